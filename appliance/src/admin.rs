@@ -1,0 +1,123 @@
+//! The admin HTTP API: zone and record writes, reads of the zones model, health and
+//! Prometheus metrics.
+//!
+//! Every handler is the same short chain: extract and check the request, build a
+//! [`Command`](outpost_core::zones::Command), [`Store::write`] it (Raft commit and
+//! apply), and map the [`Written`](crate::store::Written) or the refusal to a response.
+//! Reads come from the local replica ([`Store::zones`]), which is stale by at most the
+//! replication lag.
+//!
+//! # Layout
+//! - [`auth`]: the admin token file and the bearer check on `/v1`.
+//! - [`error`]: [`ApiError`], the one error type, and extractors that produce it.
+//! - [`status`]: `/health`, `/ready`, `/metrics` and `/v1/status`.
+//! - [`zones`]: `/v1/zones…`: list, create, delete, import a master file, export.
+//! - [`records`]: `/v1/records` and `/v1/zones/{origin}/records`.
+//! - [`presentation`]: records as master-file text, for export and listings.
+//!
+//! **Boundary:** the JSON bodies are defined here, separate from the internal types;
+//! they are the compatibility surface of the `outpost` CLI and of scripts.
+
+mod auth;
+mod error;
+mod presentation;
+mod records;
+mod status;
+mod zones;
+
+#[cfg(test)]
+pub(crate) mod tests;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, put};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+pub use auth::{TOKEN_FILE_NAME, load_or_create_token};
+pub use error::ApiError;
+
+/// Largest master file `PUT /v1/zones/{origin}` accepts. A zone import is one Raft
+/// entry, and the parsed records take several times the text in memory, so this bounds
+/// the memory one request can take. 64 MiB is about a million records of typical
+/// size, the most one write may hold ([`outpost_core::wire::MAX_RECORDS_PER_BLOB`]).
+pub const ZONE_FILE_LIMIT_BYTES: usize = 64 * 1024 * 1024;
+
+/// What the handlers share.
+pub struct AdminState {
+    /// Where writes go and reads come from.
+    pub store: Store,
+    /// The DNS counters rendered by `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The bearer token every `/v1` request must carry (from [`load_or_create_token`]).
+    pub token: String,
+    /// Set once every listener is up; `/ready` reports it to load balancers.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// Serves until `shutdown` is cancelled, then finishes in-flight requests (axum graceful
+/// shutdown).
+pub async fn serve(
+    listener: TcpListener,
+    state: AdminState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(%address, "admin API listening");
+    }
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// Every route; `/v1` behind the bearer token.
+pub fn router(state: AdminState) -> Router {
+    let state = Arc::new(state);
+    let v1 = Router::new()
+        .route("/v1/status", get(status::status))
+        .route("/v1/zones", get(zones::list).post(zones::create))
+        .route(
+            "/v1/zones/{origin}",
+            put(zones::import)
+                .delete(zones::delete)
+                .layer(DefaultBodyLimit::max(ZONE_FILE_LIMIT_BYTES)),
+        )
+        .route("/v1/zones/{origin}/export", get(zones::export))
+        .route("/v1/zones/{origin}/records", get(records::list))
+        .route(
+            "/v1/records",
+            put(records::replace)
+                .post(records::add)
+                .delete(records::delete),
+        )
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/health", get(status::health))
+        .route("/ready", get(status::ready))
+        .route("/metrics", get(status::metrics))
+        .merge(v1)
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!(
+        "no such route: {} (the admin API lives under /v1)",
+        uri.path()
+    ))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{} does not take {method}", uri.path()))
+}

@@ -1,0 +1,252 @@
+//! `/v1/records` (add, replace an RRset, delete) and `GET /v1/zones/{origin}/records`.
+//!
+//! Record data arrives in presentation format (`"10 mail"` for MX) and is parsed
+//! against the origin of the zone that holds the owner, so relative names in it mean
+//! what they would mean in that zone's master file.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use hickory_proto::rr::{Name, Record, RecordType};
+use outpost_core::wire::encode_records;
+use outpost_core::zonefile::parse_rdata;
+use outpost_core::zones::{Command, Zone, Zones};
+use serde::{Deserialize, Serialize};
+
+use super::AdminState;
+use super::error::{ApiError, JsonBody, QueryParams};
+use super::presentation::{rdata_text, type_text};
+use super::zones::{DEFAULT_TTL, absolute_name, zone_of};
+
+/// One record in `GET /v1/zones/{origin}/records`.
+#[derive(Debug, Serialize)]
+pub struct RecordBody {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub ttl: u32,
+    pub data: String,
+}
+
+pub async fn list(
+    State(state): State<Arc<AdminState>>,
+    Path(origin): Path<String>,
+) -> Result<Json<Vec<RecordBody>>, ApiError> {
+    let origin = absolute_name(&origin)?;
+    let zones = state.store.zones();
+    let zone = zone_of(&zones, &origin)?;
+    let records = zone
+        .records()
+        .map(|record| RecordBody {
+            name: record.name.to_ascii(),
+            rtype: type_text(record.record_type()),
+            ttl: record.ttl,
+            data: rdata_text(&record.data, zone.origin()),
+        })
+        .collect();
+    Ok(Json(records))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddRecord {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub data: String,
+    pub ttl: Option<u32>,
+}
+
+/// `POST /v1/records`: adds one record to the RRset of its owner.
+pub async fn add(
+    State(state): State<Arc<AdminState>>,
+    JsonBody(request): JsonBody<AddRecord>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let name = absolute_name(&request.name)?;
+    let rtype = record_type(&request.rtype)?;
+    let (zone, records) = {
+        let zones = state.store.zones();
+        let zone = containing_zone(&zones, &name)?;
+        let record = parse_record(
+            zone,
+            &name,
+            rtype,
+            &request.data,
+            request.ttl.unwrap_or(DEFAULT_TTL),
+        )?;
+        (zone.origin().to_ascii(), encode(&[record])?)
+    };
+    let written = state.store.write(Command::AddRecords { records }).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "zone": zone, "index": written.index })),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceRRset {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub ttl: Option<u32>,
+    /// The new RRset; empty deletes it.
+    pub data: Vec<String>,
+}
+
+/// `PUT /v1/records`: replaces the RRset of one owner and type.
+pub async fn replace(
+    State(state): State<Arc<AdminState>>,
+    JsonBody(request): JsonBody<ReplaceRRset>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let name = absolute_name(&request.name)?;
+    let rtype = record_type(&request.rtype)?;
+    let ttl = request.ttl.unwrap_or(DEFAULT_TTL);
+    let (zone, records) = {
+        let zones = state.store.zones();
+        let zone = containing_zone(&zones, &name)?;
+        let records = request
+            .data
+            .iter()
+            .map(|data| parse_record(zone, &name, rtype, data, ttl))
+            .collect::<Result<Vec<_>, _>>()?;
+        (zone.origin().to_ascii(), encode(&records)?)
+    };
+    let command = Command::ReplaceRRset {
+        owner: name.to_ascii(),
+        rtype: rtype.into(),
+        records,
+    };
+    let written = state.store.write(command).await?;
+    Ok(Json(
+        serde_json::json!({ "zone": zone, "index": written.index }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: Option<String>,
+    pub data: Option<String>,
+}
+
+/// `DELETE /v1/records?name=..&type=..&data=..`: the matching record, the RRset of
+/// `type`, or every RRset at `name`.
+pub async fn delete(
+    State(state): State<Arc<AdminState>>,
+    QueryParams(query): QueryParams<DeleteQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let name = absolute_name(&query.name)?;
+    let rtype = query.rtype.as_deref().map(record_type).transpose()?;
+    let records = match (rtype, query.data.as_deref()) {
+        (_, None) => Vec::new(),
+        (None, Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "parameter \"data\" needs \"type\" too (the data is read as a record of that type)"
+                    .to_string(),
+            ));
+        }
+        (Some(rtype), Some(data)) => {
+            let zones = state.store.zones();
+            let zone = containing_zone(&zones, &name)?;
+            encode(&[parse_record(zone, &name, rtype, data, 0)?])?
+        }
+    };
+    let command = Command::DeleteRecords {
+        owner: name.to_ascii(),
+        rtype: rtype.map(u16::from),
+        records,
+    };
+    let written = state.store.write(command).await?;
+    Ok(Json(serde_json::json!({ "index": written.index })))
+}
+
+/// A type mnemonic (any case) or RFC 3597 `TYPEnnn`.
+pub fn record_type(text: &str) -> Result<RecordType, ApiError> {
+    let upper = text.trim().to_ascii_uppercase();
+    let parsed = match upper.strip_prefix("TYPE") {
+        Some(number) if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) => {
+            number.parse::<u16>().ok().map(RecordType::from)
+        }
+        _ => RecordType::from_str(&upper).ok(),
+    };
+    parsed.ok_or_else(|| ApiError::BadRequest(format!("field \"type\": unknown record type \"{text}\" (use a mnemonic like A, AAAA, CNAME, MX, TXT or TYPEnnn)")))
+}
+
+fn containing_zone<'z>(zones: &'z Zones, name: &Name) -> Result<&'z Zone, ApiError> {
+    zones.find_zone(name).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no zone served here contains {name} (create it with: outpost zone create {})",
+            parent_suggestion(name)
+        ))
+    })
+}
+
+/// The zone a user most likely meant: the name without its first label.
+fn parent_suggestion(name: &Name) -> String {
+    if name.num_labels() > 1 {
+        name.base_name().to_ascii()
+    } else {
+        name.to_ascii()
+    }
+}
+
+fn parse_record(
+    zone: &Zone,
+    name: &Name,
+    rtype: RecordType,
+    data: &str,
+    ttl: u32,
+) -> Result<Record, ApiError> {
+    let rdata = parse_rdata(rtype, data, zone.origin()).map_err(|message| {
+        if message.starts_with("bad ") {
+            ApiError::BadRequest(message)
+        } else {
+            ApiError::BadRequest(format!(
+                "bad {} record data \"{data}\": {message}",
+                type_text(rtype)
+            ))
+        }
+    })?;
+    Ok(Record::from_rdata(name.clone(), ttl, rdata))
+}
+
+fn encode(records: &[Record]) -> Result<Vec<u8>, ApiError> {
+    encode_records(records).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_types() {
+        assert_eq!(record_type("a").unwrap(), RecordType::A);
+        assert_eq!(record_type("AAAA").unwrap(), RecordType::AAAA);
+        assert_eq!(
+            record_type("TYPE65000").unwrap(),
+            RecordType::Unknown(65000)
+        );
+        assert_eq!(record_type("type1").unwrap(), RecordType::A);
+        let error = record_type("BOGUS").unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("field \"type\": unknown record type \"BOGUS\""),
+            "{error}"
+        );
+        assert!(record_type("TYPE").is_err());
+        assert!(record_type("TYPE70000").is_err());
+    }
+
+    #[test]
+    fn suggestion_is_the_parent() {
+        let name = Name::from_ascii("printer.site.internal.").unwrap();
+        assert_eq!(parent_suggestion(&name), "site.internal.");
+    }
+}

@@ -1,0 +1,218 @@
+//! `/v1/zones…`: list, create, delete, import a master file, export one.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use hickory_proto::rr::rdata::{NS, SOA};
+use hickory_proto::rr::{Name, RData, Record};
+use outpost_core::wire::encode_records;
+use outpost_core::zonefile::parse_zone;
+use outpost_core::zones::{Command, CommandError, Zones, parse_name};
+use serde::{Deserialize, Serialize};
+
+use super::AdminState;
+use super::error::{ApiError, JsonBody, TextBody};
+use super::presentation::export_zone;
+
+/// TTL of the records of a new zone and of imported records that name none.
+pub const DEFAULT_TTL: u32 = 3600;
+
+/// One zone in `GET /v1/zones`.
+#[derive(Debug, Serialize)]
+pub struct ZoneSummary {
+    pub origin: String,
+    pub records: usize,
+    pub serial: u32,
+}
+
+pub async fn list(State(state): State<Arc<AdminState>>) -> Json<Vec<ZoneSummary>> {
+    let zones = state.store.zones();
+    Json(
+        zones
+            .iter()
+            .map(|zone| ZoneSummary {
+                origin: zone.origin().to_ascii(),
+                records: zone.record_count(),
+                serial: match zone.soa().map(|soa| &soa.data) {
+                    Some(RData::SOA(soa)) => soa.serial,
+                    _ => 0,
+                },
+            })
+            .collect(),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateZone {
+    pub origin: String,
+}
+
+/// `POST /v1/zones`: a zone holding only a default SOA and one NS.
+pub async fn create(
+    State(state): State<Arc<AdminState>>,
+    JsonBody(request): JsonBody<CreateZone>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let origin = absolute_name(&request.origin)?;
+    let records = encode_records(&default_records(&origin)?)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let written = state
+        .store
+        .write(Command::CreateZone {
+            origin: origin.to_ascii(),
+            records,
+        })
+        .await?;
+    let body = serde_json::json!({ "origin": origin.to_ascii(), "index": written.index });
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// `SOA ns1.<origin> hostmaster.<origin> 1 7200 3600 1209600 300` and `NS ns1.<origin>`.
+fn default_records(origin: &Name) -> Result<[Record; 2], ApiError> {
+    let too_long = |e: hickory_proto::ProtoError| {
+        ApiError::BadRequest(format!("origin {origin} is too long for ns1.{origin}: {e}"))
+    };
+    let ns1 = origin.prepend_label("ns1").map_err(too_long)?;
+    let hostmaster = origin.prepend_label("hostmaster").map_err(too_long)?;
+    let soa = SOA::new(ns1.clone(), hostmaster, 1, 7200, 3600, 1_209_600, 300);
+    Ok([
+        Record::from_rdata(origin.clone(), DEFAULT_TTL, RData::SOA(soa)),
+        Record::from_rdata(origin.clone(), DEFAULT_TTL, RData::NS(NS(ns1))),
+    ])
+}
+
+pub async fn delete(
+    State(state): State<Arc<AdminState>>,
+    Path(origin): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let origin = absolute_name(&origin)?;
+    let written = state
+        .store
+        .write(Command::DeleteZone {
+            origin: origin.to_ascii(),
+        })
+        .await?;
+    Ok(Json(serde_json::json!({ "index": written.index })))
+}
+
+/// `PUT /v1/zones/{origin}`: replaces the whole zone with a master file, in one Raft
+/// entry (all or nothing).
+pub async fn import(
+    State(state): State<Arc<AdminState>>,
+    Path(origin): Path<String>,
+    TextBody(text): TextBody,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let origin = absolute_name(&origin)?;
+    let parse_origin = origin.clone();
+    // A large file takes a while to parse: keep it off the async workers.
+    let (count, records) = tokio::task::spawn_blocking(move || {
+        let records = parse_zone(&text, &parse_origin, DEFAULT_TTL)
+            .map_err(|e| ApiError::BadRequest(format!("zone file {e}")))?;
+        let bytes = encode_records(&records).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        Ok::<_, ApiError>((records.len(), bytes))
+    })
+    .await
+    .map_err(|e| ApiError::Unavailable(format!("zone file parser stopped: {e}")))??;
+    let written = state
+        .store
+        .write(Command::ReplaceZone {
+            origin: origin.to_ascii(),
+            records,
+        })
+        .await?;
+    tracing::info!(origin = %origin, records = count, index = written.index, "zone imported");
+    Ok(Json(
+        serde_json::json!({ "origin": origin.to_ascii(), "records": count, "index": written.index }),
+    ))
+}
+
+/// `GET /v1/zones/{origin}/export`: the zone as a master file.
+pub async fn export(
+    State(state): State<Arc<AdminState>>,
+    Path(origin): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let origin = absolute_name(&origin)?;
+    let zones = state.store.zones();
+    let text = tokio::task::spawn_blocking(move || zone_of(&zones, &origin).map(export_zone))
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("zone export stopped: {e}")))??;
+    Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8")], text))
+}
+
+/// The zone at `origin`, or 404.
+pub fn zone_of<'z>(
+    zones: &'z Zones,
+    origin: &Name,
+) -> Result<&'z outpost_core::zones::Zone, ApiError> {
+    zones.get(origin).ok_or_else(|| {
+        ApiError::Refused(CommandError::NoSuchZone {
+            origin: origin.to_ascii(),
+        })
+    })
+}
+
+/// Parses a name given by a client; a missing final dot is added (names in the API are
+/// absolute).
+pub fn absolute_name(text: &str) -> Result<Name, ApiError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ApiError::BadRequest("domain name is empty".to_string()));
+    }
+    let absolute = if text.ends_with('.') {
+        text.to_string()
+    } else {
+        format!("{text}.")
+    };
+    parse_name(&absolute).map_err(ApiError::Refused)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outpost_core::zones::Zones;
+
+    #[test]
+    fn default_zone_is_accepted_by_the_model() {
+        let origin = absolute_name("site.internal").unwrap();
+        let records = encode_records(&default_records(&origin).unwrap()).unwrap();
+        let mut zones = Zones::default();
+        zones
+            .apply(&Command::CreateZone {
+                origin: origin.to_ascii(),
+                records,
+            })
+            .unwrap();
+        let zone = zones.get(&origin).unwrap();
+        assert_eq!(zone.record_count(), 2);
+        let text = export_zone(zone);
+        assert!(
+            text.contains("site.internal. 3600 IN SOA ns1.site.internal. hostmaster.site.internal. 1 7200 3600 1209600 300"),
+            "{text}"
+        );
+        assert!(
+            text.contains("site.internal. 3600 IN NS ns1.site.internal."),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn names_are_made_absolute_and_checked() {
+        assert_eq!(
+            absolute_name("Site.Internal").unwrap().to_ascii(),
+            "site.internal."
+        );
+        assert_eq!(
+            absolute_name("site.internal.").unwrap().to_ascii(),
+            "site.internal."
+        );
+        assert!(matches!(absolute_name(""), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            absolute_name("a..b"),
+            Err(ApiError::Refused(CommandError::InvalidName { .. }))
+        ));
+    }
+}

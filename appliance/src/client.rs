@@ -1,0 +1,307 @@
+//! The admin subcommands of `outpost` (`zone …`, `record …`, `status`): blocking calls
+//! to the admin API of a running appliance, with tables for people and errors that say
+//! what to do.
+//!
+//! # Layout
+//! - [`api`]: the HTTP client, token lookup and error messages.
+//! - [`table`]: aligned columns for the list commands.
+//! - [`progress`]: upload progress of large imports, on stderr.
+//!
+//! **Boundary:** the JSON bodies read here mirror those of [`crate::admin`]; they are
+//! declared again on purpose, so that the CLI reads only the fields it prints.
+
+mod api;
+mod progress;
+mod table;
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use serde::Deserialize;
+use serde_json::json;
+
+use self::api::{Api, path_segment};
+use self::progress::{PROGRESS_MIN_BYTES, Progress, human_bytes};
+use self::table::write_table;
+
+/// Where the admin API is and where its token lives.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Connection {
+    /// Address of the admin API (`host:port`)
+    #[arg(
+        long,
+        global = true,
+        default_value = "127.0.0.1:8053",
+        env = "OUTPOST_ADMIN"
+    )]
+    pub admin: String,
+    /// Data directory of the appliance, for its admin.token (OUTPOST_TOKEN overrides it)
+    #[arg(long, global = true, default_value = "./outpost-data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ZoneCommand {
+    /// Replace a zone (or create it) from a master file, in one atomic write
+    Import {
+        /// The master file
+        file: PathBuf,
+        /// Origin of the zone, like site.internal.
+        #[arg(long)]
+        origin: String,
+    },
+    /// Print a zone as a master file
+    Export { origin: String },
+    /// List the zones served
+    List,
+    /// Create a zone with a default SOA and NS record
+    Create { origin: String },
+    /// Delete a zone and all its records
+    Rm { origin: String },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum RecordCommand {
+    /// Add a record: `outpost record add printer.site.internal. A 10.0.0.7 --ttl 300`
+    Add {
+        /// Owner name (absolute; a missing final dot is added)
+        name: String,
+        /// Record type, like A, AAAA, CNAME, MX, TXT
+        rtype: String,
+        /// Record data as in a master file (quote TXT strings: '"v=spf1 -all"'; put `--`
+        /// before data that starts with a dash)
+        #[arg(required = true, num_args = 1..)]
+        data: Vec<String>,
+        /// TTL in seconds (default 3600)
+        #[arg(long)]
+        ttl: Option<u32>,
+    },
+    /// Delete one record (with data), an RRset (with a type) or every record at a name
+    Rm {
+        /// Owner name
+        name: String,
+        /// Record type; without it every record at the name goes
+        rtype: Option<String>,
+        /// Record data of the one record to delete; without it the whole RRset goes
+        data: Vec<String>,
+    },
+    /// List the records of a zone
+    List { zone: String },
+}
+
+#[derive(Deserialize)]
+struct Index {
+    index: u64,
+}
+
+pub fn zone(connection: &Connection, command: ZoneCommand) -> anyhow::Result<()> {
+    run_zone(connection, command, &mut io::stdout().lock())
+}
+
+pub fn record(connection: &Connection, command: RecordCommand) -> anyhow::Result<()> {
+    run_record(connection, command, &mut io::stdout().lock())
+}
+
+pub fn status(connection: &Connection) -> anyhow::Result<()> {
+    run_status(connection, &mut io::stdout().lock())
+}
+
+/// [`zone`], writing what it prints to `out`.
+fn run_zone(
+    connection: &Connection,
+    command: ZoneCommand,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let api = Api::connect(connection)?;
+    match command {
+        ZoneCommand::Import { file, origin } => import(&api, &file, &origin, out),
+        ZoneCommand::Export { origin } => {
+            api.get_text(&format!("/v1/zones/{}/export", path_segment(&origin)), out)?;
+            out.flush().context("writing to stdout")
+        }
+        ZoneCommand::List => {
+            #[derive(Deserialize)]
+            struct Zone {
+                origin: String,
+                records: usize,
+                serial: u32,
+            }
+            let zones: Vec<Zone> = api.get_json("/v1/zones")?;
+            let rows: Vec<[String; 3]> = zones
+                .into_iter()
+                .map(|zone| {
+                    [
+                        zone.origin,
+                        zone.records.to_string(),
+                        zone.serial.to_string(),
+                    ]
+                })
+                .collect();
+            write_table(out, ["ORIGIN", "RECORDS", "SERIAL"], &rows).context("writing to stdout")
+        }
+        ZoneCommand::Create { origin } => {
+            #[derive(Deserialize)]
+            struct Created {
+                origin: String,
+                index: u64,
+            }
+            let created: Created =
+                api.send_json("POST", "/v1/zones", &json!({ "origin": origin }))?;
+            writeln!(
+                out,
+                "created zone {} (index {})",
+                created.origin, created.index
+            )
+            .context("writing to stdout")
+        }
+        ZoneCommand::Rm { origin } => {
+            let deleted: Index =
+                api.delete(&format!("/v1/zones/{}", path_segment(&origin)), &[])?;
+            writeln!(out, "deleted zone {origin} (index {})", deleted.index)
+                .context("writing to stdout")
+        }
+    }
+}
+
+fn import(
+    api: &Api,
+    file: &std::path::Path,
+    origin: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    #[derive(Deserialize)]
+    struct Imported {
+        origin: String,
+        records: usize,
+        index: u64,
+    }
+    let opened =
+        File::open(file).with_context(|| format!("cannot open zone file {}", file.display()))?;
+    let length = opened
+        .metadata()
+        .with_context(|| format!("cannot read the size of {}", file.display()))?
+        .len();
+    let path = format!("/v1/zones/{}", path_segment(origin));
+    let imported: Imported = if length >= PROGRESS_MIN_BYTES {
+        eprintln!("uploading {} ({})", file.display(), human_bytes(length));
+        let mut body = Progress::new(opened, length, io::stderr());
+        api.put_text(&path, &mut body, length)?
+    } else {
+        let mut body = opened;
+        api.put_text(&path, &mut body, length)?
+    };
+    writeln!(
+        out,
+        "imported {} records into {} (index {})",
+        imported.records, imported.origin, imported.index
+    )
+    .context("writing to stdout")
+}
+
+/// [`record`], writing what it prints to `out`.
+fn run_record(
+    connection: &Connection,
+    command: RecordCommand,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let api = Api::connect(connection)?;
+    match command {
+        RecordCommand::Add {
+            name,
+            rtype,
+            data,
+            ttl,
+        } => {
+            #[derive(Deserialize)]
+            struct Added {
+                zone: String,
+                index: u64,
+            }
+            let data = data.join(" ");
+            let body = json!({ "name": name, "type": rtype, "data": data, "ttl": ttl });
+            let added: Added = api.send_json("POST", "/v1/records", &body)?;
+            writeln!(
+                out,
+                "added {name} {rtype} {data} to {} (index {})",
+                added.zone, added.index
+            )
+            .context("writing to stdout")
+        }
+        RecordCommand::Rm { name, rtype, data } => {
+            let data = data.join(" ");
+            let mut query = vec![("name", name.as_str())];
+            if let Some(rtype) = rtype.as_deref() {
+                query.push(("type", rtype));
+            }
+            if !data.is_empty() {
+                query.push(("data", data.as_str()));
+            }
+            let deleted: Index = api.delete("/v1/records", &query)?;
+            let what: Vec<&str> = query.iter().map(|(_, value)| *value).collect();
+            writeln!(out, "deleted {} (index {})", what.join(" "), deleted.index)
+                .context("writing to stdout")
+        }
+        RecordCommand::List { zone } => {
+            #[derive(Deserialize)]
+            struct Record {
+                name: String,
+                #[serde(rename = "type")]
+                rtype: String,
+                ttl: u32,
+                data: String,
+            }
+            let records: Vec<Record> =
+                api.get_json(&format!("/v1/zones/{}/records", path_segment(&zone)))?;
+            let rows: Vec<[String; 4]> = records
+                .into_iter()
+                .map(|record| {
+                    [
+                        record.name,
+                        record.ttl.to_string(),
+                        record.rtype,
+                        record.data,
+                    ]
+                })
+                .collect();
+            write_table(out, ["NAME", "TTL", "TYPE", "DATA"], &rows).context("writing to stdout")
+        }
+    }
+}
+
+/// [`status`], writing what it prints to `out`.
+fn run_status(connection: &Connection, out: &mut dyn Write) -> anyhow::Result<()> {
+    #[derive(Deserialize)]
+    struct Status {
+        node_id: u64,
+        raft_state: String,
+        term: u64,
+        last_log_index: Option<u64>,
+        applied_index: Option<u64>,
+        zones: usize,
+        records: usize,
+        version: String,
+    }
+    let api = Api::connect(connection)?;
+    let status: Status = api.get_json("/v1/status")?;
+    let index =
+        |index: Option<u64>| index.map_or_else(|| "-".to_string(), |index| index.to_string());
+    let rows = [
+        ["node".to_string(), status.node_id.to_string()],
+        ["raft state".to_string(), status.raft_state],
+        ["term".to_string(), status.term.to_string()],
+        ["last log index".to_string(), index(status.last_log_index)],
+        ["applied index".to_string(), index(status.applied_index)],
+        ["zones".to_string(), status.zones.to_string()],
+        ["records".to_string(), status.records.to_string()],
+        ["version".to_string(), status.version],
+    ];
+    for [key, value] in rows {
+        writeln!(out, "{:<15} {value}", format!("{key}:")).context("writing to stdout")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

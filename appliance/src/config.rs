@@ -1,0 +1,289 @@
+//! Configuration in two stages: [`RawConfig`] is what the TOML file and the flags
+//! say (unknown keys refused), [`Config`] is the validated, typed result the daemon
+//! runs on. Precedence: defaults < file < flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// Defaults of a bare `outpost serve`: everything on loopback, high ports.
+pub const DEFAULT_DATA_DIR: &str = "./outpost-data";
+pub const DEFAULT_DNS: &str = "127.0.0.1:5353";
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:8053";
+pub const DEFAULT_SYNC: &str = "127.0.0.1:8054";
+/// Per-upstream wait before trying the next one.
+const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 1500;
+/// Answer cache capacity in entries (one entry per name, type and class).
+const DEFAULT_CACHE_ENTRIES: usize = 10_000;
+/// How long past expiry an answer may be served when every upstream fails
+/// (RFC 8767 suggests one to three days).
+const DEFAULT_SERVE_STALE_SECS: u64 = 86_400;
+/// Networks allowed to recurse by default: loopback and private ranges. Never
+/// everyone: an open resolver is an amplifier.
+const DEFAULT_RECURSION_NETWORKS: [&str; 7] = [
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+    "fe80::/10",
+];
+
+/// The config file as written, every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub data_dir: Option<PathBuf>,
+    /// Create the `example.internal.` zone on first start.
+    pub example_zone: Option<bool>,
+    #[serde(default)]
+    pub dns: RawDns,
+    #[serde(default)]
+    pub admin: RawListen,
+    #[serde(default)]
+    pub sync: RawListen,
+    #[serde(default)]
+    pub forward: RawForward,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDns {
+    pub listen: Option<String>,
+    /// Networks whose clients may recurse (CIDR).
+    pub allow_recursion: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListen {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawForward {
+    /// `IP:PORT` or `tcp://IP:PORT`; default: the nameservers of /etc/resolv.conf.
+    pub upstreams: Option<Vec<String>>,
+    pub timeout_ms: Option<u64>,
+    pub cache_entries: Option<usize>,
+    pub serve_stale_secs: Option<u64>,
+}
+
+/// Flag values, which override the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub dns: Option<String>,
+    pub admin: Option<String>,
+    pub sync: Option<String>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub example_zone: bool,
+    pub dns: SocketAddr,
+    pub admin: SocketAddr,
+    /// Reserved for the Lite sync endpoint; validated, not yet served.
+    pub sync: SocketAddr,
+    pub recursion_networks: Vec<IpNet>,
+    pub forward: ForwardConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ForwardConfig {
+    pub upstreams: Vec<Upstream>,
+    pub timeout: Duration,
+    pub cache_entries: usize,
+    pub serve_stale: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upstream {
+    pub addr: SocketAddr,
+    /// Always TCP; otherwise UDP with a TCP retry on truncation.
+    pub tcp_only: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {value:?} {problem}")]
+    Invalid { key: &'static str, value: String, problem: String },
+}
+
+impl RawConfig {
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+
+    /// Applies flags and defaults, and checks every value.
+    pub fn resolve(self, overrides: Overrides) -> Result<Config, ConfigError> {
+        let data_dir = overrides
+            .data_dir
+            .or(self.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let dns = parse_addr("dns.listen", overrides.dns.or(self.dns.listen), DEFAULT_DNS)?;
+        let admin = parse_addr("admin.listen", overrides.admin.or(self.admin.listen), DEFAULT_ADMIN)?;
+        let sync = parse_addr("sync.listen", overrides.sync.or(self.sync.listen), DEFAULT_SYNC)?;
+        let recursion_networks = match self.dns.allow_recursion {
+            Some(networks) => networks,
+            None => DEFAULT_RECURSION_NETWORKS.iter().map(|n| n.to_string()).collect(),
+        }
+        .into_iter()
+        .map(|text| {
+            text.parse::<IpNet>().map_err(|_| ConfigError::Invalid {
+                key: "dns.allow_recursion",
+                value: text.clone(),
+                problem: "is not a network (use CIDR, e.g. 10.0.0.0/8)".into(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+        let upstreams = match self.forward.upstreams {
+            Some(list) => list,
+            None => system_nameservers(),
+        }
+        .iter()
+        .map(|text| parse_upstream(text))
+        .collect::<Result<Vec<_>, _>>()?;
+        let timeout_ms = self.forward.timeout_ms.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT_MS);
+        if !(10..=30_000).contains(&timeout_ms) {
+            return Err(ConfigError::Invalid {
+                key: "forward.timeout_ms",
+                value: timeout_ms.to_string(),
+                problem: "is out of range (10 to 30000)".into(),
+            });
+        }
+        let cache_entries = self.forward.cache_entries.unwrap_or(DEFAULT_CACHE_ENTRIES);
+        if cache_entries > 10_000_000 {
+            return Err(ConfigError::Invalid {
+                key: "forward.cache_entries",
+                value: cache_entries.to_string(),
+                problem: "is too large (at most 10000000)".into(),
+            });
+        }
+        Ok(Config {
+            data_dir,
+            example_zone: self.example_zone.unwrap_or(true),
+            dns,
+            admin,
+            sync,
+            recursion_networks,
+            forward: ForwardConfig {
+                upstreams,
+                timeout: Duration::from_millis(timeout_ms),
+                cache_entries,
+                serve_stale: Duration::from_secs(self.forward.serve_stale_secs.unwrap_or(DEFAULT_SERVE_STALE_SECS)),
+            },
+        })
+    }
+}
+
+fn parse_addr(key: &'static str, value: Option<String>, default: &str) -> Result<SocketAddr, ConfigError> {
+    let text = value.unwrap_or_else(|| default.to_string());
+    text.parse().map_err(|_| ConfigError::Invalid {
+        key,
+        value: text.clone(),
+        problem: format!("is not an address (use IP:PORT, e.g. {default})"),
+    })
+}
+
+fn parse_upstream(text: &str) -> Result<Upstream, ConfigError> {
+    let (tcp_only, addr) = match text.strip_prefix("tcp://") {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix("udp://").unwrap_or(text)),
+    };
+    let addr = addr
+        .parse::<SocketAddr>()
+        .or_else(|_| addr.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| ConfigError::Invalid {
+            key: "forward.upstreams",
+            value: text.to_string(),
+            problem: "is not an upstream (use IP, IP:PORT or tcp://IP:PORT)".into(),
+        })?;
+    Ok(Upstream { addr, tcp_only })
+}
+
+/// The `nameserver` lines of /etc/resolv.conf, the default upstreams.
+fn system_nameservers() -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string("/etc/resolv.conf") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("nameserver"))
+        .map(|rest| rest.trim().to_string())
+        .filter(|addr| addr.parse::<std::net::IpAddr>().is_ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let raw = RawConfig::from_toml(
+            "[dns]\nlisten = \"127.0.0.1:9953\"\n[admin]\nlisten = \"127.0.0.1:9080\"\n[forward]\nupstreams = [\"127.0.0.1:5300\", \"tcp://127.0.0.1:5301\"]\n",
+        )
+        .unwrap();
+        let config = raw
+            .resolve(Overrides {
+                dns: Some("127.0.0.1:7753".into()),
+                ..Overrides::default()
+            })
+            .unwrap();
+        assert_eq!(config.dns, "127.0.0.1:7753".parse().unwrap());
+        assert_eq!(config.admin, "127.0.0.1:9080".parse().unwrap());
+        assert_eq!(config.sync, DEFAULT_SYNC.parse().unwrap());
+        assert_eq!(
+            config.forward.upstreams,
+            vec![
+                Upstream { addr: "127.0.0.1:5300".parse().unwrap(), tcp_only: false },
+                Upstream { addr: "127.0.0.1:5301".parse().unwrap(), tcp_only: true },
+            ]
+        );
+        assert_eq!(config.recursion_networks.len(), DEFAULT_RECURSION_NETWORKS.len());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let err = RawConfig::from_toml("[dns]\nlisten = \"127.0.0.1:53\"\nlisen = 1\n").unwrap_err();
+        assert!(err.contains("lisen"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_the_fix() {
+        let raw = RawConfig::from_toml("[dns]\nallow_recursion = [\"10.0.0.0/33\"]\n").unwrap();
+        let err = raw.resolve(Overrides::default()).unwrap_err().to_string();
+        assert_eq!(err, "dns.allow_recursion: \"10.0.0.0/33\" is not a network (use CIDR, e.g. 10.0.0.0/8)");
+
+        let raw = RawConfig::default();
+        let err = raw
+            .resolve(Overrides { admin: Some("localhost".into()), ..Overrides::default() })
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("admin.listen: \"localhost\" is not an address"), "{err}");
+    }
+}

@@ -1,0 +1,117 @@
+//! Forwarding for names outside our zones: the cache first, then each upstream in
+//! order (UDP, retried over TCP when truncated), then, if every upstream failed, a
+//! stale answer (RFC 8767), then SERVFAIL. A query is resolved before it is
+//! answered: nothing is "filled in later".
+
+mod cache;
+mod upstream;
+
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Query, ResponseCode};
+use hickory_proto::rr::{LowerName, Record};
+
+use crate::config::{ForwardConfig, Upstream};
+use crate::metrics::Metrics;
+pub use cache::{Cache, CacheKey, Lookup};
+
+/// TTL given to a stale answer (RFC 8767 section 4 recommends 30 seconds).
+const STALE_ANSWER_TTL: u32 = 30;
+
+/// A forwarded answer, without the OPT record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resolved {
+    pub rcode: ResponseCode,
+    pub answers: Vec<Record>,
+    pub authorities: Vec<Record>,
+    pub additionals: Vec<Record>,
+}
+
+impl Resolved {
+    /// A copy whose TTLs are lowered by `elapsed` seconds.
+    fn aged(&self, elapsed: u32) -> Self {
+        self.with_ttl(|ttl| ttl.saturating_sub(elapsed))
+    }
+
+    fn with_ttl(&self, ttl: impl Fn(u32) -> u32) -> Self {
+        let adjust = |records: &[Record]| {
+            records
+                .iter()
+                .map(|record| {
+                    let mut record = record.clone();
+                    record.ttl = ttl(record.ttl);
+                    record
+                })
+                .collect()
+        };
+        Self {
+            rcode: self.rcode,
+            answers: adjust(&self.answers),
+            authorities: adjust(&self.authorities),
+            additionals: adjust(&self.additionals),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("no upstream is configured (set forward.upstreams)")]
+    NoUpstreams,
+    #[error("every upstream failed; last error: {0}")]
+    AllFailed(String),
+}
+
+pub struct Forwarder {
+    upstreams: Vec<Upstream>,
+    timeout: Duration,
+    cache: Cache,
+    metrics: std::sync::Arc<Metrics>,
+}
+
+impl Forwarder {
+    pub fn new(config: &ForwardConfig, metrics: std::sync::Arc<Metrics>) -> Self {
+        Self {
+            upstreams: config.upstreams.clone(),
+            timeout: config.timeout,
+            cache: Cache::new(config.cache_entries, config.serve_stale),
+            metrics,
+        }
+    }
+
+    pub async fn resolve(&self, query: &Query) -> Result<Resolved, ForwardError> {
+        let key = CacheKey {
+            name: LowerName::from(query.name()),
+            qtype: query.query_type(),
+            qclass: query.query_class(),
+        };
+        let stale = match self.cache.get(&key, Instant::now()) {
+            Lookup::Fresh(resolved) => {
+                Metrics::bump(&self.metrics.cache_hits);
+                return Ok(resolved);
+            }
+            Lookup::Stale(resolved) => Some(resolved),
+            Lookup::Miss => None,
+        };
+        Metrics::bump(&self.metrics.cache_misses);
+        if self.upstreams.is_empty() {
+            return Err(ForwardError::NoUpstreams);
+        }
+        let mut last_error = String::new();
+        for upstream in &self.upstreams {
+            match upstream::exchange(upstream, query, self.timeout).await {
+                Ok(resolved) if matches!(resolved.rcode, ResponseCode::NoError | ResponseCode::NXDomain) => {
+                    self.cache.put(key, &resolved, Instant::now());
+                    return Ok(resolved);
+                }
+                Ok(resolved) => last_error = format!("{} answered {}", upstream.addr, resolved.rcode),
+                Err(error) => last_error = format!("{}: {error}", upstream.addr),
+            }
+            Metrics::bump(&self.metrics.upstream_failures);
+        }
+        if let Some(stale) = stale {
+            Metrics::bump(&self.metrics.cache_stale_served);
+            return Ok(stale.with_ttl(|_| STALE_ANSWER_TTL));
+        }
+        Err(ForwardError::AllFailed(last_error))
+    }
+}

@@ -1,0 +1,130 @@
+//! Counters for `/metrics`, in the Prometheus text format.
+//!
+//! Plain atomics, bumped on the query path with relaxed ordering: a scrape sees each
+//! counter at some recent value, which is all Prometheus asks.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+
+/// Upper bounds, in seconds, of the answer latency histogram buckets.
+const LATENCY_BUCKETS: [f64; 10] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.01, 0.05, 0.25, 1.0,
+];
+
+/// The response codes we count separately; anything else is "other".
+const RCODES: [(ResponseCode, &str); 6] = [
+    (ResponseCode::NoError, "NOERROR"),
+    (ResponseCode::NXDomain, "NXDOMAIN"),
+    (ResponseCode::ServFail, "SERVFAIL"),
+    (ResponseCode::Refused, "REFUSED"),
+    (ResponseCode::FormErr, "FORMERR"),
+    (ResponseCode::NotImp, "NOTIMP"),
+];
+
+/// The transport a query came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    fn index(self) -> usize {
+        match self {
+            Transport::Udp => 0,
+            Transport::Tcp => 1,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// `[transport][rcode index]`, the last index being "other".
+    queries: [[AtomicU64; RCODES.len() + 1]; 2],
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_nanos: AtomicU64,
+    /// Packets dropped before an answer: responses sent to us, unparseable headers,
+    /// and queries shed because the in-flight limit was reached.
+    pub dropped: AtomicU64,
+    pub truncated: AtomicU64,
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+    pub cache_stale_served: AtomicU64,
+    pub upstream_failures: AtomicU64,
+    pub tcp_connections_refused: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one answered query.
+    pub fn record_answer(&self, transport: Transport, rcode: ResponseCode, elapsed: Duration) {
+        let rcode_index = RCODES
+            .iter()
+            .position(|(code, _)| *code == rcode)
+            .unwrap_or(RCODES.len());
+        self.queries[transport.index()][rcode_index].fetch_add(1, Ordering::Relaxed);
+        let seconds = elapsed.as_secs_f64();
+        if let Some(bucket) = LATENCY_BUCKETS.iter().position(|bound| seconds <= *bound) {
+            self.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.latency_sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Renders every counter in the Prometheus text exposition format.
+    pub fn render(&self, out: &mut String) {
+        let _ = writeln!(out, "# HELP outpost_dns_queries_total DNS queries answered, by transport and response code.");
+        let _ = writeln!(out, "# TYPE outpost_dns_queries_total counter");
+        for transport in [Transport::Udp, Transport::Tcp] {
+            let names = RCODES.iter().map(|(_, name)| *name).chain(["OTHER"]);
+            for (index, rcode) in names.enumerate() {
+                let value = self.queries[transport.index()][index].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "outpost_dns_queries_total{{protocol=\"{}\",rcode=\"{rcode}\"}} {value}",
+                    transport.as_str()
+                );
+            }
+        }
+        let _ = writeln!(out, "# HELP outpost_dns_answer_seconds Time from a decoded query to an encoded answer.");
+        let _ = writeln!(out, "# TYPE outpost_dns_answer_seconds histogram");
+        let mut cumulative = 0;
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(out, "outpost_dns_answer_seconds_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "outpost_dns_answer_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.latency_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "outpost_dns_answer_seconds_sum {sum}");
+        let _ = writeln!(out, "outpost_dns_answer_seconds_count {count}");
+        for (name, help, counter) in [
+            ("outpost_dns_dropped_total", "Packets dropped without an answer.", &self.dropped),
+            ("outpost_dns_truncated_total", "UDP answers truncated (TC set).", &self.truncated),
+            ("outpost_cache_hits_total", "Forwarded queries answered from the cache.", &self.cache_hits),
+            ("outpost_cache_misses_total", "Forwarded queries sent upstream.", &self.cache_misses),
+            ("outpost_cache_stale_served_total", "Expired answers served because every upstream failed (RFC 8767).", &self.cache_stale_served),
+            ("outpost_upstream_failures_total", "Upstream exchanges that failed or timed out.", &self.upstream_failures),
+            ("outpost_dns_tcp_refused_total", "TCP connections refused at the connection limit.", &self.tcp_connections_refused),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", counter.load(Ordering::Relaxed));
+        }
+    }
+}

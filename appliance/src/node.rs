@@ -1,0 +1,205 @@
+//! One appliance node: starts the store, the DNS server and the admin API, and shuts
+//! them down in a written order.
+//!
+//! Start: data directory → store (Raft + redb, waits for leadership) → example zone on
+//! first start → admin token → sockets bound → serving → `/ready` turns 200 →
+//! `addresses.json` written.
+//!
+//! Shutdown: `/ready` turns 503 → stop accepting (DNS, admin) → drain in-flight work
+//! for at most [`DRAIN_DEADLINE`] → shut Raft down and close redb.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use outpost_core::wire::encode_records;
+use outpost_core::zonefile::parse_zone;
+use outpost_core::zones::Command;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admin::{self, AdminState};
+use crate::config::Config;
+use crate::dns::DnsSockets;
+use crate::dns::handler::QueryHandler;
+use crate::forward::Forwarder;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError, WriteError};
+
+/// How long shutdown waits for in-flight queries and requests.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+/// Written once the node serves, for scripts and tests that bound port 0.
+pub const ADDRESSES_FILE: &str = "addresses.json";
+/// Present once the example zone was created, so deleting it is not undone by a restart.
+const EXAMPLE_ZONE_MARKER: &str = "example-zone-created";
+
+/// The zone a bare `outpost serve` answers from on first start.
+pub const EXAMPLE_ORIGIN: &str = "example.internal.";
+const EXAMPLE_ZONE: &str = "\
+$TTL 300
+@       3600 SOA ns1 hostmaster 1 7200 3600 1209600 300
+@            NS  ns1
+ns1          A   127.0.0.1
+www          A   10.0.0.10
+www          AAAA fd00::10
+printer      A   10.0.0.7
+mail         MX  10 www
+docs         CNAME www
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot create the example zone: {0}")]
+    ExampleZone(String),
+    #[error("cannot bind {what} on {addr}: {source} (is another server using it? pick another with --{what})")]
+    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+/// A running node.
+pub struct Node {
+    store: Store,
+    ready: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    dns_addr: SocketAddr,
+    admin_addr: SocketAddr,
+}
+
+impl Node {
+    pub async fn start(config: Config) -> Result<Self, NodeError> {
+        create_data_dir(&config.data_dir)?;
+        let store = Store::open(&config.data_dir).await?;
+        if config.example_zone {
+            create_example_zone(&store, &config.data_dir).await?;
+        }
+        let token = admin::load_or_create_token(&config.data_dir).map_err(|source| NodeError::Write {
+            path: config.data_dir.join("admin.token"),
+            source,
+        })?;
+
+        let dns = DnsSockets::bind(config.dns).await.map_err(|source| NodeError::Bind {
+            what: "dns",
+            addr: config.dns,
+            source,
+        })?;
+        let admin_listener = TcpListener::bind(config.admin).await.map_err(|source| NodeError::Bind {
+            what: "admin",
+            addr: config.admin,
+            source,
+        })?;
+        let dns_addr = dns.local_addr().map_err(|source| NodeError::Bind { what: "dns", addr: config.dns, source })?;
+        let admin_addr = admin_listener
+            .local_addr()
+            .map_err(|source| NodeError::Bind { what: "admin", addr: config.admin, source })?;
+
+        let metrics = Arc::new(Metrics::default());
+        let forwarder = Arc::new(Forwarder::new(&config.forward, metrics.clone()));
+        let handler = Arc::new(QueryHandler::new(
+            store.zone_set(),
+            forwarder,
+            config.recursion_networks.clone(),
+            metrics.clone(),
+        ));
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        dns.spawn(handler, shutdown.clone(), &tracker);
+
+        let ready = Arc::new(AtomicBool::new(false));
+        let state = AdminState {
+            store: store.clone(),
+            metrics,
+            token,
+            ready: ready.clone(),
+        };
+        let admin_shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            if let Err(error) = admin::serve(admin_listener, state, admin_shutdown).await {
+                tracing::error!(%error, "admin API stopped");
+            }
+        });
+
+        ready.store(true, Ordering::SeqCst);
+        write_addresses(&config.data_dir, dns_addr, admin_addr)?;
+        tracing::info!(dns = %dns_addr, admin = %admin_addr, data_dir = %config.data_dir.display(), "serving");
+        Ok(Self {
+            store,
+            ready,
+            shutdown,
+            tracker,
+            dns_addr,
+            admin_addr,
+        })
+    }
+
+    pub fn dns_addr(&self) -> SocketAddr {
+        self.dns_addr
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// Stops in the order the module documentation gives.
+    pub async fn shutdown(self) -> Result<(), NodeError> {
+        tracing::info!("shutting down");
+        self.ready.store(false, Ordering::SeqCst);
+        self.shutdown.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(DRAIN_DEADLINE, self.tracker.wait()).await.is_err() {
+            tracing::warn!(deadline = ?DRAIN_DEADLINE, "in-flight work did not finish; stopping anyway");
+        }
+        self.store.shutdown().await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn create_data_dir(path: &Path) -> Result<(), NodeError> {
+    let error = |source| NodeError::DataDir { path: path.to_owned(), source };
+    std::fs::create_dir_all(path).map_err(error)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(error)?;
+    }
+    Ok(())
+}
+
+async fn create_example_zone(store: &Store, data_dir: &Path) -> Result<(), NodeError> {
+    let marker = data_dir.join(EXAMPLE_ZONE_MARKER);
+    if marker.exists() {
+        return Ok(());
+    }
+    let origin = outpost_core::zones::parse_name(EXAMPLE_ORIGIN).map_err(|e| NodeError::ExampleZone(e.to_string()))?;
+    let records = parse_zone(EXAMPLE_ZONE, &origin, 300).map_err(|e| NodeError::ExampleZone(e.to_string()))?;
+    let records = encode_records(&records).map_err(|e| NodeError::ExampleZone(e.to_string()))?;
+    match store
+        .write(Command::CreateZone {
+            origin: EXAMPLE_ORIGIN.into(),
+            records,
+        })
+        .await
+    {
+        Ok(_) | Err(WriteError::Rejected(outpost_core::zones::CommandError::ZoneExists { .. })) => {}
+        Err(error) => return Err(NodeError::ExampleZone(error.to_string())),
+    }
+    std::fs::write(&marker, b"").map_err(|source| NodeError::Write { path: marker, source })
+}
+
+fn write_addresses(data_dir: &Path, dns: SocketAddr, admin: SocketAddr) -> Result<(), NodeError> {
+    let path = data_dir.join(ADDRESSES_FILE);
+    let temporary = data_dir.join(format!("{ADDRESSES_FILE}.tmp"));
+    let body = format!("{{\"dns\":\"{dns}\",\"admin\":\"{admin}\",\"pid\":{}}}\n", std::process::id());
+    std::fs::write(&temporary, body)
+        .and_then(|()| std::fs::rename(&temporary, &path))
+        .map_err(|source| NodeError::Write { path, source })
+}

@@ -1,0 +1,425 @@
+//! The appliance's persistent store: zone writes go through Raft, are applied to a state
+//! machine in redb, and each applied batch publishes a new query index.
+//!
+//! The write path through this module: [`Store::write`] → `Raft::client_write` → the log store
+//! appends and fsyncs → commit → `state_machine` applies the batch in one redb transaction →
+//! the new [`Zones`] and [`ZoneSet`] are published → the caller gets its [`Written`].
+//!
+//! # Layout
+//! One submodule per Raft trait, plus the shared pieces:
+//! - `log_store`: the Raft log and vote (`RaftLogStorage`, `RaftLogReader`).
+//! - `state_machine`: the zones state, snapshots and the published views
+//!   (`RaftStateMachine`, `RaftSnapshotBuilder`).
+//! - `network`: the peer transport (`RaftNetworkFactory`); a stub until issue 3.
+//! - `types`: the openraft type configuration and the log entry payloads.
+//! - `tables`: the redb tables of `outpost.redb` and their encoding.
+//!
+//! # Invariants
+//! - **Apply only what is committed.** Entries reach the state machine only through
+//!   openraft's apply after commit; appending to the log never touches the state.
+//! - **One write transaction per applied batch**: state changes and the last applied log id are
+//!   committed together, so the state on disk is always the state after some log index.
+//! - **An acknowledged write is fsynced**: log appends, votes and applied batches are
+//!   `Durability::Immediate` commits, and openraft hears an append is done only after its
+//!   commit returns.
+//!
+//! # Boundary
+//! Openraft types do not leave this module: callers see [`Command`], [`Change`],
+//! [`CommandError`], [`Zones`], [`ZoneSet`] and the types defined here. Issue 3 adds peers by
+//! replacing `network` and the initialisation in [`Store::open`].
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod log_store;
+mod network;
+mod state_machine;
+mod tables;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ServerState, SnapshotPolicy};
+use outpost_core::answer::ZoneSet;
+use outpost_core::zones::{Change, Command, CommandError, Zones};
+use redb::Database;
+
+use self::log_store::LogStore;
+use self::network::NoPeers;
+use self::state_machine::{Published, StateMachine};
+use self::types::{Proposal, Raft};
+
+/// Name of the database file inside the data directory.
+pub const DB_FILE_NAME: &str = "outpost.redb";
+
+/// Raft node id of this appliance. Issue 3 derives ids from the cluster membership; a single
+/// node is always node 1.
+const NODE_ID: u64 = 1;
+
+/// How long [`Store::open`] waits for the node to lead its single-node cluster. An election
+/// takes one election timeout (150–300 ms by openraft's default), a restart that restores
+/// leadership takes less; ten seconds only runs out when storage is stuck.
+const LEADER_WAIT: Duration = Duration::from_secs(10);
+
+/// How long [`Store::shutdown`] waits, after Raft stopped, for its tasks to release the
+/// database file.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// A snapshot is built once this many entries were applied since the last one. Building reads
+/// the whole state, so this trades snapshot work against log length (and replay on a follower
+/// that needs the log). Zone writes are infrequent; 5000 is openraft's default.
+const SNAPSHOT_EVERY_ENTRIES: u64 = 5000;
+
+/// Entries already covered by a snapshot that stay in the log, so a follower slightly behind
+/// (issue 3) catches up from the log instead of receiving a full snapshot. The log is purged
+/// down to this many entries after each snapshot.
+const LOG_ENTRIES_KEPT_AFTER_SNAPSHOT: u64 = 1000;
+
+/// Handle on the store; clones share the same Raft node and database.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    raft: Raft,
+    published: Published,
+    /// Watches the database without keeping it open: openraft's tasks hold the only strong
+    /// handles, so `shutdown` can tell when the file is closed.
+    db: Weak<Database>,
+}
+
+/// A committed and applied write.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Written {
+    /// Raft log index of the entry; changes carry it downstream (sync cursors).
+    pub index: u64,
+    /// What the command changed, in order.
+    pub changes: Vec<Change>,
+}
+
+/// The Raft view of this node, from openraft's metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreStatus {
+    pub node_id: u64,
+    pub state: NodeState,
+    pub term: u64,
+    /// The node this one believes leads the cluster.
+    pub leader: Option<u64>,
+    /// Index of the last entry in the log (`None` before the cluster is initialised).
+    pub last_log_index: Option<u64>,
+    /// Index of the last entry applied to the zones.
+    pub applied_index: Option<u64>,
+    /// Index of the last entry covered by the current snapshot.
+    pub snapshot_index: Option<u64>,
+    /// Index of the last entry purged from the log.
+    pub purged_index: Option<u64>,
+}
+
+/// Role of a node in its Raft cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeState {
+    Leader,
+    Follower,
+    Candidate,
+    Learner,
+    Shutdown,
+}
+
+impl fmt::Display for NodeState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NodeState::Leader => "leader",
+            NodeState::Follower => "follower",
+            NodeState::Candidate => "candidate",
+            NodeState::Learner => "learner",
+            NodeState::Shutdown => "shutdown",
+        })
+    }
+}
+
+impl From<ServerState> for NodeState {
+    fn from(state: ServerState) -> NodeState {
+        match state {
+            ServerState::Leader => NodeState::Leader,
+            ServerState::Follower => NodeState::Follower,
+            ServerState::Candidate => NodeState::Candidate,
+            ServerState::Learner => NodeState::Learner,
+            ServerState::Shutdown => NodeState::Shutdown,
+        }
+    }
+}
+
+/// Why a write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The zones model refused the command when it was applied; nothing changed.
+    #[error("write refused: {0}")]
+    Rejected(CommandError),
+    /// Another node leads the cluster; the write must go there.
+    #[error("this node is not the raft leader (leader: {})", leader.map_or("unknown".to_string(), |id| format!("node {id}")))]
+    NotLeader { leader: Option<u64> },
+    /// Raft stopped or failed; the write may or may not have been committed.
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// Why the store did not open or shut down cleanly. Each message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create data directory {}: {cause}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("cannot open {}: {cause}: is another outpost running with this data dir?", path.display())]
+    AlreadyOpen { path: PathBuf, cause: redb::Error },
+    #[error("cannot open {}: {cause}", path.display())]
+    Open { path: PathBuf, cause: redb::Error },
+    #[error("cannot load the zones stored in {}: {cause}", path.display())]
+    Load {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("raft on {}: {message}", path.display())]
+    Raft { path: PathBuf, message: String },
+    #[error("raft on {} did not elect this node leader within {waited:?}: {message}", path.display())]
+    NotLeader {
+        path: PathBuf,
+        waited: Duration,
+        message: String,
+    },
+    #[error("shutdown: {0}")]
+    Shutdown(String),
+}
+
+impl Store {
+    /// Opens or creates `<data_dir>/outpost.redb`, starts Raft, initialises a single-node
+    /// cluster with node id 1 on first start, and waits until this node is leader.
+    pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        Store::open_tuned(data_dir, Tuning::DEFAULT).await
+    }
+
+    async fn open_tuned(data_dir: &Path, tuning: Tuning) -> Result<Store, StoreError> {
+        let path = data_dir.join(DB_FILE_NAME);
+        tokio::fs::create_dir_all(data_dir)
+            .await
+            .map_err(|cause| StoreError::CreateDir {
+                path: data_dir.to_owned(),
+                cause,
+            })?;
+        let db = open_db(&path).await?;
+        let state_machine =
+            StateMachine::open(Arc::clone(&db))
+                .await
+                .map_err(|cause| StoreError::Load {
+                    path: path.clone(),
+                    cause,
+                })?;
+        let published = state_machine.published();
+        let raft_error = |message: String| StoreError::Raft {
+            path: path.clone(),
+            message,
+        };
+        let config = tuning
+            .raft_config()
+            .map_err(|e| raft_error(format!("invalid raft config: {e}")))?;
+        let raft = Raft::new(
+            NODE_ID,
+            Arc::new(config),
+            NoPeers,
+            LogStore::new(Arc::clone(&db)),
+            state_machine,
+        )
+        .await
+        .map_err(|e| raft_error(e.to_string()))?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                raft,
+                published,
+                db: Arc::downgrade(&db),
+            }),
+        };
+        drop(db);
+
+        if let Err(e) = store.become_leader(&path).await {
+            // Stop Raft so that it releases the file; the caller may try again.
+            if let Err(shutdown) = store.shutdown().await {
+                tracing::warn!(error = %shutdown, "raft did not shut down after a failed open");
+            }
+            return Err(e);
+        }
+        let status = store.status();
+        tracing::info!(
+            path = %path.display(),
+            term = status.term,
+            applied_index = ?status.applied_index,
+            "store open, this node leads"
+        );
+        Ok(store)
+    }
+
+    /// Initialises the single-node cluster if it never was, then waits to lead it.
+    async fn become_leader(&self, path: &Path) -> Result<(), StoreError> {
+        let raft = &self.inner.raft;
+        let raft_error = |message: String| StoreError::Raft {
+            path: path.to_owned(),
+            message,
+        };
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| raft_error(e.to_string()))?;
+        if !initialized {
+            tracing::info!(node_id = NODE_ID, "initialising a single-node cluster");
+            // Issue 3 puts this node's iroh address here.
+            let members = BTreeMap::from([(NODE_ID, BasicNode::default())]);
+            raft.initialize(members)
+                .await
+                .map_err(|e| raft_error(format!("cannot initialise the cluster: {e}")))?;
+        }
+        raft.wait(Some(LEADER_WAIT))
+            .state(
+                ServerState::Leader,
+                "this node leads its single-node cluster",
+            )
+            .await
+            .map_err(|e| StoreError::NotLeader {
+                path: path.to_owned(),
+                waited: LEADER_WAIT,
+                message: e.to_string(),
+            })?;
+        Ok(())
+    }
+
+    /// Proposes `cmd` through Raft; returns after it is committed and applied, with its log
+    /// index and changes, or the refusal of the zones model (the entry is applied either way).
+    pub async fn write(&self, cmd: Command) -> Result<Written, WriteError> {
+        let response = match self.inner.raft.client_write(Proposal(cmd)).await {
+            Ok(response) => response,
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                return Err(WriteError::NotLeader {
+                    leader: forward.leader_id,
+                });
+            }
+            Err(e) => return Err(WriteError::Raft(e.to_string())),
+        };
+        let index = response.log_id.index;
+        match response.data.0 {
+            Ok(changes) => {
+                tracing::debug!(index, changes = changes.len(), "write applied");
+                Ok(Written { index, changes })
+            }
+            Err(refused) => {
+                tracing::debug!(index, error = %refused, "write refused by the zones model");
+                Err(WriteError::Rejected(refused))
+            }
+        }
+    }
+
+    /// The query index, swapped after every applied batch; load it per query, lock-free.
+    pub fn zone_set(&self) -> Arc<ArcSwap<ZoneSet>> {
+        Arc::clone(&self.inner.published.zone_set)
+    }
+
+    /// The zones model as of the last applied batch, for admin reads.
+    pub fn zones(&self) -> Arc<Zones> {
+        self.inner.published.zones.load_full()
+    }
+
+    /// This node's Raft role and log positions.
+    pub fn status(&self) -> StoreStatus {
+        let metrics = self.inner.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        StoreStatus {
+            node_id: metrics.id,
+            state: metrics.state.into(),
+            term: metrics.current_term,
+            leader: metrics.current_leader,
+            last_log_index: metrics.last_log_index,
+            applied_index: metrics.last_applied.as_ref().map(|id| id.index),
+            snapshot_index: metrics.snapshot.as_ref().map(|id| id.index),
+            purged_index: metrics.purged.as_ref().map(|id| id.index),
+        }
+    }
+
+    /// Stops Raft, then waits until the database file is closed (every commit was already
+    /// fsynced). Other clones of this handle stop working.
+    pub async fn shutdown(self) -> Result<(), StoreError> {
+        let db = self.inner.db.clone();
+        self.inner
+            .raft
+            .shutdown()
+            .await
+            .map_err(|e| StoreError::Shutdown(format!("raft task failed: {e}")))?;
+        drop(self);
+        // Openraft drops the log store and state machine as its tasks end.
+        let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
+        while db.strong_count() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StoreError::Shutdown(format!(
+                    "the database is still in use {RELEASE_WAIT:?} after raft stopped"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tracing::info!("store shut down");
+        Ok(())
+    }
+}
+
+/// Opens the database file off the async threads, naming the likely cause when it is locked.
+async fn open_db(path: &Path) -> Result<Arc<Database>, StoreError> {
+    let file = path.to_owned();
+    let opened = tokio::task::spawn_blocking(move || tables::open_database(&file))
+        .await
+        .map_err(|e| StoreError::Open {
+            path: path.to_owned(),
+            cause: redb::Error::Io(std::io::Error::other(e)),
+        })?;
+    match opened {
+        Ok(db) => Ok(Arc::new(db)),
+        Err(cause @ redb::Error::DatabaseAlreadyOpen) => Err(StoreError::AlreadyOpen {
+            path: path.to_owned(),
+            cause,
+        }),
+        Err(cause) => Err(StoreError::Open {
+            path: path.to_owned(),
+            cause,
+        }),
+    }
+}
+
+/// The Raft settings that tests shrink.
+#[derive(Clone, Copy, Debug)]
+struct Tuning {
+    snapshot_every_entries: u64,
+    log_entries_kept_after_snapshot: u64,
+}
+
+impl Tuning {
+    const DEFAULT: Tuning = Tuning {
+        snapshot_every_entries: SNAPSHOT_EVERY_ENTRIES,
+        log_entries_kept_after_snapshot: LOG_ENTRIES_KEPT_AFTER_SNAPSHOT,
+    };
+
+    fn raft_config(self) -> Result<openraft::Config, openraft::ConfigError> {
+        openraft::Config {
+            cluster_name: "outpost".to_string(),
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
+            max_in_snapshot_log_to_keep: self.log_entries_kept_after_snapshot,
+            // Timeouts and heartbeats stay at openraft's defaults until issue 3 measures
+            // Raft over iroh.
+            ..openraft::Config::default()
+        }
+        .validate()
+    }
+}

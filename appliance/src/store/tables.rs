@@ -1,0 +1,113 @@
+//! The layout of `outpost.redb`, the value codec and the bridge from async code to redb.
+//!
+//! One file holds the Raft log and the state machine, in separate tables:
+//!
+//! | table      | key                         | value                                      |
+//! |------------|-----------------------------|--------------------------------------------|
+//! | `log`      | index `u64`                 | postcard `Entry`                           |
+//! | `log_meta` | `"vote"`, `"last_purged"`, `"committed"` | postcard `Vote` / `LogId`     |
+//! | `zones`    | origin                      | `()`                                       |
+//! | `rrsets`   | `(zone, owner, rtype)`      | the RRset's records, wire bytes            |
+//! | `sm_meta`  | `"last_applied"`, `"last_membership"`, `"snapshot"` | postcard `LogId` / `StoredMembership` / stored snapshot |
+//!
+//! **Invariant:** the state tables (`zones`, `rrsets`) and `sm_meta.last_applied` change only
+//! together, in one write transaction, so the state on disk is always exactly the state after
+//! `last_applied`.
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, TableDefinition, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+pub(crate) const LOG_META: TableDefinition<&str, &[u8]> = TableDefinition::new("log_meta");
+pub(crate) const ZONES: TableDefinition<&str, ()> = TableDefinition::new("zones");
+pub(crate) const RRSETS: TableDefinition<(&str, &str, u16), &[u8]> = TableDefinition::new("rrsets");
+pub(crate) const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
+
+/// `log_meta` key of the last vote (persisted before it is acted on).
+pub(crate) const VOTE: &str = "vote";
+/// `log_meta` key of the id of the last entry removed by a purge.
+pub(crate) const LAST_PURGED: &str = "last_purged";
+/// `log_meta` key of the last committed log id (advisory: the state machine is durable itself).
+pub(crate) const COMMITTED: &str = "committed";
+/// `sm_meta` key of the id of the last applied entry.
+pub(crate) const LAST_APPLIED: &str = "last_applied";
+/// `sm_meta` key of the last applied membership.
+pub(crate) const LAST_MEMBERSHIP: &str = "last_membership";
+/// `sm_meta` key of the current snapshot (its meta and data, as sent to a follower).
+pub(crate) const SNAPSHOT: &str = "snapshot";
+
+/// Opens or creates the database file and makes sure every table exists, so that read
+/// transactions never meet a missing table.
+pub(crate) fn open_database(path: &Path) -> Result<Database, redb::Error> {
+    let db = Database::create(path)?;
+    let txn = db.begin_write()?;
+    txn.open_table(LOG)?;
+    txn.open_table(LOG_META)?;
+    txn.open_table(ZONES)?;
+    txn.open_table(RRSETS)?;
+    txn.open_table(SM_META)?;
+    txn.commit()?;
+    Ok(db)
+}
+
+/// Starts a write transaction that is on disk (fsynced) when `commit` returns.
+pub(crate) fn begin_durable_write(db: &Database) -> io::Result<WriteTransaction> {
+    let mut txn = db.begin_write().map_err(io_error)?;
+    txn.set_durability(redb::Durability::Immediate)
+        .map_err(io_error)?;
+    Ok(txn)
+}
+
+/// Reads one postcard value from a `&str -> &[u8]` table.
+pub(crate) fn get_value<T, Tbl>(table: &Tbl, key: &str) -> io::Result<Option<T>>
+where
+    T: DeserializeOwned,
+    Tbl: redb::ReadableTable<&'static str, &'static [u8]>,
+{
+    match table.get(key).map_err(io_error)? {
+        Some(bytes) => decode(bytes.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Writes one postcard value into a `&str -> &[u8]` table.
+pub(crate) fn put_value<T: Serialize>(
+    table: &mut redb::Table<&str, &[u8]>,
+    key: &str,
+    value: &T,
+) -> io::Result<()> {
+    table
+        .insert(key, encode(value)?.as_slice())
+        .map_err(io_error)?;
+    Ok(())
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
+    postcard::to_allocvec(value).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
+    postcard::from_bytes(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Any redb error as the `io::Error` that openraft's storage traits return.
+pub(crate) fn io_error(e: impl Into<redb::Error>) -> io::Error {
+    io::Error::other(e.into())
+}
+
+/// Runs redb work (which blocks, and fsyncs on durable commits) off the async worker threads.
+pub(crate) async fn blocking<T, F>(db: &Arc<Database>, work: F) -> io::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Database) -> io::Result<T> + Send + 'static,
+{
+    let db = Arc::clone(db);
+    tokio::task::spawn_blocking(move || work(&db))
+        .await
+        .map_err(|e| io::Error::other(format!("storage task failed: {e}")))?
+}

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Authoritative rate and latency: outpost against NSD, serving the same 10,000-record
+# zone, measured with dnsperf in the same run (only ratios measured together mean
+# anything on a shared machine). Not a test: it prints figures, it does not judge them.
+#
+# usage: bench/run.sh [ROUNDS=3] [SECONDS=15]
+# env:   BENCH_DIR     work folder (default /tmp/outpost-bench; recreated configs, kept results)
+#        SHARED_BENCH  the benchmark kit (default ../shared/bench, relative to the repo root)
+#        MODE=udp|tcp  passed to the kit's bench_server.sh (default udp)
+#        SERVER_CPU    core both servers are pinned to (default 0); dnsperf runs on CPU (default 1)
+#
+# What it does: installs dnsperf and NSD if missing; runs the kit's setup.sh (zone,
+# queries, configs); builds outpost in release; starts outpost on a free loopback
+# port (example_zone = false, allow_recursion = []) and imports the kit's zone with
+# `outpost zone import`; starts NSD with the kit's servers.sh; checks both give the
+# same answers; runs bench_server.sh alternately against NSD and outpost, ROUNDS
+# times each; prints every run, the medians and the outpost/NSD ratio; stops
+# everything it started.
+set -euo pipefail
+
+ROUNDS=${1:-3}
+SECS=${2:-15}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+KIT=$(cd "${SHARED_BENCH:-../shared/bench}" && pwd)
+export BENCH_DIR=${BENCH_DIR:-/tmp/outpost-bench}
+export MODE=${MODE:-udp}
+export SERVER_CPU=${SERVER_CPU:-0}
+# The kit raises the priority of servers and dnsperf (nice -10); that needs root, and
+# falls back to the default priority (with a warning from nice) otherwise.
+export NICE=${NICE:--10}
+
+log() { printf '== %s\n' "$*" >&2; }
+
+# --- tools -------------------------------------------------------------------------
+missing=()
+command -v dnsperf >/dev/null || missing+=(dnsperf)
+command -v nsd >/dev/null || missing+=(nsd)
+command -v dig >/dev/null || missing+=(bind9-dnsutils)
+for tool in taskset setsid bc python3; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is required" >&2; exit 1; }
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  log "installing ${missing[*]}"
+  $sudo apt-get update
+  $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+# Debian starts NSD as a service on install, on port 53; it is not ours and does not
+# take the kit's port, so it is left alone.
+
+# --- the kit: configs, zone, queries -------------------------------------------------
+"$KIT/setup.sh" >&2
+ZONE=$BENCH_DIR/zones/example.test.zone
+RUN=$BENCH_DIR/run
+
+# --- outpost ---------------------------------------------------------------------------
+log "building outpost (release)"
+cargo build --release -p outpost-appliance --bin outpost >&2
+OUTPOST=${CARGO_TARGET_DIR:-$repo/target}/release/outpost
+[ -x "$OUTPOST" ] || { echo "bench: $OUTPOST was not built" >&2; exit 1; }
+
+DATA=$RUN/outpost-data
+CONFIG=$BENCH_DIR/conf/outpost.toml
+rm -rf "$DATA"
+cat > "$CONFIG" <<EOF
+# Authoritative only, like NSD: no example zone, recursion for nobody. The upstream
+# is never used (nothing may recurse) but is set so /etc/resolv.conf is not read.
+example_zone = false
+
+[dns]
+allow_recursion = []
+
+[forward]
+upstreams = ["127.0.0.1:9"]
+EOF
+
+outpost_pid=""
+nsd_started=""
+cleanup() {
+  if [ -n "$outpost_pid" ] && kill -0 "$outpost_pid" 2>/dev/null; then
+    kill -TERM "$outpost_pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$outpost_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$outpost_pid" 2>/dev/null && kill -9 "$outpost_pid" 2>/dev/null || true
+    log "outpost stopped"
+  fi
+  if [ -n "$nsd_started" ]; then "$BENCH_DIR/servers.sh" stop nsd >&2 || true; fi
+}
+trap cleanup EXIT
+
+log "starting outpost on CPU $SERVER_CPU"
+setsid nice -n "$NICE" taskset -c "$SERVER_CPU" "$OUTPOST" serve --config "$CONFIG" --data-dir "$DATA" \
+  --dns 127.0.0.1:0 --admin 127.0.0.1:0 --sync 127.0.0.1:0 --log warn \
+  > "$RUN/outpost.log" 2>&1 < /dev/null &
+outpost_pid=$!
+for _ in $(seq 1 200); do
+  [ -f "$DATA/addresses.json" ] && break
+  kill -0 "$outpost_pid" 2>/dev/null || { echo "bench: outpost exited; log:" >&2; tail -20 "$RUN/outpost.log" >&2; exit 1; }
+  sleep 0.1
+done
+[ -f "$DATA/addresses.json" ] || { echo "bench: outpost did not start; log:" >&2; tail -20 "$RUN/outpost.log" >&2; exit 1; }
+read -r OUTPOST_PORT ADMIN < <(python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); print(a["dns"].rsplit(":",1)[1], a["admin"])' "$DATA/addresses.json")
+# Same scheduling treatment as the kit gives the reference servers.
+echo "$NICE" > "/proc/$outpost_pid/autogroup" 2>/dev/null || true
+
+log "importing $ZONE into outpost"
+OUTPOST_ADMIN=$ADMIN OUTPOST_TOKEN=$(cat "$DATA/admin.token") \
+  "$OUTPOST" zone import "$ZONE" --origin example.test. >&2
+log "outpost up pid=$outpost_pid port=$OUTPOST_PORT"
+
+log "starting NSD"
+"$BENCH_DIR/servers.sh" start nsd >&2
+nsd_started=yes
+NSD_PORT=$("$BENCH_DIR/servers.sh" port nsd)
+nsd_pid=$(cat "$RUN/nsd.pid")
+
+# --- same answers from both ------------------------------------------------------------
+answer() {   # port name type: the rcode, then the answer section without TTLs, sorted
+  dig +norec +time=2 +tries=2 @127.0.0.1 -p "$1" "$2" "$3" | awk '/status:/{print $6}'
+  dig +norec +time=2 +tries=2 +noall +answer @127.0.0.1 -p "$1" "$2" "$3" | awk '{$2=""; print}' | sort
+}
+check() {   # name type: NSD and outpost must agree
+  local nsd outpost
+  nsd=$(answer "$NSD_PORT" "$1" "$2")
+  outpost=$(answer "$OUTPOST_PORT" "$1" "$2")
+  if [ "$nsd" != "$outpost" ]; then
+    printf 'bench: answers differ for %s %s\n--- nsd\n%s\n--- outpost\n%s\n' "$1" "$2" "$nsd" "$outpost" >&2
+    exit 1
+  fi
+}
+for q in "h1.example.test A" "h9999.example.test A" "h5.example.test AAAA" "h7.example.test TXT" \
+         "c3.example.test A" "mx4.example.test MX" "example.test MX" "nx42.example.test A" "h1.example.test MX"; do
+  read -r name type <<< "$q"
+  check "$name" "$type"
+done
+log "outpost and NSD give the same answers"
+
+# --- measure -------------------------------------------------------------------------
+rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+results=$BENCH_DIR/results/outpost-vs-nsd.tsv
+printf 'server\tround\tqps\tlat_avg_ms\tlost\tsrv_cpu\tperf_cpu\n' > "$results"
+for round in $(seq 1 "$ROUNDS"); do
+  for server in nsd outpost; do
+    if [ "$server" = nsd ]; then port=$NSD_PORT; pid=$nsd_pid; else port=$OUTPOST_PORT; pid=$outpost_pid; fi
+    err=$BENCH_DIR/results/last-$server.err
+    line=$(SERVER_PID=$pid TAG=$server-r$round "$BENCH_DIR/bench_server.sh" "$port" 1 "$SECS" 2> "$err")
+    run=$(grep '^run' "$err" || true)
+    get() { echo "$line $run" | grep -o "$1=[^ ]*" | head -1 | cut -d= -f2; }
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$round" "$(get qps)" "$(get lat_avg_ms)" "$(get lost)" \
+      "$(get srv_cpu)" "$(get perf_cpu)" >> "$results"
+    printf '%-8s round %s: qps=%s lat_avg_ms=%s lost=%s srv_cpu=%s dnsperf_cpu=%s\n' "$server" "$round" \
+      "$(get qps)" "$(get lat_avg_ms)" "$(get lost)" "$(get srv_cpu)" "$(get perf_cpu)"
+  done
+done
+
+# --- summary -------------------------------------------------------------------------
+echo
+echo "$MODE, ${SECS}s per run, $ROUNDS rounds, servers on CPU $SERVER_CPU, dnsperf on CPU ${CPU:-1}:"
+python3 - "$results" "$(rss_kb "$nsd_pid")" "$(rss_kb "$outpost_pid")" <<'EOF'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+rss = {"nsd": int(sys.argv[2]) / 1024, "outpost": int(sys.argv[3]) / 1024}
+def med(server, key):
+    values = [float(r[key].rstrip("%")) for r in rows if r["server"] == server and r[key] not in ("", "nan")]
+    return statistics.median(values) if values else float("nan")
+print(f"{'server':<8} {'median q/s':>11} {'avg latency ms':>15} {'lost':>6} {'server CPU':>11} {'RSS MiB':>8}")
+for server in ("nsd", "outpost"):
+    print(f"{server:<8} {med(server, 'qps'):>11,.0f} {med(server, 'lat_avg_ms'):>15.3f} {med(server, 'lost'):>6.0f} "
+          f"{med(server, 'srv_cpu'):>10.0f}% {rss[server]:>8.1f}")
+nsd, outpost = med("nsd", "qps"), med("outpost", "qps")
+print(f"ratio outpost/NSD (q/s): {outpost / nsd:.2f}" if nsd else "ratio: NSD measured 0 q/s")
+nsd_cpu, outpost_cpu = med("nsd", "srv_cpu"), med("outpost", "srv_cpu")
+if nsd and outpost and nsd_cpu and outpost_cpu:
+    # When dnsperf saturates its core, q/s measures the harness; CPU per query does not.
+    per_query = lambda qps, cpu: cpu / 100 / qps * 1e6
+    print(f"server CPU per answered query: NSD {per_query(nsd, nsd_cpu):.2f} us, outpost {per_query(outpost, outpost_cpu):.2f} us")
+EOF
+echo "raw dnsperf output: $BENCH_DIR/results/raw; rows: $results"

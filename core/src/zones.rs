@@ -1,0 +1,591 @@
+//! The authoritative model: zones of RRsets, the commands that change them and the
+//! changes they produce.
+//!
+//! Every replica applies the same committed [`Command`]s in the same order, so
+//! [`Zones::apply`] is deterministic: it reads nothing but its input and the model.
+//!
+//! **Invariant:** every zone has exactly one SOA, at its apex; a name that owns a
+//! CNAME owns nothing else and only one CNAME; every owner is at or below its zone's
+//! origin; all records of an RRset share one TTL (RFC 2181 section 5.2); names are
+//! stored lowercase.
+//! **Invariant:** a refused command changes nothing.
+//! **Boundary:** [`Command`] and [`Change`] are serialized into the Raft log, redb and
+//! (later) the sync stream; their records are DNS wire bytes ([`crate::wire`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use serde::{Deserialize, Serialize};
+
+use crate::wire::{decode_records, encode_records};
+
+/// Largest TTL a record may carry (RFC 2181 section 8: 2^31 - 1).
+pub const MAX_TTL: u32 = i32::MAX as u32;
+
+/// A write, as proposed through Raft. Names are absolute, in presentation form.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum Command {
+    /// Creates a zone from its initial records, which must include the SOA.
+    CreateZone { origin: String, records: Vec<u8> },
+    /// Creates or replaces a whole zone in one step (a master-file import).
+    ReplaceZone { origin: String, records: Vec<u8> },
+    DeleteZone { origin: String },
+    /// Adds records to the RRsets of their owners, in the deepest zone holding each;
+    /// the RRset takes the TTL of the added record.
+    AddRecords { records: Vec<u8> },
+    /// Replaces one RRset; an empty `records` deletes it.
+    ReplaceRRset { owner: String, rtype: u16, records: Vec<u8> },
+    /// Deletes the given records (matched by data) or, when `records` is empty, the
+    /// RRset of `rtype` or every RRset at `owner` when `rtype` is `None`.
+    DeleteRecords { owner: String, rtype: Option<u16>, records: Vec<u8> },
+}
+
+/// What a command did, RRset by RRset.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum Change {
+    ZonePut { origin: String },
+    ZoneDeleted { origin: String },
+    /// The whole RRset as it now is (records in wire form).
+    RRsetPut { zone: String, owner: String, rtype: u16, records: Vec<u8> },
+    RRsetDeleted { zone: String, owner: String, rtype: u16 },
+}
+
+impl Change {
+    /// The zone this change touches.
+    pub fn zone(&self) -> &str {
+        match self {
+            Change::ZonePut { origin } | Change::ZoneDeleted { origin } => origin,
+            Change::RRsetPut { zone, .. } | Change::RRsetDeleted { zone, .. } => zone,
+        }
+    }
+}
+
+/// Why a command was refused. Messages name the value and the fix.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, thiserror::Error)]
+pub enum CommandError {
+    #[error("{name:?} is not a valid domain name: {reason}")]
+    InvalidName { name: String, reason: String },
+    #[error("zone {origin} already exists (import a master file to replace it)")]
+    ZoneExists { origin: String },
+    #[error("zone {origin} does not exist")]
+    NoSuchZone { origin: String },
+    #[error("{name} is not inside any zone served here (create the zone first)")]
+    NotInAnyZone { name: String },
+    #[error("{name} is outside zone {zone}")]
+    OutOfZone { name: String, zone: String },
+    #[error("{name} has a CNAME, which cannot coexist with other records at the same name (RFC 1034 section 3.6.2)")]
+    CnameConflict { name: String },
+    #[error("{name} would have {count} CNAME records; a name has at most one")]
+    CnameMultiple { name: String, count: usize },
+    #[error("zone {zone} has no SOA record at its apex (add one: \"@ SOA ns1 hostmaster 1 7200 3600 1209600 300\")")]
+    SoaMissing { zone: String },
+    #[error("SOA record at {name} is not at the apex of zone {zone}")]
+    SoaNotAtApex { name: String, zone: String },
+    #[error("zone {zone} would have {count} SOA records; it must have exactly one")]
+    SoaMultiple { zone: String, count: usize },
+    #[error("the SOA of {zone} cannot be deleted (delete the zone instead)")]
+    SoaDelete { zone: String },
+    #[error("TTL {ttl} of {name} is out of range (0 to {MAX_TTL} seconds)")]
+    TtlOutOfRange { name: String, ttl: u32 },
+    #[error("record type {rtype} is not supported in zones here")]
+    UnsupportedType { rtype: String },
+    #[error("class {class} of {name} is not supported (only IN)")]
+    WrongClass { name: String, class: String },
+    #[error("{name}: \"*\" is only allowed as the leftmost label of a wildcard owner")]
+    WildcardPosition { name: String },
+    #[error("no {rtype} record at {name} matches")]
+    NoSuchRecord { name: String, rtype: String },
+    #[error("records could not be read: {0}")]
+    BadRecords(String),
+}
+
+/// One zone: its origin and its RRsets keyed by (owner, type).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Zone {
+    origin: Name,
+    rrsets: BTreeMap<(Name, RecordType), Vec<Record>>,
+}
+
+impl Zone {
+    pub fn origin(&self) -> &Name {
+        &self.origin
+    }
+
+    /// RRsets in canonical order (owner, then type).
+    pub fn rrsets(&self) -> impl Iterator<Item = (&Name, RecordType, &[Record])> {
+        self.rrsets
+            .iter()
+            .map(|((owner, rtype), records)| (owner, *rtype, records.as_slice()))
+    }
+
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
+        self.rrsets.values().flatten()
+    }
+
+    pub fn record_count(&self) -> usize {
+        self.rrsets.values().map(Vec::len).sum()
+    }
+
+    pub fn soa(&self) -> Option<&Record> {
+        self.rrsets
+            .get(&(self.origin.clone(), RecordType::SOA))
+            .and_then(|set| set.first())
+    }
+
+    fn rrset_change(&self, owner: &Name, rtype: RecordType) -> Result<Change, CommandError> {
+        let zone = self.origin.to_ascii();
+        let owner_text = owner.to_ascii();
+        Ok(match self.rrsets.get(&(owner.clone(), rtype)) {
+            Some(records) => Change::RRsetPut {
+                zone,
+                owner: owner_text,
+                rtype: rtype.into(),
+                records: encode_records(records).map_err(|e| CommandError::BadRecords(e.to_string()))?,
+            },
+            None => Change::RRsetDeleted {
+                zone,
+                owner: owner_text,
+                rtype: rtype.into(),
+            },
+        })
+    }
+
+    /// Checks the rules that involve more than one record at `owner`.
+    fn check_owner(&self, owner: &Name) -> Result<(), CommandError> {
+        let at_owner: Vec<(RecordType, usize)> = self
+            .rrsets
+            .range((owner.clone(), RecordType::Unknown(0))..)
+            .take_while(|((name, _), _)| name == owner)
+            .map(|((_, rtype), records)| (*rtype, records.len()))
+            .collect();
+        for (rtype, count) in &at_owner {
+            match rtype {
+                RecordType::CNAME if *count > 1 => {
+                    return Err(CommandError::CnameMultiple {
+                        name: owner.to_ascii(),
+                        count: *count,
+                    });
+                }
+                RecordType::CNAME if at_owner.len() > 1 => {
+                    return Err(CommandError::CnameConflict { name: owner.to_ascii() });
+                }
+                RecordType::SOA if *count > 1 => {
+                    return Err(CommandError::SoaMultiple {
+                        zone: self.origin.to_ascii(),
+                        count: *count,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn check_has_soa(&self) -> Result<(), CommandError> {
+        match self.soa() {
+            Some(_) => Ok(()),
+            None => Err(CommandError::SoaMissing { zone: self.origin.to_ascii() }),
+        }
+    }
+
+    /// Increments the SOA serial (RFC 1982 arithmetic) so caches and secondaries see
+    /// that the zone changed.
+    fn bump_serial(&mut self) {
+        if let Some(Some(soa)) = self
+            .rrsets
+            .get_mut(&(self.origin.clone(), RecordType::SOA))
+            .map(|set| set.first_mut())
+            && let RData::SOA(data) = &mut soa.data
+        {
+            data.serial = data.serial.wrapping_add(1);
+        }
+    }
+}
+
+/// All zones served here.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Zones {
+    zones: BTreeMap<Name, Arc<Zone>>,
+}
+
+impl Zones {
+    pub fn get(&self, origin: &Name) -> Option<&Zone> {
+        self.zones.get(&origin.to_lowercase()).map(|zone| &**zone)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Zone> {
+        self.zones.values().map(|zone| &**zone)
+    }
+
+    pub fn len(&self) -> usize {
+        self.zones.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.zones.is_empty()
+    }
+
+    /// The deepest zone that contains `name`.
+    pub fn find_zone(&self, name: &Name) -> Option<&Zone> {
+        let name = name.to_lowercase();
+        (0..=name.num_labels())
+            .map(|keep| name.trim_to(usize::from(name.num_labels() - keep)))
+            .find_map(|ancestor| self.zones.get(&ancestor))
+            .map(|zone| &**zone)
+    }
+
+    /// Applies one command. On error nothing changed.
+    pub fn apply(&mut self, command: &Command) -> Result<Vec<Change>, CommandError> {
+        match command {
+            Command::CreateZone { origin, records } => {
+                let origin = parse_name(origin)?;
+                if self.zones.contains_key(&origin) {
+                    return Err(CommandError::ZoneExists { origin: origin.to_ascii() });
+                }
+                self.put_zone(origin, records)
+            }
+            Command::ReplaceZone { origin, records } => {
+                let origin = parse_name(origin)?;
+                self.put_zone(origin, records)
+            }
+            Command::DeleteZone { origin } => {
+                let origin = parse_name(origin)?;
+                match self.zones.remove(&origin) {
+                    Some(_) => Ok(vec![Change::ZoneDeleted { origin: origin.to_ascii() }]),
+                    None => Err(CommandError::NoSuchZone { origin: origin.to_ascii() }),
+                }
+            }
+            Command::AddRecords { records } => self.add_records(records),
+            Command::ReplaceRRset { owner, rtype, records } => {
+                let owner = parse_name(owner)?;
+                let rtype = RecordType::from(*rtype);
+                let records = decode(records)?;
+                self.edit_zone_of(&owner, |zone| {
+                    for record in &records {
+                        check_record(zone, record)?;
+                        if record.name.to_lowercase() != owner || record.record_type() != rtype {
+                            return Err(CommandError::BadRecords(format!(
+                                "record {} does not belong to the RRset {owner} {rtype}",
+                                record.name
+                            )));
+                        }
+                    }
+                    if records.is_empty() {
+                        refuse_soa_delete(zone, &owner, Some(rtype))?;
+                        zone.rrsets.remove(&(owner.clone(), rtype));
+                    } else {
+                        zone.rrsets.insert((owner.clone(), rtype), normalize(records.clone()));
+                    }
+                    zone.check_owner(&owner)?;
+                    Ok(vec![(owner.clone(), rtype)])
+                })
+            }
+            Command::DeleteRecords { owner, rtype, records } => {
+                let owner = parse_name(owner)?;
+                let rtype = rtype.map(RecordType::from);
+                let records = decode(records)?;
+                self.edit_zone_of(&owner, |zone| delete_records(zone, &owner, rtype, &records))
+            }
+        }
+    }
+
+    /// Replays a persisted change (used when loading a replica from disk).
+    pub fn apply_change(&mut self, change: &Change) -> Result<(), CommandError> {
+        match change {
+            Change::ZonePut { origin } => {
+                let origin = parse_name(origin)?;
+                self.zones.entry(origin.clone()).or_insert_with(|| {
+                    Arc::new(Zone {
+                        origin,
+                        rrsets: BTreeMap::new(),
+                    })
+                });
+            }
+            Change::ZoneDeleted { origin } => {
+                self.zones.remove(&parse_name(origin)?);
+            }
+            Change::RRsetPut { zone, owner, rtype, records } => {
+                let zone = self.zone_mut(zone)?;
+                let records = decode(records)?;
+                zone.rrsets
+                    .insert((parse_name(owner)?, RecordType::from(*rtype)), records);
+            }
+            Change::RRsetDeleted { zone, owner, rtype } => {
+                let zone = self.zone_mut(zone)?;
+                zone.rrsets.remove(&(parse_name(owner)?, RecordType::from(*rtype)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything, as the changes that rebuild it from nothing: each zone's
+    /// `ZonePut`, then its RRsets.
+    pub fn to_changes(&self) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for zone in self.zones.values() {
+            changes.push(Change::ZonePut { origin: zone.origin.to_ascii() });
+            for (owner, rtype) in zone.rrsets.keys() {
+                // Records in the model were decoded from wire bytes, so they encode.
+                if let Ok(change) = zone.rrset_change(owner, *rtype) {
+                    changes.push(change);
+                }
+            }
+        }
+        changes
+    }
+
+    fn zone_mut(&mut self, origin: &str) -> Result<&mut Zone, CommandError> {
+        let origin = parse_name(origin)?;
+        match self.zones.get_mut(&origin) {
+            Some(zone) => Ok(Arc::make_mut(zone)),
+            None => Err(CommandError::NoSuchZone { origin: origin.to_ascii() }),
+        }
+    }
+
+    fn put_zone(&mut self, origin: Name, records: &[u8]) -> Result<Vec<Change>, CommandError> {
+        let records = decode(records)?;
+        let mut zone = Zone {
+            origin: origin.clone(),
+            rrsets: BTreeMap::new(),
+        };
+        for record in records {
+            check_record(&zone, &record)?;
+            let key = (record.name.to_lowercase(), record.record_type());
+            let set = zone.rrsets.entry(key).or_default();
+            if !set.iter().any(|existing| existing.data == record.data) {
+                set.push(record);
+            }
+        }
+        for set in zone.rrsets.values_mut() {
+            *set = normalize(std::mem::take(set));
+        }
+        zone.check_has_soa()?;
+        let owners: Vec<Name> = zone.rrsets.keys().map(|(owner, _)| owner.clone()).collect();
+        for owner in owners {
+            zone.check_owner(&owner)?;
+        }
+        let mut changes = Vec::with_capacity(zone.rrsets.len() + 2);
+        if self.zones.contains_key(&origin) {
+            changes.push(Change::ZoneDeleted { origin: origin.to_ascii() });
+        }
+        changes.push(Change::ZonePut { origin: origin.to_ascii() });
+        for (owner, rtype) in zone.rrsets.keys() {
+            changes.push(zone.rrset_change(owner, *rtype)?);
+        }
+        self.zones.insert(origin, Arc::new(zone));
+        Ok(changes)
+    }
+
+    fn add_records(&mut self, records: &[u8]) -> Result<Vec<Change>, CommandError> {
+        let records = decode(records)?;
+        let mut next = self.clone();
+        let mut touched: Vec<(Name, Name, RecordType)> = Vec::new();
+        for record in records {
+            let owner = record.name.to_lowercase();
+            let origin = next
+                .find_zone(&owner)
+                .map(|zone| zone.origin.clone())
+                .ok_or_else(|| CommandError::NotInAnyZone { name: owner.to_ascii() })?;
+            let zone = next.zone_mut(&origin.to_ascii())?;
+            check_record(zone, &record)?;
+            let mut record = record;
+            record.name = owner.clone();
+            let rtype = record.record_type();
+            let set = zone.rrsets.entry((owner.clone(), rtype)).or_default();
+            let ttl = record.ttl;
+            if !set.iter().any(|existing| existing.data == record.data) {
+                set.push(record);
+            }
+            for member in set.iter_mut() {
+                member.ttl = ttl;
+            }
+            zone.check_owner(&owner)?;
+            touched.push((origin, owner, rtype));
+        }
+        let changes = next.finish_edit(touched)?;
+        *self = next;
+        Ok(changes)
+    }
+
+    /// Runs `edit` on a copy of the zone holding `owner`; keeps the result only if
+    /// the edit succeeded.
+    fn edit_zone_of(
+        &mut self,
+        owner: &Name,
+        edit: impl FnOnce(&mut Zone) -> Result<Vec<(Name, RecordType)>, CommandError>,
+    ) -> Result<Vec<Change>, CommandError> {
+        let zone = self
+            .find_zone(owner)
+            .ok_or_else(|| CommandError::NotInAnyZone { name: owner.to_ascii() })?;
+        let origin = zone.origin.clone();
+        let mut copy = zone.clone();
+        let touched = edit(&mut copy)?;
+        let mut next = self.clone();
+        next.zones.insert(origin.clone(), Arc::new(copy));
+        let changes = next.finish_edit(
+            touched
+                .into_iter()
+                .map(|(owner, rtype)| (origin.clone(), owner, rtype))
+                .collect(),
+        )?;
+        *self = next;
+        Ok(changes)
+    }
+
+    /// Bumps the serial of every touched zone and lists the final state of every
+    /// touched RRset (the SOA included).
+    fn finish_edit(&mut self, mut touched: Vec<(Name, Name, RecordType)>) -> Result<Vec<Change>, CommandError> {
+        let mut origins: Vec<Name> = touched.iter().map(|(origin, _, _)| origin.clone()).collect();
+        origins.sort();
+        origins.dedup();
+        for origin in &origins {
+            let zone = self.zone_mut(&origin.to_ascii())?;
+            zone.bump_serial();
+            touched.push((origin.clone(), origin.clone(), RecordType::SOA));
+        }
+        touched.sort();
+        touched.dedup();
+        let mut changes = Vec::with_capacity(touched.len());
+        for (origin, owner, rtype) in touched {
+            if let Some(zone) = self.zones.get(&origin) {
+                changes.push(zone.rrset_change(&owner, rtype)?);
+            }
+        }
+        Ok(changes)
+    }
+}
+
+fn delete_records(
+    zone: &mut Zone,
+    owner: &Name,
+    rtype: Option<RecordType>,
+    records: &[Record],
+) -> Result<Vec<(Name, RecordType)>, CommandError> {
+    refuse_soa_delete(zone, owner, rtype)?;
+    let not_found = || CommandError::NoSuchRecord {
+        name: owner.to_ascii(),
+        rtype: rtype.map_or_else(|| "any".to_string(), |t| t.to_string()),
+    };
+    let types: Vec<RecordType> = zone
+        .rrsets
+        .keys()
+        .filter(|(name, t)| name == owner && rtype.is_none_or(|wanted| wanted == *t))
+        .map(|(_, t)| *t)
+        .collect();
+    if types.is_empty() {
+        return Err(not_found());
+    }
+    let mut touched = Vec::new();
+    for t in types {
+        let key = (owner.clone(), t);
+        if records.is_empty() {
+            zone.rrsets.remove(&key);
+            touched.push((owner.clone(), t));
+            continue;
+        }
+        if let Some(set) = zone.rrsets.get_mut(&key) {
+            let before = set.len();
+            set.retain(|existing| !records.iter().any(|gone| gone.data == existing.data));
+            if set.len() != before {
+                touched.push((owner.clone(), t));
+            }
+            if set.is_empty() {
+                zone.rrsets.remove(&key);
+            }
+        }
+    }
+    if touched.is_empty() {
+        return Err(not_found());
+    }
+    Ok(touched)
+}
+
+fn refuse_soa_delete(zone: &Zone, owner: &Name, rtype: Option<RecordType>) -> Result<(), CommandError> {
+    let hits_soa = *owner == zone.origin && rtype.is_none_or(|t| t == RecordType::SOA);
+    if hits_soa {
+        return Err(CommandError::SoaDelete { zone: zone.origin.to_ascii() });
+    }
+    Ok(())
+}
+
+/// Checks one record on its own against the zone it is going into.
+pub fn check_record(zone: &Zone, record: &Record) -> Result<(), CommandError> {
+    let name = record.name.to_ascii();
+    if !zone.origin.zone_of(&record.name) {
+        return Err(CommandError::OutOfZone {
+            name,
+            zone: zone.origin.to_ascii(),
+        });
+    }
+    if record.dns_class != DNSClass::IN {
+        return Err(CommandError::WrongClass {
+            name,
+            class: record.dns_class.to_string(),
+        });
+    }
+    if record.ttl > MAX_TTL {
+        return Err(CommandError::TtlOutOfRange { name, ttl: record.ttl });
+    }
+    if record.name.iter().skip(1).any(|label| label == b"*") {
+        return Err(CommandError::WildcardPosition { name });
+    }
+    let rtype = record.record_type();
+    if !is_zone_data_type(rtype) {
+        return Err(CommandError::UnsupportedType { rtype: rtype.to_string() });
+    }
+    if rtype == RecordType::SOA && record.name.to_lowercase() != zone.origin {
+        return Err(CommandError::SoaNotAtApex {
+            name,
+            zone: zone.origin.to_ascii(),
+        });
+    }
+    Ok(())
+}
+
+/// Types that may be stored in a zone: data types whose meaning the answer engine
+/// does not need to implement beyond returning them. Meta types, DNSSEC records
+/// (we do not sign) and DNAME (whose rewriting we do not implement) are refused.
+fn is_zone_data_type(rtype: RecordType) -> bool {
+    !matches!(
+        rtype,
+        RecordType::ANY
+            | RecordType::AXFR
+            | RecordType::IXFR
+            | RecordType::OPT
+            | RecordType::TSIG
+            | RecordType::SIG
+            | RecordType::DNAME
+            | RecordType::ZERO
+    ) && !rtype.is_dnssec()
+}
+
+/// Lowercases owners and gives the set the TTL of its last record.
+fn normalize(mut records: Vec<Record>) -> Vec<Record> {
+    let ttl = records.last().map(|record| record.ttl).unwrap_or_default();
+    for record in &mut records {
+        record.name = record.name.to_lowercase();
+        record.ttl = ttl;
+    }
+    records
+}
+
+fn decode(bytes: &[u8]) -> Result<Vec<Record>, CommandError> {
+    decode_records(bytes).map_err(|e| CommandError::BadRecords(e.to_string()))
+}
+
+/// Parses an absolute name, lowercased.
+pub fn parse_name(text: &str) -> Result<Name, CommandError> {
+    let invalid = |reason: String| CommandError::InvalidName {
+        name: text.to_string(),
+        reason,
+    };
+    let name = Name::from_ascii(text).map_err(|e| invalid(e.to_string()))?;
+    if !name.is_fqdn() {
+        return Err(invalid("name must be absolute (end it with a dot)".to_string()));
+    }
+    Ok(name.to_lowercase())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, then every test.
+# Integration tests start the real `outpost` binary, so the binaries are built first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rustup show active-toolchain >/dev/null   # installs the toolchain of rust-toolchain.toml if missing
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo build --workspace --bins
+cargo test --workspace

@@ -1,0 +1,37 @@
+//! The integration-test harness: real `outpost` processes on loopback, started on port
+//! 0 in their own temporary directories, and a real DNS client over real sockets.
+//!
+//! # Layout
+//! - [`appliance`]: one `outpost serve` process and how a user reaches it (admin API,
+//!   CLI, signals, `/metrics`).
+//! - [`dns`]: a blocking DNS client over UDP and TCP, and raw packet sending for
+//!   malformed input.
+//!
+//! **Invariant:** no test traffic leaves loopback. [`Appliance::start`] refuses a
+//! config without `forward.upstreams`, whose default would be /etc/resolv.conf.
+
+pub mod appliance;
+pub mod dns;
+
+pub use appliance::{Appliance, outpost_bin, parse_metric, unused_upstream, wait_until};
+pub use dns::{
+    Ask, answers_of, ask_tcp, ask_udp, describe, query_tcp, query_udp, rdata_strings, send_udp,
+};
+
+/// The config of a purely authoritative server: recursion for nobody (names outside
+/// our zones get REFUSED), forwarding pointed at an unused loopback port anyway.
+pub fn authoritative_config() -> String {
+    format!(
+        "[dns]\nallow_recursion = []\n\n[forward]\nupstreams = [\"{}\"]\n",
+        unused_upstream()
+    )
+}
+
+/// The default config (example zone, recursion for loopback and private ranges) with
+/// forwarding pointed at an unused loopback port.
+pub fn default_config() -> String {
+    format!(
+        "[forward]\nupstreams = [\"{}\"]\ntimeout_ms = 300\n",
+        unused_upstream()
+    )
+}
