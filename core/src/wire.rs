@@ -23,15 +23,19 @@ pub enum WireError {
     TooMany,
 }
 
-/// Encodes records one after the other, uncompressed.
+/// Encodes records one after the other, uncompressed. Each record goes through its
+/// own encoder because hickory's encoder stops at 64 KiB, and a zone is larger.
 pub fn encode_records<'a>(records: impl IntoIterator<Item = &'a Record>) -> Result<Vec<u8>, WireError> {
     let mut bytes = Vec::new();
-    let mut encoder = BinEncoder::new(&mut bytes);
-    encoder.set_canonical_form(true);
+    let mut scratch = Vec::new();
     for record in records {
+        scratch.clear();
+        let mut encoder = BinEncoder::new(&mut scratch);
+        encoder.set_canonical_form(true);
         record
             .emit(&mut encoder)
             .map_err(|e| WireError::Encode(e.to_string()))?;
+        bytes.extend_from_slice(&scratch);
     }
     Ok(bytes)
 }
@@ -68,6 +72,19 @@ mod tests {
             Record::from_rdata(name, 60, RData::TXT(TXT::new(vec!["v=spf1 -all".into()]))),
         ];
         let bytes = encode_records(&records).unwrap();
+        assert_eq!(decode_records(&bytes).unwrap(), records);
+    }
+
+    #[test]
+    fn blobs_larger_than_a_dns_message_round_trip() {
+        let records: Vec<Record> = (0..5_000u32)
+            .map(|i| {
+                let name = Name::from_ascii(format!("host{i}.example.internal.")).unwrap();
+                Record::from_rdata(name, 300, RData::A(A::from(std::net::Ipv4Addr::from(i))))
+            })
+            .collect();
+        let bytes = encode_records(&records).unwrap();
+        assert!(bytes.len() > usize::from(u16::MAX));
         assert_eq!(decode_records(&bytes).unwrap(), records);
     }
 
