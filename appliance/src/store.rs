@@ -184,6 +184,8 @@ pub enum StoreError {
     AlreadyOpen { path: PathBuf, cause: redb::Error },
     #[error("cannot open {}: {cause}", path.display())]
     Open { path: PathBuf, cause: redb::Error },
+    #[error("{} has storage format {found}, this outpost reads format {expected}: run the outpost version that wrote it", path.display())]
+    Format { path: PathBuf, found: u32, expected: u32 },
     #[error("cannot load the zones stored in {}: {cause}", path.display())]
     Load {
         path: PathBuf,
@@ -386,7 +388,12 @@ async fn open_db(path: &Path) -> Result<Arc<Database>, StoreError> {
             cause: redb::Error::Io(std::io::Error::other(e)),
         })?;
     match opened {
-        Ok(db) => Ok(Arc::new(db)),
+        Ok((db, tables::FORMAT_VERSION)) => Ok(Arc::new(db)),
+        Ok((_, found)) => Err(StoreError::Format {
+            path: path.to_owned(),
+            found,
+            expected: tables::FORMAT_VERSION,
+        }),
         Err(cause @ redb::Error::DatabaseAlreadyOpen) => Err(StoreError::AlreadyOpen {
             path: path.to_owned(),
             cause,

@@ -18,7 +18,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -28,6 +28,12 @@ pub(crate) const ZONES: TableDefinition<&str, ()> = TableDefinition::new("zones"
 pub(crate) const RRSETS: TableDefinition<(&str, &str, u16), &[u8]> = TableDefinition::new("rrsets");
 pub(crate) const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
 
+/// Version of everything this file holds: the tables above, their postcard values and the
+/// wire-format records inside them. Bumped on any incompatible change; a node refuses a file
+/// of another version instead of misreading it (see docs/storage.md).
+pub(crate) const FORMAT_VERSION: u32 = 1;
+/// `log_meta` key of the [`FORMAT_VERSION`] the file was created with.
+pub(crate) const FORMAT: &str = "format";
 /// `log_meta` key of the last vote (persisted before it is acted on).
 pub(crate) const VOTE: &str = "vote";
 /// `log_meta` key of the id of the last entry removed by a purge.
@@ -42,17 +48,30 @@ pub(crate) const LAST_MEMBERSHIP: &str = "last_membership";
 pub(crate) const SNAPSHOT: &str = "snapshot";
 
 /// Opens or creates the database file and makes sure every table exists, so that read
-/// transactions never meet a missing table.
-pub(crate) fn open_database(path: &Path) -> Result<Database, redb::Error> {
+/// transactions never meet a missing table. Returns the file's format version (a new file
+/// gets [`FORMAT_VERSION`]).
+pub(crate) fn open_database(path: &Path) -> Result<(Database, u32), redb::Error> {
     let db = Database::create(path)?;
     let txn = db.begin_write()?;
     txn.open_table(LOG)?;
-    txn.open_table(LOG_META)?;
+    let format = {
+        let mut meta = txn.open_table(LOG_META)?;
+        let stored = meta
+            .get(FORMAT)?
+            .map(|bytes| decode::<u32>(bytes.value()));
+        match stored {
+            Some(format) => format?,
+            None => {
+                put_value(&mut meta, FORMAT, &FORMAT_VERSION)?;
+                FORMAT_VERSION
+            }
+        }
+    };
     txn.open_table(ZONES)?;
     txn.open_table(RRSETS)?;
     txn.open_table(SM_META)?;
     txn.commit()?;
-    Ok(db)
+    Ok((db, format))
 }
 
 /// Starts a write transaction that is on disk (fsynced) when `commit` returns.
