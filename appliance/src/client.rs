@@ -184,14 +184,16 @@ fn import(
         .with_context(|| format!("cannot read the size of {}", file.display()))?
         .len();
     let path = format!("/v1/zones/{}", path_segment(origin));
-    let imported: Imported = if length >= PROGRESS_MIN_BYTES {
+    let imported: anyhow::Result<Imported> = if length >= PROGRESS_MIN_BYTES {
         eprintln!("uploading {} ({})", file.display(), human_bytes(length));
         let mut body = Progress::new(opened, length, io::stderr());
-        api.put_text(&path, &mut body, length)?
+        api.put_text(&path, &mut body, length)
     } else {
         let mut body = opened;
-        api.put_text(&path, &mut body, length)?
+        api.put_text(&path, &mut body, length)
     };
+    // The server reports "zone file line N: ..."; name the file it is about.
+    let imported = imported.map_err(|error| anyhow::anyhow!("{}: {error:#}", file.display()))?;
     writeln!(
         out,
         "imported {} records into {} (index {})",

@@ -25,6 +25,7 @@ const HEADER_LEN: usize = 12;
 #[derive(Debug, Clone)]
 pub struct Question {
     pub id: u16,
+    pub op_code: OpCode,
     pub recursion_desired: bool,
     pub checking_disabled: bool,
     pub query: Query,
@@ -59,17 +60,15 @@ pub fn decode(packet: &[u8]) -> Decoded {
     let op_code = OpCode::from_u8((flags >> 3) & 0x0f);
     let recursion_desired = flags & 0x01 != 0;
     let bare = |rcode| Decoded::Reply(encode_bare(id, op_code, recursion_desired, rcode));
-    if op_code != OpCode::Query {
-        return bare(ResponseCode::NotImp);
-    }
     let Ok(message) = Message::from_vec(packet) else {
-        return bare(ResponseCode::FormErr);
+        return bare(if op_code == OpCode::Query { ResponseCode::FormErr } else { ResponseCode::NotImp });
     };
     let [query] = message.queries.as_slice() else {
-        return bare(ResponseCode::FormErr);
+        return bare(if op_code == OpCode::Query { ResponseCode::FormErr } else { ResponseCode::NotImp });
     };
     let mut question = Question {
         id,
+        op_code,
         recursion_desired,
         checking_disabled: message.metadata.checking_disabled,
         query: query.clone(),
@@ -84,6 +83,10 @@ pub fn decode(packet: &[u8]) -> Decoded {
         // RFC 6891 section 6.1.3: answer BADVERS with the version we speak.
         question.query = query.clone();
         return Decoded::Reply(encode(&question, Outcome::bare(ResponseCode::BADVERS), usize::MAX));
+    }
+    if op_code != OpCode::Query {
+        // Echo the question and OPT, as EDNS compliance checks expect.
+        return Decoded::Reply(encode(&question, Outcome::bare(ResponseCode::NotImp), usize::MAX));
     }
     match query.query_type() {
         RecordType::OPT | RecordType::TSIG | RecordType::SIG | RecordType::Unknown(0) => {
@@ -143,13 +146,13 @@ pub fn encode(question: &Question, outcome: Outcome<'_>, limit: usize) -> Vec<u8
                 ..outcome
             };
             encode_sections(question, &empty, true)
-                .unwrap_or_else(|| encode_bare(question.id, OpCode::Query, question.recursion_desired, ResponseCode::ServFail))
+                .unwrap_or_else(|| encode_bare(question.id, question.op_code, question.recursion_desired, ResponseCode::ServFail))
         }
     }
 }
 
 fn encode_sections(question: &Question, outcome: &Outcome<'_>, truncated: bool) -> Option<Vec<u8>> {
-    let mut metadata = Metadata::new(question.id, MessageType::Response, OpCode::Query);
+    let mut metadata = Metadata::new(question.id, MessageType::Response, question.op_code);
     metadata.authoritative = outcome.authoritative;
     metadata.truncation = truncated;
     metadata.recursion_desired = question.recursion_desired;
