@@ -43,8 +43,8 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   log "installing ${missing[*]}"
-  $sudo apt-get update
-  $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+  $sudo apt-get update >&2
+  $sudo apt-get install -y --no-install-recommends "${missing[@]}" >&2
 fi
 # Debian starts NSD as a service on install, on port 53; it is not ours and does not
 # take the kit's port, so it is left alone.

@@ -54,13 +54,24 @@ pub fn outpost_bin() -> PathBuf {
     path
 }
 
-/// A free loopback UDP port with nothing behind it, for configs whose forwarding must
+/// A loopback UDP address with nothing behind it, for configs whose forwarding must
 /// stay on this machine but is not under test. (The default upstreams come from
 /// /etc/resolv.conf: a test must never use them.)
+///
+/// The port is below the kernel's ephemeral range (32768 and up on Linux), so no
+/// server started on port 0 by a parallel test can take it over later.
 pub fn unused_upstream() -> String {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a loopback UDP port");
-    let addr = socket.local_addr().expect("local address");
-    format!("127.0.0.1:{}", addr.port())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id() % 1000;
+    for _ in 0..2000 {
+        let port = 21_000 + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % 2000;
+        let port = u16::try_from(port).expect("a port below 23000");
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return format!("127.0.0.1:{port}");
+        }
+    }
+    panic!("no free loopback UDP port between 21000 and 22999");
 }
 
 /// A running (or stopped) `outpost serve` with its own data directory.
@@ -297,13 +308,7 @@ impl Appliance {
         fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    /// Runs `outpost <group> --admin ADDR --data-dir DIR <rest of args>`, where
-    /// `<group>` is the first argument (`zone`, `record`, `status`).
-    ///
-    /// The connection flags go right after the group because that is where the
-    /// `outpost` CLI accepts them today (they are declared on the group, not global);
-    /// `admin_cli::connection_flags_are_accepted_after_the_subcommand` checks the
-    /// placement a user would type.
+    /// Runs `outpost <args> --admin ADDR --data-dir DIR`, as a user would type it.
     pub fn cli<I, S>(&self, args: I) -> Output
     where
         I: IntoIterator<Item = S>,
@@ -321,17 +326,12 @@ impl Appliance {
         S: AsRef<std::ffi::OsStr>,
     {
         let mut command = Command::new(outpost_bin());
-        let mut args: Vec<std::ffi::OsString> =
-            args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-        let rest = args.split_off(1.min(args.len()));
         command
             .args(args)
             .arg("--admin")
             .arg(self.admin.to_string())
             .arg("--data-dir")
             .arg(self.data_dir())
-            .args(rest);
-        command
             .env_remove("OUTPOST_TOKEN")
             .env_remove("OUTPOST_ADMIN")
             .stdin(Stdio::null());

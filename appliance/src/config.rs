@@ -114,11 +114,18 @@ pub struct Upstream {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{key}: {value:?} {problem}")]
-    Invalid { key: &'static str, value: String, problem: String },
+    Invalid {
+        key: &'static str,
+        value: String,
+        problem: String,
+    },
 }
 
 impl RawConfig {
@@ -144,11 +151,22 @@ impl RawConfig {
             .or(self.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let dns = parse_addr("dns.listen", overrides.dns.or(self.dns.listen), DEFAULT_DNS)?;
-        let admin = parse_addr("admin.listen", overrides.admin.or(self.admin.listen), DEFAULT_ADMIN)?;
-        let sync = parse_addr("sync.listen", overrides.sync.or(self.sync.listen), DEFAULT_SYNC)?;
+        let admin = parse_addr(
+            "admin.listen",
+            overrides.admin.or(self.admin.listen),
+            DEFAULT_ADMIN,
+        )?;
+        let sync = parse_addr(
+            "sync.listen",
+            overrides.sync.or(self.sync.listen),
+            DEFAULT_SYNC,
+        )?;
         let recursion_networks = match self.dns.allow_recursion {
             Some(networks) => networks,
-            None => DEFAULT_RECURSION_NETWORKS.iter().map(|n| n.to_string()).collect(),
+            None => DEFAULT_RECURSION_NETWORKS
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
         }
         .into_iter()
         .map(|text| {
@@ -167,7 +185,10 @@ impl RawConfig {
         .iter()
         .map(|text| parse_upstream(text))
         .collect::<Result<Vec<_>, _>>()?;
-        let timeout_ms = self.forward.timeout_ms.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT_MS);
+        let timeout_ms = self
+            .forward
+            .timeout_ms
+            .unwrap_or(DEFAULT_UPSTREAM_TIMEOUT_MS);
         if !(10..=30_000).contains(&timeout_ms) {
             return Err(ConfigError::Invalid {
                 key: "forward.timeout_ms",
@@ -194,13 +215,21 @@ impl RawConfig {
                 upstreams,
                 timeout: Duration::from_millis(timeout_ms),
                 cache_entries,
-                serve_stale: Duration::from_secs(self.forward.serve_stale_secs.unwrap_or(DEFAULT_SERVE_STALE_SECS)),
+                serve_stale: Duration::from_secs(
+                    self.forward
+                        .serve_stale_secs
+                        .unwrap_or(DEFAULT_SERVE_STALE_SECS),
+                ),
             },
         })
     }
 }
 
-fn parse_addr(key: &'static str, value: Option<String>, default: &str) -> Result<SocketAddr, ConfigError> {
+fn parse_addr(
+    key: &'static str,
+    value: Option<String>,
+    default: &str,
+) -> Result<SocketAddr, ConfigError> {
     let text = value.unwrap_or_else(|| default.to_string());
     text.parse().map_err(|_| ConfigError::Invalid {
         key,
@@ -216,7 +245,10 @@ fn parse_upstream(text: &str) -> Result<Upstream, ConfigError> {
     };
     let addr = addr
         .parse::<SocketAddr>()
-        .or_else(|_| addr.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .or_else(|_| {
+            addr.parse::<std::net::IpAddr>()
+                .map(|ip| SocketAddr::new(ip, 53))
+        })
         .map_err(|_| ConfigError::Invalid {
             key: "forward.upstreams",
             value: text.to_string(),
@@ -259,16 +291,26 @@ mod tests {
         assert_eq!(
             config.forward.upstreams,
             vec![
-                Upstream { addr: "127.0.0.1:5300".parse().unwrap(), tcp_only: false },
-                Upstream { addr: "127.0.0.1:5301".parse().unwrap(), tcp_only: true },
+                Upstream {
+                    addr: "127.0.0.1:5300".parse().unwrap(),
+                    tcp_only: false
+                },
+                Upstream {
+                    addr: "127.0.0.1:5301".parse().unwrap(),
+                    tcp_only: true
+                },
             ]
         );
-        assert_eq!(config.recursion_networks.len(), DEFAULT_RECURSION_NETWORKS.len());
+        assert_eq!(
+            config.recursion_networks.len(),
+            DEFAULT_RECURSION_NETWORKS.len()
+        );
     }
 
     #[test]
     fn unknown_keys_are_refused_with_their_name() {
-        let err = RawConfig::from_toml("[dns]\nlisten = \"127.0.0.1:53\"\nlisen = 1\n").unwrap_err();
+        let err =
+            RawConfig::from_toml("[dns]\nlisten = \"127.0.0.1:53\"\nlisen = 1\n").unwrap_err();
         assert!(err.contains("lisen"), "{err}");
         assert!(err.contains("line 3"), "{err}");
     }
@@ -277,13 +319,22 @@ mod tests {
     fn bad_values_name_the_key_and_the_fix() {
         let raw = RawConfig::from_toml("[dns]\nallow_recursion = [\"10.0.0.0/33\"]\n").unwrap();
         let err = raw.resolve(Overrides::default()).unwrap_err().to_string();
-        assert_eq!(err, "dns.allow_recursion: \"10.0.0.0/33\" is not a network (use CIDR, e.g. 10.0.0.0/8)");
+        assert_eq!(
+            err,
+            "dns.allow_recursion: \"10.0.0.0/33\" is not a network (use CIDR, e.g. 10.0.0.0/8)"
+        );
 
         let raw = RawConfig::default();
         let err = raw
-            .resolve(Overrides { admin: Some("localhost".into()), ..Overrides::default() })
+            .resolve(Overrides {
+                admin: Some("localhost".into()),
+                ..Overrides::default()
+            })
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("admin.listen: \"localhost\" is not an address"), "{err}");
+        assert!(
+            err.starts_with("admin.listen: \"localhost\" is not an address"),
+            "{err}"
+        );
     }
 }

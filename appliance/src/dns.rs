@@ -72,7 +72,12 @@ impl DnsSockets {
     }
 
     /// Serves until `shutdown`; in-flight work is tracked by `tracker`.
-    pub fn spawn(self, handler: Arc<QueryHandler>, shutdown: CancellationToken, tracker: &TaskTracker) {
+    pub fn spawn(
+        self,
+        handler: Arc<QueryHandler>,
+        shutdown: CancellationToken,
+        tracker: &TaskTracker,
+    ) {
         let udp = Arc::new(self.udp);
         let forward_slots = Arc::new(Semaphore::new(MAX_FORWARDS_IN_FLIGHT));
         for _ in 0..UDP_WORKERS {
@@ -130,7 +135,8 @@ async fn serve_udp(
                 Ok(permit) => {
                     let socket = socket.clone();
                     let handler = handler.clone();
-                    let span = tracing::debug_span!("forward", %peer, name = %question.query.name());
+                    let span =
+                        tracing::debug_span!("forward", %peer, name = %question.query.name());
                     tracker.spawn(
                         async move {
                             let bytes = handler.forward(question, Transport::Udp, None).await;
@@ -160,7 +166,12 @@ async fn send(socket: &UdpSocket, bytes: &[u8], peer: SocketAddr) {
     }
 }
 
-async fn serve_tcp(listener: TcpListener, handler: Arc<QueryHandler>, shutdown: CancellationToken, tracker: TaskTracker) {
+async fn serve_tcp(
+    listener: TcpListener,
+    handler: Arc<QueryHandler>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
     let connection_slots = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
     loop {
         let accepted = tokio::select! {

@@ -99,11 +99,18 @@ impl Forwarder {
         let mut last_error = String::new();
         for upstream in &self.upstreams {
             match upstream::exchange(upstream, query, self.timeout).await {
-                Ok(resolved) if matches!(resolved.rcode, ResponseCode::NoError | ResponseCode::NXDomain) => {
+                Ok(resolved)
+                    if matches!(
+                        resolved.rcode,
+                        ResponseCode::NoError | ResponseCode::NXDomain
+                    ) =>
+                {
                     self.cache.put(key, &resolved, Instant::now());
                     return Ok(resolved);
                 }
-                Ok(resolved) => last_error = format!("{} answered {}", upstream.addr, resolved.rcode),
+                Ok(resolved) => {
+                    last_error = format!("{} answered {}", upstream.addr, resolved.rcode)
+                }
                 Err(error) => last_error = format!("{}: {error}", upstream.addr),
             }
             Metrics::bump(&self.metrics.upstream_failures);

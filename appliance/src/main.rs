@@ -71,8 +71,14 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => serve(args),
         Command::CheckConfig { file } => check_config(&file),
-        Command::Zone { connection, command } => client::zone(&connection, command),
-        Command::Record { connection, command } => client::record(&connection, command),
+        Command::Zone {
+            connection,
+            command,
+        } => client::zone(&connection, command),
+        Command::Record {
+            connection,
+            command,
+        } => client::record(&connection, command),
         Command::Status { connection } => client::status(&connection),
     };
     match result {
@@ -93,7 +99,9 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| args.log.clone());
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).context("bad --log filter")?)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter).context("bad --log filter")?,
+        )
         .with_writer(std::io::stderr)
         .init();
     let raw = match &args.config {

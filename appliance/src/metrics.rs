@@ -88,7 +88,10 @@ impl Metrics {
 
     /// Renders every counter in the Prometheus text exposition format.
     pub fn render(&self, out: &mut String) {
-        let _ = writeln!(out, "# HELP outpost_dns_queries_total DNS queries answered, by transport and response code.");
+        let _ = writeln!(
+            out,
+            "# HELP outpost_dns_queries_total DNS queries answered, by transport and response code."
+        );
         let _ = writeln!(out, "# TYPE outpost_dns_queries_total counter");
         for transport in [Transport::Udp, Transport::Tcp] {
             let names = RCODES.iter().map(|(_, name)| *name).chain(["OTHER"]);
@@ -101,26 +104,63 @@ impl Metrics {
                 );
             }
         }
-        let _ = writeln!(out, "# HELP outpost_dns_answer_seconds Time from a decoded query to an encoded answer.");
+        let _ = writeln!(
+            out,
+            "# HELP outpost_dns_answer_seconds Time from a decoded query to an encoded answer."
+        );
         let _ = writeln!(out, "# TYPE outpost_dns_answer_seconds histogram");
         let mut cumulative = 0;
         for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
             cumulative += bucket.load(Ordering::Relaxed);
-            let _ = writeln!(out, "outpost_dns_answer_seconds_bucket{{le=\"{bound}\"}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "outpost_dns_answer_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+            );
         }
         let count = self.latency_count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "outpost_dns_answer_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "outpost_dns_answer_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
         let sum = self.latency_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
         let _ = writeln!(out, "outpost_dns_answer_seconds_sum {sum}");
         let _ = writeln!(out, "outpost_dns_answer_seconds_count {count}");
         for (name, help, counter) in [
-            ("outpost_dns_dropped_total", "Packets dropped without an answer.", &self.dropped),
-            ("outpost_dns_truncated_total", "UDP answers truncated (TC set).", &self.truncated),
-            ("outpost_cache_hits_total", "Forwarded queries answered from the cache.", &self.cache_hits),
-            ("outpost_cache_misses_total", "Forwarded queries sent upstream.", &self.cache_misses),
-            ("outpost_cache_stale_served_total", "Expired answers served because every upstream failed (RFC 8767).", &self.cache_stale_served),
-            ("outpost_upstream_failures_total", "Upstream exchanges that failed or timed out.", &self.upstream_failures),
-            ("outpost_dns_tcp_refused_total", "TCP connections refused at the connection limit.", &self.tcp_connections_refused),
+            (
+                "outpost_dns_dropped_total",
+                "Packets dropped without an answer.",
+                &self.dropped,
+            ),
+            (
+                "outpost_dns_truncated_total",
+                "UDP answers truncated (TC set).",
+                &self.truncated,
+            ),
+            (
+                "outpost_cache_hits_total",
+                "Forwarded queries answered from the cache.",
+                &self.cache_hits,
+            ),
+            (
+                "outpost_cache_misses_total",
+                "Forwarded queries sent upstream.",
+                &self.cache_misses,
+            ),
+            (
+                "outpost_cache_stale_served_total",
+                "Expired answers served because every upstream failed (RFC 8767).",
+                &self.cache_stale_served,
+            ),
+            (
+                "outpost_upstream_failures_total",
+                "Upstream exchanges that failed or timed out.",
+                &self.upstream_failures,
+            ),
+            (
+                "outpost_dns_tcp_refused_total",
+                "TCP connections refused at the connection limit.",
+                &self.tcp_connections_refused,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} counter");

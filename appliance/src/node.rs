@@ -53,15 +53,27 @@ docs         CNAME www
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("cannot create data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot create the example zone: {0}")]
     ExampleZone(String),
-    #[error("cannot bind {what} on {addr}: {source} (is another server using it? pick another with --{what})")]
-    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error(
+        "cannot bind {what} on {addr}: {source} (is another server using it? pick another with --{what})"
+    )]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A running node.
@@ -81,25 +93,39 @@ impl Node {
         if config.example_zone {
             create_example_zone(&store, &config.data_dir).await?;
         }
-        let token = admin::load_or_create_token(&config.data_dir).map_err(|source| NodeError::Write {
-            path: config.data_dir.join("admin.token"),
-            source,
-        })?;
+        let token =
+            admin::load_or_create_token(&config.data_dir).map_err(|source| NodeError::Write {
+                path: config.data_dir.join("admin.token"),
+                source,
+            })?;
 
-        let dns = DnsSockets::bind(config.dns).await.map_err(|source| NodeError::Bind {
+        let dns = DnsSockets::bind(config.dns)
+            .await
+            .map_err(|source| NodeError::Bind {
+                what: "dns",
+                addr: config.dns,
+                source,
+            })?;
+        let admin_listener =
+            TcpListener::bind(config.admin)
+                .await
+                .map_err(|source| NodeError::Bind {
+                    what: "admin",
+                    addr: config.admin,
+                    source,
+                })?;
+        let dns_addr = dns.local_addr().map_err(|source| NodeError::Bind {
             what: "dns",
             addr: config.dns,
             source,
         })?;
-        let admin_listener = TcpListener::bind(config.admin).await.map_err(|source| NodeError::Bind {
-            what: "admin",
-            addr: config.admin,
-            source,
-        })?;
-        let dns_addr = dns.local_addr().map_err(|source| NodeError::Bind { what: "dns", addr: config.dns, source })?;
         let admin_addr = admin_listener
             .local_addr()
-            .map_err(|source| NodeError::Bind { what: "admin", addr: config.admin, source })?;
+            .map_err(|source| NodeError::Bind {
+                what: "admin",
+                addr: config.admin,
+                source,
+            })?;
 
         let metrics = Arc::new(Metrics::default());
         let forwarder = Arc::new(Forwarder::new(&config.forward, metrics.clone()));
@@ -154,7 +180,10 @@ impl Node {
         self.ready.store(false, Ordering::SeqCst);
         self.shutdown.cancel();
         self.tracker.close();
-        if tokio::time::timeout(DRAIN_DEADLINE, self.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(DRAIN_DEADLINE, self.tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(deadline = ?DRAIN_DEADLINE, "in-flight work did not finish; stopping anyway");
         }
         self.store.shutdown().await?;
@@ -164,7 +193,10 @@ impl Node {
 }
 
 fn create_data_dir(path: &Path) -> Result<(), NodeError> {
-    let error = |source| NodeError::DataDir { path: path.to_owned(), source };
+    let error = |source| NodeError::DataDir {
+        path: path.to_owned(),
+        source,
+    };
     std::fs::create_dir_all(path).map_err(error)?;
     #[cfg(unix)]
     {
@@ -179,8 +211,10 @@ async fn create_example_zone(store: &Store, data_dir: &Path) -> Result<(), NodeE
     if marker.exists() {
         return Ok(());
     }
-    let origin = outpost_core::zones::parse_name(EXAMPLE_ORIGIN).map_err(|e| NodeError::ExampleZone(e.to_string()))?;
-    let records = parse_zone(EXAMPLE_ZONE, &origin, 300).map_err(|e| NodeError::ExampleZone(e.to_string()))?;
+    let origin = outpost_core::zones::parse_name(EXAMPLE_ORIGIN)
+        .map_err(|e| NodeError::ExampleZone(e.to_string()))?;
+    let records = parse_zone(EXAMPLE_ZONE, &origin, 300)
+        .map_err(|e| NodeError::ExampleZone(e.to_string()))?;
     let records = encode_records(&records).map_err(|e| NodeError::ExampleZone(e.to_string()))?;
     match store
         .write(Command::CreateZone {
@@ -189,16 +223,23 @@ async fn create_example_zone(store: &Store, data_dir: &Path) -> Result<(), NodeE
         })
         .await
     {
-        Ok(_) | Err(WriteError::Rejected(outpost_core::zones::CommandError::ZoneExists { .. })) => {}
+        Ok(_) | Err(WriteError::Rejected(outpost_core::zones::CommandError::ZoneExists { .. })) => {
+        }
         Err(error) => return Err(NodeError::ExampleZone(error.to_string())),
     }
-    std::fs::write(&marker, b"").map_err(|source| NodeError::Write { path: marker, source })
+    std::fs::write(&marker, b"").map_err(|source| NodeError::Write {
+        path: marker,
+        source,
+    })
 }
 
 fn write_addresses(data_dir: &Path, dns: SocketAddr, admin: SocketAddr) -> Result<(), NodeError> {
     let path = data_dir.join(ADDRESSES_FILE);
     let temporary = data_dir.join(format!("{ADDRESSES_FILE}.tmp"));
-    let body = format!("{{\"dns\":\"{dns}\",\"admin\":\"{admin}\",\"pid\":{}}}\n", std::process::id());
+    let body = format!(
+        "{{\"dns\":\"{dns}\",\"admin\":\"{admin}\",\"pid\":{}}}\n",
+        std::process::id()
+    );
     std::fs::write(&temporary, body)
         .and_then(|()| std::fs::rename(&temporary, &path))
         .map_err(|source| NodeError::Write { path, source })

@@ -185,7 +185,11 @@ pub enum StoreError {
     #[error("cannot open {}: {cause}", path.display())]
     Open { path: PathBuf, cause: redb::Error },
     #[error("{} has storage format {found}, this outpost reads format {expected}: run the outpost version that wrote it", path.display())]
-    Format { path: PathBuf, found: u32, expected: u32 },
+    Format {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
     #[error("cannot load the zones stored in {}: {cause}", path.display())]
     Load {
         path: PathBuf,

@@ -175,8 +175,11 @@ impl ZoneSet {
     /// Resolves one name inside the deepest zone that holds it.
     fn step(&self, qname: &Name, qtype: RecordType) -> Option<Step<'_>> {
         let lookup = LookupName::new(qname)?;
-        let (zone, zone_skip) = (0..=lookup.labels())
-            .find_map(|skip| self.zones.get(lookup.ancestor(skip)).map(|zone| (&**zone, skip)))?;
+        let (zone, zone_skip) = (0..=lookup.labels()).find_map(|skip| {
+            self.zones
+                .get(lookup.ancestor(skip))
+                .map(|zone| (&**zone, skip))
+        })?;
 
         // Walk down from the apex: the first cut wins; the deepest existing node is
         // the closest encloser.
@@ -187,7 +190,10 @@ impl ZoneSet {
             };
             // DS lives on the parent side of a cut (RFC 4035 section 3.1.4.1).
             if node.cut && !(skip == 0 && qtype == RecordType::DS) {
-                return Some(Step::Referral(zone, node.rrset(RecordType::NS).unwrap_or_default()));
+                return Some(Step::Referral(
+                    zone,
+                    node.rrset(RecordType::NS).unwrap_or_default(),
+                ));
             }
             encloser_skip = skip;
         }
@@ -207,7 +213,11 @@ impl ZoneSet {
 
     /// Addresses for the names that NS, MX and SRV answers point at, when we hold
     /// them (RFC 1034 section 4.3.2 step 6).
-    fn add_additionals<'a>(&'a self, records: &[Cow<'a, Record>], additionals: &mut Vec<Cow<'a, Record>>) {
+    fn add_additionals<'a>(
+        &'a self,
+        records: &[Cow<'a, Record>],
+        additionals: &mut Vec<Cow<'a, Record>>,
+    ) {
         for record in records {
             let target = match &record.data {
                 RData::NS(ns) => &ns.0,
@@ -218,12 +228,19 @@ impl ZoneSet {
             let Some(lookup) = LookupName::new(target) else {
                 continue;
             };
-            let Some(zone) = (0..=lookup.labels()).find_map(|skip| self.zones.get(lookup.ancestor(skip))) else {
+            let Some(zone) =
+                (0..=lookup.labels()).find_map(|skip| self.zones.get(lookup.ancestor(skip)))
+            else {
                 continue;
             };
             if let Some(node) = zone.nodes.get(lookup.key()) {
                 for rtype in [RecordType::A, RecordType::AAAA] {
-                    additionals.extend(node.rrset(rtype).unwrap_or_default().iter().map(Cow::Borrowed));
+                    additionals.extend(
+                        node.rrset(rtype)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(Cow::Borrowed),
+                    );
                 }
             }
         }
@@ -270,7 +287,13 @@ impl ZoneIndex {
         &self.soa
     }
 
-    fn answer_from<'a>(&'a self, node: &'a Node, qname: &Name, qtype: RecordType, synthesized: bool) -> Step<'a> {
+    fn answer_from<'a>(
+        &'a self,
+        node: &'a Node,
+        qname: &Name,
+        qtype: RecordType,
+        synthesized: bool,
+    ) -> Step<'a> {
         let owned = |record: &'a Record| -> Cow<'a, Record> {
             if synthesized {
                 let mut record = record.clone();
@@ -284,7 +307,13 @@ impl ZoneIndex {
             return Step::Data(records.iter().map(owned).collect());
         }
         if qtype == RecordType::ANY && !node.rrsets.is_empty() {
-            return Step::Data(node.rrsets.iter().flat_map(|(_, records)| records.iter()).map(owned).collect());
+            return Step::Data(
+                node.rrsets
+                    .iter()
+                    .flat_map(|(_, records)| records.iter())
+                    .map(owned)
+                    .collect(),
+            );
         }
         if let Some([cname]) = node.rrset(RecordType::CNAME)
             && let RData::CNAME(target) = &cname.data

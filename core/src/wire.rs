@@ -25,7 +25,9 @@ pub enum WireError {
 
 /// Encodes records one after the other, uncompressed. Each record goes through its
 /// own encoder because hickory's encoder stops at 64 KiB, and a zone is larger.
-pub fn encode_records<'a>(records: impl IntoIterator<Item = &'a Record>) -> Result<Vec<u8>, WireError> {
+pub fn encode_records<'a>(
+    records: impl IntoIterator<Item = &'a Record>,
+) -> Result<Vec<u8>, WireError> {
     let mut bytes = Vec::new();
     let mut scratch = Vec::new();
     for record in records {

@@ -27,28 +27,59 @@ pub const MAX_TTL: u32 = i32::MAX as u32;
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub enum Command {
     /// Creates a zone from its initial records, which must include the SOA.
-    CreateZone { origin: String, records: Vec<u8> },
+    CreateZone {
+        origin: String,
+        records: Vec<u8>,
+    },
     /// Creates or replaces a whole zone in one step (a master-file import).
-    ReplaceZone { origin: String, records: Vec<u8> },
-    DeleteZone { origin: String },
+    ReplaceZone {
+        origin: String,
+        records: Vec<u8>,
+    },
+    DeleteZone {
+        origin: String,
+    },
     /// Adds records to the RRsets of their owners, in the deepest zone holding each;
     /// the RRset takes the TTL of the added record.
-    AddRecords { records: Vec<u8> },
+    AddRecords {
+        records: Vec<u8>,
+    },
     /// Replaces one RRset; an empty `records` deletes it.
-    ReplaceRRset { owner: String, rtype: u16, records: Vec<u8> },
+    ReplaceRRset {
+        owner: String,
+        rtype: u16,
+        records: Vec<u8>,
+    },
     /// Deletes the given records (matched by data) or, when `records` is empty, the
     /// RRset of `rtype` or every RRset at `owner` when `rtype` is `None`.
-    DeleteRecords { owner: String, rtype: Option<u16>, records: Vec<u8> },
+    DeleteRecords {
+        owner: String,
+        rtype: Option<u16>,
+        records: Vec<u8>,
+    },
 }
 
 /// What a command did, RRset by RRset.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub enum Change {
-    ZonePut { origin: String },
-    ZoneDeleted { origin: String },
+    ZonePut {
+        origin: String,
+    },
+    ZoneDeleted {
+        origin: String,
+    },
     /// The whole RRset as it now is (records in wire form).
-    RRsetPut { zone: String, owner: String, rtype: u16, records: Vec<u8> },
-    RRsetDeleted { zone: String, owner: String, rtype: u16 },
+    RRsetPut {
+        zone: String,
+        owner: String,
+        rtype: u16,
+        records: Vec<u8>,
+    },
+    RRsetDeleted {
+        zone: String,
+        owner: String,
+        rtype: u16,
+    },
 }
 
 impl Change {
@@ -74,11 +105,15 @@ pub enum CommandError {
     NotInAnyZone { name: String },
     #[error("{name} is outside zone {zone}")]
     OutOfZone { name: String, zone: String },
-    #[error("{name} has a CNAME, which cannot coexist with other records at the same name (RFC 1034 section 3.6.2)")]
+    #[error(
+        "{name} has a CNAME, which cannot coexist with other records at the same name (RFC 1034 section 3.6.2)"
+    )]
     CnameConflict { name: String },
     #[error("{name} would have {count} CNAME records; a name has at most one")]
     CnameMultiple { name: String, count: usize },
-    #[error("zone {zone} has no SOA record at its apex (add one: \"@ SOA ns1 hostmaster 1 7200 3600 1209600 300\")")]
+    #[error(
+        "zone {zone} has no SOA record at its apex (add one: \"@ SOA ns1 hostmaster 1 7200 3600 1209600 300\")"
+    )]
     SoaMissing { zone: String },
     #[error("SOA record at {name} is not at the apex of zone {zone}")]
     SoaNotAtApex { name: String, zone: String },
@@ -141,7 +176,8 @@ impl Zone {
                 zone,
                 owner: owner_text,
                 rtype: rtype.into(),
-                records: encode_records(records).map_err(|e| CommandError::BadRecords(e.to_string()))?,
+                records: encode_records(records)
+                    .map_err(|e| CommandError::BadRecords(e.to_string()))?,
             },
             None => Change::RRsetDeleted {
                 zone,
@@ -168,7 +204,9 @@ impl Zone {
                     });
                 }
                 RecordType::CNAME if at_owner.len() > 1 => {
-                    return Err(CommandError::CnameConflict { name: owner.to_ascii() });
+                    return Err(CommandError::CnameConflict {
+                        name: owner.to_ascii(),
+                    });
                 }
                 RecordType::SOA if *count > 1 => {
                     return Err(CommandError::SoaMultiple {
@@ -185,7 +223,9 @@ impl Zone {
     fn check_has_soa(&self) -> Result<(), CommandError> {
         match self.soa() {
             Some(_) => Ok(()),
-            None => Err(CommandError::SoaMissing { zone: self.origin.to_ascii() }),
+            None => Err(CommandError::SoaMissing {
+                zone: self.origin.to_ascii(),
+            }),
         }
     }
 
@@ -241,7 +281,9 @@ impl Zones {
             Command::CreateZone { origin, records } => {
                 let origin = parse_name(origin)?;
                 if self.zones.contains_key(&origin) {
-                    return Err(CommandError::ZoneExists { origin: origin.to_ascii() });
+                    return Err(CommandError::ZoneExists {
+                        origin: origin.to_ascii(),
+                    });
                 }
                 self.put_zone(origin, records)
             }
@@ -252,12 +294,20 @@ impl Zones {
             Command::DeleteZone { origin } => {
                 let origin = parse_name(origin)?;
                 match self.zones.remove(&origin) {
-                    Some(_) => Ok(vec![Change::ZoneDeleted { origin: origin.to_ascii() }]),
-                    None => Err(CommandError::NoSuchZone { origin: origin.to_ascii() }),
+                    Some(_) => Ok(vec![Change::ZoneDeleted {
+                        origin: origin.to_ascii(),
+                    }]),
+                    None => Err(CommandError::NoSuchZone {
+                        origin: origin.to_ascii(),
+                    }),
                 }
             }
             Command::AddRecords { records } => self.add_records(records),
-            Command::ReplaceRRset { owner, rtype, records } => {
+            Command::ReplaceRRset {
+                owner,
+                rtype,
+                records,
+            } => {
                 let owner = parse_name(owner)?;
                 let rtype = RecordType::from(*rtype);
                 let records = decode(records)?;
@@ -275,13 +325,18 @@ impl Zones {
                         refuse_soa_delete(zone, &owner, Some(rtype))?;
                         zone.rrsets.remove(&(owner.clone(), rtype));
                     } else {
-                        zone.rrsets.insert((owner.clone(), rtype), normalize(records.clone()));
+                        zone.rrsets
+                            .insert((owner.clone(), rtype), normalize(records.clone()));
                     }
                     zone.check_owner(&owner)?;
                     Ok(vec![(owner.clone(), rtype)])
                 })
             }
-            Command::DeleteRecords { owner, rtype, records } => {
+            Command::DeleteRecords {
+                owner,
+                rtype,
+                records,
+            } => {
                 let owner = parse_name(owner)?;
                 let rtype = rtype.map(RecordType::from);
                 let records = decode(records)?;
@@ -305,7 +360,12 @@ impl Zones {
             Change::ZoneDeleted { origin } => {
                 self.zones.remove(&parse_name(origin)?);
             }
-            Change::RRsetPut { zone, owner, rtype, records } => {
+            Change::RRsetPut {
+                zone,
+                owner,
+                rtype,
+                records,
+            } => {
                 let zone = self.zone_mut(zone)?;
                 let records = decode(records)?;
                 zone.rrsets
@@ -313,7 +373,8 @@ impl Zones {
             }
             Change::RRsetDeleted { zone, owner, rtype } => {
                 let zone = self.zone_mut(zone)?;
-                zone.rrsets.remove(&(parse_name(owner)?, RecordType::from(*rtype)));
+                zone.rrsets
+                    .remove(&(parse_name(owner)?, RecordType::from(*rtype)));
             }
         }
         Ok(())
@@ -324,7 +385,9 @@ impl Zones {
     pub fn to_changes(&self) -> Vec<Change> {
         let mut changes = Vec::new();
         for zone in self.zones.values() {
-            changes.push(Change::ZonePut { origin: zone.origin.to_ascii() });
+            changes.push(Change::ZonePut {
+                origin: zone.origin.to_ascii(),
+            });
             for (owner, rtype) in zone.rrsets.keys() {
                 // Records in the model were decoded from wire bytes, so they encode.
                 if let Ok(change) = zone.rrset_change(owner, *rtype) {
@@ -339,7 +402,9 @@ impl Zones {
         let origin = parse_name(origin)?;
         match self.zones.get_mut(&origin) {
             Some(zone) => Ok(Arc::make_mut(zone)),
-            None => Err(CommandError::NoSuchZone { origin: origin.to_ascii() }),
+            None => Err(CommandError::NoSuchZone {
+                origin: origin.to_ascii(),
+            }),
         }
     }
 
@@ -367,9 +432,13 @@ impl Zones {
         }
         let mut changes = Vec::with_capacity(zone.rrsets.len() + 2);
         if self.zones.contains_key(&origin) {
-            changes.push(Change::ZoneDeleted { origin: origin.to_ascii() });
+            changes.push(Change::ZoneDeleted {
+                origin: origin.to_ascii(),
+            });
         }
-        changes.push(Change::ZonePut { origin: origin.to_ascii() });
+        changes.push(Change::ZonePut {
+            origin: origin.to_ascii(),
+        });
         for (owner, rtype) in zone.rrsets.keys() {
             changes.push(zone.rrset_change(owner, *rtype)?);
         }
@@ -386,7 +455,9 @@ impl Zones {
             let origin = next
                 .find_zone(&owner)
                 .map(|zone| zone.origin.clone())
-                .ok_or_else(|| CommandError::NotInAnyZone { name: owner.to_ascii() })?;
+                .ok_or_else(|| CommandError::NotInAnyZone {
+                    name: owner.to_ascii(),
+                })?;
             let zone = next.zone_mut(&origin.to_ascii())?;
             check_record(zone, &record)?;
             let mut record = record;
@@ -417,7 +488,9 @@ impl Zones {
     ) -> Result<Vec<Change>, CommandError> {
         let zone = self
             .find_zone(owner)
-            .ok_or_else(|| CommandError::NotInAnyZone { name: owner.to_ascii() })?;
+            .ok_or_else(|| CommandError::NotInAnyZone {
+                name: owner.to_ascii(),
+            })?;
         let origin = zone.origin.clone();
         let mut copy = zone.clone();
         let touched = edit(&mut copy)?;
@@ -435,8 +508,14 @@ impl Zones {
 
     /// Bumps the serial of every touched zone and lists the final state of every
     /// touched RRset (the SOA included).
-    fn finish_edit(&mut self, mut touched: Vec<(Name, Name, RecordType)>) -> Result<Vec<Change>, CommandError> {
-        let mut origins: Vec<Name> = touched.iter().map(|(origin, _, _)| origin.clone()).collect();
+    fn finish_edit(
+        &mut self,
+        mut touched: Vec<(Name, Name, RecordType)>,
+    ) -> Result<Vec<Change>, CommandError> {
+        let mut origins: Vec<Name> = touched
+            .iter()
+            .map(|(origin, _, _)| origin.clone())
+            .collect();
         origins.sort();
         origins.dedup();
         for origin in &origins {
@@ -501,10 +580,16 @@ fn delete_records(
     Ok(touched)
 }
 
-fn refuse_soa_delete(zone: &Zone, owner: &Name, rtype: Option<RecordType>) -> Result<(), CommandError> {
+fn refuse_soa_delete(
+    zone: &Zone,
+    owner: &Name,
+    rtype: Option<RecordType>,
+) -> Result<(), CommandError> {
     let hits_soa = *owner == zone.origin && rtype.is_none_or(|t| t == RecordType::SOA);
     if hits_soa {
-        return Err(CommandError::SoaDelete { zone: zone.origin.to_ascii() });
+        return Err(CommandError::SoaDelete {
+            zone: zone.origin.to_ascii(),
+        });
     }
     Ok(())
 }
@@ -525,14 +610,19 @@ pub fn check_record(zone: &Zone, record: &Record) -> Result<(), CommandError> {
         });
     }
     if record.ttl > MAX_TTL {
-        return Err(CommandError::TtlOutOfRange { name, ttl: record.ttl });
+        return Err(CommandError::TtlOutOfRange {
+            name,
+            ttl: record.ttl,
+        });
     }
     if record.name.iter().skip(1).any(|label| label == b"*") {
         return Err(CommandError::WildcardPosition { name });
     }
     let rtype = record.record_type();
     if !is_zone_data_type(rtype) {
-        return Err(CommandError::UnsupportedType { rtype: rtype.to_string() });
+        return Err(CommandError::UnsupportedType {
+            rtype: rtype.to_string(),
+        });
     }
     if rtype == RecordType::SOA && record.name.to_lowercase() != zone.origin {
         return Err(CommandError::SoaNotAtApex {
@@ -582,7 +672,9 @@ pub fn parse_name(text: &str) -> Result<Name, CommandError> {
     };
     let name = Name::from_ascii(text).map_err(|e| invalid(e.to_string()))?;
     if !name.is_fqdn() {
-        return Err(invalid("name must be absolute (end it with a dot)".to_string()));
+        return Err(invalid(
+            "name must be absolute (end it with a dot)".to_string(),
+        ));
     }
     Ok(name.to_lowercase())
 }

@@ -12,8 +12,10 @@
 //! - [`malformed`]: bad packets, other opcodes, incoming responses.
 //! - [`forwarding`]: a second `outpost` as the upstream; cache, serve-stale, access.
 //! - [`durability`]: kill -9 and restarts, SIGTERM and SIGINT.
-//! - [`admin_cli`]: the CLI, the admin API and its errors, `check-config`.
+//! - [`admin_cli`]: the CLI (`zone`, `record`, `status`, `check-config`).
+//! - [`admin_api`]: the HTTP API's errors, its token, `/metrics`.
 
+mod admin_api;
 mod admin_cli;
 mod authoritative;
 mod durability;

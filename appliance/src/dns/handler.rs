@@ -52,7 +52,13 @@ impl QueryHandler {
     }
 
     /// Answers what can be answered without the network.
-    pub fn handle(&self, packet: &[u8], client: IpAddr, transport: Transport, limit: Option<usize>) -> Handled {
+    pub fn handle(
+        &self,
+        packet: &[u8],
+        client: IpAddr,
+        transport: Transport,
+        limit: Option<usize>,
+    ) -> Handled {
         let started = Instant::now();
         let question = match message::decode(packet) {
             Decoded::Query(question) => question,
@@ -87,7 +93,12 @@ impl QueryHandler {
     }
 
     /// Resolves a question through the forwarder and its cache.
-    pub async fn forward(&self, question: Question, transport: Transport, limit: Option<usize>) -> Vec<u8> {
+    pub async fn forward(
+        &self,
+        question: Question,
+        transport: Transport,
+        limit: Option<usize>,
+    ) -> Vec<u8> {
         let started = Instant::now();
         let limit = limit.unwrap_or_else(|| message::udp_limit(&question));
         let outcome = match self.forwarder.resolve(&question.query).await {
@@ -117,14 +128,19 @@ impl QueryHandler {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(client, IpAddr::V4),
             v4 => v4,
         };
-        self.recursion_networks.iter().any(|network| network.contains(&client))
+        self.recursion_networks
+            .iter()
+            .any(|network| network.contains(&client))
     }
 
     fn count(&self, transport: Transport, bytes: &[u8], started: Instant) {
-        let rcode = bytes.get(3).map_or(ResponseCode::ServFail, |b| ResponseCode::from(0, b & 0x0f));
+        let rcode = bytes
+            .get(3)
+            .map_or(ResponseCode::ServFail, |b| ResponseCode::from(0, b & 0x0f));
         if bytes.get(2).is_some_and(|flags| flags & 0x02 != 0) {
             Metrics::bump(&self.metrics.truncated);
         }
-        self.metrics.record_answer(transport, rcode, started.elapsed());
+        self.metrics
+            .record_answer(transport, rcode, started.elapsed());
     }
 }

@@ -8,7 +8,9 @@
 
 use std::borrow::Cow;
 
-use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, Query, ResponseCode, emit_message_parts};
+use hickory_proto::op::{
+    Edns, Message, MessageType, Metadata, OpCode, Query, ResponseCode, emit_message_parts,
+};
 use hickory_proto::rr::{DNSClass, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncoder;
 
@@ -61,10 +63,18 @@ pub fn decode(packet: &[u8]) -> Decoded {
     let recursion_desired = flags & 0x01 != 0;
     let bare = |rcode| Decoded::Reply(encode_bare(id, op_code, recursion_desired, rcode));
     let Ok(message) = Message::from_vec(packet) else {
-        return bare(if op_code == OpCode::Query { ResponseCode::FormErr } else { ResponseCode::NotImp });
+        return bare(if op_code == OpCode::Query {
+            ResponseCode::FormErr
+        } else {
+            ResponseCode::NotImp
+        });
     };
     let [query] = message.queries.as_slice() else {
-        return bare(if op_code == OpCode::Query { ResponseCode::FormErr } else { ResponseCode::NotImp });
+        return bare(if op_code == OpCode::Query {
+            ResponseCode::FormErr
+        } else {
+            ResponseCode::NotImp
+        });
     };
     let mut question = Question {
         id,
@@ -82,24 +92,44 @@ pub fn decode(packet: &[u8]) -> Decoded {
     {
         // RFC 6891 section 6.1.3: answer BADVERS with the version we speak.
         question.query = query.clone();
-        return Decoded::Reply(encode(&question, Outcome::bare(ResponseCode::BADVERS), usize::MAX));
+        return Decoded::Reply(encode(
+            &question,
+            Outcome::bare(ResponseCode::BADVERS),
+            usize::MAX,
+        ));
     }
     if op_code != OpCode::Query {
         // Echo the question and OPT, as EDNS compliance checks expect.
-        return Decoded::Reply(encode(&question, Outcome::bare(ResponseCode::NotImp), usize::MAX));
+        return Decoded::Reply(encode(
+            &question,
+            Outcome::bare(ResponseCode::NotImp),
+            usize::MAX,
+        ));
     }
     match query.query_type() {
         RecordType::OPT | RecordType::TSIG | RecordType::SIG | RecordType::Unknown(0) => {
-            return Decoded::Reply(encode(&question, Outcome::bare(ResponseCode::FormErr), usize::MAX));
+            return Decoded::Reply(encode(
+                &question,
+                Outcome::bare(ResponseCode::FormErr),
+                usize::MAX,
+            ));
         }
         // Zone transfers are not offered.
         RecordType::AXFR | RecordType::IXFR => {
-            return Decoded::Reply(encode(&question, Outcome::bare(ResponseCode::Refused), usize::MAX));
+            return Decoded::Reply(encode(
+                &question,
+                Outcome::bare(ResponseCode::Refused),
+                usize::MAX,
+            ));
         }
         _ => {}
     }
     if query.query_class() != DNSClass::IN {
-        return Decoded::Reply(encode(&question, Outcome::bare(ResponseCode::Refused), usize::MAX));
+        return Decoded::Reply(encode(
+            &question,
+            Outcome::bare(ResponseCode::Refused),
+            usize::MAX,
+        ));
     }
     Decoded::Query(question)
 }
@@ -145,8 +175,14 @@ pub fn encode(question: &Question, outcome: Outcome<'_>, limit: usize) -> Vec<u8
                 additionals: Vec::new(),
                 ..outcome
             };
-            encode_sections(question, &empty, true)
-                .unwrap_or_else(|| encode_bare(question.id, question.op_code, question.recursion_desired, ResponseCode::ServFail))
+            encode_sections(question, &empty, true).unwrap_or_else(|| {
+                encode_bare(
+                    question.id,
+                    question.op_code,
+                    question.recursion_desired,
+                    ResponseCode::ServFail,
+                )
+            })
         }
     }
 }
@@ -183,7 +219,12 @@ fn encode_sections(question: &Question, outcome: &Outcome<'_>, truncated: bool) 
 }
 
 /// A header-only response: used when the question cannot be trusted or read.
-pub fn encode_bare(id: u16, op_code: OpCode, recursion_desired: bool, rcode: ResponseCode) -> Vec<u8> {
+pub fn encode_bare(
+    id: u16,
+    op_code: OpCode,
+    recursion_desired: bool,
+    rcode: ResponseCode,
+) -> Vec<u8> {
     let mut bytes = vec![0u8; HEADER_LEN];
     bytes[0..2].copy_from_slice(&id.to_be_bytes());
     bytes[2] = 0x80 | (u8::from(op_code) << 3) | u8::from(recursion_desired);
@@ -199,7 +240,10 @@ mod tests {
     fn query_bytes(build: impl FnOnce(&mut Message)) -> Vec<u8> {
         let mut message = Message::query();
         message.metadata.id = 7;
-        message.add_query(Query::query(Name::from_ascii("www.example.internal.").unwrap(), RecordType::A));
+        message.add_query(Query::query(
+            Name::from_ascii("www.example.internal.").unwrap(),
+            RecordType::A,
+        ));
         build(&mut message);
         message.to_vec().unwrap()
     }
@@ -230,7 +274,10 @@ mod tests {
         assert_eq!(reply_rcode(decode(&update)), ResponseCode::NotImp);
 
         let two = query_bytes(|m| {
-            m.add_query(Query::query(Name::from_ascii("a.example.").unwrap(), RecordType::A));
+            m.add_query(Query::query(
+                Name::from_ascii("a.example.").unwrap(),
+                RecordType::A,
+            ));
         });
         assert_eq!(reply_rcode(decode(&two)), ResponseCode::FormErr);
 
@@ -256,7 +303,9 @@ mod tests {
             edns.set_version(1);
             m.set_edns(edns);
         });
-        let Decoded::Reply(reply) = decode(&bytes) else { panic!("expected a reply") };
+        let Decoded::Reply(reply) = decode(&bytes) else {
+            panic!("expected a reply")
+        };
         let message = Message::from_vec(&reply).unwrap();
         // BADVERS and BADSIG share code 16; hickory names it BADSIG when decoding.
         assert_eq!(u16::from(message.metadata.response_code), 16);

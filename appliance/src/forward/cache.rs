@@ -112,7 +112,9 @@ impl Cache {
     fn evict(&self, entries: &mut HashMap<CacheKey, Entry>, now: Instant) {
         let dead: Vec<CacheKey> = entries
             .iter()
-            .filter(|(_, entry)| now.saturating_duration_since(entry.stored) >= entry.ttl + self.serve_stale)
+            .filter(|(_, entry)| {
+                now.saturating_duration_since(entry.stored) >= entry.ttl + self.serve_stale
+            })
             .take(EVICTION_SAMPLE)
             .map(|(key, _)| key.clone())
             .collect();
@@ -138,10 +140,15 @@ impl Cache {
 /// (failures, TTL 0, negative answers without an SOA).
 fn cache_ttl(resolved: &Resolved) -> Option<u32> {
     let ttl = match resolved.rcode {
-        ResponseCode::NoError if !resolved.answers.is_empty() => {
-            resolved.answers.iter().map(|r| r.ttl).min()?.min(MAX_POSITIVE_TTL)
+        ResponseCode::NoError if !resolved.answers.is_empty() => resolved
+            .answers
+            .iter()
+            .map(|r| r.ttl)
+            .min()?
+            .min(MAX_POSITIVE_TTL),
+        ResponseCode::NoError | ResponseCode::NXDomain => {
+            negative_ttl(&resolved.authorities)?.min(MAX_NEGATIVE_TTL)
         }
-        ResponseCode::NoError | ResponseCode::NXDomain => negative_ttl(&resolved.authorities)?.min(MAX_NEGATIVE_TTL),
         _ => return None,
     };
     (ttl > 0).then_some(ttl)
@@ -172,14 +179,26 @@ mod tests {
         let name = Name::from_ascii("www.example.com.").unwrap();
         Resolved {
             rcode: ResponseCode::NoError,
-            answers: vec![Record::from_rdata(name, ttl, RData::A(A::new(192, 0, 2, 1)))],
+            answers: vec![Record::from_rdata(
+                name,
+                ttl,
+                RData::A(A::new(192, 0, 2, 1)),
+            )],
             ..Resolved::default()
         }
     }
 
     fn nxdomain(soa_ttl: u32, minimum: u32) -> Resolved {
         let origin = Name::from_ascii("example.com.").unwrap();
-        let soa = SOA::new(origin.clone(), origin.clone(), 1, 7200, 3600, 1209600, minimum);
+        let soa = SOA::new(
+            origin.clone(),
+            origin.clone(),
+            1,
+            7200,
+            3600,
+            1209600,
+            minimum,
+        );
         Resolved {
             rcode: ResponseCode::NXDomain,
             authorities: vec![Record::from_rdata(origin, soa_ttl, RData::SOA(soa))],
@@ -192,12 +211,20 @@ mod tests {
         let cache = Cache::new(10, Duration::from_secs(100));
         let start = Instant::now();
         cache.put(key("www.example.com."), &positive(60), start);
-        let Lookup::Fresh(aged) = cache.get(&key("WWW.example.com."), start + Duration::from_secs(20)) else {
+        let Lookup::Fresh(aged) =
+            cache.get(&key("WWW.example.com."), start + Duration::from_secs(20))
+        else {
             panic!("expected a fresh hit");
         };
         assert_eq!(aged.answers[0].ttl, 40);
-        assert!(matches!(cache.get(&key("www.example.com."), start + Duration::from_secs(61)), Lookup::Stale(_)));
-        assert!(matches!(cache.get(&key("www.example.com."), start + Duration::from_secs(161)), Lookup::Miss));
+        assert!(matches!(
+            cache.get(&key("www.example.com."), start + Duration::from_secs(61)),
+            Lookup::Stale(_)
+        ));
+        assert!(matches!(
+            cache.get(&key("www.example.com."), start + Duration::from_secs(161)),
+            Lookup::Miss
+        ));
     }
 
     #[test]
@@ -205,17 +232,37 @@ mod tests {
         let cache = Cache::new(10, Duration::ZERO);
         let start = Instant::now();
         cache.put(key("nope.example.com."), &nxdomain(3600, 30), start);
-        assert!(matches!(cache.get(&key("nope.example.com."), start + Duration::from_secs(29)), Lookup::Fresh(_)));
-        assert!(matches!(cache.get(&key("nope.example.com."), start + Duration::from_secs(31)), Lookup::Miss));
+        assert!(matches!(
+            cache.get(&key("nope.example.com."), start + Duration::from_secs(29)),
+            Lookup::Fresh(_)
+        ));
+        assert!(matches!(
+            cache.get(&key("nope.example.com."), start + Duration::from_secs(31)),
+            Lookup::Miss
+        ));
     }
 
     #[test]
     fn failures_and_zero_ttls_are_not_cached() {
         let cache = Cache::new(10, Duration::from_secs(100));
         let now = Instant::now();
-        cache.put(key("a.example.com."), &Resolved { rcode: ResponseCode::ServFail, ..Resolved::default() }, now);
+        cache.put(
+            key("a.example.com."),
+            &Resolved {
+                rcode: ResponseCode::ServFail,
+                ..Resolved::default()
+            },
+            now,
+        );
         cache.put(key("b.example.com."), &positive(0), now);
-        cache.put(key("c.example.com."), &Resolved { rcode: ResponseCode::NXDomain, ..Resolved::default() }, now);
+        cache.put(
+            key("c.example.com."),
+            &Resolved {
+                rcode: ResponseCode::NXDomain,
+                ..Resolved::default()
+            },
+            now,
+        );
         assert!(cache.is_empty());
     }
 
@@ -224,9 +271,16 @@ mod tests {
         let cache = Cache::new(3, Duration::ZERO);
         let now = Instant::now();
         for i in 0..10 {
-            cache.put(key(&format!("host{i}.example.com.")), &positive(60 + i), now);
+            cache.put(
+                key(&format!("host{i}.example.com.")),
+                &positive(60 + i),
+                now,
+            );
         }
         assert_eq!(cache.len(), 3);
-        assert!(matches!(cache.get(&key("host9.example.com."), now), Lookup::Fresh(_)), "the newest entry is kept");
+        assert!(
+            matches!(cache.get(&key("host9.example.com."), now), Lookup::Fresh(_)),
+            "the newest entry is kept"
+        );
     }
 }

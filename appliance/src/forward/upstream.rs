@@ -24,7 +24,11 @@ pub enum ExchangeError {
     Malformed(String),
 }
 
-pub async fn exchange(upstream: &Upstream, query: &Query, timeout: Duration) -> Result<Resolved, ExchangeError> {
+pub async fn exchange(
+    upstream: &Upstream,
+    query: &Query,
+    timeout: Duration,
+) -> Result<Resolved, ExchangeError> {
     let deadline = Instant::now() + timeout;
     let (id, request) = build_request(query)?;
     let answer = if upstream.tcp_only {
@@ -38,7 +42,9 @@ pub async fn exchange(upstream: &Upstream, query: &Query, timeout: Duration) -> 
         }
     };
     if answer.metadata.id != id || answer.queries.first() != Some(query) {
-        return Err(ExchangeError::Malformed("answer does not match the question".into()));
+        return Err(ExchangeError::Malformed(
+            "answer does not match the question".into(),
+        ));
     }
     Ok(Resolved {
         rcode: answer.metadata.response_code,
@@ -50,7 +56,8 @@ pub async fn exchange(upstream: &Upstream, query: &Query, timeout: Duration) -> 
 
 fn build_request(query: &Query) -> Result<(u16, Vec<u8>), ExchangeError> {
     let mut id = [0u8; 2];
-    getrandom::fill(&mut id).map_err(|e| ExchangeError::Io(std::io::Error::other(e.to_string())))?;
+    getrandom::fill(&mut id)
+        .map_err(|e| ExchangeError::Io(std::io::Error::other(e.to_string())))?;
     let id = u16::from_be_bytes(id);
     let mut message = Message::query();
     message.metadata.id = id;
@@ -59,7 +66,9 @@ fn build_request(query: &Query) -> Result<(u16, Vec<u8>), ExchangeError> {
     let mut edns = Edns::new();
     edns.set_max_payload(MAX_UDP_PAYLOAD);
     message.set_edns(edns);
-    let bytes = message.to_vec().map_err(|e| ExchangeError::Malformed(e.to_string()))?;
+    let bytes = message
+        .to_vec()
+        .map_err(|e| ExchangeError::Malformed(e.to_string()))?;
     Ok((id, bytes))
 }
 
@@ -96,10 +105,15 @@ async fn exchange_udp(
     }
 }
 
-async fn exchange_tcp(addr: SocketAddr, request: &[u8], deadline: Instant) -> Result<Message, ExchangeError> {
+async fn exchange_tcp(
+    addr: SocketAddr,
+    request: &[u8],
+    deadline: Instant,
+) -> Result<Message, ExchangeError> {
     let work = async {
         let mut stream = TcpStream::connect(addr).await?;
-        let len = u16::try_from(request.len()).map_err(|_| ExchangeError::Malformed("request too long".into()))?;
+        let len = u16::try_from(request.len())
+            .map_err(|_| ExchangeError::Malformed("request too long".into()))?;
         let mut framed = Vec::with_capacity(request.len() + 2);
         framed.extend_from_slice(&len.to_be_bytes());
         framed.extend_from_slice(request);
@@ -109,5 +123,7 @@ async fn exchange_tcp(addr: SocketAddr, request: &[u8], deadline: Instant) -> Re
         stream.read_exact(&mut buffer).await?;
         Message::from_vec(&buffer).map_err(|e| ExchangeError::Malformed(e.to_string()))
     };
-    timeout_at(deadline, work).await.map_err(|_| ExchangeError::Timeout)?
+    timeout_at(deadline, work)
+        .await
+        .map_err(|_| ExchangeError::Timeout)?
 }

@@ -56,9 +56,7 @@ pub(crate) fn open_database(path: &Path) -> Result<(Database, u32), redb::Error>
     txn.open_table(LOG)?;
     let format = {
         let mut meta = txn.open_table(LOG_META)?;
-        let stored = meta
-            .get(FORMAT)?
-            .map(|bytes| decode::<u32>(bytes.value()));
+        let stored = meta.get(FORMAT)?.map(|bytes| decode::<u32>(bytes.value()));
         match stored {
             Some(format) => format?,
             None => {

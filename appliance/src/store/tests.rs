@@ -57,7 +57,8 @@ fn normal_entry(index: u64, command: Command) -> Entry {
 
 /// The log store and state machine over a fresh database in a temporary directory.
 async fn open_parts(dir: &Path) -> std::io::Result<(Arc<Database>, LogStore, StateMachine)> {
-    let (db, _format) = tables::open_database(&dir.join(DB_FILE_NAME)).map_err(std::io::Error::other)?;
+    let (db, _format) =
+        tables::open_database(&dir.join(DB_FILE_NAME)).map_err(std::io::Error::other)?;
     let db = Arc::new(db);
     let state_machine = StateMachine::open(Arc::clone(&db)).await?;
     Ok((Arc::clone(&db), LogStore::new(db), state_machine))
@@ -228,11 +229,16 @@ async fn a_file_of_another_storage_format_is_refused() {
     let path = dir.path().join(DB_FILE_NAME);
     {
         let (db, format) = tables::open_database(&path).expect("create");
-        assert_eq!(format, tables::FORMAT_VERSION, "a new file gets the current format");
+        assert_eq!(
+            format,
+            tables::FORMAT_VERSION,
+            "a new file gets the current format"
+        );
         let txn = db.begin_write().expect("write");
         {
             let mut meta = txn.open_table(tables::LOG_META).expect("table");
-            tables::put_value(&mut meta, tables::FORMAT, &(tables::FORMAT_VERSION + 1)).expect("put");
+            tables::put_value(&mut meta, tables::FORMAT, &(tables::FORMAT_VERSION + 1))
+                .expect("put");
         }
         txn.commit().expect("commit");
     }
@@ -240,7 +246,10 @@ async fn a_file_of_another_storage_format_is_refused() {
         panic!("a file of a newer format was opened");
     };
     let message = err.to_string();
-    assert!(message.contains(&format!("storage format {}", tables::FORMAT_VERSION + 1)), "{message}");
+    assert!(
+        message.contains(&format!("storage format {}", tables::FORMAT_VERSION + 1)),
+        "{message}"
+    );
 }
 
 #[tokio::test]

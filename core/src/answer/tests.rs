@@ -39,7 +39,10 @@ printer 300 A 10.9.0.7
 
 fn zone_set() -> ZoneSet {
     let mut zones = Zones::default();
-    for (origin, text) in [("example.internal.", EXAMPLE), ("lab.example.internal.", LAB)] {
+    for (origin, text) in [
+        ("example.internal.", EXAMPLE),
+        ("lab.example.internal.", LAB),
+    ] {
         let name = Name::from_ascii(origin).unwrap();
         let records = parse_zone(text, &name, 3600).unwrap();
         zones
@@ -77,74 +80,229 @@ fn answers_follow_the_rfcs() {
     use RecordType::*;
     use ResponseCode::{NXDomain, NoError};
     let cases = [
-        Case { qname: "www.example.internal.", qtype: A, rcode: NoError, aa: true,
-            answers: &["www.example.internal. 300 A 10.0.0.10"], authorities: &[], additionals: &[] },
-        Case { qname: "WWW.Example.INTERNAL.", qtype: AAAA, rcode: NoError, aa: true,
-            answers: &["www.example.internal. 300 AAAA fd00::10"], authorities: &[], additionals: &[] },
+        Case {
+            qname: "www.example.internal.",
+            qtype: A,
+            rcode: NoError,
+            aa: true,
+            answers: &["www.example.internal. 300 A 10.0.0.10"],
+            authorities: &[],
+            additionals: &[],
+        },
+        Case {
+            qname: "WWW.Example.INTERNAL.",
+            qtype: AAAA,
+            rcode: NoError,
+            aa: true,
+            answers: &["www.example.internal. 300 AAAA fd00::10"],
+            authorities: &[],
+            additionals: &[],
+        },
         // NODATA: the name exists, the type does not; SOA TTL is min(3600, MINIMUM 60).
-        Case { qname: "www.example.internal.", qtype: MX, rcode: NoError, aa: true,
-            answers: &[], authorities: &[NEG_SOA], additionals: &[] },
-        Case { qname: "nothere.example.internal.", qtype: A, rcode: NXDomain, aa: true,
-            answers: &[], authorities: &[NEG_SOA], additionals: &[] },
+        Case {
+            qname: "www.example.internal.",
+            qtype: MX,
+            rcode: NoError,
+            aa: true,
+            answers: &[],
+            authorities: &[NEG_SOA],
+            additionals: &[],
+        },
+        Case {
+            qname: "nothere.example.internal.",
+            qtype: A,
+            rcode: NXDomain,
+            aa: true,
+            answers: &[],
+            authorities: &[NEG_SOA],
+            additionals: &[],
+        },
         // Empty non-terminal: exists, so NODATA rather than NXDOMAIN (RFC 8020).
-        Case { qname: "ent.example.internal.", qtype: A, rcode: NoError, aa: true,
-            answers: &[], authorities: &[NEG_SOA], additionals: &[] },
-        Case { qname: "alias.example.internal.", qtype: A, rcode: NoError, aa: true,
-            answers: &["alias.example.internal. 300 CNAME www.example.internal.", "www.example.internal. 300 A 10.0.0.10"],
-            authorities: &[], additionals: &[] },
-        Case { qname: "alias.example.internal.", qtype: CNAME, rcode: NoError, aa: true,
-            answers: &["alias.example.internal. 300 CNAME www.example.internal."], authorities: &[], additionals: &[] },
-        Case { qname: "chain1.example.internal.", qtype: A, rcode: NoError, aa: true,
-            answers: &["chain1.example.internal. 300 CNAME chain2.example.internal.",
-                "chain2.example.internal. 300 CNAME www.example.internal.", "www.example.internal. 300 A 10.0.0.10"],
-            authorities: &[], additionals: &[] },
+        Case {
+            qname: "ent.example.internal.",
+            qtype: A,
+            rcode: NoError,
+            aa: true,
+            answers: &[],
+            authorities: &[NEG_SOA],
+            additionals: &[],
+        },
+        Case {
+            qname: "alias.example.internal.",
+            qtype: A,
+            rcode: NoError,
+            aa: true,
+            answers: &[
+                "alias.example.internal. 300 CNAME www.example.internal.",
+                "www.example.internal. 300 A 10.0.0.10",
+            ],
+            authorities: &[],
+            additionals: &[],
+        },
+        Case {
+            qname: "alias.example.internal.",
+            qtype: CNAME,
+            rcode: NoError,
+            aa: true,
+            answers: &["alias.example.internal. 300 CNAME www.example.internal."],
+            authorities: &[],
+            additionals: &[],
+        },
+        Case {
+            qname: "chain1.example.internal.",
+            qtype: A,
+            rcode: NoError,
+            aa: true,
+            answers: &[
+                "chain1.example.internal. 300 CNAME chain2.example.internal.",
+                "chain2.example.internal. 300 CNAME www.example.internal.",
+                "www.example.internal. 300 A 10.0.0.10",
+            ],
+            authorities: &[],
+            additionals: &[],
+        },
         // The rcode is that of the last name in the chain (RFC 6604).
-        Case { qname: "dangling.example.internal.", qtype: A, rcode: NXDomain, aa: true,
+        Case {
+            qname: "dangling.example.internal.",
+            qtype: A,
+            rcode: NXDomain,
+            aa: true,
             answers: &["dangling.example.internal. 300 CNAME nothere.example.internal."],
-            authorities: &[NEG_SOA], additionals: &[] },
-        Case { qname: "outside.example.internal.", qtype: A, rcode: NoError, aa: true,
-            answers: &["outside.example.internal. 300 CNAME www.example.com."], authorities: &[], additionals: &[] },
+            authorities: &[NEG_SOA],
+            additionals: &[],
+        },
+        Case {
+            qname: "outside.example.internal.",
+            qtype: A,
+            rcode: NoError,
+            aa: true,
+            answers: &["outside.example.internal. 300 CNAME www.example.com."],
+            authorities: &[],
+            additionals: &[],
+        },
         // Wildcard synthesis (RFC 4592), also more than one label below the encloser.
-        Case { qname: "foo.dev.example.internal.", qtype: A, rcode: NoError, aa: true,
-            answers: &["foo.dev.example.internal. 300 A 10.0.1.1"], authorities: &[], additionals: &[] },
-        Case { qname: "a.b.dev.example.internal.", qtype: TXT, rcode: NoError, aa: true,
-            answers: &["a.b.dev.example.internal. 300 TXT wild"], authorities: &[], additionals: &[] },
+        Case {
+            qname: "foo.dev.example.internal.",
+            qtype: A,
+            rcode: NoError,
+            aa: true,
+            answers: &["foo.dev.example.internal. 300 A 10.0.1.1"],
+            authorities: &[],
+            additionals: &[],
+        },
+        Case {
+            qname: "a.b.dev.example.internal.",
+            qtype: TXT,
+            rcode: NoError,
+            aa: true,
+            answers: &["a.b.dev.example.internal. 300 TXT wild"],
+            authorities: &[],
+            additionals: &[],
+        },
         // Wildcard NODATA.
-        Case { qname: "foo.dev.example.internal.", qtype: MX, rcode: NoError, aa: true,
-            answers: &[], authorities: &[NEG_SOA], additionals: &[] },
+        Case {
+            qname: "foo.dev.example.internal.",
+            qtype: MX,
+            rcode: NoError,
+            aa: true,
+            answers: &[],
+            authorities: &[NEG_SOA],
+            additionals: &[],
+        },
         // A wildcard never covers a name that exists.
-        Case { qname: "exists.dev.example.internal.", qtype: TXT, rcode: NoError, aa: true,
-            answers: &[], authorities: &[NEG_SOA], additionals: &[] },
+        Case {
+            qname: "exists.dev.example.internal.",
+            qtype: TXT,
+            rcode: NoError,
+            aa: true,
+            answers: &[],
+            authorities: &[NEG_SOA],
+            additionals: &[],
+        },
         // Nor names below an existing name that is not the wildcard's parent.
-        Case { qname: "x.www.example.internal.", qtype: A, rcode: NXDomain, aa: true,
-            answers: &[], authorities: &[NEG_SOA], additionals: &[] },
+        Case {
+            qname: "x.www.example.internal.",
+            qtype: A,
+            rcode: NXDomain,
+            aa: true,
+            answers: &[],
+            authorities: &[NEG_SOA],
+            additionals: &[],
+        },
         // Delegation: a referral, AA clear, with glue.
-        Case { qname: "host.sub.example.internal.", qtype: A, rcode: NoError, aa: false,
-            answers: &[], authorities: &["sub.example.internal. 300 NS ns.sub.example.internal."],
-            additionals: &["ns.sub.example.internal. 300 A 10.0.3.1"] },
-        Case { qname: "sub.example.internal.", qtype: NS, rcode: NoError, aa: false,
-            answers: &[], authorities: &["sub.example.internal. 300 NS ns.sub.example.internal."],
-            additionals: &["ns.sub.example.internal. 300 A 10.0.3.1"] },
-        Case { qname: "mail.example.internal.", qtype: MX, rcode: NoError, aa: true,
-            answers: &["mail.example.internal. 300 MX 10 mx1.example.internal."], authorities: &[],
-            additionals: &["mx1.example.internal. 300 A 10.0.0.25"] },
-        Case { qname: "_sip._tcp.example.internal.", qtype: SRV, rcode: NoError, aa: true,
-            answers: &["_sip._tcp.example.internal. 300 SRV 0 5 5060 sip.example.internal."], authorities: &[],
-            additionals: &["sip.example.internal. 300 A 10.0.0.50"] },
-        Case { qname: "example.internal.", qtype: NS, rcode: NoError, aa: true,
-            answers: &["example.internal. 300 NS ns1.example.internal."], authorities: &[],
-            additionals: &["ns1.example.internal. 300 A 10.0.0.1"] },
+        Case {
+            qname: "host.sub.example.internal.",
+            qtype: A,
+            rcode: NoError,
+            aa: false,
+            answers: &[],
+            authorities: &["sub.example.internal. 300 NS ns.sub.example.internal."],
+            additionals: &["ns.sub.example.internal. 300 A 10.0.3.1"],
+        },
+        Case {
+            qname: "sub.example.internal.",
+            qtype: NS,
+            rcode: NoError,
+            aa: false,
+            answers: &[],
+            authorities: &["sub.example.internal. 300 NS ns.sub.example.internal."],
+            additionals: &["ns.sub.example.internal. 300 A 10.0.3.1"],
+        },
+        Case {
+            qname: "mail.example.internal.",
+            qtype: MX,
+            rcode: NoError,
+            aa: true,
+            answers: &["mail.example.internal. 300 MX 10 mx1.example.internal."],
+            authorities: &[],
+            additionals: &["mx1.example.internal. 300 A 10.0.0.25"],
+        },
+        Case {
+            qname: "_sip._tcp.example.internal.",
+            qtype: SRV,
+            rcode: NoError,
+            aa: true,
+            answers: &["_sip._tcp.example.internal. 300 SRV 0 5 5060 sip.example.internal."],
+            authorities: &[],
+            additionals: &["sip.example.internal. 300 A 10.0.0.50"],
+        },
+        Case {
+            qname: "example.internal.",
+            qtype: NS,
+            rcode: NoError,
+            aa: true,
+            answers: &["example.internal. 300 NS ns1.example.internal."],
+            authorities: &[],
+            additionals: &["ns1.example.internal. 300 A 10.0.0.1"],
+        },
         // The deepest zone answers.
-        Case { qname: "printer.lab.example.internal.", qtype: A, rcode: NoError, aa: true,
-            answers: &["printer.lab.example.internal. 300 A 10.9.0.7"], authorities: &[], additionals: &[] },
-        Case { qname: "nope.lab.example.internal.", qtype: A, rcode: NXDomain, aa: true, answers: &[],
-            authorities: &["lab.example.internal. 30 SOA ns1.example.internal. hostmaster.example.internal. 7 7200 3600 1209600 30"],
-            additionals: &[] },
+        Case {
+            qname: "printer.lab.example.internal.",
+            qtype: A,
+            rcode: NoError,
+            aa: true,
+            answers: &["printer.lab.example.internal. 300 A 10.9.0.7"],
+            authorities: &[],
+            additionals: &[],
+        },
+        Case {
+            qname: "nope.lab.example.internal.",
+            qtype: A,
+            rcode: NXDomain,
+            aa: true,
+            answers: &[],
+            authorities: &[
+                "lab.example.internal. 30 SOA ns1.example.internal. hostmaster.example.internal. 7 7200 3600 1209600 30",
+            ],
+            additionals: &[],
+        },
     ];
     let set = zone_set();
     for case in cases {
         let name = Name::from_ascii(case.qname).unwrap();
-        let answer = set.lookup(&name, case.qtype).unwrap_or_else(|| panic!("{} is in our zones", case.qname));
+        let answer = set
+            .lookup(&name, case.qtype)
+            .unwrap_or_else(|| panic!("{} is in our zones", case.qname));
         let context = format!("{} {}", case.qname, case.qtype);
         assert_eq!(answer.rcode, case.rcode, "{context}");
         assert_eq!(answer.authoritative, case.aa, "{context}");
@@ -158,7 +316,10 @@ fn answers_follow_the_rfcs() {
 fn cname_loops_end() {
     let set = zone_set();
     let answer = set
-        .lookup(&Name::from_ascii("loop1.example.internal.").unwrap(), RecordType::A)
+        .lookup(
+            &Name::from_ascii("loop1.example.internal.").unwrap(),
+            RecordType::A,
+        )
         .unwrap();
     assert_eq!(answer.answers.len(), MAX_CNAME_CHAIN);
     assert_eq!(answer.rcode, ResponseCode::NoError);
@@ -168,7 +329,11 @@ fn cname_loops_end() {
 fn names_outside_our_zones_are_not_ours() {
     let set = zone_set();
     for name in ["www.example.com.", "internal.", "."] {
-        assert!(set.lookup(&Name::from_ascii(name).unwrap(), RecordType::A).is_none(), "{name}");
+        assert!(
+            set.lookup(&Name::from_ascii(name).unwrap(), RecordType::A)
+                .is_none(),
+            "{name}"
+        );
     }
 }
 
@@ -186,7 +351,9 @@ fn rebuild_reindexes_only_touched_zones() {
     let first = ZoneSet::rebuild(&zones, &ZoneSet::empty(), &changes);
     assert_eq!(first.len(), 1);
     let changes = zones
-        .apply(&Command::DeleteZone { origin: origin.to_ascii() })
+        .apply(&Command::DeleteZone {
+            origin: origin.to_ascii(),
+        })
         .unwrap();
     let second = ZoneSet::rebuild(&zones, &first, &changes);
     assert!(second.is_empty());

@@ -26,14 +26,19 @@ fn site() -> Zones {
     zones
         .apply(&Command::CreateZone {
             origin: "site.internal.".into(),
-            records: wire(&[soa(), rec("www.site.internal.", 300, RecordType::A, "10.0.0.1")]),
+            records: wire(&[
+                soa(),
+                rec("www.site.internal.", 300, RecordType::A, "10.0.0.1"),
+            ]),
         })
         .unwrap();
     zones
 }
 
 fn serial(zones: &Zones) -> u32 {
-    let zone = zones.get(&Name::from_ascii("site.internal.").unwrap()).unwrap();
+    let zone = zones
+        .get(&Name::from_ascii("site.internal.").unwrap())
+        .unwrap();
     match &zone.soa().unwrap().data {
         RData::SOA(soa) => soa.serial,
         _ => unreachable!(),
@@ -41,7 +46,9 @@ fn serial(zones: &Zones) -> u32 {
 }
 
 fn add(zones: &mut Zones, records: &[Record]) -> Result<Vec<Change>, CommandError> {
-    zones.apply(&Command::AddRecords { records: wire(records) })
+    zones.apply(&Command::AddRecords {
+        records: wire(records),
+    })
 }
 
 #[test]
@@ -53,7 +60,12 @@ fn a_zone_needs_an_soa() {
             records: wire(&[rec("www.site.internal.", 300, RecordType::A, "10.0.0.1")]),
         })
         .unwrap_err();
-    assert_eq!(err, CommandError::SoaMissing { zone: "site.internal.".into() });
+    assert_eq!(
+        err,
+        CommandError::SoaMissing {
+            zone: "site.internal.".into()
+        }
+    );
     assert!(zones.is_empty());
 }
 
@@ -61,7 +73,10 @@ fn a_zone_needs_an_soa() {
 fn creating_an_existing_zone_is_refused() {
     let mut zones = site();
     let err = zones
-        .apply(&Command::CreateZone { origin: "site.internal.".into(), records: wire(&[soa()]) })
+        .apply(&Command::CreateZone {
+            origin: "site.internal.".into(),
+            records: wire(&[soa()]),
+        })
         .unwrap_err();
     assert!(matches!(err, CommandError::ZoneExists { .. }), "{err}");
 }
@@ -69,7 +84,16 @@ fn creating_an_existing_zone_is_refused() {
 #[test]
 fn add_puts_the_rrset_and_bumps_the_serial() {
     let mut zones = site();
-    let changes = add(&mut zones, &[rec("printer.site.internal.", 120, RecordType::A, "10.0.0.7")]).unwrap();
+    let changes = add(
+        &mut zones,
+        &[rec(
+            "printer.site.internal.",
+            120,
+            RecordType::A,
+            "10.0.0.7",
+        )],
+    )
+    .unwrap();
     assert_eq!(serial(&zones), 2);
     let kinds: Vec<(String, u16)> = changes
         .iter()
@@ -79,15 +103,28 @@ fn add_puts_the_rrset_and_bumps_the_serial() {
         })
         .collect();
     assert!(kinds.contains(&("printer.site.internal.".into(), 1)));
-    assert!(kinds.contains(&("site.internal.".into(), 6)), "the SOA with its new serial travels too");
+    assert!(
+        kinds.contains(&("site.internal.".into(), 6)),
+        "the SOA with its new serial travels too"
+    );
 }
 
 #[test]
 fn an_rrset_shares_the_ttl_of_the_latest_record() {
     let mut zones = site();
-    add(&mut zones, &[rec("www.site.internal.", 60, RecordType::A, "10.0.0.2")]).unwrap();
-    let zone = zones.get(&Name::from_ascii("site.internal.").unwrap()).unwrap();
-    let ttls: Vec<u32> = zone.records().filter(|r| r.record_type() == RecordType::A).map(|r| r.ttl).collect();
+    add(
+        &mut zones,
+        &[rec("www.site.internal.", 60, RecordType::A, "10.0.0.2")],
+    )
+    .unwrap();
+    let zone = zones
+        .get(&Name::from_ascii("site.internal.").unwrap())
+        .unwrap();
+    let ttls: Vec<u32> = zone
+        .records()
+        .filter(|r| r.record_type() == RecordType::A)
+        .map(|r| r.ttl)
+        .collect();
     assert_eq!(ttls, vec![60, 60]);
 }
 
@@ -95,27 +132,91 @@ fn an_rrset_shares_the_ttl_of_the_latest_record() {
 fn cname_is_exclusive_and_single() {
     let mut zones = site();
     let before = zones.clone();
-    let err = add(&mut zones, &[rec("www.site.internal.", 300, RecordType::CNAME, "other.site.internal.")]).unwrap_err();
-    assert_eq!(err, CommandError::CnameConflict { name: "www.site.internal.".into() });
+    let err = add(
+        &mut zones,
+        &[rec(
+            "www.site.internal.",
+            300,
+            RecordType::CNAME,
+            "other.site.internal.",
+        )],
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        CommandError::CnameConflict {
+            name: "www.site.internal.".into()
+        }
+    );
     assert_eq!(zones, before, "a refused command changes nothing");
 
-    add(&mut zones, &[rec("alias.site.internal.", 300, RecordType::CNAME, "www.site.internal.")]).unwrap();
-    let err = add(&mut zones, &[rec("alias.site.internal.", 300, RecordType::CNAME, "x.site.internal.")]).unwrap_err();
-    assert!(matches!(err, CommandError::CnameMultiple { count: 2, .. }), "{err}");
-    let err = add(&mut zones, &[rec("alias.site.internal.", 300, RecordType::TXT, "\"hi\"")]).unwrap_err();
+    add(
+        &mut zones,
+        &[rec(
+            "alias.site.internal.",
+            300,
+            RecordType::CNAME,
+            "www.site.internal.",
+        )],
+    )
+    .unwrap();
+    let err = add(
+        &mut zones,
+        &[rec(
+            "alias.site.internal.",
+            300,
+            RecordType::CNAME,
+            "x.site.internal.",
+        )],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, CommandError::CnameMultiple { count: 2, .. }),
+        "{err}"
+    );
+    let err = add(
+        &mut zones,
+        &[rec("alias.site.internal.", 300, RecordType::TXT, "\"hi\"")],
+    )
+    .unwrap_err();
     assert!(matches!(err, CommandError::CnameConflict { .. }), "{err}");
 }
 
 #[test]
 fn records_must_be_in_a_zone_and_well_formed() {
     let mut zones = site();
-    let err = add(&mut zones, &[rec("www.other.org.", 300, RecordType::A, "10.0.0.1")]).unwrap_err();
-    assert_eq!(err, CommandError::NotInAnyZone { name: "www.other.org.".into() });
+    let err = add(
+        &mut zones,
+        &[rec("www.other.org.", 300, RecordType::A, "10.0.0.1")],
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        CommandError::NotInAnyZone {
+            name: "www.other.org.".into()
+        }
+    );
 
-    let err = add(&mut zones, &[rec("a.*.site.internal.", 300, RecordType::A, "10.0.0.1")]).unwrap_err();
-    assert!(matches!(err, CommandError::WildcardPosition { .. }), "{err}");
+    let err = add(
+        &mut zones,
+        &[rec("a.*.site.internal.", 300, RecordType::A, "10.0.0.1")],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, CommandError::WildcardPosition { .. }),
+        "{err}"
+    );
 
-    let err = add(&mut zones, &[rec("x.site.internal.", MAX_TTL + 1, RecordType::A, "10.0.0.1")]).unwrap_err();
+    let err = add(
+        &mut zones,
+        &[rec(
+            "x.site.internal.",
+            MAX_TTL + 1,
+            RecordType::A,
+            "10.0.0.1",
+        )],
+    )
+    .unwrap_err();
     assert!(matches!(err, CommandError::TtlOutOfRange { .. }), "{err}");
 
     let mut bad_soa = soa();
@@ -129,7 +230,13 @@ fn records_must_be_in_a_zone_and_well_formed() {
             records: wire(&[soa(), rec("www.other.org.", 300, RecordType::A, "10.0.0.1")]),
         })
         .unwrap_err();
-    assert!(matches!(err, CommandError::ZoneExists { .. } | CommandError::OutOfZone { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            CommandError::ZoneExists { .. } | CommandError::OutOfZone { .. }
+        ),
+        "{err}"
+    );
     let err = zones
         .apply(&Command::ReplaceZone {
             origin: "site.internal.".into(),
@@ -138,44 +245,85 @@ fn records_must_be_in_a_zone_and_well_formed() {
         .unwrap_err();
     assert_eq!(
         err,
-        CommandError::OutOfZone { name: "www.other.org.".into(), zone: "site.internal.".into() }
+        CommandError::OutOfZone {
+            name: "www.other.org.".into(),
+            zone: "site.internal.".into()
+        }
     );
 }
 
 #[test]
 fn delete_by_data_by_type_and_the_soa_stays() {
     let mut zones = site();
-    add(&mut zones, &[rec("www.site.internal.", 300, RecordType::A, "10.0.0.2")]).unwrap();
-    let delete = |owner: &str, rtype: Option<RecordType>, records: &[Record]| Command::DeleteRecords {
-        owner: owner.into(),
-        rtype: rtype.map(u16::from),
-        records: wire(records),
-    };
+    add(
+        &mut zones,
+        &[rec("www.site.internal.", 300, RecordType::A, "10.0.0.2")],
+    )
+    .unwrap();
+    let delete =
+        |owner: &str, rtype: Option<RecordType>, records: &[Record]| Command::DeleteRecords {
+            owner: owner.into(),
+            rtype: rtype.map(u16::from),
+            records: wire(records),
+        };
     zones
-        .apply(&delete("www.site.internal.", Some(RecordType::A), &[rec("www.site.internal.", 0, RecordType::A, "10.0.0.1")]))
+        .apply(&delete(
+            "www.site.internal.",
+            Some(RecordType::A),
+            &[rec("www.site.internal.", 0, RecordType::A, "10.0.0.1")],
+        ))
         .unwrap();
-    let zone = zones.get(&Name::from_ascii("site.internal.").unwrap()).unwrap();
+    let zone = zones
+        .get(&Name::from_ascii("site.internal.").unwrap())
+        .unwrap();
     assert_eq!(zone.record_count(), 2, "SOA and the remaining A");
 
-    let err = zones.apply(&delete("nope.site.internal.", Some(RecordType::A), &[])).unwrap_err();
+    let err = zones
+        .apply(&delete("nope.site.internal.", Some(RecordType::A), &[]))
+        .unwrap_err();
     assert!(matches!(err, CommandError::NoSuchRecord { .. }), "{err}");
-    let err = zones.apply(&delete("site.internal.", None, &[])).unwrap_err();
-    assert_eq!(err, CommandError::SoaDelete { zone: "site.internal.".into() });
+    let err = zones
+        .apply(&delete("site.internal.", None, &[]))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        CommandError::SoaDelete {
+            zone: "site.internal.".into()
+        }
+    );
 
-    zones.apply(&delete("www.site.internal.", None, &[])).unwrap();
-    let zone = zones.get(&Name::from_ascii("site.internal.").unwrap()).unwrap();
+    zones
+        .apply(&delete("www.site.internal.", None, &[]))
+        .unwrap();
+    let zone = zones
+        .get(&Name::from_ascii("site.internal.").unwrap())
+        .unwrap();
     assert_eq!(zone.record_count(), 1);
 }
 
 #[test]
 fn replaying_changes_rebuilds_the_same_model() {
     let mut zones = site();
-    add(&mut zones, &[rec("mail.site.internal.", 300, RecordType::MX, "10 mx.site.internal.")]).unwrap();
+    add(
+        &mut zones,
+        &[rec(
+            "mail.site.internal.",
+            300,
+            RecordType::MX,
+            "10 mx.site.internal.",
+        )],
+    )
+    .unwrap();
     zones
         .apply(&Command::ReplaceRRset {
             owner: "mail.site.internal.".into(),
             rtype: RecordType::MX.into(),
-            records: wire(&[rec("mail.site.internal.", 60, RecordType::MX, "20 mx2.site.internal.")]),
+            records: wire(&[rec(
+                "mail.site.internal.",
+                60,
+                RecordType::MX,
+                "20 mx2.site.internal.",
+            )]),
         })
         .unwrap();
     let mut replayed = Zones::default();
@@ -190,5 +338,8 @@ fn names_must_be_absolute() {
     let err = parse_name("www.site.internal").unwrap_err();
     assert!(err.to_string().contains("absolute"), "{err}");
     let long_label = format!("{}.internal.", "a".repeat(64));
-    assert!(matches!(parse_name(&long_label), Err(CommandError::InvalidName { .. })));
+    assert!(matches!(
+        parse_name(&long_label),
+        Err(CommandError::InvalidName { .. })
+    ));
 }
