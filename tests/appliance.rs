@@ -123,6 +123,14 @@ impl Appliance {
         self.dns
     }
 
+    /// The A records this appliance answers for `name` over UDP.
+    pub fn a_records(&self, name: &str) -> Vec<String> {
+        crate::answers_of(
+            &crate::query_udp(self.dns, name, hickory_proto::rr::RecordType::A, None),
+            hickory_proto::rr::RecordType::A,
+        )
+    }
+
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin
     }

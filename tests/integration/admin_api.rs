@@ -3,14 +3,7 @@
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-use outpost_tests::{Appliance, answers_of, authoritative_config, describe, query_tcp, query_udp};
-
-fn a(appliance: &Appliance, name: &str) -> Vec<String> {
-    answers_of(
-        &query_udp(appliance.dns_addr(), name, RecordType::A, None),
-        RecordType::A,
-    )
-}
+use outpost_tests::{Appliance, authoritative_config, describe, query_tcp, query_udp};
 
 #[test]
 fn the_api_answers_bad_requests_with_a_4xx_and_a_json_message() {
@@ -144,7 +137,7 @@ fn the_api_answers_bad_requests_with_a_4xx_and_a_json_message() {
         "{}",
         describe(&answer)
     );
-    assert_eq!(a(&appliance, "www.example.internal."), ["10.0.0.10"]);
+    assert_eq!(appliance.a_records("www.example.internal."), ["10.0.0.10"]);
 }
 
 #[test]
@@ -166,7 +159,7 @@ fn the_v1_api_needs_the_bearer_token_and_health_does_not() {
         }
     }
     assert_eq!(
-        a(&appliance, "www.example.internal."),
+        appliance.a_records("www.example.internal."),
         ["10.0.0.10"],
         "the zone is still there"
     );

@@ -71,13 +71,6 @@ fn odd_name(appliance: &Appliance) -> Vec<String> {
     )
 }
 
-fn a(appliance: &Appliance, name: &str) -> Vec<String> {
-    answers_of(
-        &query_udp(appliance.dns_addr(), name, RecordType::A, None),
-        RecordType::A,
-    )
-}
-
 #[test]
 fn zone_import_reads_an_rfc_1035_master_file() {
     let appliance = Appliance::start(&authoritative_config());
@@ -155,7 +148,7 @@ fn a_zone_file_with_an_error_names_the_line_and_changes_nothing() {
     let output = appliance.cli(["zone", "import", &file, "--origin", "site.test."]);
     assert_fails_with(&output, &["line 4"]);
     assert_eq!(
-        a(&appliance, "printer.site.test."),
+        appliance.a_records("printer.site.test."),
         ["10.7.0.7"],
         "a failed import changes nothing"
     );
@@ -336,7 +329,7 @@ fn records_are_added_listed_and_removed_from_the_cli() {
     }
 
     appliance.cli_ok(["record", "rm", "printer.site.test.", "A", "10.0.0.7"]);
-    assert_eq!(a(&appliance, "printer.site.test."), ["10.0.0.8"]);
+    assert_eq!(appliance.a_records("printer.site.test."), ["10.0.0.8"]);
     appliance.cli_ok(["record", "rm", "printer.site.test.", "A"]);
     let answer = query_udp(
         appliance.dns_addr(),
@@ -408,7 +401,7 @@ fn cli_failures_exit_non_zero_with_a_message() {
         &[],
     );
     // Nothing changed on the way.
-    assert_eq!(a(&appliance, "www.example.internal."), ["10.0.0.10"]);
+    assert_eq!(appliance.a_records("www.example.internal."), ["10.0.0.10"]);
     let answer = query_udp(
         appliance.dns_addr(),
         "docs.example.internal.",
