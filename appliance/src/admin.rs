@@ -37,8 +37,8 @@ use axum::routing::{get, put};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::Metrics;
 use crate::store::Store;
+use outpost_dns::metrics::Metrics;
 
 pub use auth::{TOKEN_FILE_NAME, load_or_create_token};
 pub use error::ApiError;

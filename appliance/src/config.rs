@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
+use outpost_dns::forward::{ForwardConfig, Upstream};
 use serde::Deserialize;
 
 /// Defaults of a bare `outpost serve`: everything on loopback, high ports.
@@ -94,21 +95,6 @@ pub struct Config {
     pub sync: SocketAddr,
     pub recursion_networks: Vec<IpNet>,
     pub forward: ForwardConfig,
-}
-
-#[derive(Debug, Clone)]
-pub struct ForwardConfig {
-    pub upstreams: Vec<Upstream>,
-    pub timeout: Duration,
-    pub cache_entries: usize,
-    pub serve_stale: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Upstream {
-    pub addr: SocketAddr,
-    /// Always TCP; otherwise UDP with a TCP retry on truncation.
-    pub tcp_only: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

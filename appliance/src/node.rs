@@ -17,16 +17,16 @@ use std::time::Duration;
 use outpost_core::wire::encode_records;
 use outpost_core::zonefile::parse_zone;
 use outpost_core::zones::Command;
+use outpost_dns::forward::Forwarder;
+use outpost_dns::handler::QueryHandler;
+use outpost_dns::metrics::Metrics;
+use outpost_dns::server::DnsSockets;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, AdminState};
 use crate::config::Config;
-use crate::dns::DnsSockets;
-use crate::dns::handler::QueryHandler;
-use crate::forward::Forwarder;
-use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, WriteError};
 
 /// How long shutdown waits for in-flight queries and requests.

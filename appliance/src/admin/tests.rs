@@ -14,8 +14,8 @@ use ureq::http::Response;
 use ureq::{Agent, Body};
 
 use super::*;
-use crate::metrics::Metrics;
 use crate::store::Store;
+use outpost_dns::metrics::Metrics;
 
 /// An admin API serving on a runtime of its own, so tests call it with blocking ureq.
 pub(crate) struct TestServer {

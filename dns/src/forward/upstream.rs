@@ -11,8 +11,8 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{Instant, timeout_at};
 
 use super::Resolved;
-use crate::config::Upstream;
-use crate::dns::message::{MAX_TCP_MESSAGE, MAX_UDP_PAYLOAD};
+use super::Upstream;
+use crate::message::{MAX_TCP_MESSAGE, MAX_UDP_PAYLOAD};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {

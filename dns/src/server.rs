@@ -1,4 +1,4 @@
-//! The DNS server: UDP and TCP sockets in front of the [`handler::QueryHandler`].
+//! The sockets: UDP and TCP in front of the [`QueryHandler`].
 //!
 //! hickory-proto does the protocol (decoding, encoding, name compression); the socket
 //! loops are ours because hickory-server's spawn a task per UDP packet with no bound
@@ -10,9 +10,6 @@
 //! query is answered SERVFAIL at once); at most [`MAX_TCP_CONNECTIONS`] TCP
 //! connections are served (beyond that a new one is closed at once); a TCP connection
 //! idle for [`TCP_IDLE_TIMEOUT`] is closed.
-
-pub mod handler;
-pub mod message;
 
 use std::io;
 use std::net::SocketAddr;
@@ -27,9 +24,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::handler::{Handled, QueryHandler};
+use crate::message::{self, MAX_TCP_MESSAGE};
 use crate::metrics::{Metrics, Transport};
-use handler::{Handled, QueryHandler};
-use message::MAX_TCP_MESSAGE;
 
 /// Tasks reading the UDP socket; each answers authoritative queries inline.
 pub const UDP_WORKERS: usize = 4;

@@ -11,9 +11,27 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Query, ResponseCode};
 use hickory_proto::rr::{LowerName, Record};
 
-use crate::config::{ForwardConfig, Upstream};
 use crate::metrics::Metrics;
 pub use cache::{Cache, CacheKey, Lookup};
+
+/// Where and how to forward.
+#[derive(Debug, Clone)]
+pub struct ForwardConfig {
+    pub upstreams: Vec<Upstream>,
+    /// Per-upstream wait before trying the next one.
+    pub timeout: Duration,
+    /// Answer cache capacity in entries.
+    pub cache_entries: usize,
+    /// How long past expiry an answer may be served when every upstream fails.
+    pub serve_stale: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upstream {
+    pub addr: std::net::SocketAddr,
+    /// Always TCP; otherwise UDP with a TCP retry on truncation.
+    pub tcp_only: bool,
+}
 
 /// TTL given to a stale answer (RFC 8767 section 4 recommends 30 seconds).
 const STALE_ANSWER_TTL: u32 = 30;

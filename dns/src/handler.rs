@@ -11,8 +11,8 @@ use hickory_proto::op::ResponseCode;
 use ipnet::IpNet;
 use outpost_core::answer::ZoneSet;
 
-use super::message::{self, Decoded, Outcome, Question};
 use crate::forward::Forwarder;
+use crate::message::{self, Decoded, Outcome, Question};
 use crate::metrics::{Metrics, Transport};
 
 /// Everything a query needs, shared by every socket task.

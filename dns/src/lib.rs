@@ -1,0 +1,19 @@
+//! The DNS server of both Outpost daemons: the appliance serves its Raft replica with
+//! it, the Lite client its local replica.
+//!
+//! # Layout
+//! - [`server`]: UDP workers and the TCP acceptor, bounded.
+//! - [`message`]: decoding and cleaning a query, encoding an answer (EDNS, TC).
+//! - [`handler`]: the query chain: decode → our zones → forwarder or REFUSED → encode.
+//! - [`forward`]: upstream exchange and the answer cache (TTLs, negative, serve-stale).
+//! - [`metrics`]: counters rendered for Prometheus.
+//!
+//! **Boundary:** hickory-proto does the protocol; the zones come in as an
+//! `ArcSwap<ZoneSet>` that the owner swaps after each change.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod forward;
+pub mod handler;
+pub mod message;
+pub mod metrics;
+pub mod server;
