@@ -83,6 +83,55 @@ const SNAPSHOT_EVERY_ENTRIES: u64 = 5000;
 /// down to this many entries after each snapshot.
 const LOG_ENTRIES_KEPT_AFTER_SNAPSHOT: u64 = 1000;
 
+/// How many log indexes of change history are kept by default for Lite sessions to
+/// resume from; a session further behind takes a snapshot.
+pub const DEFAULT_HISTORY_ENTRIES: u64 = 100_000;
+
+/// The replicated state as of one applied log index.
+#[derive(Debug, Default)]
+pub struct View {
+    /// Index of the last applied log entry (0 before the first).
+    pub applied: u64,
+    pub zones: Arc<Zones>,
+}
+
+/// What one applied entry changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommittedEntry {
+    pub index: u64,
+    pub changes: Vec<Change>,
+}
+
+/// One applied batch: every entry up to `up_to`, with the entries that changed
+/// something (the others are omitted).
+#[derive(Debug)]
+pub struct CommittedBatch {
+    pub up_to: u64,
+    pub entries: Vec<CommittedEntry>,
+}
+
+/// Told of every applied batch, in log order, after it is durable and published.
+/// **Must not block**: it runs on the apply path of the state machine.
+pub trait CommitObserver: Send + Sync + 'static {
+    fn committed(&self, batch: Arc<CommittedBatch>);
+}
+
+/// What [`Store::open_with`] can be told.
+#[derive(Clone)]
+pub struct StoreOptions {
+    pub history_entries: u64,
+    pub observer: Option<Arc<dyn CommitObserver>>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            history_entries: DEFAULT_HISTORY_ENTRIES,
+            observer: None,
+        }
+    }
+}
+
 /// Handle on the store; clones share the same Raft node and database.
 #[derive(Clone)]
 pub struct Store {
@@ -95,6 +144,8 @@ struct Inner {
     /// Watches the database without keeping it open: openraft's tasks hold the only strong
     /// handles, so `shutdown` can tell when the file is closed.
     db: Weak<Database>,
+    /// Random id of this cluster, made when the data file was created.
+    cluster_id: String,
 }
 
 /// A committed and applied write.
@@ -211,10 +262,19 @@ impl Store {
     /// Opens or creates `<data_dir>/outpost.redb`, starts Raft, initialises a single-node
     /// cluster with node id 1 on first start, and waits until this node is leader.
     pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        Store::open_tuned(data_dir, Tuning::DEFAULT).await
+        Store::open_with(data_dir, StoreOptions::default()).await
     }
 
-    async fn open_tuned(data_dir: &Path, tuning: Tuning) -> Result<Store, StoreError> {
+    /// [`Store::open`] with a history window and an observer of applied batches.
+    pub async fn open_with(data_dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        Store::open_tuned(data_dir, Tuning::DEFAULT, options).await
+    }
+
+    async fn open_tuned(
+        data_dir: &Path,
+        tuning: Tuning,
+        options: StoreOptions,
+    ) -> Result<Store, StoreError> {
         let path = data_dir.join(DB_FILE_NAME);
         tokio::fs::create_dir_all(data_dir)
             .await
@@ -222,9 +282,9 @@ impl Store {
                 path: data_dir.to_owned(),
                 cause,
             })?;
-        let db = open_db(&path).await?;
+        let (db, cluster_id) = open_db(&path).await?;
         let state_machine =
-            StateMachine::open(Arc::clone(&db))
+            StateMachine::open(Arc::clone(&db), options.observer, options.history_entries)
                 .await
                 .map_err(|cause| StoreError::Load {
                     path: path.clone(),
@@ -252,6 +312,7 @@ impl Store {
                 raft,
                 published,
                 db: Arc::downgrade(&db),
+                cluster_id,
             }),
         };
         drop(db);
@@ -338,7 +399,32 @@ impl Store {
 
     /// The zones model as of the last applied batch, for admin reads.
     pub fn zones(&self) -> Arc<Zones> {
-        self.inner.published.zones.load_full()
+        Arc::clone(&self.inner.published.view.load().zones)
+    }
+
+    /// The model together with the index it is the state after.
+    pub fn view(&self) -> Arc<View> {
+        self.inner.published.view.load_full()
+    }
+
+    /// This cluster's id, created with the data file.
+    pub fn cluster_id(&self) -> &str {
+        &self.inner.cluster_id
+    }
+
+    /// What the entries after `after`, up to `up_to`, changed; `None` when the history
+    /// no longer reaches back that far (the caller sends a snapshot instead).
+    pub async fn history(
+        &self,
+        after: u64,
+        up_to: u64,
+    ) -> Result<Option<Vec<CommittedEntry>>, std::io::Error> {
+        let db = self
+            .inner
+            .db
+            .upgrade()
+            .ok_or_else(|| std::io::Error::other("the store is shut down"))?;
+        tables::blocking(&db, move |db| state_machine::read_history(db, after, up_to)).await
     }
 
     /// This node's Raft role and log positions.
@@ -383,7 +469,7 @@ impl Store {
 }
 
 /// Opens the database file off the async threads, naming the likely cause when it is locked.
-async fn open_db(path: &Path) -> Result<Arc<Database>, StoreError> {
+async fn open_db(path: &Path) -> Result<(Arc<Database>, String), StoreError> {
     let file = path.to_owned();
     let opened = tokio::task::spawn_blocking(move || tables::open_database(&file))
         .await
@@ -392,8 +478,8 @@ async fn open_db(path: &Path) -> Result<Arc<Database>, StoreError> {
             cause: redb::Error::Io(std::io::Error::other(e)),
         })?;
     match opened {
-        Ok((db, tables::FORMAT_VERSION)) => Ok(Arc::new(db)),
-        Ok((_, found)) => Err(StoreError::Format {
+        Ok((db, tables::FORMAT_VERSION, cluster_id)) => Ok((Arc::new(db), cluster_id)),
+        Ok((_, found, _)) => Err(StoreError::Format {
             path: path.to_owned(),
             found,
             expected: tables::FORMAT_VERSION,

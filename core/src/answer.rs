@@ -99,7 +99,7 @@ impl ZoneSet {
     /// Builds the next index, re-indexing only the zones that `changes` touch.
     pub fn rebuild(zones: &Zones, previous: &ZoneSet, changes: &[Change]) -> Self {
         let mut next = previous.clone();
-        let mut touched: Vec<&str> = changes.iter().map(Change::zone).collect();
+        let mut touched: Vec<&str> = changes.iter().filter_map(Change::zone).collect();
         touched.sort_unstable();
         touched.dedup();
         for origin in touched {

@@ -57,7 +57,28 @@ pub enum Command {
         rtype: Option<u16>,
         records: Vec<u8>,
     },
+    /// Creates a Lite token (only the hash of its secret is replicated).
+    PutLiteToken {
+        token: LiteToken,
+    },
+    /// Revokes a Lite token: its sessions are closed and it is refused from now on.
+    RevokeLiteToken {
+        name: String,
+    },
 }
+
+/// A Lite client's credential: which zones it may see. The secret itself is shown to
+/// the operator once and never stored; only its SHA-256 travels through Raft.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LiteToken {
+    pub name: String,
+    /// Origins of the zones the holder may see (absolute, lowercase).
+    pub zones: Vec<String>,
+    pub secret_sha256: [u8; 32],
+}
+
+/// Longest Lite token name.
+pub const MAX_TOKEN_NAME: usize = 64;
 
 /// What a command did, RRset by RRset.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -80,14 +101,21 @@ pub enum Change {
         owner: String,
         rtype: u16,
     },
+    LiteTokenPut {
+        token: LiteToken,
+    },
+    LiteTokenRevoked {
+        name: String,
+    },
 }
 
 impl Change {
-    /// The zone this change touches.
-    pub fn zone(&self) -> &str {
+    /// The zone this change touches; `None` for changes that are not zone data.
+    pub fn zone(&self) -> Option<&str> {
         match self {
-            Change::ZonePut { origin } | Change::ZoneDeleted { origin } => origin,
-            Change::RRsetPut { zone, .. } | Change::RRsetDeleted { zone, .. } => zone,
+            Change::ZonePut { origin } | Change::ZoneDeleted { origin } => Some(origin),
+            Change::RRsetPut { zone, .. } | Change::RRsetDeleted { zone, .. } => Some(zone),
+            Change::LiteTokenPut { .. } | Change::LiteTokenRevoked { .. } => None,
         }
     }
 }
@@ -133,6 +161,16 @@ pub enum CommandError {
     NoSuchRecord { name: String, rtype: String },
     #[error("records could not be read: {0}")]
     BadRecords(String),
+    #[error(
+        "Lite token name {name:?} is not valid (use 1 to {MAX_TOKEN_NAME} of a-z, 0-9, '-' and '.')"
+    )]
+    InvalidTokenName { name: String },
+    #[error("a Lite token named {name} already exists (revoke it first)")]
+    TokenExists { name: String },
+    #[error("no Lite token is named {name}")]
+    NoSuchToken { name: String },
+    #[error("a Lite token must name at least one zone")]
+    TokenWithoutZones,
 }
 
 /// One zone: its origin and its RRsets keyed by (owner, type).
@@ -247,6 +285,9 @@ impl Zone {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Zones {
     zones: BTreeMap<Name, Arc<Zone>>,
+    /// The Lite tokens that may read zones, by name. Replicated with the zones so
+    /// every node of a cluster checks the same tokens.
+    tokens: BTreeMap<String, LiteToken>,
 }
 
 impl Zones {
@@ -260,6 +301,14 @@ impl Zones {
 
     pub fn len(&self) -> usize {
         self.zones.len()
+    }
+
+    pub fn lite_token(&self, name: &str) -> Option<&LiteToken> {
+        self.tokens.get(name)
+    }
+
+    pub fn lite_tokens(&self) -> impl Iterator<Item = &LiteToken> {
+        self.tokens.values()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -342,7 +391,35 @@ impl Zones {
                 let records = decode(records)?;
                 self.edit_zone_of(&owner, |zone| delete_records(zone, &owner, rtype, &records))
             }
+            Command::PutLiteToken { token } => self.put_lite_token(token),
+            Command::RevokeLiteToken { name } => match self.tokens.remove(name) {
+                Some(_) => Ok(vec![Change::LiteTokenRevoked { name: name.clone() }]),
+                None => Err(CommandError::NoSuchToken { name: name.clone() }),
+            },
         }
+    }
+
+    fn put_lite_token(&mut self, token: &LiteToken) -> Result<Vec<Change>, CommandError> {
+        check_token_name(&token.name)?;
+        if token.zones.is_empty() {
+            return Err(CommandError::TokenWithoutZones);
+        }
+        let zones = token
+            .zones
+            .iter()
+            .map(|zone| parse_name(zone).map(|name| name.to_ascii()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.tokens.contains_key(&token.name) {
+            return Err(CommandError::TokenExists {
+                name: token.name.clone(),
+            });
+        }
+        let token = LiteToken {
+            zones,
+            ..token.clone()
+        };
+        self.tokens.insert(token.name.clone(), token.clone());
+        Ok(vec![Change::LiteTokenPut { token }])
     }
 
     /// Replays a persisted change (used when loading a replica from disk).
@@ -376,12 +453,18 @@ impl Zones {
                 zone.rrsets
                     .remove(&(parse_name(owner)?, RecordType::from(*rtype)));
             }
+            Change::LiteTokenPut { token } => {
+                self.tokens.insert(token.name.clone(), token.clone());
+            }
+            Change::LiteTokenRevoked { name } => {
+                self.tokens.remove(name);
+            }
         }
         Ok(())
     }
 
     /// Everything, as the changes that rebuild it from nothing: each zone's
-    /// `ZonePut`, then its RRsets.
+    /// `ZonePut`, then its RRsets; then the Lite tokens.
     pub fn to_changes(&self) -> Vec<Change> {
         let mut changes = Vec::new();
         for zone in self.zones.values() {
@@ -395,6 +478,8 @@ impl Zones {
                 }
             }
         }
+        let tokens = self.tokens.values().cloned();
+        changes.extend(tokens.map(|token| Change::LiteTokenPut { token }));
         changes
     }
 
@@ -578,6 +663,21 @@ fn delete_records(
         return Err(not_found());
     }
     Ok(touched)
+}
+
+fn check_token_name(name: &str) -> Result<(), CommandError> {
+    let valid = !name.is_empty()
+        && name.len() <= MAX_TOKEN_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if valid {
+        Ok(())
+    } else {
+        Err(CommandError::InvalidTokenName {
+            name: name.to_string(),
+        })
+    }
 }
 
 fn refuse_soa_delete(

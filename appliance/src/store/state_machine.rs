@@ -26,10 +26,11 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTran
 use serde::{Deserialize, Serialize};
 
 use super::tables::{
-    LAST_APPLIED, LAST_MEMBERSHIP, RRSETS, SM_META, SNAPSHOT, ZONES, begin_durable_write, blocking,
-    decode, encode, get_value, io_error, put_value,
+    HISTORY, HISTORY_FLOOR, LAST_APPLIED, LAST_MEMBERSHIP, LITE_TOKENS, RRSETS, SM_META, SNAPSHOT,
+    ZONES, begin_durable_write, blocking, decode, encode, get_value, io_error, put_value,
 };
 use super::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig, WriteResponse};
+use super::{CommitObserver, CommittedBatch, CommittedEntry, View};
 
 /// Version of the snapshot data encoding ([`SnapshotBody`]). A node refuses a snapshot of
 /// another version rather than misreading it.
@@ -52,8 +53,9 @@ struct StoredSnapshot {
 /// The in-memory views of the state, swapped after each applied batch; readers never lock.
 #[derive(Clone)]
 pub(crate) struct Published {
-    /// The authoritative model, for admin reads and as the base of the next apply.
-    pub(crate) zones: Arc<ArcSwap<Zones>>,
+    /// The authoritative model with its applied index, for admin reads, Lite snapshots
+    /// and as the base of the next apply.
+    pub(crate) view: Arc<ArcSwap<View>>,
     /// The query index the DNS path answers from.
     pub(crate) zone_set: Arc<ArcSwap<ZoneSet>>,
 }
@@ -61,12 +63,20 @@ pub(crate) struct Published {
 pub(crate) struct StateMachine {
     db: Arc<Database>,
     published: Published,
+    /// Told of every applied batch, after it is on disk and published.
+    observer: Option<Arc<dyn CommitObserver>>,
+    /// How many log indexes of change history are kept for Lite sessions to resume.
+    history_entries: u64,
 }
 
 impl StateMachine {
     /// Loads the state tables into a [`Zones`] and publishes its first [`ZoneSet`].
-    pub(crate) async fn open(db: Arc<Database>) -> io::Result<StateMachine> {
-        let zones = blocking(&db, |db| {
+    pub(crate) async fn open(
+        db: Arc<Database>,
+        observer: Option<Arc<dyn CommitObserver>>,
+        history_entries: u64,
+    ) -> io::Result<StateMachine> {
+        let (zones, applied) = blocking(&db, |db| {
             let txn = db.begin_read().map_err(io_error)?;
             let mut zones = Zones::default();
             for change in read_state(&txn)? {
@@ -74,16 +84,24 @@ impl StateMachine {
                     invalid_data(format!("stored state does not load ({change:?}): {e}"))
                 })?;
             }
-            Ok(zones)
+            let meta = txn.open_table(SM_META).map_err(io_error)?;
+            let applied: Option<LogId> = get_value(&meta, LAST_APPLIED)?;
+            Ok((zones, applied.map_or(0, |id| id.index)))
         })
         .await?;
         let zone_set = ZoneSet::build(&zones);
+        let view = View {
+            applied,
+            zones: Arc::new(zones),
+        };
         Ok(StateMachine {
             db,
             published: Published {
-                zones: Arc::new(ArcSwap::from_pointee(zones)),
+                view: Arc::new(ArcSwap::from_pointee(view)),
                 zone_set: Arc::new(ArcSwap::from_pointee(zone_set)),
             },
+            observer,
+            history_entries,
         })
     }
 
@@ -91,20 +109,38 @@ impl StateMachine {
         self.published.clone()
     }
 
-    /// Replaces the in-memory views after the state on disk changed.
-    fn publish(&self, zones: Zones, changes: &[Change]) {
-        let previous = self.published.zone_set.load();
-        let zone_set = ZoneSet::rebuild(&zones, &previous, changes);
-        self.published.zones.store(Arc::new(zones));
-        self.published.zone_set.store(Arc::new(zone_set));
+    /// Replaces the in-memory views after the state on disk changed, then tells the
+    /// observer. **Invariant:** the view is swapped before the observer hears of the
+    /// batch, so a Lite session that registers and then reads the view misses nothing.
+    fn publish(&self, zones: Zones, applied: u64, history: Vec<CommittedEntry>) {
+        let changes: Vec<Change> = history
+            .iter()
+            .flat_map(|entry| entry.changes.iter().cloned())
+            .collect();
+        if !changes.is_empty() {
+            let previous = self.published.zone_set.load();
+            let zone_set = ZoneSet::rebuild(&zones, &previous, &changes);
+            self.published.zone_set.store(Arc::new(zone_set));
+        }
+        self.published.view.store(Arc::new(View {
+            applied,
+            zones: Arc::new(zones),
+        }));
+        if let Some(observer) = &self.observer {
+            observer.committed(Arc::new(CommittedBatch {
+                up_to: applied,
+                entries: history,
+            }));
+        }
     }
 }
 
 /// What one applied batch writes to disk.
 struct AppliedBatch {
-    changes: Vec<Change>,
+    history: Vec<CommittedEntry>,
     last_applied: LogId,
     last_membership: Option<StoredMembership>,
+    history_entries: u64,
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -128,8 +164,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         // Commands run against a copy (cheap: the model shares each zone behind an `Arc`), so a
         // failed write transaction leaves memory as it was.
-        let mut zones = Zones::clone(&self.published.zones.load());
-        let mut changes = Vec::new();
+        let mut zones = Zones::clone(&self.published.view.load().zones);
+        let mut history = Vec::new();
         let mut last_applied = None;
         let mut last_membership = None;
         let mut replies = Vec::new();
@@ -139,8 +175,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Blank => Ok(Vec::new()),
                 EntryPayload::Normal(proposal) => {
                     let result = zones.apply(&proposal.0);
-                    if let Ok(made) = &result {
-                        changes.extend(made.iter().cloned());
+                    if let Ok(made) = &result
+                        && !made.is_empty()
+                    {
+                        history.push(CommittedEntry {
+                            index: entry.log_id.index,
+                            changes: made.clone(),
+                        });
                     }
                     result
                 }
@@ -160,17 +201,26 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
         tracing::debug!(
             last_applied = last_applied.index,
-            changes = changes.len(),
+            entries_with_changes = history.len(),
             "applying batch"
         );
         let batch = AppliedBatch {
-            changes,
+            history,
             last_applied,
             last_membership,
+            history_entries: self.history_entries,
         };
         let batch = blocking(&self.db, move |db| {
             let txn = begin_durable_write(db)?;
-            write_changes(&txn, &batch.changes)?;
+            for entry in &batch.history {
+                write_changes(&txn, &entry.changes)?;
+            }
+            write_history(
+                &txn,
+                &batch.history,
+                batch.last_applied.index,
+                batch.history_entries,
+            )?;
             {
                 let mut meta = txn.open_table(SM_META).map_err(io_error)?;
                 put_value(&mut meta, LAST_APPLIED, &batch.last_applied)?;
@@ -183,9 +233,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         })
         .await?;
 
-        if !batch.changes.is_empty() {
-            self.publish(zones, &batch.changes);
-        }
+        self.publish(zones, batch.last_applied.index, batch.history);
         for (responder, response) in replies {
             responder.send(response);
         }
@@ -234,6 +282,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 zones.retain(|_, _| false).map_err(io_error)?;
                 let mut rrsets = txn.open_table(RRSETS).map_err(io_error)?;
                 rrsets.retain(|_, _| false).map_err(io_error)?;
+                let mut tokens = txn.open_table(LITE_TOKENS).map_err(io_error)?;
+                tokens.retain(|_, _| false).map_err(io_error)?;
+                // The history no longer leads to this state: Lite sessions behind the
+                // snapshot take a snapshot themselves.
+                let mut history = txn.open_table(HISTORY).map_err(io_error)?;
+                history.retain(|_, _| false).map_err(io_error)?;
             }
             write_changes(&txn, &body.changes)?;
             {
@@ -245,6 +299,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                 }
                 put_value(&mut sm_meta, LAST_MEMBERSHIP, &meta.last_membership)?;
+                let floor = meta.last_log_id.map_or(0, |id| id.index + 1);
+                put_value(&mut sm_meta, HISTORY_FLOOR, &floor)?;
                 sm_meta
                     .insert(SNAPSHOT, stored.as_slice())
                     .map_err(io_error)?;
@@ -254,8 +310,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .await?;
 
         let zone_set = ZoneSet::build(&zones);
-        self.published.zones.store(Arc::new(zones));
         self.published.zone_set.store(Arc::new(zone_set));
+        self.published.view.store(Arc::new(View {
+            applied: meta.last_log_id.map_or(0, |id| id.index),
+            zones: Arc::new(zones),
+        }));
         Ok(())
     }
 
@@ -330,6 +389,13 @@ fn read_state(txn: &ReadTransaction) -> io::Result<Vec<Change>> {
             origin: origin.value().to_owned(),
         });
     }
+    let tokens = txn.open_table(LITE_TOKENS).map_err(io_error)?;
+    for item in tokens.iter().map_err(io_error)? {
+        let (_, token) = item.map_err(io_error)?;
+        changes.push(Change::LiteTokenPut {
+            token: decode(token.value())?,
+        });
+    }
     let rrsets = txn.open_table(RRSETS).map_err(io_error)?;
     for item in rrsets.iter().map_err(io_error)? {
         let (key, records) = item.map_err(io_error)?;
@@ -344,10 +410,62 @@ fn read_state(txn: &ReadTransaction) -> io::Result<Vec<Change>> {
     Ok(changes)
 }
 
+/// Records what each entry changed and drops history older than the retention window.
+fn write_history(
+    txn: &WriteTransaction,
+    entries: &[CommittedEntry],
+    last_applied: u64,
+    keep: u64,
+) -> io::Result<()> {
+    let mut history = txn.open_table(HISTORY).map_err(io_error)?;
+    for entry in entries {
+        history
+            .insert(entry.index, encode(&entry.changes)?.as_slice())
+            .map_err(io_error)?;
+    }
+    let floor = (last_applied + 1).saturating_sub(keep);
+    let mut meta = txn.open_table(SM_META).map_err(io_error)?;
+    let current: u64 = get_value(&meta, HISTORY_FLOOR)?.unwrap_or(0);
+    if floor > current {
+        history.retain_in(..floor, |_, _| false).map_err(io_error)?;
+        put_value(&mut meta, HISTORY_FLOOR, &floor)?;
+    }
+    Ok(())
+}
+
+/// The history after `after` up to `up_to`, or `None` when it no longer reaches back
+/// that far.
+pub(crate) fn read_history(
+    db: &Database,
+    after: u64,
+    up_to: u64,
+) -> io::Result<Option<Vec<CommittedEntry>>> {
+    let txn = db.begin_read().map_err(io_error)?;
+    let meta = txn.open_table(SM_META).map_err(io_error)?;
+    let floor: u64 = get_value(&meta, HISTORY_FLOOR)?.unwrap_or(0);
+    if after.saturating_add(1) < floor {
+        return Ok(None);
+    }
+    let history = txn.open_table(HISTORY).map_err(io_error)?;
+    let mut entries = Vec::new();
+    for item in history
+        .range(after.saturating_add(1)..=up_to)
+        .map_err(io_error)?
+    {
+        let (index, changes) = item.map_err(io_error)?;
+        entries.push(CommittedEntry {
+            index: index.value(),
+            changes: decode(changes.value())?,
+        });
+    }
+    Ok(Some(entries))
+}
+
 /// Writes changes, in order, into the state tables.
 fn write_changes(txn: &WriteTransaction, changes: &[Change]) -> io::Result<()> {
     let mut zones = txn.open_table(ZONES).map_err(io_error)?;
     let mut rrsets = txn.open_table(RRSETS).map_err(io_error)?;
+    let mut tokens = txn.open_table(LITE_TOKENS).map_err(io_error)?;
     for change in changes {
         match change {
             Change::ZonePut { origin } => {
@@ -388,6 +506,14 @@ fn write_changes(txn: &WriteTransaction, changes: &[Change]) -> io::Result<()> {
                 rrsets
                     .remove((zone.as_str(), owner.as_str(), *rtype))
                     .map_err(io_error)?;
+            }
+            Change::LiteTokenPut { token } => {
+                tokens
+                    .insert(token.name.as_str(), encode(token)?.as_slice())
+                    .map_err(io_error)?;
+            }
+            Change::LiteTokenRevoked { name } => {
+                tokens.remove(name.as_str()).map_err(io_error)?;
             }
         }
     }

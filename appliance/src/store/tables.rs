@@ -27,6 +27,11 @@ pub(crate) const LOG_META: TableDefinition<&str, &[u8]> = TableDefinition::new("
 pub(crate) const ZONES: TableDefinition<&str, ()> = TableDefinition::new("zones");
 pub(crate) const RRSETS: TableDefinition<(&str, &str, u16), &[u8]> = TableDefinition::new("rrsets");
 pub(crate) const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
+/// The changes each applied entry made, by log index: the history Lite sessions resume
+/// from. Entries that changed nothing are absent. Pruned to the retention window.
+pub(crate) const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
+/// Lite tokens by name (postcard `LiteToken`).
+pub(crate) const LITE_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("lite_tokens");
 
 /// Version of everything this file holds: the tables above, their postcard values and the
 /// wire-format records inside them. Bumped on any incompatible change; a node refuses a file
@@ -40,6 +45,11 @@ pub(crate) const VOTE: &str = "vote";
 pub(crate) const LAST_PURGED: &str = "last_purged";
 /// `log_meta` key of the last committed log id (advisory: the state machine is durable itself).
 pub(crate) const COMMITTED: &str = "committed";
+/// `sm_meta` key of the lowest log index from which `history` is complete.
+pub(crate) const HISTORY_FLOOR: &str = "history_floor";
+/// `log_meta` key of this cluster's random id, created with the file: a Lite cursor from
+/// another cluster (a wiped appliance) must not be resumed.
+pub(crate) const CLUSTER_ID: &str = "cluster_id";
 /// `sm_meta` key of the id of the last applied entry.
 pub(crate) const LAST_APPLIED: &str = "last_applied";
 /// `sm_meta` key of the last applied membership.
@@ -50,7 +60,7 @@ pub(crate) const SNAPSHOT: &str = "snapshot";
 /// Opens or creates the database file and makes sure every table exists, so that read
 /// transactions never meet a missing table. Returns the file's format version (a new file
 /// gets [`FORMAT_VERSION`]).
-pub(crate) fn open_database(path: &Path) -> Result<(Database, u32), redb::Error> {
+pub(crate) fn open_database(path: &Path) -> Result<(Database, u32, String), redb::Error> {
     let db = Database::create(path)?;
     let txn = db.begin_write()?;
     txn.open_table(LOG)?;
@@ -65,11 +75,29 @@ pub(crate) fn open_database(path: &Path) -> Result<(Database, u32), redb::Error>
             }
         }
     };
+    let cluster_id = {
+        let mut meta = txn.open_table(LOG_META)?;
+        let stored = meta
+            .get(CLUSTER_ID)?
+            .map(|bytes| decode::<String>(bytes.value()));
+        match stored {
+            Some(id) => id?,
+            None => {
+                let mut random = [0u8; 16];
+                getrandom::fill(&mut random).map_err(|e| io::Error::other(e.to_string()))?;
+                let id: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
+                put_value(&mut meta, CLUSTER_ID, &id)?;
+                id
+            }
+        }
+    };
     txn.open_table(ZONES)?;
     txn.open_table(RRSETS)?;
     txn.open_table(SM_META)?;
+    txn.open_table(HISTORY)?;
+    txn.open_table(LITE_TOKENS)?;
     txn.commit()?;
-    Ok((db, format))
+    Ok((db, format, cluster_id))
 }
 
 /// Starts a write transaction that is on disk (fsynced) when `commit` returns.

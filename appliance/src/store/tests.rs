@@ -57,10 +57,10 @@ fn normal_entry(index: u64, command: Command) -> Entry {
 
 /// The log store and state machine over a fresh database in a temporary directory.
 async fn open_parts(dir: &Path) -> std::io::Result<(Arc<Database>, LogStore, StateMachine)> {
-    let (db, _format) =
+    let (db, _format, _cluster_id) =
         tables::open_database(&dir.join(DB_FILE_NAME)).map_err(std::io::Error::other)?;
     let db = Arc::new(db);
-    let state_machine = StateMachine::open(Arc::clone(&db)).await?;
+    let state_machine = StateMachine::open(Arc::clone(&db), None, DEFAULT_HISTORY_ENTRIES).await?;
     Ok((Arc::clone(&db), LogStore::new(db), state_machine))
 }
 
@@ -124,8 +124,8 @@ async fn installing_a_snapshot_replaces_the_state_with_the_built_one() {
         .await
         .expect("install snapshot");
 
-    let expected = source.published().zones.load().to_changes();
-    assert_eq!(target.published().zones.load().to_changes(), expected);
+    let expected = source.published().view.load().zones.to_changes();
+    assert_eq!(target.published().view.load().zones.to_changes(), expected);
     assert_eq!(target.published().zone_set.load().len(), 2);
     assert_eq!(
         target.applied_state().await.expect("applied state"),
@@ -136,8 +136,13 @@ async fn installing_a_snapshot_replaces_the_state_with_the_built_one() {
 
     // The install reached redb, not only memory.
     drop(target);
-    let reloaded = StateMachine::open(db).await.expect("reload target");
-    assert_eq!(reloaded.published().zones.load().to_changes(), expected);
+    let reloaded = StateMachine::open(db, None, DEFAULT_HISTORY_ENTRIES)
+        .await
+        .expect("reload target");
+    assert_eq!(
+        reloaded.published().view.load().zones.to_changes(),
+        expected
+    );
 }
 
 #[tokio::test]
@@ -228,7 +233,7 @@ async fn a_file_of_another_storage_format_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join(DB_FILE_NAME);
     {
-        let (db, format) = tables::open_database(&path).expect("create");
+        let (db, format, _cluster_id) = tables::open_database(&path).expect("create");
         assert_eq!(
             format,
             tables::FORMAT_VERSION,
@@ -259,7 +264,9 @@ async fn the_log_is_snapshotted_and_purged_and_still_reopens() {
         log_entries_kept_after_snapshot: 2,
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open_tuned(dir.path(), tuning).await.expect("open");
+    let store = Store::open_tuned(dir.path(), tuning, StoreOptions::default())
+        .await
+        .expect("open");
     store.write(create_zone(SITE)).await.expect("create zone");
     for number in 1..=30 {
         store.write(add_host(number)).await.expect("add host");
@@ -276,11 +283,72 @@ async fn the_log_is_snapshotted_and_purged_and_still_reopens() {
     let before = store.zones().to_changes();
     store.shutdown().await.expect("shutdown");
 
-    let store = Store::open_tuned(dir.path(), tuning).await.expect("reopen");
+    let store = Store::open_tuned(dir.path(), tuning, StoreOptions::default())
+        .await
+        .expect("reopen");
     assert_eq!(store.zones().to_changes(), before);
     store
         .write(add_host(31))
         .await
         .expect("write after restart");
+    store.shutdown().await.expect("shutdown");
+}
+
+/// Collects what the store reports after each applied batch.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<Arc<CommittedBatch>>>);
+
+impl CommitObserver for Recorder {
+    fn committed(&self, batch: Arc<CommittedBatch>) {
+        self.0.lock().expect("lock").push(batch);
+    }
+}
+
+#[tokio::test]
+async fn applied_batches_reach_the_observer_and_the_history_in_log_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recorder = Arc::new(Recorder::default());
+    let options = StoreOptions {
+        history_entries: 3,
+        observer: Some(recorder.clone()),
+    };
+    let store = Store::open_with(dir.path(), options).await.expect("open");
+    let created = store.write(create_zone(SITE)).await.expect("create");
+    let mut indexes = vec![created.index];
+    for number in 1..=4 {
+        indexes.push(store.write(add_host(number)).await.expect("add").index);
+    }
+    let last = *indexes.last().expect("writes");
+    assert_eq!(
+        store.view().applied,
+        last,
+        "the view carries the applied index"
+    );
+
+    let observed: Vec<u64> = recorder
+        .0
+        .lock()
+        .expect("lock")
+        .iter()
+        .flat_map(|batch| batch.entries.iter().map(|entry| entry.index))
+        .collect();
+    assert_eq!(observed, indexes, "every change, once, in log order");
+
+    // The window keeps the last 3 indexes: resuming after the second-to-last write works,
+    // resuming from before the window does not.
+    let recent = store
+        .history(last - 2, last)
+        .await
+        .expect("read")
+        .expect("in window");
+    let recent: Vec<u64> = recent.iter().map(|entry| entry.index).collect();
+    assert_eq!(recent, [last - 1, last]);
+    assert!(
+        store
+            .history(created.index, last)
+            .await
+            .expect("read")
+            .is_none()
+    );
     store.shutdown().await.expect("shutdown");
 }

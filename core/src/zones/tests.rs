@@ -343,3 +343,73 @@ fn names_must_be_absolute() {
         Err(CommandError::InvalidName { .. })
     ));
 }
+
+fn token(name: &str, zones: &[&str]) -> LiteToken {
+    LiteToken {
+        name: name.into(),
+        zones: zones.iter().map(|z| z.to_string()).collect(),
+        secret_sha256: [7; 32],
+    }
+}
+
+#[test]
+fn lite_tokens_are_created_once_and_revoked() {
+    let mut zones = site();
+    let changes = zones
+        .apply(&Command::PutLiteToken {
+            token: token("alice-laptop", &["SITE.internal."]),
+        })
+        .unwrap();
+    let stored = zones.lite_token("alice-laptop").unwrap();
+    assert_eq!(
+        stored.zones,
+        ["site.internal."],
+        "zone names are normalized"
+    );
+    assert_eq!(
+        changes,
+        [Change::LiteTokenPut {
+            token: stored.clone()
+        }]
+    );
+
+    let err = zones
+        .apply(&Command::PutLiteToken {
+            token: token("alice-laptop", &["site.internal."]),
+        })
+        .unwrap_err();
+    assert!(matches!(err, CommandError::TokenExists { .. }), "{err}");
+    for (bad, zones_named) in [
+        ("Alice", &["site.internal."][..]),
+        ("", &["site.internal."][..]),
+        ("bob", &[][..]),
+    ] {
+        assert!(
+            zones
+                .apply(&Command::PutLiteToken {
+                    token: token(bad, zones_named)
+                })
+                .is_err(),
+            "{bad:?}"
+        );
+    }
+
+    let mut replayed = Zones::default();
+    for change in zones.to_changes() {
+        replayed.apply_change(&change).unwrap();
+    }
+    assert_eq!(replayed, zones, "tokens survive a snapshot");
+
+    zones
+        .apply(&Command::RevokeLiteToken {
+            name: "alice-laptop".into(),
+        })
+        .unwrap();
+    assert!(zones.lite_token("alice-laptop").is_none());
+    let err = zones
+        .apply(&Command::RevokeLiteToken {
+            name: "alice-laptop".into(),
+        })
+        .unwrap_err();
+    assert!(matches!(err, CommandError::NoSuchToken { .. }), "{err}");
+}
