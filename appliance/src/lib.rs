@@ -11,6 +11,7 @@
 //!   sees openraft types.
 //! - [`admin`]: the admin HTTP API (`/v1/…`, `/health`, `/ready`, `/metrics`).
 //! - [`client`]: the admin subcommands of the CLI, which talk to that API.
+//! - [`systemd`]: readiness and watchdog notifications, and the refusal to run as root.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod admin;
@@ -18,3 +19,4 @@ pub mod client;
 pub mod config;
 pub mod node;
 pub mod store;
+pub mod systemd;

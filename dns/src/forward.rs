@@ -33,6 +33,22 @@ pub struct Upstream {
     pub tcp_only: bool,
 }
 
+/// The upstreams and how long to wait for each.
+#[derive(Debug)]
+struct Route {
+    upstreams: Vec<Upstream>,
+    timeout: Duration,
+}
+
+impl Route {
+    fn of(config: &ForwardConfig) -> Self {
+        Self {
+            upstreams: config.upstreams.clone(),
+            timeout: config.timeout,
+        }
+    }
+}
+
 /// TTL given to a stale answer (RFC 8767 section 4 recommends 30 seconds).
 const STALE_ANSWER_TTL: u32 = 30;
 
@@ -80,8 +96,8 @@ pub enum ForwardError {
 }
 
 pub struct Forwarder {
-    upstreams: Vec<Upstream>,
-    timeout: Duration,
+    /// Swapped whole on a config reload; queries in flight keep the set they loaded.
+    route: arc_swap::ArcSwap<Route>,
     cache: Cache,
     metrics: std::sync::Arc<Metrics>,
 }
@@ -89,11 +105,18 @@ pub struct Forwarder {
 impl Forwarder {
     pub fn new(config: &ForwardConfig, metrics: std::sync::Arc<Metrics>) -> Self {
         Self {
-            upstreams: config.upstreams.clone(),
-            timeout: config.timeout,
+            route: arc_swap::ArcSwap::from_pointee(Route::of(config)),
             cache: Cache::new(config.cache_entries, config.serve_stale),
             metrics,
         }
+    }
+
+    /// Applies a reloaded config: new upstreams and timeout at once, cache settings
+    /// for what is cached from now on. The cached answers stay.
+    pub fn reconfigure(&self, config: &ForwardConfig) {
+        self.route.store(std::sync::Arc::new(Route::of(config)));
+        self.cache
+            .reconfigure(config.cache_entries, config.serve_stale);
     }
 
     pub async fn resolve(&self, query: &Query) -> Result<Resolved, ForwardError> {
@@ -111,12 +134,13 @@ impl Forwarder {
             Lookup::Miss => None,
         };
         Metrics::bump(&self.metrics.cache_misses);
-        if self.upstreams.is_empty() {
+        let route = self.route.load();
+        if route.upstreams.is_empty() {
             return Err(ForwardError::NoUpstreams);
         }
         let mut last_error = String::new();
-        for upstream in &self.upstreams {
-            match upstream::exchange(upstream, query, self.timeout).await {
+        for upstream in &route.upstreams {
+            match upstream::exchange(upstream, query, route.timeout).await {
                 Ok(resolved)
                     if matches!(
                         resolved.rcode,

@@ -11,7 +11,7 @@ use hickory_proto::op::ResponseCode;
 use ipnet::IpNet;
 use outpost_core::answer::ZoneSet;
 
-use crate::forward::Forwarder;
+use crate::forward::{ForwardConfig, Forwarder};
 use crate::message::{self, Decoded, Outcome, Question};
 use crate::metrics::{Metrics, Transport};
 
@@ -19,7 +19,8 @@ use crate::metrics::{Metrics, Transport};
 pub struct QueryHandler {
     zones: Arc<ArcSwap<ZoneSet>>,
     forwarder: Arc<Forwarder>,
-    recursion_networks: Vec<IpNet>,
+    /// Who may recurse; swapped whole on a config reload.
+    recursion_networks: ArcSwap<Vec<IpNet>>,
     metrics: Arc<Metrics>,
 }
 
@@ -42,13 +43,20 @@ impl QueryHandler {
         Self {
             zones,
             forwarder,
-            recursion_networks,
+            recursion_networks: ArcSwap::from_pointee(recursion_networks),
             metrics,
         }
     }
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Applies a reloaded config: who may recurse, and where to forward. Queries in
+    /// flight finish with the settings they started with; none is dropped.
+    pub fn reconfigure(&self, recursion_networks: Vec<IpNet>, forward: &ForwardConfig) {
+        self.recursion_networks.store(Arc::new(recursion_networks));
+        self.forwarder.reconfigure(forward);
     }
 
     /// Answers what can be answered without the network.
@@ -129,6 +137,7 @@ impl QueryHandler {
             v4 => v4,
         };
         self.recursion_networks
+            .load()
             .iter()
             .any(|network| network.contains(&client))
     }

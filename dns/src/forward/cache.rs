@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
@@ -46,17 +47,29 @@ pub enum Lookup {
 #[derive(Debug)]
 pub struct Cache {
     entries: Mutex<HashMap<CacheKey, Entry>>,
-    capacity: usize,
-    serve_stale: Duration,
+    /// Changed by a config reload, so read on each use.
+    capacity: AtomicUsize,
+    serve_stale_secs: AtomicU64,
 }
 
 impl Cache {
     pub fn new(capacity: usize, serve_stale: Duration) -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
-            capacity,
-            serve_stale,
+            capacity: AtomicUsize::new(capacity),
+            serve_stale_secs: AtomicU64::new(serve_stale.as_secs()),
         }
+    }
+
+    /// New limits; a smaller capacity takes effect as entries are inserted.
+    pub fn reconfigure(&self, capacity: usize, serve_stale: Duration) {
+        self.capacity.store(capacity, Ordering::Relaxed);
+        self.serve_stale_secs
+            .store(serve_stale.as_secs(), Ordering::Relaxed);
+    }
+
+    fn serve_stale(&self) -> Duration {
+        Duration::from_secs(self.serve_stale_secs.load(Ordering::Relaxed))
     }
 
     pub fn len(&self) -> usize {
@@ -78,7 +91,7 @@ impl Cache {
         if age < entry.ttl {
             let elapsed = u32::try_from(age.as_secs()).unwrap_or(u32::MAX);
             Lookup::Fresh(entry.resolved.aged(elapsed))
-        } else if age < entry.ttl + self.serve_stale {
+        } else if age < entry.ttl + self.serve_stale() {
             Lookup::Stale(entry.resolved.clone())
         } else {
             Lookup::Miss
@@ -90,13 +103,14 @@ impl Cache {
         let Some(ttl) = cache_ttl(resolved) else {
             return;
         };
-        if self.capacity == 0 {
+        let capacity = self.capacity.load(Ordering::Relaxed);
+        if capacity == 0 {
             return;
         }
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
-        if entries.len() >= self.capacity && !entries.contains_key(&key) {
+        while entries.len() >= capacity && !entries.contains_key(&key) {
             self.evict(&mut entries, now);
         }
         entries.insert(
@@ -110,10 +124,11 @@ impl Cache {
     }
 
     fn evict(&self, entries: &mut HashMap<CacheKey, Entry>, now: Instant) {
+        let serve_stale = self.serve_stale();
         let dead: Vec<CacheKey> = entries
             .iter()
             .filter(|(_, entry)| {
-                now.saturating_duration_since(entry.stored) >= entry.ttl + self.serve_stale
+                now.saturating_duration_since(entry.stored) >= entry.ttl + serve_stale
             })
             .take(EVICTION_SAMPLE)
             .map(|(key, _)| key.clone())
@@ -282,5 +297,17 @@ mod tests {
             matches!(cache.get(&key("host9.example.com."), now), Lookup::Fresh(_)),
             "the newest entry is kept"
         );
+    }
+
+    #[test]
+    fn a_smaller_capacity_from_a_reload_applies_on_the_next_insert() {
+        let cache = Cache::new(10, Duration::ZERO);
+        let now = Instant::now();
+        for i in 0..10 {
+            cache.put(key(&format!("host{i}.example.com.")), &positive(60), now);
+        }
+        cache.reconfigure(4, Duration::ZERO);
+        cache.put(key("late.example.com."), &positive(60), now);
+        assert_eq!(cache.len(), 4);
     }
 }
