@@ -9,10 +9,13 @@
 //! - [`answer`]: the immutable query index ([`answer::ZoneSet`]) and the lookup that
 //!   turns a question into the sections of an authoritative answer.
 //! - [`wire`]: the DNS wire encoding of records used inside commands and changes.
+//! - [`sync`]: the Lite sync protocol's frames and wire types, encoded and decoded as
+//!   pure functions (`docs/sync-protocol.md` is the contract).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod answer;
 pub mod name;
+pub mod sync;
 pub mod wire;
 pub mod zonefile;
 pub mod zones;
