@@ -8,4 +8,5 @@ rustup show active-toolchain >/dev/null   # installs the toolchain of rust-toolc
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
+./scripts/check-nix.sh
 cargo test --workspace

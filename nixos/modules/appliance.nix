@@ -1,0 +1,477 @@
+# services.outpost: the Outpost appliance daemon as a hardened systemd service.
+#
+# The unit runs `outpost serve` as a dynamic user whose only writable directory is
+# /var/lib/outpost and whose only capability is CAP_NET_BIND_SERVICE (for port 53).
+# Secrets (admin token, join ticket, sync TLS key) reach it through LoadCredential,
+# never through the Nix store. Settings are rendered to /etc/outpost/outpost.toml,
+# checked by `outpost check-config` when the system is built, and applied by a reload
+# (SIGHUP), so a settings change does not restart the daemon.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  inherit (lib)
+    mkOption
+    mkEnableOption
+    mkIf
+    mkMerge
+    types
+    literalExpression
+    ;
+
+  cfg = config.services.outpost;
+  format = pkgs.formats.toml { };
+  outpost = lib.getExe' cfg.package "outpost";
+
+  stateDir = "/var/lib/outpost";
+  configPath = "/etc/outpost/outpost.toml";
+  # Where the ExecStartPre copy of the boot-partition file lives; see `bootstrap`.
+  bootstrapCopy = "${stateDir}/bootstrap.toml";
+  # systemd's $CREDENTIALS_DIRECTORY for this unit, spelled out for the config file.
+  credentialsDir = "/run/credentials/outpost.service";
+
+  # `IP:PORT` or `[IPv6]:PORT`. The daemon parses the address; here we only need the
+  # port, for the firewall.
+  listenAddress = types.strMatching ".*:[0-9]+";
+  portOf = address: lib.toInt (builtins.head (builtins.match ".*:([0-9]+)" address));
+  isLoopback = address: lib.hasPrefix "127." address || lib.hasPrefix "[::1]:" address;
+
+  dnsPort = portOf cfg.settings.dns.listen;
+  adminPort = portOf cfg.settings.admin.listen;
+  syncPort = portOf cfg.settings.sync.listen;
+
+  # Null means "the daemon's default", so such keys are left out of the file.
+  renderedSettings = lib.filterAttrsRecursive (_: value: value != null) cfg.settings;
+  configFile = format.generate "outpost.toml" renderedSettings;
+  # `check-config` opens the sync TLS files, which exist only on the running machine
+  # (the key is a credential): the build checks everything else.
+  buildCheckFile = format.generate "outpost-build-check.toml" (
+    renderedSettings
+    // lib.optionalAttrs (renderedSettings ? sync) {
+      sync = builtins.removeAttrs renderedSettings.sync [
+        "tls_cert"
+        "tls_key"
+      ];
+    }
+  );
+  # The package cannot run on the build machine when cross-compiling an image.
+  canRunPackage = pkgs.stdenv.buildPlatform.canExecute pkgs.stdenv.hostPlatform;
+  checkedConfigFile =
+    if cfg.checkConfig && canRunPackage then
+      pkgs.runCommand "outpost-checked.toml" { passthru = { inherit configFile buildCheckFile; }; } ''
+        ${outpost} check-config ${buildCheckFile}
+        cp ${configFile} $out
+      ''
+    else
+      configFile;
+
+  secretOptions = {
+    adminTokenFile = "admin.token";
+    joinTicketFile = "join-ticket";
+    syncTlsKeyFile = "sync-tls.key";
+  };
+  # LoadCredential entries: systemd reads each file as root and hands the unit a
+  # private copy under $CREDENTIALS_DIRECTORY.
+  credentials = lib.concatLists (
+    lib.mapAttrsToList (
+      option: id: lib.optional (cfg.${option} != null) "${id}:${cfg.${option}}"
+    ) secretOptions
+  );
+
+  serveArgs = [
+    "serve"
+    "--data-dir"
+    stateDir
+    "--log"
+    cfg.logLevel
+  ]
+  # Issue 3 adds the flag; a ticket is a secret, so it travels as a file, not in argv.
+  ++ lib.optionals (cfg.joinTicketFile != null) [
+    "--join-file"
+    "${credentialsDir}/join-ticket"
+  ]
+  ++ cfg.extraArgs;
+
+  # Root (the "+" prefix), before the daemon: takes the boot-partition file once.
+  bootstrapScript = pkgs.writeShellScript "outpost-bootstrap" ''
+    set -eu
+    source=${lib.escapeShellArg cfg.bootstrap.file}
+    [ -f "$source" ] || exit 0
+    if report=$(${outpost} check-config "$source" 2>&1); then
+      # Root-owned and readable inside the 0700 state directory of the dynamic user:
+      # only root and the daemon can reach it.
+      cp "$source" ${bootstrapCopy}.new
+      chmod 0644 ${bootstrapCopy}.new
+      mv ${bootstrapCopy}.new ${bootstrapCopy}
+      echo "outpost-bootstrap: $source now replaces ${configPath}"
+      # Removed so that it applies once, and because later files may carry secrets.
+      rm -f "$source" || echo "outpost-bootstrap: cannot remove $source, remove it by hand" >&2
+    else
+      echo "outpost-bootstrap: $source refused, keeping the current settings: $report" >&2
+      mv "$source" "$source.rejected" || true
+      echo "$report" > "$(dirname "$source")/outpost-bootstrap.error" || true
+    fi
+  '';
+
+  # The dynamic user, before the daemon: the daemon reads its token from the data dir.
+  installAdminToken = pkgs.writeShellScript "outpost-install-admin-token" ''
+    set -eu
+    # UMask=0077 makes the copy 0600, as the daemon wants its token file.
+    cat "$CREDENTIALS_DIRECTORY/admin.token" > ${stateDir}/admin.token.new
+    mv ${stateDir}/admin.token.new ${stateDir}/admin.token
+  '';
+
+  # With bootstrap on, a copied site file replaces the Nix-rendered settings as a
+  # whole (flags still pin the data directory).
+  startScript = pkgs.writeShellScript "outpost-start" ''
+    config=${configPath}
+    if [ -f ${bootstrapCopy} ]; then config=${bootstrapCopy}; fi
+    exec ${outpost} ${lib.escapeShellArgs serveArgs} --config "$config"
+  '';
+  execStart =
+    if cfg.bootstrap.enable then
+      "${startScript}"
+    else
+      "${outpost} ${lib.escapeShellArgs serveArgs} --config ${configPath}";
+
+  # The mount unit of the boot partition ("/boot" is boot.mount), for ordering.
+  bootMountUnit =
+    let
+      directory = lib.removePrefix "/" (dirOf cfg.bootstrap.file);
+    in
+    if directory == "" then "-.mount" else "${lib.replaceStrings [ "/" ] [ "-" ] directory}.mount";
+
+  nullOrInt = type: description: mkOption {
+    type = types.nullOr type;
+    default = null;
+    inherit description;
+  };
+in
+{
+  options.services.outpost = {
+    enable = mkEnableOption "the Outpost edge DNS appliance";
+
+    package = lib.mkPackageOption pkgs "outpost" { };
+
+    settings = mkOption {
+      default = { };
+      description = ''
+        Contents of {file}`/etc/outpost/outpost.toml` (see the README's
+        Configuration section). Keys set to `null` are left out, so the daemon's
+        default applies. Keys not declared here are passed through as written;
+        `outpost check-config` refuses unknown ones when the system is built.
+        `data_dir` is not a setting here: the unit passes
+        `--data-dir /var/lib/outpost`, its only writable directory.
+      '';
+      example = literalExpression ''
+        {
+          dns.allow_recursion = [ "10.20.0.0/16" ];
+          forward.upstreams = [ "10.20.0.1" "tcp://9.9.9.9:53" ];
+          sync.listen = "0.0.0.0:8054";
+        }
+      '';
+      type = types.submodule {
+        freeformType = format.type;
+        options = {
+          example_zone = mkOption {
+            type = types.nullOr types.bool;
+            default = null;
+            description = "Create the `example.internal.` zone on first start (daemon default: true).";
+          };
+          dns = {
+            listen = mkOption {
+              type = listenAddress;
+              default = "0.0.0.0:53";
+              description = "DNS address, UDP and TCP (`IP:PORT`).";
+            };
+            allow_recursion = mkOption {
+              type = types.nullOr (types.listOf types.str);
+              default = null;
+              example = [ "10.0.0.0/8" ];
+              description = "Networks (CIDR) whose clients may use the forwarder (daemon default: loopback and private ranges).";
+            };
+          };
+          admin.listen = mkOption {
+            type = listenAddress;
+            default = "127.0.0.1:8053";
+            description = "Admin API address. Keep it on loopback unless the admin network is trusted.";
+          };
+          sync = {
+            listen = mkOption {
+              type = listenAddress;
+              default = "127.0.0.1:8054";
+              description = "Lite sync (WebSocket) address; use `0.0.0.0:8054` to serve laptops on the LAN.";
+            };
+            tls_cert = mkOption {
+              type = types.nullOr types.str;
+              default = null;
+              description = "Certificate (PEM) of the sync endpoint. Not secret, so a store path is fine.";
+            };
+            tls_key = mkOption {
+              type = types.nullOr types.str;
+              default = if cfg.syncTlsKeyFile != null then "${credentialsDir}/sync-tls.key" else null;
+              defaultText = literalExpression ''if syncTlsKeyFile != null then "${credentialsDir}/sync-tls.key" else null'';
+              description = "Private key of the sync endpoint. Set {option}`services.outpost.syncTlsKeyFile` instead of this.";
+            };
+            history_entries = nullOrInt (types.ints.between 0 100000000) "Log indexes of change history kept for Lite clients to resume from (daemon default: 100000).";
+          };
+          forward = {
+            upstreams = mkOption {
+              type = types.nullOr (types.listOf types.str);
+              default = null;
+              example = [
+                "10.0.0.1"
+                "tcp://10.0.0.2:53"
+              ];
+              description = "Upstream resolvers: `IP`, `IP:PORT` or `tcp://IP:PORT` (daemon default: the nameservers of /etc/resolv.conf).";
+            };
+            timeout_ms = nullOrInt (types.ints.between 10 30000) "Per-upstream timeout in milliseconds (daemon default: 1500).";
+            cache_entries = nullOrInt (types.ints.between 0 10000000) "Answer cache bound in entries (daemon default: 10000).";
+            serve_stale_secs = nullOrInt types.ints.unsigned "RFC 8767 serve-stale window in seconds (daemon default: 86400).";
+          };
+        };
+      };
+    };
+
+    checkConfig = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Validate the rendered settings with `outpost check-config` when the system is
+        built. Skipped automatically when cross-compiling (the package cannot run on
+        the build machine).
+      '';
+    };
+
+    openFirewall = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Open the DNS port of `settings.dns.listen` (UDP and TCP).";
+    };
+    openAdminFirewall = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Open the admin API port of `settings.admin.listen` (TCP). The API is protected by the bearer token only.";
+    };
+    openSyncFirewall = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Open the Lite sync port of `settings.sync.listen` (TCP).";
+    };
+
+    adminTokenFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/run/secrets/outpost-admin-token";
+      description = ''
+        File holding the admin bearer token, loaded with `LoadCredential` and copied to
+        {file}`/var/lib/outpost/admin.token` at every start (so changing the file and
+        restarting rotates the token). Must not be in the Nix store. When null, the
+        daemon creates a random token on first start.
+      '';
+    };
+    joinTicketFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/run/keys/outpost-join-ticket";
+      description = ''
+        File holding a cluster join ticket (`outpost cluster invite`), loaded with
+        `LoadCredential` and passed as `--join-file`. Must not be in the Nix store.
+        Today: clustering arrives with issue 3 and the daemon has no `--join-file`
+        flag yet, so setting this makes the service fail to start; leave it null.
+      '';
+    };
+    syncTlsKeyFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      description = ''
+        Private key (PEM) of the Lite sync endpoint, loaded with `LoadCredential`;
+        `settings.sync.tls_key` then points at the credential. Must not be in the
+        Nix store.
+      '';
+    };
+    environmentFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      description = "systemd `EnvironmentFile` for the daemon (for example `RUST_LOG=...`).";
+    };
+
+    plugins = mkOption {
+      type = types.listOf types.package;
+      default = [ ];
+      description = ''
+        WebAssembly policy plugins to install into the cluster. Today: plugins
+        arrive with issue 6, and a non-empty list fails evaluation with a message.
+        When they arrive, the unit's `MemoryDenyWriteExecute` must be turned off
+        (wasmtime maps compiled code executable at run time).
+      '';
+    };
+
+    logLevel = mkOption {
+      type = types.str;
+      default = "info";
+      example = "info,outpost_appliance=debug";
+      description = "Log filter passed as `--log` (`RUST_LOG` in `environmentFile` overrides it).";
+    };
+    extraArgs = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      description = "Extra arguments for `outpost serve`.";
+    };
+
+    bootstrap = {
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Take site settings from a file on the boot partition, so that one image
+          serves many sites. Before each start, if {option}`bootstrap.file` exists
+          and `outpost check-config` accepts it, it is copied to
+          {file}`/var/lib/outpost/bootstrap.toml` and removed from the boot partition;
+          from then on that copy replaces the Nix-rendered settings as a whole (delete
+          it to return to them). A refused file is renamed `*.rejected`, the error is
+          written beside it as {file}`outpost-bootstrap.error`, and the daemon keeps
+          its current settings. The firewall options still follow the Nix settings.
+        '';
+      };
+      file = mkOption {
+        type = types.strMatching "/.+";
+        default = "/boot/outpost-bootstrap.toml";
+        description = "The file on the boot partition (FAT, writable from any laptop).";
+      };
+    };
+  };
+
+  config = mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = cfg.plugins == [ ];
+        message = "services.outpost.plugins: plugins arrive with issue 6; leave the list empty for now";
+      }
+      {
+        assertion = (cfg.settings.sync.tls_cert == null) == (cfg.settings.sync.tls_key == null);
+        message = "services.outpost: set both settings.sync.tls_cert and syncTlsKeyFile (wss://), or neither (ws://)";
+      }
+      {
+        assertion = !(cfg.settings ? data_dir);
+        message = "services.outpost.settings.data_dir: the unit always uses /var/lib/outpost (its StateDirectory); remove the key";
+      }
+    ]
+    ++ lib.mapAttrsToList (option: _: {
+      assertion = cfg.${option} == null || !lib.hasPrefix builtins.storeDir cfg.${option};
+      message = "services.outpost.${option}: ${toString cfg.${option}} is in the Nix store, which every local user can read; use a path outside it (for example under /run/secrets)";
+    }) secretOptions;
+
+    warnings =
+      lib.optional (cfg.openFirewall && isLoopback cfg.settings.dns.listen)
+        "services.outpost.openFirewall opens port ${toString dnsPort}, but settings.dns.listen (${cfg.settings.dns.listen}) is a loopback address"
+      ++ lib.optional (cfg.openAdminFirewall && isLoopback cfg.settings.admin.listen)
+        "services.outpost.openAdminFirewall opens port ${toString adminPort}, but settings.admin.listen (${cfg.settings.admin.listen}) is a loopback address"
+      ++ lib.optional (cfg.openSyncFirewall && isLoopback cfg.settings.sync.listen)
+        "services.outpost.openSyncFirewall opens port ${toString syncPort}, but settings.sync.listen (${cfg.settings.sync.listen}) is a loopback address";
+
+    environment.etc."outpost/outpost.toml".source = checkedConfigFile;
+    # The admin CLI: `outpost record list site.internal. --data-dir /var/lib/outpost`
+    environment.systemPackages = [ cfg.package ];
+
+    networking.firewall = mkMerge [
+      (mkIf cfg.openFirewall {
+        allowedUDPPorts = [ dnsPort ];
+        allowedTCPPorts = [ dnsPort ];
+      })
+      (mkIf cfg.openAdminFirewall { allowedTCPPorts = [ adminPort ]; })
+      (mkIf cfg.openSyncFirewall { allowedTCPPorts = [ syncPort ]; })
+    ];
+
+    systemd.services.outpost = {
+      description = "Outpost edge DNS appliance";
+      wantedBy = [ "multi-user.target" ];
+      # Binding a specific address needs it configured; a DNS server precedes lookups.
+      wants = [
+        "network-online.target"
+        "nss-lookup.target"
+      ]
+      ++ lib.optional cfg.bootstrap.enable bootMountUnit;
+      after = [ "network-online.target" ] ++ lib.optional cfg.bootstrap.enable bootMountUnit;
+      before = [ "nss-lookup.target" ];
+      # The unit names /etc/outpost/outpost.toml, not its store path, so a settings
+      # change reloads (SIGHUP) instead of restarting; a new package restarts.
+      reloadTriggers = [ checkedConfigFile ];
+      # Restart in one step on upgrades: the DNS gap is the restart, not the activation.
+      stopIfChanged = false;
+
+      serviceConfig = {
+        Type = "notify";
+        ExecStartPre =
+          # "+": as root, to read and remove the boot-partition file; "-": a failure
+          # there never keeps DNS down.
+          lib.optional cfg.bootstrap.enable "-+${bootstrapScript}"
+          ++ lib.optional (cfg.adminTokenFile != null) "${installAdminToken}";
+        ExecStart = execStart;
+        ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
+        Restart = "on-failure";
+        RestartSec = "2s";
+        # The daemon sends WATCHDOG=1 every WATCHDOG_USEC / 2.
+        WatchdogSec = "30s";
+        # The daemon drains for at most 5 s (node::DRAIN_DEADLINE), then shuts Raft
+        # down and closes redb.
+        TimeoutStopSec = "20s";
+        LoadCredential = credentials;
+        EnvironmentFile = lib.optional (cfg.environmentFile != null) cfg.environmentFile;
+
+        DynamicUser = true;
+        StateDirectory = "outpost";
+        StateDirectoryMode = "0700";
+        WorkingDirectory = stateDir;
+        UMask = "0077";
+        # Up to 1024 forwarded queries each on a fresh UDP socket, 256 TCP clients.
+        LimitNOFILE = 8192;
+
+        # Port 53, and nothing else.
+        AmbientCapabilities = [ "CAP_NET_BIND_SERVICE" ];
+        CapabilityBoundingSet = [ "CAP_NET_BIND_SERVICE" ];
+        NoNewPrivileges = true;
+        # A user namespace would make the capability useless in the host's network
+        # namespace, so no PrivateUsers.
+        PrivateUsers = false;
+
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        PrivateTmp = true;
+        PrivateDevices = true;
+        ProtectHostname = true;
+        ProtectClock = true;
+        ProtectKernelTunables = true;
+        ProtectKernelModules = true;
+        ProtectKernelLogs = true;
+        ProtectControlGroups = true;
+        ProtectProc = "invisible";
+        RestrictNamespaces = true;
+        LockPersonality = true;
+        # True while there is no plugin runtime. Issue 6 (wasmtime, which maps
+        # compiled code executable at run time) must set it to false.
+        MemoryDenyWriteExecute = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        RemoveIPC = true;
+        # UNIX for NOTIFY_SOCKET, NETLINK for interface enumeration (iroh, issue 3).
+        RestrictAddressFamilies = [
+          "AF_INET"
+          "AF_INET6"
+          "AF_UNIX"
+          "AF_NETLINK"
+        ];
+        SystemCallFilter = [
+          "@system-service"
+          "~@privileged"
+          "~@resources"
+        ];
+        SystemCallErrorNumber = "EPERM";
+        SystemCallArchitectures = "native";
+      };
+    };
+  };
+}

@@ -1,0 +1,124 @@
+# The Rust packages: `outpost` (appliance daemon and admin CLI), `outpost-lite` (the
+# laptop client) and `plugins` (WebAssembly components, wasm32-wasip2).
+#
+# `toolchain` is the one rust-toolchain.toml pins (from rust-overlay), with the
+# wasm32-wasip2 target added; the Cargo.toml `rust-version` is newer than some
+# nixpkgs releases' rustc, so nixpkgs' own rustc is not used.
+{
+  lib,
+  pkgs,
+  toolchain,
+}:
+let
+  rustPlatform = pkgs.makeRustPlatform {
+    cargo = toolchain;
+    rustc = toolchain;
+  };
+  version = (lib.importTOML ../Cargo.toml).workspace.package.version;
+
+  # The workspace without what never goes into a Rust build, so editing a module or
+  # a document does not rebuild the binaries. Every workspace member (bench/sync too)
+  # must stay in; plugins/ is a workspace of its own (wasm32-wasip2), built below.
+  src = lib.fileset.toSource {
+    root = ../.;
+    fileset = lib.fileset.difference ../. (
+      lib.fileset.unions (
+        map lib.fileset.maybeMissing [
+          ../target
+          ../nixos
+          ../flake.nix
+          ../flake.lock
+          ../docs
+          ../scripts
+          ../.ci
+          ../plugins
+        ]
+      )
+    );
+  };
+
+  workspaceBinary =
+    {
+      pname,
+      cargoPackage,
+      description,
+      platforms,
+      doCheck ? true,
+    }:
+    rustPlatform.buildRustPackage {
+      inherit
+        pname
+        version
+        src
+        doCheck
+        ;
+      cargoLock.lockFile = ../Cargo.lock;
+      cargoBuildFlags = [
+        "-p"
+        cargoPackage
+      ];
+      # Unit tests of that crate only; the integration suite (tests/) starts real
+      # processes and runs in scripts/test.sh and the NixOS VM tests.
+      cargoTestFlags = [
+        "-p"
+        cargoPackage
+      ];
+      meta = {
+        inherit description platforms;
+        license = lib.licenses.asl20;
+        mainProgram = pname;
+      };
+    };
+
+  # plugins/ arrives with issue 6, as its own workspace (its own Cargo.lock) built
+  # for wasm32-wasip2. Until then the package is an empty directory.
+  plugins =
+    if builtins.pathExists ../plugins/Cargo.toml then
+      pkgs.stdenv.mkDerivation {
+        pname = "outpost-plugins";
+        inherit version;
+        src = ../plugins;
+        cargoDeps = rustPlatform.importCargoLock { lockFile = ../plugins/Cargo.lock; };
+        nativeBuildInputs = [
+          toolchain
+          rustPlatform.cargoSetupHook
+        ];
+        buildPhase = ''
+          runHook preBuild
+          cargo build --release --offline --target wasm32-wasip2
+          runHook postBuild
+        '';
+        installPhase = ''
+          runHook preInstall
+          mkdir -p $out/lib/outpost/plugins
+          cp target/wasm32-wasip2/release/*.wasm $out/lib/outpost/plugins/
+          runHook postInstall
+        '';
+        meta.description = "Outpost policy plugins (WebAssembly components)";
+      }
+    else
+      pkgs.runCommand "outpost-plugins-${version}"
+        {
+          meta.description = "Outpost policy plugins: empty until plugins/ exists (issue 6)";
+        }
+        ''
+          mkdir -p $out/lib/outpost/plugins
+        '';
+in
+{
+  outpost = workspaceBinary {
+    pname = "outpost";
+    cargoPackage = "outpost-appliance";
+    description = "Outpost edge DNS appliance and its admin CLI";
+    platforms = lib.platforms.linux;
+  };
+  outpost-lite = workspaceBinary {
+    pname = "outpost-lite";
+    cargoPackage = "outpost-lite";
+    description = "Outpost Lite client: the site's DNS from a local replica";
+    platforms = lib.platforms.linux ++ lib.platforms.darwin;
+    # Its tests bind loopback sockets, which the Darwin sandbox refuses.
+    doCheck = pkgs.stdenv.hostPlatform.isLinux;
+  };
+  inherit plugins;
+}

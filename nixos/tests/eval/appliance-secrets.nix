@@ -1,0 +1,70 @@
+# Secrets reach the unit through LoadCredential only, never through the store, argv
+# or the rendered settings; bootstrap from the boot partition; plugins not yet.
+{
+  evalConfig ? import ./eval-config.nix { },
+  extraModules ? [ ],
+}:
+let
+  t = import ./testlib.nix;
+  evalWith =
+    outpost:
+    evalConfig {
+      config.services.outpost = {
+        enable = true;
+      }
+      // outpost;
+      inherit extraModules;
+    };
+  service = config: config.systemd.services.outpost.serviceConfig;
+  text = config: toString (t.renderedConfig config);
+
+  secrets = evalWith {
+    adminTokenFile = "/run/secrets/outpost-admin-token";
+    joinTicketFile = "/run/keys/outpost-join-ticket";
+    syncTlsKeyFile = "/run/secrets/outpost-sync.key";
+    settings.sync.tls_cert = "/etc/outpost/sync.pem";
+  };
+  storeToken = evalWith { adminTokenFile = "${builtins.storeDir}/0000-token"; };
+  bootstrap = evalWith { bootstrap.enable = true; };
+  bootstrapOnFirmware = evalWith {
+    bootstrap = {
+      enable = true;
+      file = "/boot/firmware/outpost-bootstrap.toml";
+    };
+  };
+  plugins = evalWith { plugins = [ secrets.services.outpost.package ]; };
+in
+t.all [
+  (t.eq "each secret file is a credential" [
+    "admin.token:/run/secrets/outpost-admin-token"
+    "join-ticket:/run/keys/outpost-join-ticket"
+    "sync-tls.key:/run/secrets/outpost-sync.key"
+  ] (builtins.sort builtins.lessThan (service secrets).LoadCredential))
+  (t.check "the admin token is installed before start" (
+    builtins.any (command: builtins.match ".*outpost-install-admin-token" command != null) (service secrets).ExecStartPre
+  ) "ExecStartPre: ${builtins.toJSON (service secrets).ExecStartPre}")
+  (t.hasInfix "the join ticket is passed as a file" "--join-file /run/credentials/outpost.service/join-ticket" (service secrets).ExecStart)
+  (t.lacksInfix "no secret path in argv" "/run/keys" (service secrets).ExecStart)
+  (t.eq "the TLS key setting points at the credential" "/run/credentials/outpost.service/sync-tls.key"
+    secrets.services.outpost.settings.sync.tls_key
+  )
+  (t.lacksInfix "no secret path in the rendered settings" "/run/secrets" (text secrets))
+  (t.lacksInfix "the build-time check leaves out the TLS files" "tls_" (
+    secrets.environment.etc."outpost/outpost.toml".source.buildCheckFile.text or ""
+  ))
+  (t.hasInfix "the build-time check runs on that file" "outpost-build-check.toml" (
+    secrets.environment.etc."outpost/outpost.toml".source.buildCommand or ""
+  ))
+  (t.noFailedAssertions "secret files outside the store pass" secrets)
+  (t.assertionFails "a secret in the store is refused" "Nix store" storeToken)
+
+  (t.check "bootstrap runs as root and may fail without stopping DNS" (
+    builtins.match "-\\+.*outpost-bootstrap" (builtins.head (service bootstrap).ExecStartPre) != null
+  ) "ExecStartPre: ${builtins.toJSON (service bootstrap).ExecStartPre}")
+  (t.hasInfix "bootstrap starts through the wrapper" "outpost-start" (service bootstrap).ExecStart)
+  (t.contains "bootstrap waits for /boot" "boot.mount" bootstrap.systemd.services.outpost.after)
+  (t.contains "bootstrap waits for /boot/firmware" "boot-firmware.mount" bootstrapOnFirmware.systemd.services.outpost.wants)
+  (t.eq "no bootstrap, no root step" [ ] (service (evalWith { })).ExecStartPre)
+
+  (t.assertionFails "plugins wait for issue 6" "issue 6" plugins)
+]

@@ -1,0 +1,85 @@
+# Settings: rendered to TOML with null keys left out, checked by `outpost check-config`
+# at build time, typed keys refusing bad values, freeform keys passed through.
+{
+  evalConfig ? import ./eval-config.nix { },
+  extraModules ? [ ],
+}:
+let
+  t = import ./testlib.nix;
+  evalWith =
+    outpost:
+    evalConfig {
+      config.services.outpost = {
+        enable = true;
+      }
+      // outpost;
+      inherit extraModules;
+    };
+
+  defaults = evalWith { };
+  site = evalWith {
+    settings = {
+      example_zone = false;
+      dns.allow_recursion = [ "10.20.0.0/16" ];
+      forward = {
+        upstreams = [
+          "10.20.0.1"
+          "tcp://9.9.9.9:53"
+        ];
+        timeout_ms = 800;
+        serve_stale_secs = 3600;
+      };
+      sync.history_entries = 5000;
+      # Freeform: a key the module does not know goes through as written.
+      future.option = "kept";
+    };
+  };
+  unchecked = evalWith { checkConfig = false; };
+
+  source = config: config.environment.etc."outpost/outpost.toml".source;
+  # Real nixpkgs renders TOML in a build: the text checks run on the stubs only.
+  renderedAs =
+    name: config: expected:
+    let
+      text = t.renderedConfig config;
+    in
+    if text == null then true else t.eq name expected (builtins.fromTOML text);
+in
+t.all [
+  (renderedAs "defaults render the listen addresses and nothing else" defaults {
+    dns.listen = "0.0.0.0:53";
+    admin.listen = "127.0.0.1:8053";
+    sync.listen = "127.0.0.1:8054";
+    forward = { };
+  })
+  (renderedAs "site settings render as TOML" site {
+    example_zone = false;
+    dns = {
+      listen = "0.0.0.0:53";
+      allow_recursion = [ "10.20.0.0/16" ];
+    };
+    admin.listen = "127.0.0.1:8053";
+    sync = {
+      listen = "127.0.0.1:8054";
+      history_entries = 5000;
+    };
+    forward = {
+      upstreams = [
+        "10.20.0.1"
+        "tcp://9.9.9.9:53"
+      ];
+      timeout_ms = 800;
+      serve_stale_secs = 3600;
+    };
+    future.option = "kept";
+  })
+  (t.eq "the freeform key is in the settings" "kept" site.services.outpost.settings.future.option)
+  (t.hasInfix "the file is checked with the daemon at build time" "/bin/outpost check-config" ((source defaults).buildCommand or "(no build step)"))
+  (t.lacksInfix "checkConfig = false skips the check" "check-config" ((source unchecked).buildCommand or ""))
+  (t.throws "a timeout out of the daemon's range is refused" (evalWith { settings.forward.timeout_ms = 5; }).services.outpost.settings)
+  (t.throws "a listen address without a port is refused" (evalWith { settings.dns.listen = "0.0.0.0"; }).services.outpost.settings)
+  (t.assertionFails "data_dir is refused" "data_dir" (evalWith { settings.data_dir = "/srv/outpost"; }))
+  (t.assertionFails "a TLS certificate without its key is refused" "tls_cert" (evalWith {
+    settings.sync.tls_cert = "/etc/outpost/sync.pem";
+  }))
+]
