@@ -82,6 +82,8 @@ pub struct Appliance {
     admin: SocketAddr,
     token: String,
     agent: Agent,
+    /// What `--sync` binds: port 0 until [`Appliance::pin_sync_address`].
+    sync_listen: String,
 }
 
 impl Appliance {
@@ -113,6 +115,7 @@ impl Appliance {
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: String::new(),
             agent,
+            sync_listen: "127.0.0.1:0".to_string(),
         };
         appliance.spawn();
         appliance
@@ -207,8 +210,21 @@ impl Appliance {
         }
     }
 
-    /// Starts the server again on the same data directory and config (new ports). A
-    /// server still running is killed with SIGKILL first.
+    /// Makes later restarts bind the sync address bound now, so Lite clients started
+    /// with its URL find the appliance again (other addresses stay on port 0).
+    pub fn pin_sync_address(&mut self) {
+        let text = fs::read_to_string(self.data_dir().join("addresses.json"))
+            .expect("addresses.json of a started appliance");
+        let value: serde_json::Value = serde_json::from_str(&text).expect("addresses.json is JSON");
+        self.sync_listen = value["sync"]
+            .as_str()
+            .expect("addresses.json names the sync address")
+            .to_string();
+    }
+
+    /// Starts the server again on the same data directory and config (new ports, but
+    /// see [`Appliance::pin_sync_address`]). A server still running is killed with
+    /// SIGKILL first.
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn();
@@ -227,14 +243,8 @@ impl Appliance {
             .arg("serve")
             .arg("--data-dir")
             .arg(&data_dir)
-            .args([
-                "--dns",
-                "127.0.0.1:0",
-                "--admin",
-                "127.0.0.1:0",
-                "--sync",
-                "127.0.0.1:0",
-            ])
+            .args(["--dns", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .args(["--sync", &self.sync_listen])
             .arg("--config")
             .arg(self.dir.path().join("outpost.toml"))
             .args(["--log", "info"])

@@ -6,17 +6,21 @@
 //!   CLI, signals, `/metrics`).
 //! - [`dns`]: a blocking DNS client over UDP and TCP, and raw packet sending for
 //!   malformed input.
+//! - [`lite`]: one `outpost-lite run` process (DNS, `outpost-lite status`, signals),
+//!   Lite tokens and a replica digest computed from the appliance's zone exports.
 //!
 //! **Invariant:** no test traffic leaves loopback. [`Appliance::start`] refuses a
 //! config without `forward.upstreams`, whose default would be /etc/resolv.conf.
 
 pub mod appliance;
 pub mod dns;
+pub mod lite;
 
 pub use appliance::{Appliance, outpost_bin, parse_metric, unused_upstream, wait_until};
 pub use dns::{
     Ask, answers_of, ask_tcp, ask_udp, describe, query_tcp, query_udp, rdata_strings, send_udp,
 };
+pub use lite::{Lite, appliance_digest, create_lite_token, sync_url};
 
 /// The config of a purely authoritative server: recursion for nobody (names outside
 /// our zones get REFUSED), forwarding pointed at an unused loopback port anyway.

@@ -13,6 +13,7 @@
 //! - [`status`]: `/health`, `/ready`, `/metrics` and `/v1/status`.
 //! - [`zones`]: `/v1/zones…`: list, create, delete, import a master file, export.
 //! - [`records`]: `/v1/records` and `/v1/zones/{origin}/records`.
+//! - [`tokens`]: `/v1/lite-tokens…` (Lite tokens) and `/v1/sync/sessions`.
 //! - [`presentation`]: records as master-file text, for export and listings.
 //!
 //! **Boundary:** the JSON bodies are defined here, separate from the internal types;
@@ -23,6 +24,7 @@ mod error;
 mod presentation;
 mod records;
 mod status;
+mod tokens;
 mod zones;
 
 #[cfg(test)]
@@ -33,11 +35,12 @@ use std::sync::atomic::AtomicBool;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, put};
+use axum::routing::{delete, get, put};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::Store;
+use crate::sync::Hub;
 use outpost_dns::metrics::Metrics;
 
 pub use auth::{TOKEN_FILE_NAME, load_or_create_token};
@@ -59,6 +62,8 @@ pub struct AdminState {
     pub token: String,
     /// Set once every listener is up; `/ready` reports it to load balancers.
     pub ready: Arc<AtomicBool>,
+    /// The Lite sync sessions, for `/v1/sync/sessions`, token listings and `/metrics`.
+    pub hub: Arc<Hub>,
 }
 
 /// Serves until `shutdown` is cancelled, then finishes in-flight requests (axum graceful
@@ -96,6 +101,9 @@ pub fn router(state: AdminState) -> Router {
                 .post(records::add)
                 .delete(records::delete),
         )
+        .route("/v1/lite-tokens", get(tokens::list).post(tokens::create))
+        .route("/v1/lite-tokens/{name}", delete(tokens::revoke))
+        .route("/v1/sync/sessions", get(tokens::sessions))
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),

@@ -1,4 +1,4 @@
-//! The admin subcommands of `outpost` (`zone …`, `record …`, `status`): blocking calls
+//! The admin subcommands of `outpost` (`zone …`, `record …`, `lite-token …`, `status`): blocking calls
 //! to the admin API of a running appliance, with tables for people and errors that say
 //! what to do.
 //!
@@ -6,6 +6,7 @@
 //! - [`api`]: the HTTP client, token lookup and error messages.
 //! - [`table`]: aligned columns for the list commands.
 //! - [`progress`]: upload progress of large imports, on stderr.
+//! - [`tokens`]: `lite-token create|list|revoke`.
 //!
 //! **Boundary:** the JSON bodies read here mirror those of [`crate::admin`]; they are
 //! declared again on purpose, so that the CLI reads only the fields it prints.
@@ -13,6 +14,7 @@
 mod api;
 mod progress;
 mod table;
+mod tokens;
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -25,6 +27,8 @@ use serde_json::json;
 use self::api::{Api, path_segment};
 use self::progress::{PROGRESS_MIN_BYTES, Progress, human_bytes};
 use self::table::write_table;
+
+pub use self::tokens::LiteTokenCommand;
 
 /// Where the admin API is and where its token lives.
 #[derive(clap::Args, Debug, Clone)]
@@ -102,6 +106,19 @@ pub fn zone(connection: &Connection, command: ZoneCommand) -> anyhow::Result<()>
 
 pub fn record(connection: &Connection, command: RecordCommand) -> anyhow::Result<()> {
     run_record(connection, command, &mut io::stdout().lock())
+}
+
+pub fn lite_token(connection: &Connection, command: LiteTokenCommand) -> anyhow::Result<()> {
+    run_lite_token(connection, command, &mut io::stdout().lock())
+}
+
+/// [`lite_token`], writing what it prints to `out`.
+fn run_lite_token(
+    connection: &Connection,
+    command: LiteTokenCommand,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    tokens::run(&Api::connect(connection)?, command, out)
 }
 
 pub fn status(connection: &Connection) -> anyhow::Result<()> {

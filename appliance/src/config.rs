@@ -10,6 +10,8 @@ use ipnet::IpNet;
 use outpost_dns::forward::{ForwardConfig, Upstream};
 use serde::Deserialize;
 
+use crate::store::DEFAULT_HISTORY_ENTRIES;
+
 /// Defaults of a bare `outpost serve`: everything on loopback, high ports.
 pub const DEFAULT_DATA_DIR: &str = "./outpost-data";
 pub const DEFAULT_DNS: &str = "127.0.0.1:5353";
@@ -46,7 +48,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub admin: RawListen,
     #[serde(default)]
-    pub sync: RawListen,
+    pub sync: RawSync,
     #[serde(default)]
     pub forward: RawForward,
 }
@@ -63,6 +65,19 @@ pub struct RawDns {
 #[serde(deny_unknown_fields)]
 pub struct RawListen {
     pub listen: Option<String>,
+}
+
+/// `[sync]`: the Lite sync WebSocket.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSync {
+    pub listen: Option<String>,
+    /// PEM certificate chain (leaf first); with `tls_key`, the listener speaks wss://.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Log indexes of change history kept for Lite clients to resume from.
+    pub history_entries: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,11 +106,32 @@ pub struct Config {
     pub example_zone: bool,
     pub dns: SocketAddr,
     pub admin: SocketAddr,
-    /// Reserved for the Lite sync endpoint; validated, not yet served.
-    pub sync: SocketAddr,
+    pub sync: SyncConfig,
     pub recursion_networks: Vec<IpNet>,
     pub forward: ForwardConfig,
 }
+
+/// The validated `[sync]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncConfig {
+    pub listen: SocketAddr,
+    /// Certificate and key files; `None` serves plain ws:// (loopback and tests).
+    pub tls: Option<TlsFiles>,
+    /// Change history kept for resuming clients; a client further behind takes a
+    /// snapshot. 0 keeps none: every client that missed a change takes a snapshot.
+    pub history_entries: u64,
+}
+
+/// PEM files of the sync listener's certificate and key (read when the node starts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Most change history a node keeps; each entry holds what one write changed, so the
+/// window's disk cost is about that many writes.
+const MAX_HISTORY_ENTRIES: u64 = 100_000_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -112,6 +148,9 @@ pub enum ConfigError {
         value: String,
         problem: String,
     },
+    /// A key that only makes sense with another one.
+    #[error("{key} is missing while {problem}")]
+    Missing { key: &'static str, problem: String },
 }
 
 impl RawConfig {
@@ -142,11 +181,7 @@ impl RawConfig {
             overrides.admin.or(self.admin.listen),
             DEFAULT_ADMIN,
         )?;
-        let sync = parse_addr(
-            "sync.listen",
-            overrides.sync.or(self.sync.listen),
-            DEFAULT_SYNC,
-        )?;
+        let sync = resolve_sync(self.sync, overrides.sync)?;
         let recursion_networks = match self.dns.allow_recursion {
             Some(networks) => networks,
             None => DEFAULT_RECURSION_NETWORKS
@@ -211,6 +246,45 @@ impl RawConfig {
     }
 }
 
+fn resolve_sync(raw: RawSync, listen: Option<String>) -> Result<SyncConfig, ConfigError> {
+    let listen = parse_addr("sync.listen", listen.or(raw.listen), DEFAULT_SYNC)?;
+    let tls = match (raw.tls_cert, raw.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (None, None) => None,
+        (Some(cert), None) => {
+            return Err(ConfigError::Missing {
+                key: "sync.tls_key",
+                problem: format!(
+                    "sync.tls_cert is {} (set both for wss://, or neither for ws://)",
+                    cert.display()
+                ),
+            });
+        }
+        (None, Some(key)) => {
+            return Err(ConfigError::Missing {
+                key: "sync.tls_cert",
+                problem: format!(
+                    "sync.tls_key is {} (set both for wss://, or neither for ws://)",
+                    key.display()
+                ),
+            });
+        }
+    };
+    let history_entries = raw.history_entries.unwrap_or(DEFAULT_HISTORY_ENTRIES);
+    if history_entries > MAX_HISTORY_ENTRIES {
+        return Err(ConfigError::Invalid {
+            key: "sync.history_entries",
+            value: history_entries.to_string(),
+            problem: format!("is too large (at most {MAX_HISTORY_ENTRIES})"),
+        });
+    }
+    Ok(SyncConfig {
+        listen,
+        tls,
+        history_entries,
+    })
+}
+
 fn parse_addr(
     key: &'static str,
     value: Option<String>,
@@ -273,7 +347,14 @@ mod tests {
             .unwrap();
         assert_eq!(config.dns, "127.0.0.1:7753".parse().unwrap());
         assert_eq!(config.admin, "127.0.0.1:9080".parse().unwrap());
-        assert_eq!(config.sync, DEFAULT_SYNC.parse().unwrap());
+        assert_eq!(
+            config.sync,
+            SyncConfig {
+                listen: DEFAULT_SYNC.parse().unwrap(),
+                tls: None,
+                history_entries: DEFAULT_HISTORY_ENTRIES,
+            }
+        );
         assert_eq!(
             config.forward.upstreams,
             vec![
@@ -291,6 +372,48 @@ mod tests {
             config.recursion_networks.len(),
             DEFAULT_RECURSION_NETWORKS.len()
         );
+    }
+
+    #[test]
+    fn the_sync_section() {
+        let raw = RawConfig::from_toml(
+            "[sync]\nlisten = \"127.0.0.1:9054\"\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\nhistory_entries = 10\n",
+        )
+        .unwrap();
+        let config = raw
+            .resolve(Overrides {
+                sync: Some("127.0.0.1:0".into()),
+                ..Overrides::default()
+            })
+            .unwrap();
+        assert_eq!(
+            config.sync,
+            SyncConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                tls: Some(TlsFiles {
+                    cert: "cert.pem".into(),
+                    key: "key.pem".into(),
+                }),
+                history_entries: 10,
+            }
+        );
+
+        let raw = RawConfig::from_toml("[sync]\ntls_cert = \"cert.pem\"\n").unwrap();
+        let err = raw.resolve(Overrides::default()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "sync.tls_key is missing while sync.tls_cert is cert.pem (set both for wss://, or neither for ws://)"
+        );
+
+        let raw = RawConfig::from_toml("[sync]\nhistory_entries = 100000001\n").unwrap();
+        let err = raw.resolve(Overrides::default()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "sync.history_entries: \"100000001\" is too large (at most 100000000)"
+        );
+
+        let err = RawConfig::from_toml("[sync]\ntls = true\n").unwrap_err();
+        assert!(err.contains("unknown field `tls`"), "{err}");
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //!   sees openraft types.
 //! - [`admin`]: the admin HTTP API (`/v1/…`, `/health`, `/ready`, `/metrics`).
 //! - [`client`]: the admin subcommands of the CLI, which talk to that API.
+//! - [`sync`]: the Lite sync WebSocket: the fanout hub fed by the store, and one session
+//!   per Lite client.
 //! - [`systemd`]: readiness and watchdog notifications, and the refusal to run as root.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -19,4 +21,5 @@ pub mod client;
 pub mod config;
 pub mod node;
 pub mod store;
+pub mod sync;
 pub mod systemd;

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use outpost_appliance::client::{self, Connection, RecordCommand, ZoneCommand};
+use outpost_appliance::client::{self, Connection, LiteTokenCommand, RecordCommand, ZoneCommand};
 use outpost_appliance::config::{Overrides, RawConfig};
 use outpost_appliance::node::Node;
+use outpost_appliance::sync::TlsConfig;
 
 #[derive(Parser, Debug)]
 #[command(name = "outpost", version, about = "Outpost edge DNS appliance")]
@@ -37,6 +38,13 @@ enum Command {
         #[command(subcommand)]
         command: RecordCommand,
     },
+    /// Manage the tokens of Lite clients.
+    LiteToken {
+        #[command(flatten)]
+        connection: Connection,
+        #[command(subcommand)]
+        command: LiteTokenCommand,
+    },
     /// Show the node's state.
     Status {
         #[command(flatten)]
@@ -58,7 +66,7 @@ struct ServeArgs {
     /// Admin API address (default 127.0.0.1:8053).
     #[arg(long)]
     admin: Option<String>,
-    /// Lite sync address (default 127.0.0.1:8054; reserved, nothing listens yet).
+    /// Lite sync WebSocket address (default 127.0.0.1:8054).
     #[arg(long)]
     sync: Option<String>,
     /// Log filter, e.g. info or outpost_appliance=debug (RUST_LOG also works).
@@ -79,6 +87,10 @@ fn main() -> ExitCode {
             connection,
             command,
         } => client::record(&connection, command),
+        Command::LiteToken {
+            connection,
+            command,
+        } => client::lite_token(&connection, command),
         Command::Status { connection } => client::status(&connection),
     };
     match result {
@@ -91,7 +103,14 @@ fn main() -> ExitCode {
 }
 
 fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
-    RawConfig::from_file(file)?.resolve(Overrides::default())?;
+    let config = RawConfig::from_file(file)?.resolve(Overrides::default())?;
+    if let Some(tls) = &config.sync.tls {
+        let loaded = TlsConfig::load(&tls.cert, &tls.key)?;
+        println!(
+            "sync certificate SHA-256 fingerprint: {}",
+            loaded.fingerprint()
+        );
+    }
     println!("{}: ok", file.display());
     Ok(())
 }

@@ -1,12 +1,15 @@
-//! One appliance node: starts the store, the DNS server and the admin API, and shuts
-//! them down in a written order.
+//! One appliance node: starts the store, the DNS server, the admin API and the Lite
+//! sync endpoint, and shuts them down in a written order.
 //!
-//! Start: data directory → store (Raft + redb, waits for leadership) → example zone on
-//! first start → admin token → sockets bound → serving → `/ready` turns 200 →
-//! `addresses.json` written.
+//! Start: data directory → sync TLS certificate (when configured) → fanout hub →
+//! store (Raft + redb, waits for leadership; the hub observes its applied batches) →
+//! example zone on first start → admin token → sockets bound → serving → `/ready`
+//! turns 200 → `addresses.json` written.
 //!
 //! Shutdown: `/ready` turns 503 → stop accepting (DNS, admin) → drain in-flight work
-//! for at most [`DRAIN_DEADLINE`] → shut Raft down and close redb.
+//! for at most [`DRAIN_DEADLINE`] (Lite sessions still receive what it commits) → Lite
+//! sessions closed with 1001, for at most [`SYNC_CLOSE_DEADLINE`] → shut Raft down and
+//! close redb.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,10 +30,14 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, AdminState};
 use crate::config::Config;
-use crate::store::{Store, StoreError, WriteError};
+use crate::store::{Store, StoreError, StoreOptions, WriteError};
+use crate::sync::{Hub, SyncServer, TlsConfig, TlsError};
 
 /// How long shutdown waits for in-flight queries and requests.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+/// How long shutdown waits for Lite sessions to close (each waits at most 2 s for its
+/// client's close frame).
+pub const SYNC_CLOSE_DEADLINE: Duration = Duration::from_secs(3);
 /// Written once the node serves, for scripts and tests that bound port 0.
 pub const ADDRESSES_FILE: &str = "addresses.json";
 /// Present once the example zone was created, so deleting it is not undone by a restart.
@@ -59,6 +66,8 @@ pub enum NodeError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("cannot create the example zone: {0}")]
     ExampleZone(String),
     #[error(
@@ -82,14 +91,27 @@ pub struct Node {
     ready: Arc<AtomicBool>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// Lite sessions stop after DNS and admin drained, so they see every last write.
+    sync_shutdown: CancellationToken,
+    sync_tracker: TaskTracker,
     dns_addr: SocketAddr,
     admin_addr: SocketAddr,
+    sync_addr: SocketAddr,
 }
 
 impl Node {
     pub async fn start(config: Config) -> Result<Self, NodeError> {
         create_data_dir(&config.data_dir)?;
-        let store = Store::open(&config.data_dir).await?;
+        let tls = match &config.sync.tls {
+            Some(files) => Some(TlsConfig::load(&files.cert, &files.key)?),
+            None => None,
+        };
+        let hub = Arc::new(Hub::new());
+        let options = StoreOptions {
+            history_entries: config.sync.history_entries,
+            observer: Some(hub.clone()),
+        };
+        let store = Store::open_with(&config.data_dir, options).await?;
         if config.example_zone {
             create_example_zone(&store, &config.data_dir).await?;
         }
@@ -114,6 +136,13 @@ impl Node {
                     addr: config.admin,
                     source,
                 })?;
+        let sync_listener = TcpListener::bind(config.sync.listen)
+            .await
+            .map_err(|source| NodeError::Bind {
+                what: "sync",
+                addr: config.sync.listen,
+                source,
+            })?;
         let dns_addr = dns.local_addr().map_err(|source| NodeError::Bind {
             what: "dns",
             addr: config.dns,
@@ -145,6 +174,7 @@ impl Node {
             metrics,
             token,
             ready: ready.clone(),
+            hub: hub.clone(),
         };
         let admin_shutdown = shutdown.clone();
         tracker.spawn(async move {
@@ -153,16 +183,36 @@ impl Node {
             }
         });
 
+        let sync_shutdown = CancellationToken::new();
+        let sync_tracker = TaskTracker::new();
+        let sync = SyncServer::spawn(
+            sync_listener,
+            store.clone(),
+            hub,
+            tls,
+            sync_shutdown.clone(),
+            &sync_tracker,
+        )
+        .map_err(|source| NodeError::Bind {
+            what: "sync",
+            addr: config.sync.listen,
+            source,
+        })?;
+        let sync_addr = sync.local_addr();
+
         ready.store(true, Ordering::SeqCst);
-        write_addresses(&config.data_dir, dns_addr, admin_addr)?;
-        tracing::info!(dns = %dns_addr, admin = %admin_addr, data_dir = %config.data_dir.display(), "serving");
+        write_addresses(&config.data_dir, dns_addr, admin_addr, sync_addr)?;
+        tracing::info!(dns = %dns_addr, admin = %admin_addr, sync = %sync_addr, data_dir = %config.data_dir.display(), "serving");
         Ok(Self {
             store,
             ready,
             shutdown,
             tracker,
+            sync_shutdown,
+            sync_tracker,
             dns_addr,
             admin_addr,
+            sync_addr,
         })
     }
 
@@ -172,6 +222,10 @@ impl Node {
 
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
+    }
+
+    pub fn sync_addr(&self) -> SocketAddr {
+        self.sync_addr
     }
 
     /// Stops in the order the module documentation gives.
@@ -185,6 +239,14 @@ impl Node {
             .is_err()
         {
             tracing::warn!(deadline = ?DRAIN_DEADLINE, "in-flight work did not finish; stopping anyway");
+        }
+        self.sync_shutdown.cancel();
+        self.sync_tracker.close();
+        if tokio::time::timeout(SYNC_CLOSE_DEADLINE, self.sync_tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(deadline = ?SYNC_CLOSE_DEADLINE, "Lite sessions did not close in time; stopping anyway");
         }
         self.store.shutdown().await?;
         tracing::info!("stopped");
@@ -233,11 +295,16 @@ async fn create_example_zone(store: &Store, data_dir: &Path) -> Result<(), NodeE
     })
 }
 
-fn write_addresses(data_dir: &Path, dns: SocketAddr, admin: SocketAddr) -> Result<(), NodeError> {
+fn write_addresses(
+    data_dir: &Path,
+    dns: SocketAddr,
+    admin: SocketAddr,
+    sync: SocketAddr,
+) -> Result<(), NodeError> {
     let path = data_dir.join(ADDRESSES_FILE);
     let temporary = data_dir.join(format!("{ADDRESSES_FILE}.tmp"));
     let body = format!(
-        "{{\"dns\":\"{dns}\",\"admin\":\"{admin}\",\"pid\":{}}}\n",
+        "{{\"dns\":\"{dns}\",\"admin\":\"{admin}\",\"sync\":\"{sync}\",\"pid\":{}}}\n",
         std::process::id()
     );
     std::fs::write(&temporary, body)

@@ -3,7 +3,8 @@
 //! real UDP and TCP sockets, the admin API, the CLI and signals. One binary, one
 //! module per area; the harness is the `outpost_tests` library (`tests/lib.rs`).
 //!
-//! Run: `cargo build -p outpost-appliance --bin outpost && cargo test -p outpost-tests`.
+//! Run: `cargo build --workspace --bins && cargo test -p outpost-tests` (the harness
+//! starts the `outpost` and `outpost-lite` binaries).
 //!
 //! # Layout
 //! - [`authoritative`]: answers from our zones (AA, NXDOMAIN/NODATA, CNAME, wildcards,
@@ -14,6 +15,11 @@
 //! - [`durability`]: kill -9 and restarts, SIGTERM and SIGINT.
 //! - [`admin_cli`]: the CLI (`zone`, `record`, `status`, `check-config`).
 //! - [`admin_api`]: the HTTP API's errors, its token, `/metrics`.
+//! - [`lite`]: the Lite client against a real appliance: propagation, offline
+//!   answers, tokens, scope.
+//! - [`lite_resync`]: a Lite client that was away: resume, snapshot, another cluster.
+//! - [`lite_protocol`]: the Lite client against a scripted fake appliance (unknown,
+//!   malformed and oversized frames).
 
 mod admin_api;
 mod admin_cli;
@@ -21,4 +27,7 @@ mod authoritative;
 mod durability;
 mod edns_tcp;
 mod forwarding;
+mod lite;
+mod lite_protocol;
+mod lite_resync;
 mod malformed;

@@ -58,8 +58,9 @@ fn refusal_status(refused: &CommandError) -> StatusCode {
     match refused {
         CommandError::NoSuchZone { .. }
         | CommandError::NoSuchRecord { .. }
-        | CommandError::NotInAnyZone { .. } => StatusCode::NOT_FOUND,
-        CommandError::ZoneExists { .. } => StatusCode::CONFLICT,
+        | CommandError::NotInAnyZone { .. }
+        | CommandError::NoSuchToken { .. } => StatusCode::NOT_FOUND,
+        CommandError::ZoneExists { .. } | CommandError::TokenExists { .. } => StatusCode::CONFLICT,
         _ => StatusCode::BAD_REQUEST,
     }
 }
@@ -200,6 +201,19 @@ mod tests {
                 CommandError::SoaDelete { zone: "a.".into() },
                 StatusCode::BAD_REQUEST,
             ),
+            (
+                CommandError::InvalidTokenName { name: "A".into() },
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                CommandError::TokenExists { name: "a".into() },
+                StatusCode::CONFLICT,
+            ),
+            (
+                CommandError::NoSuchToken { name: "a".into() },
+                StatusCode::NOT_FOUND,
+            ),
+            (CommandError::TokenWithoutZones, StatusCode::BAD_REQUEST),
         ];
         for (refused, status) in cases {
             assert_eq!(

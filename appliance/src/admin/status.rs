@@ -57,6 +57,7 @@ pub async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse 
         let _ = writeln!(out, "# TYPE {name} gauge");
         let _ = writeln!(out, "{name} {value}");
     }
+    state.hub.render_metrics(&mut out);
     ([(CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], out)
 }
 

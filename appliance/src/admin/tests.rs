@@ -14,7 +14,7 @@ use ureq::http::Response;
 use ureq::{Agent, Body};
 
 use super::*;
-use crate::store::Store;
+use crate::store::{Store, StoreOptions};
 use outpost_dns::metrics::Metrics;
 
 /// An admin API serving on a runtime of its own, so tests call it with blocking ureq.
@@ -22,8 +22,10 @@ pub(crate) struct TestServer {
     pub(crate) address: SocketAddr,
     pub(crate) token: String,
     pub(crate) ready: Arc<AtomicBool>,
-    runtime: tokio::runtime::Runtime,
-    store: Store,
+    /// The store's observer, as in a node (no sync listener runs).
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) runtime: tokio::runtime::Runtime,
+    pub(crate) store: Store,
     shutdown: CancellationToken,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
     dir: tempfile::TempDir,
@@ -38,7 +40,14 @@ impl TestServer {
             .build()
             .unwrap();
         let token = load_or_create_token(dir.path()).unwrap();
-        let store = runtime.block_on(Store::open(dir.path())).unwrap();
+        let hub = Arc::new(Hub::new());
+        let options = StoreOptions {
+            observer: Some(hub.clone()),
+            ..StoreOptions::default()
+        };
+        let store = runtime
+            .block_on(Store::open_with(dir.path(), options))
+            .unwrap();
         let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
         let address = listener.local_addr().unwrap();
         let ready = Arc::new(AtomicBool::new(true));
@@ -48,12 +57,14 @@ impl TestServer {
             metrics: Arc::new(Metrics::default()),
             token: token.clone(),
             ready: Arc::clone(&ready),
+            hub: hub.clone(),
         };
         let served = runtime.spawn(serve(listener, state, shutdown.clone()));
         TestServer {
             address,
             token,
             ready,
+            hub,
             runtime,
             store,
             shutdown,

@@ -1,0 +1,269 @@
+//! The Lite sync endpoint: a WebSocket listener on its own port that keeps each Lite
+//! client's replica of its zones up to date (`docs/sync-protocol.md` is the contract).
+//!
+//! The sync path, one hop per module: the store applies a batch and publishes the new
+//! view → [`hub::Hub::committed`] `try_send`s it to every session's bounded queue →
+//! [`session`] filters it to the token's zones, splits it into `Changes` frames and
+//! writes them to the WebSocket → the Lite client applies them.
+//!
+//! # Layout
+//! - [`SyncServer`] (here): the accept loop, TLS, the WebSocket handshake on
+//!   `/v1/sync`, and the cap on concurrent sessions.
+//! - [`hub`]: the fanout from the store's apply path to the sessions' queues, and the
+//!   sync counters of `/metrics`.
+//! - [`session`]: one client, from `Hello` to close.
+//! - [`token`]: Lite token secrets: made, hashed, checked.
+//! - [`tls`]: the certificate and key from PEM files.
+//!
+//! **Boundary:** frames are encoded and decoded by `outpost_core::sync` only; nothing
+//! here serializes an internal type onto the wire.
+
+pub mod hub;
+pub mod session;
+pub mod tls;
+pub mod token;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use outpost_core::sync::{HEADER_LEN, MAX_FRAME_BODY};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::{WebSocketStream, accept_hdr_async_with_config};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
+
+use crate::store::Store;
+
+pub use hub::{Hub, SESSION_QUEUE};
+pub use tls::{TlsConfig, TlsError};
+
+/// The one path the WebSocket is served on; others get 404.
+pub const SYNC_PATH: &str = "/v1/sync";
+
+/// Concurrent sessions (and connections still in their handshake). Beyond it a
+/// connection gets its WebSocket and is closed at once with 1013 "try again later";
+/// the client backs off or tries another appliance.
+pub const MAX_SESSIONS: usize = 4096;
+
+/// Connections being turned away with 1013 at the same time; beyond it a connection
+/// is dropped without a word, so a flood costs no more than this many tasks.
+const MAX_REFUSALS: usize = 64;
+
+/// Time for the TLS and WebSocket handshakes together.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// RFC 6455 "try again later": the session cap is reached.
+const TRY_AGAIN_LATER: u16 = 1013;
+
+/// A spawned sync listener.
+#[derive(Debug)]
+pub struct SyncServer {
+    local_addr: SocketAddr,
+}
+
+/// What every connection task shares.
+struct Shared {
+    store: Store,
+    hub: Arc<Hub>,
+    tls: Option<TlsConfig>,
+    shutdown: CancellationToken,
+    sessions: Arc<Semaphore>,
+    refusals: Arc<Semaphore>,
+}
+
+impl SyncServer {
+    /// Serves on `listener` until `shutdown` is cancelled; then every session closes
+    /// with 1001. The accept loop and every session run on `tracker`.
+    pub fn spawn(
+        listener: TcpListener,
+        store: Store,
+        hub: Arc<Hub>,
+        tls: Option<TlsConfig>,
+        shutdown: CancellationToken,
+        tracker: &TaskTracker,
+    ) -> std::io::Result<SyncServer> {
+        SyncServer::spawn_limited(listener, store, hub, tls, shutdown, tracker, MAX_SESSIONS)
+    }
+
+    fn spawn_limited(
+        listener: TcpListener,
+        store: Store,
+        hub: Arc<Hub>,
+        tls: Option<TlsConfig>,
+        shutdown: CancellationToken,
+        tracker: &TaskTracker,
+        max_sessions: usize,
+    ) -> std::io::Result<SyncServer> {
+        let local_addr = listener.local_addr()?;
+        match &tls {
+            Some(tls) => tracing::info!(
+                address = %local_addr,
+                fingerprint = tls.fingerprint(),
+                "Lite sync listening (wss; clients pin this SHA-256 fingerprint)"
+            ),
+            None => tracing::info!(address = %local_addr, "Lite sync listening (ws, no TLS)"),
+        }
+        let shared = Arc::new(Shared {
+            store,
+            hub,
+            tls,
+            shutdown,
+            sessions: Arc::new(Semaphore::new(max_sessions)),
+            refusals: Arc::new(Semaphore::new(MAX_REFUSALS)),
+        });
+        tracker.spawn(accept_loop(listener, shared, tracker.clone()));
+        Ok(SyncServer { local_addr })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
+    loop {
+        let (stream, remote) = tokio::select! {
+            () = shared.shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(%error, "sync accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let admitted = Arc::clone(&shared.sessions).try_acquire_owned().ok();
+        let refusal = match admitted {
+            Some(_) => None,
+            None => match Arc::clone(&shared.refusals).try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    tracing::warn!(%remote, "sync session cap and refusal cap reached; connection dropped");
+                    continue;
+                }
+            },
+        };
+        let span = tracing::info_span!(
+            "sync_session",
+            %remote,
+            client_id = tracing::field::Empty,
+            token = tracing::field::Empty,
+        );
+        let shared = Arc::clone(&shared);
+        tracker.spawn(
+            async move {
+                let is_admitted = admitted.is_some();
+                // Held until the connection ends.
+                let _permits = (admitted, refusal);
+                serve_connection(stream, remote, &shared, is_admitted).await;
+            }
+            .instrument(span),
+        );
+    }
+    tracing::info!("Lite sync stopped accepting");
+}
+
+/// TLS (when configured), the WebSocket handshake, then the session or the refusal.
+async fn serve_connection(stream: TcpStream, remote: SocketAddr, shared: &Shared, admitted: bool) {
+    match &shared.tls {
+        Some(tls) => {
+            let accepted = tokio::select! {
+                accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)) => accepted,
+                () = shared.shutdown.cancelled() => return,
+            };
+            match accepted {
+                Ok(Ok(stream)) => serve_websocket(stream, remote, shared, admitted).await,
+                Ok(Err(error)) => tracing::info!(%error, "TLS handshake failed"),
+                Err(_) => tracing::info!("TLS handshake timed out"),
+            }
+        }
+        None => serve_websocket(stream, remote, shared, admitted).await,
+    }
+}
+
+async fn serve_websocket<S>(stream: S, remote: SocketAddr, shared: &Shared, admitted: bool)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let handshake = accept_hdr_async_with_config(stream, check_path, Some(websocket_config()));
+    let ws = tokio::select! {
+        ws = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake) => ws,
+        () = shared.shutdown.cancelled() => return,
+    };
+    let ws = match ws {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(error)) => {
+            tracing::info!(%error, "WebSocket handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::info!("WebSocket handshake timed out");
+            return;
+        }
+    };
+    if admitted {
+        let context = session::SessionContext {
+            store: shared.store.clone(),
+            hub: Arc::clone(&shared.hub),
+            remote,
+            shutdown: shared.shutdown.clone(),
+        };
+        session::run(ws, context).await;
+    } else {
+        refuse(ws).await;
+    }
+}
+
+/// Every WebSocket message carries one frame: nothing larger is read.
+fn websocket_config() -> WebSocketConfig {
+    let largest = HEADER_LEN + MAX_FRAME_BODY;
+    WebSocketConfig::default()
+        .max_message_size(Some(largest))
+        .max_frame_size(Some(largest))
+}
+
+/// 404 for any path but [`SYNC_PATH`].
+#[allow(clippy::result_large_err)] // reason: the signature is tungstenite's callback's
+fn check_path(request: &Request, response: Response) -> Result<Response, ErrorResponse> {
+    if request.uri().path() == SYNC_PATH {
+        return Ok(response);
+    }
+    let mut refusal = ErrorResponse::new(Some(format!(
+        "no such path: {} (the Lite sync endpoint is {SYNC_PATH})",
+        request.uri().path()
+    )));
+    *refusal.status_mut() = StatusCode::NOT_FOUND;
+    Err(refusal)
+}
+
+/// Closes at once with 1013: the session cap is reached.
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut ws: WebSocketStream<S>) {
+    tracing::warn!(
+        max = MAX_SESSIONS,
+        "sync session cap reached; refusing with 1013"
+    );
+    let frame = CloseFrame {
+        code: CloseCode::from(TRY_AGAIN_LATER),
+        reason: "too many sessions, try again later".into(),
+    };
+    let closing = async {
+        ws.close(Some(frame)).await?;
+        while futures_util::StreamExt::next(&mut ws).await.is_some() {}
+        Ok::<(), tokio_tungstenite::tungstenite::Error>(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;
+}

@@ -1,0 +1,539 @@
+//! One Lite sync session over an accepted WebSocket: `Hello`, token and version,
+//! the starting point (resume from the cursor or a snapshot), then live changes
+//! until either side closes.
+//!
+//! The session is one chain: [`run`] → `handshake` (Hello, register with the hub,
+//! read the view, check the token, negotiate) → `start` (Welcome, then history or a
+//! snapshot) → `live` (queued batches, heartbeats, acks) → `close` (an `Error` or
+//! `ResyncRequired` frame when there is something to say, then the close code).
+//!
+//! **Invariant:** the session registers with the hub before it reads the view it
+//! starts from, and it checks the token against that same view: a batch applied after
+//! the view is in its queue (a revocation included), a batch before it is in the view.
+//! **Invariant:** nothing outside the token's zones is sent: every change goes through
+//! [`Scope`] before it is encoded, and non-zone changes (tokens) never are.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use outpost_core::sync::{
+    ChangeEntry, ErrorFrame, Frame, Heartbeat, Hello, MAX_FRAME_BODY, MIN_PROTOCOL_VERSION,
+    PROTOCOL_VERSION, ResyncRequired, SnapshotBegin, SnapshotChunk, SnapshotEnd, SyncMode, Welcome,
+    WireChange, chunk_changes, close, negotiate, split_batch, to_wire,
+};
+use outpost_core::wire::encode_records;
+use outpost_core::zones::{Change, MAX_TOKEN_NAME, Zones, parse_name};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_util::sync::CancellationToken;
+
+use super::hub::{Hub, Registration};
+use super::token;
+use crate::store::{CommittedBatch, CommittedEntry, Store};
+
+/// How long a client has, once the WebSocket is open, to send its `Hello`.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A `Heartbeat` goes out after this long without any other frame, so the client can
+/// tell a quiet cluster from a dead connection (it calls itself Stale after 15 s).
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long one frame may take to reach the socket. A client that takes nothing for
+/// this long is gone or stuck; its connection is dropped without a close frame (no
+/// room is left to send one).
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a closing session waits for the client's close frame in reply.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Close code for a failure of ours (RFC 6455: internal error).
+const INTERNAL_ERROR: u16 = 1011;
+
+/// Longest close reason: a control frame carries 125 bytes, two of them the code.
+const MAX_CLOSE_REASON: usize = 123;
+
+/// Longest client id kept for logs and the session list; the rest is cut, so a
+/// client cannot make the appliance keep a megabyte per session.
+const MAX_CLIENT_ID: usize = 128;
+
+/// What a session needs from the server.
+pub struct SessionContext {
+    pub store: Store,
+    pub hub: Arc<Hub>,
+    pub remote: SocketAddr,
+    pub shutdown: CancellationToken,
+}
+
+/// Why a session ends.
+#[derive(Debug)]
+enum End {
+    /// Close with `code`; `frame` (an `Error` or `ResyncRequired`) goes first.
+    Close {
+        code: u16,
+        reason: String,
+        frame: Option<Frame>,
+    },
+    /// The connection is gone or stuck: nothing more can be sent.
+    Gone(String),
+}
+
+impl End {
+    /// A close preceded by an `Error` frame carrying the same code and message.
+    fn error(code: u16, message: String) -> End {
+        End::Close {
+            code,
+            reason: message.clone(),
+            frame: Some(Frame::Error(ErrorFrame { code, message })),
+        }
+    }
+
+    fn internal(message: String) -> End {
+        tracing::error!(%message, "sync session failed");
+        End::error(INTERNAL_ERROR, message)
+    }
+
+    fn shutdown() -> End {
+        End::Close {
+            code: close::GOING_AWAY,
+            reason: "server shutting down".to_string(),
+            frame: None,
+        }
+    }
+}
+
+/// The zones a token may see.
+struct Scope(BTreeSet<String>);
+
+impl Scope {
+    fn contains(&self, change: &Change) -> bool {
+        change.zone().is_some_and(|zone| self.0.contains(zone))
+    }
+
+    /// An entry's changes in scope, in wire form.
+    fn filter(&self, changes: &[Change]) -> Vec<WireChange> {
+        changes
+            .iter()
+            .filter(|change| self.contains(change))
+            .filter_map(to_wire)
+            .collect()
+    }
+
+    /// Entries after `after` with something in scope, filtered.
+    fn entries(&self, entries: &[CommittedEntry], after: u64) -> Vec<ChangeEntry> {
+        entries
+            .iter()
+            .filter(|entry| entry.index > after)
+            .filter_map(|entry| {
+                let changes = self.filter(&entry.changes);
+                (!changes.is_empty()).then_some(ChangeEntry {
+                    index: entry.index,
+                    changes,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A session between `Hello` and its end.
+struct Session<S> {
+    ws: WebSocketStream<S>,
+    context: SessionContext,
+    /// When the next heartbeat is due (pushed back by every frame sent).
+    heartbeat_at: Instant,
+}
+
+/// Runs one session on an accepted WebSocket until it ends, then closes it.
+pub async fn run<S>(ws: WebSocketStream<S>, context: SessionContext)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut session = Session {
+        ws,
+        context,
+        heartbeat_at: Instant::now() + HEARTBEAT_INTERVAL,
+    };
+    let end = session.serve().await;
+    session.close(end).await;
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    async fn serve(&mut self) -> End {
+        let shutdown = self.context.shutdown.clone();
+        let hello = tokio::select! {
+            hello = timeout(HELLO_TIMEOUT, self.read_hello()) => match hello {
+                Ok(Ok(hello)) => hello,
+                Ok(Err(end)) => return end,
+                Err(_) => {
+                    self.context.hub.count_protocol_error();
+                    return End::error(
+                        close::PROTOCOL_ERROR,
+                        format!("no Hello within {} s of connecting", HELLO_TIMEOUT.as_secs()),
+                    );
+                }
+            },
+            () = shutdown.cancelled() => return End::shutdown(),
+        };
+        let span = tracing::Span::current();
+        span.record("client_id", truncate(&hello.client_id, MAX_CLIENT_ID));
+        span.record("token", claimed_name(&hello.token));
+
+        let (mut registration, scope, head) = match self.handshake(&hello).await {
+            Ok(started) => started,
+            Err(end) => return end,
+        };
+        tracing::info!(head, "sync session live");
+        self.live(&mut registration, &scope, head).await
+    }
+
+    /// The first frame: a `Hello` (frames of unknown types are skipped).
+    async fn read_hello(&mut self) -> Result<Hello, End> {
+        match self.receive().await? {
+            Frame::Hello(hello) => Ok(hello),
+            other => {
+                self.context.hub.count_protocol_error();
+                Err(End::error(
+                    close::PROTOCOL_ERROR,
+                    format!("expected Hello as the first frame, got {}", other.name()),
+                ))
+            }
+        }
+    }
+
+    /// Registers, checks the token and version against the current view, and brings
+    /// the client up to that view. Returns where the live stream starts.
+    async fn handshake(&mut self, hello: &Hello) -> Result<(Registration, Scope, u64), End> {
+        let store = self.context.store.clone();
+        let hub = Arc::clone(&self.context.hub);
+        let claimed = claimed_name(&hello.token);
+        let client_id = truncate(&hello.client_id, MAX_CLIENT_ID);
+        // Register first: from here on every applied batch reaches the queue.
+        let registration = hub.register(client_id, claimed, self.context.remote);
+        let view = store.view();
+        let Some(lite_token) = token::check(&view.zones, &hello.token) else {
+            hub.count_auth_failure();
+            tracing::warn!("sync session refused: unknown, revoked or wrong token");
+            return Err(End::error(
+                close::UNAUTHORIZED,
+                format!(
+                    "Lite token {claimed:?} is unknown, revoked or wrong (ask the operator for a new one: outpost lite-token create)"
+                ),
+            ));
+        };
+        let Some(version) = negotiate(hello.min_version, hello.max_version) else {
+            tracing::warn!(
+                min = hello.min_version,
+                max = hello.max_version,
+                "sync session refused: no common protocol version"
+            );
+            return Err(End::error(
+                close::NO_COMMON_VERSION,
+                format!(
+                    "client speaks sync protocol versions {}..={}, this appliance {}..={}: upgrade the older side",
+                    hello.min_version, hello.max_version, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION
+                ),
+            ));
+        };
+        let scope = Scope(lite_token.zones.iter().cloned().collect());
+        let welcome = |mode| {
+            Frame::Welcome(Welcome {
+                version,
+                cluster_id: store.cluster_id().to_string(),
+                head: view.applied,
+                zones: lite_token.zones.clone(),
+                mode,
+            })
+        };
+
+        // A cursor of this cluster resumes while the history reaches back to it. One
+        // beyond the view (the client last spoke to a node further along) resumes
+        // too, with nothing sent until the stream passes it.
+        let resumable = hello
+            .cursor
+            .as_ref()
+            .filter(|cursor| cursor.cluster_id == store.cluster_id())
+            .map(|cursor| cursor.index);
+        let history = match resumable {
+            Some(cursor) => match store.history(cursor, view.applied).await {
+                Ok(history) => history.map(|history| (cursor, history)),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the change history; sending a snapshot");
+                    None
+                }
+            },
+            None => None,
+        };
+        let start = match history {
+            Some((cursor, history)) => {
+                hub.count_resume();
+                tracing::info!(
+                    cursor,
+                    head = view.applied,
+                    "resuming from the client's cursor"
+                );
+                self.send(welcome(SyncMode::Resume)).await?;
+                if cursor < view.applied {
+                    let entries = scope.entries(&history, cursor);
+                    drop(history);
+                    self.send_changes(view.applied, entries).await?;
+                }
+                cursor.max(view.applied)
+            }
+            None => {
+                hub.count_snapshot();
+                tracing::info!(as_of = view.applied, cursor = ?hello.cursor, "sending a snapshot");
+                self.send(welcome(SyncMode::Snapshot)).await?;
+                self.send_snapshot(&view.zones, &scope, view.applied)
+                    .await?;
+                view.applied
+            }
+        };
+        Ok((registration, scope, start))
+    }
+
+    /// `SnapshotBegin`, every zone in scope as `ZonePut` + `RRsetPut`s, `SnapshotEnd`.
+    async fn send_snapshot(&mut self, zones: &Zones, scope: &Scope, as_of: u64) -> Result<(), End> {
+        self.send(Frame::SnapshotBegin(SnapshotBegin { as_of }))
+            .await?;
+        for origin in &scope.0 {
+            let Some(zone) = parse_name(origin).ok().and_then(|name| zones.get(&name)) else {
+                continue;
+            };
+            let mut changes = vec![WireChange::ZonePut {
+                origin: origin.clone(),
+            }];
+            for (owner, rtype, records) in zone.rrsets() {
+                let records = encode_records(records).map_err(|error| {
+                    End::internal(format!(
+                        "cannot encode {owner} {rtype} for a snapshot: {error}"
+                    ))
+                })?;
+                changes.push(WireChange::RRsetPut {
+                    zone: origin.clone(),
+                    owner: owner.to_ascii(),
+                    rtype: rtype.into(),
+                    records,
+                });
+            }
+            let chunks = chunk_changes(changes, MAX_FRAME_BODY)
+                .map_err(|error| End::internal(format!("cannot split the snapshot: {error}")))?;
+            for changes in chunks {
+                self.send(Frame::SnapshotChunk(SnapshotChunk { changes }))
+                    .await?;
+            }
+        }
+        self.send(Frame::SnapshotEnd(SnapshotEnd { as_of })).await
+    }
+
+    /// `Changes` frames for `entries`, the last one with `up_to`.
+    async fn send_changes(&mut self, up_to: u64, entries: Vec<ChangeEntry>) -> Result<(), End> {
+        let frames = split_batch(up_to, entries, MAX_FRAME_BODY).map_err(|error| {
+            End::internal(format!("cannot split changes up to {up_to}: {error}"))
+        })?;
+        for changes in frames {
+            self.send(Frame::Changes(changes)).await?;
+        }
+        Ok(())
+    }
+
+    /// Queued batches, heartbeats and acks until the session ends.
+    async fn live(&mut self, registration: &mut Registration, scope: &Scope, start: u64) -> End {
+        let shutdown = self.context.shutdown.clone();
+        let mut sent_up_to = start;
+        loop {
+            let heartbeat_at = self.heartbeat_at;
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return End::shutdown(),
+                batch = registration.batches.recv() => {
+                    // The hub drops the queue's sender when it overflows.
+                    let batch = match batch {
+                        Some(batch) if !registration.info.overflowed() => batch,
+                        _ => return resync(),
+                    };
+                    // Batches up to the starting point are in the view or the client's
+                    // replica already.
+                    if batch.up_to <= sent_up_to {
+                        continue;
+                    }
+                    if revokes(&batch, &registration.info.token) {
+                        tracing::info!("token revoked; closing the session");
+                        return End::error(
+                            close::UNAUTHORIZED,
+                            format!("Lite token {:?} was revoked", registration.info.token),
+                        );
+                    }
+                    let entries = scope.entries(&batch.entries, sent_up_to);
+                    if let Err(end) = self.send_changes(batch.up_to, entries).await {
+                        return end;
+                    }
+                    sent_up_to = batch.up_to;
+                }
+                received = self.receive() => match received {
+                    Ok(Frame::Ack(ack)) => registration.info.record_ack(ack.cursor),
+                    Ok(other) => {
+                        self.context.hub.count_protocol_error();
+                        return End::error(
+                            close::PROTOCOL_ERROR,
+                            format!("unexpected {} frame from a client (only Ack may follow Hello)", other.name()),
+                        );
+                    }
+                    Err(end) => return end,
+                },
+                () = sleep_until(heartbeat_at) => {
+                    let head = self.context.store.view().applied;
+                    if let Err(end) = self.send(Frame::Heartbeat(Heartbeat { head })).await {
+                        return end;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next known frame from the client, skipping unknown types, pings and pongs.
+    /// Cancel-safe: nothing is lost when another branch of a `select!` wins.
+    async fn receive(&mut self) -> Result<Frame, End> {
+        loop {
+            let message = match self.ws.next().await {
+                Some(Ok(message)) => message,
+                Some(Err(WsError::Capacity(error))) => {
+                    self.context.hub.count_protocol_error();
+                    return Err(End::error(
+                        close::TOO_LARGE,
+                        format!(
+                            "message too large: {error} (frames are at most {MAX_FRAME_BODY} bytes of body)"
+                        ),
+                    ));
+                }
+                Some(Err(WsError::Protocol(error))) => {
+                    self.context.hub.count_protocol_error();
+                    return Err(End::error(
+                        close::PROTOCOL_ERROR,
+                        format!("websocket protocol error: {error}"),
+                    ));
+                }
+                Some(Err(error)) => return Err(End::Gone(format!("connection failed: {error}"))),
+                None => return Err(End::Gone("connection closed".to_string())),
+            };
+            match message {
+                Message::Binary(bytes) => match Frame::decode(&bytes) {
+                    Ok(Some(frame)) => return Ok(frame),
+                    Ok(None) => {
+                        tracing::debug!(len = bytes.len(), "skipping a frame of an unknown type");
+                    }
+                    Err(error) => {
+                        self.context.hub.count_protocol_error();
+                        tracing::warn!(%error, "malformed frame from the client");
+                        return Err(End::error(error.close_code(), error.to_string()));
+                    }
+                },
+                Message::Text(_) => {
+                    self.context.hub.count_protocol_error();
+                    return Err(End::error(
+                        close::PROTOCOL_ERROR,
+                        "text message (frames travel in binary messages)".to_string(),
+                    ));
+                }
+                Message::Close(_) => return Err(End::Gone("client closed".to_string())),
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            }
+        }
+    }
+
+    /// Sends one frame within [`SEND_TIMEOUT`], and pushes the next heartbeat back.
+    async fn send(&mut self, frame: Frame) -> Result<(), End> {
+        let bytes = frame
+            .encode()
+            .map_err(|error| End::internal(format!("cannot encode {}: {error}", frame.name())))?;
+        tokio::select! {
+            sent = timeout(SEND_TIMEOUT, self.ws.send(Message::Binary(bytes.into()))) => match sent {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => return Err(End::Gone(format!("cannot send {}: {error}", frame.name()))),
+                Err(_) => return Err(End::Gone(format!(
+                    "the client took no data for {} s", SEND_TIMEOUT.as_secs()
+                ))),
+            },
+            () = self.context.shutdown.cancelled() => return Err(End::shutdown()),
+        }
+        self.heartbeat_at = Instant::now() + HEARTBEAT_INTERVAL;
+        Ok(())
+    }
+
+    /// Says why (when there is a frame for it), sends the close code, and waits briefly
+    /// for the client's close in reply, so the client reads everything sent before.
+    async fn close(mut self, end: End) {
+        let (code, reason, frame) = match end {
+            End::Close {
+                code,
+                reason,
+                frame,
+            } => (code, reason, frame),
+            End::Gone(why) => {
+                tracing::info!(%why, "sync session ended");
+                return;
+            }
+        };
+        tracing::info!(code, %reason, "closing sync session");
+        let closing = async {
+            if let Some(frame) = frame
+                && let Ok(bytes) = frame.encode()
+            {
+                self.ws.send(Message::Binary(bytes.into())).await?;
+            }
+            self.ws
+                .close(Some(CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: truncate(&reason, MAX_CLOSE_REASON).into(),
+                }))
+                .await?;
+            // Read until the client's close arrives (tungstenite ends the stream then).
+            while self.ws.next().await.is_some() {}
+            Ok::<(), WsError>(())
+        };
+        match timeout(CLOSE_TIMEOUT, closing).await {
+            Ok(Ok(())) | Ok(Err(WsError::ConnectionClosed)) => {}
+            Ok(Err(error)) => tracing::debug!(%error, "close did not complete"),
+            Err(_) => tracing::debug!("the client did not answer the close in time"),
+        }
+    }
+}
+
+fn resync() -> End {
+    End::Close {
+        code: close::RESYNC_REQUIRED,
+        reason: "resync required".to_string(),
+        frame: Some(Frame::ResyncRequired(ResyncRequired {
+            reason: format!(
+                "this session's queue of {} batches overflowed: resume from your cursor",
+                super::SESSION_QUEUE
+            ),
+        })),
+    }
+}
+
+/// Whether the batch revokes the token named `name`.
+fn revokes(batch: &CommittedBatch, name: &str) -> bool {
+    batch.entries.iter().flat_map(|entry| &entry.changes).any(
+        |change| matches!(change, Change::LiteTokenRevoked { name: revoked } if revoked == name),
+    )
+}
+
+/// The token name the client claims, cut to the longest valid name (for logs).
+fn claimed_name(presented: &str) -> &str {
+    truncate(token::claimed_name(presented), MAX_TOKEN_NAME)
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}

@@ -1,0 +1,283 @@
+//! `outpost-lite run` configuration in two stages: [`RunOptions`] as typed on the
+//! command line, resolved into a validated [`LiteConfig`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use outpost_dns::forward::{ForwardConfig, Upstream};
+use tokio_rustls::rustls::ClientConfig;
+use tokio_tungstenite::tungstenite::http::Uri;
+
+use crate::tls::{self, Trust, TrustError};
+
+/// Default DNS address: loopback, beside the appliance's default 5353.
+pub const DEFAULT_DNS: &str = "127.0.0.1:5354";
+/// Default data directory, relative to where the client starts.
+pub const DEFAULT_DATA_DIR: &str = "./outpost-lite-data";
+/// Path of the sync endpoint, used when an appliance URL names none.
+pub const SYNC_PATH: &str = "/v1/sync";
+/// Per-upstream wait before the next one (as the appliance's default).
+const UPSTREAM_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Forwarded answers cached (as the appliance's default).
+const CACHE_ENTRIES: usize = 10_000;
+/// How long past expiry a cached answer may be served when upstreams fail (RFC 8767).
+const SERVE_STALE: Duration = Duration::from_secs(86_400);
+
+/// The flags of `outpost-lite run`, unvalidated.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub appliances: Vec<String>,
+    pub token: String,
+    pub dns: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    /// Empty: the nameservers of /etc/resolv.conf.
+    pub upstreams: Vec<String>,
+    /// SHA-256 fingerprint of a `wss://` appliance's certificate.
+    pub pin: Option<String>,
+    /// PEM CA certificates for `wss://` appliances.
+    pub ca: Option<PathBuf>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct LiteConfig {
+    /// WebSocket URLs of the sync endpoints, tried in rotation.
+    pub appliances: Vec<String>,
+    /// TLS for `wss://` URLs; `None` when every URL is `ws://`.
+    pub tls: Option<Arc<ClientConfig>>,
+    pub token: String,
+    pub dns: SocketAddr,
+    pub data_dir: PathBuf,
+    pub forward: ForwardConfig,
+    /// Who may have names outside the replica forwarded: loopback only.
+    pub recursion_networks: Vec<IpNet>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no appliance given (use --appliance ws://HOST:PORT, repeatable)")]
+    NoAppliance,
+    #[error("--appliance {url:?} {problem}")]
+    Appliance { url: String, problem: String },
+    #[error("the token is empty (pass the one `outpost lite-token create` printed with --token)")]
+    NoToken,
+    #[error("--dns {value:?} is not an address (use IP:PORT, e.g. {DEFAULT_DNS})")]
+    Dns { value: String },
+    #[error("--upstream {value:?} is not an upstream (use IP, IP:PORT or tcp://IP:PORT)")]
+    Upstream { value: String },
+    #[error(
+        "{url} is wss:// but no trust is given: pass --pin FINGERPRINT (the SHA-256 the appliance logs at start) or --ca FILE"
+    )]
+    NoTrust { url: String },
+    #[error("--pin and --ca are exclusive: a pinned certificate needs no CA")]
+    PinAndCa,
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+}
+
+impl RunOptions {
+    pub fn resolve(self) -> Result<LiteConfig, ConfigError> {
+        if self.appliances.is_empty() {
+            return Err(ConfigError::NoAppliance);
+        }
+        let appliances = self
+            .appliances
+            .iter()
+            .map(|url| sync_url(url))
+            .collect::<Result<Vec<_>, _>>()?;
+        let trust = match (&self.pin, &self.ca) {
+            (Some(_), Some(_)) => return Err(ConfigError::PinAndCa),
+            (Some(pin), None) => Some(Trust::Pinned(tls::parse_pin(pin)?)),
+            (None, Some(ca)) => Some(Trust::CaFile(ca.clone())),
+            (None, None) => None,
+        };
+        let tls = match (
+            appliances.iter().find(|url| url.starts_with("wss://")),
+            trust,
+        ) {
+            (None, _) => None,
+            (Some(url), None) => return Err(ConfigError::NoTrust { url: url.clone() }),
+            (Some(_), Some(trust)) => Some(tls::client_config(&trust)?),
+        };
+        let token = self.token.trim().to_string();
+        if token.is_empty() {
+            return Err(ConfigError::NoToken);
+        }
+        let dns_text = self.dns.unwrap_or_else(|| DEFAULT_DNS.to_string());
+        let dns = dns_text
+            .parse()
+            .map_err(|_| ConfigError::Dns { value: dns_text })?;
+        let upstreams = if self.upstreams.is_empty() {
+            system_nameservers()
+        } else {
+            self.upstreams
+        };
+        let upstreams = upstreams
+            .iter()
+            .map(|text| parse_upstream(text))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(LiteConfig {
+            appliances,
+            tls,
+            token,
+            dns,
+            data_dir: self
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            forward: ForwardConfig {
+                upstreams,
+                timeout: UPSTREAM_TIMEOUT,
+                cache_entries: CACHE_ENTRIES,
+                serve_stale: SERVE_STALE,
+            },
+            recursion_networks: loopback_networks(),
+        })
+    }
+}
+
+/// The sync endpoint of an appliance URL: `ws://HOST:PORT` (or `wss://`) gets the
+/// path [`SYNC_PATH`]; a URL with a path keeps it.
+pub fn sync_url(url: &str) -> Result<String, ConfigError> {
+    let problem = |problem: &str| ConfigError::Appliance {
+        url: url.to_string(),
+        problem: problem.to_string(),
+    };
+    let uri: Uri = url
+        .parse()
+        .map_err(|_| problem("is not a URL (use ws://HOST:PORT)"))?;
+    let scheme = match uri.scheme_str() {
+        Some(scheme @ ("ws" | "wss")) => scheme,
+        _ => {
+            return Err(problem(
+                "must start with ws:// or wss:// (e.g. ws://127.0.0.1:8054)",
+            ));
+        }
+    };
+    let Some(authority) = uri.authority() else {
+        return Err(problem("names no host (use ws://HOST:PORT)"));
+    };
+    let path = match uri.path_and_query().map(|p| p.as_str()) {
+        None | Some("") | Some("/") => SYNC_PATH,
+        Some(path) => path,
+    };
+    Ok(format!("{scheme}://{authority}{path}"))
+}
+
+fn parse_upstream(text: &str) -> Result<Upstream, ConfigError> {
+    let (tcp_only, addr) = match text.strip_prefix("tcp://") {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix("udp://").unwrap_or(text)),
+    };
+    let addr = addr
+        .parse::<SocketAddr>()
+        .or_else(|_| addr.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| ConfigError::Upstream {
+            value: text.to_string(),
+        })?;
+    Ok(Upstream { addr, tcp_only })
+}
+
+/// The `nameserver` lines of /etc/resolv.conf, the default upstreams.
+fn system_nameservers() -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string("/etc/resolv.conf") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("nameserver"))
+        .map(|rest| rest.trim().to_string())
+        .filter(|addr| addr.parse::<IpAddr>().is_ok())
+        .collect()
+}
+
+/// 127.0.0.0/8 and ::1: forwarding is for this machine only, never an open resolver.
+fn loopback_networks() -> Vec<IpNet> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .filter_map(|net| net.parse().ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appliance_urls_get_the_sync_path() {
+        assert_eq!(
+            sync_url("ws://127.0.0.1:8054").unwrap(),
+            "ws://127.0.0.1:8054/v1/sync"
+        );
+        assert_eq!(
+            sync_url("ws://127.0.0.1:8054/").unwrap(),
+            "ws://127.0.0.1:8054/v1/sync"
+        );
+        assert_eq!(
+            sync_url("ws://lite.site:80/custom/sync").unwrap(),
+            "ws://lite.site:80/custom/sync"
+        );
+        assert_eq!(
+            sync_url("wss://site.example:8054").unwrap(),
+            "wss://site.example:8054/v1/sync"
+        );
+        for bad in ["http://127.0.0.1:8054", "127.0.0.1:8054", "ws://"] {
+            assert!(sync_url(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn options_resolve_with_loopback_only_recursion() {
+        let config = RunOptions {
+            appliances: vec!["ws://127.0.0.1:1".into()],
+            token: " secret \n".into(),
+            dns: Some("127.0.0.1:0".into()),
+            data_dir: None,
+            upstreams: vec!["127.0.0.1:5300".into(), "tcp://127.0.0.1:5301".into()],
+            ..RunOptions::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(config.token, "secret");
+        assert_eq!(config.forward.upstreams.len(), 2);
+        assert!(config.forward.upstreams[1].tcp_only);
+        assert!(
+            config
+                .recursion_networks
+                .iter()
+                .all(|net| net.addr().is_loopback())
+        );
+        let no_token = RunOptions {
+            appliances: vec!["ws://127.0.0.1:1".into()],
+            ..RunOptions::default()
+        };
+        assert!(matches!(no_token.resolve(), Err(ConfigError::NoToken)));
+    }
+
+    #[test]
+    fn wss_needs_exactly_one_trust() {
+        let options = |pin: Option<&str>, ca: Option<&str>| RunOptions {
+            appliances: vec!["ws://127.0.0.1:1".into(), "wss://127.0.0.1:2".into()],
+            token: "t".into(),
+            pin: pin.map(String::from),
+            ca: ca.map(PathBuf::from),
+            upstreams: vec!["127.0.0.1".into()],
+            ..RunOptions::default()
+        };
+        assert!(matches!(
+            options(None, None).resolve(),
+            Err(ConfigError::NoTrust { .. })
+        ));
+        assert!(matches!(
+            options(Some(&"ab".repeat(32)), Some("ca.pem")).resolve(),
+            Err(ConfigError::PinAndCa)
+        ));
+        assert!(matches!(
+            options(Some("12:34"), None).resolve(),
+            Err(ConfigError::Trust(TrustError::BadPin { .. }))
+        ));
+        let config = options(Some(&"ab".repeat(32)), None).resolve().unwrap();
+        assert!(config.tls.is_some());
+    }
+}

@@ -1,0 +1,174 @@
+//! Keeps one session going: rotates through the appliance URLs, with exponential
+//! backoff and jitter between failed attempts, and applies the close-code table
+//! (4003 stops for good, 4002 skips that appliance, 4004 reconnects at once).
+//!
+//! **Invariant:** the DNS server never waits on this loop: it answers from the replica
+//! whatever the connector is doing, and keeps doing so after the connector gives up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_rustls::rustls::ClientConfig;
+use tokio_util::sync::CancellationToken;
+
+use crate::replica::ReplicaStore;
+use crate::session::{SessionEnd, run_session};
+use crate::status::StatusBoard;
+
+/// First wait after a failed attempt.
+pub const BACKOFF_INITIAL: Duration = Duration::from_millis(250);
+/// Longest wait between attempts: a laptop back on the network resyncs within this.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Immediate reconnects (4004) allowed in a row before waiting like any failure, so a
+/// server that closes every session with 4004 cannot make the client spin.
+const MAX_IMMEDIATE_RECONNECTS: u32 = 3;
+
+/// Exponential backoff with "equal jitter": each wait is drawn from
+/// `[step / 2, step]`, and the step doubles up to [`BACKOFF_MAX`].
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    step: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            step: BACKOFF_INITIAL,
+        }
+    }
+}
+
+impl Backoff {
+    /// The next wait; `random` in `[0, 1)` picks where in the jitter range it falls.
+    pub fn next_delay(&mut self, random: f64) -> Duration {
+        let half = self.step / 2;
+        let delay = half + half.mul_f64(random.clamp(0.0, 1.0));
+        self.step = (self.step * 2).min(BACKOFF_MAX);
+        delay
+    }
+
+    pub fn reset(&mut self) {
+        self.step = BACKOFF_INITIAL;
+    }
+}
+
+/// A number in `[0, 1)` from the system's randomness (0.5 if it has none).
+fn random_fraction() -> f64 {
+    let mut bytes = [0u8; 4];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / (f64::from(u32::MAX) + 1.0),
+        Err(_) => 0.5,
+    }
+}
+
+/// Runs sessions until `shutdown`, or until no appliance will have us (then it
+/// reports why on the board and returns; DNS keeps answering from the replica).
+pub async fn run(
+    appliances: Vec<String>,
+    tls: Option<Arc<ClientConfig>>,
+    token: String,
+    mut replica: ReplicaStore,
+    board: &StatusBoard,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Backoff::default();
+    let mut skipped = vec![false; appliances.len()];
+    let mut next = 0;
+    let mut immediate = 0;
+    loop {
+        let Some(index) = (0..appliances.len())
+            .map(|offset| (next + offset) % appliances.len())
+            .find(|&index| !skipped.get(index).copied().unwrap_or(true))
+        else {
+            let message =
+                "no appliance speaks a protocol version this client does; upgrade and restart";
+            tracing::error!(message);
+            board.disconnected(Some(message.to_string()));
+            return;
+        };
+        let Some(url) = appliances.get(index) else {
+            return;
+        };
+        let outcome = run_session(url, tls.as_ref(), &token, &mut replica, board, &shutdown).await;
+        if outcome.welcomed {
+            backoff.reset();
+        }
+        let wait = match outcome.end {
+            SessionEnd::Shutdown => {
+                board.disconnected(None);
+                return;
+            }
+            SessionEnd::Unauthorized(message) => {
+                tracing::error!(%message, "token refused; not reconnecting (DNS keeps answering from the replica)");
+                board.disconnected(Some(message));
+                return;
+            }
+            SessionEnd::Incompatible(message) => {
+                tracing::error!(%message, "skipping this appliance");
+                if let Some(skip) = skipped.get_mut(index) {
+                    *skip = true;
+                }
+                board.disconnected(Some(message));
+                next = index + 1;
+                Duration::ZERO
+            }
+            SessionEnd::ReconnectNow(message) if immediate < MAX_IMMEDIATE_RECONNECTS => {
+                tracing::info!(%message, "reconnecting at once");
+                immediate += 1;
+                board.disconnected(Some(message));
+                Duration::ZERO
+            }
+            SessionEnd::ReconnectNow(message) | SessionEnd::Retry(message) => {
+                immediate = 0;
+                let wait = backoff.next_delay(random_fraction());
+                tracing::warn!(%message, ?wait, "session ended; retrying");
+                board.disconnected(Some(message));
+                next = index + 1;
+                wait
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => {
+                board.disconnected(None);
+                return;
+            }
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let mut backoff = Backoff::default();
+        let mut lows = Vec::new();
+        let mut highs = Vec::new();
+        for _ in 0..12 {
+            let mut low = backoff.clone();
+            lows.push(low.next_delay(0.0));
+            highs.push(backoff.next_delay(0.999_999));
+        }
+        assert_eq!(lows[0], BACKOFF_INITIAL / 2);
+        assert!(highs[0] <= BACKOFF_INITIAL);
+        assert_eq!(lows[1], BACKOFF_INITIAL);
+        for (low, high) in lows.iter().zip(&highs) {
+            assert!(low <= high);
+            assert!(*high <= BACKOFF_MAX, "{high:?} over the cap");
+            assert!(*low >= BACKOFF_INITIAL / 2);
+        }
+        assert_eq!(*lows.last().unwrap(), BACKOFF_MAX / 2);
+        backoff.reset();
+        assert_eq!(backoff.next_delay(0.0), BACKOFF_INITIAL / 2);
+    }
+
+    #[test]
+    fn random_fractions_stay_in_range() {
+        for _ in 0..1000 {
+            let value = random_fraction();
+            assert!((0.0..1.0).contains(&value), "{value}");
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! One running Lite client: the replica, the DNS server over it, the connector that
+//! keeps it in sync, and the status file, started and stopped in a written order.
+//!
+//! Start: data directory (0700) → replica loaded from `lite.redb` and published →
+//! DNS sockets bound and serving → `status.json` (with the bound DNS address) →
+//! connector. DNS answers from the stored replica before any appliance is reached.
+//!
+//! Shutdown: cancel, which makes the session close its WebSocket with a close frame
+//! (1000) and the DNS sockets stop accepting → the session task and in-flight queries
+//! finish within [`DRAIN_DEADLINE`] → the replica (redb) is closed with the session
+//! task → a last `status.json` (Disconnected).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use outpost_dns::forward::Forwarder;
+use outpost_dns::handler::QueryHandler;
+use outpost_dns::metrics::Metrics;
+use outpost_dns::server::DnsSockets;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::LiteConfig;
+use crate::replica::{Published, ReplicaError, ReplicaStore};
+use crate::status::{self, Digester, StatusBoard, StatusError};
+
+/// How long shutdown waits for the session to close and queries to drain.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Replica(#[from] ReplicaError),
+    #[error(
+        "cannot bind DNS on {addr}: {source} (is another server using it? pick another with --dns)"
+    )]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Status(#[from] StatusError),
+}
+
+/// A running client.
+pub struct LiteClient {
+    data_dir: PathBuf,
+    dns_addr: SocketAddr,
+    board: Arc<StatusBoard>,
+    published: Published,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl LiteClient {
+    pub async fn start(config: LiteConfig) -> Result<LiteClient, StartError> {
+        create_data_dir(&config.data_dir)?;
+        let replica = ReplicaStore::open(&config.data_dir).await?;
+        let published = replica.published();
+        let (zones, records) = replica.counts();
+        tracing::info!(
+            zones,
+            records,
+            cursor = ?replica.cursor().map(|c| c.index),
+            "replica loaded"
+        );
+
+        let dns = DnsSockets::bind(config.dns)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.dns,
+                source,
+            })?;
+        let dns_addr = dns.local_addr().map_err(|source| StartError::Bind {
+            addr: config.dns,
+            source,
+        })?;
+        let metrics = Arc::new(Metrics::default());
+        let forwarder = Arc::new(Forwarder::new(&config.forward, metrics.clone()));
+        let handler = Arc::new(QueryHandler::new(
+            published.zone_set.clone(),
+            forwarder,
+            config.recursion_networks.clone(),
+            metrics,
+        ));
+        let shutdown = CancellationToken::new();
+        let dns_tracker = TaskTracker::new();
+        dns.spawn(handler, shutdown.clone(), &dns_tracker);
+
+        let stored_head = (replica.head() > 0).then_some(replica.head());
+        let board = Arc::new(StatusBoard::new(
+            dns_addr,
+            replica.cursor().map(|c| c.index),
+            stored_head,
+            (zones, records),
+        ));
+        let mut digester = Digester::default();
+        let digest = digester.digest(&published.zones, true).await;
+        status::write_status_file(&config.data_dir, &board.to_file(digest)).await?;
+
+        let tracker = TaskTracker::new();
+        status::spawn_writer(
+            board.clone(),
+            config.data_dir.clone(),
+            published.zones.clone(),
+            digester,
+            shutdown.clone(),
+            &tracker,
+        );
+        let connector_board = board.clone();
+        let connector_shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            crate::connector::run(
+                config.appliances,
+                config.tls,
+                config.token,
+                replica,
+                &connector_board,
+                connector_shutdown,
+            )
+            .await;
+        });
+        // The DNS tasks are drained with the rest.
+        tracker.spawn(async move {
+            dns_tracker.close();
+            dns_tracker.wait().await;
+        });
+        tracing::info!(dns = %dns_addr, data_dir = %config.data_dir.display(), "serving");
+        Ok(LiteClient {
+            data_dir: config.data_dir,
+            dns_addr,
+            board,
+            published,
+            shutdown,
+            tracker,
+        })
+    }
+
+    pub fn dns_addr(&self) -> SocketAddr {
+        self.dns_addr
+    }
+
+    pub fn board(&self) -> &StatusBoard {
+        &self.board
+    }
+
+    /// Stops in the order the module documentation gives.
+    pub async fn shutdown(self) -> Result<(), StatusError> {
+        tracing::info!("shutting down");
+        self.shutdown.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(DRAIN_DEADLINE, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(deadline = ?DRAIN_DEADLINE, "in-flight work did not finish; stopping anyway");
+        }
+        self.board.disconnected(None);
+        let digest = Digester::default()
+            .digest(&self.published.zones, true)
+            .await;
+        status::write_status_file(&self.data_dir, &self.board.to_file(digest)).await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn create_data_dir(path: &Path) -> Result<(), StartError> {
+    let error = |source| StartError::DataDir {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(path).map_err(error)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(error)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,401 @@
+//! The Lite client's replica: the zones its token may see and the cursor, durable in
+//! `<data-dir>/lite.redb`, and the in-memory views the DNS path answers from.
+//!
+//! Every write is one durable redb transaction holding the changes and the new
+//! cursor together (a `Changes` frame), or the whole new replica and its cursor (a
+//! snapshot at `SnapshotEnd`). Only after the commit are the in-memory [`Zones`] and
+//! the [`ZoneSet`] swapped, so DNS never answers from state that a crash would lose,
+//! and the cursor never claims more than the disk holds.
+//!
+//! **Invariant:** after [`ReplicaStore::open`] the DNS path has the replica as it was
+//! last committed, before any appliance is reached: the client answers offline.
+//! **Invariant:** the replica only holds zones of the last announced scope: changes
+//! for other zones are refused, and zones that left the scope are dropped at
+//! `Welcome`.
+
+mod staging;
+mod tables;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use outpost_core::answer::ZoneSet;
+use outpost_core::sync::{Changes, from_wire, to_wire};
+use outpost_core::zones::{Change, Zones, parse_name};
+use redb::Database;
+use serde::{Deserialize, Serialize};
+
+pub use staging::{MAX_SNAPSHOT_BYTES, SnapshotStaging, StagedSnapshot, StagingError};
+use tables::{
+    CLIENT_ID, CURSOR, HEAD, META, RRSETS, SCOPE, ZONES, begin_durable_write, get_value,
+    open_database, put_value, read_state, write_change,
+};
+
+/// The replica's file in the data directory.
+pub const REPLICA_FILE: &str = "lite.redb";
+
+/// The last change applied, and the cluster whose log index it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCursor {
+    pub cluster_id: String,
+    pub index: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("replica storage failed: {0}")]
+    Storage(#[from] redb::Error),
+    #[error(
+        "{path} is in use by another outpost-lite (one client per data directory; pick another with --data-dir)"
+    )]
+    InUse { path: PathBuf },
+    #[error(
+        "{path} has storage format {found}, this client reads format {} (delete the file: the next session takes a snapshot)",
+        tables::FORMAT_VERSION
+    )]
+    Format { path: PathBuf, found: u32 },
+    #[error(
+        "the replica file is damaged: {0} (delete {REPLICA_FILE}: the next session takes a snapshot)"
+    )]
+    Corrupt(String),
+    #[error("the appliance sent {change}, which does not apply to the replica: {reason}")]
+    Inconsistent { change: String, reason: String },
+    #[error("the appliance sent a change for zone {zone}, outside the token's zones {scope:?}")]
+    OutOfScope { zone: String, scope: Vec<String> },
+    #[error("no randomness for the client id: {0}")]
+    NoRandomness(String),
+    #[error("the storage task failed: {0}")]
+    Task(String),
+}
+
+/// What the DNS path and the status file read: swapped after each commit.
+#[derive(Clone)]
+pub struct Published {
+    pub zones: Arc<ArcSwap<Zones>>,
+    pub zone_set: Arc<ArcSwap<ZoneSet>>,
+}
+
+/// How a session may start, given the server's `Welcome` and the stored replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeCheck {
+    /// The stored replica covers the announced scope: resume from the cursor.
+    Covered,
+    /// The token now sees zones the replica never received: only a snapshot brings
+    /// them, so the cursor must be forgotten.
+    Grew,
+}
+
+/// The replica on disk and in memory. Owned by the one task that runs sessions.
+pub struct ReplicaStore {
+    db: Arc<Database>,
+    client_id: String,
+    cursor: Option<StoredCursor>,
+    head: u64,
+    scope: Vec<String>,
+    published: Published,
+}
+
+/// One durable write: state changes (or a whole new state) with the metadata that
+/// must move with them.
+struct WritePlan {
+    /// Start from nothing instead of the current replica (a snapshot).
+    replace: bool,
+    changes: Vec<Change>,
+    cursor: Option<StoredCursor>,
+    head: u64,
+    scope: Vec<String>,
+}
+
+impl ReplicaStore {
+    /// Opens (or creates) `<data_dir>/lite.redb` and loads it into memory.
+    pub async fn open(data_dir: &Path) -> Result<ReplicaStore, ReplicaError> {
+        let path = data_dir.join(REPLICA_FILE);
+        let loaded = tokio::task::spawn_blocking(move || -> Result<_, ReplicaError> {
+            use redb::ReadableDatabase as _;
+            let db = open_database(&path)?;
+            let (client_id, cursor, head, scope) = {
+                let txn = db.begin_read().map_err(redb::Error::from)?;
+                let meta = txn.open_table(META).map_err(redb::Error::from)?;
+                (
+                    get_value::<String, _>(&meta, CLIENT_ID)?.unwrap_or_default(),
+                    get_value::<StoredCursor, _>(&meta, CURSOR)?,
+                    get_value::<u64, _>(&meta, HEAD)?.unwrap_or(0),
+                    get_value::<Vec<String>, _>(&meta, SCOPE)?.unwrap_or_default(),
+                )
+            };
+            let mut zones = Zones::default();
+            for change in read_state(&db)? {
+                zones.apply_change(&change).map_err(|e| {
+                    ReplicaError::Corrupt(format!(
+                        "stored {} does not load: {e}",
+                        describe(&change)
+                    ))
+                })?;
+            }
+            Ok((db, client_id, cursor, head, scope, zones))
+        })
+        .await
+        .map_err(|e| ReplicaError::Task(e.to_string()))??;
+        let (db, client_id, cursor, head, scope, zones) = loaded;
+        let zone_set = ZoneSet::build(&zones);
+        Ok(ReplicaStore {
+            db: Arc::new(db),
+            client_id,
+            cursor,
+            head,
+            scope,
+            published: Published {
+                zones: Arc::new(ArcSwap::from_pointee(zones)),
+                zone_set: Arc::new(ArcSwap::from_pointee(zone_set)),
+            },
+        })
+    }
+
+    pub fn published(&self) -> Published {
+        self.published.clone()
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    pub fn cursor(&self) -> Option<&StoredCursor> {
+        self.cursor.as_ref()
+    }
+
+    /// The latest head persisted (as of the last commit or `Welcome`).
+    pub fn head(&self) -> u64 {
+        self.head
+    }
+
+    pub fn scope(&self) -> &[String] {
+        &self.scope
+    }
+
+    /// Zones and records in the replica.
+    pub fn counts(&self) -> (usize, usize) {
+        counts(&self.published.zones.load())
+    }
+
+    /// Checks a resumed session's scope against the replica. When it is covered, drops
+    /// the zones that left the scope and records the scope and `head`, durably.
+    pub async fn resume(
+        &mut self,
+        scope: &[String],
+        head: u64,
+    ) -> Result<ScopeCheck, ReplicaError> {
+        let scope = normalize_scope(scope)?;
+        if scope.iter().any(|zone| !self.scope.contains(zone)) {
+            return Ok(ScopeCheck::Grew);
+        }
+        let gone: Vec<Change> = self
+            .published
+            .zones
+            .load()
+            .iter()
+            .map(|zone| zone.origin().to_ascii())
+            .filter(|origin| !scope.contains(origin))
+            .map(|origin| Change::ZoneDeleted { origin })
+            .collect();
+        self.commit(WritePlan {
+            replace: false,
+            changes: gone,
+            cursor: self.cursor.clone(),
+            head,
+            scope,
+        })
+        .await?;
+        Ok(ScopeCheck::Covered)
+    }
+
+    /// Applies a `Changes` frame and advances the cursor to its `up_to`, in one
+    /// transaction. Entries at or below the cursor were applied before and are
+    /// skipped. Returns the new cursor index.
+    pub async fn apply_changes(
+        &mut self,
+        cluster_id: &str,
+        frame: Changes,
+    ) -> Result<u64, ReplicaError> {
+        let base = self
+            .cursor
+            .as_ref()
+            .filter(|cursor| cursor.cluster_id == cluster_id)
+            .map(|cursor| cursor.index);
+        let mut changes = Vec::new();
+        for entry in frame.entries {
+            if base.is_some_and(|base| entry.index <= base) {
+                continue;
+            }
+            changes.extend(entry.changes.iter().filter_map(from_wire));
+        }
+        self.check_scope(&changes, &self.scope)?;
+        let index = frame.up_to.max(base.unwrap_or(0));
+        self.commit(WritePlan {
+            replace: false,
+            changes,
+            cursor: Some(StoredCursor {
+                cluster_id: cluster_id.to_string(),
+                index,
+            }),
+            head: self.head.max(index),
+            scope: self.scope.clone(),
+        })
+        .await?;
+        Ok(index)
+    }
+
+    /// Replaces the whole replica with a received snapshot, with the cursor at its
+    /// `as_of`, the scope and the head, in one transaction.
+    pub async fn install_snapshot(
+        &mut self,
+        cluster_id: &str,
+        snapshot: StagedSnapshot,
+        scope: &[String],
+        head: u64,
+    ) -> Result<(), ReplicaError> {
+        let scope = normalize_scope(scope)?;
+        self.check_scope(&snapshot.changes, &scope)?;
+        self.commit(WritePlan {
+            replace: true,
+            changes: snapshot.changes,
+            cursor: Some(StoredCursor {
+                cluster_id: cluster_id.to_string(),
+                index: snapshot.as_of,
+            }),
+            head: head.max(snapshot.as_of),
+            scope,
+        })
+        .await
+    }
+
+    /// Drops the cursor (keeping the data, which still answers): the next session
+    /// asks for a snapshot.
+    pub async fn forget_cursor(&mut self) -> Result<(), ReplicaError> {
+        self.commit(WritePlan {
+            replace: false,
+            changes: Vec::new(),
+            cursor: None,
+            head: self.head,
+            scope: self.scope.clone(),
+        })
+        .await
+    }
+
+    fn check_scope(&self, changes: &[Change], scope: &[String]) -> Result<(), ReplicaError> {
+        for zone in changes.iter().filter_map(Change::zone) {
+            let zone = parse_name(zone).map(|name| name.to_ascii()).map_err(|e| {
+                ReplicaError::Inconsistent {
+                    change: format!("a change for zone {zone:?}"),
+                    reason: e.to_string(),
+                }
+            })?;
+            if !scope.contains(&zone) {
+                return Err(ReplicaError::OutOfScope {
+                    zone,
+                    scope: scope.to_vec(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `plan` to a copy of the model (refusing changes that do not apply),
+    /// builds the next query index, commits everything durably, then publishes. The
+    /// CPU and disk work run on a blocking thread.
+    async fn commit(&mut self, plan: WritePlan) -> Result<(), ReplicaError> {
+        let db = Arc::clone(&self.db);
+        let base = self.published.zones.load_full();
+        let previous_set = self.published.zone_set.load_full();
+        let (zones, zone_set, plan) = tokio::task::spawn_blocking(move || {
+            let mut zones = if plan.replace {
+                Zones::default()
+            } else {
+                (*base).clone()
+            };
+            for change in &plan.changes {
+                zones
+                    .apply_change(change)
+                    .map_err(|e| ReplicaError::Inconsistent {
+                        change: describe(change),
+                        reason: e.to_string(),
+                    })?;
+            }
+            let zone_set = if plan.replace {
+                ZoneSet::build(&zones)
+            } else {
+                ZoneSet::rebuild(&zones, &previous_set, &plan.changes)
+            };
+            write_plan(&db, &plan)?;
+            Ok::<_, ReplicaError>((zones, zone_set, plan))
+        })
+        .await
+        .map_err(|e| ReplicaError::Task(e.to_string()))??;
+        self.published.zones.store(Arc::new(zones));
+        self.published.zone_set.store(Arc::new(zone_set));
+        self.cursor = plan.cursor;
+        self.head = plan.head;
+        self.scope = plan.scope;
+        Ok(())
+    }
+}
+
+/// The durable transaction of [`ReplicaStore::commit`].
+fn write_plan(db: &Database, plan: &WritePlan) -> Result<(), ReplicaError> {
+    let txn = begin_durable_write(db)?;
+    if plan.replace {
+        txn.delete_table(ZONES).map_err(redb::Error::from)?;
+        txn.delete_table(RRSETS).map_err(redb::Error::from)?;
+    }
+    {
+        let mut zones = txn.open_table(ZONES).map_err(redb::Error::from)?;
+        let mut rrsets = txn.open_table(RRSETS).map_err(redb::Error::from)?;
+        for change in &plan.changes {
+            write_change(&mut zones, &mut rrsets, change)?;
+        }
+        let mut meta = txn.open_table(META).map_err(redb::Error::from)?;
+        match &plan.cursor {
+            Some(cursor) => put_value(&mut meta, CURSOR, cursor)?,
+            None => {
+                meta.remove(CURSOR).map_err(redb::Error::from)?;
+            }
+        }
+        put_value(&mut meta, HEAD, &plan.head)?;
+        put_value(&mut meta, SCOPE, &plan.scope)?;
+    }
+    txn.commit().map_err(redb::Error::from)?;
+    Ok(())
+}
+
+/// Zones and records in `zones`.
+pub fn counts(zones: &Zones) -> (usize, usize) {
+    (
+        zones.len(),
+        zones.iter().map(|zone| zone.record_count()).sum(),
+    )
+}
+
+/// Origins as the replica keys them: absolute, lowercase, sorted, unique.
+fn normalize_scope(scope: &[String]) -> Result<Vec<String>, ReplicaError> {
+    let mut normalized = scope
+        .iter()
+        .map(|zone| {
+            parse_name(zone)
+                .map(|name| name.to_ascii())
+                .map_err(|e| ReplicaError::Inconsistent {
+                    change: format!("a scope naming {zone:?}"),
+                    reason: e.to_string(),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    normalized.sort();
+    normalized.dedup();
+    Ok(normalized)
+}
+
+/// A change for messages: no record data.
+fn describe(change: &Change) -> String {
+    to_wire(change).map_or_else(|| "a non-zone change".to_string(), |wire| wire.describe())
+}

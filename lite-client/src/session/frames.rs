@@ -1,0 +1,197 @@
+//! What a session does with each frame, where it stands in the protocol: the
+//! `Welcome` checks, snapshot staging and install, `Changes` applied and acknowledged,
+//! heartbeats, and refusing data that does not fit the replica.
+
+use outpost_core::sync::{
+    Ack, Frame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, SyncMode, Welcome, close,
+};
+
+use super::{Phase, Session, SessionEnd};
+use crate::replica::{ReplicaError, ScopeCheck, SnapshotStaging};
+
+impl Session<'_> {
+    /// One decoded frame, where the session stands.
+    pub(super) async fn handle(&mut self, frame: Frame) -> Result<(), SessionEnd> {
+        let phase = std::mem::replace(&mut self.phase, Phase::Live);
+        match (phase, frame) {
+            (Phase::AwaitWelcome, Frame::Welcome(welcome)) => self.on_welcome(welcome).await,
+            (Phase::AwaitSnapshot, Frame::SnapshotBegin(begin)) => {
+                tracing::info!(as_of = begin.as_of, "snapshot begins");
+                self.phase = Phase::Snapshot(SnapshotStaging::new(begin.as_of));
+                Ok(())
+            }
+            (Phase::Snapshot(mut staging), Frame::SnapshotChunk(chunk)) => {
+                if let Err(error) = staging.push_chunk(chunk) {
+                    return Err(self.abort(&error.to_string()).await);
+                }
+                self.phase = Phase::Snapshot(staging);
+                Ok(())
+            }
+            (Phase::Snapshot(staging), Frame::SnapshotEnd(end)) => {
+                let staged = match staging.finish(end.as_of) {
+                    Ok(staged) => staged,
+                    Err(error) => {
+                        return Err(self.refuse(close::PROTOCOL_ERROR, &error.to_string()).await);
+                    }
+                };
+                let (cluster_id, zones) = match &self.welcome {
+                    Some(welcome) => (welcome.cluster_id.clone(), welcome.zones.clone()),
+                    None => {
+                        return Err(self
+                            .refuse(close::PROTOCOL_ERROR, "snapshot before Welcome")
+                            .await);
+                    }
+                };
+                if staged.definitions_skipped > 0 {
+                    tracing::info!(
+                        count = staged.definitions_skipped,
+                        "definitions in the snapshot skipped (not used by this client yet)"
+                    );
+                }
+                let as_of = staged.as_of;
+                let result = self
+                    .replica
+                    .install_snapshot(&cluster_id, staged, &zones, self.head)
+                    .await;
+                self.committed(result, as_of).await
+            }
+            (Phase::Live, Frame::Changes(changes)) => {
+                let up_to = changes.up_to;
+                self.head = self.head.max(up_to);
+                self.board.announced(up_to);
+                let cluster_id = self
+                    .welcome
+                    .as_ref()
+                    .map(|w| w.cluster_id.clone())
+                    .unwrap_or_default();
+                let result = self
+                    .replica
+                    .apply_changes(&cluster_id, changes)
+                    .await
+                    .map(|_| ());
+                self.committed(result, up_to).await
+            }
+            (phase, Frame::Heartbeat(heartbeat)) if !matches!(phase, Phase::AwaitWelcome) => {
+                self.phase = phase;
+                self.head = self.head.max(heartbeat.head);
+                self.board.announced(heartbeat.head);
+                Ok(())
+            }
+            (phase, Frame::ResyncRequired(resync)) => {
+                self.phase = phase;
+                tracing::warn!(reason = %resync.reason, "the appliance asks for a resync");
+                self.resync_reason = Some(resync.reason);
+                Ok(())
+            }
+            (phase, Frame::Error(error)) => {
+                self.phase = phase;
+                tracing::warn!(code = error.code, message = %error.message, "the appliance reports an error");
+                self.error_frame = Some(error);
+                Ok(())
+            }
+            (phase, frame) => {
+                let message = format!("the appliance sent {} while {}", frame.name(), phase.name());
+                Err(self.refuse(close::PROTOCOL_ERROR, &message).await)
+            }
+        }
+    }
+
+    async fn on_welcome(&mut self, welcome: Welcome) -> Result<(), SessionEnd> {
+        if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&welcome.version) {
+            let message = format!(
+                "the appliance chose protocol version {}, outside this client's {MIN_PROTOCOL_VERSION}..={PROTOCOL_VERSION}",
+                welcome.version
+            );
+            self.close(close::NO_COMMON_VERSION, &message).await;
+            return Err(SessionEnd::Incompatible(message));
+        }
+        tracing::info!(version = welcome.version, head = welcome.head, mode = ?welcome.mode, zones = ?welcome.zones, "welcomed");
+        self.head = welcome.head;
+        let mode = welcome.mode;
+        let (zones, head) = (welcome.zones.clone(), welcome.head);
+        let resumable = self
+            .replica
+            .cursor()
+            .is_some_and(|c| c.cluster_id == welcome.cluster_id);
+        self.welcome = Some(welcome);
+        match mode {
+            SyncMode::Snapshot => {
+                self.board.welcomed(head, true);
+                self.phase = Phase::AwaitSnapshot;
+                Ok(())
+            }
+            SyncMode::Resume if !resumable => Err(self
+                .reject_data(ReplicaError::Inconsistent {
+                    change: "Welcome { mode: Resume }".into(),
+                    reason: "the client holds no cursor of this cluster to resume from".into(),
+                })
+                .await),
+            SyncMode::Resume => match self.replica.resume(&zones, head).await {
+                Ok(ScopeCheck::Covered) => {
+                    self.board.welcomed(head, false);
+                    self.report_commit();
+                    self.phase = Phase::Live;
+                    Ok(())
+                }
+                Ok(ScopeCheck::Grew) => {
+                    tracing::info!(
+                        "the token now sees zones this replica never received: asking for a snapshot"
+                    );
+                    if let Err(error) = self.replica.forget_cursor().await {
+                        return Err(self.storage_failed(error).await);
+                    }
+                    self.close(close::NORMAL, "scope grew; reconnecting for a snapshot")
+                        .await;
+                    Err(SessionEnd::ReconnectNow(
+                        "the token's zones grew; taking a snapshot".into(),
+                    ))
+                }
+                Err(error) => Err(self.reject_data(error).await),
+            },
+        }
+    }
+
+    /// After a commit attempt: report and acknowledge, or end the session.
+    async fn committed(
+        &mut self,
+        result: Result<(), ReplicaError>,
+        what: u64,
+    ) -> Result<(), SessionEnd> {
+        if let Err(error) = result {
+            return Err(self.reject_data(error).await);
+        }
+        self.report_commit();
+        let cursor = self.replica.cursor().map_or(what, |c| c.index);
+        tracing::debug!(cursor, "committed");
+        self.send(&Frame::Ack(Ack { cursor })).await
+    }
+
+    fn report_commit(&self) {
+        self.board.committed(
+            self.replica.cursor().map(|c| c.index),
+            self.replica.counts(),
+        );
+    }
+
+    /// A replica error: data the server sent that does not fit (forget the cursor, so
+    /// the next session takes a snapshot) or local storage trouble.
+    async fn reject_data(&mut self, error: ReplicaError) -> SessionEnd {
+        match error {
+            ReplicaError::Inconsistent { .. } | ReplicaError::OutOfScope { .. } => {
+                tracing::error!(%error, "refusing the appliance's data; the next session takes a snapshot");
+                if let Err(forget) = self.replica.forget_cursor().await {
+                    return self.storage_failed(forget).await;
+                }
+                self.refuse(close::PROTOCOL_ERROR, &error.to_string()).await
+            }
+            other => self.storage_failed(other).await,
+        }
+    }
+
+    pub(super) async fn storage_failed(&mut self, error: ReplicaError) -> SessionEnd {
+        tracing::error!(%error, "replica storage failed");
+        // 1011: the endpoint met a condition that prevented it from going on.
+        self.close(1011, "client storage failed").await;
+        SessionEnd::Retry(error.to_string())
+    }
+}
