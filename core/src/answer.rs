@@ -49,7 +49,8 @@ pub struct ZoneIndex {
 
 #[derive(Debug, Default)]
 struct Node {
-    rrsets: Vec<(RecordType, Box<[Record]>)>,
+    /// Shared with the model the index was built from.
+    rrsets: Vec<(RecordType, Arc<[Record]>)>,
     /// The node owns NS records below the apex: a delegation.
     cut: bool,
 }
@@ -261,18 +262,21 @@ impl ZoneIndex {
         let origin_labels = usize::from(zone.origin().num_labels());
         let mut nodes: HashMap<Box<[u8]>, Node> = HashMap::new();
         let mut has_wildcards = false;
-        for (owner, rtype, records) in zone.rrsets() {
+        for (owner, rtype, records) in zone.shared_rrsets() {
             let lookup = LookupName::new(owner)?;
             // Empty non-terminals: every ancestor up to the apex exists.
             for skip in 1..=lookup.labels().saturating_sub(origin_labels) {
                 nodes.entry(lookup.ancestor(skip).into()).or_default();
             }
             let node = nodes.entry(lookup.key().into()).or_default();
-            node.rrsets.push((rtype, records.into()));
+            node.rrsets.push((rtype, Arc::clone(records)));
             if rtype == RecordType::NS && owner != zone.origin() {
                 node.cut = true;
             }
             has_wildcards |= owner.is_wildcard();
+        }
+        for node in nodes.values_mut() {
+            node.rrsets.shrink_to_fit();
         }
         Some(Self {
             soa,

@@ -177,7 +177,9 @@ pub enum CommandError {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Zone {
     origin: Name,
-    rrsets: BTreeMap<(Name, RecordType), Vec<Record>>,
+    /// Exactly sized and shared with the query index, which holds clones of the same
+    /// `Arc`s: a record is stored once however many views of the zone exist.
+    rrsets: BTreeMap<(Name, RecordType), Arc<[Record]>>,
 }
 
 impl Zone {
@@ -189,15 +191,22 @@ impl Zone {
     pub fn rrsets(&self) -> impl Iterator<Item = (&Name, RecordType, &[Record])> {
         self.rrsets
             .iter()
-            .map(|((owner, rtype), records)| (owner, *rtype, records.as_slice()))
+            .map(|((owner, rtype), records)| (owner, *rtype, &**records))
+    }
+
+    /// RRsets as the shared allocations the model holds, for indexes built over it.
+    pub fn shared_rrsets(&self) -> impl Iterator<Item = (&Name, RecordType, &Arc<[Record]>)> {
+        self.rrsets
+            .iter()
+            .map(|((owner, rtype), records)| (owner, *rtype, records))
     }
 
     pub fn records(&self) -> impl Iterator<Item = &Record> {
-        self.rrsets.values().flatten()
+        self.rrsets.values().flat_map(|records| records.iter())
     }
 
     pub fn record_count(&self) -> usize {
-        self.rrsets.values().map(Vec::len).sum()
+        self.rrsets.values().map(|records| records.len()).sum()
     }
 
     pub fn soa(&self) -> Option<&Record> {
@@ -214,7 +223,7 @@ impl Zone {
                 zone,
                 owner: owner_text,
                 rtype: rtype.into(),
-                records: encode_records(records)
+                records: encode_records(records.iter())
                     .map_err(|e| CommandError::BadRecords(e.to_string()))?,
             },
             None => Change::RRsetDeleted {
@@ -270,13 +279,14 @@ impl Zone {
     /// Increments the SOA serial (RFC 1982 arithmetic) so caches and secondaries see
     /// that the zone changed.
     fn bump_serial(&mut self) {
-        if let Some(Some(soa)) = self
-            .rrsets
-            .get_mut(&(self.origin.clone(), RecordType::SOA))
-            .map(|set| set.first_mut())
-            && let RData::SOA(data) = &mut soa.data
-        {
-            data.serial = data.serial.wrapping_add(1);
+        if let Some(set) = self.rrsets.get_mut(&(self.origin.clone(), RecordType::SOA)) {
+            let mut records = set.to_vec();
+            if let Some(soa) = records.first_mut()
+                && let RData::SOA(data) = &mut soa.data
+            {
+                data.serial = data.serial.wrapping_add(1);
+            }
+            *set = records.into();
         }
     }
 }
@@ -375,7 +385,7 @@ impl Zones {
                         zone.rrsets.remove(&(owner.clone(), rtype));
                     } else {
                         zone.rrsets
-                            .insert((owner.clone(), rtype), normalize(records.clone()));
+                            .insert((owner.clone(), rtype), normalize(records.clone()).into());
                     }
                     zone.check_owner(&owner)?;
                     Ok(vec![(owner.clone(), rtype)])
@@ -445,8 +455,10 @@ impl Zones {
             } => {
                 let zone = self.zone_mut(zone)?;
                 let records = decode(records)?;
-                zone.rrsets
-                    .insert((parse_name(owner)?, RecordType::from(*rtype)), records);
+                zone.rrsets.insert(
+                    (parse_name(owner)?, RecordType::from(*rtype)),
+                    records.into(),
+                );
             }
             Change::RRsetDeleted { zone, owner, rtype } => {
                 let zone = self.zone_mut(zone)?;
@@ -499,16 +511,31 @@ impl Zones {
             origin: origin.clone(),
             rrsets: BTreeMap::new(),
         };
-        for record in records {
-            check_record(&zone, &record)?;
-            let key = (record.name.to_lowercase(), record.record_type());
-            let set = zone.rrsets.entry(key).or_default();
-            if !set.iter().any(|existing| existing.data == record.data) {
-                set.push(record);
-            }
+        // Sorted into runs of one RRset each, so every RRset is allocated once at its
+        // exact size (a large zone otherwise costs several times its size in
+        // half-empty vectors while it is built).
+        let mut records = records;
+        for record in &mut records {
+            check_record(&zone, record)?;
+            record.name = record.name.to_lowercase();
         }
-        for set in zone.rrsets.values_mut() {
-            *set = normalize(std::mem::take(set));
+        records.sort_by(|a, b| (&a.name, a.record_type()).cmp(&(&b.name, b.record_type())));
+        let mut rest = records.as_slice();
+        while let Some(first) = rest.first() {
+            let key = (first.name.clone(), first.record_type());
+            let run = rest
+                .iter()
+                .take_while(|record| record.name == key.0 && record.record_type() == key.1)
+                .count();
+            let (set, tail) = rest.split_at(run);
+            rest = tail;
+            let mut unique: Vec<Record> = Vec::with_capacity(set.len());
+            for record in set {
+                if !unique.iter().any(|kept| kept.data == record.data) {
+                    unique.push(record.clone());
+                }
+            }
+            zone.rrsets.insert(key, normalize(unique).into());
         }
         zone.check_has_soa()?;
         let owners: Vec<Name> = zone.rrsets.keys().map(|(owner, _)| owner.clone()).collect();
@@ -548,7 +575,12 @@ impl Zones {
             let mut record = record;
             record.name = owner.clone();
             let rtype = record.record_type();
-            let set = zone.rrsets.entry((owner.clone(), rtype)).or_default();
+            let key = (owner.clone(), rtype);
+            let mut set = zone
+                .rrsets
+                .get(&key)
+                .map(|set| set.to_vec())
+                .unwrap_or_default();
             let ttl = record.ttl;
             if !set.iter().any(|existing| existing.data == record.data) {
                 set.push(record);
@@ -556,6 +588,7 @@ impl Zones {
             for member in set.iter_mut() {
                 member.ttl = ttl;
             }
+            zone.rrsets.insert(key, set.into());
             zone.check_owner(&owner)?;
             touched.push((origin, owner, rtype));
         }
@@ -648,14 +681,17 @@ fn delete_records(
             touched.push((owner.clone(), t));
             continue;
         }
-        if let Some(set) = zone.rrsets.get_mut(&key) {
+        if let Some(set) = zone.rrsets.get(&key) {
             let before = set.len();
-            set.retain(|existing| !records.iter().any(|gone| gone.data == existing.data));
-            if set.len() != before {
+            let mut kept = set.to_vec();
+            kept.retain(|existing| !records.iter().any(|gone| gone.data == existing.data));
+            if kept.len() != before {
                 touched.push((owner.clone(), t));
             }
-            if set.is_empty() {
+            if kept.is_empty() {
                 zone.rrsets.remove(&key);
+            } else {
+                zone.rrsets.insert(key, kept.into());
             }
         }
     }
