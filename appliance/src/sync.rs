@@ -3,14 +3,17 @@
 //!
 //! The sync path, one hop per module: the store applies a batch and publishes the new
 //! view → [`hub::Hub::committed`] `try_send`s it to every session's bounded queue →
-//! [`session`] filters it to the token's zones, splits it into `Changes` frames and
-//! writes them to the WebSocket → the Lite client applies them.
+//! [`session`] takes the batch's `Changes` frames for its token's zones from
+//! [`frames`] (filtered, split and encoded once per scope, shared by the sessions
+//! with that scope) and writes them to the WebSocket → the Lite client applies them.
 //!
 //! # Layout
 //! - [`SyncServer`] (here): the accept loop, TLS, the WebSocket handshake on
 //!   `/v1/sync`, and the cap on concurrent sessions.
 //! - [`hub`]: the fanout from the store's apply path to the sessions' queues, and the
 //!   sync counters of `/metrics`.
+//! - [`frames`]: the scope filter, each batch's frames encoded once per scope, and
+//!   the WebSocket fragments long messages go out in.
 //! - [`session`]: one client, from `Hello` to close.
 //! - [`token`]: Lite token secrets: made, hashed, checked.
 //! - [`tls`]: the certificate and key from PEM files.
@@ -18,6 +21,7 @@
 //! **Boundary:** frames are encoded and decoded by `outpost_core::sync` only; nothing
 //! here serializes an internal type onto the wire.
 
+pub mod frames;
 pub mod hub;
 pub mod session;
 pub mod tls;
@@ -65,6 +69,27 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// RFC 6455 "try again later": the session cap is reached.
 const TRY_AGAIN_LATER: u16 = 1013;
+
+/// What a session's WebSocket reads from the socket at a time, allocated up front for
+/// every connection (the library's default is 128 KiB: 125 MiB at 1,000 sessions).
+/// Clients send only `Hello` and `Ack`; a larger message still grows the buffer to its
+/// size, up to the message cap.
+const READ_BUFFER: usize = 4 * 1024;
+
+/// Outgoing bytes the WebSocket library gathers before it writes to the socket: none,
+/// since every WebSocket frame is flushed as it is sent anyway.
+const WRITE_BUFFER: usize = 0;
+
+/// Most bytes a session's WebSocket may hold unsent. Sessions send long messages in
+/// fragments of [`frames::MESSAGE_FRAGMENT`], each flushed before the next, so the
+/// buffer holds one fragment, a fragment cut short by shutdown and the close after it,
+/// or a pong; four fragments' room is plenty. Beyond it a send fails and the session
+/// ends. The library keeps the buffer at its largest size, so this is also about what
+/// a session holds when idle.
+const MAX_WRITE_BUFFER: usize = 4 * frames::MESSAGE_FRAGMENT;
+
+/// A WebSocket message carries one frame: header and body.
+const LARGEST_MESSAGE: usize = HEADER_LEN + MAX_FRAME_BODY;
 
 /// A spawned sync listener.
 #[derive(Debug)]
@@ -228,12 +253,15 @@ where
     }
 }
 
-/// Every WebSocket message carries one frame: nothing larger is read.
+/// Every WebSocket message carries one frame: nothing larger is read. The buffers are
+/// sized for a thousand mostly idle sessions, not for one fast stream.
 fn websocket_config() -> WebSocketConfig {
-    let largest = HEADER_LEN + MAX_FRAME_BODY;
     WebSocketConfig::default()
-        .max_message_size(Some(largest))
-        .max_frame_size(Some(largest))
+        .max_message_size(Some(LARGEST_MESSAGE))
+        .max_frame_size(Some(LARGEST_MESSAGE))
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
 }
 
 /// 404 for any path but [`SYNC_PATH`].

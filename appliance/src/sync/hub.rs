@@ -2,13 +2,15 @@
 //! waiting for one.
 //!
 //! The store calls [`Hub::committed`] on its apply path, in log order, after the batch
-//! is durable and the new view is published. Each session has a bounded queue of
-//! [`SESSION_QUEUE`] batches; the hub only `try_send`s into it. A session that lets its
+//! is durable and the new view is published. The hub wraps the batch in one
+//! [`SharedBatch`], through which the sessions share its encoded frames, and hands
+//! that to every session. Each session has a bounded queue of [`SESSION_QUEUE`]
+//! batches; the hub only `try_send`s into it. A session that lets its
 //! queue fill up is marked for resync: it gets nothing more, tells its client so
 //! (`ResyncRequired`, close 4004) and the client resumes from its stored cursor.
 //!
-//! **Invariant:** `committed` never blocks on a session: it holds the session list's
-//! lock only to iterate and `try_send`.
+//! **Invariant:** `committed` never blocks on a session and never encodes: it holds
+//! the session list's lock only to iterate and `try_send`.
 //! **Invariant:** a session registers before it reads the view it starts from, so
 //! every batch after that view reaches its queue (or marks it for resync).
 
@@ -21,6 +23,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc::{self, error::TrySendError};
 
+use super::frames::SharedBatch;
 use crate::store::{CommitObserver, CommittedBatch};
 
 /// Batches queued per session. When a session's queue is full (its client reads
@@ -43,7 +46,7 @@ pub struct Hub {
 struct Slot {
     info: Arc<SessionInfo>,
     /// `None` once the queue overflowed: nothing more is queued for the session.
-    sender: Option<mpsc::Sender<Arc<CommittedBatch>>>,
+    sender: Option<mpsc::Sender<Arc<SharedBatch>>>,
 }
 
 #[derive(Default)]
@@ -53,6 +56,7 @@ struct Totals {
     resumes: AtomicU64,
     auth_failures: AtomicU64,
     protocol_errors: AtomicU64,
+    batch_encodes: AtomicU64,
 }
 
 /// What the hub and the admin API know of one session; the session updates it.
@@ -87,7 +91,7 @@ pub struct Registration {
     pub info: Arc<SessionInfo>,
     /// Applied batches in log order; ends after an overflow (check
     /// [`SessionInfo::overflowed`] first).
-    pub batches: mpsc::Receiver<Arc<CommittedBatch>>,
+    pub batches: mpsc::Receiver<Arc<SharedBatch>>,
 }
 
 impl Drop for Registration {
@@ -208,6 +212,11 @@ impl Hub {
         self.totals.protocol_errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A batch was encoded into `Changes` frames for one scope.
+    pub fn count_batch_encode(&self) {
+        self.totals.batch_encodes.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Appends the sync metrics in the Prometheus text format.
     pub fn render_metrics(&self, out: &mut String) {
         let sessions = self.lock().len() as u64;
@@ -244,6 +253,11 @@ impl Hub {
                 "Sessions closed for a malformed or unexpected frame.",
                 load(&totals.protocol_errors),
             ),
+            (
+                "outpost_sync_batch_encodes_total",
+                "Applied batches encoded into Changes frames: once per batch and scope, shared by the sessions with that scope.",
+                load(&totals.batch_encodes),
+            ),
         ];
         for (kind, metrics) in [("gauge", &gauges[..]), ("counter", &counters[..])] {
             for (name, help, value) in metrics {
@@ -263,6 +277,7 @@ impl Hub {
 
 impl CommitObserver for Hub {
     fn committed(&self, batch: Arc<CommittedBatch>) {
+        let batch = Arc::new(SharedBatch::new(batch));
         let mut sessions = self.lock();
         sessions.retain_mut(|slot| {
             let Some(sender) = &slot.sender else {
@@ -279,7 +294,7 @@ impl CommitObserver for Hub {
                         client_id = %info.client_id,
                         token = %info.token,
                         remote = %info.remote,
-                        up_to = batch.up_to,
+                        up_to = batch.batch.up_to,
                         capacity = self.queue_capacity,
                         "sync session queue full; the session must resync"
                     );
@@ -320,13 +335,13 @@ mod tests {
         let mut fast = hub.register("fast", "a", remote());
         for up_to in 1..=5 {
             hub.committed(batch(up_to));
-            assert_eq!(fast.batches.try_recv().unwrap().up_to, up_to);
+            assert_eq!(fast.batches.try_recv().unwrap().batch.up_to, up_to);
         }
         assert!(slow.info.overflowed());
         assert!(!fast.info.overflowed());
         // What was queued before the overflow stays; then the queue ends.
-        assert_eq!(slow.batches.try_recv().unwrap().up_to, 1);
-        assert_eq!(slow.batches.try_recv().unwrap().up_to, 2);
+        assert_eq!(slow.batches.try_recv().unwrap().batch.up_to, 1);
+        assert_eq!(slow.batches.try_recv().unwrap().batch.up_to, 2);
         assert!(matches!(
             slow.batches.try_recv(),
             Err(mpsc::error::TryRecvError::Disconnected)

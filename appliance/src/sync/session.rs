@@ -11,32 +11,34 @@
 //! starts from, and it checks the token against that same view: a batch applied after
 //! the view is in its queue (a revocation included), a batch before it is in the view.
 //! **Invariant:** nothing outside the token's zones is sent: every change goes through
-//! [`Scope`] before it is encoded, and non-zone changes (tokens) never are.
+//! [`Scope`] before it is encoded, and non-zone changes (tokens) never are. Live
+//! batches are encoded once per scope and shared ([`SharedBatch::changes_frames`]);
+//! history and snapshots are the session's own.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use outpost_core::sync::{
-    ChangeEntry, ErrorFrame, Frame, Heartbeat, Hello, MAX_FRAME_BODY, MIN_PROTOCOL_VERSION,
-    PROTOCOL_VERSION, ResyncRequired, SnapshotBegin, SnapshotChunk, SnapshotEnd, SyncMode, Welcome,
-    WireChange, chunk_changes, close, negotiate, split_batch, to_wire,
+    ErrorFrame, Frame, Heartbeat, Hello, MAX_FRAME_BODY, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    ResyncRequired, SnapshotBegin, SnapshotChunk, SnapshotEnd, SyncMode, Welcome, WireChange,
+    chunk_changes, close, negotiate,
 };
 use outpost_core::wire::encode_records;
-use outpost_core::zones::{Change, MAX_TOKEN_NAME, Zones, parse_name};
+use outpost_core::zones::{MAX_TOKEN_NAME, Zones, parse_name};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 
+use super::frames::{Scope, SharedBatch, encode_changes, fragments};
 use super::hub::{Hub, Registration};
 use super::token;
-use crate::store::{CommittedBatch, CommittedEntry, Store};
+use crate::store::Store;
 
 /// How long a client has, once the WebSocket is open, to send its `Hello`.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,9 +47,9 @@ pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// tell a quiet cluster from a dead connection (it calls itself Stale after 15 s).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 
-/// How long one frame may take to reach the socket. A client that takes nothing for
-/// this long is gone or stuck; its connection is dropped without a close frame (no
-/// room is left to send one).
+/// How long one frame (all its WebSocket fragments) may take to reach the socket. A
+/// client that takes nothing for this long is gone or stuck; its connection is dropped
+/// without a close frame (no room is left to send one).
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a closing session waits for the client's close frame in reply.
@@ -105,39 +107,6 @@ impl End {
             reason: "server shutting down".to_string(),
             frame: None,
         }
-    }
-}
-
-/// The zones a token may see.
-struct Scope(BTreeSet<String>);
-
-impl Scope {
-    fn contains(&self, change: &Change) -> bool {
-        change.zone().is_some_and(|zone| self.0.contains(zone))
-    }
-
-    /// An entry's changes in scope, in wire form.
-    fn filter(&self, changes: &[Change]) -> Vec<WireChange> {
-        changes
-            .iter()
-            .filter(|change| self.contains(change))
-            .filter_map(to_wire)
-            .collect()
-    }
-
-    /// Entries after `after` with something in scope, filtered.
-    fn entries(&self, entries: &[CommittedEntry], after: u64) -> Vec<ChangeEntry> {
-        entries
-            .iter()
-            .filter(|entry| entry.index > after)
-            .filter_map(|entry| {
-                let changes = self.filter(&entry.changes);
-                (!changes.is_empty()).then_some(ChangeEntry {
-                    index: entry.index,
-                    changes,
-                })
-            })
-            .collect()
     }
 }
 
@@ -240,7 +209,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 ),
             ));
         };
-        let scope = Scope(lite_token.zones.iter().cloned().collect());
+        let scope = Scope::new(lite_token.zones.iter().cloned());
         let welcome = |mode| {
             Frame::Welcome(Welcome {
                 version,
@@ -279,9 +248,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 );
                 self.send(welcome(SyncMode::Resume)).await?;
                 if cursor < view.applied {
-                    let entries = scope.entries(&history, cursor);
+                    let entries =
+                        scope.entries(history.iter().filter(|entry| entry.index > cursor));
                     drop(history);
-                    self.send_changes(view.applied, entries).await?;
+                    let frames = encode_changes(view.applied, entries)
+                        .map_err(|error| End::internal(error.to_string()))?;
+                    self.send_encoded(&frames).await?;
                 }
                 cursor.max(view.applied)
             }
@@ -301,12 +273,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     async fn send_snapshot(&mut self, zones: &Zones, scope: &Scope, as_of: u64) -> Result<(), End> {
         self.send(Frame::SnapshotBegin(SnapshotBegin { as_of }))
             .await?;
-        for origin in &scope.0 {
+        for origin in scope.zones() {
             let Some(zone) = parse_name(origin).ok().and_then(|name| zones.get(&name)) else {
                 continue;
             };
             let mut changes = vec![WireChange::ZonePut {
-                origin: origin.clone(),
+                origin: origin.to_string(),
             }];
             for (owner, rtype, records) in zone.rrsets() {
                 let records = encode_records(records).map_err(|error| {
@@ -315,7 +287,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     ))
                 })?;
                 changes.push(WireChange::RRsetPut {
-                    zone: origin.clone(),
+                    zone: origin.to_string(),
                     owner: owner.to_ascii(),
                     rtype: rtype.into(),
                     records,
@@ -331,15 +303,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.send(Frame::SnapshotEnd(SnapshotEnd { as_of })).await
     }
 
-    /// `Changes` frames for `entries`, the last one with `up_to`.
-    async fn send_changes(&mut self, up_to: u64, entries: Vec<ChangeEntry>) -> Result<(), End> {
-        let frames = split_batch(up_to, entries, MAX_FRAME_BODY).map_err(|error| {
-            End::internal(format!("cannot split changes up to {up_to}: {error}"))
-        })?;
-        for changes in frames {
-            self.send(Frame::Changes(changes)).await?;
+    /// Frames encoded beforehand, in order.
+    async fn send_encoded(&mut self, frames: &[Bytes]) -> Result<(), End> {
+        for bytes in frames {
+            self.send_bytes("Changes", bytes.clone()).await?;
         }
         Ok(())
+    }
+
+    /// A live batch's `Changes` frames: the ones shared with every session of the
+    /// scope, or, when the session starts inside the batch (a cursor beyond the view),
+    /// its own, without the entries up to `sent_up_to`.
+    async fn send_batch(
+        &mut self,
+        shared: &SharedBatch,
+        scope: &Scope,
+        sent_up_to: u64,
+    ) -> Result<(), End> {
+        let batch = &shared.batch;
+        let whole = batch
+            .entries
+            .first()
+            .is_none_or(|entry| entry.index > sent_up_to);
+        let frames = if whole {
+            shared.changes_frames(scope, &self.context.hub).await
+        } else {
+            let entries = scope.entries(
+                batch
+                    .entries
+                    .iter()
+                    .filter(|entry| entry.index > sent_up_to),
+            );
+            encode_changes(batch.up_to, entries).map(Arc::from)
+        };
+        let frames = frames.map_err(|error| End::internal(error.to_string()))?;
+        self.send_encoded(&frames).await
     }
 
     /// Queued batches, heartbeats and acks until the session ends.
@@ -353,27 +351,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 () = shutdown.cancelled() => return End::shutdown(),
                 batch = registration.batches.recv() => {
                     // The hub drops the queue's sender when it overflows.
-                    let batch = match batch {
-                        Some(batch) if !registration.info.overflowed() => batch,
+                    let shared = match batch {
+                        Some(shared) if !registration.info.overflowed() => shared,
                         _ => return resync(),
                     };
                     // Batches up to the starting point are in the view or the client's
                     // replica already.
-                    if batch.up_to <= sent_up_to {
+                    if shared.batch.up_to <= sent_up_to {
                         continue;
                     }
-                    if revokes(&batch, &registration.info.token) {
+                    if shared.revokes(&registration.info.token) {
                         tracing::info!("token revoked; closing the session");
                         return End::error(
                             close::UNAUTHORIZED,
                             format!("Lite token {:?} was revoked", registration.info.token),
                         );
                     }
-                    let entries = scope.entries(&batch.entries, sent_up_to);
-                    if let Err(end) = self.send_changes(batch.up_to, entries).await {
+                    if let Err(end) = self.send_batch(&shared, scope, sent_up_to).await {
                         return end;
                     }
-                    sent_up_to = batch.up_to;
+                    sent_up_to = shared.batch.up_to;
                 }
                 received = self.receive() => match received {
                     Ok(Frame::Ack(ack)) => registration.info.record_ack(ack.cursor),
@@ -446,15 +443,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
-    /// Sends one frame within [`SEND_TIMEOUT`], and pushes the next heartbeat back.
+    /// Encodes and sends one frame.
     async fn send(&mut self, frame: Frame) -> Result<(), End> {
         let bytes = frame
             .encode()
             .map_err(|error| End::internal(format!("cannot encode {}: {error}", frame.name())))?;
+        self.send_bytes(frame.name(), bytes.into()).await
+    }
+
+    /// Sends one encoded frame (`name` for errors) as one WebSocket message, in
+    /// [`fragments`] so that the write buffer never holds more than one of them, within
+    /// [`SEND_TIMEOUT`]; and pushes the next heartbeat back.
+    async fn send_bytes(&mut self, name: &str, bytes: Bytes) -> Result<(), End> {
+        let ws = &mut self.ws;
+        let sending = async move {
+            for fragment in fragments(bytes) {
+                ws.send(Message::Frame(fragment)).await?;
+            }
+            Ok::<(), WsError>(())
+        };
         tokio::select! {
-            sent = timeout(SEND_TIMEOUT, self.ws.send(Message::Binary(bytes.into()))) => match sent {
+            sent = timeout(SEND_TIMEOUT, sending) => match sent {
                 Ok(Ok(())) => {}
-                Ok(Err(error)) => return Err(End::Gone(format!("cannot send {}: {error}", frame.name()))),
+                Ok(Err(error)) => return Err(End::Gone(format!("cannot send {name}: {error}"))),
                 Err(_) => return Err(End::Gone(format!(
                     "the client took no data for {} s", SEND_TIMEOUT.as_secs()
                 ))),
@@ -484,7 +495,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             if let Some(frame) = frame
                 && let Ok(bytes) = frame.encode()
             {
-                self.ws.send(Message::Binary(bytes.into())).await?;
+                for fragment in fragments(bytes.into()) {
+                    self.ws.send(Message::Frame(fragment)).await?;
+                }
             }
             self.ws
                 .close(Some(CloseFrame {
@@ -515,13 +528,6 @@ fn resync() -> End {
             ),
         })),
     }
-}
-
-/// Whether the batch revokes the token named `name`.
-fn revokes(batch: &CommittedBatch, name: &str) -> bool {
-    batch.entries.iter().flat_map(|entry| &entry.changes).any(
-        |change| matches!(change, Change::LiteTokenRevoked { name: revoked } if revoked == name),
-    )
 }
 
 /// The token name the client claims, cut to the longest valid name (for logs).

@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 use super::*;
 use crate::store::{StoreOptions, Written};
 
+mod fanout;
 mod overflow;
 mod scope;
 mod transport;
