@@ -89,7 +89,7 @@ cleanup() {
 trap cleanup EXIT
 
 log "starting outpost on CPU $SERVER_CPU"
-setsid nice -n "$NICE" taskset -c "$SERVER_CPU" "$OUTPOST" serve --config "$CONFIG" --data-dir "$DATA" \
+setsid nice -n "$NICE" taskset -c "$SERVER_CPU" "$OUTPOST" serve --allow-root --config "$CONFIG" --data-dir "$DATA" \
   --dns 127.0.0.1:0 --admin 127.0.0.1:0 --sync 127.0.0.1:0 --log warn \
   > "$RUN/outpost.log" 2>&1 < /dev/null &
 outpost_pid=$!

@@ -116,7 +116,7 @@ trap cleanup EXIT
 load_before=$(machine)
 busy_before=$(busiest)
 log "starting outpost ($load_before)"
-setsid "$OUTPOST" serve --config "$CONFIG" --data-dir "$DATA" \
+setsid "$OUTPOST" serve --allow-root --config "$CONFIG" --data-dir "$DATA" \
   --dns 127.0.0.1:0 --admin 127.0.0.1:0 --sync 127.0.0.1:0 --log warn \
   > "$RUN/outpost.log" 2>&1 < /dev/null &
 outpost_pid=$!

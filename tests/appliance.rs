@@ -84,6 +84,8 @@ pub struct Appliance {
     agent: Agent,
     /// What `--sync` binds: port 0 until [`Appliance::pin_sync_address`].
     sync_listen: String,
+    /// Extra environment of the server process (e.g. systemd's `NOTIFY_SOCKET`).
+    env: Vec<(String, String)>,
 }
 
 impl Appliance {
@@ -94,6 +96,12 @@ impl Appliance {
     /// The config must set `forward.upstreams`: the default reads /etc/resolv.conf and
     /// would send test traffic off this machine.
     pub fn start(config_toml: &str) -> Appliance {
+        Appliance::start_with_env(config_toml, &[])
+    }
+
+    /// [`Appliance::start`] with extra environment variables for the server process,
+    /// kept for its restarts.
+    pub fn start_with_env(config_toml: &str, env: &[(&str, &str)]) -> Appliance {
         assert!(
             config_toml.contains("upstreams"),
             "test configs must set [forward] upstreams to a loopback address (see unused_upstream()):\n{config_toml}"
@@ -116,6 +124,10 @@ impl Appliance {
             token: String::new(),
             agent,
             sync_listen: "127.0.0.1:0".to_string(),
+            env: env
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
         };
         appliance.spawn();
         appliance
@@ -178,6 +190,20 @@ impl Appliance {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The config file the server reads (`--config`); rewrite it and send SIGHUP
+    /// ([`Appliance::signal`]) to reload.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("outpost.toml")
+    }
+
+    /// Sends `signal` and returns at once (see [`Appliance::stop_with`] to wait for an
+    /// exit).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = i32::try_from(self.pid()).expect("a pid fits in i32");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
+            .unwrap_or_else(|e| panic!("kill -{signal} {pid}: {e}"));
     }
 
     /// SIGTERM, then waits up to [`EXIT_DEADLINE`]. Returns the exit status, or
@@ -248,8 +274,14 @@ impl Appliance {
             .arg("--config")
             .arg(self.dir.path().join("outpost.toml"))
             .args(["--log", "info"])
+            .args(allow_root_flag())
             .env_remove("RUST_LOG")
             .env_remove("OUTPOST_TOKEN")
+            // Never the test runner's own systemd; tests that want one pass it in `env`.
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone the log handle"))
             .stderr(log)
@@ -479,6 +511,16 @@ impl Drop for Appliance {
         if !std::thread::panicking() && self.log().contains("panicked at") {
             panic!("the server panicked during the test\n{}", self.log_tail());
         }
+    }
+}
+
+/// `--allow-root` when the tests run as root (as in CI and containers), so that
+/// `outpost serve` starts; nothing otherwise.
+pub fn allow_root_flag() -> &'static [&'static str] {
+    if nix::unistd::geteuid().is_root() {
+        &["--allow-root"]
+    } else {
+        &[]
     }
 }
 

@@ -1,6 +1,10 @@
 //! Configuration in two stages: [`RawConfig`] is what the TOML file and the flags
 //! say (unknown keys refused), [`Config`] is the validated, typed result the daemon
 //! runs on. Precedence: defaults < file < flags.
+//!
+//! A running node re-reads its file on SIGHUP: [`Config::restart_required`] names the
+//! keys a reload cannot apply; the rest (who may recurse, `[forward]`, `log`) is
+//! applied live.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,6 +47,11 @@ pub struct RawConfig {
     pub data_dir: Option<PathBuf>,
     /// Create the `example.internal.` zone on first start.
     pub example_zone: Option<bool>,
+    /// Start even when the effective user is root (`--allow-root` does the same).
+    pub allow_root: Option<bool>,
+    /// Log filter (`info`, `info,outpost_appliance=debug`); `--log` and `RUST_LOG`
+    /// override it.
+    pub log: Option<String>,
     #[serde(default)]
     pub dns: RawDns,
     #[serde(default)]
@@ -104,6 +113,9 @@ pub struct Overrides {
 pub struct Config {
     pub data_dir: PathBuf,
     pub example_zone: bool,
+    pub allow_root: bool,
+    /// The file's log filter, already checked to parse; `None` when not set.
+    pub log: Option<String>,
     pub dns: SocketAddr,
     pub admin: SocketAddr,
     pub sync: SyncConfig,
@@ -225,9 +237,22 @@ impl RawConfig {
                 problem: "is too large (at most 10000000)".into(),
             });
         }
+        if let Some(filter) = &self.log {
+            tracing_subscriber::EnvFilter::try_new(filter).map_err(|error| {
+                ConfigError::Invalid {
+                    key: "log",
+                    value: filter.clone(),
+                    problem: format!(
+                        "is not a log filter ({error}; use a level such as info, or info,outpost_appliance=debug)"
+                    ),
+                }
+            })?;
+        }
         Ok(Config {
             data_dir,
             example_zone: self.example_zone.unwrap_or(true),
+            allow_root: self.allow_root.unwrap_or(false),
+            log: self.log,
             dns,
             admin,
             sync,
@@ -243,6 +268,39 @@ impl RawConfig {
                 ),
             },
         })
+    }
+}
+
+impl Config {
+    /// The keys whose new value in `next` a running node cannot apply: they take
+    /// effect at the next start. (`example_zone` is read on the first start only.)
+    pub fn restart_required(&self, next: &Config) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        let mut check = |key, changed: bool| {
+            if changed {
+                keys.push(key);
+            }
+        };
+        check("data_dir", self.data_dir != next.data_dir);
+        check("dns.listen", self.dns != next.dns);
+        check("admin.listen", self.admin != next.admin);
+        check("sync.listen", self.sync.listen != next.sync.listen);
+        check(
+            "sync.tls_cert",
+            self.sync.tls.as_ref().map(|tls| &tls.cert)
+                != next.sync.tls.as_ref().map(|tls| &tls.cert),
+        );
+        check(
+            "sync.tls_key",
+            self.sync.tls.as_ref().map(|tls| &tls.key)
+                != next.sync.tls.as_ref().map(|tls| &tls.key),
+        );
+        check(
+            "sync.history_entries",
+            self.sync.history_entries != next.sync.history_entries,
+        );
+        check("allow_root", self.allow_root != next.allow_root);
+        keys
     }
 }
 
@@ -414,6 +472,55 @@ mod tests {
 
         let err = RawConfig::from_toml("[sync]\ntls = true\n").unwrap_err();
         assert!(err.contains("unknown field `tls`"), "{err}");
+    }
+
+    #[test]
+    fn a_reload_names_the_keys_that_need_a_restart() {
+        let resolve = |text: &str| {
+            RawConfig::from_toml(text)
+                .unwrap()
+                .resolve(Overrides {
+                    data_dir: Some("/var/lib/outpost".into()),
+                    ..Overrides::default()
+                })
+                .unwrap()
+        };
+        let running = resolve("[forward]\nupstreams = [\"127.0.0.1\"]\n");
+        let live = resolve(
+            "log = \"debug\"\n[dns]\nallow_recursion = []\n[forward]\nupstreams = [\"127.0.0.2\"]\ntimeout_ms = 100\n",
+        );
+        assert_eq!(running.restart_required(&live), Vec::<&str>::new());
+
+        let moved = resolve(
+            "data_dir = \"/elsewhere\"\nallow_root = true\n[dns]\nlisten = \"127.0.0.1:53\"\n[admin]\nlisten = \"127.0.0.1:1\"\n[sync]\nlisten = \"127.0.0.1:2\"\ntls_cert = \"c\"\ntls_key = \"k\"\nhistory_entries = 5\n[forward]\nupstreams = [\"127.0.0.1\"]\n",
+        );
+        // The data_dir flag wins over the file, so only the file's other keys moved.
+        assert_eq!(
+            running.restart_required(&moved),
+            [
+                "dns.listen",
+                "admin.listen",
+                "sync.listen",
+                "sync.tls_cert",
+                "sync.tls_key",
+                "sync.history_entries",
+                "allow_root"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_log_filter_is_checked() {
+        let raw = RawConfig::from_toml("log = \"info,outpost_appliance=debug\"\n").unwrap();
+        let config = raw.resolve(Overrides::default()).unwrap();
+        assert_eq!(config.log.as_deref(), Some("info,outpost_appliance=debug"));
+
+        let raw = RawConfig::from_toml("log = \"info,[\"\n").unwrap();
+        let err = raw.resolve(Overrides::default()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("log: \"info,[\" is not a log filter ("),
+            "{err}"
+        );
     }
 
     #[test]

@@ -10,6 +10,15 @@
 //! for at most [`DRAIN_DEADLINE`] (Lite sessions still receive what it commits) → Lite
 //! sessions closed with 1001, for at most [`SYNC_CLOSE_DEADLINE`] → shut Raft down and
 //! close redb.
+//!
+//! Reload ([`Node::reload`], on SIGHUP): who may recurse and `[forward]` are swapped
+//! in atomically (queries in flight finish with the settings they started with);
+//! keys that need a restart are named in a warning and keep their running value.
+//! [`Node::health`] is what the systemd watchdog checks (`node/health.rs`).
+
+mod health;
+
+pub use health::Health;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -88,6 +97,11 @@ pub enum NodeError {
 /// A running node.
 pub struct Node {
     store: Store,
+    /// Kept to reconfigure recursion and forwarding on reload.
+    handler: Arc<QueryHandler>,
+    /// The configuration the node started with: what its sockets, data directory and
+    /// store were built from, which a reload cannot change.
+    started: Config,
     ready: Arc<AtomicBool>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -166,7 +180,7 @@ impl Node {
         ));
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
-        dns.spawn(handler, shutdown.clone(), &tracker);
+        dns.spawn(handler.clone(), shutdown.clone(), &tracker);
 
         let ready = Arc::new(AtomicBool::new(false));
         let state = AdminState {
@@ -205,6 +219,8 @@ impl Node {
         tracing::info!(dns = %dns_addr, admin = %admin_addr, sync = %sync_addr, data_dir = %config.data_dir.display(), "serving");
         Ok(Self {
             store,
+            handler,
+            started: config,
             ready,
             shutdown,
             tracker,
@@ -226,6 +242,43 @@ impl Node {
 
     pub fn sync_addr(&self) -> SocketAddr {
         self.sync_addr
+    }
+
+    /// Applies what `next` changes live: who may recurse and `[forward]` (upstreams,
+    /// timeout, cache bounds). Returns the keys whose change needs a restart, which
+    /// keep their running value (and are logged here as a warning).
+    pub fn reload(&self, next: &Config) -> Vec<&'static str> {
+        self.handler
+            .reconfigure(next.recursion_networks.clone(), &next.forward);
+        let upstreams: Vec<String> = next
+            .forward
+            .upstreams
+            .iter()
+            .map(|upstream| match upstream.tcp_only {
+                true => format!("tcp://{}", upstream.addr),
+                false => upstream.addr.to_string(),
+            })
+            .collect();
+        tracing::info!(
+            allow_recursion = ?next.recursion_networks,
+            upstreams = ?upstreams,
+            timeout = ?next.forward.timeout,
+            cache_entries = next.forward.cache_entries,
+            "reloaded recursion and forwarding settings"
+        );
+        let restart = self.started.restart_required(next);
+        if !restart.is_empty() {
+            tracing::warn!(
+                keys = %restart.join(", "),
+                "changed settings that apply only after a restart; the running values stay"
+            );
+        }
+        restart
+    }
+
+    /// What the systemd watchdog checks.
+    pub fn health(&self) -> Health {
+        Health::new(self.store.clone(), self.dns_addr)
     }
 
     /// Stops in the order the module documentation gives.

@@ -2,7 +2,7 @@
 //! Parses arguments, sets up tracing, runs, and maps signals to a shutdown.
 
 use std::io::IsTerminal as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -42,9 +42,15 @@ struct RunArgs {
     /// Appliance sync URL, e.g. ws://10.0.0.2:8054 or wss://… (repeatable; tried in turn).
     #[arg(long = "appliance", required = true)]
     appliances: Vec<String>,
-    /// Lite token from `outpost lite-token create`.
-    #[arg(long, env = "OUTPOST_LITE_TOKEN", hide_env_values = true)]
-    token: String,
+    /// Lite token from `outpost lite-token create`. Give it exactly one way: this
+    /// flag, --token-file, or the OUTPOST_LITE_TOKEN environment variable.
+    #[arg(long)]
+    token: Option<String>,
+    /// File holding the Lite token (a trailing newline is ignored), e.g.
+    /// $CREDENTIALS_DIRECTORY/token under systemd: unlike argv, not visible to
+    /// other users.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
     /// DNS address, UDP and TCP (default 127.0.0.1:5354).
     #[arg(long)]
     dns: Option<String>,
@@ -91,9 +97,14 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    let token = read_token(
+        args.token,
+        args.token_file.as_deref(),
+        std::env::var(TOKEN_ENV).ok(),
+    )?;
     let config = RunOptions {
         appliances: args.appliances,
-        token: args.token,
+        token,
         dns: args.dns,
         data_dir: args.data_dir,
         upstreams: args.upstreams,
@@ -111,6 +122,51 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         wait_for_signal().await?;
         client.shutdown().await?;
         anyhow::Ok(())
+    })
+}
+
+/// The environment variable that may carry the token instead of a flag.
+const TOKEN_ENV: &str = "OUTPOST_LITE_TOKEN";
+
+/// The token from exactly one of `--token`, `--token-file` and [`TOKEN_ENV`] (an
+/// empty variable counts as unset).
+fn read_token(
+    flag: Option<String>,
+    file: Option<&Path>,
+    env: Option<String>,
+) -> anyhow::Result<String> {
+    let env = env.filter(|value| !value.is_empty());
+    let given: Vec<&str> = [
+        flag.as_ref().map(|_| "--token"),
+        file.map(|_| "--token-file"),
+        env.as_ref().map(|_| TOKEN_ENV),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if given.len() > 1 {
+        anyhow::bail!(
+            "the Lite token is given {} ways ({}): use exactly one of --token, --token-file and {TOKEN_ENV}",
+            given.len(),
+            given.join(", ")
+        );
+    }
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the token file {}", path.display()))?;
+        let token = text.trim_end_matches(['\n', '\r']);
+        if token.trim().is_empty() {
+            anyhow::bail!(
+                "the token file {} is empty (put the token `outpost lite-token create` printed in it)",
+                path.display()
+            );
+        }
+        return Ok(token.to_string());
+    }
+    flag.or(env).with_context(|| {
+        format!(
+            "no Lite token: pass --token TOKEN or --token-file FILE, or set {TOKEN_ENV} (`outpost lite-token create` prints one)"
+        )
     })
 }
 
@@ -150,4 +206,56 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         _ = interrupt.recv() => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_comes_from_exactly_one_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "alice:3f9c\n").unwrap();
+
+        assert_eq!(read_token(Some("a:1".into()), None, None).unwrap(), "a:1");
+        assert_eq!(read_token(None, None, Some("a:2".into())).unwrap(), "a:2");
+        assert_eq!(
+            read_token(None, Some(&file), None).unwrap(),
+            "alice:3f9c",
+            "the trailing newline is trimmed"
+        );
+        assert_eq!(
+            read_token(None, Some(&file), Some(String::new())).unwrap(),
+            "alice:3f9c",
+            "an empty variable is unset"
+        );
+
+        let err = read_token(Some("a:1".into()), Some(&file), None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the Lite token is given 2 ways (--token, --token-file): use exactly one of --token, --token-file and OUTPOST_LITE_TOKEN"
+        );
+        let err = read_token(Some("a:1".into()), None, Some("a:2".into())).unwrap_err();
+        assert!(
+            err.to_string().contains("(--token, OUTPOST_LITE_TOKEN)"),
+            "{err}"
+        );
+        let err = read_token(None, None, None).unwrap_err();
+        assert!(
+            err.to_string().starts_with("no Lite token: pass --token"),
+            "{err}"
+        );
+
+        let missing = dir.path().join("missing");
+        let err = read_token(None, Some(&missing), None).unwrap_err();
+        assert!(
+            format!("{err:#}")
+                .starts_with(&format!("cannot read the token file {}", missing.display())),
+            "{err:#}"
+        );
+        std::fs::write(&file, "\n").unwrap();
+        let err = read_token(None, Some(&file), None).unwrap_err();
+        assert!(err.to_string().contains("is empty"), "{err}");
+    }
 }

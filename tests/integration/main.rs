@@ -20,6 +20,8 @@
 //! - [`lite_resync`]: a Lite client that was away: resume, snapshot, another cluster.
 //! - [`lite_protocol`]: the Lite client against a scripted fake appliance (unknown,
 //!   malformed and oversized frames).
+//! - [`systemd`]: readiness, watchdog and stop notifications, SIGHUP reload without a
+//!   failed query, the root refusal, `outpost-lite run --token-file`.
 
 mod admin_api;
 mod admin_cli;
@@ -31,3 +33,4 @@ mod lite;
 mod lite_protocol;
 mod lite_resync;
 mod malformed;
+mod systemd;
