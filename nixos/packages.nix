@@ -77,7 +77,16 @@ let
       pkgs.stdenv.mkDerivation {
         pname = "outpost-plugins";
         inherit version;
-        src = ../plugins;
+        # The guests read the WIT from ../wit, so the source holds both folders and the
+        # build runs in plugins/.
+        src = lib.fileset.toSource {
+          root = ../.;
+          fileset = lib.fileset.unions [
+            ../plugins
+            ../wit
+          ];
+        };
+        sourceRoot = "source/plugins";
         cargoDeps = rustPlatform.importCargoLock { lockFile = ../plugins/Cargo.lock; };
         nativeBuildInputs = [
           toolchain
@@ -92,6 +101,8 @@ let
           runHook preInstall
           mkdir -p $out/lib/outpost/plugins
           cp target/wasm32-wasip2/release/*.wasm $out/lib/outpost/plugins/
+          # The hostile plugins exist to test the sandbox; they are not shipped.
+          rm -f $out/lib/outpost/plugins/outpost_plugin_hostile.wasm
           runHook postInstall
         '';
         meta.description = "Outpost policy plugins (WebAssembly components)";

@@ -9,4 +9,6 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
 ./scripts/check-nix.sh
+./scripts/build-plugins.sh   # the host's plugin tests load target/plugins/*.wasm
+(cd plugins && cargo fmt --all --check && cargo clippy --target wasm32-wasip2 --all-targets -- -D warnings)
 cargo test --workspace

@@ -11,10 +11,13 @@
 //! - [`wire`]: the DNS wire encoding of records used inside commands and changes.
 //! - [`sync`]: the Lite sync protocol's frames and wire types, encoded and decoded as
 //!   pure functions (`docs/sync-protocol.md` is the contract).
+//! - [`plugin`]: the sandboxed WebAssembly plugin host (wasmtime components built
+//!   against `wit/`, under deadlines and memory caps; `docs/plugins.md`).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod answer;
 pub mod name;
+pub mod plugin;
 pub mod sync;
 pub mod wire;
 pub mod zonefile;

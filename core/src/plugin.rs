@@ -1,0 +1,173 @@
+//! The WebAssembly plugin host: components built against `wit/outpost-plugin.wit`
+//! (`outpost:plugin@0.1.0`), run under a deadline and a memory cap.
+//!
+//! One [`PluginEngine`] per process compiles components (once per content hash) and
+//! drives the epoch clock that every deadline counts in. Loading checks the file is a
+//! component of the right world ([`LoadedPolicy`], [`LoadedTransform`]); a loaded
+//! plugin is shared by every worker, and each worker instantiates it once and keeps
+//! the instance ([`PolicyInstance`], [`TransformInstance`]): an instance owns its
+//! wasmtime `Store`, is not `Sync`, and is reused for every call.
+//!
+//! A call that traps, runs out of time or memory, overflows its stack or returns
+//! invalid output is a [`PluginError`], counted in the plugin's [`PluginStats`]; a
+//! trapped instance is rebuilt (and re-initialised) before its next call, and a plugin
+//! that fails [`MAX_CONSECUTIVE_FAILURES`] calls in a row is disabled. What the query
+//! path does with an error (fail open or closed) is the caller's decision.
+//!
+//! # Layout
+//! - [`engine`]: the shared `Engine`, the epoch ticker thread, the compile cache, and
+//!   the load-time checks (component, world, imports).
+//! - [`instance`]: a live instance: deadlines, error classification, rebuild after a
+//!   trap, the failure count.
+//! - [`convert`]: our boundary types ([`Query`], [`Verdict`]) and hickory records to
+//!   and from the generated WIT types, with the output caps.
+//! - [`host`]: what the host interface offers a plugin (log, clock, config) and the
+//!   per-store memory limiter.
+//! - [`stats`]: the per-plugin counters and status.
+//!
+//! **Boundary:** `wit/` is a compatibility boundary: plugins built against
+//! `outpost:plugin@0.1.0` must keep loading. See `docs/plugins.md`, "Evolution".
+
+mod bindings;
+pub mod convert;
+pub mod engine;
+pub mod host;
+pub mod instance;
+pub mod stats;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+pub use convert::{Action, Block, Query, Transport, Verdict};
+pub use engine::{LoadedPlugin, LoadedPolicy, LoadedTransform, PluginEngine};
+pub use instance::{PolicyInstance, TransformInstance};
+pub use stats::{PluginStats, StatsSnapshot};
+
+/// The epoch clock's period: every deadline is a whole number of ticks. A deadline of
+/// `n` ticks fires between `n - 1` and `n` ticks after the call starts.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// A plugin that fails this many calls in a row (across all its instances) is
+/// disabled until it is loaded again; every call then returns
+/// [`PluginError::Disabled`] at once.
+pub const MAX_CONSECUTIVE_FAILURES: u32 = 5;
+
+/// The hook a plugin implements, which is the WIT world it was built against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hook {
+    /// World `query-policy`: `decide` for every query.
+    QueryPolicy,
+    /// World `record-transform`: `transform` for every write.
+    RecordTransform,
+}
+
+impl Hook {
+    /// The world's name in `wit/`, as operators type it.
+    pub fn world(self) -> &'static str {
+        match self {
+            Hook::QueryPolicy => "query-policy",
+            Hook::RecordTransform => "record-transform",
+        }
+    }
+
+    /// The interface the world exports, without its version.
+    fn export_interface(self) -> &'static str {
+        match self {
+            Hook::QueryPolicy => "outpost:plugin/policy",
+            Hook::RecordTransform => "outpost:plugin/transform",
+        }
+    }
+}
+
+impl std::fmt::Display for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.world())
+    }
+}
+
+/// What one instance of a plugin may use. The defaults suit the hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Epoch ticks a hook call (`decide` or `transform`) may run.
+    pub call_ticks: u64,
+    /// Epoch ticks `init` may run (it parses the configuration, which may be large).
+    pub init_ticks: u64,
+    /// Bytes of linear memory one instance may grow to.
+    pub memory_bytes: usize,
+}
+
+impl Limits {
+    /// Default epoch ticks per `decide`: a query may wait between 1 and 2 ms.
+    pub const POLICY_CALL_TICKS: u64 = 2;
+    /// Default epoch ticks for `init` and for each `transform`: about 2 s.
+    pub const SLOW_CALL_TICKS: u64 = 2_000;
+    /// Default memory cap per instance.
+    pub const MEMORY_BYTES: usize = 64 << 20;
+
+    /// The defaults for a hook.
+    pub fn for_hook(hook: Hook) -> Limits {
+        let call_ticks = match hook {
+            Hook::QueryPolicy => Self::POLICY_CALL_TICKS,
+            Hook::RecordTransform => Self::SLOW_CALL_TICKS,
+        };
+        Limits {
+            call_ticks,
+            init_ticks: Self::SLOW_CALL_TICKS,
+            memory_bytes: Self::MEMORY_BYTES,
+        }
+    }
+
+    /// The wall-clock budget `ticks` stands for, for error messages.
+    fn budget(ticks: u64) -> Duration {
+        EPOCH_TICK.saturating_mul(u32::try_from(ticks).unwrap_or(u32::MAX))
+    }
+}
+
+/// Why a plugin could not be loaded, instantiated or called.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PluginError {
+    #[error("the wasmtime engine could not be set up: {0}")]
+    Engine(String),
+    #[error("the plugin file is not WebAssembly (it does not start with \"\\0asm\")")]
+    NotWasm,
+    #[error(
+        "the plugin file is a core WebAssembly module, not a component (build it for \
+         wasm32-wasip2, or wrap it with `wasm-tools component new`)"
+    )]
+    CoreModule,
+    #[error("the plugin file is not a valid component: {0}")]
+    InvalidComponent(String),
+    #[error(
+        "the component is not a {hook} plugin: it exports {found}, and {hook} needs \
+         {expected} (build it against world {hook} of wit/outpost-plugin.wit)"
+    )]
+    WrongWorld {
+        hook: Hook,
+        expected: String,
+        found: String,
+    },
+    #[error(
+        "the component imports {import}, which Outpost does not provide (a plugin may \
+         import outpost:plugin/host@0.1.x and WASI interfaces, which are linked as traps)"
+    )]
+    UnknownImport { import: String },
+    #[error("plugin {plugin}: init refused the configuration: {message}")]
+    ConfigRefused { plugin: String, message: String },
+    #[error("plugin {plugin}: stopped after running longer than its {budget:?} deadline")]
+    Timeout { plugin: String, budget: Duration },
+    #[error("plugin {plugin}: stopped when it tried to grow its memory beyond {limit_bytes} bytes")]
+    OutOfMemory { plugin: String, limit_bytes: usize },
+    #[error("plugin {plugin}: stopped when it overflowed its stack")]
+    StackOverflow { plugin: String },
+    #[error("plugin {plugin}: trapped: {message}")]
+    Trap { plugin: String, message: String },
+    #[error("plugin {plugin}: returned invalid output: {reason}")]
+    InvalidOutput { plugin: String, reason: String },
+    #[error("plugin {plugin}: the records could not be given to the plugin: {reason}")]
+    InvalidInput { plugin: String, reason: String },
+    #[error("plugin {plugin}: transform refused the records: {message}")]
+    TransformRefused { plugin: String, message: String },
+    #[error("plugin {plugin} is disabled: {reason} (load it again to re-enable it)")]
+    Disabled { plugin: String, reason: String },
+}

@@ -1,0 +1,385 @@
+//! The one wasmtime `Engine` of the process, its epoch clock, the compile cache, and
+//! loading: a plugin file becomes a [`LoadedPolicy`] or [`LoadedTransform`] only if it
+//! is a component of the right world that imports nothing we do not provide.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine};
+
+use super::bindings::{self, World, policy::QueryPolicy, transform::RecordTransform};
+use super::host::HostState;
+use super::instance::{PolicyInstance, TransformInstance};
+use super::stats::PluginStats;
+use super::{EPOCH_TICK, Hook, Limits, PluginError};
+
+/// The wasm stack one call may use (`Config::max_wasm_stack`). Well below the 2 MiB
+/// of a tokio worker thread, which also holds the host's frames around the call.
+pub const WASM_STACK_BYTES: usize = 256 << 10;
+
+/// Compiled components kept by content hash. Plugins change rarely; when the cache
+/// is full it is emptied, and the next loads compile again.
+const MAX_CACHED_COMPONENTS: usize = 64;
+
+/// The first bytes of every WebAssembly file.
+const WASM_MAGIC: &[u8; 4] = b"\0asm";
+/// The version field after the magic: 1 for a core module, `0x0d 0x00 0x01 0x00`
+/// (version 13, layer 1) for a component.
+const CORE_MODULE_VERSION: [u8; 4] = [1, 0, 0, 0];
+
+/// The host interfaces a plugin may import, as name prefixes: any 0.1.x version.
+const PROVIDED_IMPORTS: [&str; 2] = ["outpost:plugin/host@0.1.", "outpost:plugin/types@0.1."];
+/// WASI interfaces are linked as functions that trap: a Rust guest imports them
+/// whether it uses them or not, and we grant none.
+const WASI_PREFIX: &str = "wasi:";
+
+/// The process's plugin engine. Cheap to clone; the epoch ticker stops when the last
+/// clone, loaded plugin and instance are dropped.
+#[derive(Clone)]
+pub struct PluginEngine {
+    inner: Arc<EngineInner>,
+}
+
+struct EngineInner {
+    engine: Engine,
+    /// Compiled components by SHA-256 of their bytes. Only in memory: reading a
+    /// compiled component back from disk is `unsafe` in wasmtime
+    /// (`Component::deserialize`), and this workspace forbids unsafe code.
+    cache: Mutex<HashMap<[u8; 32], Component>>,
+    /// Held for its `Drop`, which stops the ticker thread.
+    _ticker: EpochTicker,
+}
+
+impl PluginEngine {
+    /// Sets up the engine (component model, epoch interruption, the stack limit)
+    /// and starts the epoch ticker thread.
+    pub fn new() -> Result<PluginEngine, PluginError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.max_wasm_stack(WASM_STACK_BYTES);
+        let engine = Engine::new(&config).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        let ticker = EpochTicker::start(engine.clone())
+            .map_err(|e| PluginError::Engine(format!("the epoch ticker did not start: {e}")))?;
+        Ok(PluginEngine {
+            inner: Arc::new(EngineInner {
+                engine,
+                cache: Mutex::new(HashMap::new()),
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    pub(super) fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Loads a plugin for `hook`, named `name` in logs and errors.
+    pub fn load(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        hook: Hook,
+        limits: Limits,
+    ) -> Result<LoadedPlugin, PluginError> {
+        Ok(match hook {
+            Hook::QueryPolicy => LoadedPlugin::Policy(self.load_policy(name, bytes, limits)?),
+            Hook::RecordTransform => {
+                LoadedPlugin::Transform(self.load_transform(name, bytes, limits)?)
+            }
+        })
+    }
+
+    /// Loads a query-policy plugin.
+    pub fn load_policy(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        limits: Limits,
+    ) -> Result<LoadedPolicy, PluginError> {
+        self.load_world::<QueryPolicy>(name, bytes, Hook::QueryPolicy, limits)
+            .map(|shared| LoadedPolicy { shared })
+    }
+
+    /// Loads a record-transform plugin.
+    pub fn load_transform(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        limits: Limits,
+    ) -> Result<LoadedTransform, PluginError> {
+        self.load_world::<RecordTransform>(name, bytes, Hook::RecordTransform, limits)
+            .map(|shared| LoadedTransform { shared })
+    }
+
+    fn load_world<W: World>(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        hook: Hook,
+        limits: Limits,
+    ) -> Result<Arc<Shared<W>>, PluginError> {
+        check_header(bytes)?;
+        let sha256: [u8; 32] = Sha256::digest(bytes).into();
+        let component = self.compile(bytes, sha256)?;
+        check_world(&self.inner.engine, &component, hook)?;
+
+        // Every import starts as a trap (`check_world` allowed only WASI and ours);
+        // then our host interfaces replace their stubs.
+        let mut linker = Linker::<HostState>::new(&self.inner.engine);
+        let link_error = |e: wasmtime::Error| PluginError::InvalidComponent(format!("{e:#}"));
+        linker
+            .define_unknown_imports_as_traps(&component)
+            .map_err(link_error)?;
+        linker.allow_shadowing(true);
+        bindings::host::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+            .map_err(link_error)?;
+        bindings::types::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+            .map_err(link_error)?;
+        let pre = linker.instantiate_pre(&component).map_err(link_error)?;
+        let pre = W::new_pre(pre).map_err(|e| PluginError::WrongWorld {
+            hook,
+            expected: format!("{}@0.1.x", hook.export_interface()),
+            found: format!("an export of another shape ({e:#})"),
+        })?;
+        Ok(Arc::new(Shared {
+            engine: self.clone(),
+            name: name.into(),
+            hook,
+            limits,
+            sha256,
+            stats: Arc::default(),
+            pre,
+        }))
+    }
+
+    /// The compiled component for `bytes`, from the cache or compiled now.
+    fn compile(&self, bytes: &[u8], sha256: [u8; 32]) -> Result<Component, PluginError> {
+        if let Some(component) = self.inner.cache().get(&sha256) {
+            return Ok(component.clone());
+        }
+        // Compiled outside the lock: it takes a while, and a concurrent load of the same
+        // bytes at worst compiles twice.
+        let component = Component::new(&self.inner.engine, bytes)
+            .map_err(|e| PluginError::InvalidComponent(format!("{e:#}")))?;
+        let mut cache = self.inner.cache();
+        if cache.len() >= MAX_CACHED_COMPONENTS {
+            cache.clear();
+        }
+        cache.insert(sha256, component.clone());
+        Ok(component)
+    }
+}
+
+impl EngineInner {
+    /// The cache holds no invariant a panic could break, so a poisoned lock is used.
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Component>> {
+        match self.cache.lock() {
+            Ok(cache) => cache,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+impl std::fmt::Debug for PluginEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginEngine").finish_non_exhaustive()
+    }
+}
+
+/// Refuses what is not a component before wasmtime parses it, with an error that
+/// says what the file is instead.
+fn check_header(bytes: &[u8]) -> Result<(), PluginError> {
+    if bytes.len() < 8 || &bytes[..4] != WASM_MAGIC {
+        return Err(PluginError::NotWasm);
+    }
+    if bytes[4..8] == CORE_MODULE_VERSION {
+        return Err(PluginError::CoreModule);
+    }
+    Ok(())
+}
+
+/// Checks the component exports the hook's interface and imports only what we link.
+fn check_world(engine: &Engine, component: &Component, hook: Hook) -> Result<(), PluginError> {
+    let ty = component.component_type();
+    let wanted = format!("{}@0.1.", hook.export_interface());
+    let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
+    if !exports.iter().any(|name| name.starts_with(&wanted)) {
+        let found = if exports.is_empty() {
+            "nothing".to_string()
+        } else {
+            exports.join(", ")
+        };
+        return Err(PluginError::WrongWorld {
+            hook,
+            expected: format!("{}@0.1.x", hook.export_interface()),
+            found,
+        });
+    }
+    for (import, _) in ty.imports(engine) {
+        let provided = import.starts_with(WASI_PREFIX)
+            || PROVIDED_IMPORTS
+                .iter()
+                .any(|prefix| import.starts_with(prefix));
+        if !provided {
+            return Err(PluginError::UnknownImport {
+                import: import.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What every instance of one loaded plugin shares.
+pub(super) struct Shared<W: World> {
+    /// Keeps the engine, and so the epoch ticker, alive while instances run.
+    pub(super) engine: PluginEngine,
+    pub(super) name: Arc<str>,
+    pub(super) hook: Hook,
+    pub(super) limits: Limits,
+    pub(super) sha256: [u8; 32],
+    pub(super) stats: Arc<PluginStats>,
+    pub(super) pre: W::Pre,
+}
+
+/// A query-policy plugin, compiled and checked. Shared by every worker (`Send +
+/// Sync`, cheap to clone); each worker calls [`LoadedPolicy::instantiate`] once.
+#[derive(Clone)]
+pub struct LoadedPolicy {
+    shared: Arc<Shared<QueryPolicy>>,
+}
+
+/// A record-transform plugin, compiled and checked.
+#[derive(Clone)]
+pub struct LoadedTransform {
+    shared: Arc<Shared<RecordTransform>>,
+}
+
+/// A loaded plugin of either hook.
+#[derive(Clone, Debug)]
+pub enum LoadedPlugin {
+    Policy(LoadedPolicy),
+    Transform(LoadedTransform),
+}
+
+impl LoadedPolicy {
+    /// A new instance, initialised with `config` (under the init deadline). Errors
+    /// if `init` refuses the configuration, traps or runs out of time.
+    pub fn instantiate(&self, config: &[u8]) -> Result<PolicyInstance, PluginError> {
+        PolicyInstance::new(self.shared.clone(), config.into())
+    }
+}
+
+impl LoadedTransform {
+    /// As [`LoadedPolicy::instantiate`].
+    pub fn instantiate(&self, config: &[u8]) -> Result<TransformInstance, PluginError> {
+        TransformInstance::new(self.shared.clone(), config.into())
+    }
+}
+
+macro_rules! loaded_accessors {
+    ($loaded:ty) => {
+        impl $loaded {
+            pub fn name(&self) -> &str {
+                &self.shared.name
+            }
+
+            pub fn hook(&self) -> Hook {
+                self.shared.hook
+            }
+
+            pub fn limits(&self) -> Limits {
+                self.shared.limits
+            }
+
+            /// SHA-256 of the component's bytes: its identity in caches and
+            /// definitions.
+            pub fn sha256(&self) -> [u8; 32] {
+                self.shared.sha256
+            }
+
+            /// Counters of all instances of this plugin.
+            pub fn stats(&self) -> &Arc<PluginStats> {
+                &self.shared.stats
+            }
+        }
+
+        impl std::fmt::Debug for $loaded {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($loaded))
+                    .field("name", &self.shared.name)
+                    .field("limits", &self.shared.limits)
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+loaded_accessors!(LoadedPolicy);
+loaded_accessors!(LoadedTransform);
+
+impl LoadedPlugin {
+    pub fn name(&self) -> &str {
+        match self {
+            LoadedPlugin::Policy(plugin) => plugin.name(),
+            LoadedPlugin::Transform(plugin) => plugin.name(),
+        }
+    }
+
+    pub fn hook(&self) -> Hook {
+        match self {
+            LoadedPlugin::Policy(_) => Hook::QueryPolicy,
+            LoadedPlugin::Transform(_) => Hook::RecordTransform,
+        }
+    }
+
+    pub fn stats(&self) -> &Arc<PluginStats> {
+        match self {
+            LoadedPlugin::Policy(plugin) => plugin.stats(),
+            LoadedPlugin::Transform(plugin) => plugin.stats(),
+        }
+    }
+}
+
+/// The thread that advances the engine's epoch every [`EPOCH_TICK`]: the clock all
+/// deadlines count in. Stopped and joined on drop (within one tick).
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> std::io::Result<EpochTicker> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name("outpost-plugin-epoch".into())
+            .spawn({
+                let stop = stop.clone();
+                move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                }
+            })?;
+        Ok(EpochTicker {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            // The thread only sleeps and increments: it cannot panic in a way worth
+            // reporting from a destructor.
+            let _ = thread.join();
+        }
+    }
+}
