@@ -15,10 +15,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{decode_records, encode_records};
+use crate::wire::encode_records;
+
+mod rules;
+pub use rules::{check_record, parse_name};
+use rules::{check_token_name, decode, normalize, refuse_soa_delete};
 
 /// Largest TTL a record may carry (RFC 2181 section 8: 2^31 - 1).
 pub const MAX_TTL: u32 = i32::MAX as u32;
@@ -699,120 +703,6 @@ fn delete_records(
         return Err(not_found());
     }
     Ok(touched)
-}
-
-fn check_token_name(name: &str) -> Result<(), CommandError> {
-    let valid = !name.is_empty()
-        && name.len() <= MAX_TOKEN_NAME
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-    if valid {
-        Ok(())
-    } else {
-        Err(CommandError::InvalidTokenName {
-            name: name.to_string(),
-        })
-    }
-}
-
-fn refuse_soa_delete(
-    zone: &Zone,
-    owner: &Name,
-    rtype: Option<RecordType>,
-) -> Result<(), CommandError> {
-    let hits_soa = *owner == zone.origin && rtype.is_none_or(|t| t == RecordType::SOA);
-    if hits_soa {
-        return Err(CommandError::SoaDelete {
-            zone: zone.origin.to_ascii(),
-        });
-    }
-    Ok(())
-}
-
-/// Checks one record on its own against the zone it is going into.
-pub fn check_record(zone: &Zone, record: &Record) -> Result<(), CommandError> {
-    let name = record.name.to_ascii();
-    if !zone.origin.zone_of(&record.name) {
-        return Err(CommandError::OutOfZone {
-            name,
-            zone: zone.origin.to_ascii(),
-        });
-    }
-    if record.dns_class != DNSClass::IN {
-        return Err(CommandError::WrongClass {
-            name,
-            class: record.dns_class.to_string(),
-        });
-    }
-    if record.ttl > MAX_TTL {
-        return Err(CommandError::TtlOutOfRange {
-            name,
-            ttl: record.ttl,
-        });
-    }
-    if record.name.iter().skip(1).any(|label| label == b"*") {
-        return Err(CommandError::WildcardPosition { name });
-    }
-    let rtype = record.record_type();
-    if !is_zone_data_type(rtype) {
-        return Err(CommandError::UnsupportedType {
-            rtype: rtype.to_string(),
-        });
-    }
-    if rtype == RecordType::SOA && record.name.to_lowercase() != zone.origin {
-        return Err(CommandError::SoaNotAtApex {
-            name,
-            zone: zone.origin.to_ascii(),
-        });
-    }
-    Ok(())
-}
-
-/// Types that may be stored in a zone: data types whose meaning the answer engine
-/// does not need to implement beyond returning them. Meta types, DNSSEC records
-/// (we do not sign) and DNAME (whose rewriting we do not implement) are refused.
-fn is_zone_data_type(rtype: RecordType) -> bool {
-    !matches!(
-        rtype,
-        RecordType::ANY
-            | RecordType::AXFR
-            | RecordType::IXFR
-            | RecordType::OPT
-            | RecordType::TSIG
-            | RecordType::SIG
-            | RecordType::DNAME
-            | RecordType::ZERO
-    ) && !rtype.is_dnssec()
-}
-
-/// Lowercases owners and gives the set the TTL of its last record.
-fn normalize(mut records: Vec<Record>) -> Vec<Record> {
-    let ttl = records.last().map(|record| record.ttl).unwrap_or_default();
-    for record in &mut records {
-        record.name = record.name.to_lowercase();
-        record.ttl = ttl;
-    }
-    records
-}
-
-fn decode(bytes: &[u8]) -> Result<Vec<Record>, CommandError> {
-    decode_records(bytes).map_err(|e| CommandError::BadRecords(e.to_string()))
-}
-
-/// Parses an absolute name, lowercased.
-pub fn parse_name(text: &str) -> Result<Name, CommandError> {
-    let invalid = |reason: String| CommandError::InvalidName {
-        name: text.to_string(),
-        reason,
-    };
-    let name = Name::from_ascii(text).map_err(|e| invalid(e.to_string()))?;
-    if !name.is_fqdn() {
-        return Err(invalid(
-            "name must be absolute (end it with a dot)".to_string(),
-        ));
-    }
-    Ok(name.to_lowercase())
 }
 
 #[cfg(test)]
