@@ -215,25 +215,8 @@ impl Appliance {
     /// Sends `signal` (a kill(1) name: `TERM`, `INT`) and waits like
     /// [`Appliance::terminate`].
     pub fn stop_with(&mut self, signal: &str) -> Option<ExitStatus> {
-        let mut child = self.child.take().expect("the appliance is not running");
-        let sent = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(child.id().to_string())
-            .status()
-            .expect("run kill(1)");
-        assert!(sent.success(), "kill -{signal} {} failed", child.id());
-        let deadline = Instant::now() + EXIT_DEADLINE;
-        loop {
-            if let Some(status) = child.try_wait().expect("poll the child") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = self.child.take().expect("the appliance is not running");
+        stop_child(child, signal)
     }
 
     /// Makes later restarts bind the sync address bound now, so Lite clients started
@@ -560,5 +543,28 @@ pub fn wait_until(deadline: Duration, mut condition: impl FnMut() -> bool) -> bo
             return false;
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends `signal` (a kill(1) name: `TERM`, `INT`) to `child` and waits up to
+/// [`EXIT_DEADLINE`] for it to exit; kills it and returns `None` if it does not.
+pub fn stop_child(mut child: std::process::Child, signal: &str) -> Option<ExitStatus> {
+    let sent = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("run kill(1)");
+    assert!(sent.success(), "kill -{signal} {} failed", child.id());
+    let deadline = Instant::now() + EXIT_DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().expect("poll the child") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

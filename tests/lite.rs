@@ -16,7 +16,7 @@ use outpost_core::zones::{Command as ZoneCommand, Zones};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::appliance::{EXIT_DEADLINE, READY_DEADLINE};
+use crate::appliance::READY_DEADLINE;
 use crate::{Appliance, answers_of, query_udp, unused_upstream};
 
 /// How long a change may take to reach a Lite client on a loaded two-core machine.
@@ -279,27 +279,10 @@ impl Lite {
         }
     }
 
-    /// SIGTERM, then waits up to [`EXIT_DEADLINE`]; `None` if it had to be killed.
+    /// SIGTERM, then waits up to [`crate::appliance::EXIT_DEADLINE`]; `None` if it had to be killed.
     pub fn terminate(&mut self) -> Option<ExitStatus> {
-        let mut child = self.child.take().expect("the Lite client is not running");
-        let sent = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status()
-            .expect("run kill(1)");
-        assert!(sent.success(), "kill -TERM {} failed", child.id());
-        let deadline = Instant::now() + EXIT_DEADLINE;
-        loop {
-            if let Some(status) = child.try_wait().expect("poll the child") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = self.child.take().expect("the Lite client is not running");
+        crate::appliance::stop_child(child, "TERM")
     }
 
     /// Starts the client again on the same data directory (a new DNS port). A client
