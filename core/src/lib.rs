@@ -1,13 +1,15 @@
-//! What both Outpost daemons need: the record model, the zone-file parser and the
-//! answer engine. No sockets and no disk: everything here is a pure function of its
-//! inputs, so it is tested without a process.
+//! What both Outpost daemons need: the record model, the zone-file parser, the answer
+//! engine, the sync codec and the plugin host. No sockets and no disk: all but the
+//! plugin host (which owns an epoch-ticker thread) are pure functions of their inputs,
+//! so they are tested without a process.
 //!
 //! # Layout
 //! - [`zones`]: the authoritative model (zones of RRsets), the write [`zones::Command`]s
 //!   that change it and the [`zones::Change`]s they produce; validation lives here.
-//! - [`zonefile`]: RFC 1035 master files in and out, with line-numbered errors.
+//! - [`zonefile`]: RFC 1035 master files in, with line-numbered errors.
 //! - [`answer`]: the immutable query index ([`answer::ZoneSet`]) and the lookup that
 //!   turns a question into the sections of an authoritative answer.
+//! - [`name`]: names as lowercase wire bytes, the keys of the query index.
 //! - [`wire`]: the DNS wire encoding of records used inside commands and changes.
 //! - [`sync`]: the Lite sync protocol's frames and wire types, encoded and decoded as
 //!   pure functions (`docs/sync-protocol.md` is the contract).
