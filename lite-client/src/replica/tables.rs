@@ -149,14 +149,22 @@ pub(super) fn read_state(db: &Database) -> Result<Vec<Change>, ReplicaError> {
     Ok(changes)
 }
 
+/// redb's page cache. The replica is read whole once at start and then only written,
+/// so a large cache only holds pages nobody reads again; on a laptop that memory is
+/// better left to the user.
+const REDB_CACHE_BYTES: usize = 4 << 20;
+
 /// Opens or creates the file with every table present, and checks its format.
 pub(super) fn open_database(path: &Path) -> Result<Database, ReplicaError> {
-    let db = Database::create(path).map_err(|e| match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => ReplicaError::InUse {
-            path: path.to_owned(),
-        },
-        other => ReplicaError::Storage(other.into()),
-    })?;
+    let db = Database::builder()
+        .set_cache_size(REDB_CACHE_BYTES)
+        .create(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => ReplicaError::InUse {
+                path: path.to_owned(),
+            },
+            other => ReplicaError::Storage(other.into()),
+        })?;
     let txn = begin_durable_write(&db)?;
     {
         let mut meta = txn.open_table(META).map_err(redb::Error::from)?;
