@@ -178,18 +178,12 @@ impl Appliance {
 
     /// Whether the process is still alive (it has not exited, by panic or otherwise).
     pub fn is_running(&mut self) -> bool {
-        match &mut self.child {
-            Some(child) => child.try_wait().expect("poll the child").is_none(),
-            None => false,
-        }
+        child_is_running(&mut self.child)
     }
 
     /// SIGKILL: no chance to flush or shut down. Waits for the process to be gone.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill_child(&mut self.child);
     }
 
     /// The config file the server reads (`--config`); rewrite it and send SIGHUP
@@ -566,5 +560,21 @@ pub fn stop_child(mut child: std::process::Child, signal: &str) -> Option<ExitSt
             return None;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether the process in `child` is still alive (it has not exited, by panic or otherwise).
+pub fn child_is_running(child: &mut Option<std::process::Child>) -> bool {
+    match child {
+        Some(child) => child.try_wait().expect("poll the child").is_none(),
+        None => false,
+    }
+}
+
+/// SIGKILL: no chance to flush or shut down. Waits for the process to be gone.
+pub fn kill_child(child: &mut Option<std::process::Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }

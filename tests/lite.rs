@@ -265,18 +265,12 @@ impl Lite {
     }
 
     pub fn is_running(&mut self) -> bool {
-        match &mut self.child {
-            Some(child) => child.try_wait().expect("poll the child").is_none(),
-            None => false,
-        }
+        crate::appliance::child_is_running(&mut self.child)
     }
 
     /// SIGKILL, and waits for the process to be gone.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        crate::appliance::kill_child(&mut self.child);
     }
 
     /// SIGTERM, then waits up to [`crate::appliance::EXIT_DEADLINE`]; `None` if it had to be killed.

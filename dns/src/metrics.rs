@@ -162,9 +162,15 @@ impl Metrics {
                 &self.tcp_connections_refused,
             ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} counter");
-            let _ = writeln!(out, "{name} {}", counter.load(Ordering::Relaxed));
+            write_sample(out, name, "counter", help, counter.load(Ordering::Relaxed));
         }
     }
+}
+
+/// Writes one metric with a single sample, with its HELP and TYPE lines, in the
+/// Prometheus text format. `kind` is `counter` or `gauge`.
+pub fn write_sample(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    let _ = writeln!(out, "{name} {value}");
 }

@@ -1,6 +1,5 @@
 //! Liveness, readiness, Prometheus metrics and the node status.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -9,6 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
+use outpost_dns::metrics::write_sample;
 use serde::Serialize;
 
 use super::AdminState;
@@ -53,9 +53,7 @@ pub async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse 
             records as u64,
         ),
     ] {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} gauge");
-        let _ = writeln!(out, "{name} {value}");
+        write_sample(&mut out, name, "gauge", help, value);
     }
     state.hub.render_metrics(&mut out);
     ([(CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], out)

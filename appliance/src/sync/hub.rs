@@ -15,7 +15,7 @@
 //! every batch after that view reaches its queue (or marks it for resync).
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -261,9 +261,7 @@ impl Hub {
         ];
         for (kind, metrics) in [("gauge", &gauges[..]), ("counter", &counters[..])] {
             for (name, help, value) in metrics {
-                let _ = writeln!(out, "# HELP {name} {help}");
-                let _ = writeln!(out, "# TYPE {name} {kind}");
-                let _ = writeln!(out, "{name} {value}");
+                outpost_dns::metrics::write_sample(out, name, kind, help, *value);
             }
         }
     }
