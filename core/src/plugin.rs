@@ -54,7 +54,7 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 pub const MAX_CONSECUTIVE_FAILURES: u32 = 5;
 
 /// The hook a plugin implements, which is the WIT world it was built against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Hook {
     /// World `query-policy`: `decide` for every query.
     QueryPolicy,

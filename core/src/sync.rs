@@ -27,8 +27,9 @@ pub mod wire;
 pub use chunk::{ChunkError, MAX_CHANGE_LEN, chunk_changes, split_batch};
 pub use frame::{Frame, FrameError, frame_type};
 pub use wire::{
-    Ack, ChangeEntry, Changes, Cursor, ErrorFrame, Heartbeat, Hello, ResyncRequired, SnapshotBegin,
-    SnapshotChunk, SnapshotEnd, SyncMode, Welcome, WireChange, from_wire, to_wire,
+    Ack, ChangeEntry, Changes, Cursor, ErrorFrame, Heartbeat, Hello, PLUGIN_KIND, ResyncRequired,
+    SnapshotBegin, SnapshotChunk, SnapshotEnd, SyncMode, Welcome, WireChange, WireChangeError,
+    WirePlugin, from_wire, to_wire,
 };
 
 /// First bytes of every frame, in every protocol version.

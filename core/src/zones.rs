@@ -20,7 +20,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::wire::encode_records;
 
+mod plugins;
 mod rules;
+pub use plugins::{
+    FailureMode, MAX_PLUGIN_BYTES, MAX_PLUGIN_NAME, PluginDefinition, check_plugin_name,
+};
 pub use rules::{check_record, parse_name};
 use rules::{check_token_name, decode, normalize, refuse_soa_delete};
 
@@ -69,6 +73,14 @@ pub enum Command {
     RevokeLiteToken {
         name: String,
     },
+    /// Installs a plugin, or replaces the one of the same name (the version is set
+    /// by the model).
+    PutPlugin {
+        definition: PluginDefinition,
+    },
+    DeletePlugin {
+        name: String,
+    },
 }
 
 /// A Lite client's credential: which zones it may see. The secret itself is shown to
@@ -111,6 +123,13 @@ pub enum Change {
     LiteTokenRevoked {
         name: String,
     },
+    /// A plugin definition as it now is (installed or updated).
+    PluginPut {
+        definition: Arc<PluginDefinition>,
+    },
+    PluginDeleted {
+        name: String,
+    },
 }
 
 impl Change {
@@ -119,7 +138,10 @@ impl Change {
         match self {
             Change::ZonePut { origin } | Change::ZoneDeleted { origin } => Some(origin),
             Change::RRsetPut { zone, .. } | Change::RRsetDeleted { zone, .. } => Some(zone),
-            Change::LiteTokenPut { .. } | Change::LiteTokenRevoked { .. } => None,
+            Change::LiteTokenPut { .. }
+            | Change::LiteTokenRevoked { .. }
+            | Change::PluginPut { .. }
+            | Change::PluginDeleted { .. } => None,
         }
     }
 }
@@ -175,6 +197,18 @@ pub enum CommandError {
     NoSuchToken { name: String },
     #[error("a Lite token must name at least one zone")]
     TokenWithoutZones,
+    #[error(
+        "plugin name {name:?} is not valid (use 1 to {MAX_PLUGIN_NAME} of a-z, 0-9, '-' and '_')"
+    )]
+    InvalidPluginName { name: String },
+    #[error(
+        "plugin {name} is {bytes} bytes of component and configuration; at most {MAX_PLUGIN_BYTES} fit"
+    )]
+    PluginTooLarge { name: String, bytes: usize },
+    #[error("plugin {name}: the component's SHA-256 does not match the one given")]
+    PluginHashMismatch { name: String },
+    #[error("no plugin is named {name}")]
+    NoSuchPlugin { name: String },
 }
 
 /// One zone: its origin and its RRsets keyed by (owner, type).
@@ -302,6 +336,8 @@ pub struct Zones {
     /// The Lite tokens that may read zones, by name. Replicated with the zones so
     /// every node of a cluster checks the same tokens.
     tokens: BTreeMap<String, LiteToken>,
+    /// Installed plugins, by name.
+    plugins: BTreeMap<String, Arc<PluginDefinition>>,
 }
 
 impl Zones {
@@ -410,6 +446,8 @@ impl Zones {
                 Some(_) => Ok(vec![Change::LiteTokenRevoked { name: name.clone() }]),
                 None => Err(CommandError::NoSuchToken { name: name.clone() }),
             },
+            Command::PutPlugin { definition } => self.put_plugin(definition),
+            Command::DeletePlugin { name } => self.delete_plugin(name),
         }
     }
 
@@ -475,12 +513,19 @@ impl Zones {
             Change::LiteTokenRevoked { name } => {
                 self.tokens.remove(name);
             }
+            Change::PluginPut { definition } => {
+                self.plugins
+                    .insert(definition.name.clone(), Arc::clone(definition));
+            }
+            Change::PluginDeleted { name } => {
+                self.plugins.remove(name);
+            }
         }
         Ok(())
     }
 
     /// Everything, as the changes that rebuild it from nothing: each zone's
-    /// `ZonePut`, then its RRsets; then the Lite tokens.
+    /// `ZonePut`, then its RRsets; then the Lite tokens; then the plugins.
     pub fn to_changes(&self) -> Vec<Change> {
         let mut changes = Vec::new();
         for zone in self.zones.values() {
@@ -496,6 +541,8 @@ impl Zones {
         }
         let tokens = self.tokens.values().cloned();
         changes.extend(tokens.map(|token| Change::LiteTokenPut { token }));
+        let plugins = self.plugins.values().map(Arc::clone);
+        changes.extend(plugins.map(|definition| Change::PluginPut { definition }));
         changes
     }
 

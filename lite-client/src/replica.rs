@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use staging::{MAX_SNAPSHOT_BYTES, SnapshotStaging, StagedSnapshot, StagingError};
 use tables::{
-    CLIENT_ID, CURSOR, HEAD, META, RRSETS, SCOPE, ZONES, begin_durable_write, get_value,
+    CLIENT_ID, CURSOR, HEAD, META, PLUGINS, RRSETS, SCOPE, ZONES, begin_durable_write, get_value,
     open_database, put_value, read_state, write_change,
 };
 
@@ -63,6 +63,8 @@ pub enum ReplicaError {
     Corrupt(String),
     #[error("the appliance sent {change}, which does not apply to the replica: {reason}")]
     Inconsistent { change: String, reason: String },
+    #[error("the appliance sent {0}")]
+    BadChange(#[from] outpost_core::sync::WireChangeError),
     #[error("the appliance sent a change for zone {zone}, outside the token's zones {scope:?}")]
     OutOfScope { zone: String, scope: Vec<String> },
     #[error("no randomness for the client id: {0}")]
@@ -229,7 +231,9 @@ impl ReplicaStore {
             if base.is_some_and(|base| entry.index <= base) {
                 continue;
             }
-            changes.extend(entry.changes.iter().filter_map(from_wire));
+            for change in &entry.changes {
+                changes.extend(from_wire(change)?);
+            }
         }
         self.check_scope(&changes, &self.scope)?;
         let index = frame.up_to.max(base.unwrap_or(0));
@@ -348,12 +352,14 @@ fn write_plan(db: &Database, plan: &WritePlan) -> Result<(), ReplicaError> {
     if plan.replace {
         txn.delete_table(ZONES).map_err(redb::Error::from)?;
         txn.delete_table(RRSETS).map_err(redb::Error::from)?;
+        txn.delete_table(PLUGINS).map_err(redb::Error::from)?;
     }
     {
         let mut zones = txn.open_table(ZONES).map_err(redb::Error::from)?;
         let mut rrsets = txn.open_table(RRSETS).map_err(redb::Error::from)?;
+        let mut plugins = txn.open_table(PLUGINS).map_err(redb::Error::from)?;
         for change in &plan.changes {
-            write_change(&mut zones, &mut rrsets, change)?;
+            write_change(&mut zones, &mut rrsets, &mut plugins, change)?;
         }
         let mut meta = txn.open_table(META).map_err(redb::Error::from)?;
         match &plan.cursor {

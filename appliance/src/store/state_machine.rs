@@ -26,8 +26,8 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTran
 use serde::{Deserialize, Serialize};
 
 use super::tables::{
-    HISTORY, HISTORY_FLOOR, LAST_APPLIED, LAST_MEMBERSHIP, LITE_TOKENS, RRSETS, SM_META, SNAPSHOT,
-    ZONES, begin_durable_write, blocking, decode, encode, get_value, io_error, put_value,
+    HISTORY, HISTORY_FLOOR, LAST_APPLIED, LAST_MEMBERSHIP, LITE_TOKENS, PLUGINS, RRSETS, SM_META,
+    SNAPSHOT, ZONES, begin_durable_write, blocking, decode, encode, get_value, io_error, put_value,
 };
 use super::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig, WriteResponse};
 use super::{CommitObserver, CommittedBatch, CommittedEntry, View};
@@ -284,6 +284,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 rrsets.retain(|_, _| false).map_err(io_error)?;
                 let mut tokens = txn.open_table(LITE_TOKENS).map_err(io_error)?;
                 tokens.retain(|_, _| false).map_err(io_error)?;
+                let mut plugins = txn.open_table(PLUGINS).map_err(io_error)?;
+                plugins.retain(|_, _| false).map_err(io_error)?;
                 // The history no longer leads to this state: Lite sessions behind the
                 // snapshot take a snapshot themselves.
                 let mut history = txn.open_table(HISTORY).map_err(io_error)?;
@@ -378,8 +380,8 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     }
 }
 
-/// The state tables as changes that rebuild them: a `ZonePut` per zone, then an `RRsetPut` per
-/// RRset.
+/// The state tables as changes that rebuild them: a `ZonePut` per zone, the Lite tokens, the
+/// plugins, then an `RRsetPut` per RRset.
 fn read_state(txn: &ReadTransaction) -> io::Result<Vec<Change>> {
     let mut changes = Vec::new();
     let zones = txn.open_table(ZONES).map_err(io_error)?;
@@ -394,6 +396,13 @@ fn read_state(txn: &ReadTransaction) -> io::Result<Vec<Change>> {
         let (_, token) = item.map_err(io_error)?;
         changes.push(Change::LiteTokenPut {
             token: decode(token.value())?,
+        });
+    }
+    let plugins = txn.open_table(PLUGINS).map_err(io_error)?;
+    for item in plugins.iter().map_err(io_error)? {
+        let (_, definition) = item.map_err(io_error)?;
+        changes.push(Change::PluginPut {
+            definition: decode(definition.value())?,
         });
     }
     let rrsets = txn.open_table(RRSETS).map_err(io_error)?;
@@ -466,6 +475,7 @@ fn write_changes(txn: &WriteTransaction, changes: &[Change]) -> io::Result<()> {
     let mut zones = txn.open_table(ZONES).map_err(io_error)?;
     let mut rrsets = txn.open_table(RRSETS).map_err(io_error)?;
     let mut tokens = txn.open_table(LITE_TOKENS).map_err(io_error)?;
+    let mut plugins = txn.open_table(PLUGINS).map_err(io_error)?;
     for change in changes {
         match change {
             Change::ZonePut { origin } => {
@@ -514,6 +524,14 @@ fn write_changes(txn: &WriteTransaction, changes: &[Change]) -> io::Result<()> {
             }
             Change::LiteTokenRevoked { name } => {
                 tokens.remove(name.as_str()).map_err(io_error)?;
+            }
+            Change::PluginPut { definition } => {
+                plugins
+                    .insert(definition.name.as_str(), encode(definition)?.as_slice())
+                    .map_err(io_error)?;
+            }
+            Change::PluginDeleted { name } => {
+                plugins.remove(name.as_str()).map_err(io_error)?;
             }
         }
     }

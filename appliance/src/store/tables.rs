@@ -32,6 +32,8 @@ pub(crate) const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("s
 pub(crate) const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
 /// Lite tokens by name (postcard `LiteToken`).
 pub(crate) const LITE_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("lite_tokens");
+/// Plugin definitions by name (postcard `PluginDefinition`, component bytes included).
+pub(crate) const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugins");
 
 /// Version of everything this file holds: the tables above, their postcard values and the
 /// wire-format records inside them. Bumped on any incompatible change; a node refuses a file
@@ -96,6 +98,7 @@ pub(crate) fn open_database(path: &Path) -> Result<(Database, u32, String), redb
     txn.open_table(SM_META)?;
     txn.open_table(HISTORY)?;
     txn.open_table(LITE_TOKENS)?;
+    txn.open_table(PLUGINS)?;
     txn.commit()?;
     Ok((db, format, cluster_id))
 }

@@ -56,8 +56,13 @@ impl Scope {
         self.0.iter().map(String::as_str)
     }
 
+    /// Zone data of the scope's zones, and every plugin definition: policy applies to
+    /// every client, whatever zones it sees.
     fn contains(&self, change: &Change) -> bool {
-        change.zone().is_some_and(|zone| self.0.contains(zone))
+        match change {
+            Change::PluginPut { .. } | Change::PluginDeleted { .. } => true,
+            _ => change.zone().is_some_and(|zone| self.0.contains(zone)),
+        }
     }
 
     /// The entries with something in scope, filtered to it, in wire form.

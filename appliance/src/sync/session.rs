@@ -23,10 +23,10 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use outpost_core::sync::{
     ErrorFrame, Frame, Heartbeat, Hello, MAX_FRAME_BODY, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
     ResyncRequired, SnapshotBegin, SnapshotChunk, SnapshotEnd, SyncMode, Welcome, WireChange,
-    chunk_changes, close, negotiate,
+    chunk_changes, close, negotiate, to_wire,
 };
 use outpost_core::wire::encode_records;
-use outpost_core::zones::{MAX_TOKEN_NAME, Zones, parse_name};
+use outpost_core::zones::{Change, MAX_TOKEN_NAME, Zones, parse_name};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::WebSocketStream;
@@ -269,10 +269,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         Ok((registration, scope, start))
     }
 
-    /// `SnapshotBegin`, every zone in scope as `ZonePut` + `RRsetPut`s, `SnapshotEnd`.
+    /// `SnapshotBegin`, every plugin definition, every zone in scope as `ZonePut` +
+    /// `RRsetPut`s, `SnapshotEnd`.
     async fn send_snapshot(&mut self, zones: &Zones, scope: &Scope, as_of: u64) -> Result<(), End> {
         self.send(Frame::SnapshotBegin(SnapshotBegin { as_of }))
             .await?;
+        let definitions = zones
+            .plugins()
+            .filter_map(|definition| {
+                to_wire(&Change::PluginPut {
+                    definition: Arc::clone(definition),
+                })
+            })
+            .collect();
+        let chunks = chunk_changes(definitions, MAX_FRAME_BODY)
+            .map_err(|error| End::internal(format!("cannot split the snapshot: {error}")))?;
+        for changes in chunks {
+            self.send(Frame::SnapshotChunk(SnapshotChunk { changes }))
+                .await?;
+        }
         for origin in scope.zones() {
             let Some(zone) = parse_name(origin).ok().and_then(|name| zones.get(&name)) else {
                 continue;

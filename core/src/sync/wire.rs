@@ -9,9 +9,16 @@
 //! variants by index: never reorder, insert or remove anything here within a protocol
 //! version. `core/tests/sync-vectors.txt` fails when one does.
 
-use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
-use crate::zones::Change;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::plugin::Hook;
+use crate::zones::{Change, FailureMode, PluginDefinition};
+
+/// `DefinitionPut::kind` and `DefinitionDeleted::kind` of a WASM plugin.
+pub const PLUGIN_KIND: &str = "plugin";
 
 /// Frame type 1, client to server: who the client is and where it stands.
 ///
@@ -182,10 +189,58 @@ impl WireChange {
     }
 }
 
+/// The body of a `DefinitionPut` of kind [`PLUGIN_KIND`]: one installed plugin.
+/// Enumerations travel as the names operators type, so a client skips a hook it does
+/// not know instead of failing to decode the frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WirePlugin {
+    /// `query-policy` or `record-transform`.
+    pub hook: String,
+    pub order: i32,
+    /// `fail-open` or `fail-closed`.
+    pub on_error: String,
+    pub enabled: bool,
+    pub sha256: [u8; 32],
+    /// The WebAssembly component.
+    pub component: Vec<u8>,
+    /// The bytes the plugin's `init` receives.
+    pub config: Vec<u8>,
+}
+
+/// A received change that cannot be taken in.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{change}: {reason}")]
+pub struct WireChangeError {
+    pub change: String,
+    pub reason: String,
+}
+
 /// The wire form of an internal change, or `None` for changes that are never sent to
 /// Lite clients (Lite tokens, and whatever internal variants come next).
 pub fn to_wire(change: &Change) -> Option<WireChange> {
     match change {
+        Change::PluginPut { definition } => {
+            let body = WirePlugin {
+                hook: definition.hook.world().to_string(),
+                order: definition.order,
+                on_error: definition.on_error.as_str().to_string(),
+                enabled: definition.enabled,
+                sha256: definition.sha256,
+                component: definition.component.to_vec(),
+                config: definition.config.to_vec(),
+            };
+            Some(WireChange::DefinitionPut {
+                kind: PLUGIN_KIND.to_string(),
+                name: definition.name.clone(),
+                version: definition.version,
+                // A struct of strings, integers and byte vectors always encodes.
+                body: postcard::to_allocvec(&body).unwrap_or_default(),
+            })
+        }
+        Change::PluginDeleted { name } => Some(WireChange::DefinitionDeleted {
+            kind: PLUGIN_KIND.to_string(),
+            name: name.clone(),
+        }),
         Change::ZonePut { origin } => Some(WireChange::ZonePut {
             origin: origin.clone(),
         }),
@@ -214,10 +269,11 @@ pub fn to_wire(change: &Change) -> Option<WireChange> {
     }
 }
 
-/// The internal form of a received change, or `None` for definitions (the Lite
-/// client handles those itself once plugins exist).
-pub fn from_wire(change: &WireChange) -> Option<Change> {
-    match change {
+/// The internal form of a received change; `None` for a definition of a kind or hook
+/// this build does not know (skipped, so a newer server can add some). A plugin whose
+/// body does not decode, or whose hash does not match its component, is an error.
+pub fn from_wire(change: &WireChange) -> Result<Option<Change>, WireChangeError> {
+    Ok(match change {
         WireChange::ZonePut { origin } => Some(Change::ZonePut {
             origin: origin.clone(),
         }),
@@ -240,6 +296,54 @@ pub fn from_wire(change: &WireChange) -> Option<Change> {
             owner: owner.clone(),
             rtype: *rtype,
         }),
+        WireChange::DefinitionPut {
+            kind,
+            name,
+            version,
+            body,
+        } if kind == PLUGIN_KIND => plugin_from_wire(name, *version, body)?,
+        WireChange::DefinitionDeleted { kind, name } if kind == PLUGIN_KIND => {
+            Some(Change::PluginDeleted { name: name.clone() })
+        }
         WireChange::DefinitionPut { .. } | WireChange::DefinitionDeleted { .. } => None,
+    })
+}
+
+fn plugin_from_wire(
+    name: &str,
+    version: u64,
+    body: &[u8],
+) -> Result<Option<Change>, WireChangeError> {
+    let error = |reason: String| WireChangeError {
+        change: format!("plugin {name} version {version}"),
+        reason,
+    };
+    let body: WirePlugin =
+        postcard::from_bytes(body).map_err(|e| error(format!("the body does not decode: {e}")))?;
+    let hook = match body.hook.as_str() {
+        "query-policy" => Hook::QueryPolicy,
+        "record-transform" => Hook::RecordTransform,
+        _ => return Ok(None),
+    };
+    let on_error: FailureMode = body.on_error.parse().map_err(error)?;
+    crate::zones::check_plugin_name(name).map_err(|e| error(e.to_string()))?;
+    let sha256: [u8; 32] = Sha256::digest(&body.component).into();
+    if sha256 != body.sha256 {
+        return Err(error(
+            "the component's SHA-256 does not match the one sent".into(),
+        ));
     }
+    Ok(Some(Change::PluginPut {
+        definition: Arc::new(PluginDefinition {
+            name: name.to_string(),
+            hook,
+            order: body.order,
+            on_error,
+            enabled: body.enabled,
+            version,
+            sha256,
+            component: body.component.into(),
+            config: body.config.into(),
+        }),
+    }))
 }

@@ -28,6 +28,8 @@ pub enum StagingError {
     TooLarge { limit: usize },
     #[error("snapshot began as of index {began} but ended as of index {ended}")]
     AsOfMismatch { began: u64, ended: u64 },
+    #[error("snapshot holds {0}")]
+    BadChange(#[from] outpost_core::sync::WireChangeError),
 }
 
 /// A snapshot being received.
@@ -37,7 +39,7 @@ pub struct SnapshotStaging {
     changes: Vec<Change>,
     bytes: usize,
     limit: usize,
-    /// Definitions (plugins, policy) are not used by this client yet.
+    /// Definitions of a kind or hook this client does not know.
     definitions_skipped: usize,
 }
 
@@ -80,7 +82,7 @@ impl SnapshotStaging {
             if self.bytes > self.limit {
                 return Err(StagingError::TooLarge { limit: self.limit });
             }
-            match from_wire(&change) {
+            match from_wire(&change)? {
                 Some(change) => self.changes.push(change),
                 None => self.definitions_skipped += 1,
             }

@@ -23,6 +23,8 @@ use super::ReplicaError;
 
 pub(super) const ZONES: TableDefinition<&str, ()> = TableDefinition::new("zones");
 pub(super) const RRSETS: TableDefinition<(&str, &str, u16), &[u8]> = TableDefinition::new("rrsets");
+/// Plugin definitions by name (postcard `PluginDefinition`, component bytes included).
+pub(super) const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugins");
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 /// Version of everything `lite.redb` holds. A client refuses a file of another version
@@ -78,6 +80,7 @@ pub(super) fn put_value<T: Serialize>(
 pub(super) fn write_change(
     zones: &mut redb::Table<&str, ()>,
     rrsets: &mut redb::Table<(&str, &str, u16), &[u8]>,
+    plugins: &mut redb::Table<&str, &[u8]>,
     change: &Change,
 ) -> Result<(), ReplicaError> {
     let name = |text: &str| {
@@ -116,6 +119,17 @@ pub(super) fn write_change(
                 .remove((name(zone)?.as_str(), name(owner)?.as_str(), *rtype))
                 .map_err(redb::Error::from)?;
         }
+        Change::PluginPut { definition } => {
+            let bytes = postcard::to_allocvec(&**definition).map_err(|e| {
+                ReplicaError::Corrupt(format!("plugin {} does not encode: {e}", definition.name))
+            })?;
+            plugins
+                .insert(definition.name.as_str(), bytes.as_slice())
+                .map_err(redb::Error::from)?;
+        }
+        Change::PluginDeleted { name } => {
+            plugins.remove(name.as_str()).map_err(redb::Error::from)?;
+        }
         // Not zone data; never sent to Lite clients (`from_wire` does not make them).
         Change::LiteTokenPut { .. } | Change::LiteTokenRevoked { .. } => {}
     }
@@ -129,12 +143,20 @@ pub(super) fn read_state(db: &Database) -> Result<Vec<Change>, ReplicaError> {
     let txn = db.begin_read().map_err(redb::Error::from)?;
     let zones = txn.open_table(ZONES).map_err(redb::Error::from)?;
     let rrsets = txn.open_table(RRSETS).map_err(redb::Error::from)?;
+    let plugins = txn.open_table(PLUGINS).map_err(redb::Error::from)?;
     let mut changes = Vec::new();
     for entry in zones.iter().map_err(redb::Error::from)? {
         let (origin, _) = entry.map_err(redb::Error::from)?;
         changes.push(Change::ZonePut {
             origin: origin.value().to_string(),
         });
+    }
+    for entry in plugins.iter().map_err(redb::Error::from)? {
+        let (name, definition) = entry.map_err(redb::Error::from)?;
+        let definition = postcard::from_bytes(definition.value()).map_err(|e| {
+            ReplicaError::Corrupt(format!("plugin {} does not decode: {e}", name.value()))
+        })?;
+        changes.push(Change::PluginPut { definition });
     }
     for entry in rrsets.iter().map_err(redb::Error::from)? {
         let (key, records) = entry.map_err(redb::Error::from)?;
@@ -184,6 +206,7 @@ pub(super) fn open_database(path: &Path) -> Result<Database, ReplicaError> {
     }
     txn.open_table(ZONES).map_err(redb::Error::from)?;
     txn.open_table(RRSETS).map_err(redb::Error::from)?;
+    txn.open_table(PLUGINS).map_err(redb::Error::from)?;
     txn.commit().map_err(redb::Error::from)?;
     Ok(db)
 }
