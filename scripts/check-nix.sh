@@ -123,8 +123,8 @@ mutant() {
 mutant capability-added appliance.nix appliance-unit "FAIL only CAP_NET_BIND_SERVICE is bounded" \
   'CapabilityBoundingSet = [ "CAP_NET_BIND_SERVICE" ];' \
   'CapabilityBoundingSet = [ "CAP_NET_BIND_SERVICE" "CAP_NET_ADMIN" ];'
-mutant write-execute-allowed appliance.nix appliance-unit "FAIL serviceConfig.MemoryDenyWriteExecute" \
-  'MemoryDenyWriteExecute = true;' 'MemoryDenyWriteExecute = false;'
+mutant write-execute-denied appliance.nix appliance-unit "FAIL serviceConfig.MemoryDenyWriteExecute" \
+  'MemoryDenyWriteExecute = false;' 'MemoryDenyWriteExecute = true;'
 mutant admin-port-always-open appliance.nix appliance-firewall "FAIL nothing opened by default (TCP)" \
   '(mkIf cfg.openAdminFirewall {' '(mkIf true {'
 mutant enabled-when-disabled appliance.nix disabled "FAIL no outpost unit" \

@@ -14,6 +14,9 @@
 //! - [`zones`]: `/v1/zones…`: list, create, delete, import a master file, export.
 //! - [`records`]: `/v1/records` and `/v1/zones/{origin}/records`.
 //! - [`tokens`]: `/v1/lite-tokens…` (Lite tokens) and `/v1/sync/sessions`.
+//! - [`plugins`]: `/v1/plugins…`: WebAssembly plugins checked, installed, listed,
+//!   removed.
+//! - [`transform`]: record-transform plugins over the records of a write.
 //! - [`presentation`]: records as master-file text, for export and listings.
 //!
 //! **Boundary:** the JSON bodies are defined here, separate from the internal types;
@@ -21,10 +24,12 @@
 
 mod auth;
 mod error;
+pub mod plugins;
 mod presentation;
 mod records;
 mod status;
 mod tokens;
+mod transform;
 mod zones;
 
 #[cfg(test)]
@@ -42,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 use crate::store::Store;
 use crate::sync::Hub;
 use outpost_dns::metrics::Metrics;
+use outpost_dns::plugins::PluginRuntime;
 
 pub use auth::{TOKEN_FILE_NAME, load_or_create_token};
 pub use error::ApiError;
@@ -64,6 +70,8 @@ pub struct AdminState {
     pub ready: Arc<AtomicBool>,
     /// The Lite sync sessions, for `/v1/sync/sessions`, token listings and `/metrics`.
     pub hub: Arc<Hub>,
+    /// The plugins in force: checked installs, transforms on writes, counters.
+    pub plugins: Arc<PluginRuntime>,
 }
 
 /// Serves until `shutdown` is cancelled, then finishes in-flight requests (axum graceful
@@ -104,6 +112,13 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/lite-tokens", get(tokens::list).post(tokens::create))
         .route("/v1/lite-tokens/{name}", delete(tokens::revoke))
         .route("/v1/sync/sessions", get(tokens::sessions))
+        .route("/v1/plugins", get(plugins::list))
+        .route(
+            "/v1/plugins/{name}",
+            put(plugins::install)
+                .delete(plugins::remove)
+                .layer(DefaultBodyLimit::max(plugins::PLUGIN_BODY_LIMIT_BYTES)),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),

@@ -1,17 +1,19 @@
-//! The admin subcommands of `outpost` (`zone …`, `record …`, `lite-token …`, `status`): blocking calls
-//! to the admin API of a running appliance, with tables for people and errors that say
-//! what to do.
+//! The admin subcommands of `outpost` (`zone …`, `record …`, `lite-token …`, `plugin …`,
+//! `status`): blocking calls to the admin API of a running appliance, with tables for
+//! people and errors that say what to do.
 //!
 //! # Layout
 //! - [`api`]: the HTTP client, token lookup and error messages.
 //! - [`table`]: aligned columns for the list commands.
 //! - [`progress`]: upload progress of large imports, on stderr.
 //! - [`tokens`]: `lite-token create|list|revoke`.
+//! - [`plugins`]: `plugin install|list|rm`.
 //!
 //! **Boundary:** the JSON bodies read here mirror those of [`crate::admin`]; they are
 //! declared again on purpose, so that the CLI reads only the fields it prints.
 
 mod api;
+mod plugins;
 mod progress;
 mod table;
 mod tokens;
@@ -28,6 +30,7 @@ use self::api::{Api, path_segment};
 use self::progress::{PROGRESS_MIN_BYTES, Progress, human_bytes};
 use self::table::write_table;
 
+pub use self::plugins::PluginCommand;
 pub use self::tokens::LiteTokenCommand;
 
 /// Where the admin API is and where its token lives.
@@ -119,6 +122,14 @@ fn run_lite_token(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     tokens::run(&Api::connect(connection)?, command, out)
+}
+
+pub fn plugin(connection: &Connection, command: PluginCommand) -> anyhow::Result<()> {
+    plugins::run(
+        &Api::connect(connection)?,
+        command,
+        &mut io::stdout().lock(),
+    )
 }
 
 pub fn status(connection: &Connection) -> anyhow::Result<()> {

@@ -13,6 +13,8 @@
 //! - [`client`]: the admin subcommands of the CLI, which talk to that API.
 //! - [`sync`]: the Lite sync WebSocket: the fanout hub fed by the store, and one session
 //!   per Lite client.
+//! - [`plugins`]: the replicated plugin definitions loaded into the wasmtime host and
+//!   swapped into the DNS path (query policy) and the admin write path (transforms).
 //! - [`systemd`]: readiness and watchdog notifications, and the refusal to run as root.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -20,6 +22,7 @@ pub mod admin;
 pub mod client;
 pub mod config;
 pub mod node;
+pub mod plugins;
 pub mod store;
 pub mod sync;
 pub mod systemd;

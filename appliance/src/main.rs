@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use outpost_appliance::client::{self, Connection, LiteTokenCommand, RecordCommand, ZoneCommand};
+use outpost_appliance::client::{
+    self, Connection, LiteTokenCommand, PluginCommand, RecordCommand, ZoneCommand,
+};
 use outpost_appliance::config::{Config, Overrides, RawConfig};
 use outpost_appliance::node::Node;
 use outpost_appliance::sync::TlsConfig;
@@ -53,6 +55,13 @@ enum Command {
         connection: Connection,
         #[command(subcommand)]
         command: LiteTokenCommand,
+    },
+    /// Manage WebAssembly plugins.
+    Plugin {
+        #[command(flatten)]
+        connection: Connection,
+        #[command(subcommand)]
+        command: PluginCommand,
     },
     /// Show the node's state.
     Status {
@@ -106,6 +115,10 @@ fn main() -> ExitCode {
             connection,
             command,
         } => client::lite_token(&connection, command),
+        Command::Plugin {
+            connection,
+            command,
+        } => client::plugin(&connection, command),
         Command::Status { connection } => client::status(&connection),
     };
     match result {

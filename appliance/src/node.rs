@@ -2,9 +2,10 @@
 //! sync endpoint, and shuts them down in a written order.
 //!
 //! Start: data directory → sync TLS certificate (when configured) → fanout hub →
-//! store (Raft + redb, waits for leadership; the hub observes its applied batches) →
-//! example zone on first start → admin token → sockets bound → serving → `/ready`
-//! turns 200 → `addresses.json` written.
+//! store (Raft + redb, waits for leadership; the hub and the plugin watch observe its
+//! applied batches) → example zone on first start → admin token → sockets bound →
+//! plugins loaded into the DNS path → serving → `/ready` turns 200 →
+//! `addresses.json` written.
 //!
 //! Shutdown: `/ready` turns 503 → stop accepting (DNS, admin) → drain in-flight work
 //! for at most [`DRAIN_DEADLINE`] (Lite sessions still receive what it commits) → Lite
@@ -26,12 +27,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use outpost_core::plugin::PluginEngine;
 use outpost_core::wire::encode_records;
 use outpost_core::zonefile::parse_zone;
 use outpost_core::zones::Command;
 use outpost_dns::forward::Forwarder;
 use outpost_dns::handler::QueryHandler;
 use outpost_dns::metrics::Metrics;
+use outpost_dns::plugins::PluginRuntime;
 use outpost_dns::server::DnsSockets;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -39,7 +42,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, AdminState};
 use crate::config::Config;
-use crate::store::{Store, StoreError, StoreOptions, WriteError};
+use crate::plugins::PluginWatch;
+use crate::store::{CommitObserver, Store, StoreError, StoreOptions, WriteError};
 use crate::sync::{Hub, SyncServer, TlsConfig, TlsError};
 
 /// How long shutdown waits for in-flight queries and requests.
@@ -79,6 +83,8 @@ pub enum NodeError {
     Tls(#[from] TlsError),
     #[error("cannot create the example zone: {0}")]
     ExampleZone(String),
+    #[error("the plugin host cannot start: {0}")]
+    Plugins(String),
     #[error(
         "cannot bind {what} on {addr}: {source} (is another server using it? pick another with --{what})"
     )]
@@ -121,9 +127,11 @@ impl Node {
             None => None,
         };
         let hub = Arc::new(Hub::new());
+        let plugin_watch = PluginWatch::new();
+        let observers: Vec<Arc<dyn CommitObserver>> = vec![hub.clone(), plugin_watch.clone()];
         let options = StoreOptions {
             history_entries: config.sync.history_entries,
-            observer: Some(hub.clone()),
+            observer: Some(Arc::new(observers)),
         };
         let store = Store::open_with(&config.data_dir, options).await?;
         if config.example_zone {
@@ -178,8 +186,17 @@ impl Node {
             config.recursion_networks.clone(),
             metrics.clone(),
         ));
+        let engine = PluginEngine::new().map_err(|e| NodeError::Plugins(e.to_string()))?;
+        let plugins = Arc::new(PluginRuntime::new(engine, handler.clone()));
+        crate::plugins::load_current(&plugins, &store).await;
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
+        tracker.spawn(crate::plugins::run(
+            Arc::clone(&plugins),
+            plugin_watch,
+            store.clone(),
+            shutdown.clone(),
+        ));
         dns.spawn(handler.clone(), shutdown.clone(), &tracker);
 
         let ready = Arc::new(AtomicBool::new(false));
@@ -189,6 +206,7 @@ impl Node {
             token,
             ready: ready.clone(),
             hub: hub.clone(),
+            plugins,
         };
         let admin_shutdown = shutdown.clone();
         tracker.spawn(async move {

@@ -116,6 +116,15 @@ pub trait CommitObserver: Send + Sync + 'static {
     fn committed(&self, batch: Arc<CommittedBatch>);
 }
 
+/// Several observers, told in order.
+impl CommitObserver for Vec<Arc<dyn CommitObserver>> {
+    fn committed(&self, batch: Arc<CommittedBatch>) {
+        for observer in self {
+            observer.committed(Arc::clone(&batch));
+        }
+    }
+}
+
 /// What [`Store::open_with`] can be told.
 #[derive(Clone)]
 pub struct StoreOptions {

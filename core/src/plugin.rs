@@ -12,9 +12,18 @@
 //! invalid output is a [`PluginError`], counted in the plugin's [`PluginStats`]; a
 //! trapped instance is rebuilt (and re-initialised) before its next call, and a plugin
 //! that fails [`MAX_CONSECUTIVE_FAILURES`] calls in a row is disabled. What the query
-//! path does with an error (fail open or closed) is the caller's decision.
+//! path does with an error (fail open or closed) is the chain's decision, by the
+//! plugin's [`FailureMode`](crate::zones::FailureMode).
+//!
+//! The replicated definitions ([`crate::zones::PluginDefinition`]) are loaded into a
+//! [`PluginSet`]: the [`PolicyChain`] the DNS path runs for every query (a pool of
+//! pre-built instances per plugin, no lock held during a call) and the
+//! [`TransformChain`] the write path runs for every write.
 //!
 //! # Layout
+//! - [`chain`]: the installed plugins as chains: loading a [`PluginSet`] from
+//!   definitions (carrying unchanged plugins over), the policy chain and its
+//!   instance pools, the transform chain, failure modes.
 //! - [`engine`]: the shared `Engine`, the epoch ticker thread, the compile cache, and
 //!   the load-time checks (component, world, imports).
 //! - [`instance`]: a live instance: deadlines, error classification, rebuild after a
@@ -23,12 +32,13 @@
 //!   and from the generated WIT types, with the output caps.
 //! - [`host`]: what the host interface offers a plugin (log, clock, config) and the
 //!   per-store memory limiter.
-//! - [`stats`]: the per-plugin counters and status.
+//! - [`stats`]: the per-plugin counters, time-per-call histogram and status.
 //!
 //! **Boundary:** `wit/` is a compatibility boundary: plugins built against
 //! `outpost:plugin@0.1.0` must keep loading. See `docs/plugins.md`, "Evolution".
 
 mod bindings;
+pub mod chain;
 pub mod convert;
 pub mod engine;
 pub mod host;
@@ -39,10 +49,14 @@ mod tests;
 
 use std::time::Duration;
 
+pub use chain::{
+    LoadFailure, LoadOptions, MAX_IDLE_INSTANCES, PluginInfo, PluginSet, PolicyChain,
+    PolicyOutcome, TransformChain, TransformFailure,
+};
 pub use convert::{Action, Block, Query, Transport, Verdict};
 pub use engine::{LoadedPlugin, LoadedPolicy, LoadedTransform, PluginEngine};
 pub use instance::{PolicyInstance, TransformInstance};
-pub use stats::{PluginStats, StatsSnapshot};
+pub use stats::{CALL_TIME_BUCKETS, PluginStats, StatsSnapshot};
 
 /// The epoch clock's period: every deadline is a whole number of ticks. A deadline of
 /// `n` ticks fires between `n - 1` and `n` ticks after the call starts.

@@ -38,16 +38,33 @@ pub const MAGIC: [u8; 4] = *b"OPST";
 /// Magic, frame type (`u16`) and body length (`u32`), big-endian.
 pub const HEADER_LEN: usize = 10;
 
-/// Largest body a frame may carry (1 MiB). Senders split what does not fit; a
-/// receiver closes with [`close::TOO_LARGE`] on a header that declares more.
+/// Largest body a frame may carry in protocol 1, and before a version is agreed
+/// (1 MiB); senders fill frames up to it in every version. A receiver closes with
+/// [`close::TOO_LARGE`] on a header that declares more than its version allows
+/// ([`max_frame_body`]).
 pub const MAX_FRAME_BODY: usize = 1 << 20;
 
-/// The newest protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Protocol 2 only: a server-to-client frame holding a single change too large for
+/// [`MAX_FRAME_BODY`] (a plugin definition with its component and configuration)
+/// may carry up to 8 MiB of body, that change alone.
+pub const MAX_LONE_CHANGE_BODY: usize = 8 << 20;
+
+/// The newest protocol version this build speaks. Version 2 adds
+/// [`MAX_LONE_CHANGE_BODY`]; everything else is as in version 1.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The oldest protocol version this build still speaks. Raise it only when no
 /// laptop can still be running a client that needs it (years, not weeks).
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
+
+/// Largest frame body a receiver accepts once `version` is agreed.
+pub fn max_frame_body(version: u16) -> usize {
+    if version >= 2 {
+        MAX_LONE_CHANGE_BODY
+    } else {
+        MAX_FRAME_BODY
+    }
+}
 
 /// The version to speak with a peer that offers `client_min..=client_max`: the
 /// highest one both sides support, or `None` (close with

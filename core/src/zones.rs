@@ -81,6 +81,11 @@ pub enum Command {
     DeletePlugin {
         name: String,
     },
+    /// Several commands as one write: all of them apply, or none (a write whose
+    /// record transform adds records outside the RRset or zone it replaces).
+    Batch {
+        commands: Vec<Command>,
+    },
 }
 
 /// A Lite client's credential: which zones it may see. The secret itself is shown to
@@ -448,6 +453,17 @@ impl Zones {
             },
             Command::PutPlugin { definition } => self.put_plugin(definition),
             Command::DeletePlugin { name } => self.delete_plugin(name),
+            Command::Batch { commands } => {
+                // A copy is cheap (zones are shared behind `Arc`s), and every command
+                // already edits a copy of its zone.
+                let mut next = self.clone();
+                let mut changes = Vec::new();
+                for command in commands {
+                    changes.extend(next.apply(command)?);
+                }
+                *self = next;
+                Ok(changes)
+            }
         }
     }
 

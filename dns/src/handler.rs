@@ -1,5 +1,11 @@
-//! The query path, hop by hop: decode and clean → answer from our zones → or, for
-//! clients allowed to recurse, the forwarder with its cache → encode.
+//! The query path, hop by hop: decode and clean → who may recurse → the query-policy
+//! plugins ([`policy`]: block, answer, redirect, SERVFAIL on a fail-closed failure,
+//! or continue) → answer from our zones → or, for clients allowed to recurse, the
+//! forwarder with its cache → encode.
+
+pub mod policy;
+#[cfg(test)]
+mod tests;
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -10,10 +16,12 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::ResponseCode;
 use ipnet::IpNet;
 use outpost_core::answer::ZoneSet;
+use outpost_core::plugin::{self as plugins, PolicyChain};
 
 use crate::forward::{ForwardConfig, Forwarder};
 use crate::message::{self, Decoded, Outcome, Question};
 use crate::metrics::{Metrics, Transport};
+use policy::{Applied, Redirect};
 
 /// Everything a query needs, shared by every socket task.
 pub struct QueryHandler {
@@ -22,6 +30,9 @@ pub struct QueryHandler {
     /// Who may recurse; swapped whole on a config reload.
     recursion_networks: ArcSwap<Vec<IpNet>>,
     metrics: Arc<Metrics>,
+    /// The query-policy plugins, swapped whole when the plugin definitions change;
+    /// empty (and then skipped at the cost of one atomic load) without plugins.
+    policies: ArcSwap<PolicyChain>,
 }
 
 /// What to do with a packet.
@@ -29,8 +40,17 @@ pub enum Handled {
     Reply(Vec<u8>),
     /// The answer needs the network: run [`QueryHandler::forward`] off the socket
     /// loop.
-    Forward(Question),
+    Forward(ForwardRequest),
     Drop,
+}
+
+/// A question to resolve through the forwarder.
+#[derive(Debug)]
+pub struct ForwardRequest {
+    pub question: Question,
+    /// Set when a policy plugin redirected the query: the forwarder resolves the
+    /// target, and the answer starts with the CNAME to it.
+    redirect: Option<Box<Redirect>>,
 }
 
 impl QueryHandler {
@@ -45,7 +65,19 @@ impl QueryHandler {
             forwarder,
             recursion_networks: ArcSwap::from_pointee(recursion_networks),
             metrics,
+            policies: ArcSwap::from_pointee(PolicyChain::default()),
         }
+    }
+
+    /// Installs the query-policy plugins (`PluginSet::policies` of a freshly loaded
+    /// set). Queries in flight finish with the chain they started with.
+    pub fn set_policies(&self, policies: Arc<PolicyChain>) {
+        self.policies.store(policies);
+    }
+
+    /// The query-policy plugins in use.
+    pub fn policies(&self) -> Arc<PolicyChain> {
+        self.policies.load_full()
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -81,40 +113,143 @@ impl QueryHandler {
         };
         let may_recurse = self.may_recurse(client);
         let limit = limit.unwrap_or_else(|| message::udp_limit(&question));
+        let redirect = match self.apply_policies(&question, client, transport, may_recurse) {
+            Applied::Continue => None,
+            Applied::Redirect(redirect) => Some(redirect),
+            Applied::Reply(outcome) => {
+                return self.reply(&question, outcome, transport, limit, started);
+            }
+        };
+        self.resolve(question, redirect, may_recurse, transport, limit, started)
+    }
+
+    /// The answer engine's hop: the answer from our zones to the question, or to a
+    /// redirect's target behind its CNAME. A name that is not ours goes to the
+    /// forwarder when the client may recurse; otherwise it is REFUSED, or, behind a
+    /// redirect's CNAME, left for the client's resolver to follow.
+    fn resolve(
+        &self,
+        question: Question,
+        redirect: Option<Box<Redirect>>,
+        may_recurse: bool,
+        transport: Transport,
+        limit: usize,
+        started: Instant,
+    ) -> Handled {
+        let name = redirect
+            .as_ref()
+            .map_or(question.query.name(), |redirect| &redirect.target);
         let zones = self.zones.load();
-        let outcome = match zones.lookup(question.query.name(), question.query.query_type()) {
+        let outcome = match zones.lookup(name, question.query.query_type()) {
             Some(answer) => Outcome {
                 rcode: answer.rcode,
                 authoritative: answer.authoritative,
                 recursion_available: may_recurse,
-                answers: answer.answers,
+                answers: match redirect {
+                    None => answer.answers,
+                    Some(redirect) => std::iter::once(Cow::Owned(redirect.cname))
+                        .chain(answer.answers)
+                        .collect(),
+                },
                 authorities: answer.authorities,
                 additionals: answer.additionals,
             },
-            None if may_recurse && question.recursion_desired => return Handled::Forward(question),
+            None if may_recurse && question.recursion_desired => {
+                return Handled::Forward(ForwardRequest { question, redirect });
+            }
+            // The target is not ours and this client may not recurse: the CNAME alone,
+            // as for any CNAME that leaves our zones.
+            None if redirect.is_some() => Outcome {
+                authoritative: true,
+                recursion_available: may_recurse,
+                answers: redirect
+                    .map(|redirect| Cow::Owned(redirect.cname))
+                    .into_iter()
+                    .collect(),
+                ..Outcome::bare(ResponseCode::NoError)
+            },
             // Not ours, and this client may not recurse: never an open resolver.
             None => Outcome::bare(ResponseCode::Refused),
         };
-        let bytes = message::encode(&question, outcome, limit);
+        self.reply(&question, outcome, transport, limit, started)
+    }
+
+    /// The last hop: encodes the answer and counts it.
+    fn reply(
+        &self,
+        question: &Question,
+        outcome: Outcome<'_>,
+        transport: Transport,
+        limit: usize,
+        started: Instant,
+    ) -> Handled {
+        let bytes = message::encode(question, outcome, limit);
         self.count(transport, &bytes, started);
         Handled::Reply(bytes)
+    }
+
+    /// The policy hop: what the query-policy plugins make of the question. Nothing
+    /// but one atomic load when there are none.
+    fn apply_policies(
+        &self,
+        question: &Question,
+        client: IpAddr,
+        transport: Transport,
+        may_recurse: bool,
+    ) -> Applied {
+        let policies = self.policies.load();
+        if policies.is_empty() {
+            return Applied::Continue;
+        }
+        let query = plugins::Query::new(
+            question.query.name(),
+            question.query.query_type(),
+            question.query.query_class(),
+            client,
+            match transport {
+                Transport::Udp => plugins::Transport::Udp,
+                Transport::Tcp => plugins::Transport::Tcp,
+            },
+        );
+        policy::apply(
+            policies.decide(&query),
+            question,
+            may_recurse,
+            &self.metrics,
+        )
     }
 
     /// Resolves a question through the forwarder and its cache.
     pub async fn forward(
         &self,
-        question: Question,
+        request: ForwardRequest,
         transport: Transport,
         limit: Option<usize>,
     ) -> Vec<u8> {
         let started = Instant::now();
+        let ForwardRequest { question, redirect } = request;
         let limit = limit.unwrap_or_else(|| message::udp_limit(&question));
-        let outcome = match self.forwarder.resolve(&question.query).await {
+        let redirected_query;
+        let (query, cname) = match redirect {
+            Some(redirect) => {
+                let Redirect { cname, target } = *redirect;
+                let mut query = question.query.clone();
+                query.set_name(target);
+                redirected_query = query;
+                (&redirected_query, Some(cname))
+            }
+            None => (&question.query, None),
+        };
+        let outcome = match self.forwarder.resolve(query).await {
             Ok(resolved) => Outcome {
                 rcode: resolved.rcode,
                 authoritative: false,
                 recursion_available: true,
-                answers: resolved.answers.into_iter().map(Cow::Owned).collect(),
+                answers: cname
+                    .into_iter()
+                    .chain(resolved.answers)
+                    .map(Cow::Owned)
+                    .collect(),
                 authorities: resolved.authorities.into_iter().map(Cow::Owned).collect(),
                 additionals: resolved.additionals.into_iter().map(Cow::Owned).collect(),
             },

@@ -4,9 +4,13 @@
 //! # Layout
 //! - [`server`]: UDP workers and the TCP acceptor, bounded.
 //! - [`message`]: decoding and cleaning a query, encoding an answer (EDNS, TC).
-//! - [`handler`]: the query chain: decode → our zones → forwarder or REFUSED → encode.
+//! - [`handler`]: the query chain: decode → who may recurse → policy plugins
+//!   ([`handler::policy`]: verdicts into answers) → our zones → forwarder or REFUSED →
+//!   encode.
 //! - [`forward`]: upstream exchange and the answer cache (TTLs, negative, serve-stale).
-//! - [`metrics`]: counters rendered for Prometheus.
+//! - [`metrics`]: counters rendered for Prometheus, the plugins' among them.
+//! - [`plugins`]: the plugins in force: definitions loaded into the wasmtime host,
+//!   the policy chain put in the handler, transforms for the write path.
 //!
 //! **Boundary:** hickory-proto does the protocol; the zones come in as an
 //! `ArcSwap<ZoneSet>` that the owner swaps after each change.
@@ -16,4 +20,5 @@ pub mod forward;
 pub mod handler;
 pub mod message;
 pub mod metrics;
+pub mod plugins;
 pub mod server;

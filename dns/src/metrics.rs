@@ -1,7 +1,12 @@
 //! Counters for `/metrics`, in the Prometheus text format.
 //!
 //! Plain atomics, bumped on the query path with relaxed ordering: a scrape sees each
-//! counter at some recent value, which is all Prometheus asks.
+//! counter at some recent value, which is all Prometheus asks. The per-plugin
+//! counters live in the plugin host; [`render_plugins`] writes them.
+
+mod plugins;
+
+pub use plugins::render_plugins;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,6 +68,14 @@ pub struct Metrics {
     pub cache_stale_served: AtomicU64,
     pub upstream_failures: AtomicU64,
     pub tcp_connections_refused: AtomicU64,
+    /// Queries a policy plugin blocked (NXDOMAIN, REFUSED or a sinkhole address).
+    pub policy_blocked: AtomicU64,
+    /// Queries a policy plugin answered with its own records.
+    pub policy_answered: AtomicU64,
+    /// Queries a policy plugin redirected to another name.
+    pub policy_redirected: AtomicU64,
+    /// Queries answered SERVFAIL because a fail-closed policy plugin failed.
+    pub policy_failed: AtomicU64,
 }
 
 impl Metrics {
@@ -161,6 +174,26 @@ impl Metrics {
                 "TCP connections refused at the connection limit.",
                 &self.tcp_connections_refused,
             ),
+            (
+                "outpost_dns_policy_blocked_total",
+                "Queries a policy plugin blocked (NXDOMAIN, REFUSED or a sinkhole address).",
+                &self.policy_blocked,
+            ),
+            (
+                "outpost_dns_policy_answered_total",
+                "Queries a policy plugin answered with its own records.",
+                &self.policy_answered,
+            ),
+            (
+                "outpost_dns_policy_redirected_total",
+                "Queries a policy plugin redirected to another name.",
+                &self.policy_redirected,
+            ),
+            (
+                "outpost_dns_policy_failed_total",
+                "Queries answered SERVFAIL because a fail-closed policy plugin failed.",
+                &self.policy_failed,
+            ),
         ] {
             write_sample(out, name, "counter", help, counter.load(Ordering::Relaxed));
         }
@@ -170,7 +203,44 @@ impl Metrics {
 /// Writes one metric with a single sample, with its HELP and TYPE lines, in the
 /// Prometheus text format. `kind` is `counter` or `gauge`.
 pub fn write_sample(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    write_header(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// Writes the HELP and TYPE lines of a metric whose samples follow. `kind` is
+/// `counter`, `gauge` or `histogram`.
+pub fn write_header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
-    let _ = writeln!(out, "{name} {value}");
+}
+
+/// Writes one labelled sample: `name{label="value",...} value`, label values
+/// escaped as the text format requires.
+pub fn write_labelled(
+    out: &mut String,
+    name: &str,
+    labels: &[(&str, &str)],
+    value: impl std::fmt::Display,
+) {
+    out.push_str(name);
+    if !labels.is_empty() {
+        out.push('{');
+        for (index, (label, text)) in labels.iter().enumerate() {
+            if index > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{label}=\"");
+            for c in text.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '"' => out.push_str("\\\""),
+                    '\n' => out.push_str("\\n"),
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+        }
+        out.push('}');
+    }
+    let _ = writeln!(out, " {value}");
 }

@@ -128,15 +128,15 @@ async fn serve_udp(
         match handler.handle(&buffer[..len], peer.ip(), Transport::Udp, None) {
             Handled::Reply(bytes) => send(&socket, &bytes, peer).await,
             Handled::Drop => {}
-            Handled::Forward(question) => match forward_slots.clone().try_acquire_owned() {
+            Handled::Forward(request) => match forward_slots.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let socket = socket.clone();
                     let handler = handler.clone();
-                    let span =
-                        tracing::debug_span!("forward", %peer, name = %question.query.name());
+                    let name = request.question.query.name();
+                    let span = tracing::debug_span!("forward", %peer, %name);
                     tracker.spawn(
                         async move {
-                            let bytes = handler.forward(question, Transport::Udp, None).await;
+                            let bytes = handler.forward(request, Transport::Udp, None).await;
                             send(&socket, &bytes, peer).await;
                             drop(permit);
                         }
@@ -145,10 +145,11 @@ async fn serve_udp(
                 }
                 Err(_) => {
                     // Every forwarding slot is taken: fail fast rather than queue.
+                    let question = &request.question;
                     let bytes = message::encode(
-                        &question,
+                        question,
                         message::Outcome::bare(ResponseCode::ServFail),
-                        message::udp_limit(&question),
+                        message::udp_limit(question),
                     );
                     send(&socket, &bytes, peer).await;
                 }
@@ -227,7 +228,7 @@ async fn serve_connection(
         let limit = Some(MAX_TCP_MESSAGE);
         let bytes = match handler.handle(&buffer[..len], peer.ip(), Transport::Tcp, limit) {
             Handled::Reply(bytes) => bytes,
-            Handled::Forward(question) => handler.forward(question, Transport::Tcp, limit).await,
+            Handled::Forward(request) => handler.forward(request, Transport::Tcp, limit).await,
             // Not a query: this is not a DNS client worth serving.
             Handled::Drop => return Ok(()),
         };

@@ -2,8 +2,9 @@
 //! keeps it in sync, and the status file, started and stopped in a written order.
 //!
 //! Start: data directory (0700) → replica loaded from `lite.redb` and published →
-//! DNS sockets bound and serving → `status.json` (with the bound DNS address) →
-//! connector. DNS answers from the stored replica before any appliance is reached.
+//! its query-policy plugins loaded → DNS sockets bound and serving → `status.json`
+//! (with the bound DNS address) → plugin reload task → connector. DNS answers from
+//! the stored replica, under the stored policy, before any appliance is reached.
 //!
 //! Shutdown: cancel, which makes the session close its WebSocket with a close frame
 //! (1000) and the DNS sockets stop accepting → the session task and in-flight queries
@@ -15,16 +16,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use outpost_core::plugin::PluginEngine;
 use outpost_dns::forward::Forwarder;
 use outpost_dns::handler::QueryHandler;
 use outpost_dns::metrics::Metrics;
+use outpost_dns::plugins::PluginRuntime;
 use outpost_dns::server::DnsSockets;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::LiteConfig;
 use crate::replica::{Published, ReplicaError, ReplicaStore};
-use crate::status::{self, Digester, StatusBoard, StatusError};
+use crate::status::{self, Digester, PluginStatus, StatusBoard, StatusError};
 
 /// How long shutdown waits for the session to close and queries to drain.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
@@ -47,6 +50,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Status(#[from] StatusError),
+    #[error("the plugin host cannot start: {0}")]
+    Plugins(String),
 }
 
 /// A running client.
@@ -90,6 +95,10 @@ impl LiteClient {
             config.recursion_networks.clone(),
             metrics,
         ));
+        let engine = PluginEngine::new().map_err(|e| StartError::Plugins(e.to_string()))?;
+        let plugins = Arc::new(PluginRuntime::new(engine, handler.clone()));
+        let definitions = published.zones.load().plugins().cloned().collect();
+        plugins.reload(definitions).await;
         let shutdown = CancellationToken::new();
         let dns_tracker = TaskTracker::new();
         dns.spawn(handler, shutdown.clone(), &dns_tracker);
@@ -101,6 +110,7 @@ impl LiteClient {
             stored_head,
             (zones, records),
         ));
+        board.plugins(plugin_statuses(&plugins, &published));
         let mut digester = Digester::default();
         let digest = digester.digest(&published.zones, true).await;
         status::write_status_file(&config.data_dir, &board.to_file(digest)).await?;
@@ -114,6 +124,12 @@ impl LiteClient {
             shutdown.clone(),
             &tracker,
         );
+        tracker.spawn(reload_plugins(
+            Arc::clone(&plugins),
+            published.clone(),
+            board.clone(),
+            shutdown.clone(),
+        ));
         let connector_board = board.clone();
         let connector_shutdown = shutdown.clone();
         tracker.spawn(async move {
@@ -170,6 +186,41 @@ impl LiteClient {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Reloads the plugins after every commit that changed their definitions, so the
+/// cluster's policy applies here within moments of arriving, until `shutdown`.
+async fn reload_plugins(
+    plugins: Arc<PluginRuntime>,
+    published: Published,
+    board: Arc<StatusBoard>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = published.plugins_changed.notified() => {
+                let definitions = published.zones.load().plugins().cloned().collect();
+                plugins.reload(definitions).await;
+                board.plugins(plugin_statuses(&plugins, &published));
+            }
+        }
+    }
+}
+
+/// Every definition in the replica, and where it stands here.
+fn plugin_statuses(plugins: &PluginRuntime, published: &Published) -> Vec<PluginStatus> {
+    published
+        .zones
+        .load()
+        .plugins()
+        .map(|definition| PluginStatus {
+            name: definition.name.clone(),
+            hook: definition.hook.world().to_string(),
+            version: definition.version,
+            state: plugins.state_of(definition).0,
+        })
+        .collect()
 }
 
 fn create_data_dir(path: &Path) -> Result<(), StartError> {

@@ -27,6 +27,7 @@ use outpost_core::sync::{Changes, from_wire, to_wire};
 use outpost_core::zones::{Change, Zones, parse_name};
 use redb::Database;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 pub use staging::{MAX_SNAPSHOT_BYTES, SnapshotStaging, StagedSnapshot, StagingError};
 use tables::{
@@ -78,6 +79,9 @@ pub enum ReplicaError {
 pub struct Published {
     pub zones: Arc<ArcSwap<Zones>>,
     pub zone_set: Arc<ArcSwap<ZoneSet>>,
+    /// Notified after a commit that changed the plugin definitions (a snapshot counts),
+    /// once the new model is published.
+    pub plugins_changed: Arc<Notify>,
 }
 
 /// How a session may start, given the server's `Welcome` and the stored replica.
@@ -152,6 +156,7 @@ impl ReplicaStore {
             published: Published {
                 zones: Arc::new(ArcSwap::from_pointee(zones)),
                 zone_set: Arc::new(ArcSwap::from_pointee(zone_set)),
+                plugins_changed: Arc::new(Notify::new()),
             },
         })
     }
@@ -339,6 +344,16 @@ impl ReplicaStore {
         .map_err(|e| ReplicaError::Task(e.to_string()))??;
         self.published.zones.store(Arc::new(zones));
         self.published.zone_set.store(Arc::new(zone_set));
+        let plugins_changed = plan.replace
+            || plan.changes.iter().any(|change| {
+                matches!(
+                    change,
+                    Change::PluginPut { .. } | Change::PluginDeleted { .. }
+                )
+            });
+        if plugins_changed {
+            self.published.plugins_changed.notify_one();
+        }
         self.cursor = plan.cursor;
         self.head = plan.head;
         self.scope = plan.scope;

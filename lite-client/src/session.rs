@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use outpost_core::sync::{
-    Cursor, ErrorFrame, Frame, HEADER_LEN, Hello, MAX_FRAME_BODY, MIN_PROTOCOL_VERSION,
-    PROTOCOL_VERSION, Welcome, close,
+    Cursor, ErrorFrame, Frame, HEADER_LEN, Hello, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, Welcome,
+    close, max_frame_body,
 };
 use tokio::time::Instant;
 use tokio_rustls::rustls::ClientConfig;
@@ -77,11 +77,14 @@ impl Phase {
     }
 }
 
-/// Largest WebSocket message accepted: one frame, header and body.
+/// Largest WebSocket message accepted: one frame of the largest version spoken,
+/// header and body. The frame decoder then holds each frame to the agreed version's
+/// limit.
 pub fn websocket_config() -> WebSocketConfig {
+    let largest = HEADER_LEN + max_frame_body(PROTOCOL_VERSION);
     WebSocketConfig::default()
-        .max_message_size(Some(HEADER_LEN + MAX_FRAME_BODY))
-        .max_frame_size(Some(HEADER_LEN + MAX_FRAME_BODY))
+        .max_message_size(Some(largest))
+        .max_frame_size(Some(largest))
 }
 
 /// Runs one session against `url` until it ends.
@@ -151,6 +154,11 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
+    /// The largest frame body taken: protocol 1's until `Welcome` names the version.
+    fn max_body(&self) -> usize {
+        max_frame_body(self.welcome.as_ref().map_or(1, |welcome| welcome.version))
+    }
+
     async fn drive(&mut self, shutdown: &CancellationToken) -> SessionEnd {
         let hello = Frame::Hello(Hello {
             client_id: self.replica.client_id().to_string(),
@@ -196,7 +204,7 @@ impl Session<'_> {
                 deadline = Instant::now() + DEAD_AFTER;
             }
             let outcome = match message {
-                Message::Binary(bytes) => match Frame::decode(&bytes) {
+                Message::Binary(bytes) => match Frame::decode_limited(&bytes, self.max_body()) {
                     Err(error) => Err(self
                         .refuse(
                             error.close_code(),

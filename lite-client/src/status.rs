@@ -116,6 +116,20 @@ pub struct StatusFile {
     pub error: Option<String>,
     pub pid: u32,
     pub updated_unix: u64,
+    /// The plugin definitions in the replica and where each stands here.
+    #[serde(default)]
+    pub plugins: Vec<PluginStatus>,
+}
+
+/// One plugin in `status.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginStatus {
+    pub name: String,
+    pub hook: String,
+    /// The cluster's version of the definition.
+    pub version: u64,
+    /// `running`, `disabled`, `stopped: <why>`, `failed: <why>` or `loading`.
+    pub state: String,
 }
 
 /// The live facts, shared by the session task and the status writer.
@@ -134,6 +148,7 @@ struct Inner {
     records: usize,
     error: Option<String>,
     dns: SocketAddr,
+    plugins: Vec<PluginStatus>,
 }
 
 impl StatusBoard {
@@ -159,6 +174,7 @@ impl StatusBoard {
                 records: counts.1,
                 error: None,
                 dns,
+                plugins: Vec::new(),
             }),
             changed: Notify::new(),
         }
@@ -226,6 +242,11 @@ impl StatusBoard {
     }
 
     /// The state right now.
+    /// The plugins after a reload.
+    pub fn plugins(&self, plugins: Vec<PluginStatus>) {
+        self.update(|inner| inner.plugins = plugins);
+    }
+
     pub fn state(&self) -> SyncState {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         derive_state(&inner.facts, Instant::now())
@@ -253,6 +274,7 @@ impl StatusBoard {
             error: inner.error,
             pid: std::process::id(),
             updated_unix: unix_now(),
+            plugins: inner.plugins,
         }
     }
 

@@ -451,9 +451,9 @@ in
         ProtectProc = "invisible";
         RestrictNamespaces = true;
         LockPersonality = true;
-        # True while there is no plugin runtime. Issue 6 (wasmtime, which maps
-        # compiled code executable at run time) must set it to false.
-        MemoryDenyWriteExecute = true;
+        # False: plugins (installed at run time with `outpost plugin install`) are
+        # compiled by wasmtime, which maps the compiled code executable.
+        MemoryDenyWriteExecute = false;
         RestrictRealtime = true;
         RestrictSUIDSGID = true;
         RemoveIPC = true;

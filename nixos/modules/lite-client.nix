@@ -221,8 +221,9 @@ in
             ProtectProc = "invisible";
             RestrictNamespaces = true;
             LockPersonality = true;
-            # True while there is no plugin runtime (issue 6 must set it to false).
-            MemoryDenyWriteExecute = true;
+            # False: the client runs the cluster's query-policy plugins, which
+            # wasmtime compiles and maps executable.
+            MemoryDenyWriteExecute = false;
             RestrictRealtime = true;
             RestrictSUIDSGID = true;
             RemoveIPC = true;

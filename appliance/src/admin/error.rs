@@ -31,6 +31,10 @@ pub enum ApiError {
     /// The body is over the route's limit.
     #[error("{0}")]
     TooLarge(String),
+    /// Well-formed but unusable: a plugin that is not a component, was built for
+    /// another hook, or whose `init` refuses its configuration.
+    #[error("{0}")]
+    Unprocessable(String),
     /// The zones model refused the write; nothing changed.
     #[error("{0}")]
     Refused(CommandError),
@@ -47,6 +51,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Refused(refused) => refusal_status(refused),
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -59,7 +64,8 @@ fn refusal_status(refused: &CommandError) -> StatusCode {
         CommandError::NoSuchZone { .. }
         | CommandError::NoSuchRecord { .. }
         | CommandError::NotInAnyZone { .. }
-        | CommandError::NoSuchToken { .. } => StatusCode::NOT_FOUND,
+        | CommandError::NoSuchToken { .. }
+        | CommandError::NoSuchPlugin { .. } => StatusCode::NOT_FOUND,
         CommandError::ZoneExists { .. } | CommandError::TokenExists { .. } => StatusCode::CONFLICT,
         _ => StatusCode::BAD_REQUEST,
     }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::AdminState;
 use super::error::{ApiError, JsonBody, QueryParams};
 use super::presentation::{rdata_text, type_text};
+use super::transform;
 use super::zones::{DEFAULT_TTL, absolute_name, zone_of};
 
 /// One record in `GET /v1/zones/{origin}/records`.
@@ -67,7 +68,7 @@ pub async fn add(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let name = absolute_name(&request.name)?;
     let rtype = record_type(&request.rtype)?;
-    let (zone, records) = {
+    let (origin, record) = {
         let zones = state.store.zones();
         let zone = containing_zone(&zones, &name)?;
         let record = parse_record(
@@ -77,8 +78,16 @@ pub async fn add(
             &request.data,
             request.ttl.unwrap_or(DEFAULT_TTL),
         )?;
-        (zone.origin().to_ascii(), encode(&[record])?)
+        (zone.origin().clone(), record)
     };
+    let records = transform::transform(&state, &origin, vec![record]).await?;
+    if records.is_empty() {
+        return Err(ApiError::Unprocessable(
+            "the record-transform plugins left nothing to write".into(),
+        ));
+    }
+    let records = encode(&records)?;
+    let zone = origin.to_ascii();
     let written = state.store.write(Command::AddRecords { records }).await?;
     Ok((
         StatusCode::CREATED,
@@ -105,7 +114,7 @@ pub async fn replace(
     let name = absolute_name(&request.name)?;
     let rtype = record_type(&request.rtype)?;
     let ttl = request.ttl.unwrap_or(DEFAULT_TTL);
-    let (zone, records) = {
+    let (origin, records) = {
         let zones = state.store.zones();
         let zone = containing_zone(&zones, &name)?;
         let records = request
@@ -113,14 +122,24 @@ pub async fn replace(
             .iter()
             .map(|data| parse_record(zone, &name, rtype, data, ttl))
             .collect::<Result<Vec<_>, _>>()?;
-        (zone.origin().to_ascii(), encode(&records)?)
+        (zone.origin().clone(), records)
     };
+    // Deleting an RRset writes no records, so there is nothing to transform.
+    let records = match records.is_empty() {
+        true => records,
+        false => transform::transform(&state, &origin, records).await?,
+    };
+    let (rrset, extra) = transform::split_rrset(records, &name, rtype);
     let command = Command::ReplaceRRset {
         owner: name.to_ascii(),
         rtype: rtype.into(),
-        records,
+        records: encode(&rrset)?,
     };
-    let written = state.store.write(command).await?;
+    let zone = origin.to_ascii();
+    let written = state
+        .store
+        .write(transform::with_extra(command, &extra)?)
+        .await?;
     Ok(Json(
         serde_json::json!({ "zone": zone, "index": written.index }),
     ))

@@ -56,6 +56,7 @@ pub async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse 
         write_sample(&mut out, name, "gauge", help, value);
     }
     state.hub.render_metrics(&mut out);
+    outpost_dns::metrics::render_plugins(&mut out, &state.plugins.loaded().plugins());
     ([(CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], out)
 }
 

@@ -15,6 +15,8 @@ use ureq::{Agent, Body};
 
 use super::*;
 use crate::store::{Store, StoreOptions};
+use outpost_dns::forward::{ForwardConfig, Forwarder};
+use outpost_dns::handler::QueryHandler;
 use outpost_dns::metrics::Metrics;
 
 /// An admin API serving on a runtime of its own, so tests call it with blocking ureq.
@@ -52,12 +54,27 @@ impl TestServer {
         let address = listener.local_addr().unwrap();
         let ready = Arc::new(AtomicBool::new(true));
         let shutdown = CancellationToken::new();
+        let metrics = Arc::new(Metrics::default());
+        let forward = ForwardConfig {
+            upstreams: Vec::new(),
+            timeout: std::time::Duration::from_secs(1),
+            cache_entries: 16,
+            serve_stale: std::time::Duration::ZERO,
+        };
+        let handler = Arc::new(QueryHandler::new(
+            store.zone_set(),
+            Arc::new(Forwarder::new(&forward, metrics.clone())),
+            Vec::new(),
+            metrics.clone(),
+        ));
+        let engine = outpost_core::plugin::PluginEngine::new().unwrap();
         let state = AdminState {
             store: store.clone(),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             token: token.clone(),
             ready: Arc::clone(&ready),
             hub: hub.clone(),
+            plugins: Arc::new(PluginRuntime::new(engine, handler)),
         };
         let served = runtime.spawn(serve(listener, state, shutdown.clone()));
         TestServer {

@@ -9,7 +9,6 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{Name, RData, Record};
-use outpost_core::wire::encode_records;
 use outpost_core::zonefile::parse_zone;
 use outpost_core::zones::{Command, CommandError, Zones, parse_name};
 use serde::{Deserialize, Serialize};
@@ -17,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::AdminState;
 use super::error::{ApiError, JsonBody, TextBody};
 use super::presentation::export_zone;
+use super::transform;
 
 /// TTL of the records of a new zone and of imported records that name none.
 pub const DEFAULT_TTL: u32 = 3600;
@@ -58,14 +58,15 @@ pub async fn create(
     JsonBody(request): JsonBody<CreateZone>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let origin = absolute_name(&request.origin)?;
-    let records = encode_records(&default_records(&origin)?)
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let records = transform::transform(&state, &origin, default_records(&origin)?.into()).await?;
+    let (records, extra) = transform::split_zone(records, &origin);
+    let command = Command::CreateZone {
+        origin: origin.to_ascii(),
+        records: transform::encode(&records)?,
+    };
     let written = state
         .store
-        .write(Command::CreateZone {
-            origin: origin.to_ascii(),
-            records,
-        })
+        .write(transform::with_extra(command, &extra)?)
         .await?;
     let body = serde_json::json!({ "origin": origin.to_ascii(), "index": written.index });
     Ok((StatusCode::CREATED, Json(body)))
@@ -109,21 +110,26 @@ pub async fn import(
     let origin = absolute_name(&origin)?;
     let parse_origin = origin.clone();
     // A large file takes a while to parse: keep it off the async workers.
-    let (count, records) = tokio::task::spawn_blocking(move || {
-        let records = parse_zone(&text, &parse_origin, DEFAULT_TTL)
-            .map_err(|e| ApiError::BadRequest(format!("zone file {e}")))?;
-        let bytes = encode_records(&records).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        Ok::<_, ApiError>((records.len(), bytes))
+    let records = tokio::task::spawn_blocking(move || {
+        parse_zone(&text, &parse_origin, DEFAULT_TTL)
+            .map_err(|e| ApiError::BadRequest(format!("zone file {e}")))
     })
     .await
     .map_err(|e| ApiError::Unavailable(format!("zone file parser stopped: {e}")))??;
-    let written = state
-        .store
-        .write(Command::ReplaceZone {
-            origin: origin.to_ascii(),
-            records,
-        })
-        .await?;
+    let records = transform::transform(&state, &origin, records).await?;
+    let encode_origin = origin.clone();
+    // Encoding a large zone takes a while too.
+    let (count, command) = tokio::task::spawn_blocking(move || {
+        let (records, extra) = transform::split_zone(records, &encode_origin);
+        let command = Command::ReplaceZone {
+            origin: encode_origin.to_ascii(),
+            records: transform::encode(&records)?,
+        };
+        Ok::<_, ApiError>((records.len(), transform::with_extra(command, &extra)?))
+    })
+    .await
+    .map_err(|e| ApiError::Unavailable(format!("zone file encoder stopped: {e}")))??;
+    let written = state.store.write(command).await?;
     tracing::info!(origin = %origin, records = count, index = written.index, "zone imported");
     Ok(Json(
         serde_json::json!({ "origin": origin.to_ascii(), "records": count, "index": written.index }),
@@ -173,6 +179,7 @@ pub fn absolute_name(text: &str) -> Result<Name, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use outpost_core::wire::encode_records;
     use outpost_core::zones::Zones;
 
     #[test]

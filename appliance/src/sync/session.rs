@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use outpost_core::sync::{
-    ErrorFrame, Frame, Heartbeat, Hello, MAX_FRAME_BODY, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
-    ResyncRequired, SnapshotBegin, SnapshotChunk, SnapshotEnd, SyncMode, Welcome, WireChange,
-    chunk_changes, close, negotiate, to_wire,
+    ErrorFrame, Frame, HEADER_LEN, Heartbeat, Hello, MAX_FRAME_BODY, MIN_PROTOCOL_VERSION,
+    PROTOCOL_VERSION, ResyncRequired, SnapshotBegin, SnapshotChunk, SnapshotEnd, SyncMode, Welcome,
+    WireChange, chunk_changes, close, max_frame_body, negotiate, to_wire,
 };
 use outpost_core::wire::encode_records;
 use outpost_core::zones::{Change, MAX_TOKEN_NAME, Zones, parse_name};
@@ -116,6 +116,9 @@ struct Session<S> {
     context: SessionContext,
     /// When the next heartbeat is due (pushed back by every frame sent).
     heartbeat_at: Instant,
+    /// The largest frame body the client takes: protocol 1's until a version is
+    /// agreed, then that version's ([`max_frame_body`]).
+    max_body: usize,
 }
 
 /// Runs one session on an accepted WebSocket until it ends, then closes it.
@@ -127,6 +130,7 @@ where
         ws,
         context,
         heartbeat_at: Instant::now() + HEARTBEAT_INTERVAL,
+        max_body: MAX_FRAME_BODY,
     };
     let end = session.serve().await;
     session.close(end).await;
@@ -209,6 +213,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 ),
             ));
         };
+        self.max_body = max_frame_body(version);
         let scope = Scope::new(lite_token.zones.iter().cloned());
         let welcome = |mode| {
             Frame::Welcome(Welcome {
@@ -470,6 +475,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// [`fragments`] so that the write buffer never holds more than one of them, within
     /// [`SEND_TIMEOUT`]; and pushes the next heartbeat back.
     async fn send_bytes(&mut self, name: &str, bytes: Bytes) -> Result<(), End> {
+        let body = bytes.len().saturating_sub(HEADER_LEN);
+        if body > self.max_body {
+            // Only a large plugin definition makes such a frame (protocol 2).
+            return Err(End::error(
+                close::TOO_LARGE,
+                format!(
+                    "a {name} frame of {body} bytes holds a definition larger than this client's protocol takes ({} bytes): upgrade outpost-lite",
+                    self.max_body
+                ),
+            ));
+        }
         let ws = &mut self.ws;
         let sending = async move {
             for fragment in fragments(bytes) {

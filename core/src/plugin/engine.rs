@@ -272,12 +272,23 @@ impl LoadedPolicy {
     pub fn instantiate(&self, config: &[u8]) -> Result<PolicyInstance, PluginError> {
         PolicyInstance::new(self.shared.clone(), config.into())
     }
+
+    /// As [`LoadedPolicy::instantiate`], sharing the configuration's bytes with the
+    /// caller instead of copying them (a pool of instances keeps one copy).
+    pub fn instantiate_shared(&self, config: Arc<[u8]>) -> Result<PolicyInstance, PluginError> {
+        PolicyInstance::new(self.shared.clone(), config)
+    }
 }
 
 impl LoadedTransform {
     /// As [`LoadedPolicy::instantiate`].
     pub fn instantiate(&self, config: &[u8]) -> Result<TransformInstance, PluginError> {
         TransformInstance::new(self.shared.clone(), config.into())
+    }
+
+    /// As [`LoadedPolicy::instantiate_shared`].
+    pub fn instantiate_shared(&self, config: Arc<[u8]>) -> Result<TransformInstance, PluginError> {
+        TransformInstance::new(self.shared.clone(), config)
     }
 }
 

@@ -1,11 +1,34 @@
 //! Per-plugin counters and status, shared by every instance of the plugin (one per
-//! worker) and read by metrics and `outpost plugin list`.
+//! worker) and read by metrics and `outpost plugin list`: calls, failures by kind,
+//! a histogram of the time per call (with median and p99 estimated from it), and
+//! whether the plugin was disabled.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::{MAX_CONSECUTIVE_FAILURES, PluginError};
+
+/// Upper bounds of the time-per-call histogram's buckets; a last bucket (+Inf)
+/// holds the slower calls. From well under a blocklist's `decide` (about 1 µs) to
+/// past a query's whole deadline (2 ms); transforms land in the last buckets.
+pub const CALL_TIME_BUCKETS: [Duration; 12] = [
+    Duration::from_nanos(500),
+    Duration::from_micros(1),
+    Duration::from_micros(2),
+    Duration::from_micros(5),
+    Duration::from_micros(10),
+    Duration::from_micros(50),
+    Duration::from_micros(100),
+    Duration::from_micros(500),
+    Duration::from_millis(1),
+    Duration::from_millis(2),
+    Duration::from_millis(5),
+    Duration::from_millis(10),
+];
+
+/// Buckets of the histogram, the +Inf one included.
+const HISTOGRAM_LEN: usize = CALL_TIME_BUCKETS.len() + 1;
 
 /// Counters of one loaded plugin. Relaxed atomics: each counter is exact, but a
 /// snapshot taken during calls may mix counts from slightly different moments.
@@ -20,8 +43,13 @@ pub struct PluginStats {
     invalid_outputs: AtomicU64,
     /// Instances built again after a trap.
     rebuilds: AtomicU64,
+    /// Instances built while a query waited, because every pre-built one was in use.
+    instances_built_on_demand: AtomicU64,
     total_nanos: AtomicU64,
     max_nanos: AtomicU64,
+    /// Calls by time taken: bucket `i` counts calls of at most
+    /// `CALL_TIME_BUCKETS[i]` and more than the bound before it (not cumulative).
+    time_histogram: [AtomicU64; HISTOGRAM_LEN],
     consecutive_failures: AtomicU32,
     /// Set once, never cleared: a disabled plugin stays disabled until reloaded.
     disabled: AtomicBool,
@@ -39,10 +67,16 @@ pub struct StatsSnapshot {
     pub traps: u64,
     pub invalid_outputs: u64,
     pub rebuilds: u64,
+    /// Instances built on the query path because none was idle (see
+    /// [`crate::plugin::chain`]): each cost the query an `init`.
+    pub instances_built_on_demand: u64,
     /// Time spent inside the plugin over all calls.
     pub total_time: Duration,
     /// The longest call.
     pub max_time: Duration,
+    /// Calls by time taken, one count per bucket of [`CALL_TIME_BUCKETS`] and a last
+    /// one for slower calls (not cumulative).
+    pub time_histogram: [u64; HISTOGRAM_LEN],
     pub consecutive_failures: u32,
     /// Why the plugin was disabled, if it was.
     pub disabled: Option<String>,
@@ -66,6 +100,47 @@ impl StatsSnapshot {
             self.total_time / u32::try_from(self.calls).unwrap_or(u32::MAX)
         }
     }
+
+    /// The median time per call, estimated from the histogram; `None` before the
+    /// first call.
+    pub fn median_time(&self) -> Option<Duration> {
+        self.time_quantile(0.5)
+    }
+
+    /// The 99th percentile of the time per call, estimated from the histogram.
+    pub fn p99_time(&self) -> Option<Duration> {
+        self.time_quantile(0.99)
+    }
+
+    /// Estimates the `quantile` (0 to 1) of the time per call: finds the bucket
+    /// holding it and interpolates linearly inside it, as Prometheus'
+    /// `histogram_quantile` does. The estimate is never above the longest call, which
+    /// also stands for the upper bound of the +Inf bucket. `None` before the first
+    /// call.
+    pub fn time_quantile(&self, quantile: f64) -> Option<Duration> {
+        let count: u64 = self.time_histogram.iter().sum();
+        if count == 0 {
+            return None;
+        }
+        let rank = quantile.clamp(0.0, 1.0) * count as f64;
+        let mut below = 0u64;
+        let mut lower = Duration::ZERO;
+        for (index, &in_bucket) in self.time_histogram.iter().enumerate() {
+            let upper = CALL_TIME_BUCKETS
+                .get(index)
+                .copied()
+                .unwrap_or(self.max_time)
+                .max(lower);
+            if in_bucket > 0 && (below + in_bucket) as f64 >= rank {
+                let fraction = ((rank - below as f64) / in_bucket as f64).clamp(0.0, 1.0);
+                let estimate = lower + (upper - lower).mul_f64(fraction);
+                return Some(estimate.min(self.max_time));
+            }
+            below += in_bucket;
+            lower = upper;
+        }
+        Some(self.max_time)
+    }
 }
 
 impl PluginStats {
@@ -78,8 +153,12 @@ impl PluginStats {
             traps: self.traps.load(Ordering::Relaxed),
             invalid_outputs: self.invalid_outputs.load(Ordering::Relaxed),
             rebuilds: self.rebuilds.load(Ordering::Relaxed),
+            instances_built_on_demand: self.instances_built_on_demand.load(Ordering::Relaxed),
             total_time: Duration::from_nanos(self.total_nanos.load(Ordering::Relaxed)),
             max_time: Duration::from_nanos(self.max_nanos.load(Ordering::Relaxed)),
+            time_histogram: std::array::from_fn(|index| {
+                self.time_histogram[index].load(Ordering::Relaxed)
+            }),
             consecutive_failures: self.consecutive_failures.load(Ordering::Relaxed),
             disabled: self.disabled_reason(),
         }
@@ -106,6 +185,18 @@ impl PluginStats {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.total_nanos.fetch_add(nanos, Ordering::Relaxed);
         self.max_nanos.fetch_max(nanos, Ordering::Relaxed);
+        let bucket = CALL_TIME_BUCKETS
+            .iter()
+            .position(|bound| elapsed <= *bound)
+            .unwrap_or(CALL_TIME_BUCKETS.len());
+        if let Some(counter) = self.time_histogram.get(bucket) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(super) fn record_instance_built_on_demand(&self) {
+        self.instances_built_on_demand
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     pub(super) fn record_success(&self) {
@@ -141,5 +232,63 @@ impl PluginStats {
         }
         self.disabled.store(true, Ordering::Relaxed);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats_with_calls(times: &[Duration]) -> StatsSnapshot {
+        let stats = PluginStats::default();
+        for time in times {
+            stats.record_call(*time);
+        }
+        stats.snapshot()
+    }
+
+    #[test]
+    fn calls_land_in_the_bucket_of_their_upper_bound() {
+        let snapshot = stats_with_calls(&[
+            Duration::from_nanos(100),
+            Duration::from_nanos(500),
+            Duration::from_nanos(501),
+            Duration::from_micros(3),
+            Duration::from_millis(20),
+        ]);
+        let mut expected = [0u64; HISTOGRAM_LEN];
+        expected[0] = 2; // <= 500 ns
+        expected[1] = 1; // <= 1 µs
+        expected[3] = 1; // <= 5 µs
+        expected[12] = 1; // +Inf
+        assert_eq!(snapshot.time_histogram, expected);
+        assert_eq!(snapshot.calls, 5);
+    }
+
+    #[test]
+    fn quantiles_are_interpolated_inside_their_bucket() {
+        assert_eq!(PluginStats::default().snapshot().median_time(), None);
+
+        // 100 calls between 1 and 2 µs: the median is estimated at 1.5 µs.
+        let snapshot = stats_with_calls(&[Duration::from_nanos(1_700); 100]);
+        assert_eq!(snapshot.median_time(), Some(Duration::from_nanos(1_500)));
+        // Never above the longest call.
+        assert_eq!(snapshot.p99_time(), Some(Duration::from_nanos(1_700)));
+
+        // 98 fast calls and 2 slow ones: the p99 lies in the +Inf bucket, bounded
+        // by the longest call.
+        let mut times = vec![Duration::from_nanos(800); 98];
+        times.extend([Duration::from_millis(30), Duration::from_millis(40)]);
+        let snapshot = stats_with_calls(&times);
+        let median = snapshot.median_time().unwrap();
+        assert!(
+            median > Duration::from_nanos(500) && median <= Duration::from_micros(1),
+            "{median:?}"
+        );
+        let p99 = snapshot.p99_time().unwrap();
+        assert!(
+            p99 > Duration::from_millis(10) && p99 <= Duration::from_millis(40),
+            "{p99:?}"
+        );
     }
 }

@@ -13,12 +13,12 @@ use super::*;
 
 /// One engine for all tests: components compile once (the cache is by content hash),
 /// while every `load` still gets its own counters.
-fn engine() -> &'static PluginEngine {
+pub(super) fn engine() -> &'static PluginEngine {
     static ENGINE: OnceLock<PluginEngine> = OnceLock::new();
     ENGINE.get_or_init(|| PluginEngine::new().unwrap())
 }
 
-fn plugin_bytes(crate_name: &str) -> Vec<u8> {
+pub(super) fn plugin_bytes(crate_name: &str) -> Vec<u8> {
     let dir = std::env::var_os("OUTPOST_PLUGIN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -36,7 +36,7 @@ fn plugin_bytes(crate_name: &str) -> Vec<u8> {
 /// Limits for tests of behaviour, not of deadlines: the test threads share two cores
 /// with other work, and a thread preempted for a few milliseconds would otherwise
 /// time out. The deadline tests set their own.
-fn relaxed(hook: Hook) -> Limits {
+pub(super) fn relaxed(hook: Hook) -> Limits {
     Limits {
         call_ticks: 1_000,
         ..Limits::for_hook(hook)
@@ -61,11 +61,11 @@ fn query_from(name: &str, qtype: RecordType, client: IpAddr) -> Query {
     )
 }
 
-fn query(name: &str) -> Query {
+pub(super) fn query(name: &str) -> Query {
     query_from(name, RecordType::A, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))
 }
 
-fn record(name: &str, ttl: u32, data: RData) -> Record {
+pub(super) fn record(name: &str, ttl: u32, data: RData) -> Record {
     Record::from_rdata(Name::from_ascii(name).unwrap(), ttl, data)
 }
 

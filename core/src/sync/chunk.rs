@@ -4,18 +4,23 @@
 //! Sizes are exact postcard sizes, so a frame built from their output encodes to at
 //! most `max_body` bytes of body.
 //!
+//! Frames are filled up to `max_body`. A change too large for that goes alone in a
+//! frame of its own, of up to [`MAX_LONE_CHANGE_BODY`] (protocol 2; a session of
+//! protocol 1 cannot send that frame and says so).
+//!
 //! **Invariant:** a change of at most [`MAX_CHANGE_LEN`] encoded bytes always fits
-//! alone in a frame of [`MAX_FRAME_BODY`]; a larger one is an error for the caller to
-//! report (the write path should have refused it).
+//! alone in a frame of [`MAX_LONE_CHANGE_BODY`]; a larger one is an error for the
+//! caller to report (the write path should have refused it).
 
 use std::mem;
 
 use super::wire::{ChangeEntry, Changes, WireChange};
-use super::{MAX_FRAME_BODY, postcard_len};
+use super::{MAX_LONE_CHANGE_BODY, postcard_len};
 
-/// The largest encoded change the protocol carries: what is left of a frame body
-/// once the counts and indexes around one change (at most 22 bytes) are paid for.
-pub const MAX_CHANGE_LEN: usize = MAX_FRAME_BODY - 64;
+/// The largest encoded change the protocol carries: what is left of the largest
+/// frame body once the counts and indexes around one change (at most 22 bytes) are
+/// paid for.
+pub const MAX_CHANGE_LEN: usize = MAX_LONE_CHANGE_BODY - 64;
 
 /// Room kept in every `Changes` body for `up_to`, whose value is only known when the
 /// frame is closed: the longest varint of a `u64`.
@@ -47,8 +52,8 @@ pub fn chunk_changes(
     let mut current_len = 0;
     for change in changes {
         let size = encoded_len(&change)?;
-        if varint_len(1) + size > max_body {
-            return Err(too_large(&change, size, max_body));
+        if varint_len(1) + size > max_body.max(MAX_LONE_CHANGE_BODY) {
+            return Err(too_large(&change, size));
         }
         if !current.is_empty() && varint_len(current.len() + 1) + current_len + size > max_body {
             chunks.push(mem::take(&mut current));
@@ -83,8 +88,10 @@ pub fn split_batch(
         let mut sizes = Vec::with_capacity(entry.changes.len());
         for change in &entry.changes {
             let size = encoded_len(change)?;
-            if UP_TO_RESERVE + varint_len(1) + entry_len(index, 1, size) > max_body {
-                return Err(too_large(change, size, max_body));
+            if UP_TO_RESERVE + varint_len(1) + entry_len(index, 1, size)
+                > max_body.max(MAX_LONE_CHANGE_BODY)
+            {
+                return Err(too_large(change, size));
             }
             sizes.push(size);
         }
@@ -170,11 +177,11 @@ fn encoded_len(change: &WireChange) -> Result<usize, ChunkError> {
     })
 }
 
-fn too_large(change: &WireChange, size: usize, max_body: usize) -> ChunkError {
+fn too_large(change: &WireChange, size: usize) -> ChunkError {
     ChunkError::ChangeTooLarge {
         change: change.describe(),
         size,
-        max_body,
+        max_body: MAX_LONE_CHANGE_BODY,
     }
 }
 

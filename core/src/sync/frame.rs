@@ -13,7 +13,7 @@ use super::wire::{
     Ack, Changes, ErrorFrame, Heartbeat, Hello, ResyncRequired, SnapshotBegin, SnapshotChunk,
     SnapshotEnd, Welcome,
 };
-use super::{HEADER_LEN, MAGIC, MAX_FRAME_BODY, postcard_len};
+use super::{HEADER_LEN, MAGIC, MAX_FRAME_BODY, MAX_LONE_CHANGE_BODY, postcard_len};
 
 /// Frame type numbers (header bytes 4 and 5). A number is never reused.
 pub mod frame_type {
@@ -85,9 +85,9 @@ pub enum FrameError {
     )]
     BadMagic { found: [u8; 4] },
     #[error(
-        "frame body of {declared} bytes is over the {MAX_FRAME_BODY}-byte limit (the sender must split it)"
+        "frame body of {declared} bytes is over the {limit}-byte limit (the sender must split it)"
     )]
-    TooLarge { declared: usize },
+    TooLarge { declared: usize, limit: usize },
     #[error("frame header declares a {declared}-byte body but {actual} bytes follow it")]
     LengthMismatch { declared: usize, actual: usize },
     #[error(
@@ -139,8 +139,9 @@ impl Frame {
         frame_type::name(self.frame_type())
     }
 
-    /// Header plus postcard body; refuses a body over [`MAX_FRAME_BODY`] before
-    /// allocating it.
+    /// Header plus postcard body; refuses a body over [`MAX_LONE_CHANGE_BODY`]
+    /// before allocating it. Whether the peer's version takes a body over
+    /// [`MAX_FRAME_BODY`] is the sender's to check.
     pub fn encode(&self) -> Result<Vec<u8>, FrameError> {
         let frame_type = self.frame_type();
         match self {
@@ -157,10 +158,17 @@ impl Frame {
         }
     }
 
-    /// Reads one WebSocket binary message. `Ok(None)` is a well-formed frame of a
-    /// type this version does not know: skip it (newer peers add frame types).
+    /// Reads one WebSocket binary message under the protocol 1 limit
+    /// ([`MAX_FRAME_BODY`]). `Ok(None)` is a well-formed frame of a type this version
+    /// does not know: skip it (newer peers add frame types).
     pub fn decode(bytes: &[u8]) -> Result<Option<Frame>, FrameError> {
-        let (frame_type, body) = Frame::read_header(bytes)?;
+        Frame::decode_limited(bytes, MAX_FRAME_BODY)
+    }
+
+    /// [`Frame::decode`] with a body of at most `max_body` bytes (see
+    /// [`super::max_frame_body`]).
+    pub fn decode_limited(bytes: &[u8], max_body: usize) -> Result<Option<Frame>, FrameError> {
+        let (frame_type, body) = Frame::read_header_limited(bytes, max_body)?;
         let frame = match frame_type {
             frame_type::HELLO => Frame::Hello(decode_body(frame_type, body)?),
             frame_type::WELCOME => Frame::Welcome(decode_body(frame_type, body)?),
@@ -181,6 +189,11 @@ impl Frame {
     /// the body, without decoding it: a receiver refuses a known type that travels
     /// the other way ([`frame_type::from_client`]) before paying for its body.
     pub fn read_header(bytes: &[u8]) -> Result<(u16, &[u8]), FrameError> {
+        Frame::read_header_limited(bytes, MAX_FRAME_BODY)
+    }
+
+    /// [`Frame::read_header`] with a body of at most `max_body` bytes.
+    pub fn read_header_limited(bytes: &[u8], max_body: usize) -> Result<(u16, &[u8]), FrameError> {
         let Some((header, body)) = bytes.split_first_chunk::<HEADER_LEN>() else {
             return Err(FrameError::Truncated { len: bytes.len() });
         };
@@ -192,8 +205,11 @@ impl Frame {
         let frame_type = u16::from_be_bytes([t0, t1]);
         // A length that does not fit a usize is over the limit all the same.
         let declared = usize::try_from(u32::from_be_bytes([l0, l1, l2, l3])).unwrap_or(usize::MAX);
-        if declared > MAX_FRAME_BODY {
-            return Err(FrameError::TooLarge { declared });
+        if declared > max_body {
+            return Err(FrameError::TooLarge {
+                declared,
+                limit: max_body,
+            });
         }
         if declared != body.len() {
             return Err(FrameError::LengthMismatch {
@@ -212,8 +228,11 @@ fn encode_frame<T: Serialize>(frame_type: u16, body: &T) -> Result<Vec<u8>, Fram
         reason: e.to_string(),
     };
     let body_len = postcard_len(body).map_err(encode_error)?;
-    let too_large = FrameError::TooLarge { declared: body_len };
-    if body_len > MAX_FRAME_BODY {
+    let too_large = FrameError::TooLarge {
+        declared: body_len,
+        limit: MAX_LONE_CHANGE_BODY,
+    };
+    if body_len > MAX_LONE_CHANGE_BODY {
         return Err(too_large);
     }
     let declared = u32::try_from(body_len).map_err(|_| too_large)?;

@@ -177,7 +177,8 @@ fn a_declared_length_of_4_gib_is_too_large_before_anything_else() {
     assert_eq!(
         error,
         FrameError::TooLarge {
-            declared: u32::MAX as usize
+            declared: u32::MAX as usize,
+            limit: MAX_FRAME_BODY
         }
     );
     assert_eq!(error.close_code(), close::TOO_LARGE);
@@ -196,7 +197,23 @@ fn one_byte_over_the_limit_is_too_large() {
     assert_eq!(
         Frame::decode(&bytes).unwrap_err(),
         FrameError::TooLarge {
-            declared: MAX_FRAME_BODY + 1
+            declared: MAX_FRAME_BODY + 1,
+            limit: MAX_FRAME_BODY
+        }
+    );
+    // Protocol 2 takes it (a lone large change); its own limit is as strict.
+    assert_eq!(max_frame_body(1), MAX_FRAME_BODY);
+    assert!(matches!(
+        Frame::decode_limited(&bytes, max_frame_body(2)),
+        Err(FrameError::BadBody { .. })
+    ));
+    let body = vec![0; MAX_LONE_CHANGE_BODY + 1];
+    let bytes = raw_frame(frame_type::SNAPSHOT_CHUNK, body_len(&body), &body);
+    assert_eq!(
+        Frame::decode_limited(&bytes, max_frame_body(2)).unwrap_err(),
+        FrameError::TooLarge {
+            declared: MAX_LONE_CHANGE_BODY + 1,
+            limit: MAX_LONE_CHANGE_BODY
         }
     );
 }
@@ -222,14 +239,31 @@ fn a_body_of_exactly_the_limit_encodes_and_decodes() {
     let frame = Frame::SnapshotChunk(SnapshotChunk {
         changes: vec![change(MAX_FRAME_BODY - overhead + 1)],
     });
-    let error = frame.encode().unwrap_err();
+    let bytes = frame.encode().unwrap();
+    let error = Frame::decode(&bytes).unwrap_err();
     assert_eq!(
         error,
         FrameError::TooLarge {
-            declared: MAX_FRAME_BODY + 1
+            declared: MAX_FRAME_BODY + 1,
+            limit: MAX_FRAME_BODY
         }
     );
     assert_eq!(error.close_code(), close::TOO_LARGE);
+    assert_eq!(
+        Frame::decode_limited(&bytes, max_frame_body(2)).unwrap(),
+        Some(frame)
+    );
+
+    let frame = Frame::SnapshotChunk(SnapshotChunk {
+        changes: vec![change(MAX_LONE_CHANGE_BODY - overhead + 1)],
+    });
+    assert!(matches!(
+        frame.encode(),
+        Err(FrameError::TooLarge {
+            limit: MAX_LONE_CHANGE_BODY,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -314,7 +348,10 @@ fn error_messages_are_lower_case_without_a_final_period() {
         FrameError::BadMagic {
             found: [0, 1, 2, 3],
         },
-        FrameError::TooLarge { declared: 5 },
+        FrameError::TooLarge {
+            declared: 5,
+            limit: 4,
+        },
         FrameError::LengthMismatch {
             declared: 1,
             actual: 2,
@@ -337,9 +374,14 @@ fn error_messages_are_lower_case_without_a_final_period() {
 
 #[test]
 fn negotiate_picks_the_highest_common_version() {
-    assert_eq!(negotiate(1, 1), Some(1));
-    assert_eq!(negotiate(0, 9), Some(1));
-    assert_eq!(negotiate(2, 5), None);
+    assert_eq!(
+        negotiate(1, 1),
+        Some(1),
+        "a client of protocol 1 is still served"
+    );
+    assert_eq!(negotiate(1, 2), Some(2));
+    assert_eq!(negotiate(0, 9), Some(2));
+    assert_eq!(negotiate(3, 5), None);
     assert_eq!(negotiate(0, 0), None);
     assert_eq!(negotiate(1, 0), None, "an empty window");
 }
@@ -496,11 +538,33 @@ fn chunks_fill_up_to_the_cap_and_keep_the_order() {
 }
 
 #[test]
-fn a_change_larger_than_the_cap_is_an_error() {
+fn a_change_larger_than_the_fill_size_goes_alone_in_its_own_chunk() {
     let changes = many_changes(3);
-    let error = chunk_changes(changes, 1_000).unwrap_err();
+    let sizes: Vec<usize> = changes.iter().map(|c| postcard_len(c).unwrap()).collect();
+    let chunks = chunk_changes(changes.clone(), 1_000).unwrap();
+    assert!(sizes.iter().any(|&size| size > 1_000), "{sizes:?}");
+    for chunk in &chunks {
+        let body = postcard_len(&SnapshotChunk {
+            changes: chunk.clone(),
+        })
+        .unwrap();
+        assert!(
+            body <= 1_000 || chunk.len() == 1,
+            "{body} bytes in {} changes",
+            chunk.len()
+        );
+    }
+    assert_eq!(chunks.concat(), changes);
+
+    let huge = WireChange::DefinitionPut {
+        kind: "plugin".into(),
+        name: "huge".into(),
+        version: 1,
+        body: vec![0; MAX_LONE_CHANGE_BODY],
+    };
+    let error = chunk_changes(vec![huge], 1_000).unwrap_err();
     assert!(
-        matches!(&error, ChunkError::ChangeTooLarge { change, .. } if change.starts_with("RRsetPut host-1.example.internal. type 16")),
+        matches!(&error, ChunkError::ChangeTooLarge { change, .. } if change.starts_with("DefinitionPut plugin huge")),
         "{error}"
     );
 }
@@ -609,12 +673,57 @@ fn a_small_batch_is_one_frame() {
 }
 
 #[test]
-fn a_batch_with_an_oversized_change_is_an_error() {
-    let batch = entries(&[(5, 3)]);
+fn a_batch_with_a_change_over_the_largest_frame_is_an_error() {
+    let huge = ChangeEntry {
+        index: 5,
+        changes: vec![WireChange::DefinitionPut {
+            kind: "plugin".into(),
+            name: "huge".into(),
+            version: 1,
+            body: vec![0; MAX_LONE_CHANGE_BODY],
+        }],
+    };
     assert!(matches!(
-        split_batch(5, batch, 1_000),
+        split_batch(5, vec![huge], MAX_FRAME_BODY),
         Err(ChunkError::ChangeTooLarge { .. })
     ));
+}
+
+#[test]
+fn a_large_definition_goes_alone_in_a_frame_between_full_ones() {
+    let large = WireChange::DefinitionPut {
+        kind: "plugin".into(),
+        name: "ads".into(),
+        version: 1,
+        body: vec![7; 3 * MAX_FRAME_BODY],
+    };
+    let mut batch = entries(&[(5, 3)]);
+    batch.push(ChangeEntry {
+        index: 6,
+        changes: vec![large.clone()],
+    });
+    batch.extend(entries(&[(7, 2)]));
+    let frames = split_batch(7, batch.clone(), 1_000).unwrap();
+    let lone = frames
+        .iter()
+        .find(|frame| frame.entries.iter().any(|e| e.changes.contains(&large)))
+        .unwrap();
+    assert_eq!(lone.entries.len(), 1);
+    assert_eq!(lone.entries[0].changes.len(), 1);
+    assert_eq!(lone.up_to, 6);
+    let encoded = Frame::Changes(lone.clone()).encode().unwrap();
+    assert!(encoded.len() > HEADER_LEN + MAX_FRAME_BODY);
+    assert!(encoded.len() <= HEADER_LEN + MAX_LONE_CHANGE_BODY);
+    // Everything arrives, in order, and the cursor ends at the batch's end.
+    let received: Vec<ChangeEntry> = frames.iter().flat_map(|f| f.entries.clone()).collect();
+    let flat = |entries: &[ChangeEntry]| -> Vec<(u64, WireChange)> {
+        entries
+            .iter()
+            .flat_map(|e| e.changes.iter().map(move |c| (e.index, c.clone())))
+            .collect()
+    };
+    assert_eq!(flat(&received), flat(&batch));
+    assert_eq!(frames.last().unwrap().up_to, 7);
 }
 
 #[test]

@@ -123,7 +123,7 @@ impl Zones {
 
     /// Installs or updates a plugin. The model sets the version; the component's hash
     /// is checked against its bytes, so a definition cannot name code it does not
-    /// carry.
+    /// carry. Installing exactly what is installed changes nothing.
     pub(super) fn put_plugin(
         &mut self,
         definition: &PluginDefinition,
@@ -142,10 +142,17 @@ impl Zones {
                 name: definition.name.clone(),
             });
         }
-        let version = self
-            .plugins
-            .get(&definition.name)
-            .map_or(1, |previous| previous.version + 1);
+        let previous = self.plugins.get(&definition.name);
+        if previous.is_some_and(|previous| {
+            PluginDefinition {
+                version: previous.version,
+                ..definition.clone()
+            } == **previous
+        }) {
+            // The same install again (a script or a NixOS unit re-run): nothing to do.
+            return Ok(Vec::new());
+        }
+        let version = previous.map_or(1, |previous| previous.version + 1);
         let definition = Arc::new(PluginDefinition {
             version,
             ..definition.clone()

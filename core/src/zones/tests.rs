@@ -413,3 +413,132 @@ fn lite_tokens_are_created_once_and_revoked() {
         .unwrap_err();
     assert!(matches!(err, CommandError::NoSuchToken { .. }), "{err}");
 }
+
+fn plugin(name: &str, component: &[u8]) -> PluginDefinition {
+    use sha2::Digest as _;
+    PluginDefinition {
+        name: name.into(),
+        hook: crate::plugin::Hook::QueryPolicy,
+        order: 10,
+        on_error: FailureMode::FailOpen,
+        enabled: true,
+        version: 99,
+        sha256: sha2::Sha256::digest(component).into(),
+        component: component.into(),
+        config: b"ads.example\n".as_slice().into(),
+    }
+}
+
+#[test]
+fn installing_a_plugin_again_bumps_its_version() {
+    let mut zones = site();
+    let first = zones
+        .apply(&Command::PutPlugin {
+            definition: plugin("ads", b"\0asm one"),
+        })
+        .unwrap();
+    assert!(matches!(&first[..], [Change::PluginPut { definition }] if definition.version == 1));
+    zones
+        .apply(&Command::PutPlugin {
+            definition: plugin("ads", b"\0asm two"),
+        })
+        .unwrap();
+    let stored = zones.plugin("ads").unwrap();
+    assert_eq!(
+        (stored.version, &*stored.component),
+        (2, b"\0asm two".as_slice())
+    );
+    let again = zones.apply(&Command::PutPlugin {
+        definition: plugin("ads", b"\0asm two"),
+    });
+    assert_eq!(
+        again,
+        Ok(Vec::new()),
+        "the same install again changes nothing"
+    );
+    assert_eq!(zones.plugin("ads").unwrap().version, 2);
+
+    // Replaying the changes rebuilds the same definitions.
+    let mut replayed = Zones::default();
+    for change in zones.to_changes() {
+        replayed.apply_change(&change).unwrap();
+    }
+    assert_eq!(replayed, zones);
+
+    assert_eq!(
+        zones.apply(&Command::DeletePlugin { name: "ads".into() }),
+        Ok(vec![Change::PluginDeleted { name: "ads".into() }])
+    );
+    assert_eq!(
+        zones.apply(&Command::DeletePlugin { name: "ads".into() }),
+        Err(CommandError::NoSuchPlugin { name: "ads".into() })
+    );
+}
+
+#[test]
+fn a_plugin_must_carry_the_code_its_hash_names_and_fit_a_sync_frame() {
+    let mut zones = site();
+    let mut tampered = plugin("ads", b"\0asm one");
+    tampered.component = b"\0asm two".as_slice().into();
+    assert_eq!(
+        zones.apply(&Command::PutPlugin {
+            definition: tampered
+        }),
+        Err(CommandError::PluginHashMismatch { name: "ads".into() })
+    );
+    let huge = plugin("ads", &vec![0; MAX_PLUGIN_BYTES + 1]);
+    assert!(matches!(
+        zones.apply(&Command::PutPlugin { definition: huge }),
+        Err(CommandError::PluginTooLarge { .. })
+    ));
+    assert!(matches!(
+        zones.apply(&Command::PutPlugin {
+            definition: plugin("Ads!", b"\0asm")
+        }),
+        Err(CommandError::InvalidPluginName { .. })
+    ));
+    assert_eq!(zones.plugins().count(), 0);
+}
+
+#[test]
+fn a_batch_applies_whole_or_not_at_all() {
+    let mut zones = site();
+    let before = zones.clone();
+    let refused = zones.apply(&Command::Batch {
+        commands: vec![
+            Command::AddRecords {
+                records: wire(&[rec("new.site.internal.", 300, RecordType::A, "10.0.0.2")]),
+            },
+            Command::AddRecords {
+                records: wire(&[rec("elsewhere.test.", 300, RecordType::A, "10.0.0.3")]),
+            },
+        ],
+    });
+    assert!(matches!(refused, Err(CommandError::NotInAnyZone { .. })));
+    assert_eq!(zones, before);
+
+    let changes = zones
+        .apply(&Command::Batch {
+            commands: vec![
+                Command::ReplaceRRset {
+                    owner: "www.site.internal.".into(),
+                    rtype: 1,
+                    records: wire(&[rec("www.site.internal.", 60, RecordType::A, "10.0.0.9")]),
+                },
+                Command::AddRecords {
+                    records: wire(&[rec("mail.site.internal.", 60, RecordType::A, "10.0.0.4")]),
+                },
+            ],
+        })
+        .unwrap();
+    let owners: Vec<&str> = changes
+        .iter()
+        .filter_map(|change| match change {
+            Change::RRsetPut {
+                owner, rtype: 1, ..
+            } => Some(owner.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(owners, ["www.site.internal.", "mail.site.internal."]);
+}

@@ -367,11 +367,13 @@ fn snapshot_staging_is_bounded_and_checks_its_index() {
         staging.finish(4).unwrap_err(),
         StagingError::AsOfMismatch { began: 3, ended: 4 }
     );
+    // A definition of a kind this client does not know is skipped; a plugin whose
+    // body does not decode is refused.
     let mut staging = SnapshotStaging::new(3);
     staging
         .push_chunk(SnapshotChunk {
             changes: vec![WireChange::DefinitionPut {
-                kind: "plugin".into(),
+                kind: "policy".into(),
                 name: "p".into(),
                 version: 1,
                 body: vec![1, 2, 3],
@@ -381,4 +383,17 @@ fn snapshot_staging_is_bounded_and_checks_its_index() {
     let staged = staging.finish(3).unwrap();
     assert_eq!(staged.definitions_skipped, 1);
     assert!(staged.changes.is_empty());
+    let mut staging = SnapshotStaging::new(3);
+    let refused = staging.push_chunk(SnapshotChunk {
+        changes: vec![WireChange::DefinitionPut {
+            kind: "plugin".into(),
+            name: "p".into(),
+            version: 1,
+            body: vec![1, 2, 3],
+        }],
+    });
+    assert!(
+        matches!(refused, Err(StagingError::BadChange(_))),
+        "{refused:?}"
+    );
 }

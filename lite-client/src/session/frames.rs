@@ -7,7 +7,7 @@ use outpost_core::sync::{
 };
 
 use super::{Phase, Session, SessionEnd};
-use crate::replica::{ReplicaError, ScopeCheck, SnapshotStaging};
+use crate::replica::{ReplicaError, ScopeCheck, SnapshotStaging, StagingError};
 
 impl Session<'_> {
     /// One decoded frame, where the session stands.
@@ -21,8 +21,12 @@ impl Session<'_> {
                 Ok(())
             }
             (Phase::Snapshot(mut staging), Frame::SnapshotChunk(chunk)) => {
-                if let Err(error) = staging.push_chunk(chunk) {
-                    return Err(self.abort(&error.to_string()).await);
+                match staging.push_chunk(chunk) {
+                    Ok(()) => {}
+                    Err(error @ StagingError::BadChange(_)) => {
+                        return Err(self.refuse(close::PROTOCOL_ERROR, &error.to_string()).await);
+                    }
+                    Err(error) => return Err(self.abort(&error.to_string()).await),
                 }
                 self.phase = Phase::Snapshot(staging);
                 Ok(())
@@ -45,7 +49,7 @@ impl Session<'_> {
                 if staged.definitions_skipped > 0 {
                     tracing::info!(
                         count = staged.definitions_skipped,
-                        "definitions in the snapshot skipped (not used by this client yet)"
+                        "definitions of a kind or hook this client does not know skipped"
                     );
                 }
                 let as_of = staged.as_of;
@@ -177,7 +181,9 @@ impl Session<'_> {
     /// the next session takes a snapshot) or local storage trouble.
     async fn reject_data(&mut self, error: ReplicaError) -> SessionEnd {
         match error {
-            ReplicaError::Inconsistent { .. } | ReplicaError::OutOfScope { .. } => {
+            ReplicaError::Inconsistent { .. }
+            | ReplicaError::OutOfScope { .. }
+            | ReplicaError::BadChange(_) => {
                 tracing::error!(%error, "refusing the appliance's data; the next session takes a snapshot");
                 if let Err(forget) = self.replica.forget_cursor().await {
                     return self.storage_failed(forget).await;

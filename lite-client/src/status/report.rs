@@ -198,6 +198,13 @@ pub fn render(status: &StatusFile, running: bool, now_unix: u64) -> String {
         "  digest:        {}",
         status.digest.as_deref().unwrap_or("(being computed)")
     );
+    for plugin in &status.plugins {
+        let _ = writeln!(
+            out,
+            "  plugin:        {} ({}, version {}): {}",
+            plugin.name, plugin.hook, plugin.version, plugin.state
+        );
+    }
     if let Some(error) = &status.error {
         let _ = writeln!(out, "  error:         {error}");
     }

@@ -33,8 +33,8 @@ let
     ProtectProc = "invisible";
     RestrictNamespaces = true;
     LockPersonality = true;
-    # Until issue 6 brings wasmtime.
-    MemoryDenyWriteExecute = true;
+    # wasmtime maps compiled plugins executable.
+    MemoryDenyWriteExecute = false;
     RestrictRealtime = true;
     RestrictSUIDSGID = true;
     RemoveIPC = true;

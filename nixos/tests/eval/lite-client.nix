@@ -63,7 +63,7 @@ let
     ProtectControlGroups = true;
     RestrictNamespaces = true;
     LockPersonality = true;
-    MemoryDenyWriteExecute = true;
+    MemoryDenyWriteExecute = false;
     RestrictRealtime = true;
     RestrictSUIDSGID = true;
     RestrictAddressFamilies = [

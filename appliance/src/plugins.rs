@@ -1,0 +1,70 @@
+//! The node's plugins: after every applied batch that installs, updates or removes a
+//! plugin, the reload task loads the definitions as they now are into the node's
+//! [`PluginRuntime`] (shared with the Lite client, in `outpost-dns`), which puts the
+//! query-policy chain in the DNS path; the admin write path runs its transforms.
+
+use std::sync::Arc;
+
+use outpost_core::zones::Change;
+use outpost_dns::plugins::PluginRuntime;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{CommitObserver, CommittedBatch, Store};
+
+/// Tells the reload task that an applied batch changed the plugin definitions.
+/// Cheap on the apply path: one scan of the batch's changes, one `Notify`.
+pub struct PluginWatch {
+    changed: Notify,
+}
+
+impl PluginWatch {
+    pub fn new() -> Arc<PluginWatch> {
+        Arc::new(PluginWatch {
+            changed: Notify::new(),
+        })
+    }
+}
+
+impl CommitObserver for PluginWatch {
+    fn committed(&self, batch: Arc<CommittedBatch>) {
+        let touches_plugins = batch
+            .entries
+            .iter()
+            .flat_map(|entry| &entry.changes)
+            .any(|change| {
+                matches!(
+                    change,
+                    Change::PluginPut { .. } | Change::PluginDeleted { .. }
+                )
+            });
+        if touches_plugins {
+            // A permit is stored while the task is busy loading, so the change after
+            // the one being loaded is never missed.
+            self.changed.notify_one();
+        }
+    }
+}
+
+/// Loads the definitions the store holds now; before the node answers its first
+/// query.
+pub async fn load_current(runtime: &PluginRuntime, store: &Store) {
+    runtime
+        .reload(store.zones().plugins().cloned().collect())
+        .await;
+}
+
+/// Reloads after every change the watch reports, until `shutdown`.
+pub async fn run(
+    runtime: Arc<PluginRuntime>,
+    watch: Arc<PluginWatch>,
+    store: Store,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = watch.changed.notified() => load_current(&runtime, &store).await,
+        }
+    }
+}
