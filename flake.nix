@@ -86,6 +86,7 @@
         ./nixos/tests/eval/appliance-firewall.nix
         ./nixos/tests/eval/appliance-settings.nix
         ./nixos/tests/eval/appliance-secrets.nix
+        ./nixos/tests/eval/appliance-plugins.nix
         ./nixos/tests/eval/disabled.nix
         ./nixos/tests/eval/lite-client.nix
       ];

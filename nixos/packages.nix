@@ -1,5 +1,7 @@
 # The Rust packages: `outpost` (appliance daemon and admin CLI), `outpost-lite` (the
-# laptop client) and `plugins` (WebAssembly components, wasm32-wasip2).
+# laptop client) and `plugins` (the example plugins of plugins/: WebAssembly
+# components for wasm32-wasip2, in lib/outpost/plugins/, ready for
+# `services.outpost.plugins.<name>.component`).
 #
 # `toolchain` is the one rust-toolchain.toml pins (from rust-overlay), with the
 # wasm32-wasip2 target added; the Cargo.toml `rust-version` is newer than some
@@ -70,51 +72,47 @@ let
       };
     };
 
-  # plugins/ arrives with issue 6, as its own workspace (its own Cargo.lock) built
-  # for wasm32-wasip2. Until then the package is an empty directory.
-  plugins =
-    if builtins.pathExists ../plugins/Cargo.toml then
-      pkgs.stdenv.mkDerivation {
-        pname = "outpost-plugins";
-        inherit version;
-        # The guests read the WIT from ../wit, so the source holds both folders and the
-        # build runs in plugins/.
-        src = lib.fileset.toSource {
-          root = ../.;
-          fileset = lib.fileset.unions [
-            ../plugins
-            ../wit
-          ];
-        };
-        sourceRoot = "source/plugins";
-        cargoDeps = rustPlatform.importCargoLock { lockFile = ../plugins/Cargo.lock; };
-        nativeBuildInputs = [
-          toolchain
-          rustPlatform.cargoSetupHook
-        ];
-        buildPhase = ''
-          runHook preBuild
-          cargo build --release --offline --target wasm32-wasip2
-          runHook postBuild
-        '';
-        installPhase = ''
-          runHook preInstall
-          mkdir -p $out/lib/outpost/plugins
-          cp target/wasm32-wasip2/release/*.wasm $out/lib/outpost/plugins/
-          # The hostile plugins exist to test the sandbox; they are not shipped.
-          rm -f $out/lib/outpost/plugins/outpost_plugin_hostile.wasm
-          runHook postInstall
-        '';
-        meta.description = "Outpost policy plugins (WebAssembly components)";
-      }
-    else
-      pkgs.runCommand "outpost-plugins-${version}"
-        {
-          meta.description = "Outpost policy plugins: empty until plugins/ exists (issue 6)";
-        }
-        ''
-          mkdir -p $out/lib/outpost/plugins
-        '';
+  # plugins/ is a workspace of its own (its own Cargo.lock), built for wasm32-wasip2.
+  # $out/lib/outpost/plugins/ holds one component per example:
+  # outpost_plugin_blocklist.wasm and outpost_plugin_split_horizon.wasm
+  # (query-policy), outpost_plugin_ttl_floor.wasm and outpost_plugin_ptr_synth.wasm
+  # (record-transform). docs/plugins.md describes each one's configuration.
+  plugins = pkgs.stdenv.mkDerivation {
+    pname = "outpost-plugins";
+    inherit version;
+    # The guests read the WIT from ../wit, so the source holds both folders and the
+    # build runs in plugins/.
+    src = lib.fileset.toSource {
+      root = ../.;
+      fileset = lib.fileset.unions [
+        ../plugins
+        ../wit
+      ];
+    };
+    sourceRoot = "source/plugins";
+    cargoDeps = rustPlatform.importCargoLock { lockFile = ../plugins/Cargo.lock; };
+    nativeBuildInputs = [
+      toolchain
+      rustPlatform.cargoSetupHook
+    ];
+    buildPhase = ''
+      runHook preBuild
+      cargo build --release --offline --target wasm32-wasip2
+      runHook postBuild
+    '';
+    installPhase = ''
+      runHook preInstall
+      mkdir -p $out/lib/outpost/plugins
+      cp target/wasm32-wasip2/release/*.wasm $out/lib/outpost/plugins/
+      # The hostile plugins exist to test the sandbox; they are not shipped.
+      rm -f $out/lib/outpost/plugins/outpost_plugin_hostile.wasm
+      runHook postInstall
+    '';
+    meta = {
+      description = "Outpost's example plugins (WebAssembly components): blocklist, split-horizon, ttl-floor, ptr-synth";
+      license = lib.licenses.asl20;
+    };
+  };
 in
 {
   outpost = workspaceBinary {

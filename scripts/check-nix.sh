@@ -139,6 +139,20 @@ mutant tls-files-checked-at-build appliance.nix appliance-secrets "FAIL the buil
   'check-config ${buildCheckFile}' 'check-config ${configFile}'
 mutant config-unchecked appliance.nix appliance-settings "FAIL the file is checked with the daemon at build time" \
   'if cfg.checkConfig && canRunPackage then' 'if false then'
+mutant plugin-disabled-flag-dropped appliance.nix appliance-plugins "FAIL enable = false installs it switched off" \
+  '++ lib.optional (!plugin.enable) "--disabled"' '++ [ ]'
+mutant plugin-configs-both-accepted appliance.nix appliance-plugins "FAIL configText and configFile together are refused" \
+  'assertion = plugin.configText == null || plugin.configFile == null;' 'assertion = true;'
+mutant plugin-names-unchecked appliance.nix appliance-plugins "FAIL a name the daemon refuses is refused" \
+  'assertion = validPluginName name;' 'assertion = true;'
+mutant plugins-before-ready appliance.nix appliance-plugins "FAIL it waits for the daemon to be ready" \
+  'after = [ "outpost.service" ];' 'after = [ ];'
+mutant plugin-refusal-ignored appliance.nix appliance-plugins "FAIL a refused install fails the unit" \
+  'exit 1' 'exit 0'
+mutant plugin-path-not-copied appliance.nix appliance-plugins "FAIL a path literal is installed from its copy in the store" \
+  '"${plugin.component}"' '(toString plugin.component)'
+mutant plugin-wildcard-dialled appliance.nix appliance-plugins "FAIL a wildcard IPv4 admin address is dialled on loopback" \
+  'if lib.hasPrefix "0.0.0.0:" listen then' 'if false then'
 mutant lite-capability-added lite-client.nix lite-client "FAIL no capability on port 5354 (bounding)" \
   'CapabilityBoundingSet = if bindsPrivilegedPort then [ "CAP_NET_BIND_SERVICE" ] else "";' \
   'CapabilityBoundingSet = [ "CAP_NET_BIND_SERVICE" ];'

@@ -2,14 +2,14 @@
 //! wire format: what `dig` would do, so tests can assert what a user would see.
 
 use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 /// How long one UDP try waits for its answer before sending again.
-const UDP_TRY_TIMEOUT: Duration = Duration::from_secs(2);
+pub const UDP_TRY_TIMEOUT: Duration = Duration::from_secs(2);
 /// UDP tries before giving up (a loaded machine may be slow, never lossy on loopback,
 /// but a server shedding load may drop).
 const UDP_TRIES: usize = 5;
@@ -105,11 +105,22 @@ pub fn ask_udp(addr: SocketAddr, ask: &Ask) -> Message {
     ask_udp_raw(addr, ask).1
 }
 
+/// [`ask_udp`] from another loopback source address, such as 127.0.0.2 (Linux
+/// delivers all of 127.0.0.0/8 on `lo`): for answers that depend on the client.
+pub fn ask_udp_from(source: IpAddr, addr: SocketAddr, ask: &Ask) -> Message {
+    ask_udp_raw_from(source, addr, ask).1
+}
+
 /// [`ask_udp`], also returning the answer's bytes (to check sizes).
 pub fn ask_udp_raw(addr: SocketAddr, ask: &Ask) -> (Vec<u8>, Message) {
+    ask_udp_raw_from(IpAddr::V4(Ipv4Addr::LOCALHOST), addr, ask)
+}
+
+fn ask_udp_raw_from(source: IpAddr, addr: SocketAddr, ask: &Ask) -> (Vec<u8>, Message) {
     let id = next_id();
     let request = ask.to_bytes(id);
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP client socket");
+    let socket = UdpSocket::bind(SocketAddr::new(source, 0))
+        .unwrap_or_else(|e| panic!("bind a UDP client socket on {source}: {e}"));
     socket.connect(addr).expect("connect the UDP socket");
     let mut buffer = vec![0u8; 65_535];
     for _ in 0..UDP_TRIES {

@@ -8,6 +8,8 @@
 //!   malformed input.
 //! - [`lite`]: one `outpost-lite run` process (DNS, `outpost-lite status`, signals),
 //!   Lite tokens and a replica digest computed from the appliance's zone exports.
+//! - [`plugin`]: the test WebAssembly components, installing them with the CLI, and
+//!   waiting until a node runs what was installed.
 //!
 //! **Invariant:** no test traffic leaves loopback. [`Appliance::start`] refuses a
 //! config without `forward.upstreams`, whose default would be /etc/resolv.conf.
@@ -15,12 +17,17 @@
 pub mod appliance;
 pub mod dns;
 pub mod lite;
+pub mod plugin;
 
 pub use appliance::{Appliance, outpost_bin, parse_metric, unused_upstream, wait_until};
 pub use dns::{
-    Ask, answers_of, ask_tcp, ask_udp, describe, query_tcp, query_udp, rdata_strings, send_udp,
+    Ask, answers_of, ask_tcp, ask_udp, ask_udp_from, describe, query_tcp, query_udp, rdata_strings,
+    send_udp,
 };
 pub use lite::{Lite, appliance_digest, create_lite_token, sync_url};
+pub use plugin::{
+    install_plugin, plugin, plugin_list_row, plugin_path, plugins, put_plugin, wait_plugin_loaded,
+};
 
 /// The config of a purely authoritative server: recursion for nobody (names outside
 /// our zones get REFUSED), forwarding pointed at an unused loopback port anyway.

@@ -188,7 +188,7 @@ impl Node {
         ));
         let engine = PluginEngine::new().map_err(|e| NodeError::Plugins(e.to_string()))?;
         let plugins = Arc::new(PluginRuntime::new(engine, handler.clone()));
-        crate::plugins::load_current(&plugins, &store).await;
+        crate::plugins::load_current(&plugins, &store, true).await;
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         tracker.spawn(crate::plugins::run(

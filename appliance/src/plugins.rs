@@ -4,6 +4,7 @@
 //! query-policy chain in the DNS path; the admin write path runs its transforms.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use outpost_core::zones::Change;
 use outpost_dns::plugins::PluginRuntime;
@@ -16,28 +17,32 @@ use crate::store::{CommitObserver, CommittedBatch, Store};
 /// Cheap on the apply path: one scan of the batch's changes, one `Notify`.
 pub struct PluginWatch {
     changed: Notify,
+    /// A plugin was removed since the last reload (see [`PluginRuntime::reload`]).
+    removed: AtomicBool,
 }
 
 impl PluginWatch {
     pub fn new() -> Arc<PluginWatch> {
         Arc::new(PluginWatch {
             changed: Notify::new(),
+            removed: AtomicBool::new(false),
         })
     }
 }
 
 impl CommitObserver for PluginWatch {
     fn committed(&self, batch: Arc<CommittedBatch>) {
-        let touches_plugins = batch
-            .entries
-            .iter()
-            .flat_map(|entry| &entry.changes)
-            .any(|change| {
-                matches!(
-                    change,
-                    Change::PluginPut { .. } | Change::PluginDeleted { .. }
-                )
-            });
+        let changes = || batch.entries.iter().flat_map(|entry| &entry.changes);
+        if changes().any(|change| matches!(change, Change::PluginDeleted { .. })) {
+            // Set before the notification, so the reload it wakes sees it.
+            self.removed.store(true, Ordering::SeqCst);
+        }
+        let touches_plugins = changes().any(|change| {
+            matches!(
+                change,
+                Change::PluginPut { .. } | Change::PluginDeleted { .. }
+            )
+        });
         if touches_plugins {
             // A permit is stored while the task is busy loading, so the change after
             // the one being loaded is never missed.
@@ -46,12 +51,11 @@ impl CommitObserver for PluginWatch {
     }
 }
 
-/// Loads the definitions the store holds now; before the node answers its first
-/// query.
-pub async fn load_current(runtime: &PluginRuntime, store: &Store) {
-    runtime
-        .reload(store.zones().plugins().cloned().collect())
-        .await;
+/// Loads the definitions the store holds now (`fresh`: see
+/// [`PluginRuntime::reload`]).
+pub async fn load_current(runtime: &PluginRuntime, store: &Store, fresh: bool) {
+    let definitions = store.zones().plugins().cloned().collect();
+    runtime.reload(definitions, fresh).await;
 }
 
 /// Reloads after every change the watch reports, until `shutdown`.
@@ -64,7 +68,10 @@ pub async fn run(
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = watch.changed.notified() => load_current(&runtime, &store).await,
+            () = watch.changed.notified() => {
+                let fresh = watch.removed.swap(false, Ordering::SeqCst);
+                load_current(&runtime, &store, fresh).await;
+            }
         }
     }
 }

@@ -74,9 +74,12 @@ pub enum Command {
         name: String,
     },
     /// Installs a plugin, or replaces the one of the same name (the version is set
-    /// by the model).
+    /// by the model). The same definition again changes nothing unless `restart`:
+    /// then it gets a new version, which every node loads afresh (a plugin stopped
+    /// after repeated failures runs again).
     PutPlugin {
         definition: PluginDefinition,
+        restart: bool,
     },
     DeletePlugin {
         name: String,
@@ -451,7 +454,10 @@ impl Zones {
                 Some(_) => Ok(vec![Change::LiteTokenRevoked { name: name.clone() }]),
                 None => Err(CommandError::NoSuchToken { name: name.clone() }),
             },
-            Command::PutPlugin { definition } => self.put_plugin(definition),
+            Command::PutPlugin {
+                definition,
+                restart,
+            } => self.put_plugin(definition, *restart),
             Command::DeletePlugin { name } => self.delete_plugin(name),
             Command::Batch { commands } => {
                 // A copy is cheap (zones are shared behind `Arc`s), and every command

@@ -85,10 +85,17 @@ impl PluginRuntime {
         (state, running)
     }
 
-    /// Loads `definitions` (on a blocking thread) and puts them in force.
-    pub async fn reload(&self, definitions: Vec<Arc<PluginDefinition>>) {
+    /// Loads `definitions` (on a blocking thread) and puts them in force. A plugin
+    /// whose definition is unchanged keeps its instances and counters, unless
+    /// `fresh`: the owner asks for that after a removal, so that a plugin removed and
+    /// installed again between two reloads (the same name, version 1 again, the same
+    /// bytes) starts anew instead of being carried over, stopped or not.
+    pub async fn reload(&self, definitions: Vec<Arc<PluginDefinition>>, fresh: bool) {
         let engine = self.engine.clone();
-        let previous = self.loaded();
+        let previous = match fresh {
+            true => Arc::new(PluginSet::empty()),
+            false => self.loaded(),
+        };
         let loaded =
             tokio::task::spawn_blocking(move || PluginSet::load(&engine, &definitions, &previous))
                 .await;

@@ -14,6 +14,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use outpost_core::plugin::PluginEngine;
@@ -98,7 +99,7 @@ impl LiteClient {
         let engine = PluginEngine::new().map_err(|e| StartError::Plugins(e.to_string()))?;
         let plugins = Arc::new(PluginRuntime::new(engine, handler.clone()));
         let definitions = published.zones.load().plugins().cloned().collect();
-        plugins.reload(definitions).await;
+        plugins.reload(definitions, true).await;
         let shutdown = CancellationToken::new();
         let dns_tracker = TaskTracker::new();
         dns.spawn(handler, shutdown.clone(), &dns_tracker);
@@ -200,8 +201,9 @@ async fn reload_plugins(
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = published.plugins_changed.notified() => {
+                let fresh = published.plugins_removed.swap(false, Ordering::SeqCst);
                 let definitions = published.zones.load().plugins().cloned().collect();
-                plugins.reload(definitions).await;
+                plugins.reload(definitions, fresh).await;
                 board.plugins(plugin_statuses(&plugins, &published));
             }
         }

@@ -20,6 +20,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 use outpost_core::answer::ZoneSet;
@@ -82,6 +83,9 @@ pub struct Published {
     /// Notified after a commit that changed the plugin definitions (a snapshot counts),
     /// once the new model is published.
     pub plugins_changed: Arc<Notify>,
+    /// Set with the notification when a definition was removed (or a snapshot replaced
+    /// them all): the next reload starts every plugin afresh.
+    pub plugins_removed: Arc<AtomicBool>,
 }
 
 /// How a session may start, given the server's `Welcome` and the stored replica.
@@ -157,6 +161,7 @@ impl ReplicaStore {
                 zones: Arc::new(ArcSwap::from_pointee(zones)),
                 zone_set: Arc::new(ArcSwap::from_pointee(zone_set)),
                 plugins_changed: Arc::new(Notify::new()),
+                plugins_removed: Arc::new(AtomicBool::new(false)),
             },
         })
     }
@@ -351,6 +356,15 @@ impl ReplicaStore {
                     Change::PluginPut { .. } | Change::PluginDeleted { .. }
                 )
             });
+        let plugins_removed = plan.replace
+            || plan
+                .changes
+                .iter()
+                .any(|change| matches!(change, Change::PluginDeleted { .. }));
+        if plugins_removed {
+            // Set before the notification, so the reload it wakes sees it.
+            self.published.plugins_removed.store(true, Ordering::SeqCst);
+        }
         if plugins_changed {
             self.published.plugins_changed.notify_one();
         }

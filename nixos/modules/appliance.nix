@@ -5,7 +5,9 @@
 # Secrets (admin token, join ticket, sync TLS key) reach it through LoadCredential,
 # never through the Nix store. Settings are rendered to /etc/outpost/outpost.toml,
 # checked by `outpost check-config` when the system is built, and applied by a reload
-# (SIGHUP), so a settings change does not restart the daemon.
+# (SIGHUP), so a settings change does not restart the daemon. Declared plugins are
+# installed through the admin API by a oneshot unit, outpost-plugins.service, once the
+# daemon is ready.
 {
   config,
   lib,
@@ -143,6 +145,139 @@ let
       directory = lib.removePrefix "/" (dirOf cfg.bootstrap.file);
     in
     if directory == "" then "-.mount" else "${lib.replaceStrings [ "/" ] [ "-" ] directory}.mount";
+
+  # ---- Plugins: `outpost plugin install` for each declared one ----
+
+  # The admin API as the CLI dials it: a wildcard listen address is reached on loopback.
+  adminDialAddress =
+    let
+      listen = cfg.settings.admin.listen;
+    in
+    if lib.hasPrefix "0.0.0.0:" listen then
+      "127.0.0.1:${toString adminPort}"
+    else if lib.hasPrefix "[::]:" listen then
+      "[::1]:${toString adminPort}"
+    else
+      listen;
+  # The plugins unit gets the daemon's token as a credential (systemd reads it as root),
+  # and `--data-dir` points the CLI at it: the CLI reads `<data-dir>/admin.token`.
+  pluginsCredentialsDir = "/run/credentials/outpost-plugins.service";
+  # Same rule as the daemon (check_plugin_name in core/src/zones/plugins.rs).
+  validPluginName = name: builtins.match "[a-z0-9_-]{1,64}" name != null;
+
+  pluginConfigFile =
+    name: plugin:
+    if plugin.configText != null then
+      pkgs.writeText "outpost-plugin-${name}.conf" plugin.configText
+    else
+      plugin.configFile;
+  # Interpolated, so that a Nix path literal is copied to the store and named there.
+  pluginInstallArgs =
+    name: plugin:
+    let
+      configFile = pluginConfigFile name plugin;
+    in
+    [
+      "plugin"
+      "install"
+      "${plugin.component}"
+      "--name"
+      name
+      "--hook"
+      plugin.hook
+      "--order"
+      (toString plugin.order)
+      "--on-error"
+      plugin.onError
+    ]
+    ++ lib.optionals (configFile != null) [
+      "--config-file"
+      "${configFile}"
+    ]
+    ++ lib.optional (!plugin.enable) "--disabled"
+    ++ [
+      "--admin"
+      adminDialAddress
+      "--data-dir"
+      pluginsCredentialsDir
+    ];
+
+  # The plugins unit's `script` (NixOS runs it with `sh -e`). Every plugin is tried;
+  # the unit fails at the end if the daemon refused any, and the CLI's message for each
+  # is in the journal just above.
+  installPluginsScript = ''
+    refused=""
+    ${lib.concatStringsSep "\n" (
+      lib.mapAttrsToList (
+        name: plugin: "${outpost} ${lib.escapeShellArgs (pluginInstallArgs name plugin)} || refused=\"$refused ${name}\""
+      ) cfg.plugins
+    )}
+    if [ -n "$refused" ]; then
+      echo "outpost-plugins: not installed:$refused (the reasons are above; fix services.outpost.plugins)" >&2
+      exit 1
+    fi
+  '';
+
+  pluginOptions = {
+    options = {
+      component = mkOption {
+        type = types.path;
+        example = literalExpression ''"''${outpost.packages.''${system}.plugins}/lib/outpost/plugins/outpost_plugin_blocklist.wasm"'';
+        description = "The plugin: a WebAssembly component (`.wasm`) built for its hook's world.";
+      };
+      hook = mkOption {
+        type = types.enum [
+          "query-policy"
+          "record-transform"
+        ];
+        description = "The world the component was built for (`--hook`).";
+      };
+      # Not `config`: a submodule definition with a `config` key is read as a module.
+      configText = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "ads.example.com.\ntracker.example.net.\n";
+        description = ''
+          The configuration the plugin's `init` receives, as text (written to the Nix
+          store). Not a secret in any case: every node and Lite client receives it.
+          Set this or {option}`configFile`, not both; neither means an empty
+          configuration.
+        '';
+      };
+      configFile = mkOption {
+        type = types.nullOr types.path;
+        default = null;
+        description = ''
+          File whose bytes the plugin's `init` receives (`--config-file`). The unit
+          reads it as an unprivileged dynamic user: a store path (a Nix path literal
+          is copied there) always works, a file elsewhere must be readable by every
+          user and outside /home.
+        '';
+      };
+      order = mkOption {
+        type = types.ints.between (-2147483648) 2147483647;
+        default = 0;
+        description = "Plugins of a hook run in ascending order (`--order`).";
+      };
+      onError = mkOption {
+        type = types.enum [
+          "fail-open"
+          "fail-closed"
+        ];
+        default = "fail-open";
+        description = ''
+          What a failing plugin means (`--on-error`): `fail-open` carries on as if it
+          allowed, `fail-closed` answers SERVFAIL (query-policy) or refuses the write
+          (record-transform).
+        '';
+      };
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+        description = "Run the plugin; false installs it switched off (`--disabled`).";
+      };
+    };
+  };
 
   nullOrInt = type: description: mkOption {
     type = types.nullOr type;
@@ -300,13 +435,38 @@ in
     };
 
     plugins = mkOption {
-      type = types.listOf types.package;
-      default = [ ];
+      type = types.attrsOf (types.submodule pluginOptions);
+      default = { };
+      example = literalExpression ''
+        {
+          ads = {
+            component = "''${outpost.packages.''${system}.plugins}/lib/outpost/plugins/outpost_plugin_blocklist.wasm";
+            hook = "query-policy";
+            configFile = ./blocked-domains.txt;
+            order = 10;
+            onError = "fail-closed";
+          };
+        }
+      '';
       description = ''
-        WebAssembly policy plugins to install into the cluster. Today: plugins
-        arrive with issue 6, and a non-empty list fails evaluation with a message.
-        When they arrive, the unit's `MemoryDenyWriteExecute` must be turned off
-        (wasmtime maps compiled code executable at run time).
+        WebAssembly plugins to install into the cluster, by name (1 to 64 of a-z,
+        0-9, `-` and `_`). Plugins live in the cluster's replicated state, not on
+        this machine: a oneshot unit, `outpost-plugins.service`, runs `outpost plugin
+        install` for each one through the admin API (`settings.admin.listen`, a
+        wildcard address dialled on loopback, with the daemon's token) after
+        `outpost.service` is ready. A separate unit rather than `ExecStartPost`, so
+        that a refused plugin fails that unit (its journal has the CLI's message,
+        and `nixos-rebuild switch` names it) while DNS keeps serving. It runs again
+        when the declaration changes and whenever `outpost.service` starts or
+        restarts; installing exactly what is installed is a no-op, so this is safe
+        on every start and on every node of a cluster.
+
+        Declared plugins win: a declared plugin changed by hand is put back at the
+        next run. Plugins installed by hand and not declared are left alone, and so
+        is a plugin removed from this set: remove it with `outpost plugin rm NAME
+        --data-dir /var/lib/outpost`. With {option}`bootstrap.enable`, keep the
+        site file's `admin.listen` equal to the Nix setting, or the unit cannot
+        reach the daemon.
       '';
     };
 
@@ -348,10 +508,6 @@ in
   config = mkIf cfg.enable {
     assertions = [
       {
-        assertion = cfg.plugins == [ ];
-        message = "services.outpost.plugins: plugins arrive with issue 6; leave the list empty for now";
-      }
-      {
         assertion = (cfg.settings.sync.tls_cert == null) == (cfg.settings.sync.tls_key == null);
         message = "services.outpost: set both settings.sync.tls_cert and syncTlsKeyFile (wss://), or neither (ws://)";
       }
@@ -363,7 +519,19 @@ in
     ++ lib.mapAttrsToList (option: _: {
       assertion = cfg.${option} == null || !lib.hasPrefix builtins.storeDir cfg.${option};
       message = "services.outpost.${option}: ${toString cfg.${option}} is in the Nix store, which every local user can read; use a path outside it (for example under /run/secrets)";
-    }) secretOptions;
+    }) secretOptions
+    ++ lib.concatLists (
+      lib.mapAttrsToList (name: plugin: [
+        {
+          assertion = validPluginName name;
+          message = "services.outpost.plugins.\"${name}\": not a valid plugin name (use 1 to 64 of a-z, 0-9, '-' and '_')";
+        }
+        {
+          assertion = plugin.configText == null || plugin.configFile == null;
+          message = "services.outpost.plugins.${name}: set configText or configFile, not both";
+        }
+      ]) cfg.plugins
+    );
 
     warnings =
       lib.optional (cfg.openFirewall && isLoopback cfg.settings.dns.listen)
@@ -463,6 +631,65 @@ in
           "AF_INET6"
           "AF_UNIX"
           "AF_NETLINK"
+        ];
+        SystemCallFilter = [
+          "@system-service"
+          "~@privileged"
+          "~@resources"
+        ];
+        SystemCallErrorNumber = "EPERM";
+        SystemCallArchitectures = "native";
+      };
+    };
+
+    # See the `plugins` option for why a unit of its own.
+    systemd.services.outpost-plugins = mkIf (cfg.plugins != { }) {
+      description = "Install the declared Outpost plugins";
+      # Started with the daemon (at boot, and by `systemctl start outpost`) and
+      # restarted with it; `after` a Type=notify unit waits for READY=1.
+      wantedBy = [
+        "multi-user.target"
+        "outpost.service"
+      ];
+      requires = [ "outpost.service" ];
+      after = [ "outpost.service" ];
+      partOf = [ "outpost.service" ];
+      script = installPluginsScript;
+
+      serviceConfig = {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        # A large component is compiled and checked by the node before it answers.
+        TimeoutStartSec = "5min";
+        # The daemon's token, created by it or installed from adminTokenFile.
+        LoadCredential = [ "admin.token:${stateDir}/admin.token" ];
+
+        # The CLI reads files and speaks HTTP to the admin API; nothing more.
+        DynamicUser = true;
+        CapabilityBoundingSet = "";
+        NoNewPrivileges = true;
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        PrivateTmp = true;
+        PrivateDevices = true;
+        ProtectHostname = true;
+        ProtectClock = true;
+        ProtectKernelTunables = true;
+        ProtectKernelModules = true;
+        ProtectKernelLogs = true;
+        ProtectControlGroups = true;
+        ProtectProc = "invisible";
+        RestrictNamespaces = true;
+        LockPersonality = true;
+        # The CLI sends the component's bytes; it compiles nothing.
+        MemoryDenyWriteExecute = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        RemoveIPC = true;
+        RestrictAddressFamilies = [
+          "AF_INET"
+          "AF_INET6"
+          "AF_UNIX"
         ];
         SystemCallFilter = [
           "@system-service"

@@ -186,7 +186,9 @@ fn unknown_frames_are_skipped_and_malformed_or_oversized_ones_close_the_session(
             receive(&mut socket),
             Frame::Ack(outpost_core::sync::Ack { cursor: 3 })
         );
-        let oversized = vec![0u8; 2 << 20];
+        // Over the largest message any version takes (protocol 2: one large change).
+        let largest = outpost_core::sync::HEADER_LEN + outpost_core::sync::MAX_LONE_CHANGE_BODY;
+        let oversized = vec![0u8; largest + 1];
         let _ = socket.send(Message::Binary(oversized.into()));
         let oversized_close = close_code(&mut socket);
         (garbage_close, oversized_close)

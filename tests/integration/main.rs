@@ -20,6 +20,11 @@
 //! - [`lite_resync`]: a Lite client that was away: resume, snapshot, another cluster.
 //! - [`lite_protocol`]: the Lite client against a scripted fake appliance (unknown,
 //!   malformed and oversized frames).
+//! - [`plugins`]: WebAssembly plugins on the appliance: blocklist, split horizon,
+//!   record transforms, hostile plugins under fail-closed and fail-open, refused
+//!   installs, kill -9.
+//! - [`plugins_lite`]: query-policy plugins synced to a Lite client and run there,
+//!   offline too.
 //! - [`systemd`]: readiness, watchdog and stop notifications, SIGHUP reload without a
 //!   failed query, the root refusal, `outpost-lite run --token-file`.
 
@@ -33,4 +38,6 @@ mod lite;
 mod lite_protocol;
 mod lite_resync;
 mod malformed;
+mod plugins;
+mod plugins_lite;
 mod systemd;

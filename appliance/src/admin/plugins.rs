@@ -126,7 +126,8 @@ pub async fn install(
         .await
         .map_err(|e| ApiError::Unavailable(format!("the plugin check stopped: {e}")))??
     };
-    let existed = state.store.zones().plugin(&name).is_some();
+    let zones = state.store.zones();
+    let existing = zones.plugin(&name);
     let definition = PluginDefinition {
         name: name.clone(),
         hook,
@@ -139,7 +140,25 @@ pub async fn install(
         config: config.into(),
     };
     let sha256 = hex(&definition.sha256);
-    let written = state.store.write(Command::PutPlugin { definition }).await?;
+    // The same plugin installed again is a no-op, unless it stopped here after
+    // failing: then the install is how an operator starts it again, with a new
+    // version that every node loads afresh.
+    let restart = existing.is_some_and(|existing| {
+        let same = PluginDefinition {
+            version: existing.version,
+            ..definition.clone()
+        } == **existing;
+        same && state.plugins.state_of(existing).0.starts_with("stopped")
+    });
+    let existed = existing.is_some();
+    drop(zones);
+    let written = state
+        .store
+        .write(Command::PutPlugin {
+            definition,
+            restart,
+        })
+        .await?;
     let version = state.store.zones().plugin(&name).map(|d| d.version);
     tracing::info!(plugin = %name, %hook, %sha256, index = written.index, "plugin installed");
     let status = if existed {

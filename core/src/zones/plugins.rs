@@ -123,10 +123,12 @@ impl Zones {
 
     /// Installs or updates a plugin. The model sets the version; the component's hash
     /// is checked against its bytes, so a definition cannot name code it does not
-    /// carry. Installing exactly what is installed changes nothing.
+    /// carry. Installing exactly what is installed changes nothing, unless `restart`
+    /// asks for a new version.
     pub(super) fn put_plugin(
         &mut self,
         definition: &PluginDefinition,
+        restart: bool,
     ) -> Result<Vec<Change>, CommandError> {
         check_plugin_name(&definition.name)?;
         let bytes = definition.component.len() + definition.config.len();
@@ -143,12 +145,14 @@ impl Zones {
             });
         }
         let previous = self.plugins.get(&definition.name);
-        if previous.is_some_and(|previous| {
-            PluginDefinition {
-                version: previous.version,
-                ..definition.clone()
-            } == **previous
-        }) {
+        if !restart
+            && previous.is_some_and(|previous| {
+                PluginDefinition {
+                    version: previous.version,
+                    ..definition.clone()
+                } == **previous
+            })
+        {
             // The same install again (a script or a NixOS unit re-run): nothing to do.
             return Ok(Vec::new());
         }

@@ -435,12 +435,14 @@ fn installing_a_plugin_again_bumps_its_version() {
     let first = zones
         .apply(&Command::PutPlugin {
             definition: plugin("ads", b"\0asm one"),
+            restart: false,
         })
         .unwrap();
     assert!(matches!(&first[..], [Change::PluginPut { definition }] if definition.version == 1));
     zones
         .apply(&Command::PutPlugin {
             definition: plugin("ads", b"\0asm two"),
+            restart: false,
         })
         .unwrap();
     let stored = zones.plugin("ads").unwrap();
@@ -450,6 +452,7 @@ fn installing_a_plugin_again_bumps_its_version() {
     );
     let again = zones.apply(&Command::PutPlugin {
         definition: plugin("ads", b"\0asm two"),
+        restart: false,
     });
     assert_eq!(
         again,
@@ -457,6 +460,13 @@ fn installing_a_plugin_again_bumps_its_version() {
         "the same install again changes nothing"
     );
     assert_eq!(zones.plugin("ads").unwrap().version, 2);
+    let restarted = zones.apply(&Command::PutPlugin {
+        definition: plugin("ads", b"\0asm two"),
+        restart: true,
+    });
+    assert!(
+        matches!(&restarted.unwrap()[..], [Change::PluginPut { definition }] if definition.version == 3)
+    );
 
     // Replaying the changes rebuilds the same definitions.
     let mut replayed = Zones::default();
@@ -482,18 +492,23 @@ fn a_plugin_must_carry_the_code_its_hash_names_and_fit_a_sync_frame() {
     tampered.component = b"\0asm two".as_slice().into();
     assert_eq!(
         zones.apply(&Command::PutPlugin {
-            definition: tampered
+            definition: tampered,
+            restart: false,
         }),
         Err(CommandError::PluginHashMismatch { name: "ads".into() })
     );
     let huge = plugin("ads", &vec![0; MAX_PLUGIN_BYTES + 1]);
     assert!(matches!(
-        zones.apply(&Command::PutPlugin { definition: huge }),
+        zones.apply(&Command::PutPlugin {
+            definition: huge,
+            restart: false,
+        }),
         Err(CommandError::PluginTooLarge { .. })
     ));
     assert!(matches!(
         zones.apply(&Command::PutPlugin {
-            definition: plugin("Ads!", b"\0asm")
+            definition: plugin("Ads!", b"\0asm"),
+            restart: false,
         }),
         Err(CommandError::InvalidPluginName { .. })
     ));

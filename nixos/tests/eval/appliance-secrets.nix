@@ -1,5 +1,5 @@
 # Secrets reach the unit through LoadCredential only, never through the store, argv
-# or the rendered settings; bootstrap from the boot partition; plugins not yet.
+# or the rendered settings; bootstrap from the boot partition.
 {
   evalConfig ? import ./eval-config.nix { },
   extraModules ? [ ],
@@ -32,7 +32,6 @@ let
       file = "/boot/firmware/outpost-bootstrap.toml";
     };
   };
-  plugins = evalWith { plugins = [ secrets.services.outpost.package ]; };
 in
 t.all [
   (t.eq "each secret file is a credential" [
@@ -65,6 +64,4 @@ t.all [
   (t.contains "bootstrap waits for /boot" "boot.mount" bootstrap.systemd.services.outpost.after)
   (t.contains "bootstrap waits for /boot/firmware" "boot-firmware.mount" bootstrapOnFirmware.systemd.services.outpost.wants)
   (t.eq "no bootstrap, no root step" [ ] (service (evalWith { })).ExecStartPre)
-
-  (t.assertionFails "plugins wait for issue 6" "issue 6" plugins)
 ]

@@ -14,7 +14,10 @@ let
         openAdminFirewall = true;
         adminTokenFile = "/run/secrets/outpost-admin-token";
         bootstrap.enable = true;
-        plugins = [ ];
+        plugins.ads = {
+          component = "/var/lib/outpost-plugins/blocklist.wasm";
+          hook = "query-policy";
+        };
       };
       outpost-lite = {
         enable = false;
@@ -30,6 +33,7 @@ let
 in
 t.all [
   (t.check "no outpost unit" (!(config.systemd.services or { } ? outpost)) "systemd.services.outpost exists")
+  (t.check "no plugins unit" (!(config.systemd.services or { } ? outpost-plugins)) "systemd.services.outpost-plugins exists")
   (t.check "no outpost-lite unit" (!(config.systemd.services or { } ? outpost-lite)) "systemd.services.outpost-lite exists")
   (t.check "no settings file" (!(config.environment.etc or { } ? "outpost/outpost.toml")) "/etc/outpost/outpost.toml exists")
   (t.eq "no TCP port" [ ] (config.networking.firewall.allowedTCPPorts or [ ]))

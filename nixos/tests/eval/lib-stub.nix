@@ -9,7 +9,9 @@
 # concatenate, attribute sets merge, other values must agree.
 #
 # Known differences from nixpkgs, none of which the modules rely on: no `imports`
-# de-duplication, no `_module.args`, no option renames, types check but do not coerce.
+# de-duplication, no `_module.args`, no option renames, types check but do not coerce,
+# submodules are attribute sets (not functions of `name`), and an `attrsOf` element
+# under `mkIf false` still exists (its attributes are switched off, not the element).
 let
   b = builtins;
 
@@ -167,6 +169,13 @@ let
           };
         # The freeform value type of pkgs.formats.*: anything but null and functions.
         anything = mkType "TOML value" (v: v != null && !b.isFunction v) { merge = "generic"; };
+        enum = values: mkType "one of ${concatMapStringsSep ", " b.toJSON values}" (v: b.elem v values) { };
+        attrsOf =
+          elemType:
+          mkType "attribute set of ${elemType.name}" (v: b.isAttrs v && b.all elemType.check (b.attrValues v)) {
+            merge = "attrsOf";
+            inherit elemType;
+          };
         submodule = module: mkType "submodule" b.isAttrs { submodule = module; };
       };
 
@@ -324,6 +333,8 @@ let
                 evalSubmodule path type.submodule values
               else if (type.merge or null) == "concat" then
                 b.concatLists checked
+              else if (type.merge or null) == "attrsOf" then
+                mergeAttrsOf path type.elemType checked
               else if (type.merge or null) == "nullOr" then
                 (
                   if b.all (value: value == null) checked then
@@ -338,12 +349,43 @@ let
           in
           (option.apply or (x: x)) merged;
 
+        # attrsOf: the definitions of each name merged as one value of the element type.
+        mergeAttrsOf =
+          path: elemType: values:
+          b.listToAttrs (
+            map (name: {
+              inherit name;
+              value =
+                let
+                  defs = map (value: value.${name}) (b.filter (value: value ? ${name}) values);
+                in
+                if elemType ? submodule then
+                  evalSubmodule (path ++ [ name ]) elemType.submodule defs
+                else
+                  mergeEqual (path ++ [ name ]) defs;
+            }) (lib.unique (b.concatMap b.attrNames values))
+          );
+
+        # A definition of a submodule is a module: `{ config = ...; }` is its config, and
+        # a `config` or `options` key beside other keys is an error, as in nixpkgs.
+        submoduleConfig =
+          path: def:
+          let
+            others = b.filter (name: !b.elem name [ "config" "options" "imports" "_file" ]) (b.attrNames def);
+          in
+          if !(b.isAttrs def) || def ? _type || !(def ? config || def ? options) then
+            def
+          else if others != [ ] then
+            throw "Module `${show path}' has an unsupported attribute `${b.head others}'. This is caused by introducing a top-level `config' or `options' attribute."
+          else
+            def.config or { };
+
         evalSubmodule =
           path: module: defs:
           let
             declared = module.options or { };
           in
-          prune declared (evalNode path declared (module.freeformType or null != null) defs);
+          prune declared (evalNode path declared (module.freeformType or null != null) (map (submoduleConfig path) defs));
 
         # A node of the tree: an option, or attributes from declarations and definitions.
         evalNode =

@@ -80,6 +80,8 @@ in
       fakeDerivation name text { inherit text; };
   };
 
+  writeText = name: text: fakeDerivation name text { inherit text; };
+
   writeShellScript =
     name: text:
     fakeDerivation name text {

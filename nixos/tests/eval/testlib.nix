@@ -26,7 +26,8 @@ rec {
     "\\("
     "\\)"
     "\\["
-    "\\]"
+    # Outside a bracket expression "]" is literal; std::regex refuses it escaped.
+    "]"
     "\\{"
     "\\}"
     "\\|"
