@@ -211,12 +211,7 @@ impl QueryHandler {
                 Transport::Tcp => plugins::Transport::Tcp,
             },
         );
-        policy::apply(
-            policies.decide(&query),
-            question,
-            may_recurse,
-            &self.metrics,
-        )
+        policy::apply(policies.decide(query), question, may_recurse, &self.metrics)
     }
 
     /// Resolves a question through the forwarder and its cache.

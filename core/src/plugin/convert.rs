@@ -90,8 +90,14 @@ pub enum Block {
 }
 
 pub(super) fn query_to_wit(query: &Query) -> wit::Query {
+    query_into_wit(query.clone())
+}
+
+/// [`query_to_wit`] without copying the name: a chain converts the query once and
+/// lends the result to every plugin.
+pub(super) fn query_into_wit(query: Query) -> wit::Query {
     wit::Query {
-        name: query.name.clone(),
+        name: query.name,
         qtype: u16::from(query.qtype),
         qclass: u16::from(query.qclass),
         client: address_to_wit(query.client),
@@ -271,12 +277,34 @@ fn name_from_wit(text: &str) -> Result<Name, String> {
 
 /// `name` in presentation form with the trailing dot, lowercased for owner and query
 /// names; names inside record data keep their case.
+/// `name` in presentation form with the trailing dot, as RFC 1035 section 5.1 writes
+/// it: `.` and `\` escaped with a backslash, bytes outside printable ASCII as `\DDD`.
+/// Written label by label into one buffer: this runs for every query that meets a
+/// policy plugin.
 fn presentation(name: &Name, lowercase: bool) -> String {
-    let mut text = name.to_ascii();
-    if lowercase {
-        text.make_ascii_lowercase();
+    use std::fmt::Write as _;
+    if name.is_root() {
+        return ".".to_string();
     }
-    if !text.ends_with('.') {
+    let mut text = String::with_capacity(name.len() + 1);
+    for label in name.iter() {
+        for &byte in label {
+            let byte = if lowercase {
+                byte.to_ascii_lowercase()
+            } else {
+                byte
+            };
+            match byte {
+                b'.' | b'\\' => {
+                    text.push('\\');
+                    text.push(char::from(byte));
+                }
+                0x21..=0x7e => text.push(char::from(byte)),
+                _ => {
+                    let _ = write!(text, "\\{byte:03}");
+                }
+            }
+        }
         text.push('.');
     }
     text
@@ -311,6 +339,37 @@ mod tests {
 
     fn name(text: &str) -> Name {
         Name::from_ascii(text).unwrap()
+    }
+
+    #[test]
+    fn presentation_writes_what_hickory_writes() {
+        let names = [
+            ".",
+            "www.Example.COM.",
+            "*.wild.example.",
+            "_dmarc.x-y.example.",
+            "a\\.b.example.",
+        ];
+        for text in names {
+            let name = name(text);
+            let mut expected = name.to_ascii();
+            if !expected.ends_with('.') {
+                expected.push('.');
+            }
+            assert_eq!(presentation(&name, false), expected, "{text}");
+            assert_eq!(
+                presentation(&name, true),
+                expected.to_ascii_lowercase(),
+                "{text}"
+            );
+        }
+        // Bytes outside printable ASCII as \DDD in decimal (RFC 1035 section 5.1;
+        // hickory's own `to_ascii` writes them in octal).
+        let odd = Name::from_labels([b"\0\xff x\\y.z".as_slice(), b"Example".as_slice()]).unwrap();
+        assert_eq!(
+            presentation(&odd, true),
+            "\\000\\255\\032x\\\\y\\.z.example."
+        );
     }
 
     #[test]

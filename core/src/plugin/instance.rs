@@ -19,6 +19,7 @@ use wasmtime::{Store, Trap};
 use super::bindings::World;
 use super::bindings::policy::QueryPolicy;
 use super::bindings::transform::RecordTransform;
+use super::bindings::types::Query as WitQuery;
 use super::convert::{self, Query, Verdict};
 use super::engine::Shared;
 use super::host::HostState;
@@ -41,12 +42,14 @@ impl PolicyInstance {
 
     /// Asks the plugin about one query, within the call deadline.
     pub fn decide(&mut self, query: &Query) -> Result<Verdict, PluginError> {
-        let wit_query = convert::query_to_wit(query);
-        let verdict = self.0.call(|bindings, store| {
-            bindings
-                .outpost_plugin_policy()
-                .call_decide(store, &wit_query)
-        })?;
+        self.decide_converted(&convert::query_to_wit(query))
+    }
+
+    /// [`PolicyInstance::decide`] for a query already in its WIT form.
+    pub(super) fn decide_converted(&mut self, query: &WitQuery) -> Result<Verdict, PluginError> {
+        let verdict = self
+            .0
+            .call(|bindings, store| bindings.outpost_plugin_policy().call_decide(store, query))?;
         self.0.check_output(convert::verdict_from_wit(verdict))
     }
 

@@ -20,6 +20,8 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::{Identity, LoadOptions, Placement, PluginInfo};
+use crate::plugin::bindings::types::Query as WitQuery;
+use crate::plugin::convert;
 use crate::plugin::{
     Action, Hook, LoadedPolicy, PluginEngine, PluginError, PolicyInstance, Query, Verdict,
 };
@@ -81,7 +83,12 @@ impl PolicyChain {
     /// Runs the plugins in order: `allow` goes on to the next; the first other
     /// verdict stops the chain; a failed call goes on (fail-open) or stops the chain
     /// with [`PolicyOutcome::Fail`] (fail-closed).
-    pub fn decide(&self, query: &Query) -> PolicyOutcome {
+    pub fn decide(&self, query: Query) -> PolicyOutcome {
+        if self.links.is_empty() {
+            return PolicyOutcome::Continue;
+        }
+        // Converted once, lent to every plugin.
+        let query = convert::query_into_wit(query);
         for link in &self.links {
             let plugin = &link.plugin;
             let stats = plugin.loaded.stats();
@@ -90,7 +97,7 @@ impl PolicyChain {
             if stats.is_disabled() && link.placement.on_error == FailureMode::FailOpen {
                 continue;
             }
-            match plugin.decide(query) {
+            match plugin.decide(&query) {
                 Ok(Verdict {
                     action: Action::Allow,
                     tags,
@@ -187,13 +194,13 @@ impl PolicyPlugin {
     /// One `decide` on an idle instance (or a new one), which then goes back to the
     /// pool: after a trap too, since the instance rebuilds itself before its next
     /// call.
-    fn decide(&self, query: &Query) -> Result<Verdict, PluginError> {
+    fn decide(&self, query: &WitQuery) -> Result<Verdict, PluginError> {
         let taken = self.idle().pop();
         let mut instance = match taken {
             Some(instance) => instance,
             None => self.build_on_demand()?,
         };
-        let verdict = instance.decide(query);
+        let verdict = instance.decide_converted(query);
         let mut idle = self.idle();
         if idle.len() < MAX_IDLE_INSTANCES {
             idle.push(instance);

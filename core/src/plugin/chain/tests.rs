@@ -114,11 +114,11 @@ fn policies_run_in_order_and_the_first_decision_wins() {
     assert_eq!(chain.len(), 3);
 
     assert_eq!(
-        chain.decide(&query("x.ads.example.")),
+        chain.decide(query("x.ads.example.")),
         nxdomain("nx", "blocklist:ads.example")
     );
     assert_eq!(
-        chain.decide(&query("www.example.org.")),
+        chain.decide(query("www.example.org.")),
         PolicyOutcome::Continue
     );
     // Both blocklists allow it; the third plugin answers.
@@ -129,7 +129,7 @@ fn policies_run_in_order_and_the_first_decision_wins() {
         IpAddr::V4(Ipv4Addr::new(10, 9, 9, 9)),
         Transport::Udp,
     );
-    let PolicyOutcome::Act { plugin, action, .. } = chain.decide(&printer) else {
+    let PolicyOutcome::Act { plugin, action, .. } = chain.decide(printer.clone()) else {
         panic!("expected split-horizon to answer");
     };
     assert_eq!(&*plugin, "views");
@@ -157,17 +157,17 @@ fn a_failing_plugin_is_skipped_when_fail_open_and_stops_the_chain_when_fail_clos
     let open = load(&[hostile.clone(), blocklist.clone()], &PluginSet::empty());
     // hostile panics on "panic.": fail-open goes on to the blocklist.
     assert_eq!(
-        open.policies().decide(&query("panic.ads.example.")),
+        open.policies().decide(query("panic.ads.example.")),
         nxdomain("blocklist", "blocklist:ads.example")
     );
     assert_eq!(
-        open.policies().decide(&query("panic.example.org.")),
+        open.policies().decide(query("panic.example.org.")),
         PolicyOutcome::Continue
     );
 
     let hostile_closed = with(&hostile, |d| d.on_error = FailureMode::FailClosed);
     let closed = load(&[hostile_closed, blocklist], &PluginSet::empty());
-    let outcome = closed.policies().decide(&query("panic.ads.example."));
+    let outcome = closed.policies().decide(query("panic.ads.example."));
     assert!(
         matches!(
             &outcome,
@@ -177,7 +177,7 @@ fn a_failing_plugin_is_skipped_when_fail_open_and_stops_the_chain_when_fail_clos
     );
     // The instance is rebuilt: the next query is answered.
     assert_eq!(
-        closed.policies().decide(&query("x.ads.example.")),
+        closed.policies().decide(query("x.ads.example.")),
         nxdomain("blocklist", "blocklist:ads.example")
     );
     let hostile_stats = closed.plugins()[0].stats.snapshot();
@@ -193,11 +193,11 @@ fn a_disabled_plugin_is_skipped_or_fails_every_query_by_its_failure_mode() {
             &PluginSet::empty(),
         );
         for _ in 0..crate::plugin::MAX_CONSECUTIVE_FAILURES {
-            set.policies().decide(&query("panic.test."));
+            set.policies().decide(query("panic.test."));
         }
         let stats = &set.plugins()[0].stats;
         assert!(stats.is_disabled());
-        let outcome = set.policies().decide(&query("fine.test."));
+        let outcome = set.policies().decide(query("fine.test."));
         match on_error {
             FailureMode::FailOpen => {
                 assert_eq!(outcome, PolicyOutcome::Continue);
@@ -223,7 +223,7 @@ fn unchanged_plugins_are_carried_over_a_reload_with_their_counters() {
     let blocklist = policy("blocklist", "blocklist", 10, "ads.example");
     let first = load(std::slice::from_ref(&blocklist), &PluginSet::empty());
     for _ in 0..3 {
-        first.policies().decide(&query("x.ads.example."));
+        first.policies().decide(query("x.ads.example."));
     }
 
     // Installing another plugin keeps the blocklist as it was.
@@ -237,7 +237,7 @@ fn unchanged_plugins_are_carried_over_a_reload_with_their_counters() {
     let carried = &second.plugins()[0];
     assert!(Arc::ptr_eq(&carried.stats, &first.plugins()[0].stats));
     assert_eq!(carried.stats.snapshot().calls, 3);
-    second.policies().decide(&query("x.ads.example."));
+    second.policies().decide(query("x.ads.example."));
     assert_eq!(
         first.plugins()[0].stats.snapshot().calls,
         4,
@@ -266,7 +266,7 @@ fn unchanged_plugins_are_carried_over_a_reload_with_their_counters() {
     let fourth = load(&[reinstalled], &first);
     assert_eq!(fourth.plugins()[0].stats.snapshot().calls, 0);
     assert_eq!(
-        fourth.policies().decide(&query("x.ads.example.")),
+        fourth.policies().decide(query("x.ads.example.")),
         PolicyOutcome::Continue
     );
 }
@@ -416,7 +416,7 @@ fn the_instance_pool_grows_to_the_concurrency() {
         for _ in 0..4 {
             scope.spawn(|| {
                 for _ in 0..200 {
-                    let outcome = set.policies().decide(&query("x.ads.example."));
+                    let outcome = set.policies().decide(query("x.ads.example."));
                     assert_eq!(outcome, nxdomain("blocklist", "blocklist:ads.example"));
                 }
             });
@@ -473,7 +473,7 @@ fn chain_decide_time_with_100k_domains() {
     for call in 0..CALLS {
         let query = &queries[call % queries.len()];
         let started = Instant::now();
-        std::hint::black_box(chain.decide(query));
+        std::hint::black_box(chain.decide(query.clone()));
         through_chain.push(started.elapsed());
         let started = Instant::now();
         std::hint::black_box(direct.decide(query).unwrap());
@@ -502,7 +502,7 @@ fn chain_decide_time_with_100k_domains() {
     };
     let two_through_chain = run_two(&|thread| {
         for call in 0..PER_THREAD {
-            std::hint::black_box(chain.decide(&queries[(call + thread) % queries.len()]));
+            std::hint::black_box(chain.decide(queries[(call + thread) % queries.len()].clone()));
         }
     });
     let loaded = engine()
