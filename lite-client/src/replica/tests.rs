@@ -371,7 +371,7 @@ fn snapshot_staging_is_bounded_and_checks_its_index() {
     staging
         .push_chunk(SnapshotChunk {
             changes: vec![WireChange::DefinitionPut {
-                kind: "plugin".into(),
+                kind: "policy".into(),
                 name: "p".into(),
                 version: 1,
                 body: vec![1, 2, 3],
