@@ -21,11 +21,23 @@ impl Session<'_> {
                 Ok(())
             }
             (Phase::Snapshot(mut staging), Frame::SnapshotChunk(chunk)) => {
-                if let Err(error) = staging.push_chunk(chunk) {
-                    return Err(self.abort(&error.to_string()).await);
+                // Applying a chunk is CPU work: off the runtime's threads.
+                let pushed = tokio::task::spawn_blocking(move || {
+                    let result = staging.push_chunk(chunk);
+                    (staging, result)
+                })
+                .await;
+                match pushed {
+                    Ok((staging, Ok(()))) => {
+                        self.phase = Phase::Snapshot(staging);
+                        Ok(())
+                    }
+                    Ok((_, Err(error))) => Err(self.abort(&error.to_string()).await),
+                    Err(error) => {
+                        let message = format!("staging the snapshot failed: {error}");
+                        Err(self.abort(&message).await)
+                    }
                 }
-                self.phase = Phase::Snapshot(staging);
-                Ok(())
             }
             (Phase::Snapshot(staging), Frame::SnapshotEnd(end)) => {
                 let staged = match staging.finish(end.as_of) {
