@@ -14,18 +14,24 @@
 //! (RFC 4592); CNAME chains are followed through our zones, with the rcode of the
 //! last name (RFC 6604).
 //!
+//! The index shares the model's packed owners ([`crate::packed`]); the records of an
+//! answer are decoded from them as the answer is built.
+//!
 //! **Invariant:** every ancestor of an owner, up to the apex, is a node of the index.
-//! **Invariant:** the query path allocates only for records it must rewrite
-//! (wildcard owners) and for the section vectors.
+//! **Invariant:** the query path allocates only for the section vectors and for names
+//! and record data too long to sit inline in hickory's types; never in proportion to
+//! the zone.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
+use std::borrow::{Borrow, Cow};
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use crate::name::{LookupName, key_of, wildcard_key};
+use crate::name::{LookupName, ancestors, key_of, wildcard_key};
+use crate::packed::Owner;
 use crate::zones::{Change, Zone, Zones};
 
 /// Longest CNAME chain followed inside our zones before answering with what we have.
@@ -43,24 +49,43 @@ pub struct ZoneIndex {
     soa: Record,
     /// The SOA as it goes into negative answers (RFC 2308 section 3).
     negative_soa: Record,
-    nodes: HashMap<Box<[u8]>, Node>,
+    /// The model's owners (the same allocations) and the empty non-terminals.
+    nodes: HashSet<Node>,
     has_wildcards: bool,
 }
 
-#[derive(Debug, Default)]
-struct Node {
-    /// Shared with the model the index was built from.
-    rrsets: Vec<(RecordType, Arc<[Record]>)>,
-    /// The node owns NS records below the apex: a delegation.
-    cut: bool,
+/// An owner as a node of the index: found by its lowercase wire name without
+/// allocating. A node below the apex that owns NS records is a cut (a delegation).
+#[derive(Clone, Debug)]
+struct Node(Owner);
+
+impl PartialEq for Node {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key() == other.0.key()
+    }
+}
+
+impl Eq for Node {}
+
+impl Hash for Node {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.key().hash(state);
+    }
+}
+
+impl Borrow<[u8]> for Node {
+    fn borrow(&self) -> &[u8] {
+        self.0.key()
+    }
 }
 
 impl Node {
-    fn rrset(&self, rtype: RecordType) -> Option<&[Record]> {
-        self.rrsets
-            .iter()
-            .find(|(t, _)| *t == rtype)
-            .map(|(_, records)| &**records)
+    /// The records of `rtype` under the node's name, or none.
+    fn records(&self, rtype: RecordType) -> Vec<Record> {
+        match self.0.rrset(rtype) {
+            Some(rrset) => rrset.records().collect(),
+            None => Vec::new(),
+        }
     }
 }
 
@@ -80,7 +105,7 @@ enum Step<'a> {
     Cname(Box<Cow<'a, Record>>, Name),
     NoData(&'a ZoneIndex),
     NxDomain(&'a ZoneIndex),
-    Referral(&'a ZoneIndex, &'a [Record]),
+    Referral(&'a ZoneIndex, Vec<Record>),
 }
 
 impl ZoneSet {
@@ -155,8 +180,8 @@ impl ZoneSet {
                     // the chain stops and the resolver follows it.
                     if answer.answers.is_empty() {
                         answer.authoritative = false;
-                        answer.authorities.extend(ns.iter().map(Cow::Borrowed));
-                        answer.additionals.extend(zone.glue(ns));
+                        answer.additionals.extend(zone.glue(&ns).map(Cow::Owned));
+                        answer.authorities.extend(ns.into_iter().map(Cow::Owned));
                     }
                     return Some(answer);
                 }
@@ -189,12 +214,11 @@ impl ZoneSet {
             let Some(node) = zone.nodes.get(lookup.ancestor(skip)) else {
                 break;
             };
-            // DS lives on the parent side of a cut (RFC 4035 section 3.1.4.1).
-            if node.cut && !(skip == 0 && qtype == RecordType::DS) {
-                return Some(Step::Referral(
-                    zone,
-                    node.rrset(RecordType::NS).unwrap_or_default(),
-                ));
+            // A node below the apex owning NS is a cut. DS lives on the parent side
+            // of a cut (RFC 4035 section 3.1.4.1).
+            let cut = node.0.rrset(RecordType::NS).is_some();
+            if cut && !(skip == 0 && qtype == RecordType::DS) {
+                return Some(Step::Referral(zone, node.records(RecordType::NS)));
             }
             encloser_skip = skip;
         }
@@ -236,12 +260,7 @@ impl ZoneSet {
             };
             if let Some(node) = zone.nodes.get(lookup.key()) {
                 for rtype in [RecordType::A, RecordType::AAAA] {
-                    additionals.extend(
-                        node.rrset(rtype)
-                            .unwrap_or_default()
-                            .iter()
-                            .map(Cow::Borrowed),
-                    );
+                    additionals.extend(node.records(rtype).into_iter().map(Cow::Owned));
                 }
             }
         }
@@ -251,7 +270,7 @@ impl ZoneSet {
 impl ZoneIndex {
     /// Indexes one zone; `None` for a zone without an SOA (the model refuses those).
     fn build(zone: &Zone) -> Option<Self> {
-        let soa = zone.soa()?.clone();
+        let soa = zone.soa()?;
         let minimum = match &soa.data {
             RData::SOA(data) => data.minimum,
             _ => soa.ttl,
@@ -259,25 +278,23 @@ impl ZoneIndex {
         let mut negative_soa = soa.clone();
         negative_soa.ttl = soa.ttl.min(minimum);
 
-        let origin_labels = usize::from(zone.origin().num_labels());
-        let mut nodes: HashMap<Box<[u8]>, Node> = HashMap::new();
+        let apex = key_of(zone.origin());
+        let mut nodes: HashSet<Node> = HashSet::with_capacity(zone.owners().len());
         let mut has_wildcards = false;
-        for (owner, rtype, records) in zone.shared_rrsets() {
-            let lookup = LookupName::new(owner)?;
-            // Empty non-terminals: every ancestor up to the apex exists.
-            for skip in 1..=lookup.labels().saturating_sub(origin_labels) {
-                nodes.entry(lookup.ancestor(skip).into()).or_default();
-            }
-            let node = nodes.entry(lookup.key().into()).or_default();
-            node.rrsets.push((rtype, Arc::clone(records)));
-            if rtype == RecordType::NS && owner != zone.origin() {
-                node.cut = true;
-            }
-            has_wildcards |= owner.is_wildcard();
+        for owner in zone.owners() {
+            has_wildcards |= owner.key().starts_with(b"\x01*");
+            nodes.insert(Node(owner.clone()));
         }
-        for node in nodes.values_mut() {
-            node.rrsets.shrink_to_fit();
+        // Empty non-terminals: every ancestor up to the apex exists.
+        for owner in zone.owners() {
+            let below_apex = ancestors(owner.key()).take_while(|key| key.len() > apex.len());
+            for ancestor in below_apex {
+                if !nodes.contains(ancestor) {
+                    nodes.insert(Node(Owner::empty(ancestor)));
+                }
+            }
         }
+        nodes.shrink_to_fit();
         Some(Self {
             soa,
             negative_soa,
@@ -298,38 +315,40 @@ impl ZoneIndex {
         qtype: RecordType,
         synthesized: bool,
     ) -> Step<'a> {
-        let owned = |record: &'a Record| -> Cow<'a, Record> {
+        // A wildcard's records answer for the name asked.
+        let name = || {
             if synthesized {
-                let mut record = record.clone();
-                record.name = qname.clone();
-                Cow::Owned(record)
+                qname.clone()
             } else {
-                Cow::Borrowed(record)
+                node.0.name()
             }
         };
-        if let Some(records) = node.rrset(qtype) {
-            return Step::Data(records.iter().map(owned).collect());
+        if let Some(rrset) = node.0.rrset(qtype) {
+            return Step::Data(rrset.records_named(name()).map(Cow::Owned).collect());
         }
-        if qtype == RecordType::ANY && !node.rrsets.is_empty() {
+        if qtype == RecordType::ANY && !node.0.is_empty() {
+            let name = name();
             return Step::Data(
-                node.rrsets
-                    .iter()
-                    .flat_map(|(_, records)| records.iter())
-                    .map(owned)
+                (node.0.rrsets())
+                    .flat_map(|rrset| rrset.records_named(name.clone()))
+                    .map(Cow::Owned)
                     .collect(),
             );
         }
-        if let Some([cname]) = node.rrset(RecordType::CNAME)
+        if let Some(cnames) = node.0.rrset(RecordType::CNAME)
+            && cnames.len() == 1
+            && let Some(cname) = cnames.records_named(name()).next()
             && let RData::CNAME(target) = &cname.data
         {
-            return Step::Cname(Box::new(owned(cname)), target.0.clone());
+            let target = target.0.clone();
+            return Step::Cname(Box::new(Cow::Owned(cname)), target);
         }
         Step::NoData(self)
     }
 
     /// A and AAAA records for the name servers of a referral, wherever in the zone
     /// they live (glue below the cut included).
-    fn glue<'a>(&'a self, ns: &'a [Record]) -> impl Iterator<Item = Cow<'a, Record>> + 'a {
+    fn glue<'a>(&'a self, ns: &'a [Record]) -> impl Iterator<Item = Record> + 'a {
         ns.iter()
             .filter_map(|record| match &record.data {
                 RData::NS(target) => self.nodes.get(&*key_of(&target.0)),
@@ -338,9 +357,8 @@ impl ZoneIndex {
             .flat_map(|node| {
                 [RecordType::A, RecordType::AAAA]
                     .into_iter()
-                    .flat_map(move |rtype| node.rrset(rtype).unwrap_or_default().iter())
+                    .flat_map(move |rtype| node.records(rtype))
             })
-            .map(Cow::Borrowed)
     }
 }
 

@@ -9,7 +9,9 @@
 //! - [`zonefile`]: RFC 1035 master files in, with line-numbered errors.
 //! - [`answer`]: the immutable query index ([`answer::ZoneSet`]) and the lookup that
 //!   turns a question into the sections of an authoritative answer.
-//! - [`name`]: names as lowercase wire bytes, the keys of the query index.
+//! - [`name`]: names as lowercase wire bytes, the keys of the model and the query index.
+//! - [`packed`]: an owner and its RRsets packed into one shared allocation of wire
+//!   bytes, the unit the model and the query index hold.
 //! - [`wire`]: the DNS wire encoding of records used inside commands and changes.
 //! - [`sync`]: the Lite sync protocol's frames and wire types, encoded and decoded as
 //!   pure functions (`docs/sync-protocol.md` is the contract).
@@ -19,6 +21,7 @@
 
 pub mod answer;
 pub mod name;
+pub mod packed;
 pub mod plugin;
 pub mod sync;
 pub mod wire;

@@ -4,7 +4,10 @@
 //! walks from a name to its zone apex by slicing one stack buffer: no allocation and
 //! no label-by-label comparison (the cost that dominates hickory's own zone store).
 
+use std::cmp::Ordering;
+
 use hickory_proto::rr::Name;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 /// The longest name in wire form (RFC 1035 section 2.3.4).
 pub const MAX_WIRE_LEN: usize = 255;
@@ -83,6 +86,68 @@ impl LookupName {
     }
 }
 
+/// The name a key stands for; `None` for bytes that are not a wire name (keys made by
+/// [`key_of`] always are).
+pub fn name_of_key(key: &[u8]) -> Option<Name> {
+    Name::read(&mut BinDecoder::new(key)).ok()
+}
+
+/// The ancestors of a key, nearest first, ending with the root: each is a suffix of
+/// `key`. Stops early at bytes that are not a wire name.
+pub fn ancestors(key: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = key;
+    std::iter::from_fn(move || {
+        let len = usize::from(*rest.first()?);
+        if len == 0 {
+            return None;
+        }
+        rest = rest.get(1 + len..)?;
+        Some(rest)
+    })
+}
+
+/// Compares two keys in DNS canonical order (RFC 4034 section 6.1): label by label
+/// from the root, each label as a string of (lowercase) bytes, a name before its
+/// descendants. This is the order of hickory's `Name`, so sorted keys list names as a
+/// sorted `Vec<Name>` would.
+pub fn canonical_cmp(a: &[u8], b: &[u8]) -> Ordering {
+    let (a_starts, a_labels) = label_starts(a);
+    let (b_starts, b_labels) = label_starts(b);
+    let a_rev = a_starts[..a_labels].iter().rev();
+    let b_rev = b_starts[..b_labels].iter().rev();
+    for (&a_start, &b_start) in a_rev.zip(b_rev) {
+        match label(a, a_start).cmp(label(b, b_start)) {
+            Ordering::Equal => {}
+            unequal => return unequal,
+        }
+    }
+    a_labels.cmp(&b_labels)
+}
+
+/// The label of `key` whose length byte is at `start`, without the length byte.
+fn label(key: &[u8], start: u8) -> &[u8] {
+    let start = usize::from(start);
+    let len = key.get(start).map_or(0, |&len| usize::from(len));
+    key.get(start + 1..start + 1 + len).unwrap_or_default()
+}
+
+/// Where each label of a key starts, and how many labels it has (the root not
+/// counted).
+fn label_starts(key: &[u8]) -> ([u8; MAX_LABELS], usize) {
+    let mut starts = [0; MAX_LABELS];
+    let mut labels = 0;
+    let mut at = 0;
+    while let Some(&len) = key.get(at) {
+        if len == 0 || labels == MAX_LABELS || at > MAX_WIRE_LEN {
+            break;
+        }
+        starts[labels] = at as u8;
+        labels += 1;
+        at += 1 + usize::from(len);
+    }
+    (starts, labels)
+}
+
 /// The wildcard name `*.<parent>` for a parent given as a wire key.
 pub fn wildcard_key(parent: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(parent.len() + 2);
@@ -113,6 +178,53 @@ mod tests {
         let lookup = LookupName::new(&Name::root()).unwrap();
         assert_eq!(lookup.labels(), 0);
         assert_eq!(lookup.key(), b"\x00");
+    }
+
+    #[test]
+    fn keys_sort_in_canonical_order() {
+        // RFC 4034 section 6.1's example.
+        let sorted: [&[&[u8]]; 9] = [
+            &[b"example"],
+            &[b"a", b"example"],
+            &[b"yljkjljk", b"a", b"example"],
+            &[b"Z", b"a", b"example"],
+            &[b"zABC", b"a", b"EXAMPLE"],
+            &[b"z", b"example"],
+            &[&[1], b"z", b"example"],
+            &[b"*", b"z", b"example"],
+            &[&[200], b"z", b"example"],
+        ];
+        let names: Vec<Name> = sorted
+            .iter()
+            .map(|labels| Name::from_labels(labels.iter().copied()).unwrap())
+            .collect();
+        let mut keys: Vec<Box<[u8]>> = names.iter().rev().map(key_of).collect();
+        keys.sort_by(|a, b| canonical_cmp(a, b));
+        let expected: Vec<Box<[u8]>> = names.iter().map(key_of).collect();
+        assert_eq!(keys, expected);
+        let mut by_name = names.clone();
+        by_name.reverse();
+        by_name.sort();
+        assert_eq!(by_name, names, "the same order as hickory's Name");
+        assert_eq!(canonical_cmp(b"\x00", b"\x00"), Ordering::Equal);
+    }
+
+    #[test]
+    fn keys_decode_to_their_names_and_list_their_ancestors() {
+        let name = Name::from_ascii("www.example.internal.").unwrap();
+        let key = key_of(&name);
+        assert_eq!(name_of_key(&key), Some(name));
+        let all: Vec<&[u8]> = ancestors(&key).collect();
+        assert_eq!(
+            all,
+            [
+                &b"\x07example\x08internal\x00"[..],
+                b"\x08internal\x00",
+                b"\x00"
+            ]
+        );
+        assert_eq!(ancestors(b"\x05ab").count(), 0, "a cut-off key ends early");
+        assert_eq!(name_of_key(b"\x05ab"), None);
     }
 
     #[test]

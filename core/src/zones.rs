@@ -12,13 +12,14 @@
 //! **Boundary:** [`Command`] and [`Change`] are serialized into the Raft log, redb and
 //! (later) the sync stream; their records are DNS wire bytes ([`crate::wire`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use serde::{Deserialize, Serialize};
 
-use crate::wire::encode_records;
+use crate::name::key_of;
+use crate::packed::{Owner, PackedRRset, RRset};
 
 mod plugins;
 mod rules;
@@ -219,86 +220,128 @@ pub enum CommandError {
     NoSuchPlugin { name: String },
 }
 
-/// One zone: its origin and its RRsets keyed by (owner, type).
-#[derive(Clone, Debug, PartialEq)]
+/// One zone: its origin and its owners, each holding its RRsets packed in wire form
+/// ([`crate::packed`]).
+#[derive(Clone, Debug)]
 pub struct Zone {
     origin: Name,
-    /// Exactly sized and shared with the query index, which holds clones of the same
-    /// `Arc`s: a record is stored once however many views of the zone exist.
-    rrsets: BTreeMap<(Name, RecordType), Arc<[Record]>>,
+    /// In canonical order, exactly sized and shared with the query index, which holds
+    /// clones of the same `Arc`s: a record is stored once however many views of the
+    /// zone exist. Owners compare by name, so an updated one replaces the old.
+    owners: BTreeSet<Owner>,
+}
+
+impl PartialEq for Zone {
+    fn eq(&self, other: &Self) -> bool {
+        self.origin == other.origin
+            && self.owners.len() == other.owners.len()
+            && (self.owners.iter().zip(&other.owners)).all(|(one, two)| one.same_records(two))
+    }
 }
 
 impl Zone {
+    fn new(origin: Name) -> Self {
+        Self {
+            origin,
+            owners: BTreeSet::new(),
+        }
+    }
+
     pub fn origin(&self) -> &Name {
         &self.origin
     }
 
     /// RRsets in canonical order (owner, then type).
-    pub fn rrsets(&self) -> impl Iterator<Item = (&Name, RecordType, &[Record])> {
-        self.rrsets
-            .iter()
-            .map(|((owner, rtype), records)| (owner, *rtype, &**records))
+    pub fn rrsets(&self) -> impl Iterator<Item = RRset<'_>> {
+        self.owners.iter().flat_map(Owner::rrsets)
     }
 
-    /// RRsets as the shared allocations the model holds, for indexes built over it.
-    pub fn shared_rrsets(&self) -> impl Iterator<Item = (&Name, RecordType, &Arc<[Record]>)> {
-        self.rrsets
-            .iter()
-            .map(|((owner, rtype), records)| (owner, *rtype, records))
+    /// Owners in canonical order, as the shared allocations the model holds, for
+    /// indexes built over it.
+    pub fn owners(&self) -> impl ExactSizeIterator<Item = &Owner> {
+        self.owners.iter()
     }
 
-    pub fn records(&self) -> impl Iterator<Item = &Record> {
-        self.rrsets.values().flat_map(|records| records.iter())
+    /// Every record, decoded.
+    pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
+        self.rrsets().flat_map(|rrset| rrset.records())
     }
 
     pub fn record_count(&self) -> usize {
-        self.rrsets.values().map(|records| records.len()).sum()
+        self.rrsets().map(|rrset| rrset.len()).sum()
     }
 
-    pub fn soa(&self) -> Option<&Record> {
-        self.rrsets
-            .get(&(self.origin.clone(), RecordType::SOA))
-            .and_then(|set| set.first())
+    /// The SOA record, decoded.
+    pub fn soa(&self) -> Option<Record> {
+        self.rrset(&self.origin, RecordType::SOA)?.records().next()
     }
 
-    fn rrset_change(&self, owner: &Name, rtype: RecordType) -> Result<Change, CommandError> {
-        let zone = self.origin.to_ascii();
-        let owner_text = owner.to_ascii();
-        Ok(match self.rrsets.get(&(owner.clone(), rtype)) {
-            Some(records) => Change::RRsetPut {
-                zone,
-                owner: owner_text,
-                rtype: rtype.into(),
-                records: encode_records(records.iter())
-                    .map_err(|e| CommandError::BadRecords(e.to_string()))?,
-            },
+    /// The RRset of `rtype` at `owner`.
+    pub fn rrset(&self, owner: &Name, rtype: RecordType) -> Option<RRset<'_>> {
+        self.owner(owner)?.rrset(rtype)
+    }
+
+    fn owner(&self, name: &Name) -> Option<&Owner> {
+        self.owners.get(&Owner::empty(&key_of(name)))
+    }
+
+    /// Sets the RRset of `rtype` at `owner` to `records` (of one TTL), or deletes it
+    /// when `records` is empty; an owner left without RRsets is removed.
+    fn put_rrset(
+        &mut self,
+        owner: &Name,
+        rtype: RecordType,
+        records: &[Record],
+    ) -> Result<(), CommandError> {
+        let packed = PackedRRset::pack(rtype, records)
+            .map_err(|e| CommandError::BadRecords(e.to_string()))?;
+        let probe = Owner::empty(&key_of(owner));
+        let updated = (self.owners.get(&probe))
+            .unwrap_or(&probe)
+            .with_rrset(&packed);
+        if updated.is_empty() {
+            self.owners.remove(&probe);
+        } else {
+            self.owners.replace(updated);
+        }
+        Ok(())
+    }
+
+    fn rrset_change(&self, owner: &Name, rtype: RecordType) -> Change {
+        match self.rrset(owner, rtype) {
+            Some(rrset) => put_change(&self.origin.to_ascii(), rrset),
             None => Change::RRsetDeleted {
-                zone,
-                owner: owner_text,
+                zone: self.origin.to_ascii(),
+                owner: owner.to_ascii(),
                 rtype: rtype.into(),
             },
-        })
+        }
     }
 
     /// Checks the rules that involve more than one record at `owner`.
     fn check_owner(&self, owner: &Name) -> Result<(), CommandError> {
-        let at_owner: Vec<(RecordType, usize)> = self
-            .rrsets
-            .range((owner.clone(), RecordType::Unknown(0))..)
-            .take_while(|((name, _), _)| name == owner)
-            .map(|((_, rtype), records)| (*rtype, records.len()))
+        match self.owner(owner) {
+            Some(node) => self.check_node(node),
+            None => Ok(()),
+        }
+    }
+
+    fn check_node(&self, node: &Owner) -> Result<(), CommandError> {
+        let at_owner: Vec<(RecordType, usize)> = node
+            .rrsets()
+            .map(|rrset| (rrset.record_type(), rrset.len()))
             .collect();
         for (rtype, count) in &at_owner {
             match rtype {
                 RecordType::CNAME if *count > 1 => {
                     return Err(CommandError::CnameMultiple {
-                        name: owner.to_ascii(),
+                        name: node.name().to_ascii(),
                         count: *count,
                     });
                 }
                 RecordType::CNAME if at_owner.len() > 1 => {
                     return Err(CommandError::CnameConflict {
-                        name: owner.to_ascii(),
+                        name: node.name().to_ascii(),
                     });
                 }
                 RecordType::SOA if *count > 1 => {
@@ -314,7 +357,7 @@ impl Zone {
     }
 
     fn check_has_soa(&self) -> Result<(), CommandError> {
-        match self.soa() {
+        match self.rrset(&self.origin, RecordType::SOA) {
             Some(_) => Ok(()),
             None => Err(CommandError::SoaMissing {
                 zone: self.origin.to_ascii(),
@@ -324,16 +367,28 @@ impl Zone {
 
     /// Increments the SOA serial (RFC 1982 arithmetic) so caches and secondaries see
     /// that the zone changed.
-    fn bump_serial(&mut self) {
-        if let Some(set) = self.rrsets.get_mut(&(self.origin.clone(), RecordType::SOA)) {
-            let mut records = set.to_vec();
-            if let Some(soa) = records.first_mut()
-                && let RData::SOA(data) = &mut soa.data
-            {
-                data.serial = data.serial.wrapping_add(1);
-            }
-            *set = records.into();
+    fn bump_serial(&mut self) -> Result<(), CommandError> {
+        let origin = self.origin.clone();
+        let Some(set) = self.rrset(&origin, RecordType::SOA) else {
+            return Ok(());
+        };
+        let mut records: Vec<Record> = set.records().collect();
+        if let Some(soa) = records.first_mut()
+            && let RData::SOA(data) = &mut soa.data
+        {
+            data.serial = data.serial.wrapping_add(1);
         }
+        self.put_rrset(&origin, RecordType::SOA, &records)
+    }
+}
+
+/// The change that puts `rrset` of `zone` as it now is.
+fn put_change(zone: &str, rrset: RRset<'_>) -> Change {
+    Change::RRsetPut {
+        zone: zone.to_string(),
+        owner: rrset.owner().to_ascii(),
+        rtype: rrset.record_type().into(),
+        records: rrset.to_wire(),
     }
 }
 
@@ -430,11 +485,8 @@ impl Zones {
                     }
                     if records.is_empty() {
                         refuse_soa_delete(zone, &owner, Some(rtype))?;
-                        zone.rrsets.remove(&(owner.clone(), rtype));
-                    } else {
-                        zone.rrsets
-                            .insert((owner.clone(), rtype), normalize(records.clone()).into());
                     }
+                    zone.put_rrset(&owner, rtype, &normalize(records.clone()))?;
                     zone.check_owner(&owner)?;
                     Ok(vec![(owner.clone(), rtype)])
                 })
@@ -501,12 +553,9 @@ impl Zones {
         match change {
             Change::ZonePut { origin } => {
                 let origin = parse_name(origin)?;
-                self.zones.entry(origin.clone()).or_insert_with(|| {
-                    Arc::new(Zone {
-                        origin,
-                        rrsets: BTreeMap::new(),
-                    })
-                });
+                self.zones
+                    .entry(origin.clone())
+                    .or_insert_with(|| Arc::new(Zone::new(origin)));
             }
             Change::ZoneDeleted { origin } => {
                 self.zones.remove(&parse_name(origin)?);
@@ -519,15 +568,11 @@ impl Zones {
             } => {
                 let zone = self.zone_mut(zone)?;
                 let records = decode(records)?;
-                zone.rrsets.insert(
-                    (parse_name(owner)?, RecordType::from(*rtype)),
-                    records.into(),
-                );
+                zone.put_rrset(&parse_name(owner)?, RecordType::from(*rtype), &records)?;
             }
             Change::RRsetDeleted { zone, owner, rtype } => {
                 let zone = self.zone_mut(zone)?;
-                zone.rrsets
-                    .remove(&(parse_name(owner)?, RecordType::from(*rtype)));
+                zone.put_rrset(&parse_name(owner)?, RecordType::from(*rtype), &[])?;
             }
             Change::LiteTokenPut { token } => {
                 self.tokens.insert(token.name.clone(), token.clone());
@@ -551,15 +596,11 @@ impl Zones {
     pub fn to_changes(&self) -> Vec<Change> {
         let mut changes = Vec::new();
         for zone in self.zones.values() {
+            let origin = zone.origin.to_ascii();
             changes.push(Change::ZonePut {
-                origin: zone.origin.to_ascii(),
+                origin: origin.clone(),
             });
-            for (owner, rtype) in zone.rrsets.keys() {
-                // Records in the model were decoded from wire bytes, so they encode.
-                if let Ok(change) = zone.rrset_change(owner, *rtype) {
-                    changes.push(change);
-                }
-            }
+            changes.extend(zone.rrsets().map(|rrset| put_change(&origin, rrset)));
         }
         let tokens = self.tokens.values().cloned();
         changes.extend(tokens.map(|token| Change::LiteTokenPut { token }));
@@ -580,53 +621,59 @@ impl Zones {
 
     fn put_zone(&mut self, origin: Name, records: &[u8]) -> Result<Vec<Change>, CommandError> {
         let records = decode(records)?;
-        let mut zone = Zone {
-            origin: origin.clone(),
-            rrsets: BTreeMap::new(),
-        };
-        // Sorted into runs of one RRset each, so every RRset is allocated once at its
-        // exact size (a large zone otherwise costs several times its size in
-        // half-empty vectors while it is built).
+        let mut zone = Zone::new(origin.clone());
+        // Sorted into runs of one owner each, so every owner is packed once, and the
+        // owners arrive in order for the set to be built densely in one pass.
         let mut records = records;
         for record in &mut records {
             check_record(&zone, record)?;
             record.name = record.name.to_lowercase();
         }
         records.sort_by(|a, b| (&a.name, a.record_type()).cmp(&(&b.name, b.record_type())));
+        let mut owners = Vec::new();
         let mut rest = records.as_slice();
         while let Some(first) = rest.first() {
-            let key = (first.name.clone(), first.record_type());
-            let run = rest
-                .iter()
-                .take_while(|record| record.name == key.0 && record.record_type() == key.1)
-                .count();
-            let (set, tail) = rest.split_at(run);
+            let owner_run = rest.iter().take_while(|r| r.name == first.name).count();
+            let (mut at_owner, tail) = rest.split_at(owner_run);
             rest = tail;
-            let mut unique: Vec<Record> = Vec::with_capacity(set.len());
-            for record in set {
-                if !unique.iter().any(|kept| kept.data == record.data) {
-                    unique.push(record.clone());
+            let mut rrsets = Vec::new();
+            while let Some(head) = at_owner.first() {
+                let rtype = head.record_type();
+                let run = at_owner
+                    .iter()
+                    .take_while(|r| r.record_type() == rtype)
+                    .count();
+                let (set, tail) = at_owner.split_at(run);
+                at_owner = tail;
+                let mut unique: Vec<Record> = Vec::with_capacity(set.len());
+                for record in set {
+                    if !unique.iter().any(|kept| kept.data == record.data) {
+                        unique.push(record.clone());
+                    }
                 }
+                let packed = PackedRRset::pack(rtype, &normalize(unique))
+                    .map_err(|e| CommandError::BadRecords(e.to_string()))?;
+                rrsets.push(packed);
             }
-            zone.rrsets.insert(key, normalize(unique).into());
+            owners.push(Owner::new(&key_of(&first.name), &rrsets));
         }
+        drop(records);
+        zone.owners = owners.into_iter().collect();
         zone.check_has_soa()?;
-        let owners: Vec<Name> = zone.rrsets.keys().map(|(owner, _)| owner.clone()).collect();
-        for owner in owners {
-            zone.check_owner(&owner)?;
+        for node in &zone.owners {
+            zone.check_node(node)?;
         }
-        let mut changes = Vec::with_capacity(zone.rrsets.len() + 2);
+        let mut changes = Vec::with_capacity(zone.owners.len() + 2);
         if self.zones.contains_key(&origin) {
             changes.push(Change::ZoneDeleted {
                 origin: origin.to_ascii(),
             });
         }
+        let origin_text = origin.to_ascii();
         changes.push(Change::ZonePut {
-            origin: origin.to_ascii(),
+            origin: origin_text.clone(),
         });
-        for (owner, rtype) in zone.rrsets.keys() {
-            changes.push(zone.rrset_change(owner, *rtype)?);
-        }
+        changes.extend(zone.rrsets().map(|rrset| put_change(&origin_text, rrset)));
         self.zones.insert(origin, Arc::new(zone));
         Ok(changes)
     }
@@ -648,11 +695,8 @@ impl Zones {
             let mut record = record;
             record.name = owner.clone();
             let rtype = record.record_type();
-            let key = (owner.clone(), rtype);
-            let mut set = zone
-                .rrsets
-                .get(&key)
-                .map(|set| set.to_vec())
+            let mut set: Vec<Record> = (zone.rrset(&owner, rtype))
+                .map(|set| set.records().collect())
                 .unwrap_or_default();
             let ttl = record.ttl;
             if !set.iter().any(|existing| existing.data == record.data) {
@@ -661,7 +705,7 @@ impl Zones {
             for member in set.iter_mut() {
                 member.ttl = ttl;
             }
-            zone.rrsets.insert(key, set.into());
+            zone.put_rrset(&owner, rtype, &set)?;
             zone.check_owner(&owner)?;
             touched.push((origin, owner, rtype));
         }
@@ -711,7 +755,7 @@ impl Zones {
         origins.dedup();
         for origin in &origins {
             let zone = self.zone_mut(&origin.to_ascii())?;
-            zone.bump_serial();
+            zone.bump_serial()?;
             touched.push((origin.clone(), origin.clone(), RecordType::SOA));
         }
         touched.sort();
@@ -719,7 +763,7 @@ impl Zones {
         let mut changes = Vec::with_capacity(touched.len());
         for (origin, owner, rtype) in touched {
             if let Some(zone) = self.zones.get(&origin) {
-                changes.push(zone.rrset_change(&owner, rtype)?);
+                changes.push(zone.rrset_change(&owner, rtype));
             }
         }
         Ok(changes)
@@ -737,35 +781,29 @@ fn delete_records(
         name: owner.to_ascii(),
         rtype: rtype.map_or_else(|| "any".to_string(), |t| t.to_string()),
     };
-    let types: Vec<RecordType> = zone
-        .rrsets
-        .keys()
-        .filter(|(name, t)| name == owner && rtype.is_none_or(|wanted| wanted == *t))
-        .map(|(_, t)| *t)
+    let types: Vec<RecordType> = (zone.owner(owner).into_iter())
+        .flat_map(Owner::rrsets)
+        .map(|set| set.record_type())
+        .filter(|t| rtype.is_none_or(|wanted| wanted == *t))
         .collect();
     if types.is_empty() {
         return Err(not_found());
     }
     let mut touched = Vec::new();
     for t in types {
-        let key = (owner.clone(), t);
         if records.is_empty() {
-            zone.rrsets.remove(&key);
+            zone.put_rrset(owner, t, &[])?;
             touched.push((owner.clone(), t));
             continue;
         }
-        if let Some(set) = zone.rrsets.get(&key) {
-            let before = set.len();
-            let mut kept = set.to_vec();
-            kept.retain(|existing| !records.iter().any(|gone| gone.data == existing.data));
-            if kept.len() != before {
-                touched.push((owner.clone(), t));
-            }
-            if kept.is_empty() {
-                zone.rrsets.remove(&key);
-            } else {
-                zone.rrsets.insert(key, kept.into());
-            }
+        let mut kept: Vec<Record> = (zone.rrset(owner, t))
+            .map(|set| set.records().collect())
+            .unwrap_or_default();
+        let before = kept.len();
+        kept.retain(|existing| !records.iter().any(|gone| gone.data == existing.data));
+        if kept.len() != before {
+            zone.put_rrset(owner, t, &kept)?;
+            touched.push((owner.clone(), t));
         }
     }
     if touched.is_empty() {

@@ -10,8 +10,6 @@
 //! **Invariant:** two `Zones` holding the same RRsets (same TTLs and data, in any
 //! record order) have the same digest.
 
-use hickory_proto::rr::Record;
-use outpost_core::wire::encode_records;
 use outpost_core::zones::Zones;
 use sha2::{Digest as _, Sha256};
 
@@ -20,14 +18,12 @@ pub fn digest(zones: &Zones) -> String {
     let mut hasher = Sha256::new();
     for zone in zones.iter() {
         feed(&mut hasher, b'Z', zone.origin().to_ascii().as_bytes());
-        for (owner, rtype, records) in zone.rrsets() {
-            feed(
-                &mut hasher,
-                b'O',
-                owner.to_ascii().to_lowercase().as_bytes(),
-            );
+        for rrset in zone.rrsets() {
+            feed(&mut hasher, b'O', rrset.owner().to_ascii().as_bytes());
+            let rtype = rrset.record_type();
             feed(&mut hasher, b'T', &u16::from(rtype).to_be_bytes());
-            let mut encoded: Vec<Vec<u8>> = records.iter().map(encode_one).collect();
+            let each = rrset.rdata().map(|rdata| rrset.record_wire(rdata));
+            let mut encoded: Vec<Vec<u8>> = each.collect();
             encoded.sort_unstable();
             for record in &encoded {
                 feed(&mut hasher, b'R', record);
@@ -39,12 +35,6 @@ pub fn digest(zones: &Zones) -> String {
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()
-}
-
-/// One record in wire form; a record that does not encode (not expected: the model
-/// decoded it from wire bytes) contributes its presentation form instead.
-fn encode_one(record: &Record) -> Vec<u8> {
-    encode_records([record]).unwrap_or_else(|_| record.to_string().into_bytes())
 }
 
 fn feed(hasher: &mut Sha256, tag: u8, bytes: &[u8]) {

@@ -33,7 +33,7 @@ use tokio::sync::Notify;
 pub use staging::{MAX_SNAPSHOT_BYTES, SnapshotStaging, StagedSnapshot, StagingError};
 use tables::{
     CLIENT_ID, CURSOR, HEAD, META, PLUGINS, RRSETS, SCOPE, ZONES, begin_durable_write, get_value,
-    open_database, put_value, read_state, write_change,
+    load_state, open_database, put_value, write_change, write_zones,
 };
 
 /// The replica's file in the data directory.
@@ -111,12 +111,18 @@ pub struct ReplicaStore {
 /// One durable write: state changes (or a whole new state) with the metadata that
 /// must move with them.
 struct WritePlan {
-    /// Start from nothing instead of the current replica (a snapshot).
-    replace: bool,
-    changes: Vec<Change>,
+    content: Content,
     cursor: Option<StoredCursor>,
     head: u64,
     scope: Vec<String>,
+}
+
+/// What a write does to the state.
+enum Content {
+    /// Changes applied to the current replica.
+    Changes(Vec<Change>),
+    /// A whole new replica, in place of the current one (a snapshot).
+    Replace(Zones),
 }
 
 impl ReplicaStore {
@@ -136,15 +142,7 @@ impl ReplicaStore {
                     get_value::<Vec<String>, _>(&meta, SCOPE)?.unwrap_or_default(),
                 )
             };
-            let mut zones = Zones::default();
-            for change in read_state(&db)? {
-                zones.apply_change(&change).map_err(|e| {
-                    ReplicaError::Corrupt(format!(
-                        "stored {} does not load: {e}",
-                        describe(&change)
-                    ))
-                })?;
-            }
+            let zones = load_state(&db)?;
             Ok((db, client_id, cursor, head, scope, zones))
         })
         .await
@@ -213,8 +211,7 @@ impl ReplicaStore {
             .map(|origin| Change::ZoneDeleted { origin })
             .collect();
         self.commit(WritePlan {
-            replace: false,
-            changes: gone,
+            content: Content::Changes(gone),
             cursor: self.cursor.clone(),
             head,
             scope,
@@ -245,11 +242,10 @@ impl ReplicaStore {
                 changes.extend(from_wire(change)?);
             }
         }
-        self.check_scope(&changes, &self.scope)?;
+        check_scope(changes.iter().filter_map(Change::zone), &self.scope)?;
         let index = frame.up_to.max(base.unwrap_or(0));
         self.commit(WritePlan {
-            replace: false,
-            changes,
+            content: Content::Changes(changes),
             cursor: Some(StoredCursor {
                 cluster_id: cluster_id.to_string(),
                 index,
@@ -271,10 +267,13 @@ impl ReplicaStore {
         head: u64,
     ) -> Result<(), ReplicaError> {
         let scope = normalize_scope(scope)?;
-        self.check_scope(&snapshot.changes, &scope)?;
+        let staged = snapshot.staged;
+        check_scope(staged.zones_named.iter().map(String::as_str), &scope)?;
+        if let Some((change, reason)) = staged.refused {
+            return Err(ReplicaError::Inconsistent { change, reason });
+        }
         self.commit(WritePlan {
-            replace: true,
-            changes: snapshot.changes,
+            content: Content::Replace(staged.zones),
             cursor: Some(StoredCursor {
                 cluster_id: cluster_id.to_string(),
                 index: snapshot.as_of,
@@ -289,8 +288,7 @@ impl ReplicaStore {
     /// asks for a snapshot.
     pub async fn forget_cursor(&mut self) -> Result<(), ReplicaError> {
         self.commit(WritePlan {
-            replace: false,
-            changes: Vec::new(),
+            content: Content::Changes(Vec::new()),
             cursor: None,
             head: self.head,
             scope: self.scope.clone(),
@@ -298,69 +296,57 @@ impl ReplicaStore {
         .await
     }
 
-    fn check_scope(&self, changes: &[Change], scope: &[String]) -> Result<(), ReplicaError> {
-        for zone in changes.iter().filter_map(Change::zone) {
-            let zone = parse_name(zone).map(|name| name.to_ascii()).map_err(|e| {
-                ReplicaError::Inconsistent {
-                    change: format!("a change for zone {zone:?}"),
-                    reason: e.to_string(),
-                }
-            })?;
-            if !scope.contains(&zone) {
-                return Err(ReplicaError::OutOfScope {
-                    zone,
-                    scope: scope.to_vec(),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Applies `plan` to a copy of the model (refusing changes that do not apply),
-    /// builds the next query index, commits everything durably, then publishes. The
-    /// CPU and disk work run on a blocking thread.
+    /// Applies `plan` (its changes to a copy of the model, refusing those that do not
+    /// apply, or its whole new model), builds the next query index, commits everything
+    /// durably, then publishes. The CPU and disk work run on a blocking thread.
     async fn commit(&mut self, plan: WritePlan) -> Result<(), ReplicaError> {
         let db = Arc::clone(&self.db);
         let base = self.published.zones.load_full();
         let previous_set = self.published.zone_set.load_full();
         let (zones, zone_set, plan) = tokio::task::spawn_blocking(move || {
-            let mut zones = if plan.replace {
-                Zones::default()
-            } else {
-                (*base).clone()
+            let mut plan = plan;
+            let (zones, zone_set) = match &mut plan.content {
+                Content::Changes(changes) => {
+                    let mut zones = (*base).clone();
+                    for change in changes.iter() {
+                        zones
+                            .apply_change(change)
+                            .map_err(|e| ReplicaError::Inconsistent {
+                                change: describe(change),
+                                reason: e.to_string(),
+                            })?;
+                    }
+                    let zone_set = ZoneSet::rebuild(&zones, &previous_set, changes);
+                    (zones, zone_set)
+                }
+                Content::Replace(zones) => {
+                    let zones = std::mem::take(zones);
+                    let zone_set = ZoneSet::build(&zones);
+                    (zones, zone_set)
+                }
             };
-            for change in &plan.changes {
-                zones
-                    .apply_change(change)
-                    .map_err(|e| ReplicaError::Inconsistent {
-                        change: describe(change),
-                        reason: e.to_string(),
-                    })?;
-            }
-            let zone_set = if plan.replace {
-                ZoneSet::build(&zones)
-            } else {
-                ZoneSet::rebuild(&zones, &previous_set, &plan.changes)
-            };
-            write_plan(&db, &plan)?;
+            write_plan(&db, &plan, &zones)?;
             Ok::<_, ReplicaError>((zones, zone_set, plan))
         })
         .await
         .map_err(|e| ReplicaError::Task(e.to_string()))??;
         self.published.zones.store(Arc::new(zones));
         self.published.zone_set.store(Arc::new(zone_set));
-        let plugins_changed = plan.replace
-            || plan.changes.iter().any(|change| {
-                matches!(
-                    change,
-                    Change::PluginPut { .. } | Change::PluginDeleted { .. }
-                )
-            });
-        let plugins_removed = plan.replace
-            || plan
-                .changes
-                .iter()
-                .any(|change| matches!(change, Change::PluginDeleted { .. }));
+        // A snapshot may replace every definition: it counts as removing them all.
+        let (plugins_changed, plugins_removed) = match &plan.content {
+            Content::Replace(_) => (true, true),
+            Content::Changes(changes) => (
+                changes.iter().any(|change| {
+                    matches!(
+                        change,
+                        Change::PluginPut { .. } | Change::PluginDeleted { .. }
+                    )
+                }),
+                changes
+                    .iter()
+                    .any(|change| matches!(change, Change::PluginDeleted { .. })),
+            ),
+        };
         if plugins_removed {
             // Set before the notification, so the reload it wakes sees it.
             self.published.plugins_removed.store(true, Ordering::SeqCst);
@@ -375,10 +361,11 @@ impl ReplicaStore {
     }
 }
 
-/// The durable transaction of [`ReplicaStore::commit`].
-fn write_plan(db: &Database, plan: &WritePlan) -> Result<(), ReplicaError> {
+/// The durable transaction of [`ReplicaStore::commit`]; `next` is the replica after
+/// `plan`, written whole when the plan replaces everything.
+fn write_plan(db: &Database, plan: &WritePlan, next: &Zones) -> Result<(), ReplicaError> {
     let txn = begin_durable_write(db)?;
-    if plan.replace {
+    if let Content::Replace(_) = plan.content {
         txn.delete_table(ZONES).map_err(redb::Error::from)?;
         txn.delete_table(RRSETS).map_err(redb::Error::from)?;
         txn.delete_table(PLUGINS).map_err(redb::Error::from)?;
@@ -387,8 +374,13 @@ fn write_plan(db: &Database, plan: &WritePlan) -> Result<(), ReplicaError> {
         let mut zones = txn.open_table(ZONES).map_err(redb::Error::from)?;
         let mut rrsets = txn.open_table(RRSETS).map_err(redb::Error::from)?;
         let mut plugins = txn.open_table(PLUGINS).map_err(redb::Error::from)?;
-        for change in &plan.changes {
-            write_change(&mut zones, &mut rrsets, &mut plugins, change)?;
+        match &plan.content {
+            Content::Changes(changes) => {
+                for change in changes {
+                    write_change(&mut zones, &mut rrsets, &mut plugins, change)?;
+                }
+            }
+            Content::Replace(_) => write_zones(&mut zones, &mut rrsets, &mut plugins, next)?,
         }
         let mut meta = txn.open_table(META).map_err(redb::Error::from)?;
         match &plan.cursor {
@@ -401,6 +393,28 @@ fn write_plan(db: &Database, plan: &WritePlan) -> Result<(), ReplicaError> {
         put_value(&mut meta, SCOPE, &plan.scope)?;
     }
     txn.commit().map_err(redb::Error::from)?;
+    Ok(())
+}
+
+/// The zones of changes (or of a snapshot) must all be in `scope`.
+fn check_scope<'a>(
+    zones: impl Iterator<Item = &'a str>,
+    scope: &[String],
+) -> Result<(), ReplicaError> {
+    for zone in zones {
+        let zone = parse_name(zone).map(|name| name.to_ascii()).map_err(|e| {
+            ReplicaError::Inconsistent {
+                change: format!("a change for zone {zone:?}"),
+                reason: e.to_string(),
+            }
+        })?;
+        if !scope.contains(&zone) {
+            return Err(ReplicaError::OutOfScope {
+                zone,
+                scope: scope.to_vec(),
+            });
+        }
+    }
     Ok(())
 }
 

@@ -25,14 +25,14 @@ pub fn export_zone(zone: &Zone) -> String {
     let _ = writeln!(out, "$ORIGIN {origin}");
     let soa_first = zone
         .rrsets()
-        .filter(|(_, rtype, _)| *rtype == RecordType::SOA)
+        .filter(|rrset| rrset.record_type() == RecordType::SOA)
         .chain(
             zone.rrsets()
-                .filter(|(_, rtype, _)| *rtype != RecordType::SOA),
+                .filter(|rrset| rrset.record_type() != RecordType::SOA),
         );
-    for (_, _, records) in soa_first {
-        for record in records {
-            write_record(&mut out, record, zone.origin());
+    for rrset in soa_first {
+        for record in rrset.records() {
+            write_record(&mut out, &record, zone.origin());
         }
     }
     out
@@ -210,7 +210,8 @@ weird       IN TYPE65000 \# 3 abcdef
         let zone = zones.get(&origin).unwrap();
         let text = export_zone(zone);
         let parsed = parse_zone(&text, &origin, 1).unwrap();
-        let expected: Vec<&Record> = zone.records().collect();
+        let records: Vec<Record> = zone.records().collect();
+        let expected: Vec<&Record> = records.iter().collect();
         let mut got: Vec<&Record> = parsed.iter().collect();
         assert_eq!(got.len(), expected.len(), "{text}");
         got.sort_by(|a, b| {

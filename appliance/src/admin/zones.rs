@@ -37,7 +37,7 @@ pub async fn list(State(state): State<Arc<AdminState>>) -> Json<Vec<ZoneSummary>
             .map(|zone| ZoneSummary {
                 origin: zone.origin().to_ascii(),
                 records: zone.record_count(),
-                serial: match zone.soa().map(|soa| &soa.data) {
+                serial: match zone.soa().map(|soa| soa.data) {
                     Some(RData::SOA(soa)) => soa.serial,
                     _ => 0,
                 },

@@ -25,7 +25,6 @@ use outpost_core::sync::{
     PROTOCOL_VERSION, ResyncRequired, SnapshotBegin, SnapshotChunk, SnapshotEnd, SyncMode, Welcome,
     WireChange, chunk_changes, close, max_frame_body, negotiate, to_wire,
 };
-use outpost_core::wire::encode_records;
 use outpost_core::zones::{Change, MAX_TOKEN_NAME, Zones, parse_name};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, sleep_until, timeout};
@@ -300,17 +299,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             let mut changes = vec![WireChange::ZonePut {
                 origin: origin.to_string(),
             }];
-            for (owner, rtype, records) in zone.rrsets() {
-                let records = encode_records(records).map_err(|error| {
-                    End::internal(format!(
-                        "cannot encode {owner} {rtype} for a snapshot: {error}"
-                    ))
-                })?;
+            for rrset in zone.rrsets() {
                 changes.push(WireChange::RRsetPut {
                     zone: origin.to_string(),
-                    owner: owner.to_ascii(),
-                    rtype: rtype.into(),
-                    records,
+                    owner: rrset.owner().to_ascii(),
+                    rtype: rrset.record_type().into(),
+                    records: rrset.to_wire(),
                 });
             }
             let chunks = chunk_changes(changes, MAX_FRAME_BODY)

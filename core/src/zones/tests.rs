@@ -1,4 +1,5 @@
 use super::*;
+use crate::wire::encode_records;
 
 fn rec(name: &str, ttl: u32, rtype: RecordType, data: &str) -> Record {
     Record::from_rdata(

@@ -1,19 +1,24 @@
 //! A snapshot in transit: `SnapshotBegin`, `SnapshotChunk`s, `SnapshotEnd`.
 //!
-//! Chunks are kept in memory until `SnapshotEnd`, then handed to
+//! Each chunk's changes are applied, as they arrive, to a new model of their own, and
+//! dropped: the staging holds the replica the snapshot describes and nothing more (no
+//! second copy of it as changes). At `SnapshotEnd` that model goes to
 //! [`super::ReplicaStore::install_snapshot`], which replaces the whole replica at once.
 //! Nothing reaches the disk or the DNS path before the end, so a session that breaks
 //! mid-snapshot leaves the previous replica untouched.
 //!
-//! **Invariant:** the staged bytes never exceed [`MAX_SNAPSHOT_BYTES`]; a larger
-//! snapshot aborts the session instead of exhausting memory.
+//! **Invariant:** the snapshot content taken in never exceeds [`MAX_SNAPSHOT_BYTES`]; a
+//! larger snapshot aborts the session instead of exhausting memory.
+//! **Invariant:** a staged snapshot is judged whole at install, as if its changes were
+//! applied then: a zone outside the scope, then the first change that did not apply,
+//! refuses it.
 
 use outpost_core::sync::{SnapshotChunk, WireChange, from_wire};
-use outpost_core::zones::Change;
+use outpost_core::zones::{Change, Zones};
 
-/// The most snapshot content staged in memory (names and record bytes), 512 MiB: about
-/// five million typical records, far beyond a site's zones. When a snapshot exceeds
-/// it the session is closed and the old replica is kept.
+/// The most snapshot content taken in (names and record bytes), 512 MiB: about five
+/// million typical records, far beyond a site's zones. When a snapshot exceeds it the
+/// session is closed and the old replica is kept.
 pub const MAX_SNAPSHOT_BYTES: usize = 512 << 20;
 
 /// Bookkeeping bytes counted per staged change on top of its names and records, so
@@ -36,19 +41,39 @@ pub enum StagingError {
 #[derive(Debug)]
 pub struct SnapshotStaging {
     as_of: u64,
-    changes: Vec<Change>,
+    staged: Staged,
     bytes: usize,
     limit: usize,
     /// Definitions of a kind or hook this client does not know.
     definitions_skipped: usize,
 }
 
+/// What the changes received so far amount to.
+#[derive(Debug, Default)]
+pub(super) struct Staged {
+    /// The replica the snapshot describes, so far.
+    pub(super) zones: Zones,
+    /// The zone of every change, each once, in the order they came: the scope is
+    /// checked against these at install.
+    pub(super) zones_named: Vec<String>,
+    /// The first change that did not apply (described) and why; nothing is applied
+    /// after it.
+    pub(super) refused: Option<(String, String)>,
+}
+
 /// A complete snapshot, ready to replace the replica.
 #[derive(Debug)]
 pub struct StagedSnapshot {
     pub as_of: u64,
-    pub changes: Vec<Change>,
+    pub(super) staged: Staged,
     pub definitions_skipped: usize,
+}
+
+impl StagedSnapshot {
+    /// The replica it describes (meaningful when nothing was refused).
+    pub fn zones(&self) -> &Zones {
+        &self.staged.zones
+    }
 }
 
 impl SnapshotStaging {
@@ -60,7 +85,7 @@ impl SnapshotStaging {
     pub fn with_limit(as_of: u64, limit: usize) -> Self {
         Self {
             as_of,
-            changes: Vec::new(),
+            staged: Staged::default(),
             bytes: 0,
             limit,
             definitions_skipped: 0,
@@ -76,6 +101,8 @@ impl SnapshotStaging {
         self.bytes
     }
 
+    /// Takes in a chunk: its changes are applied to the staged replica. CPU work in
+    /// proportion to the chunk (up to a frame of changes): run it off the runtime.
     pub fn push_chunk(&mut self, chunk: SnapshotChunk) -> Result<(), StagingError> {
         for change in chunk.changes {
             self.bytes = self.bytes.saturating_add(staged_len(&change));
@@ -83,7 +110,7 @@ impl SnapshotStaging {
                 return Err(StagingError::TooLarge { limit: self.limit });
             }
             match from_wire(&change)? {
-                Some(change) => self.changes.push(change),
+                Some(decoded) => self.staged.apply(&change, &decoded),
                 None => self.definitions_skipped += 1,
             }
         }
@@ -99,9 +126,26 @@ impl SnapshotStaging {
         }
         Ok(StagedSnapshot {
             as_of,
-            changes: self.changes,
+            staged: self.staged,
             definitions_skipped: self.definitions_skipped,
         })
+    }
+}
+
+impl Staged {
+    fn apply(&mut self, wire: &WireChange, change: &Change) {
+        if let Some(zone) = change.zone()
+            && !self.zones_named.iter().any(|named| named == zone)
+        {
+            self.zones_named.push(zone.to_string());
+        }
+        if self.refused.is_none()
+            && let Err(error) = self.zones.apply_change(change)
+        {
+            self.refused = Some((wire.describe(), error.to_string()));
+            // The snapshot will be refused: its model is of no use.
+            self.zones = Zones::default();
+        }
     }
 }
 

@@ -13,8 +13,9 @@
 //! after `cursor`.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use outpost_core::zones::{Change, parse_name};
+use outpost_core::zones::{Change, Zones, parse_name};
 use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -136,39 +137,81 @@ pub(super) fn write_change(
     Ok(())
 }
 
-/// Everything in the state tables, as the changes that rebuild it: each zone's
-/// `ZonePut`, then the RRsets in key order.
-pub(super) fn read_state(db: &Database) -> Result<Vec<Change>, ReplicaError> {
+/// Writes a whole replica into emptied state tables: the rows its changes from
+/// nothing would write, taken from the model without making those changes.
+pub(super) fn write_zones(
+    zones_table: &mut redb::Table<&str, ()>,
+    rrsets: &mut redb::Table<(&str, &str, u16), &[u8]>,
+    plugins: &mut redb::Table<&str, &[u8]>,
+    zones: &Zones,
+) -> Result<(), ReplicaError> {
+    for zone in zones.iter() {
+        let origin = zone.origin().to_ascii();
+        zones_table
+            .insert(origin.as_str(), ())
+            .map_err(redb::Error::from)?;
+        for rrset in zone.rrsets() {
+            let owner = rrset.owner().to_ascii();
+            let key = (
+                origin.as_str(),
+                owner.as_str(),
+                u16::from(rrset.record_type()),
+            );
+            rrsets
+                .insert(key, rrset.to_wire().as_slice())
+                .map_err(redb::Error::from)?;
+        }
+    }
+    for definition in zones.plugins() {
+        let definition = Arc::clone(definition);
+        let change = Change::PluginPut { definition };
+        write_change(zones_table, rrsets, plugins, &change)?;
+    }
+    Ok(())
+}
+
+/// The replica in the state tables, loaded change by change: each zone's `ZonePut`,
+/// the plugins, then the RRsets in key order. Each change is applied as it is read and
+/// dropped, so loading holds nothing but the model.
+pub(super) fn load_state(db: &Database) -> Result<Zones, ReplicaError> {
     use redb::ReadableDatabase as _;
     let txn = db.begin_read().map_err(redb::Error::from)?;
-    let zones = txn.open_table(ZONES).map_err(redb::Error::from)?;
+    let zones_table = txn.open_table(ZONES).map_err(redb::Error::from)?;
     let rrsets = txn.open_table(RRSETS).map_err(redb::Error::from)?;
     let plugins = txn.open_table(PLUGINS).map_err(redb::Error::from)?;
-    let mut changes = Vec::new();
-    for entry in zones.iter().map_err(redb::Error::from)? {
+    let mut zones = Zones::default();
+    let mut apply = |change: Change| {
+        zones.apply_change(&change).map_err(|e| {
+            ReplicaError::Corrupt(format!(
+                "stored {} does not load: {e}",
+                super::describe(&change)
+            ))
+        })
+    };
+    for entry in zones_table.iter().map_err(redb::Error::from)? {
         let (origin, _) = entry.map_err(redb::Error::from)?;
-        changes.push(Change::ZonePut {
+        apply(Change::ZonePut {
             origin: origin.value().to_string(),
-        });
+        })?;
     }
     for entry in plugins.iter().map_err(redb::Error::from)? {
         let (name, definition) = entry.map_err(redb::Error::from)?;
         let definition = postcard::from_bytes(definition.value()).map_err(|e| {
             ReplicaError::Corrupt(format!("plugin {} does not decode: {e}", name.value()))
         })?;
-        changes.push(Change::PluginPut { definition });
+        apply(Change::PluginPut { definition })?;
     }
     for entry in rrsets.iter().map_err(redb::Error::from)? {
         let (key, records) = entry.map_err(redb::Error::from)?;
         let (zone, owner, rtype) = key.value();
-        changes.push(Change::RRsetPut {
+        apply(Change::RRsetPut {
             zone: zone.to_string(),
             owner: owner.to_string(),
             rtype,
             records: records.value().to_vec(),
-        });
+        })?;
     }
-    Ok(changes)
+    Ok(zones)
 }
 
 /// redb's page cache. The replica is read whole once at start and then only written,

@@ -382,7 +382,7 @@ fn snapshot_staging_is_bounded_and_checks_its_index() {
         .unwrap();
     let staged = staging.finish(3).unwrap();
     assert_eq!(staged.definitions_skipped, 1);
-    assert!(staged.changes.is_empty());
+    assert!(staged.zones().is_empty());
     let mut staging = SnapshotStaging::new(3);
     let refused = staging.push_chunk(SnapshotChunk {
         changes: vec![WireChange::DefinitionPut {
@@ -396,4 +396,80 @@ fn snapshot_staging_is_bounded_and_checks_its_index() {
         matches!(refused, Err(StagingError::BadChange(_))),
         "{refused:?}"
     );
+}
+
+#[tokio::test]
+async fn a_snapshot_with_a_change_that_does_not_apply_is_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = ReplicaStore::open(dir.path()).await.unwrap();
+    store
+        .install_snapshot(
+            CLUSTER,
+            staged(2, zone_snapshot("a.test.", &[("x", "10.0.0.1")])),
+            &scope(&["a.test.", "b.test."]),
+            2,
+        )
+        .await
+        .unwrap();
+    // b.test. is in scope but the snapshot never puts it.
+    let mut content = zone_snapshot("a.test.", &[("new", "10.0.1.1")]);
+    content.push(a_put("b.test.", "z", "10.0.0.6"));
+    let error = store
+        .install_snapshot(
+            CLUSTER,
+            staged(5, content),
+            &scope(&["a.test.", "b.test."]),
+            5,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ReplicaError::Inconsistent { ref change, .. } if change.contains("z.b.test.")),
+        "{error}"
+    );
+    assert_eq!(store.cursor().map(|c| c.index), Some(2));
+    assert_eq!(answer(&store, "x.a.test."), Some(vec!["10.0.0.1".into()]));
+    assert_eq!(answer(&store, "new.a.test."), Some(vec![]));
+}
+
+#[tokio::test]
+async fn a_snapshot_is_stored_as_it_loads_plugins_included() {
+    use outpost_core::plugin::Hook;
+    use outpost_core::sync::to_wire;
+    use outpost_core::zones::{FailureMode, PluginDefinition};
+    use sha2::{Digest as _, Sha256};
+
+    let component: Arc<[u8]> = Arc::from(&b"\0asm not really"[..]);
+    let definition = PluginDefinition {
+        name: "blocklist".into(),
+        hook: Hook::QueryPolicy,
+        order: 1,
+        on_error: FailureMode::FailOpen,
+        enabled: true,
+        version: 3,
+        sha256: Sha256::digest(&component).into(),
+        component,
+        config: Arc::from(&b"ads.example."[..]),
+    };
+    let mut content = zone_snapshot("a.test.", &[("x", "10.0.0.1"), ("y", "10.0.0.2")]);
+    content.extend(to_wire(&Change::PluginPut {
+        definition: Arc::new(definition.clone()),
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = ReplicaStore::open(dir.path()).await.unwrap();
+    store
+        .install_snapshot(CLUSTER, staged(4, content), &scope(&["a.test."]), 4)
+        .await
+        .unwrap();
+    let installed = store.published().zones.load_full();
+    assert_eq!(
+        installed.plugin("blocklist").map(|p| &**p),
+        Some(&definition)
+    );
+    drop(store);
+
+    let store = ReplicaStore::open(dir.path()).await.unwrap();
+    let loaded = store.published().zones.load_full();
+    assert_eq!(*loaded, *installed, "the model written is the model loaded");
+    assert_eq!(answer(&store, "y.a.test."), Some(vec!["10.0.0.2".into()]));
 }

@@ -21,15 +21,26 @@ impl Session<'_> {
                 Ok(())
             }
             (Phase::Snapshot(mut staging), Frame::SnapshotChunk(chunk)) => {
-                match staging.push_chunk(chunk) {
-                    Ok(()) => {}
-                    Err(error @ StagingError::BadChange(_)) => {
-                        return Err(self.refuse(close::PROTOCOL_ERROR, &error.to_string()).await);
+                // Applying a chunk is CPU work: off the runtime's threads.
+                let pushed = tokio::task::spawn_blocking(move || {
+                    let result = staging.push_chunk(chunk);
+                    (staging, result)
+                })
+                .await;
+                match pushed {
+                    Ok((staging, Ok(()))) => {
+                        self.phase = Phase::Snapshot(staging);
+                        Ok(())
                     }
-                    Err(error) => return Err(self.abort(&error.to_string()).await),
+                    Ok((_, Err(error @ StagingError::BadChange(_)))) => {
+                        Err(self.refuse(close::PROTOCOL_ERROR, &error.to_string()).await)
+                    }
+                    Ok((_, Err(error))) => Err(self.abort(&error.to_string()).await),
+                    Err(error) => {
+                        let message = format!("staging the snapshot failed: {error}");
+                        Err(self.abort(&message).await)
+                    }
                 }
-                self.phase = Phase::Snapshot(staging);
-                Ok(())
             }
             (Phase::Snapshot(staging), Frame::SnapshotEnd(end)) => {
                 let staged = match staging.finish(end.as_of) {
