@@ -53,6 +53,8 @@ pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 pub const SYNC_CLOSE_DEADLINE: Duration = Duration::from_secs(3);
 /// Written once the node serves, for scripts and tests that bound port 0.
 pub const ADDRESSES_FILE: &str = "addresses.json";
+/// Compiled plugins kept between runs, inside the data directory.
+pub const PLUGIN_CACHE_DIR: &str = "plugin-cache";
 /// Present once the example zone was created, so deleting it is not undone by a restart.
 const EXAMPLE_ZONE_MARKER: &str = "example-zone-created";
 
@@ -186,7 +188,8 @@ impl Node {
             config.recursion_networks.clone(),
             metrics.clone(),
         ));
-        let engine = PluginEngine::new().map_err(|e| NodeError::Plugins(e.to_string()))?;
+        let engine = PluginEngine::with_disk_cache(&config.data_dir.join(PLUGIN_CACHE_DIR))
+            .map_err(|e| NodeError::Plugins(e.to_string()))?;
         let plugins = Arc::new(PluginRuntime::new(engine, handler.clone()));
         crate::plugins::load_current(&plugins, &store, true).await;
         let shutdown = CancellationToken::new();

@@ -26,6 +26,8 @@
 //!   instance pools, the transform chain, failure modes.
 //! - [`engine`]: the shared `Engine`, the epoch ticker thread, the compile cache, and
 //!   the load-time checks (component, world, imports).
+//! - `disk_cache`: compiled components kept on disk by content hash between runs
+//!   (the workspace's one `unsafe`, and why it is sound).
 //! - [`instance`]: a live instance: deadlines, error classification, rebuild after a
 //!   trap, the failure count.
 //! - [`convert`]: our boundary types ([`Query`], [`Verdict`]) and hickory records to
@@ -40,6 +42,7 @@
 mod bindings;
 pub mod chain;
 pub mod convert;
+mod disk_cache;
 pub mod engine;
 pub mod host;
 pub mod instance;

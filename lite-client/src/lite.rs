@@ -96,7 +96,8 @@ impl LiteClient {
             config.recursion_networks.clone(),
             metrics,
         ));
-        let engine = PluginEngine::new().map_err(|e| StartError::Plugins(e.to_string()))?;
+        let engine = PluginEngine::with_disk_cache(&config.data_dir.join("plugin-cache"))
+            .map_err(|e| StartError::Plugins(e.to_string()))?;
         let plugins = Arc::new(PluginRuntime::new(engine, handler.clone()));
         let definitions = published.zones.load().plugins().cloned().collect();
         plugins.reload(definitions, true).await;

@@ -3,6 +3,7 @@
 //! is a component of the right world that imports nothing we do not provide.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -12,6 +13,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
 use super::bindings::{self, World, policy::QueryPolicy, transform::RecordTransform};
+use super::disk_cache::DiskCache;
 use super::host::HostState;
 use super::instance::{PolicyInstance, TransformInstance};
 use super::stats::PluginStats;
@@ -50,6 +52,8 @@ struct EngineInner {
     /// compiled component back from disk is `unsafe` in wasmtime
     /// (`Component::deserialize`), and this workspace forbids unsafe code.
     cache: Mutex<HashMap<[u8; 32], Component>>,
+    /// Compiled components kept between runs, when the daemon gave a directory.
+    disk: Option<DiskCache>,
     /// Held for its `Drop`, which stops the ticker thread.
     _ticker: EpochTicker,
 }
@@ -58,6 +62,22 @@ impl PluginEngine {
     /// Sets up the engine (component model, epoch interruption, the stack limit)
     /// and starts the epoch ticker thread.
     pub fn new() -> Result<PluginEngine, PluginError> {
+        PluginEngine::build(None)
+    }
+
+    /// [`PluginEngine::new`], keeping compiled components in `dir` between runs
+    /// (`disk_cache.rs`).
+    pub fn with_disk_cache(dir: &Path) -> Result<PluginEngine, PluginError> {
+        let disk = DiskCache::open(dir).map_err(|e| {
+            PluginError::Engine(format!(
+                "cannot create the plugin cache {}: {e}",
+                dir.display()
+            ))
+        })?;
+        PluginEngine::build(Some(disk))
+    }
+
+    fn build(disk: Option<DiskCache>) -> Result<PluginEngine, PluginError> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
@@ -69,6 +89,7 @@ impl PluginEngine {
             inner: Arc::new(EngineInner {
                 engine,
                 cache: Mutex::new(HashMap::new()),
+                disk,
                 _ticker: ticker,
             }),
         })
@@ -164,8 +185,18 @@ impl PluginEngine {
         }
         // Compiled outside the lock: it takes a while, and a concurrent load of the same
         // bytes at worst compiles twice.
-        let component = Component::new(&self.inner.engine, bytes)
-            .map_err(|e| PluginError::InvalidComponent(format!("{e:#}")))?;
+        let disk = self.inner.disk.as_ref();
+        let component = match disk.and_then(|disk| disk.get(&self.inner.engine, &sha256)) {
+            Some(component) => component,
+            None => {
+                let component = Component::new(&self.inner.engine, bytes)
+                    .map_err(|e| PluginError::InvalidComponent(format!("{e:#}")))?;
+                if let Some(disk) = disk {
+                    disk.put(&sha256, &component);
+                }
+                component
+            }
+        };
         let mut cache = self.inner.cache();
         if cache.len() >= MAX_CACHED_COMPONENTS {
             cache.clear();

@@ -508,3 +508,60 @@ fn blocklist_decide_time_with_100k_domains() {
     );
     assert_eq!(blocklist.stats().snapshot().failures(), 0);
 }
+
+/// A fresh, empty directory under the system's temporary one.
+fn scratch_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "outpost-{label}-{}-{:?}",
+        std::process::id(),
+        Instant::now()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_compiled_component_is_kept_on_disk_and_a_damaged_one_is_compiled_again() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = scratch_dir("plugin-cache");
+    let bytes = plugin_bytes("blocklist");
+    let blocks = |engine: &PluginEngine| {
+        let mut instance = engine
+            .load_policy("ads", &bytes, relaxed(Hook::QueryPolicy))
+            .unwrap()
+            .instantiate(b"ads.example\n")
+            .unwrap();
+        let verdict = instance
+            .decide(&query_from(
+                "x.ads.example.",
+                RecordType::A,
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ))
+            .unwrap();
+        assert_eq!(verdict.action, Action::Block(Block::NxDomain));
+    };
+
+    // First run: compiled, and written down.
+    blocks(&PluginEngine::with_disk_cache(&dir).unwrap());
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let file = &files[0];
+    let written = std::fs::metadata(file).unwrap().ino();
+
+    // Next run: read back, not compiled (compiling writes the file anew).
+    blocks(&PluginEngine::with_disk_cache(&dir).unwrap());
+    assert_eq!(std::fs::metadata(file).unwrap().ino(), written);
+
+    // A damaged file is never handed to wasmtime: compiled again and replaced.
+    let mut damaged = std::fs::read(file).unwrap();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0xff;
+    std::fs::write(file, &damaged).unwrap();
+    blocks(&PluginEngine::with_disk_cache(&dir).unwrap());
+    assert_ne!(std::fs::read(file).unwrap(), damaged);
+    let _ = std::fs::remove_dir_all(&dir);
+}
