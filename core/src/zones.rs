@@ -12,22 +12,25 @@
 //! **Boundary:** [`Command`] and [`Change`] are serialized into the Raft log, redb and
 //! (later) the sync stream; their records are DNS wire bytes ([`crate::wire`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{Name, Record, RecordType};
 use serde::{Deserialize, Serialize};
 
 use crate::name::key_of;
-use crate::packed::{Owner, PackedRRset, RRset};
+use crate::packed::{Owner, PackedRRset};
 
 mod plugins;
 mod rules;
+mod zone;
 pub use plugins::{
     FailureMode, MAX_PLUGIN_BYTES, MAX_PLUGIN_NAME, PluginDefinition, check_plugin_name,
 };
 pub use rules::{check_record, parse_name};
 use rules::{check_token_name, decode, normalize, refuse_soa_delete};
+pub use zone::Zone;
+use zone::{delete_records, put_change};
 
 /// Largest TTL a record may carry (RFC 2181 section 8: 2^31 - 1).
 pub const MAX_TTL: u32 = i32::MAX as u32;
@@ -218,178 +221,6 @@ pub enum CommandError {
     PluginHashMismatch { name: String },
     #[error("no plugin is named {name}")]
     NoSuchPlugin { name: String },
-}
-
-/// One zone: its origin and its owners, each holding its RRsets packed in wire form
-/// ([`crate::packed`]).
-#[derive(Clone, Debug)]
-pub struct Zone {
-    origin: Name,
-    /// In canonical order, exactly sized and shared with the query index, which holds
-    /// clones of the same `Arc`s: a record is stored once however many views of the
-    /// zone exist. Owners compare by name, so an updated one replaces the old.
-    owners: BTreeSet<Owner>,
-}
-
-impl PartialEq for Zone {
-    fn eq(&self, other: &Self) -> bool {
-        self.origin == other.origin
-            && self.owners.len() == other.owners.len()
-            && (self.owners.iter().zip(&other.owners)).all(|(one, two)| one.same_records(two))
-    }
-}
-
-impl Zone {
-    fn new(origin: Name) -> Self {
-        Self {
-            origin,
-            owners: BTreeSet::new(),
-        }
-    }
-
-    pub fn origin(&self) -> &Name {
-        &self.origin
-    }
-
-    /// RRsets in canonical order (owner, then type).
-    pub fn rrsets(&self) -> impl Iterator<Item = RRset<'_>> {
-        self.owners.iter().flat_map(Owner::rrsets)
-    }
-
-    /// Owners in canonical order, as the shared allocations the model holds, for
-    /// indexes built over it.
-    pub fn owners(&self) -> impl ExactSizeIterator<Item = &Owner> {
-        self.owners.iter()
-    }
-
-    /// Every record, decoded.
-    pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
-        self.rrsets().flat_map(|rrset| rrset.records())
-    }
-
-    pub fn record_count(&self) -> usize {
-        self.rrsets().map(|rrset| rrset.len()).sum()
-    }
-
-    /// The SOA record, decoded.
-    pub fn soa(&self) -> Option<Record> {
-        self.rrset(&self.origin, RecordType::SOA)?.records().next()
-    }
-
-    /// The RRset of `rtype` at `owner`.
-    pub fn rrset(&self, owner: &Name, rtype: RecordType) -> Option<RRset<'_>> {
-        self.owner(owner)?.rrset(rtype)
-    }
-
-    fn owner(&self, name: &Name) -> Option<&Owner> {
-        self.owners.get(&Owner::empty(&key_of(name)))
-    }
-
-    /// Sets the RRset of `rtype` at `owner` to `records` (of one TTL), or deletes it
-    /// when `records` is empty; an owner left without RRsets is removed.
-    fn put_rrset(
-        &mut self,
-        owner: &Name,
-        rtype: RecordType,
-        records: &[Record],
-    ) -> Result<(), CommandError> {
-        let packed = PackedRRset::pack(rtype, records)
-            .map_err(|e| CommandError::BadRecords(e.to_string()))?;
-        let probe = Owner::empty(&key_of(owner));
-        let updated = (self.owners.get(&probe))
-            .unwrap_or(&probe)
-            .with_rrset(&packed);
-        if updated.is_empty() {
-            self.owners.remove(&probe);
-        } else {
-            self.owners.replace(updated);
-        }
-        Ok(())
-    }
-
-    fn rrset_change(&self, owner: &Name, rtype: RecordType) -> Change {
-        match self.rrset(owner, rtype) {
-            Some(rrset) => put_change(&self.origin.to_ascii(), rrset),
-            None => Change::RRsetDeleted {
-                zone: self.origin.to_ascii(),
-                owner: owner.to_ascii(),
-                rtype: rtype.into(),
-            },
-        }
-    }
-
-    /// Checks the rules that involve more than one record at `owner`.
-    fn check_owner(&self, owner: &Name) -> Result<(), CommandError> {
-        match self.owner(owner) {
-            Some(node) => self.check_node(node),
-            None => Ok(()),
-        }
-    }
-
-    fn check_node(&self, node: &Owner) -> Result<(), CommandError> {
-        let at_owner: Vec<(RecordType, usize)> = node
-            .rrsets()
-            .map(|rrset| (rrset.record_type(), rrset.len()))
-            .collect();
-        for (rtype, count) in &at_owner {
-            match rtype {
-                RecordType::CNAME if *count > 1 => {
-                    return Err(CommandError::CnameMultiple {
-                        name: node.name().to_ascii(),
-                        count: *count,
-                    });
-                }
-                RecordType::CNAME if at_owner.len() > 1 => {
-                    return Err(CommandError::CnameConflict {
-                        name: node.name().to_ascii(),
-                    });
-                }
-                RecordType::SOA if *count > 1 => {
-                    return Err(CommandError::SoaMultiple {
-                        zone: self.origin.to_ascii(),
-                        count: *count,
-                    });
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    fn check_has_soa(&self) -> Result<(), CommandError> {
-        match self.rrset(&self.origin, RecordType::SOA) {
-            Some(_) => Ok(()),
-            None => Err(CommandError::SoaMissing {
-                zone: self.origin.to_ascii(),
-            }),
-        }
-    }
-
-    /// Increments the SOA serial (RFC 1982 arithmetic) so caches and secondaries see
-    /// that the zone changed.
-    fn bump_serial(&mut self) -> Result<(), CommandError> {
-        let origin = self.origin.clone();
-        let Some(set) = self.rrset(&origin, RecordType::SOA) else {
-            return Ok(());
-        };
-        let mut records: Vec<Record> = set.records().collect();
-        if let Some(soa) = records.first_mut()
-            && let RData::SOA(data) = &mut soa.data
-        {
-            data.serial = data.serial.wrapping_add(1);
-        }
-        self.put_rrset(&origin, RecordType::SOA, &records)
-    }
-}
-
-/// The change that puts `rrset` of `zone` as it now is.
-fn put_change(zone: &str, rrset: RRset<'_>) -> Change {
-    Change::RRsetPut {
-        zone: zone.to_string(),
-        owner: rrset.owner().to_ascii(),
-        rtype: rrset.record_type().into(),
-        records: rrset.to_wire(),
-    }
 }
 
 /// All zones served here.
@@ -768,48 +599,6 @@ impl Zones {
         }
         Ok(changes)
     }
-}
-
-fn delete_records(
-    zone: &mut Zone,
-    owner: &Name,
-    rtype: Option<RecordType>,
-    records: &[Record],
-) -> Result<Vec<(Name, RecordType)>, CommandError> {
-    refuse_soa_delete(zone, owner, rtype)?;
-    let not_found = || CommandError::NoSuchRecord {
-        name: owner.to_ascii(),
-        rtype: rtype.map_or_else(|| "any".to_string(), |t| t.to_string()),
-    };
-    let types: Vec<RecordType> = (zone.owner(owner).into_iter())
-        .flat_map(Owner::rrsets)
-        .map(|set| set.record_type())
-        .filter(|t| rtype.is_none_or(|wanted| wanted == *t))
-        .collect();
-    if types.is_empty() {
-        return Err(not_found());
-    }
-    let mut touched = Vec::new();
-    for t in types {
-        if records.is_empty() {
-            zone.put_rrset(owner, t, &[])?;
-            touched.push((owner.clone(), t));
-            continue;
-        }
-        let mut kept: Vec<Record> = (zone.rrset(owner, t))
-            .map(|set| set.records().collect())
-            .unwrap_or_default();
-        let before = kept.len();
-        kept.retain(|existing| !records.iter().any(|gone| gone.data == existing.data));
-        if kept.len() != before {
-            zone.put_rrset(owner, t, &kept)?;
-            touched.push((owner.clone(), t));
-        }
-    }
-    if touched.is_empty() {
-        return Err(not_found());
-    }
-    Ok(touched)
 }
 
 #[cfg(test)]

@@ -1,3 +1,5 @@
+use hickory_proto::rr::RData;
+
 use super::*;
 use crate::wire::encode_records;
 
