@@ -47,13 +47,7 @@ export SERVER_CPU=${SERVER_CPU:-0}
 # falls back to the default priority (with a warning from nice) otherwise.
 export NICE=${NICE:--10}
 
-log() { printf '== %s\n' "$*" >&2; }
-machine() { printf '%s cores, load average %s' "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"; }
-# The busiest processes right now but ours (others' builds and tests share the cores).
-busiest() {
-  top -bn1 -o %CPU 2>/dev/null | sed -n '8,14p' |
-    awk -v ours="${outpost_pid:-0}" '$9 > 5 && $1 != ours { printf "  %s%% %s (pid %s)\n", $9, $12, $1 }'
-}
+. "$repo/bench/lib.sh"
 
 # --- tools -------------------------------------------------------------------------
 missing=()
@@ -131,27 +125,10 @@ modes=(none pass)
 DATA=$RUN/outpost-data
 CONFIG=$BENCH_DIR/conf/outpost.toml
 rm -rf "$DATA"
-cat > "$CONFIG" <<EOF
-# Authoritative only, like bench/run.sh: no example zone, recursion for nobody. The
-# upstream is never used but is set so /etc/resolv.conf is not read.
-example_zone = false
-
-[dns]
-allow_recursion = []
-
-[forward]
-upstreams = ["127.0.0.1:9"]
-EOF
+write_authoritative_config "$CONFIG"
 
 outpost_pid=""
-cleanup() {
-  if [ -n "$outpost_pid" ] && kill -0 "$outpost_pid" 2>/dev/null; then
-    kill -TERM "$outpost_pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$outpost_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$outpost_pid" 2>/dev/null && kill -9 "$outpost_pid" 2>/dev/null || true
-    log "outpost stopped"
-  fi
-}
+cleanup() { stop_pid "$outpost_pid" outpost; }
 trap cleanup EXIT
 
 load_before="$(machine)"

@@ -30,7 +30,7 @@ export SERVER_CPU=${SERVER_CPU:-0}
 # falls back to the default priority (with a warning from nice) otherwise.
 export NICE=${NICE:--10}
 
-log() { printf '== %s\n' "$*" >&2; }
+. "$repo/bench/lib.sh"
 
 # --- tools -------------------------------------------------------------------------
 missing=()
@@ -63,27 +63,12 @@ OUTPOST=${CARGO_TARGET_DIR:-$repo/target}/release/outpost
 DATA=$RUN/outpost-data
 CONFIG=$BENCH_DIR/conf/outpost.toml
 rm -rf "$DATA"
-cat > "$CONFIG" <<EOF
-# Authoritative only, like NSD: no example zone, recursion for nobody. The upstream
-# is never used (nothing may recurse) but is set so /etc/resolv.conf is not read.
-example_zone = false
-
-[dns]
-allow_recursion = []
-
-[forward]
-upstreams = ["127.0.0.1:9"]
-EOF
+write_authoritative_config "$CONFIG"
 
 outpost_pid=""
 nsd_started=""
 cleanup() {
-  if [ -n "$outpost_pid" ] && kill -0 "$outpost_pid" 2>/dev/null; then
-    kill -TERM "$outpost_pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$outpost_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$outpost_pid" 2>/dev/null && kill -9 "$outpost_pid" 2>/dev/null || true
-    log "outpost stopped"
-  fi
+  stop_pid "$outpost_pid" outpost
   if [ -n "$nsd_started" ]; then "$BENCH_DIR/servers.sh" stop nsd >&2 || true; fi
 }
 trap cleanup EXIT

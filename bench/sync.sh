@@ -35,13 +35,7 @@ cd "$repo"
 BENCH_DIR=${BENCH_DIR:-/tmp/outpost-sync-bench}
 RUN=$BENCH_DIR/run
 
-log() { printf '== %s\n' "$*" >&2; }
-machine() { printf '%s cores, load average %s' "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"; }
-# The busiest processes right now but ours (others' builds and tests share the cores).
-busiest() {
-  top -bn1 -o %CPU 2>/dev/null | sed -n '8,14p' |
-    awk -v ours="${outpost_pid:-0}" '$9 > 5 && $1 != ours { printf "  %s%% %s (pid %s)\n", $9, $12, $1 }'
-}
+. "$repo/bench/lib.sh"
 for tool in python3 setsid; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is required" >&2; exit 1; }
 done
@@ -83,29 +77,10 @@ DATA=$RUN/outpost-data
 LITE_DATA=$RUN/lite-data
 SUMMARY=$RUN/summary.txt
 CONFIG=$RUN/outpost.toml
-cat > "$CONFIG" <<EOF
-# Only the bench's zone; nothing recurses, and the upstream is set so that
-# /etc/resolv.conf is not read.
-example_zone = false
-
-[dns]
-allow_recursion = []
-
-[forward]
-upstreams = ["127.0.0.1:9"]
-EOF
+write_authoritative_config "$CONFIG"
 
 # --- outpost ---------------------------------------------------------------------------
 outpost_pid=""
-stop_pid() {
-  local pid=$1 name=$2
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
-    log "$name stopped"
-  fi
-}
 cleanup() {
   # sync-bench stops its outpost-lite itself; this is for when it could not.
   [ -f "$RUN/lite.pid" ] && stop_pid "$(cat "$RUN/lite.pid")" outpost-lite
