@@ -56,7 +56,7 @@ use outpost_core::zones::{Change, Command, CommandError, Zones};
 use redb::Database;
 
 pub use self::cluster::{
-    ClusterOptions, ClusterStart, FIRST_NODE_ID, Member, MembershipError, RaftTiming,
+    ClusterOptions, ClusterStart, FIRST_NODE_ID, Member, MembershipError, RaftTiming, ReadError,
 };
 use self::log_store::LogStore;
 use self::network::PeerNetwork;
@@ -331,7 +331,8 @@ impl Store {
             })?;
         let cluster = options.cluster;
         let wanted_id = cluster.node_id.unwrap_or(FIRST_NODE_ID);
-        let (db, cluster_id, node_id) = open_db(&path, wanted_id).await?;
+        let (db, cluster_id, node_id) =
+            open_db(&path, wanted_id, cluster.cluster_id.clone()).await?;
         if cluster.node_id.is_some_and(|wanted| wanted != node_id) {
             return Err(StoreError::NodeId {
                 path,
@@ -591,18 +592,22 @@ fn encoded_len<T: serde::Serialize>(value: &T) -> usize {
 }
 
 /// Opens the database file off the async threads, naming the likely cause when it is locked.
-/// Returns the database, the cluster id and the node id (`new_node_id` for a new file).
+/// Returns the database, the cluster id and the node id (`new_node_id` and `new_cluster_id`,
+/// or a random cluster id, for a new file).
 async fn open_db(
     path: &Path,
     new_node_id: u64,
+    new_cluster_id: Option<String>,
 ) -> Result<(Arc<Database>, String, u64), StoreError> {
     let file = path.to_owned();
-    let opened = tokio::task::spawn_blocking(move || tables::open_database(&file, new_node_id))
-        .await
-        .map_err(|e| StoreError::Open {
-            path: path.to_owned(),
-            cause: redb::Error::Io(std::io::Error::other(e)),
-        })?;
+    let opened = tokio::task::spawn_blocking(move || {
+        tables::open_database(&file, new_node_id, new_cluster_id)
+    })
+    .await
+    .map_err(|e| StoreError::Open {
+        path: path.to_owned(),
+        cause: redb::Error::Io(std::io::Error::other(e)),
+    })?;
     match opened {
         Ok(opened) if opened.format == tables::FORMAT_VERSION => {
             Ok((Arc::new(opened.db), opened.cluster_id, opened.node_id))

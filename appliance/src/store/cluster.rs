@@ -1,5 +1,6 @@
-//! What a store needs to be one node of many ([`ClusterOptions`]), and the membership changes a
-//! leader makes ([`Store::add_learner`], [`Store::add_voters`], [`Store::remove_voters`]).
+//! What a store needs to be one node of many ([`ClusterOptions`]), the membership changes a
+//! leader makes ([`Store::add_learner`], [`Store::add_voters`], [`Store::remove_voters`]), and
+//! the consistent read ([`Store::read_linearizable`]).
 //!
 //! **Invariant:** a node id names one node, holding one log, for the cluster's whole life: it is
 //! fixed when the data file is created and a different one is refused on open. An id must never
@@ -10,13 +11,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::ChangeMembers;
 use openraft::async_runtime::WatchReceiver;
-use openraft::errors::{ClientWriteError, RaftError};
+use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
+use openraft::{ChangeMembers, ReadPolicy};
 
-use super::Store;
 use super::network::{NoPeers, Transport};
 use super::types::NodeInfo;
+use super::{Store, View};
 
 /// The id a new data directory takes when none is given: a first node, as every node was
 /// before clusters.
@@ -29,6 +30,10 @@ pub struct ClusterOptions {
     /// The node id a data directory created now takes (`None`: [`FIRST_NODE_ID`]). An existing
     /// directory keeps its own and refuses to open with a different one.
     pub node_id: Option<u64>,
+    /// The cluster id a data directory created now takes: a joining node takes its cluster's
+    /// (from the join ticket), so Lite cursors carry over between the cluster's nodes.
+    /// `None`: a new random id, as for a first node. An existing directory keeps its own.
+    pub cluster_id: Option<String>,
     /// How peers reach this node; recorded in the membership when it initialises a cluster.
     pub node_info: NodeInfo,
     /// How this node reaches its peers.
@@ -42,6 +47,7 @@ impl Default for ClusterOptions {
     fn default() -> Self {
         ClusterOptions {
             node_id: None,
+            cluster_id: None,
             node_info: NodeInfo::default(),
             transport: Arc::new(NoPeers),
             start: ClusterStart::Initialise,
@@ -118,7 +124,47 @@ pub enum MembershipError {
     Raft(String),
 }
 
+/// Why a consistent read did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Only the leader serves consistent reads.
+    #[error("this node is not the raft leader (leader: {})", leader.map_or("unknown".to_string(), |id| format!("node {id}")))]
+    NotLeader { leader: Option<u64> },
+    /// This node could not confirm it still leads: a quorum did not answer.
+    #[error("no quorum confirmed this node still leads: {0}")]
+    NoQuorum(String),
+    #[error("consistent read not confirmed within {0:?}")]
+    Timeout(Duration),
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
 impl Store {
+    /// The state as of a moment after this call began, confirmed with a quorum (openraft's
+    /// ReadIndex): it holds every write acknowledged before the call. Only the leader serves
+    /// it; bounded by [`RaftTiming::commit`].
+    pub async fn read_linearizable(&self) -> Result<Arc<View>, ReadError> {
+        let waited = self.inner.timing.commit;
+        let confirmed = self.inner.raft.ensure_linearizable(ReadPolicy::ReadIndex);
+        let Ok(confirmed) = tokio::time::timeout(waited, confirmed).await else {
+            return Err(ReadError::Timeout(waited));
+        };
+        match confirmed {
+            // Openraft returns once the state machine applied up to the read index; the view
+            // is published before openraft hears of an apply, so it is at least that recent.
+            Ok(_) => Ok(self.view()),
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(forward))) => {
+                Err(ReadError::NotLeader {
+                    leader: forward.leader_id,
+                })
+            }
+            Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(e))) => {
+                Err(ReadError::NoQuorum(e.to_string()))
+            }
+            Err(e) => Err(ReadError::Raft(e.to_string())),
+        }
+    }
+
     /// Adds `id`, reached at `node`, as a learner, and returns once it has caught up with the
     /// leader's log (or the commit timeout passed).
     pub async fn add_learner(&self, id: u64, node: NodeInfo) -> Result<(), MembershipError> {

@@ -308,4 +308,25 @@ mod tests {
         assert!(message.contains("node 2"), "{message}");
         assert!(message.contains("no peer transport"), "{message}");
     }
+
+    #[tokio::test]
+    async fn a_handler_outliving_its_store_neither_holds_the_file_nor_panics() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::Store::open(dir.path()).await.expect("open");
+        let handler = store.rpc_handler();
+        let request = codec::encode(&RaftRequest::Vote(VoteRequest::new(Vote::new(9, 2), None)))
+            .expect("encode");
+        let reply: RaftReply =
+            codec::decode(&handler.handle(&request).await.expect("served")).expect("decode");
+        assert!(matches!(reply, RaftReply::Vote(_)), "{reply:?}");
+
+        store
+            .shutdown()
+            .await
+            .expect("the file closes though a handler is kept");
+        let reply: RaftReply =
+            codec::decode(&handler.handle(&request).await.expect("served")).expect("decode");
+        assert!(matches!(reply, RaftReply::Unavailable(_)), "{reply:?}");
+        assert!(handler.handle(b"not a request").await.is_err());
+    }
 }

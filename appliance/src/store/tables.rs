@@ -75,8 +75,13 @@ pub(crate) struct OpenedDatabase {
 }
 
 /// Opens or creates the database file and makes sure every table exists, so that read
-/// transactions never meet a missing table. A file created now takes `new_node_id`.
-pub(crate) fn open_database(path: &Path, new_node_id: u64) -> Result<OpenedDatabase, redb::Error> {
+/// transactions never meet a missing table. A file created now takes `new_node_id`, and
+/// `new_cluster_id` or else a random cluster id.
+pub(crate) fn open_database(
+    path: &Path,
+    new_node_id: u64,
+    new_cluster_id: Option<String>,
+) -> Result<OpenedDatabase, redb::Error> {
     let db = Database::create(path)?;
     let txn = db.begin_write()?;
     txn.open_table(LOG)?;
@@ -108,9 +113,13 @@ pub(crate) fn open_database(path: &Path, new_node_id: u64) -> Result<OpenedDatab
         let stored = meta
             .get(CLUSTER_ID)?
             .map(|bytes| decode::<String>(bytes.value()));
-        match stored {
-            Some(id) => id?,
-            None => {
+        match (stored, new_cluster_id.filter(|_| created)) {
+            (Some(id), _) => id?,
+            (None, Some(id)) => {
+                put_value(&mut meta, CLUSTER_ID, &id)?;
+                id
+            }
+            (None, None) => {
                 let mut random = [0u8; 16];
                 getrandom::fill(&mut random).map_err(|e| io::Error::other(e.to_string()))?;
                 let id: String = random.iter().map(|byte| format!("{byte:02x}")).collect();

@@ -61,7 +61,7 @@ fn normal_entry(index: u64, command: Command) -> Entry {
 
 /// The log store and state machine over a fresh database in a temporary directory.
 async fn open_parts(dir: &Path) -> std::io::Result<(Arc<Database>, LogStore, StateMachine)> {
-    let opened = tables::open_database(&dir.join(DB_FILE_NAME), FIRST_NODE_ID)
+    let opened = tables::open_database(&dir.join(DB_FILE_NAME), FIRST_NODE_ID, None)
         .map_err(std::io::Error::other)?;
     let db = Arc::new(opened.db);
     let state_machine = StateMachine::open(Arc::clone(&db), None, DEFAULT_HISTORY_ENTRIES).await?;
@@ -240,7 +240,7 @@ async fn a_file_of_another_storage_format_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join(DB_FILE_NAME);
     {
-        let opened = tables::open_database(&path, FIRST_NODE_ID).expect("create");
+        let opened = tables::open_database(&path, FIRST_NODE_ID, None).expect("create");
         let db = opened.db;
         assert_eq!(
             opened.format,

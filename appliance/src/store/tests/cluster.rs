@@ -35,7 +35,22 @@ async fn three_stores_replicate_every_write_and_followers_point_at_the_leader() 
     }));
     for id in cluster.ids() {
         assert_eq!(cluster.store(id).zone_set().load().len(), 1, "node {id}");
+        assert_eq!(
+            cluster.store(id).cluster_id(),
+            cluster.store(1).cluster_id()
+        );
     }
+    let read = cluster
+        .store(1)
+        .read_linearizable()
+        .await
+        .expect("leader reads");
+    assert!(read.applied >= last, "{} < {last}", read.applied);
+    let refused = cluster.store(2).read_linearizable().await;
+    assert!(
+        matches!(refused, Err(ReadError::NotLeader { leader: Some(1) })),
+        "{refused:?}"
+    );
 
     let refused = cluster.store(2).write(add_host(9)).await;
     assert!(
@@ -153,6 +168,15 @@ async fn a_leader_cut_off_from_the_quorum_fails_writes_and_the_majority_carries_
         "{stranded:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
+    // Nor can it confirm a consistent read.
+    let stranded = cluster.store(1).read_linearizable().await;
+    assert!(
+        matches!(
+            stranded,
+            Err(ReadError::NoQuorum(_) | ReadError::Timeout(_) | ReadError::NotLeader { .. })
+        ),
+        "{stranded:?}"
+    );
 
     let leader = cluster.wait_for_leader(&[1]).await;
     let written = cluster
@@ -228,7 +252,7 @@ async fn a_file_from_before_node_ids_is_node_1() {
     store.shutdown().await.expect("shutdown");
     {
         // As a file written before node ids were stored.
-        let opened = tables::open_database(&dir.path().join(DB_FILE_NAME), 99).expect("open");
+        let opened = tables::open_database(&dir.path().join(DB_FILE_NAME), 99, None).expect("open");
         let txn = opened.db.begin_write().expect("write");
         {
             let mut meta = txn.open_table(tables::LOG_META).expect("table");

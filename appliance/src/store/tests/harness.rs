@@ -85,6 +85,11 @@ impl TestCluster {
         StoreOptions {
             cluster: ClusterOptions {
                 node_id: Some(id),
+                // Joining nodes take the first node's cluster id, as from a join ticket.
+                cluster_id: self
+                    .stores
+                    .get(&1)
+                    .map(|first| first.cluster_id().to_string()),
                 node_info: address(id),
                 transport: self.net.transport(id),
                 start,
