@@ -61,7 +61,8 @@ pub use self::cluster::{
 use self::log_store::LogStore;
 use self::network::PeerNetwork;
 pub use self::network::{
-    CodecError, MAX_RAFT_MESSAGE, NoPeers, RaftRpcHandler, Transport, TransportError,
+    CodecError, MAX_RAFT_MESSAGE, MAX_SNAPSHOT_BYTES, NoPeers, RaftRpcHandler, Transport,
+    TransportError,
 };
 use self::state_machine::{Published, StateMachine};
 pub use self::types::NodeInfo;

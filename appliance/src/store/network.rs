@@ -32,7 +32,7 @@ use openraft::errors::{
 use openraft::network::{RPCOption, RPCTypes};
 use openraft::{OptionalSend, RaftNetworkFactory, RaftNetworkV2};
 
-pub use self::codec::{CodecError, MAX_RAFT_MESSAGE};
+pub use self::codec::{CodecError, MAX_RAFT_MESSAGE, MAX_SNAPSHOT_BYTES};
 use self::codec::{RaftReply, RaftRequest};
 pub use self::handler::RaftRpcHandler;
 use super::types::{
@@ -262,7 +262,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             .await
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(target_node = self.target))]
+    #[tracing::instrument(level = "debug", skip_all, fields(target_node = self.target, bytes = snapshot.snapshot.len()))]
     async fn full_snapshot(
         &mut self,
         vote: Vote,
@@ -270,23 +270,57 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse, StreamingError<TypeConfig>> {
-        let request = RaftRequest::InstallSnapshot {
-            vote,
-            meta: snapshot.meta,
-            data: snapshot.snapshot,
-        };
-        let bytes = codec::encode(&request).map_err(|e| {
-            tracing::error!(target_node = self.target, error = %e, "snapshot cannot be sent");
-            self.unreachable(e.to_string())
-        })?;
-        let exchange = self.exchange(bytes, RPCTypes::InstallSnapshot, option.soft_ttl());
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
-            reply = exchange => match reply? {
-                RaftReply::InstallSnapshot(response) => Ok(response),
-                other => Err(self.wrong_reply("install-snapshot", &other).into()),
-            },
+            sent = self.send_snapshot(vote, snapshot, option.soft_ttl()) => sent.map_err(Into::into),
         }
+    }
+}
+
+impl PeerClient {
+    /// Sends a snapshot chunk by chunk, each within `deadline`; the reply to the last one is the
+    /// peer's answer to the whole. A refused chunk fails the transfer, which openraft retries
+    /// from the start.
+    async fn send_snapshot(
+        &self,
+        vote: Vote,
+        snapshot: Snapshot,
+        deadline: Duration,
+    ) -> Result<SnapshotResponse, RPCError<TypeConfig>> {
+        let total = snapshot.snapshot.len() as u64;
+        let mut chunks: Vec<&[u8]> = snapshot.snapshot.chunks(codec::SNAPSHOT_CHUNK).collect();
+        if chunks.is_empty() {
+            chunks.push(&[]);
+        }
+        let last = chunks.len() - 1;
+        let mut offset = 0u64;
+        for (number, data) in chunks.into_iter().enumerate() {
+            let request = RaftRequest::SnapshotChunk {
+                vote,
+                meta: snapshot.meta.clone(),
+                total,
+                offset,
+                data: data.to_vec(),
+            };
+            let bytes = codec::encode(&request).map_err(|e| self.unreachable(e.to_string()))?;
+            let reply = self
+                .exchange(bytes, RPCTypes::InstallSnapshot, deadline)
+                .await?;
+            match reply {
+                RaftReply::SnapshotChunkStored if number < last => {}
+                RaftReply::InstallSnapshot(response) if number == last => return Ok(response),
+                RaftReply::SnapshotChunkRefused(reason) => {
+                    let error = TransportError::Failed {
+                        node: self.target,
+                        reason: format!("snapshot chunk refused: {reason}"),
+                    };
+                    return Err(RPCError::Network(NetworkError::new(&error)));
+                }
+                other => return Err(self.wrong_reply("snapshot-chunk", &other)),
+            }
+            offset += data.len() as u64;
+        }
+        Err(self.unreachable("the snapshot ended without an answer".to_string()))
     }
 }
 
@@ -328,5 +362,69 @@ mod tests {
             codec::decode(&handler.handle(&request).await.expect("served")).expect("decode");
         assert!(matches!(reply, RaftReply::Unavailable(_)), "{reply:?}");
         assert!(handler.handle(b"not a request").await.is_err());
+    }
+
+    fn chunk(total: u64, offset: u64, data: &[u8]) -> Vec<u8> {
+        codec::encode(&RaftRequest::SnapshotChunk {
+            vote: Vote::new(1, 1),
+            meta: crate::store::types::SnapshotMeta::default(),
+            total,
+            offset,
+            data: data.to_vec(),
+        })
+        .expect("encode")
+    }
+
+    async fn send(handler: &RaftRpcHandler, request: Vec<u8>) -> RaftReply {
+        codec::decode(&handler.handle(&request).await.expect("served")).expect("decode")
+    }
+
+    #[tokio::test]
+    async fn snapshot_chunks_are_taken_only_in_order_and_under_the_cap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::Store::open(dir.path()).await.expect("open");
+        let handler = store.rpc_handler();
+
+        let reply = send(&handler, chunk(10, 4, b"late")).await;
+        assert!(
+            matches!(&reply, RaftReply::SnapshotChunkRefused(reason) if reason.contains("not started")),
+            "{reply:?}"
+        );
+        let reply = send(&handler, chunk(codec::MAX_SNAPSHOT_BYTES + 1, 0, b"")).await;
+        assert!(
+            matches!(&reply, RaftReply::SnapshotChunkRefused(reason) if reason.contains("cap")),
+            "{reply:?}"
+        );
+
+        assert!(matches!(
+            send(&handler, chunk(10, 0, b"0123")).await,
+            RaftReply::SnapshotChunkStored
+        ));
+        assert!(matches!(
+            send(&handler, chunk(10, 4, b"45")).await,
+            RaftReply::SnapshotChunkStored
+        ));
+        // A gap: the assembly is dropped, and the next chunk has nothing to continue.
+        let reply = send(&handler, chunk(10, 8, b"89")).await;
+        assert!(
+            matches!(&reply, RaftReply::SnapshotChunkRefused(reason) if reason.contains("expected offset 6")),
+            "{reply:?}"
+        );
+        let reply = send(&handler, chunk(10, 6, b"67")).await;
+        assert!(
+            matches!(reply, RaftReply::SnapshotChunkRefused(_)),
+            "{reply:?}"
+        );
+        // Offset 0 starts over; a chunk past the declared total is refused.
+        assert!(matches!(
+            send(&handler, chunk(4, 0, b"01")).await,
+            RaftReply::SnapshotChunkStored
+        ));
+        let reply = send(&handler, chunk(4, 2, b"234")).await;
+        assert!(
+            matches!(reply, RaftReply::SnapshotChunkRefused(_)),
+            "{reply:?}"
+        );
+        store.shutdown().await.expect("shutdown");
     }
 }

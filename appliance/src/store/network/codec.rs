@@ -24,11 +24,20 @@ pub(crate) const WIRE_VERSION: u8 = 1;
 /// before reading it, so a peer can make a node hold at most this much per message.
 ///
 /// Policy: 16 MiB holds openraft's batches of log entries (the sender splits a batch that does
-/// not fit, see `network::PeerClient::append_entries`), any write the admin API takes but the
-/// largest zone imports, and a snapshot of a site's zones. A single entry or a snapshot
-/// larger than this cannot be sent: `Store::write` refuses such a command before proposing it,
-/// and snapshots get chunked streaming with the iroh transport.
+/// not fit, see `network::PeerClient::append_entries`) and any write the admin API takes but
+/// the largest zone imports. A single entry larger than this cannot be sent, so
+/// `Store::write` refuses such a command before proposing it. Snapshots travel in chunks of
+/// [`SNAPSHOT_CHUNK`] bytes, so their size is bounded by [`MAX_SNAPSHOT_BYTES`] instead.
 pub const MAX_RAFT_MESSAGE: usize = 16 * 1024 * 1024;
+
+/// Snapshot data bytes per [`RaftRequest::SnapshotChunk`]: small enough that one chunk
+/// arrives well within the RPC deadline on a slow link, large enough that the per-message
+/// overhead is negligible. Tests use tiny chunks so that every snapshot they send is cut.
+pub(crate) const SNAPSHOT_CHUNK: usize = if cfg!(test) { 512 } else { 1024 * 1024 };
+
+/// The largest snapshot a node assembles from chunks (the whole state, held in memory as
+/// openraft's snapshot data). A larger declared size is refused before anything is stored.
+pub const MAX_SNAPSHOT_BYTES: u64 = 512 * 1024 * 1024;
 
 /// One Raft RPC from a leader or candidate.
 #[derive(Debug, Serialize, Deserialize)]
@@ -36,10 +45,13 @@ pub(crate) enum RaftRequest {
     AppendEntries(AppendEntriesRequest),
     Vote(VoteRequest),
     PreVote(VoteRequest),
-    /// A whole snapshot in one message (under the cap).
-    InstallSnapshot {
+    /// Bytes `offset..offset + data.len()` of a snapshot of `total` bytes, sent in order; the
+    /// chunk that completes it installs it. A chunk at offset 0 starts over.
+    SnapshotChunk {
         vote: Vote,
         meta: SnapshotMeta,
+        total: u64,
+        offset: u64,
         data: Vec<u8>,
     },
 }
@@ -51,7 +63,7 @@ impl RaftRequest {
             RaftRequest::AppendEntries(_) => "append-entries",
             RaftRequest::Vote(_) => "vote",
             RaftRequest::PreVote(_) => "pre-vote",
-            RaftRequest::InstallSnapshot { .. } => "install-snapshot",
+            RaftRequest::SnapshotChunk { .. } => "snapshot-chunk",
         }
     }
 }
@@ -62,9 +74,16 @@ pub(crate) enum RaftReply {
     AppendEntries(AppendEntriesResponse),
     Vote(VoteResponse),
     PreVote(VoteResponse),
+    /// The last chunk of a snapshot arrived and the snapshot was installed (or refused for an
+    /// older vote, which the response's vote tells).
     InstallSnapshot(SnapshotResponse),
     /// The receiving node's Raft has stopped (it is shutting down or failed).
     Unavailable(String),
+    /// A chunk, not the last, was stored.
+    SnapshotChunkStored,
+    /// A chunk did not continue the snapshot being assembled (out of order, another
+    /// snapshot, over the size cap); the sender starts over.
+    SnapshotChunkRefused(String),
 }
 
 /// Why bytes are not a message.
@@ -150,9 +169,11 @@ mod tests {
 
     #[test]
     fn nothing_over_the_cap_is_encoded_or_decoded() {
-        let request = RaftRequest::InstallSnapshot {
+        let request = RaftRequest::SnapshotChunk {
             vote: vote(1, 1),
             meta: SnapshotMeta::default(),
+            total: MAX_RAFT_MESSAGE as u64,
+            offset: 0,
             data: vec![0; MAX_RAFT_MESSAGE],
         };
         assert!(matches!(
