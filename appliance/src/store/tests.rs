@@ -24,6 +24,7 @@ use super::*;
 mod chaos;
 mod cluster;
 mod harness;
+mod history;
 
 const SITE: &str = "site.internal.";
 
