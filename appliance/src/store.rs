@@ -13,6 +13,7 @@
 //! - `network`: Raft RPCs between nodes (`RaftNetworkFactory`) over a [`Transport`] of ours,
 //!   their codec, and the [`RaftRpcHandler`] that serves them.
 //! - `cluster`: node identity, [`ClusterOptions`] and membership changes.
+//! - `forward`: writes taken by a follower, sent to the leader.
 //! - `types`: the openraft type configuration and the log entry payloads.
 //! - `tables`: the redb tables of `outpost.redb` and their encoding.
 //!
@@ -32,6 +33,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod cluster;
+mod forward;
 mod log_store;
 mod network;
 mod state_machine;
@@ -49,7 +51,6 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use openraft::async_runtime::WatchReceiver;
-use openraft::errors::{ClientWriteError, RaftError};
 use openraft::{ServerState, SnapshotPolicy};
 use outpost_core::answer::ZoneSet;
 use outpost_core::zones::{Change, Command, CommandError, Zones};
@@ -66,7 +67,7 @@ pub use self::network::{
 };
 use self::state_machine::{Published, StateMachine};
 pub use self::types::NodeInfo;
-use self::types::{Proposal, Raft};
+use self::types::Raft;
 
 /// Name of the database file inside the data directory.
 pub const DB_FILE_NAME: &str = "outpost.redb";
@@ -172,6 +173,8 @@ struct Inner {
     /// This node's Raft id, from the data file.
     node_id: u64,
     timing: RaftTiming,
+    /// How this node reaches its peers: Raft's network and forwarded writes.
+    transport: Arc<dyn Transport>,
 }
 
 /// A committed and applied write.
@@ -241,7 +244,7 @@ pub enum WriteError {
     /// The zones model refused the command when it was applied; nothing changed.
     #[error("write refused: {0}")]
     Rejected(CommandError),
-    /// Another node leads the cluster; the write must go there.
+    /// Another node leads the cluster, or none is known; the write must go to the leader.
     #[error("this node is not the raft leader (leader: {})", leader.map_or("unknown".to_string(), |id| format!("node {id}")))]
     NotLeader { leader: Option<u64> },
     /// Raft stopped or failed; the write may or may not have been committed.
@@ -253,6 +256,11 @@ pub enum WriteError {
         "write not committed within {waited:?} (is a quorum of the cluster reachable?); it may still take effect"
     )]
     Timeout { waited: Duration },
+    /// This node is not the leader and could not reach the one it knows; nothing was written.
+    #[error(
+        "the leader, node {leader}, cannot be reached from this node ({reason}); nothing was written: retry, or write to another node"
+    )]
+    LeaderUnreachable { leader: u64, reason: String },
     /// The command is too large for one Raft entry; nothing was proposed.
     #[error(
         "write of {bytes} bytes exceeds the {MAX_PROPOSAL_BYTES} byte limit of one raft entry: split it into smaller writes"
@@ -359,7 +367,7 @@ impl Store {
         let raft = Raft::new(
             node_id,
             Arc::new(config),
-            PeerNetwork::new(node_id, cluster.transport),
+            PeerNetwork::new(node_id, Arc::clone(&cluster.transport)),
             LogStore::new(Arc::clone(&db)),
             state_machine,
         )
@@ -373,6 +381,7 @@ impl Store {
                 cluster_id,
                 node_id,
                 timing: cluster.timing,
+                transport: cluster.transport,
             }),
         };
         drop(db);
@@ -459,38 +468,18 @@ impl Store {
     /// Proposes `cmd` through Raft; returns after it is committed and applied, with its log
     /// index and changes, or the refusal of the zones model (the entry is applied either way).
     ///
-    /// Gives up with [`WriteError::Timeout`] when the entry is not committed within
-    /// [`RaftTiming::commit`], and refuses a command over [`MAX_PROPOSAL_BYTES`].
+    /// On a node that knows another node leads, the write is forwarded there and the leader's
+    /// answer returned. Gives up with [`WriteError::Timeout`] when the entry is not committed
+    /// within [`RaftTiming::commit`], and refuses a command over [`MAX_PROPOSAL_BYTES`].
     pub async fn write(&self, cmd: Command) -> Result<Written, WriteError> {
         let bytes = encoded_len(&cmd);
         if bytes > MAX_PROPOSAL_BYTES {
             return Err(WriteError::TooLarge { bytes });
         }
-        let waited = self.inner.timing.commit;
-        let proposed = self.inner.raft.client_write(Proposal(cmd));
-        let Ok(result) = tokio::time::timeout(waited, proposed).await else {
-            return Err(WriteError::Timeout { waited });
-        };
-        let response = match result {
-            Ok(response) => response,
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                return Err(WriteError::NotLeader {
-                    leader: forward.leader_id,
-                });
-            }
-            Err(e) => return Err(WriteError::Raft(e.to_string())),
-        };
-        let index = response.log_id.index;
-        match response.data.0 {
-            Ok(changes) => {
-                tracing::debug!(index, changes = changes.len(), "write applied");
-                Ok(Written { index, changes })
-            }
-            Err(refused) => {
-                tracing::debug!(index, error = %refused, "write refused by the zones model");
-                Err(WriteError::Rejected(refused))
-            }
+        if let Some((leader, node)) = self.leader_elsewhere() {
+            return self.forward(leader, node, cmd).await;
         }
+        forward::propose(&self.inner.raft, cmd, self.inner.timing.commit).await
     }
 
     /// The query index, swapped after every applied batch; load it per query, lock-free.
@@ -535,7 +524,11 @@ impl Store {
 
     /// Serves the Raft RPCs of this node's peers; a transport's accept loop calls it.
     pub fn rpc_handler(&self) -> RaftRpcHandler {
-        RaftRpcHandler::new(self.inner.raft.clone(), self.inner.node_id)
+        RaftRpcHandler::new(
+            self.inner.raft.clone(),
+            self.inner.node_id,
+            self.inner.timing.commit,
+        )
     }
 
     /// This node's Raft role and log positions.

@@ -16,7 +16,7 @@
 //! **Boundary:** openraft sees this module through `RaftNetworkFactory`; the rest of the
 //! appliance sees [`Transport`], [`RaftRpcHandler`] and bytes.
 
-mod codec;
+pub(crate) mod codec;
 mod handler;
 #[cfg(test)]
 pub(crate) mod in_process;

@@ -18,7 +18,7 @@ use outpost_core::zonefile::parse_zone;
 use redb::Database;
 use tempfile::TempDir;
 
-use super::types::{Entry, LogId, TypeConfig};
+use super::types::{Entry, LogId, Proposal, TypeConfig};
 use super::*;
 
 mod chaos;

@@ -9,8 +9,10 @@
 //! bumping it means checking those types did not change shape (or bumping [`WIRE_VERSION`]).
 //! Variants are encoded by index: append new ones at the end.
 
+use outpost_core::zones::Command;
 use serde::{Deserialize, Serialize};
 
+use super::super::forward::ForwardedOutcome;
 use super::super::types::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotMeta, SnapshotResponse, Vote, VoteRequest,
     VoteResponse,
@@ -54,6 +56,8 @@ pub(crate) enum RaftRequest {
         offset: u64,
         data: Vec<u8>,
     },
+    /// A write a follower took, for the leader to propose (`store::forward`).
+    ClientWrite(Command),
 }
 
 impl RaftRequest {
@@ -64,6 +68,7 @@ impl RaftRequest {
             RaftRequest::Vote(_) => "vote",
             RaftRequest::PreVote(_) => "pre-vote",
             RaftRequest::SnapshotChunk { .. } => "snapshot-chunk",
+            RaftRequest::ClientWrite(_) => "client-write",
         }
     }
 }
@@ -84,6 +89,8 @@ pub(crate) enum RaftReply {
     /// A chunk did not continue the snapshot being assembled (out of order, another
     /// snapshot, over the size cap); the sender starts over.
     SnapshotChunkRefused(String),
+    /// What became of a forwarded write.
+    ClientWrite(ForwardedOutcome),
 }
 
 /// Why bytes are not a message.

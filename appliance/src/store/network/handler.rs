@@ -2,8 +2,10 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::codec::{self, CodecError, MAX_SNAPSHOT_BYTES, RaftReply, RaftRequest};
+use crate::store::forward::{self, ForwardedOutcome};
 use crate::store::types::{Raft, Snapshot, SnapshotMeta, Vote};
 
 /// Serves the Raft RPCs peers send this node: decodes a request, hands it to the local Raft
@@ -19,6 +21,8 @@ pub struct RaftRpcHandler {
     raft: Raft,
     /// This node's id, in logs.
     id: u64,
+    /// How long a forwarded write waits for its commit here.
+    commit: Duration,
     /// The snapshot whose chunks are arriving. Only a leader sends snapshots, one at a time
     /// to each follower, so one slot is enough: a new snapshot (offset 0) replaces it.
     assembly: Arc<Mutex<Option<Assembly>>>,
@@ -50,10 +54,11 @@ impl fmt::Debug for RaftRpcHandler {
 }
 
 impl RaftRpcHandler {
-    pub(crate) fn new(raft: Raft, id: u64) -> RaftRpcHandler {
+    pub(crate) fn new(raft: Raft, id: u64, commit: Duration) -> RaftRpcHandler {
         RaftRpcHandler {
             raft,
             id,
+            commit,
             assembly: Arc::new(Mutex::new(None)),
         }
     }
@@ -89,6 +94,11 @@ impl RaftRpcHandler {
                 Ok(response) => RaftReply::PreVote(response),
                 Err(e) => RaftReply::Unavailable(e.to_string()),
             },
+            RaftRequest::ClientWrite(command) => {
+                // Proposed here or answered not-leader: never forwarded again.
+                let result = forward::propose(&self.raft, command, self.commit).await;
+                RaftReply::ClientWrite(ForwardedOutcome::from(result))
+            }
             RaftRequest::SnapshotChunk {
                 vote,
                 meta,

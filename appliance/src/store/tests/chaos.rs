@@ -240,8 +240,10 @@ async fn run(seed: u64) -> Summary {
                 for _ in 0..=random.below(3) {
                     let host = next_host;
                     next_host += 1;
+                    // Through any node: a follower forwards to the leader.
+                    let via = pick(&mut random, &ids);
                     if cluster
-                        .write(add_host(host), Duration::from_millis(600))
+                        .write_via(Some(via), add_host(host), Duration::from_millis(600))
                         .await
                         .is_ok()
                     {

@@ -8,7 +8,7 @@ use super::harness::{CONVERGE_WAIT, TestCluster, address};
 use super::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_stores_replicate_every_write_and_followers_point_at_the_leader() {
+async fn three_stores_replicate_every_write_and_followers_forward_theirs() {
     let cluster = TestCluster::start(3, 1, Tuning::DEFAULT).await;
     let members = cluster.store(1).members();
     let voters: Vec<(u64, bool)> = members.iter().map(|m| (m.id, m.voter)).collect();
@@ -52,10 +52,26 @@ async fn three_stores_replicate_every_write_and_followers_point_at_the_leader() 
         "{refused:?}"
     );
 
-    let refused = cluster.store(2).write(add_host(9)).await;
+    // A follower forwards a write to the leader and returns the leader's answer.
+    let forwarded = cluster
+        .store(2)
+        .write(add_host(9))
+        .await
+        .expect("forwarded");
+    assert!(forwarded.index > last, "{forwarded:?}");
+    let refused = cluster.store(3).write(create_zone(SITE)).await;
     assert!(
-        matches!(refused, Err(WriteError::NotLeader { leader: Some(1) })),
+        matches!(
+            refused,
+            Err(WriteError::Rejected(CommandError::ZoneExists { .. }))
+        ),
         "{refused:?}"
+    );
+    let zones = cluster.converge(forwarded.index + 1).await;
+    assert!(
+        zones.iter().any(|change| matches!(change,
+            Change::RRsetPut { owner, .. } if owner == "host9.site.internal.")),
+        "the forwarded write reached every node"
     );
     let refused = cluster.store(3).add_voters(BTreeSet::from([4])).await;
     assert!(
@@ -298,4 +314,43 @@ async fn a_write_too_large_for_one_raft_message_is_refused_before_it_is_proposed
     assert!(err.to_string().contains("split it"), "{err}");
     assert_eq!(store.status().applied_index, applied);
     store.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_cut_off_from_the_leader_says_so_and_writes_nothing() {
+    let cluster = TestCluster::start(3, 5, Tuning::DEFAULT).await;
+    let created = cluster
+        .write(create_zone(SITE), CONVERGE_WAIT)
+        .await
+        .expect("create");
+    cluster.converge(created.index).await;
+    // Node 3 still knows node 1 leads, but the link is down.
+    cluster.net.cut(3, 1);
+    let err = cluster
+        .store(3)
+        .write(add_host(5))
+        .await
+        .expect_err("the leader is unreachable");
+    assert!(
+        matches!(err, WriteError::LeaderUnreachable { leader: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("nothing was written"), "{err}");
+    cluster.net.heal_all();
+    let written = cluster
+        .store(3)
+        .write(add_host(6))
+        .await
+        .expect("forwarded after healing");
+    let zones = cluster.converge(written.index).await;
+    let owners: Vec<&str> = zones
+        .iter()
+        .filter_map(|change| match change {
+            Change::RRsetPut { owner, .. } => Some(owner.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(owners.contains(&"host6.site.internal."), "{owners:?}");
+    assert!(!owners.contains(&"host5.site.internal."), "{owners:?}");
+    cluster.shutdown().await;
 }

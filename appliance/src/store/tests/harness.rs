@@ -161,15 +161,32 @@ impl TestCluster {
         command: Command,
         wait: Duration,
     ) -> Result<Written, WriteError> {
+        self.write_via(None, command, wait).await
+    }
+
+    /// Writes through node `via` (forwarded when it does not lead), or the leader when `None`
+    /// or not running; retries while leadership moves, until `wait`.
+    pub(super) async fn write_via(
+        &self,
+        via: Option<u64>,
+        command: Command,
+        wait: Duration,
+    ) -> Result<Written, WriteError> {
         let deadline = Instant::now() + wait;
         loop {
-            let attempt = match self.leader() {
+            let node = via
+                .filter(|id| self.stores.contains_key(id))
+                .or_else(|| self.leader());
+            let attempt = match node {
                 Some(id) => self.store(id).write(command.clone()).await,
                 None => Err(WriteError::NotLeader { leader: None }),
             };
             match attempt {
                 Err(
-                    WriteError::NotLeader { .. } | WriteError::Timeout { .. } | WriteError::Raft(_),
+                    WriteError::NotLeader { .. }
+                    | WriteError::Timeout { .. }
+                    | WriteError::LeaderUnreachable { .. }
+                    | WriteError::Raft(_),
                 ) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
