@@ -134,6 +134,7 @@ impl Node {
         let options = StoreOptions {
             history_entries: config.sync.history_entries,
             observer: Some(Arc::new(observers)),
+            ..StoreOptions::default()
         };
         let store = Store::open_with(&config.data_dir, options).await?;
         if config.example_zone {

@@ -10,7 +10,10 @@
 //! - `log_store`: the Raft log and vote (`RaftLogStorage`, `RaftLogReader`).
 //! - `state_machine`: the zones state, snapshots and the published views
 //!   (`RaftStateMachine`, `RaftSnapshotBuilder`).
-//! - `network`: the peer transport (`RaftNetworkFactory`); a stub until issue 3.
+//! - `network`: Raft RPCs between nodes (`RaftNetworkFactory`) over a [`Transport`] of ours,
+//!   their codec, and the [`RaftRpcHandler`] that serves them.
+//! - `cluster`: node identity, [`ClusterOptions`] and membership changes.
+//! - `forward`: writes taken by a follower, sent to the leader.
 //! - `types`: the openraft type configuration and the log entry payloads.
 //! - `tables`: the redb tables of `outpost.redb` and their encoding.
 //!
@@ -25,10 +28,12 @@
 //!
 //! # Boundary
 //! Openraft types do not leave this module: callers see [`Command`], [`Change`],
-//! [`CommandError`], [`Zones`], [`ZoneSet`] and the types defined here. Issue 3 adds peers by
-//! replacing `network` and the initialisation in [`Store::open`].
+//! [`CommandError`], [`Zones`], [`ZoneSet`] and the types defined here; peers exchange bytes
+//! through a [`Transport`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod cluster;
+mod forward;
 mod log_store;
 mod network;
 mod state_machine;
@@ -46,23 +51,30 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use openraft::async_runtime::WatchReceiver;
-use openraft::errors::{ClientWriteError, RaftError};
-use openraft::{BasicNode, ServerState, SnapshotPolicy};
+use openraft::{ServerState, SnapshotPolicy};
 use outpost_core::answer::ZoneSet;
 use outpost_core::zones::{Change, Command, CommandError, Zones};
 use redb::Database;
 
+pub use self::cluster::{
+    ClusterOptions, ClusterStart, FIRST_NODE_ID, Member, MembershipError, RaftTiming, ReadError,
+};
 use self::log_store::LogStore;
-use self::network::NoPeers;
+use self::network::PeerNetwork;
+pub use self::network::{
+    CodecError, MAX_RAFT_MESSAGE, MAX_SNAPSHOT_BYTES, NoPeers, RaftRpcHandler, Transport,
+    TransportError,
+};
 use self::state_machine::{Published, StateMachine};
-use self::types::{Proposal, Raft};
+pub use self::types::NodeInfo;
+use self::types::Raft;
 
 /// Name of the database file inside the data directory.
 pub const DB_FILE_NAME: &str = "outpost.redb";
 
-/// Raft node id of this appliance. Issue 3 derives ids from the cluster membership; a single
-/// node is always node 1.
-const NODE_ID: u64 = 1;
+/// The largest command [`Store::write`] proposes, encoded: it must fit one Raft message to
+/// every peer with room for the entry's log id and the request around it.
+pub const MAX_PROPOSAL_BYTES: usize = MAX_RAFT_MESSAGE - 64 * 1024;
 
 /// How long [`Store::open`] waits for the node to lead its single-node cluster. An election
 /// takes one election timeout (150–300 ms by openraft's default), a restart that restores
@@ -130,6 +142,8 @@ impl CommitObserver for Vec<Arc<dyn CommitObserver>> {
 pub struct StoreOptions {
     pub history_entries: u64,
     pub observer: Option<Arc<dyn CommitObserver>>,
+    /// This node's place in a cluster; the default is a node alone.
+    pub cluster: ClusterOptions,
 }
 
 impl Default for StoreOptions {
@@ -137,6 +151,7 @@ impl Default for StoreOptions {
         Self {
             history_entries: DEFAULT_HISTORY_ENTRIES,
             observer: None,
+            cluster: ClusterOptions::default(),
         }
     }
 }
@@ -155,6 +170,11 @@ struct Inner {
     db: Weak<Database>,
     /// Random id of this cluster, made when the data file was created.
     cluster_id: String,
+    /// This node's Raft id, from the data file.
+    node_id: u64,
+    timing: RaftTiming,
+    /// How this node reaches its peers: Raft's network and forwarded writes.
+    transport: Arc<dyn Transport>,
 }
 
 /// A committed and applied write.
@@ -224,12 +244,28 @@ pub enum WriteError {
     /// The zones model refused the command when it was applied; nothing changed.
     #[error("write refused: {0}")]
     Rejected(CommandError),
-    /// Another node leads the cluster; the write must go there.
+    /// Another node leads the cluster, or none is known; the write must go to the leader.
     #[error("this node is not the raft leader (leader: {})", leader.map_or("unknown".to_string(), |id| format!("node {id}")))]
     NotLeader { leader: Option<u64> },
     /// Raft stopped or failed; the write may or may not have been committed.
     #[error("raft: {0}")]
     Raft(String),
+    /// Not committed in time (this node may be cut off from a quorum); the write may still
+    /// commit later.
+    #[error(
+        "write not committed within {waited:?} (is a quorum of the cluster reachable?); it may still take effect"
+    )]
+    Timeout { waited: Duration },
+    /// This node is not the leader and could not reach the one it knows; nothing was written.
+    #[error(
+        "the leader, node {leader}, cannot be reached from this node ({reason}); nothing was written: retry, or write to another node"
+    )]
+    LeaderUnreachable { leader: u64, reason: String },
+    /// The command is too large for one Raft entry; nothing was proposed.
+    #[error(
+        "write of {bytes} bytes exceeds the {MAX_PROPOSAL_BYTES} byte limit of one raft entry: split it into smaller writes"
+    )]
+    TooLarge { bytes: usize },
 }
 
 /// Why the store did not open or shut down cleanly. Each message names the file.
@@ -255,6 +291,12 @@ pub enum StoreError {
         path: PathBuf,
         cause: std::io::Error,
     },
+    #[error("{} belongs to node {found}, not node {wanted}: use the data directory of node {wanted}", path.display())]
+    NodeId {
+        path: PathBuf,
+        found: u64,
+        wanted: u64,
+    },
     #[error("raft on {}: {message}", path.display())]
     Raft { path: PathBuf, message: String },
     #[error("raft on {} did not elect this node leader within {waited:?}: {message}", path.display())]
@@ -270,11 +312,16 @@ pub enum StoreError {
 impl Store {
     /// Opens or creates `<data_dir>/outpost.redb`, starts Raft, initialises a single-node
     /// cluster with node id 1 on first start, and waits until this node is leader.
+    ///
+    /// With [`StoreOptions::cluster`], the node is one of many: it initialises or waits to join
+    /// on first start (see [`ClusterStart`]), and waits to lead only when it is its cluster's
+    /// only voter.
     pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
         Store::open_with(data_dir, StoreOptions::default()).await
     }
 
-    /// [`Store::open`] with a history window and an observer of applied batches.
+    /// [`Store::open`] with a history window, an observer of applied batches and a place in a
+    /// cluster.
     pub async fn open_with(data_dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         Store::open_tuned(data_dir, Tuning::DEFAULT, options).await
     }
@@ -291,7 +338,17 @@ impl Store {
                 path: data_dir.to_owned(),
                 cause,
             })?;
-        let (db, cluster_id) = open_db(&path).await?;
+        let cluster = options.cluster;
+        let wanted_id = cluster.node_id.unwrap_or(FIRST_NODE_ID);
+        let (db, cluster_id, node_id) =
+            open_db(&path, wanted_id, cluster.cluster_id.clone()).await?;
+        if cluster.node_id.is_some_and(|wanted| wanted != node_id) {
+            return Err(StoreError::NodeId {
+                path,
+                found: node_id,
+                wanted: wanted_id,
+            });
+        }
         let state_machine =
             StateMachine::open(Arc::clone(&db), options.observer, options.history_entries)
                 .await
@@ -305,12 +362,12 @@ impl Store {
             message,
         };
         let config = tuning
-            .raft_config()
+            .raft_config(&cluster.timing)
             .map_err(|e| raft_error(format!("invalid raft config: {e}")))?;
         let raft = Raft::new(
-            NODE_ID,
+            node_id,
             Arc::new(config),
-            NoPeers,
+            PeerNetwork::new(node_id, Arc::clone(&cluster.transport)),
             LogStore::new(Arc::clone(&db)),
             state_machine,
         )
@@ -322,11 +379,14 @@ impl Store {
                 published,
                 db: Arc::downgrade(&db),
                 cluster_id,
+                node_id,
+                timing: cluster.timing,
+                transport: cluster.transport,
             }),
         };
         drop(db);
 
-        if let Err(e) = store.become_leader(&path).await {
+        if let Err(e) = store.start(&path, cluster.start, cluster.node_info).await {
             // Stop Raft so that it releases the file; the caller may try again.
             if let Err(shutdown) = store.shutdown().await {
                 tracing::warn!(error = %shutdown, "raft did not shut down after a failed open");
@@ -336,15 +396,23 @@ impl Store {
         let status = store.status();
         tracing::info!(
             path = %path.display(),
+            node_id,
+            state = %status.state,
             term = status.term,
             applied_index = ?status.applied_index,
-            "store open, this node leads"
+            "store open"
         );
         Ok(store)
     }
 
-    /// Initialises the single-node cluster if it never was, then waits to lead it.
-    async fn become_leader(&self, path: &Path) -> Result<(), StoreError> {
+    /// Initialises a cluster of one if this node never was in a cluster and `start` says so;
+    /// then, if this node is its cluster's only voter, waits to lead it.
+    async fn start(
+        &self,
+        path: &Path,
+        start: ClusterStart,
+        node_info: NodeInfo,
+    ) -> Result<(), StoreError> {
         let raft = &self.inner.raft;
         let raft_error = |message: String| StoreError::Raft {
             path: path.to_owned(),
@@ -354,13 +422,34 @@ impl Store {
             .is_initialized()
             .await
             .map_err(|e| raft_error(e.to_string()))?;
+        let node_id = self.inner.node_id;
         if !initialized {
-            tracing::info!(node_id = NODE_ID, "initialising a single-node cluster");
-            // Issue 3 puts this node's iroh address here.
-            let members = BTreeMap::from([(NODE_ID, BasicNode::default())]);
+            if start == ClusterStart::Join {
+                tracing::info!(node_id, "waiting to be added to a cluster");
+                return Ok(());
+            }
+            tracing::info!(node_id, "initialising a single-node cluster");
+            let members = BTreeMap::from([(node_id, node_info)]);
             raft.initialize(members)
                 .await
                 .map_err(|e| raft_error(format!("cannot initialise the cluster: {e}")))?;
+        }
+        // The membership reaches the metrics shortly after `initialize` or the load returns.
+        let metrics = raft
+            .wait(Some(LEADER_WAIT))
+            .metrics(
+                |metrics| {
+                    let membership = metrics.membership_config.membership();
+                    membership.voter_ids().next().is_some()
+                },
+                "the membership is known",
+            )
+            .await
+            .map_err(|e| raft_error(e.to_string()))?;
+        let voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
+        if voters != [node_id] {
+            // One of several: the cluster elects its leader, perhaps without this node.
+            return Ok(());
         }
         raft.wait(Some(LEADER_WAIT))
             .state(
@@ -378,27 +467,19 @@ impl Store {
 
     /// Proposes `cmd` through Raft; returns after it is committed and applied, with its log
     /// index and changes, or the refusal of the zones model (the entry is applied either way).
+    ///
+    /// On a node that knows another node leads, the write is forwarded there and the leader's
+    /// answer returned. Gives up with [`WriteError::Timeout`] when the entry is not committed
+    /// within [`RaftTiming::commit`], and refuses a command over [`MAX_PROPOSAL_BYTES`].
     pub async fn write(&self, cmd: Command) -> Result<Written, WriteError> {
-        let response = match self.inner.raft.client_write(Proposal(cmd)).await {
-            Ok(response) => response,
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                return Err(WriteError::NotLeader {
-                    leader: forward.leader_id,
-                });
-            }
-            Err(e) => return Err(WriteError::Raft(e.to_string())),
-        };
-        let index = response.log_id.index;
-        match response.data.0 {
-            Ok(changes) => {
-                tracing::debug!(index, changes = changes.len(), "write applied");
-                Ok(Written { index, changes })
-            }
-            Err(refused) => {
-                tracing::debug!(index, error = %refused, "write refused by the zones model");
-                Err(WriteError::Rejected(refused))
-            }
+        let bytes = encoded_len(&cmd);
+        if bytes > MAX_PROPOSAL_BYTES {
+            return Err(WriteError::TooLarge { bytes });
         }
+        if let Some((leader, node)) = self.leader_elsewhere() {
+            return self.forward(leader, node, cmd).await;
+        }
+        forward::propose(&self.inner.raft, cmd, self.inner.timing.commit).await
     }
 
     /// The query index, swapped after every applied batch; load it per query, lock-free.
@@ -434,6 +515,20 @@ impl Store {
             .upgrade()
             .ok_or_else(|| std::io::Error::other("the store is shut down"))?;
         tables::blocking(&db, move |db| state_machine::read_history(db, after, up_to)).await
+    }
+
+    /// This node's Raft id.
+    pub fn node_id(&self) -> u64 {
+        self.inner.node_id
+    }
+
+    /// Serves the Raft RPCs of this node's peers; a transport's accept loop calls it.
+    pub fn rpc_handler(&self) -> RaftRpcHandler {
+        RaftRpcHandler::new(
+            self.inner.raft.clone(),
+            self.inner.node_id,
+            self.inner.timing.commit,
+        )
     }
 
     /// This node's Raft role and log positions.
@@ -477,20 +572,43 @@ impl Store {
     }
 }
 
+/// The length of a value's postcard encoding, counted without building it.
+fn encoded_len<T: serde::Serialize>(value: &T) -> usize {
+    struct Count(usize);
+    impl Extend<u8> for Count {
+        fn extend<I: IntoIterator<Item = u8>>(&mut self, bytes: I) {
+            self.0 += bytes.into_iter().count();
+        }
+    }
+    // Serializing a `Command` into a counter cannot fail; were it to, nothing is refused here
+    // and the log store reports the error.
+    postcard::to_extend(value, Count(0)).map_or(0, |count| count.0)
+}
+
 /// Opens the database file off the async threads, naming the likely cause when it is locked.
-async fn open_db(path: &Path) -> Result<(Arc<Database>, String), StoreError> {
+/// Returns the database, the cluster id and the node id (`new_node_id` and `new_cluster_id`,
+/// or a random cluster id, for a new file).
+async fn open_db(
+    path: &Path,
+    new_node_id: u64,
+    new_cluster_id: Option<String>,
+) -> Result<(Arc<Database>, String, u64), StoreError> {
     let file = path.to_owned();
-    let opened = tokio::task::spawn_blocking(move || tables::open_database(&file))
-        .await
-        .map_err(|e| StoreError::Open {
-            path: path.to_owned(),
-            cause: redb::Error::Io(std::io::Error::other(e)),
-        })?;
+    let opened = tokio::task::spawn_blocking(move || {
+        tables::open_database(&file, new_node_id, new_cluster_id)
+    })
+    .await
+    .map_err(|e| StoreError::Open {
+        path: path.to_owned(),
+        cause: redb::Error::Io(std::io::Error::other(e)),
+    })?;
     match opened {
-        Ok((db, tables::FORMAT_VERSION, cluster_id)) => Ok((Arc::new(db), cluster_id)),
-        Ok((_, found, _)) => Err(StoreError::Format {
+        Ok(opened) if opened.format == tables::FORMAT_VERSION => {
+            Ok((Arc::new(opened.db), opened.cluster_id, opened.node_id))
+        }
+        Ok(opened) => Err(StoreError::Format {
             path: path.to_owned(),
-            found,
+            found: opened.format,
             expected: tables::FORMAT_VERSION,
         }),
         Err(cause @ redb::Error::DatabaseAlreadyOpen) => Err(StoreError::AlreadyOpen {
@@ -517,13 +635,19 @@ impl Tuning {
         log_entries_kept_after_snapshot: LOG_ENTRIES_KEPT_AFTER_SNAPSHOT,
     };
 
-    fn raft_config(self) -> Result<openraft::Config, openraft::ConfigError> {
+    fn raft_config(self, timing: &RaftTiming) -> Result<openraft::Config, openraft::ConfigError> {
+        let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
         openraft::Config {
             cluster_name: "outpost".to_string(),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
             max_in_snapshot_log_to_keep: self.log_entries_kept_after_snapshot,
-            // Timeouts and heartbeats stay at openraft's defaults until issue 3 measures
-            // Raft over iroh.
+            heartbeat_interval: millis(timing.heartbeat),
+            election_timeout_min: millis(timing.election_min),
+            election_timeout_max: millis(timing.election_max),
+            install_snapshot_timeout: millis(timing.install_snapshot),
+            // A node cut off (or restarted) asks before it campaigns, so coming back does not
+            // raise the term and unseat a healthy leader. `pre_vote` goes over the wire.
+            enable_pre_vote: Some(true),
             ..openraft::Config::default()
         }
         .validate()

@@ -75,6 +75,7 @@ impl From<WriteError> for ApiError {
     fn from(error: WriteError) -> ApiError {
         match error {
             WriteError::Rejected(refused) => ApiError::Refused(refused),
+            too_large @ WriteError::TooLarge { .. } => ApiError::TooLarge(too_large.to_string()),
             unavailable => ApiError::Unavailable(unavailable.to_string()),
         }
     }

@@ -5,7 +5,7 @@
 //! | table      | key                         | value                                      |
 //! |------------|-----------------------------|--------------------------------------------|
 //! | `log`      | index `u64`                 | postcard `Entry`                           |
-//! | `log_meta` | `"vote"`, `"last_purged"`, `"committed"` | postcard `Vote` / `LogId`     |
+//! | `log_meta` | `"format"`, `"cluster_id"`, `"node_id"`, `"vote"`, `"last_purged"`, `"committed"` | postcard `u32` / `String` / `u64` / `Vote` / `LogId` |
 //! | `zones`    | origin                      | `()`                                       |
 //! | `rrsets`   | `(zone, owner, rtype)`      | the RRset's records, wire bytes            |
 //! | `sm_meta`  | `"last_applied"`, `"last_membership"`, `"snapshot"` | postcard `LogId` / `StoredMembership` / stored snapshot |
@@ -52,6 +52,11 @@ pub(crate) const HISTORY_FLOOR: &str = "history_floor";
 /// `log_meta` key of this cluster's random id, created with the file: a Lite cursor from
 /// another cluster (a wiped appliance) must not be resumed.
 pub(crate) const CLUSTER_ID: &str = "cluster_id";
+/// `log_meta` key of this node's Raft id, fixed when the file is created. Files from before
+/// node ids were stored belong to node 1, the only node there was.
+pub(crate) const NODE_ID: &str = "node_id";
+/// The node id of a file created before [`NODE_ID`] was stored.
+const LEGACY_NODE_ID: u64 = 1;
 /// `sm_meta` key of the id of the last applied entry.
 pub(crate) const LAST_APPLIED: &str = "last_applied";
 /// `sm_meta` key of the last applied membership.
@@ -59,21 +64,47 @@ pub(crate) const LAST_MEMBERSHIP: &str = "last_membership";
 /// `sm_meta` key of the current snapshot (its meta and data, as sent to a follower).
 pub(crate) const SNAPSHOT: &str = "snapshot";
 
+/// What [`open_database`] found in (or gave to) the file.
+pub(crate) struct OpenedDatabase {
+    pub(crate) db: Database,
+    /// The file's format version (a new file gets [`FORMAT_VERSION`]).
+    pub(crate) format: u32,
+    pub(crate) cluster_id: String,
+    /// The node id stored in the file: `new_node_id` for a file created now.
+    pub(crate) node_id: u64,
+}
+
 /// Opens or creates the database file and makes sure every table exists, so that read
-/// transactions never meet a missing table. Returns the file's format version (a new file
-/// gets [`FORMAT_VERSION`]).
-pub(crate) fn open_database(path: &Path) -> Result<(Database, u32, String), redb::Error> {
+/// transactions never meet a missing table. A file created now takes `new_node_id`, and
+/// `new_cluster_id` or else a random cluster id.
+pub(crate) fn open_database(
+    path: &Path,
+    new_node_id: u64,
+    new_cluster_id: Option<String>,
+) -> Result<OpenedDatabase, redb::Error> {
     let db = Database::create(path)?;
     let txn = db.begin_write()?;
     txn.open_table(LOG)?;
-    let format = {
+    let (format, created) = {
         let mut meta = txn.open_table(LOG_META)?;
         let stored = meta.get(FORMAT)?.map(|bytes| decode::<u32>(bytes.value()));
         match stored {
-            Some(format) => format?,
+            Some(format) => (format?, false),
             None => {
                 put_value(&mut meta, FORMAT, &FORMAT_VERSION)?;
-                FORMAT_VERSION
+                (FORMAT_VERSION, true)
+            }
+        }
+    };
+    let node_id = {
+        let mut meta = txn.open_table(LOG_META)?;
+        let stored = meta.get(NODE_ID)?.map(|bytes| decode::<u64>(bytes.value()));
+        match stored {
+            Some(id) => id?,
+            None => {
+                let id = if created { new_node_id } else { LEGACY_NODE_ID };
+                put_value(&mut meta, NODE_ID, &id)?;
+                id
             }
         }
     };
@@ -82,9 +113,13 @@ pub(crate) fn open_database(path: &Path) -> Result<(Database, u32, String), redb
         let stored = meta
             .get(CLUSTER_ID)?
             .map(|bytes| decode::<String>(bytes.value()));
-        match stored {
-            Some(id) => id?,
-            None => {
+        match (stored, new_cluster_id.filter(|_| created)) {
+            (Some(id), _) => id?,
+            (None, Some(id)) => {
+                put_value(&mut meta, CLUSTER_ID, &id)?;
+                id
+            }
+            (None, None) => {
                 let mut random = [0u8; 16];
                 getrandom::fill(&mut random).map_err(|e| io::Error::other(e.to_string()))?;
                 let id: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
@@ -100,7 +135,12 @@ pub(crate) fn open_database(path: &Path) -> Result<(Database, u32, String), redb
     txn.open_table(LITE_TOKENS)?;
     txn.open_table(PLUGINS)?;
     txn.commit()?;
-    Ok((db, format, cluster_id))
+    Ok(OpenedDatabase {
+        db,
+        format,
+        cluster_id,
+        node_id,
+    })
 }
 
 /// Starts a write transaction that is on disk (fsynced) when `commit` returns.

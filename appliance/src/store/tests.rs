@@ -18,8 +18,13 @@ use outpost_core::zonefile::parse_zone;
 use redb::Database;
 use tempfile::TempDir;
 
-use super::types::{Entry, LogId, TypeConfig};
+use super::types::{Entry, LogId, Proposal, TypeConfig};
 use super::*;
+
+mod chaos;
+mod cluster;
+mod harness;
+mod history;
 
 const SITE: &str = "site.internal.";
 
@@ -48,7 +53,7 @@ fn add_host(number: u8) -> Command {
 
 fn log_id(index: u64) -> LogId {
     type LeaderId = <TypeConfig as RaftTypeConfig>::LeaderId;
-    LogId::new(LeaderId::new_committed(1, NODE_ID), index)
+    LogId::new(LeaderId::new_committed(1, FIRST_NODE_ID), index)
 }
 
 fn normal_entry(index: u64, command: Command) -> Entry {
@@ -57,9 +62,9 @@ fn normal_entry(index: u64, command: Command) -> Entry {
 
 /// The log store and state machine over a fresh database in a temporary directory.
 async fn open_parts(dir: &Path) -> std::io::Result<(Arc<Database>, LogStore, StateMachine)> {
-    let (db, _format, _cluster_id) =
-        tables::open_database(&dir.join(DB_FILE_NAME)).map_err(std::io::Error::other)?;
-    let db = Arc::new(db);
+    let opened = tables::open_database(&dir.join(DB_FILE_NAME), FIRST_NODE_ID, None)
+        .map_err(std::io::Error::other)?;
+    let db = Arc::new(opened.db);
     let state_machine = StateMachine::open(Arc::clone(&db), None, DEFAULT_HISTORY_ENTRIES).await?;
     Ok((Arc::clone(&db), LogStore::new(db), state_machine))
 }
@@ -168,7 +173,10 @@ async fn writes_survive_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).await.expect("open");
     let status = store.status();
-    assert_eq!((status.node_id, status.state), (NODE_ID, NodeState::Leader));
+    assert_eq!(
+        (status.node_id, status.state),
+        (FIRST_NODE_ID, NodeState::Leader)
+    );
 
     let created = store.write(create_zone(SITE)).await.expect("create zone");
     assert!(created.changes.contains(&Change::ZonePut {
@@ -233,9 +241,10 @@ async fn a_file_of_another_storage_format_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join(DB_FILE_NAME);
     {
-        let (db, format, _cluster_id) = tables::open_database(&path).expect("create");
+        let opened = tables::open_database(&path, FIRST_NODE_ID, None).expect("create");
+        let db = opened.db;
         assert_eq!(
-            format,
+            opened.format,
             tables::FORMAT_VERSION,
             "a new file gets the current format"
         );
@@ -311,6 +320,7 @@ async fn applied_batches_reach_the_observer_and_the_history_in_log_order() {
     let options = StoreOptions {
         history_entries: 3,
         observer: Some(recorder.clone()),
+        ..StoreOptions::default()
     };
     let store = Store::open_with(dir.path(), options).await.expect("open");
     let created = store.write(create_zone(SITE)).await.expect("create");

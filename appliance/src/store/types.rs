@@ -1,8 +1,8 @@
 //! The openraft type configuration and the two payload types it carries: what a log entry
 //! proposes ([`Proposal`]) and what applying it answered ([`WriteResponse`]).
 //!
-//! **Boundary:** nothing here is public outside [`crate::store`]; the rest of the appliance
-//! sees `Command`, `Change` and `CommandError` from `outpost_core::zones`.
+//! **Boundary:** nothing here but [`NodeInfo`] is public outside [`crate::store`]; the rest of
+//! the appliance sees `Command`, `Change` and `CommandError` from `outpost_core::zones`.
 
 use std::fmt;
 
@@ -10,15 +10,43 @@ use outpost_core::zones::{Change, Command, CommandError};
 use serde::{Deserialize, Serialize};
 
 openraft::declare_raft_types!(
-    /// Raft types of the appliance cluster. Node ids are small integers (the single node is
-    /// [`crate::store::NODE_ID`]); the node address is a string that issue 3 fills with the
-    /// iroh node address.
+    /// Raft types of the appliance cluster. Node ids are `u64`s kept in each data directory
+    /// (a first node is [`crate::store::FIRST_NODE_ID`]); a node's [`NodeInfo`] says how its
+    /// peers reach it.
     pub(crate) TypeConfig:
         D = Proposal,
         R = WriteResponse,
         NodeId = u64,
-        Node = openraft::BasicNode,
+        Node = NodeInfo,
 );
+
+/// What the cluster membership records about a node: how the transport reaches it.
+///
+/// **Boundary:** stored in the Raft log and in snapshots (inside every membership entry) and
+/// sent to peers, so its postcard encoding is part of the storage format (docs/storage.md).
+/// Today it is one string, encoded exactly as openraft's `BasicNode` that format 1 files hold;
+/// adding a field changes the encoding and needs a format bump.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// The address the transport dials (empty: not reachable, as a node that has no peers).
+    pub addr: String,
+}
+
+impl NodeInfo {
+    pub fn new(addr: impl Into<String>) -> NodeInfo {
+        NodeInfo { addr: addr.into() }
+    }
+}
+
+impl fmt::Display for NodeInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.addr.is_empty() {
+            f.write_str("(no address)")
+        } else {
+            f.write_str(&self.addr)
+        }
+    }
+}
 
 /// A log entry's application payload: one zone or record write.
 ///
@@ -55,3 +83,8 @@ pub(crate) type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<Type
 /// Snapshots travel and are stored as one byte buffer: see [`super::state_machine`].
 pub(crate) type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, Vec<u8>>;
 pub(crate) type Raft = openraft::Raft<TypeConfig, super::state_machine::StateMachine>;
+pub(crate) type AppendEntriesRequest = openraft::raft::AppendEntriesRequest<TypeConfig>;
+pub(crate) type AppendEntriesResponse = openraft::raft::AppendEntriesResponse<TypeConfig>;
+pub(crate) type VoteRequest = openraft::raft::VoteRequest<TypeConfig>;
+pub(crate) type VoteResponse = openraft::raft::VoteResponse<TypeConfig>;
+pub(crate) type SnapshotResponse = openraft::raft::SnapshotResponse<TypeConfig>;

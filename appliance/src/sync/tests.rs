@@ -75,6 +75,7 @@ impl Harness {
             StoreOptions {
                 history_entries: options.history_entries,
                 observer: Some(hub.clone()),
+                ..StoreOptions::default()
             },
         )
         .await

@@ -1,0 +1,186 @@
+//! Writes from any node: a node that knows another node leads sends the write there, over the
+//! same transport and codec as Raft, and returns the leader's answer.
+//!
+//! The chain: [`Store::write`] → this node is not the leader and knows who is →
+//! `RaftRequest::ClientWrite` → the leader's `RaftRpcHandler` → [`propose`] there → the
+//! [`ForwardedOutcome`] back → the caller's `Result`.
+//!
+//! **Invariant:** a write is forwarded only when this node's Raft says another node leads, so
+//! nothing of it was appended here; and it is forwarded once: the leader proposes it or
+//! answers not-leader, it never forwards it again. A forward whose answer is lost may still
+//! commit, as any write whose answer is lost (the caller hears a timeout or failure that says
+//! so).
+
+use std::time::Duration;
+
+use openraft::ServerState;
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ClientWriteError, RaftError};
+use outpost_core::zones::{Change, Command, CommandError};
+use serde::{Deserialize, Serialize};
+
+use super::network::{CodecError, TransportError, codec};
+use super::types::{NodeInfo, Proposal, Raft};
+use super::{MAX_PROPOSAL_BYTES, Store, WriteError, Written, encoded_len};
+
+/// How much longer a forwarding node waits than the leader's own commit timeout, so that the
+/// leader's answer (a timeout included) arrives before the forwarding node gives up.
+const FORWARD_MARGIN: Duration = Duration::from_secs(1);
+
+/// Proposes `cmd` on this node's Raft and waits up to `waited` for it to be committed and
+/// applied. Never forwards: a node that is not the leader answers [`WriteError::NotLeader`].
+pub(crate) async fn propose(
+    raft: &Raft,
+    cmd: Command,
+    waited: Duration,
+) -> Result<Written, WriteError> {
+    let bytes = encoded_len(&cmd);
+    if bytes > MAX_PROPOSAL_BYTES {
+        return Err(WriteError::TooLarge { bytes });
+    }
+    let proposed = raft.client_write(Proposal(cmd));
+    let Ok(result) = tokio::time::timeout(waited, proposed).await else {
+        return Err(WriteError::Timeout { waited });
+    };
+    let response = match result {
+        Ok(response) => response,
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+            return Err(WriteError::NotLeader {
+                leader: forward.leader_id,
+            });
+        }
+        Err(e) => return Err(WriteError::Raft(e.to_string())),
+    };
+    let index = response.log_id.index;
+    match response.data.0 {
+        Ok(changes) => {
+            tracing::debug!(index, changes = changes.len(), "write applied");
+            Ok(Written { index, changes })
+        }
+        Err(refused) => {
+            tracing::debug!(index, error = %refused, "write refused by the zones model");
+            Err(WriteError::Rejected(refused))
+        }
+    }
+}
+
+/// A forwarded write's outcome on the wire (inside `RaftReply::ClientWrite`).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ForwardedOutcome {
+    Written {
+        index: u64,
+        changes: Vec<Change>,
+    },
+    Rejected(CommandError),
+    NotLeader {
+        leader: Option<u64>,
+    },
+    TooLarge {
+        bytes: u64,
+    },
+    Timeout {
+        waited_ms: u64,
+    },
+    /// Raft failed on the leader; the write may or may not have been committed.
+    Failed(String),
+}
+
+impl From<Result<Written, WriteError>> for ForwardedOutcome {
+    fn from(result: Result<Written, WriteError>) -> ForwardedOutcome {
+        match result {
+            Ok(written) => ForwardedOutcome::Written {
+                index: written.index,
+                changes: written.changes,
+            },
+            Err(WriteError::Rejected(refused)) => ForwardedOutcome::Rejected(refused),
+            Err(WriteError::NotLeader { leader }) => ForwardedOutcome::NotLeader { leader },
+            Err(WriteError::TooLarge { bytes }) => ForwardedOutcome::TooLarge {
+                bytes: bytes as u64,
+            },
+            Err(WriteError::Timeout { waited }) => ForwardedOutcome::Timeout {
+                waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+            },
+            Err(other) => ForwardedOutcome::Failed(other.to_string()),
+        }
+    }
+}
+
+impl ForwardedOutcome {
+    fn into_result(self, leader: u64) -> Result<Written, WriteError> {
+        match self {
+            ForwardedOutcome::Written { index, changes } => Ok(Written { index, changes }),
+            ForwardedOutcome::Rejected(refused) => Err(WriteError::Rejected(refused)),
+            ForwardedOutcome::NotLeader { leader } => Err(WriteError::NotLeader { leader }),
+            ForwardedOutcome::TooLarge { bytes } => Err(WriteError::TooLarge {
+                bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
+            }),
+            ForwardedOutcome::Timeout { waited_ms } => Err(WriteError::Timeout {
+                waited: Duration::from_millis(waited_ms),
+            }),
+            ForwardedOutcome::Failed(reason) => Err(WriteError::Raft(format!(
+                "on the leader, node {leader}: {reason}"
+            ))),
+        }
+    }
+}
+
+impl Store {
+    /// The leader and its address when this node knows another node leads.
+    pub(super) fn leader_elsewhere(&self) -> Option<(u64, NodeInfo)> {
+        let metrics = self.inner.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        if metrics.state == ServerState::Leader {
+            return None;
+        }
+        let leader = metrics
+            .current_leader
+            .filter(|id| *id != self.inner.node_id)?;
+        let node = metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)?
+            .clone();
+        Some((leader, node))
+    }
+
+    /// Sends `cmd` to the leader and returns its answer.
+    pub(super) async fn forward(
+        &self,
+        leader: u64,
+        node: NodeInfo,
+        cmd: Command,
+    ) -> Result<Written, WriteError> {
+        tracing::debug!(leader, "forwarding a write to the leader");
+        let request = match codec::encode(&codec::RaftRequest::ClientWrite(cmd)) {
+            Ok(request) => request,
+            Err(CodecError::TooLarge { len }) => return Err(WriteError::TooLarge { bytes: len }),
+            Err(e) => return Err(WriteError::Raft(e.to_string())),
+        };
+        let waited = self.inner.timing.commit + FORWARD_MARGIN;
+        let call = self.inner.transport.call(leader, &node, request);
+        let reply = match tokio::time::timeout(waited, call).await {
+            Err(_elapsed) => return Err(WriteError::Timeout { waited }),
+            Ok(Err(TransportError::Unreachable { reason, .. })) => {
+                return Err(WriteError::LeaderUnreachable { leader, reason });
+            }
+            Ok(Err(e @ TransportError::Failed { .. })) => {
+                return Err(WriteError::Raft(format!(
+                    "{e}; the forwarded write may or may not have been committed"
+                )));
+            }
+            Ok(Ok(reply)) => reply,
+        };
+        match codec::decode::<codec::RaftReply>(&reply) {
+            Ok(codec::RaftReply::ClientWrite(outcome)) => outcome.into_result(leader),
+            Ok(codec::RaftReply::Unavailable(reason)) => {
+                Err(WriteError::LeaderUnreachable { leader, reason })
+            }
+            Ok(other) => Err(WriteError::Raft(format!(
+                "node {leader} answered a forwarded write with {other:?}"
+            ))),
+            Err(e) => Err(WriteError::Raft(format!(
+                "node {leader}'s answer to a forwarded write: {e}; it may or may not have been committed"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The receiving side of Raft RPCs: request bytes in, reply bytes out.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::codec::{self, CodecError, MAX_SNAPSHOT_BYTES, RaftReply, RaftRequest};
+use crate::store::forward::{self, ForwardedOutcome};
+use crate::store::types::{Raft, Snapshot, SnapshotMeta, Vote};
+
+/// Serves the Raft RPCs peers send this node: decodes a request, hands it to the local Raft
+/// and encodes its answer. A transport's accept loop calls [`RaftRpcHandler::handle`] once per
+/// request; clones share the node.
+///
+/// **Invariant:** nothing a peer sends is trusted for size: the codec refuses a request over
+/// [`super::MAX_RAFT_MESSAGE`] before decoding it. Who may send at all is the transport's
+/// decision (the iroh transport serves only members and holders of a join secret). A snapshot
+/// is assembled from its chunks up to [`super::MAX_SNAPSHOT_BYTES`], one snapshot at a time.
+#[derive(Clone)]
+pub struct RaftRpcHandler {
+    raft: Raft,
+    /// This node's id, in logs.
+    id: u64,
+    /// How long a forwarded write waits for its commit here.
+    commit: Duration,
+    /// The snapshot whose chunks are arriving. Only a leader sends snapshots, one at a time
+    /// to each follower, so one slot is enough: a new snapshot (offset 0) replaces it.
+    assembly: Arc<Mutex<Option<Assembly>>>,
+}
+
+/// A snapshot being received.
+struct Assembly {
+    vote: Vote,
+    meta: SnapshotMeta,
+    total: u64,
+    data: Vec<u8>,
+}
+
+/// One received chunk, as [`RaftRpcHandler::take_chunk`] gets it.
+struct Chunk {
+    vote: Vote,
+    meta: SnapshotMeta,
+    total: u64,
+    offset: u64,
+    data: Vec<u8>,
+}
+
+impl fmt::Debug for RaftRpcHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RaftRpcHandler")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl RaftRpcHandler {
+    pub(crate) fn new(raft: Raft, id: u64, commit: Duration) -> RaftRpcHandler {
+        RaftRpcHandler {
+            raft,
+            id,
+            commit,
+            assembly: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The node this handler serves.
+    pub fn node_id(&self) -> u64 {
+        self.id
+    }
+
+    /// Answers one request. An error means the bytes were not a request this node reads; the
+    /// transport drops the exchange (the caller times out or sees the stream end).
+    pub async fn handle(&self, request: &[u8]) -> Result<Vec<u8>, CodecError> {
+        let request: RaftRequest = codec::decode(request)?;
+        let kind = request.kind();
+        let reply = self.dispatch(request).await;
+        if let RaftReply::Unavailable(reason) = &reply {
+            tracing::debug!(node_id = self.id, rpc = kind, %reason, "raft rpc not served");
+        }
+        codec::encode(&reply)
+    }
+
+    async fn dispatch(&self, request: RaftRequest) -> RaftReply {
+        match request {
+            RaftRequest::AppendEntries(rpc) => match self.raft.append_entries(rpc).await {
+                Ok(response) => RaftReply::AppendEntries(response),
+                Err(e) => RaftReply::Unavailable(e.to_string()),
+            },
+            RaftRequest::Vote(rpc) => match self.raft.vote(rpc).await {
+                Ok(response) => RaftReply::Vote(response),
+                Err(e) => RaftReply::Unavailable(e.to_string()),
+            },
+            RaftRequest::PreVote(rpc) => match self.raft.pre_vote(rpc).await {
+                Ok(response) => RaftReply::PreVote(response),
+                Err(e) => RaftReply::Unavailable(e.to_string()),
+            },
+            RaftRequest::ClientWrite(command) => {
+                // Proposed here or answered not-leader: never forwarded again.
+                let result = forward::propose(&self.raft, command, self.commit).await;
+                RaftReply::ClientWrite(ForwardedOutcome::from(result))
+            }
+            RaftRequest::SnapshotChunk {
+                vote,
+                meta,
+                total,
+                offset,
+                data,
+            } => {
+                let chunk = Chunk {
+                    vote,
+                    meta,
+                    total,
+                    offset,
+                    data,
+                };
+                match self.take_chunk(chunk) {
+                    Err(reason) => RaftReply::SnapshotChunkRefused(reason),
+                    Ok(None) => RaftReply::SnapshotChunkStored,
+                    Ok(Some(complete)) => {
+                        tracing::info!(
+                            node_id = self.id,
+                            bytes = complete.total,
+                            last_log_id = ?complete.meta.last_log_id,
+                            "snapshot received"
+                        );
+                        let snapshot = Snapshot {
+                            meta: complete.meta,
+                            snapshot: complete.data,
+                        };
+                        match self
+                            .raft
+                            .install_full_snapshot(complete.vote, snapshot)
+                            .await
+                        {
+                            Ok(response) => RaftReply::InstallSnapshot(response),
+                            Err(e) => RaftReply::Unavailable(e.to_string()),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds a chunk to the snapshot being assembled; returns the snapshot once complete.
+    /// **Invariant:** memory grows only by chunks that arrived, never by a declared size, and
+    /// never past [`MAX_SNAPSHOT_BYTES`].
+    fn take_chunk(&self, chunk: Chunk) -> Result<Option<Assembly>, String> {
+        if chunk.total > MAX_SNAPSHOT_BYTES {
+            return Err(format!(
+                "snapshot of {} bytes exceeds the {MAX_SNAPSHOT_BYTES} byte cap",
+                chunk.total
+            ));
+        }
+        // A poisoned lock only means a panic elsewhere; the slot is replaced or checked anyway.
+        let mut slot = self
+            .assembly
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if chunk.offset == 0 {
+            *slot = Some(Assembly {
+                vote: chunk.vote,
+                meta: chunk.meta.clone(),
+                total: chunk.total,
+                data: Vec::new(),
+            });
+        }
+        let Some(assembly) = slot.as_mut() else {
+            return Err(format!(
+                "chunk at offset {} of a snapshot that was not started",
+                chunk.offset
+            ));
+        };
+        let end = chunk.offset.saturating_add(chunk.data.len() as u64);
+        let continues = assembly.vote == chunk.vote
+            && assembly.meta == chunk.meta
+            && assembly.total == chunk.total
+            && assembly.data.len() as u64 == chunk.offset
+            && end <= chunk.total;
+        if !continues {
+            let expected = assembly.data.len();
+            *slot = None;
+            return Err(format!(
+                "chunk at offset {} does not continue the snapshot being received (expected offset {expected} of the same snapshot)",
+                chunk.offset
+            ));
+        }
+        assembly.data.extend_from_slice(&chunk.data);
+        if end < chunk.total {
+            return Ok(None);
+        }
+        Ok(slot.take())
+    }
+}
