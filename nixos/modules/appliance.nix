@@ -284,6 +284,34 @@ let
     default = null;
     inherit description;
   };
+
+  # The sandbox both units share; each adds its capabilities, write-execute rule and
+  # address families.
+  sandbox = {
+    ProtectSystem = "strict";
+    ProtectHome = true;
+    PrivateTmp = true;
+    PrivateDevices = true;
+    ProtectHostname = true;
+    ProtectClock = true;
+    ProtectKernelTunables = true;
+    ProtectKernelModules = true;
+    ProtectKernelLogs = true;
+    ProtectControlGroups = true;
+    ProtectProc = "invisible";
+    RestrictNamespaces = true;
+    LockPersonality = true;
+    RestrictRealtime = true;
+    RestrictSUIDSGID = true;
+    RemoveIPC = true;
+    SystemCallFilter = [
+      "@system-service"
+      "~@privileged"
+      "~@resources"
+    ];
+    SystemCallErrorNumber = "EPERM";
+    SystemCallArchitectures = "native";
+  };
 in
 {
   options.services.outpost = {
@@ -571,7 +599,7 @@ in
       # Restart in one step on upgrades: the DNS gap is the restart, not the activation.
       stopIfChanged = false;
 
-      serviceConfig = {
+      serviceConfig = sandbox // {
         Type = "notify";
         ExecStartPre =
           # "+": as root, to read and remove the boot-partition file; "-": a failure
@@ -606,25 +634,9 @@ in
         # namespace, so no PrivateUsers.
         PrivateUsers = false;
 
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        PrivateTmp = true;
-        PrivateDevices = true;
-        ProtectHostname = true;
-        ProtectClock = true;
-        ProtectKernelTunables = true;
-        ProtectKernelModules = true;
-        ProtectKernelLogs = true;
-        ProtectControlGroups = true;
-        ProtectProc = "invisible";
-        RestrictNamespaces = true;
-        LockPersonality = true;
         # False: plugins (installed at run time with `outpost plugin install`) are
         # compiled by wasmtime, which maps the compiled code executable.
         MemoryDenyWriteExecute = false;
-        RestrictRealtime = true;
-        RestrictSUIDSGID = true;
-        RemoveIPC = true;
         # UNIX for NOTIFY_SOCKET, NETLINK for interface enumeration (iroh, issue 3).
         RestrictAddressFamilies = [
           "AF_INET"
@@ -632,13 +644,6 @@ in
           "AF_UNIX"
           "AF_NETLINK"
         ];
-        SystemCallFilter = [
-          "@system-service"
-          "~@privileged"
-          "~@resources"
-        ];
-        SystemCallErrorNumber = "EPERM";
-        SystemCallArchitectures = "native";
       };
     };
 
@@ -656,7 +661,7 @@ in
       partOf = [ "outpost.service" ];
       script = installPluginsScript;
 
-      serviceConfig = {
+      serviceConfig = sandbox // {
         Type = "oneshot";
         RemainAfterExit = true;
         # A large component is compiled and checked by the node before it answers.
@@ -668,36 +673,13 @@ in
         DynamicUser = true;
         CapabilityBoundingSet = "";
         NoNewPrivileges = true;
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        PrivateTmp = true;
-        PrivateDevices = true;
-        ProtectHostname = true;
-        ProtectClock = true;
-        ProtectKernelTunables = true;
-        ProtectKernelModules = true;
-        ProtectKernelLogs = true;
-        ProtectControlGroups = true;
-        ProtectProc = "invisible";
-        RestrictNamespaces = true;
-        LockPersonality = true;
         # The CLI sends the component's bytes; it compiles nothing.
         MemoryDenyWriteExecute = true;
-        RestrictRealtime = true;
-        RestrictSUIDSGID = true;
-        RemoveIPC = true;
         RestrictAddressFamilies = [
           "AF_INET"
           "AF_INET6"
           "AF_UNIX"
         ];
-        SystemCallFilter = [
-          "@system-service"
-          "~@privileged"
-          "~@resources"
-        ];
-        SystemCallErrorNumber = "EPERM";
-        SystemCallArchitectures = "native";
       };
     };
   };
