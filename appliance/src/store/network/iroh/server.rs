@@ -1,0 +1,133 @@
+//! The accepting side: an iroh [`Router`] whose one protocol, [`RAFT_ALPN`], serves each
+//! stream of a member's connection with the node's [`RaftRpcHandler`].
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use ::iroh::endpoint::{Connection, ReadToEndError, RecvStream, SendStream};
+use ::iroh::protocol::{AcceptError, ProtocolHandler, Router};
+use ::iroh::{Endpoint, EndpointId};
+use tokio::task::JoinSet;
+use tracing::Instrument as _;
+
+use super::client::Outgoing;
+use super::{IrohError, MAX_RAFT_MESSAGE, PeerAddr, RAFT_ALPN, REFUSED, STREAM_TIMEOUT};
+use crate::store::network::RaftRpcHandler;
+
+/// A node's running Raft endpoint. Keep it and call [`RaftServer::shutdown`]: dropping it
+/// aborts the accept loop without closing connections cleanly.
+pub struct RaftServer {
+    router: Router,
+}
+
+impl RaftServer {
+    pub(super) fn spawn(
+        endpoint: Endpoint,
+        handler: RaftRpcHandler,
+        expected: BTreeSet<EndpointId>,
+    ) -> RaftServer {
+        let protocol = RaftProtocol {
+            handler,
+            expected: Arc::new(expected),
+        };
+        let router = Router::builder(endpoint)
+            .accept(RAFT_ALPN, protocol)
+            .spawn();
+        RaftServer { router }
+    }
+
+    /// Stops accepting, aborts the RPCs being served (their callers see the connection close)
+    /// and closes the endpoint, which this node's transport shares: its calls fail from now on.
+    pub async fn shutdown(self) -> Result<(), IrohError> {
+        self.router
+            .shutdown()
+            .await
+            .map_err(|e| IrohError::Shutdown(e.to_string()))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct RaftProtocol {
+    handler: RaftRpcHandler,
+    /// Admitted besides the members while this node is not in its own membership.
+    expected: Arc<BTreeSet<EndpointId>>,
+}
+
+impl RaftProtocol {
+    /// Whether `remote` may send this node Raft RPCs now (the module's invariant).
+    fn admits(&self, remote: EndpointId) -> bool {
+        let members = self.handler.membership();
+        let is_member = |id: EndpointId| {
+            members.iter().any(|(_, node)| {
+                node.addr
+                    .parse::<PeerAddr>()
+                    .is_ok_and(|addr| addr.id == id)
+            })
+        };
+        if is_member(remote) {
+            return true;
+        }
+        let this_node_is_member = members.iter().any(|(id, _)| *id == self.handler.node_id());
+        !this_node_is_member && self.expected.contains(&remote)
+    }
+}
+
+impl ProtocolHandler for RaftProtocol {
+    async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
+        let remote = connection.remote_id();
+        let span = tracing::info_span!("raft_peer", node_id = self.handler.node_id(), remote = %remote.fmt_short());
+        async move {
+            // Dropped with this future (connection closed, router shut down): aborts its RPCs.
+            let mut streams = JoinSet::new();
+            loop {
+                let (send, recv) = connection.accept_bi().await?;
+                if !self.admits(remote) {
+                    tracing::warn!(remote = %remote, "raft rpc refused: the endpoint is not a member of this cluster");
+                    connection.close(REFUSED, b"this endpoint is not a member of the cluster");
+                    return Ok(());
+                }
+                streams.spawn(serve(self.handler.clone(), send, recv).in_current_span());
+                while streams.try_join_next().is_some() {}
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// Serves one RPC: the request read to its end, handled, the reply written and finished.
+async fn serve(handler: RaftRpcHandler, send: SendStream, mut recv: RecvStream) {
+    // Created first, so the stream is reset, not finished empty, on every early return.
+    let reply_stream = Outgoing::new(send);
+    let request =
+        match tokio::time::timeout(STREAM_TIMEOUT, recv.read_to_end(MAX_RAFT_MESSAGE)).await {
+            Ok(Ok(request)) => request,
+            Ok(Err(ReadToEndError::TooLong)) => {
+                tracing::warn!(
+                    cap = MAX_RAFT_MESSAGE,
+                    "raft request over the message cap refused"
+                );
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "raft request not received");
+                return;
+            }
+            Err(_elapsed) => {
+                tracing::debug!(timeout = ?STREAM_TIMEOUT, "raft request not received in time");
+                return;
+            }
+        };
+    let reply = match handler.handle(&request).await {
+        Ok(reply) => reply,
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable raft request");
+            return;
+        }
+    };
+    match tokio::time::timeout(STREAM_TIMEOUT, reply_stream.send(&reply)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "raft reply not sent"),
+        Err(_elapsed) => tracing::debug!(timeout = ?STREAM_TIMEOUT, "raft reply not taken in time"),
+    }
+}
