@@ -25,9 +25,24 @@ pub struct IrohTransport {
     peers: Mutex<HashMap<u64, Arc<PeerSlot>>>,
 }
 
-/// A peer's cached connection and the address it was dialled at; the async lock is held while
-/// dialling, so concurrent RPCs wait for the one handshake.
-type PeerSlot = tokio::sync::Mutex<Option<(PeerAddr, Connection)>>;
+/// A peer's cached connection; the async lock is held while dialling, so concurrent RPCs
+/// wait for the one handshake.
+type PeerSlot = tokio::sync::Mutex<Option<Cached>>;
+
+/// An open connection and the address it was dialled at, as the membership writes it (so the
+/// common case compares text instead of parsing the endpoint id again).
+struct Cached {
+    addr: String,
+    connection: Connection,
+}
+
+impl Cached {
+    /// The connection, if it is to `addr` and still open.
+    fn open_to(&self, addr: &str) -> Option<Connection> {
+        (self.addr == addr && self.connection.close_reason().is_none())
+            .then(|| self.connection.clone())
+    }
+}
 
 /// Where an exchange broke, which decides how openraft hears of it.
 enum Stage {
@@ -59,14 +74,8 @@ impl IrohTransport {
         to_node: &NodeInfo,
         request: Vec<u8>,
     ) -> Result<Vec<u8>, TransportError> {
-        let peer: PeerAddr = to_node.addr.parse().map_err(|e: super::PeerAddrError| {
-            TransportError::Unreachable {
-                node: to,
-                reason: e.to_string(),
-            }
-        })?;
         let slot = Arc::clone(self.peers().entry(to).or_default());
-        let connection = self.connection(to, &slot, peer).await?;
+        let connection = self.connection(to, &slot, &to_node.addr).await?;
         let exchanged = tokio::time::timeout(EXCHANGE_TIMEOUT, exchange(&connection, &request));
         let failure = match exchanged.await {
             Ok(Ok(reply)) => return Ok(reply),
@@ -86,22 +95,31 @@ impl IrohTransport {
         Err(failure)
     }
 
-    /// The open connection to `peer`, dialled if there is none.
+    /// The open connection to the peer at `addr`, dialled if there is none.
     async fn connection(
         &self,
         to: u64,
         slot: &Arc<PeerSlot>,
-        peer: PeerAddr,
+        addr: &str,
     ) -> Result<Connection, TransportError> {
         // The common case: a connection is cached and nobody is dialling.
         if let Ok(cached) = slot.try_lock()
-            && let Some((addr, connection)) = cached.as_ref()
-            && *addr == peer
-            && connection.close_reason().is_none()
+            && let Some(connection) = cached.as_ref().and_then(|cached| cached.open_to(addr))
         {
-            return Ok(connection.clone());
+            return Ok(connection);
         }
-        let dial = tokio::spawn(dial(self.endpoint.clone(), Arc::clone(slot), peer));
+        let peer: PeerAddr =
+            addr.parse()
+                .map_err(|e: super::PeerAddrError| TransportError::Unreachable {
+                    node: to,
+                    reason: e.to_string(),
+                })?;
+        let dial = tokio::spawn(dial(
+            self.endpoint.clone(),
+            Arc::clone(slot),
+            addr.to_string(),
+            peer,
+        ));
         match dial.await {
             Ok(dialled) => {
                 dialled.map_err(|reason| TransportError::Unreachable { node: to, reason })
@@ -125,22 +143,21 @@ impl Transport for IrohTransport {
     }
 }
 
-/// Returns the slot's connection if it is open and to `peer`, else dials `peer` and caches the
-/// new connection. Holds the slot's lock throughout, so one dial runs per peer.
+/// Returns the slot's connection if it is open and to `addr`, else dials `peer` (which `addr`
+/// names) and caches the new connection. Holds the slot's lock throughout, so one dial runs
+/// per peer.
 async fn dial(
     endpoint: Endpoint,
     slot: Arc<PeerSlot>,
+    addr: String,
     peer: PeerAddr,
 ) -> Result<Connection, String> {
     let mut cached = slot.lock().await;
-    if let Some((addr, connection)) = cached.as_ref()
-        && *addr == peer
-        && connection.close_reason().is_none()
-    {
-        return Ok(connection.clone());
+    if let Some(connection) = cached.as_ref().and_then(|cached| cached.open_to(&addr)) {
+        return Ok(connection);
     }
-    if let Some((_, stale)) = cached.take() {
-        stale.close(ABANDONED, b"replaced");
+    if let Some(stale) = cached.take() {
+        stale.connection.close(ABANDONED, b"replaced");
     }
     let target = EndpointAddr::new(peer.id).with_ip_addr(peer.addr);
     let connection =
@@ -154,7 +171,10 @@ async fn dial(
             }
         };
     tracing::debug!(%peer, "raft connection open");
-    *cached = Some((peer, connection.clone()));
+    *cached = Some(Cached {
+        addr,
+        connection: connection.clone(),
+    });
     Ok(connection)
 }
 
@@ -164,7 +184,7 @@ fn evict(slot: &PeerSlot, connection: &Connection) {
     if let Ok(mut cached) = slot.try_lock()
         && cached
             .as_ref()
-            .is_some_and(|(_, cached)| cached.stable_id() == connection.stable_id())
+            .is_some_and(|cached| cached.connection.stable_id() == connection.stable_id())
     {
         *cached = None;
     }

@@ -54,17 +54,14 @@ struct RaftProtocol {
 }
 
 impl RaftProtocol {
-    /// Whether `remote` may send this node Raft RPCs now (the module's invariant).
-    fn admits(&self, remote: EndpointId) -> bool {
+    /// Whether `remote` (written `remote_hex`, as addresses hold it) may send this node Raft
+    /// RPCs now (the module's invariant).
+    fn admits(&self, remote: EndpointId, remote_hex: &str) -> bool {
         let members = self.handler.membership();
-        let is_member = |id: EndpointId| {
-            members.iter().any(|(_, node)| {
-                node.addr
-                    .parse::<PeerAddr>()
-                    .is_ok_and(|addr| addr.id == id)
-            })
-        };
-        if is_member(remote) {
+        if members
+            .iter()
+            .any(|(_, node)| names_endpoint(&node.addr, remote, remote_hex))
+        {
             return true;
         }
         let this_node_is_member = members.iter().any(|(id, _)| *id == self.handler.node_id());
@@ -72,16 +69,27 @@ impl RaftProtocol {
     }
 }
 
+/// Whether a member's address names endpoint `remote`. Checked on every RPC, so the hex form
+/// this node writes is compared as text; only another form is parsed (a point decompression).
+fn names_endpoint(addr: &str, remote: EndpointId, remote_hex: &str) -> bool {
+    match addr.split_once('@') {
+        Some((id, _)) if id.len() == remote_hex.len() => id == remote_hex,
+        Some(_) => addr.parse::<PeerAddr>().is_ok_and(|addr| addr.id == remote),
+        None => false,
+    }
+}
+
 impl ProtocolHandler for RaftProtocol {
     async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
         let remote = connection.remote_id();
+        let remote_hex = remote.to_string();
         let span = tracing::info_span!("raft_peer", node_id = self.handler.node_id(), remote = %remote.fmt_short());
         async move {
             // Dropped with this future (connection closed, router shut down): aborts its RPCs.
             let mut streams = JoinSet::new();
             loop {
                 let (send, recv) = connection.accept_bi().await?;
-                if !self.admits(remote) {
+                if !self.admits(remote, &remote_hex) {
                     tracing::warn!(remote = %remote, "raft rpc refused: the endpoint is not a member of this cluster");
                     connection.close(REFUSED, b"this endpoint is not a member of the cluster");
                     return Ok(());
@@ -129,5 +137,31 @@ async fn serve(handler: RaftRpcHandler, send: SendStream, mut recv: RecvStream) 
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::debug!(error = %e, "raft reply not sent"),
         Err(_elapsed) => tracing::debug!(timeout = ?STREAM_TIMEOUT, "raft reply not taken in time"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ::iroh::SecretKey;
+
+    use super::*;
+
+    #[test]
+    fn a_member_address_names_only_its_own_endpoint() {
+        let remote = SecretKey::from_bytes(&[1; 32]).public();
+        let other = SecretKey::from_bytes(&[2; 32]).public();
+        let hex = remote.to_string();
+        assert!(names_endpoint(&format!("{hex}@127.0.0.1:1"), remote, &hex));
+        assert!(!names_endpoint(
+            &format!("{other}@127.0.0.1:1"),
+            remote,
+            &hex
+        ));
+        assert!(!names_endpoint(&hex, remote, &hex));
+        assert!(!names_endpoint("in-process:1", remote, &hex));
+        // Upper-case hex does not parse as an address either, so no peer could dial it.
+        let upper = format!("{}@127.0.0.1:1", hex.to_uppercase());
+        assert!(upper.parse::<PeerAddr>().is_err());
+        assert!(!names_endpoint(&upper, remote, &hex));
     }
 }
