@@ -15,8 +15,8 @@
 //! - `server`: [`RaftServer`], the accept loop serving peers' RPCs.
 //!
 //! **Invariant:** a node serves Raft RPCs only to endpoints named in its membership (the id
-//! before the `@` of a member's address), checked on every stream, so a node removed from the
-//! cluster is refused from its next RPC on. A node that is not in its own membership yet (a
+//! before the `@` of a member's address), checked when a connection arrives and again on every
+//! stream, so a node removed from the cluster is refused from its next RPC on. A node that is not in its own membership yet (a
 //! new node waiting to be added, or catching up on the log entries that add it) also admits
 //! the endpoints it was told to expect ([`RaftEndpoint::serve`]; the join ticket's nodes,
 //! later). Anyone else's connection is closed with [`REFUSED`], which callers see as

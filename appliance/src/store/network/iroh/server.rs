@@ -2,7 +2,8 @@
 //! stream of a member's connection with the node's [`RaftRpcHandler`].
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ::iroh::endpoint::{Connection, ReadToEndError, RecvStream, SendStream};
 use ::iroh::protocol::{AcceptError, ProtocolHandler, Router};
@@ -29,6 +30,7 @@ impl RaftServer {
         let protocol = RaftProtocol {
             handler,
             expected: Arc::new(expected),
+            last_warning: Arc::new(Mutex::new(None)),
         };
         let router = Router::builder(endpoint)
             .accept(RAFT_ALPN, protocol)
@@ -46,11 +48,17 @@ impl RaftServer {
     }
 }
 
+/// How often a refusal is logged as a warning; the others in between are debug lines. A
+/// removed node that still runs knocks at every election timeout.
+const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone)]
 struct RaftProtocol {
     handler: RaftRpcHandler,
     /// Admitted besides the members while this node is not in its own membership.
     expected: Arc<BTreeSet<EndpointId>>,
+    /// When a refusal was last logged as a warning.
+    last_warning: Arc<Mutex<Option<Instant>>>,
 }
 
 impl RaftProtocol {
@@ -66,6 +74,25 @@ impl RaftProtocol {
         }
         let this_node_is_member = members.iter().any(|(id, _)| *id == self.handler.node_id());
         !this_node_is_member && self.expected.contains(&remote)
+    }
+
+    /// Closes a connection from an endpoint that may not send RPCs, saying why.
+    fn refuse(&self, connection: &Connection, remote: EndpointId) {
+        connection.close(REFUSED, b"this endpoint is not a member of the cluster");
+        let now = Instant::now();
+        // A poisoned lock only costs a log line's level.
+        let warn = self.last_warning.lock().is_ok_and(|mut last| {
+            let due = last.is_none_or(|at| now.duration_since(at) >= REFUSAL_WARNING_INTERVAL);
+            if due {
+                *last = Some(now);
+            }
+            due
+        });
+        if warn {
+            tracing::warn!(remote = %remote, "raft rpc refused: the endpoint is not a member of this cluster");
+        } else {
+            tracing::debug!(remote = %remote, "raft rpc refused: the endpoint is not a member of this cluster");
+        }
     }
 }
 
@@ -85,13 +112,17 @@ impl ProtocolHandler for RaftProtocol {
         let remote_hex = remote.to_string();
         let span = tracing::info_span!("raft_peer", node_id = self.handler.node_id(), remote = %remote.fmt_short());
         async move {
+            // Checked before any stream too, so a stranger holds no connection open.
+            if !self.admits(remote, &remote_hex) {
+                self.refuse(&connection, remote);
+                return Ok(());
+            }
             // Dropped with this future (connection closed, router shut down): aborts its RPCs.
             let mut streams = JoinSet::new();
             loop {
                 let (send, recv) = connection.accept_bi().await?;
                 if !self.admits(remote, &remote_hex) {
-                    tracing::warn!(remote = %remote, "raft rpc refused: the endpoint is not a member of this cluster");
-                    connection.close(REFUSED, b"this endpoint is not a member of the cluster");
+                    self.refuse(&connection, remote);
                     return Ok(());
                 }
                 streams.spawn(serve(self.handler.clone(), send, recv).in_current_span());
