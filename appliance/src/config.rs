@@ -60,6 +60,17 @@ pub struct RawConfig {
     pub sync: RawSync,
     #[serde(default)]
     pub forward: RawForward,
+    #[serde(default)]
+    pub cluster: RawCluster,
+}
+
+/// `[cluster]`: Raft between appliances.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// `IP:PORT` of the node's Raft endpoint (iroh, QUIC over UDP), the address peers dial;
+    /// unset, the node runs alone.
+    pub raft: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -106,6 +117,7 @@ pub struct Overrides {
     pub dns: Option<String>,
     pub admin: Option<String>,
     pub sync: Option<String>,
+    pub raft: Option<String>,
 }
 
 /// The validated configuration.
@@ -121,6 +133,9 @@ pub struct Config {
     pub sync: SyncConfig,
     pub recursion_networks: Vec<IpNet>,
     pub forward: ForwardConfig,
+    /// Where the Raft endpoint listens, and what peers dial (port 0: any free port, named
+    /// in `addresses.json`); `None`: no Raft endpoint, the node runs alone.
+    pub raft: Option<SocketAddr>,
 }
 
 /// The validated `[sync]` section.
@@ -194,6 +209,7 @@ impl RawConfig {
             DEFAULT_ADMIN,
         )?;
         let sync = resolve_sync(self.sync, overrides.sync)?;
+        let raft = resolve_raft(overrides.raft.or(self.cluster.raft))?;
         let recursion_networks = match self.dns.allow_recursion {
             Some(networks) => networks,
             None => DEFAULT_RECURSION_NETWORKS
@@ -257,6 +273,7 @@ impl RawConfig {
             admin,
             sync,
             recursion_networks,
+            raft,
             forward: ForwardConfig {
                 upstreams,
                 timeout: Duration::from_millis(timeout_ms),
@@ -300,6 +317,7 @@ impl Config {
             self.sync.history_entries != next.sync.history_entries,
         );
         check("allow_root", self.allow_root != next.allow_root);
+        check("cluster.raft", self.raft != next.raft);
         keys
     }
 }
@@ -341,6 +359,27 @@ fn resolve_sync(raw: RawSync, listen: Option<String>) -> Result<SyncConfig, Conf
         tls,
         history_entries,
     })
+}
+
+/// The Raft address: an `IP:PORT` peers can dial, so never an unspecified IP.
+fn resolve_raft(value: Option<String>) -> Result<Option<SocketAddr>, ConfigError> {
+    let Some(text) = value else {
+        return Ok(None);
+    };
+    let invalid = |problem: &str| ConfigError::Invalid {
+        key: "cluster.raft",
+        value: text.clone(),
+        problem: problem.to_string(),
+    };
+    let addr: SocketAddr = text
+        .parse()
+        .map_err(|_| invalid("is not an address (use IP:PORT, e.g. 192.0.2.10:7400)"))?;
+    if addr.ip().is_unspecified() {
+        return Err(invalid(
+            "is unspecified: give the address peers dial (e.g. 192.0.2.10:7400)",
+        ));
+    }
+    Ok(Some(addr))
 }
 
 fn parse_addr(
@@ -430,6 +469,29 @@ mod tests {
             config.recursion_networks.len(),
             DEFAULT_RECURSION_NETWORKS.len()
         );
+    }
+
+    #[test]
+    fn the_raft_address_is_off_by_default_and_must_be_one_peers_can_dial() {
+        let config = RawConfig::default().resolve(Overrides::default()).unwrap();
+        assert_eq!(config.raft, None);
+        let raw = RawConfig::from_toml("[cluster]\nraft = \"127.0.0.1:7400\"\n").unwrap();
+        let config = raw
+            .resolve(Overrides {
+                raft: Some("127.0.0.1:7401".into()),
+                ..Overrides::default()
+            })
+            .unwrap();
+        assert_eq!(config.raft, Some("127.0.0.1:7401".parse().unwrap()));
+        for (text, problem) in [("0.0.0.0:7400", "unspecified"), ("node-a:7400", "IP:PORT")] {
+            let error = RawConfig::from_toml(&format!("[cluster]\nraft = {text:?}\n"))
+                .unwrap()
+                .resolve(Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("cluster.raft"), "{error}");
+            assert!(error.contains(problem), "{error}");
+        }
     }
 
     #[test]

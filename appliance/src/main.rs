@@ -87,6 +87,11 @@ struct ServeArgs {
     /// Lite sync WebSocket address (default 127.0.0.1:8054).
     #[arg(long)]
     sync: Option<String>,
+    /// Raft endpoint address, IP:PORT (iroh: QUIC over UDP), the one peers dial, so not
+    /// 0.0.0.0; port 0 picks a free port, named in addresses.json. Default: none, the node
+    /// runs alone.
+    #[arg(long)]
+    raft: Option<String>,
     /// Log filter, e.g. info or outpost_appliance=debug (default: the config file's
     /// `log`, else info). RUST_LOG wins over both; either one pins the filter, so a
     /// reload no longer changes it.
@@ -151,6 +156,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             dns: args.dns,
             admin: args.admin,
             sync: args.sync,
+            raft: args.raft,
         },
     };
     let config = source.load()?;

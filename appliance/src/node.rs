@@ -2,15 +2,16 @@
 //! sync endpoint, and shuts them down in a written order.
 //!
 //! Start: data directory → sync TLS certificate (when configured) → fanout hub →
-//! store (Raft + redb, waits for leadership; the hub and the plugin watch observe its
-//! applied batches) → example zone on first start → admin token → sockets bound →
-//! plugins loaded into the DNS path → serving → `/ready` turns 200 →
+//! Raft endpoint bound under `node.key` (when `--raft` is given) → store (Raft + redb,
+//! waits for leadership; the hub and the plugin watch observe its applied batches) →
+//! Raft endpoint serving the store's RPCs → example zone on first start → admin token →
+//! sockets bound → plugins loaded into the DNS path → serving → `/ready` turns 200 →
 //! `addresses.json` written.
 //!
 //! Shutdown: `/ready` turns 503 → stop accepting (DNS, admin) → drain in-flight work
 //! for at most [`DRAIN_DEADLINE`] (Lite sessions still receive what it commits) → Lite
-//! sessions closed with 1001, for at most [`SYNC_CLOSE_DEADLINE`] → shut Raft down and
-//! close redb.
+//! sessions closed with 1001, for at most [`SYNC_CLOSE_DEADLINE`] → Raft endpoint closed
+//! (peers' RPCs and this node's calls stop) → shut Raft down and close redb.
 //!
 //! Reload ([`Node::reload`], on SIGHUP): who may recurse and `[forward]` are swapped
 //! in atomically (queries in flight finish with the settings they started with);
@@ -21,6 +22,7 @@ mod health;
 
 pub use health::Health;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,7 +45,10 @@ use tokio_util::task::TaskTracker;
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::plugins::PluginWatch;
-use crate::store::{CommitObserver, Store, StoreError, StoreOptions, WriteError};
+use crate::store::{
+    ClusterOptions, CommitObserver, IrohError, NODE_KEY_FILE_NAME, PeerAddr, RaftEndpoint,
+    RaftServer, Store, StoreError, StoreOptions, WriteError, load_or_create_node_key,
+};
 use crate::sync::{Hub, SyncServer, TlsConfig, TlsError};
 
 /// How long shutdown waits for in-flight queries and requests.
@@ -83,6 +88,13 @@ pub enum NodeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("cannot read or create the node key {path}: {source}")]
+    NodeKey {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Raft(#[from] IrohError),
     #[error("cannot create the example zone: {0}")]
     ExampleZone(String),
     #[error("the plugin host cannot start: {0}")]
@@ -119,6 +131,8 @@ pub struct Node {
     dns_addr: SocketAddr,
     admin_addr: SocketAddr,
     sync_addr: SocketAddr,
+    /// Serving peers' Raft RPCs, when the node has a Raft address.
+    raft: Option<(RaftServer, PeerAddr)>,
 }
 
 impl Node {
@@ -131,12 +145,38 @@ impl Node {
         let hub = Arc::new(Hub::new());
         let plugin_watch = PluginWatch::new();
         let observers: Vec<Arc<dyn CommitObserver>> = vec![hub.clone(), plugin_watch.clone()];
+        let endpoint = match config.raft {
+            Some(addr) => Some(bind_raft(&config.data_dir, addr).await?),
+            None => None,
+        };
+        let cluster = match &endpoint {
+            Some(endpoint) => ClusterOptions {
+                node_info: endpoint.node_info(),
+                transport: endpoint.transport(),
+                ..ClusterOptions::default()
+            },
+            None => ClusterOptions::default(),
+        };
         let options = StoreOptions {
             history_entries: config.sync.history_entries,
             observer: Some(Arc::new(observers)),
-            ..StoreOptions::default()
+            cluster,
         };
-        let store = Store::open_with(&config.data_dir, options).await?;
+        let store = match Store::open_with(&config.data_dir, options).await {
+            Ok(store) => store,
+            Err(error) => {
+                if let Some(endpoint) = endpoint {
+                    endpoint.close().await;
+                }
+                return Err(error.into());
+            }
+        };
+        // No expected peers: a node started this way initialises its own cluster; joining
+        // one (a ticket naming its nodes) comes later.
+        let raft = endpoint.map(|endpoint| {
+            let addr = endpoint.addr().clone();
+            (endpoint.serve(store.rpc_handler(), BTreeSet::new()), addr)
+        });
         if config.example_zone {
             create_example_zone(&store, &config.data_dir).await?;
         }
@@ -237,8 +277,9 @@ impl Node {
         let sync_addr = sync.local_addr();
 
         ready.store(true, Ordering::SeqCst);
-        write_addresses(&config.data_dir, dns_addr, admin_addr, sync_addr)?;
-        tracing::info!(dns = %dns_addr, admin = %admin_addr, sync = %sync_addr, data_dir = %config.data_dir.display(), "serving");
+        let raft_addr = raft.as_ref().map(|(_, addr)| addr);
+        write_addresses(&config.data_dir, dns_addr, admin_addr, sync_addr, raft_addr)?;
+        tracing::info!(dns = %dns_addr, admin = %admin_addr, sync = %sync_addr, raft = ?raft_addr.map(ToString::to_string), data_dir = %config.data_dir.display(), "serving");
         Ok(Self {
             store,
             handler,
@@ -251,6 +292,7 @@ impl Node {
             dns_addr,
             admin_addr,
             sync_addr,
+            raft,
         })
     }
 
@@ -264,6 +306,11 @@ impl Node {
 
     pub fn sync_addr(&self) -> SocketAddr {
         self.sync_addr
+    }
+
+    /// The Raft endpoint's id and address, when the node has one.
+    pub fn raft_addr(&self) -> Option<&PeerAddr> {
+        self.raft.as_ref().map(|(_, addr)| addr)
     }
 
     /// Applies what `next` changes live: who may recurse and `[forward]` (upstreams,
@@ -323,6 +370,11 @@ impl Node {
         {
             tracing::warn!(deadline = ?SYNC_CLOSE_DEADLINE, "Lite sessions did not close in time; stopping anyway");
         }
+        if let Some((server, _)) = self.raft
+            && let Err(error) = server.shutdown().await
+        {
+            tracing::warn!(%error, "stopping anyway");
+        }
         self.store.shutdown().await?;
         tracing::info!("stopped");
         Ok(())
@@ -370,19 +422,97 @@ async fn create_example_zone(store: &Store, data_dir: &Path) -> Result<(), NodeE
     })
 }
 
+/// Binds the Raft endpoint on `addr` under the node key in `data_dir` (created on first start).
+async fn bind_raft(data_dir: &Path, addr: SocketAddr) -> Result<RaftEndpoint, NodeError> {
+    let key = load_or_create_node_key(data_dir).map_err(|source| NodeError::NodeKey {
+        path: data_dir.join(NODE_KEY_FILE_NAME),
+        source,
+    })?;
+    Ok(RaftEndpoint::bind(key, addr).await?)
+}
+
 fn write_addresses(
     data_dir: &Path,
     dns: SocketAddr,
     admin: SocketAddr,
     sync: SocketAddr,
+    raft: Option<&PeerAddr>,
 ) -> Result<(), NodeError> {
     let path = data_dir.join(ADDRESSES_FILE);
     let temporary = data_dir.join(format!("{ADDRESSES_FILE}.tmp"));
+    // Both only with a Raft endpoint: `raft` is what peers dial, `endpoint_id` whom they
+    // reach there; together they are the node's address in the membership.
+    let raft = raft
+        .map(|raft| {
+            format!(
+                "\"raft\":\"{}\",\"endpoint_id\":\"{}\",",
+                raft.addr, raft.id
+            )
+        })
+        .unwrap_or_default();
     let body = format!(
-        "{{\"dns\":\"{dns}\",\"admin\":\"{admin}\",\"sync\":\"{sync}\",\"pid\":{}}}\n",
+        "{{\"dns\":\"{dns}\",\"admin\":\"{admin}\",\"sync\":\"{sync}\",{raft}\"pid\":{}}}\n",
         std::process::id()
     );
     std::fs::write(&temporary, body)
         .and_then(|()| std::fs::rename(&temporary, &path))
         .map_err(|source| NodeError::Write { path, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Overrides, RawConfig};
+    use crate::store::{NodeInfo, Transport, TransportError};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_with_a_raft_address_serves_raft_names_it_and_shuts_down() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let toml = format!(
+            "data_dir = {:?}\nexample_zone = false\n[dns]\nlisten = \"127.0.0.1:0\"\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\n[sync]\nlisten = \"127.0.0.1:0\"\n\
+             [forward]\nupstreams = [\"127.0.0.1:9\"]\n[cluster]\nraft = \"127.0.0.1:0\"\n",
+            dir.path().display().to_string()
+        );
+        let config = RawConfig::from_toml(&toml)
+            .expect("toml")
+            .resolve(Overrides::default())
+            .expect("config");
+        let node = Node::start(config).await.expect("start");
+
+        let raft = node.raft_addr().expect("a raft endpoint").clone();
+        assert_ne!(raft.addr.port(), 0);
+        let key = load_or_create_node_key(dir.path()).expect("node key");
+        assert_eq!(raft.id, key.public());
+        let text = std::fs::read_to_string(dir.path().join(ADDRESSES_FILE)).expect("addresses");
+        let addresses: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(addresses["raft"], raft.addr.to_string());
+        assert_eq!(addresses["endpoint_id"], raft.id.to_string());
+        // The membership this node initialised records its iroh address.
+        let members = node.store.members();
+        assert_eq!(members.len(), 1);
+        assert_eq!(members[0].node, raft.node_info());
+
+        // The endpoint serves, and refuses a stranger.
+        let stranger = RaftEndpoint::bind(
+            iroh::SecretKey::from_bytes(&[5; 32]),
+            "127.0.0.1:0".parse().expect("address"),
+        )
+        .await
+        .expect("bind");
+        let refused = stranger
+            .transport()
+            .call(1, &NodeInfo::new(raft.to_string()), vec![1])
+            .await;
+        assert!(
+            matches!(&refused, Err(TransportError::Unreachable { reason, .. }) if reason.contains("not a member")),
+            "{refused:?}"
+        );
+        stranger.close().await;
+
+        tokio::time::timeout(Duration::from_secs(30), node.shutdown())
+            .await
+            .expect("shutdown finishes")
+            .expect("clean shutdown");
+    }
 }

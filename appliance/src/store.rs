@@ -11,7 +11,8 @@
 //! - `state_machine`: the zones state, snapshots and the published views
 //!   (`RaftStateMachine`, `RaftSnapshotBuilder`).
 //! - `network`: Raft RPCs between nodes (`RaftNetworkFactory`) over a [`Transport`] of ours,
-//!   their codec, and the [`RaftRpcHandler`] that serves them.
+//!   their codec, the [`RaftRpcHandler`] that serves them, and the iroh transport
+//!   ([`RaftEndpoint`], [`IrohTransport`], [`RaftServer`]).
 //! - `cluster`: node identity, [`ClusterOptions`] and membership changes.
 //! - `forward`: writes taken by a follower, sent to the leader.
 //! - `types`: the openraft type configuration and the log entry payloads.
@@ -61,6 +62,10 @@ pub use self::cluster::{
 };
 use self::log_store::LogStore;
 use self::network::PeerNetwork;
+pub use self::network::iroh::{
+    IrohError, IrohTransport, NODE_KEY_FILE_NAME, PeerAddr, PeerAddrError, RAFT_ALPN, RaftEndpoint,
+    RaftServer, load_or_create_node_key,
+};
 pub use self::network::{
     CodecError, MAX_RAFT_MESSAGE, MAX_SNAPSHOT_BYTES, NoPeers, RaftRpcHandler, Transport,
     TransportError,

@@ -5,9 +5,10 @@
 //! deadline → the peer's [`RaftRpcHandler`] decodes, hands the request to its Raft and encodes
 //! the reply → the reply is decoded here and given back to openraft.
 //!
-//! Transports: [`NoPeers`] for a node alone (every call fails as unreachable); the iroh
-//! transport for real clusters (to come); `in_process` for tests, which runs every message
-//! through the same codec and handler and can cut, delay and drop links and crash nodes.
+//! Transports: [`NoPeers`] for a node alone (every call fails as unreachable); `iroh`
+//! ([`iroh::IrohTransport`], [`iroh::RaftServer`]) for real clusters, QUIC between ed25519
+//! endpoint ids; `in_process` for tests, which runs every message through the same codec and
+//! handler and can cut, delay and drop links and crash nodes.
 //!
 //! Errors map onto openraft's so that it backs off from a node that is down and retries a
 //! broken exchange at once: [`TransportError::Unreachable`] → `RPCError::Unreachable`,
@@ -20,6 +21,7 @@ pub(crate) mod codec;
 mod handler;
 #[cfg(test)]
 pub(crate) mod in_process;
+pub(crate) mod iroh;
 
 use std::future::Future;
 use std::sync::Arc;

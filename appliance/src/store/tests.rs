@@ -25,6 +25,7 @@ mod chaos;
 mod cluster;
 mod harness;
 mod history;
+mod over_iroh;
 
 const SITE: &str = "site.internal.";
 

@@ -4,9 +4,11 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use openraft::async_runtime::WatchReceiver;
+
 use super::codec::{self, CodecError, MAX_SNAPSHOT_BYTES, RaftReply, RaftRequest};
 use crate::store::forward::{self, ForwardedOutcome};
-use crate::store::types::{Raft, Snapshot, SnapshotMeta, Vote};
+use crate::store::types::{NodeInfo, Raft, Snapshot, SnapshotMeta, Vote};
 
 /// Serves the Raft RPCs peers send this node: decodes a request, hands it to the local Raft
 /// and encodes its answer. A transport's accept loop calls [`RaftRpcHandler::handle`] once per
@@ -66,6 +68,20 @@ impl RaftRpcHandler {
     /// The node this handler serves.
     pub fn node_id(&self) -> u64 {
         self.id
+    }
+
+    /// The nodes of the membership this node last appended or applied, voters and learners,
+    /// as `(node id, node)`: whom a transport may take requests from. Empty while the node
+    /// has never been part of a cluster.
+    pub fn membership(&self) -> Vec<(u64, NodeInfo)> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, node)| (*id, node.clone()))
+            .collect()
     }
 
     /// Answers one request. An error means the bytes were not a request this node reads; the

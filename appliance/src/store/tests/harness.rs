@@ -1,7 +1,9 @@
-//! A cluster of real stores (redb files in temporary directories, real Raft) joined by the
-//! in-process transport, for the cluster and chaos tests.
+//! A cluster of real stores (redb files in temporary directories, real Raft) joined by a
+//! [`TestNetwork`]: the in-process transport for the cluster and chaos tests, real iroh
+//! endpoints on loopback for the iroh tests.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::Duration;
 
 use tempfile::TempDir;
@@ -24,8 +26,39 @@ pub(super) const TEST_TIMING: RaftTiming = RaftTiming {
 /// How long a test waits for a cluster to agree before failing.
 pub(super) const CONVERGE_WAIT: Duration = Duration::from_secs(15);
 
-pub(super) struct TestCluster {
-    pub(super) net: InProcessNet,
+/// How the nodes of a [`TestCluster`] reach each other.
+pub(super) trait TestNetwork {
+    /// Readies node `id`, whose files are in `dir`, to open: the transport it calls its peers
+    /// with and how they reach it.
+    async fn prepare(&mut self, id: u64, dir: &Path) -> (Arc<dyn Transport>, NodeInfo);
+    /// Starts serving the RPCs of the node `handler` belongs to.
+    async fn serve(&mut self, handler: RaftRpcHandler);
+    /// Stops delivering to node `id`, as if it crashed.
+    async fn crash(&mut self, id: u64);
+    /// How peers reach node `id` (prepared at least once).
+    fn address(&self, id: u64) -> NodeInfo;
+}
+
+impl TestNetwork for InProcessNet {
+    async fn prepare(&mut self, id: u64, _dir: &Path) -> (Arc<dyn Transport>, NodeInfo) {
+        (self.transport(id), address(id))
+    }
+
+    async fn serve(&mut self, handler: RaftRpcHandler) {
+        self.register(handler);
+    }
+
+    async fn crash(&mut self, id: u64) {
+        InProcessNet::crash(self, id);
+    }
+
+    fn address(&self, id: u64) -> NodeInfo {
+        address(id)
+    }
+}
+
+pub(super) struct TestCluster<N: TestNetwork = InProcessNet> {
+    pub(super) net: N,
     dirs: BTreeMap<u64, TempDir>,
     /// The running stores; a crashed node is absent until restarted.
     pub(super) stores: BTreeMap<u64, Store>,
@@ -37,7 +70,7 @@ pub(super) fn address(id: u64) -> NodeInfo {
     NodeInfo::new(format!("in-process:{id}"))
 }
 
-impl TestCluster {
+impl TestCluster<InProcessNet> {
     /// Node 1 initialises a cluster, nodes 2..=n join as learners and become voters.
     pub(super) async fn start(nodes: u64, seed: u64, tuning: Tuning) -> TestCluster {
         TestCluster::start_with(nodes, seed, tuning, TEST_TIMING).await
@@ -49,8 +82,20 @@ impl TestCluster {
         tuning: Tuning,
         timing: RaftTiming,
     ) -> TestCluster {
+        TestCluster::start_on(InProcessNet::new(seed), nodes, tuning, timing).await
+    }
+}
+
+impl<N: TestNetwork> TestCluster<N> {
+    /// Node 1 initialises a cluster over `net`, nodes 2..=n join as learners and become voters.
+    pub(super) async fn start_on(
+        net: N,
+        nodes: u64,
+        tuning: Tuning,
+        timing: RaftTiming,
+    ) -> TestCluster<N> {
         let mut cluster = TestCluster {
-            net: InProcessNet::new(seed),
+            net,
             dirs: BTreeMap::new(),
             stores: BTreeMap::new(),
             tuning,
@@ -70,7 +115,7 @@ impl TestCluster {
         let leader = cluster.store(1);
         for id in 2..=nodes {
             leader
-                .add_learner(id, address(id))
+                .add_learner(id, cluster.net.address(id))
                 .await
                 .expect("add learner");
         }
@@ -81,7 +126,13 @@ impl TestCluster {
         cluster
     }
 
-    fn options(&self, id: u64, start: ClusterStart) -> StoreOptions {
+    fn options(
+        &self,
+        id: u64,
+        start: ClusterStart,
+        transport: Arc<dyn Transport>,
+        node_info: NodeInfo,
+    ) -> StoreOptions {
         StoreOptions {
             cluster: ClusterOptions {
                 node_id: Some(id),
@@ -90,8 +141,8 @@ impl TestCluster {
                     .stores
                     .get(&1)
                     .map(|first| first.cluster_id().to_string()),
-                node_info: address(id),
-                transport: self.net.transport(id),
+                node_info,
+                transport,
                 start,
                 timing: self.timing,
             },
@@ -102,16 +153,23 @@ impl TestCluster {
     /// Opens node `id`'s store on its files and starts serving its RPCs.
     pub(super) async fn open(&mut self, id: u64, start: ClusterStart) {
         let dir = self.dirs.get(&id).expect("node has a directory").path();
-        let store = Store::open_tuned(dir, self.tuning, self.options(id, start))
+        let (transport, node_info) = self.net.prepare(id, dir).await;
+        let options = self.options(id, start, transport, node_info);
+        let store = Store::open_tuned(dir, self.tuning, options)
             .await
             .expect("open store");
         assert_eq!(store.node_id(), id);
-        self.net.register(store.rpc_handler());
+        self.net.serve(store.rpc_handler()).await;
         self.stores.insert(id, store);
     }
 
     pub(super) fn store(&self, id: u64) -> &Store {
         self.stores.get(&id).expect("node is running")
+    }
+
+    /// Node `id`'s data directory.
+    pub(super) fn dir(&self, id: u64) -> &Path {
+        self.dirs.get(&id).expect("node has a directory").path()
     }
 
     pub(super) fn ids(&self) -> BTreeSet<u64> {
@@ -121,7 +179,7 @@ impl TestCluster {
     /// Stops node `id` as a crash would: no more messages reach it, Raft stops, the file
     /// closes (every acknowledged write was fsynced, so nothing durable is lost).
     pub(super) async fn crash(&mut self, id: u64) {
-        self.net.crash(id);
+        self.net.crash(id).await;
         if let Some(store) = self.stores.remove(&id) {
             store.shutdown().await.expect("shutdown");
         }

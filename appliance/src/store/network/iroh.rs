@@ -1,0 +1,259 @@
+//! Raft between appliances over iroh: QUIC connections between ed25519 endpoint ids on the ALPN
+//! [`RAFT_ALPN`], with no relay, no address lookup and no port mapping. Nodes dial the direct
+//! address in each other's [`NodeInfo`], written `<endpoint id>@<ip:port>` ([`PeerAddr`]).
+//!
+//! The chain of one RPC: [`IrohTransport::call`] (`client.rs`) → the cached connection to the
+//! peer (dialled in a task of its own, so that an RPC deadline of a few milliseconds never
+//! aborts a handshake) → one bi-directional stream per RPC: the request bytes, then finish →
+//! the peer's [`RaftServer`] (`server.rs`) checks the caller's endpoint id against its
+//! membership, reads the request to its end under [`MAX_RAFT_MESSAGE`], hands it to its
+//! [`RaftRpcHandler`] and writes the reply → the reply is read to its end under the same cap.
+//!
+//! # Layout
+//! - `identity`: the node's secret key in `<data-dir>/node.key`.
+//! - `client`: [`IrohTransport`], the [`super::Transport`] openraft calls peers through.
+//! - `server`: [`RaftServer`], the accept loop serving peers' RPCs.
+//!
+//! **Invariant:** a node serves Raft RPCs only to endpoints named in its membership (the id
+//! before the `@` of a member's address), checked when a connection arrives and again on every
+//! stream, so a node removed from the cluster is refused from its next RPC on. A node that is not in its own membership yet (a
+//! new node waiting to be added, or catching up on the log entries that add it) also admits
+//! the endpoints it was told to expect ([`RaftEndpoint::serve`]; the join ticket's nodes,
+//! later). Anyone else's connection is closed with [`REFUSED`], which callers see as
+//! unreachable.
+//!
+//! **Boundary:** the address text is stored in the Raft log (inside membership entries), so
+//! [`PeerAddr`]'s format is part of the storage format: parse old forms forever.
+
+mod client;
+mod identity;
+mod server;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::iroh::endpoint::{QuicTransportConfig, VarInt, presets};
+use ::iroh::{Endpoint, EndpointId, RelayMode, SecretKey};
+
+pub use self::client::IrohTransport;
+pub use self::identity::{NODE_KEY_FILE_NAME, load_or_create_node_key};
+pub use self::server::RaftServer;
+use super::{MAX_RAFT_MESSAGE, RaftRpcHandler};
+use crate::store::types::NodeInfo;
+
+/// The QUIC application protocol of Raft between appliances. The codec has its own version
+/// byte; this one changes only if the framing (one stream per RPC) does.
+pub const RAFT_ALPN: &[u8] = b"/outpost/raft/1";
+
+/// How long dialling a peer may take (QUIC and TLS handshake). The dial runs in its own task,
+/// so RPCs that give up sooner do not abort it; the next RPC finds the connection ready.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection that hears nothing from its peer for this long is closed, and the next RPC
+/// dials again. It bounds how long RPCs go to a peer that died without closing (kill -9,
+/// a cable pulled): Raft's heartbeats keep a healthy connection busy, and QUIC keep-alives
+/// ([`KEEP_ALIVE`]) keep a quiet one open.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often an otherwise quiet connection sends a keep-alive (well within [`IDLE_TIMEOUT`]).
+pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(2);
+
+/// The longest exchange of one RPC on an open connection, request written to reply read. A
+/// backstop only: openraft and the write forwarder give up much sooner (the forwarder after
+/// the commit timeout, 60 s, plus a margin); a connection whose exchange hits it is closed.
+pub(crate) const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long a peer has to send its whole request once it opened a stream, and to take the
+/// whole reply. Generous enough for a [`MAX_RAFT_MESSAGE`] on a slow link.
+pub(crate) const STREAM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// RPCs one peer may have in flight on its connection (QUIC's concurrent stream limit). Raft
+/// keeps a few (heartbeat, replication, votes); the rest are forwarded writes. When it is
+/// reached, the peer's next RPC waits for a stream until its own deadline.
+pub(crate) const MAX_STREAMS_PER_PEER: u32 = 128;
+
+/// The application close code for a peer that is not a member; its text says why.
+pub const REFUSED: VarInt = VarInt::from_u32(1);
+
+/// The stream reset code of an exchange abandoned half-way, so that the other side never
+/// takes a truncated message for a whole one.
+pub(crate) const ABANDONED: VarInt = VarInt::from_u32(2);
+
+/// Where a node's Raft endpoint is: its endpoint id and the direct address it listens on,
+/// written `<endpoint id>@<ip:port>` (the id in hex, as iroh prints it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerAddr {
+    pub id: EndpointId,
+    pub addr: SocketAddr,
+}
+
+/// Why an address is not a [`PeerAddr`].
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("raft address {text:?} is not <endpoint id>@<ip:port>: {reason}")]
+pub struct PeerAddrError {
+    text: String,
+    reason: String,
+}
+
+impl FromStr for PeerAddr {
+    type Err = PeerAddrError;
+
+    fn from_str(text: &str) -> Result<PeerAddr, PeerAddrError> {
+        let error = |reason: String| PeerAddrError {
+            text: text.to_string(),
+            reason,
+        };
+        let (id, addr) = text
+            .split_once('@')
+            .ok_or_else(|| error("no '@' between the endpoint id and the address".to_string()))?;
+        let id = EndpointId::from_str(id)
+            .map_err(|e| error(format!("the endpoint id is not a public key ({e})")))?;
+        let addr = SocketAddr::from_str(addr)
+            .map_err(|e| error(format!("the address is not an ip:port ({e})")))?;
+        Ok(PeerAddr { id, addr })
+    }
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.id, self.addr)
+    }
+}
+
+impl PeerAddr {
+    /// The membership's record of this address.
+    pub fn node_info(&self) -> NodeInfo {
+        NodeInfo::new(self.to_string())
+    }
+}
+
+/// Why the Raft endpoint could not start or stop.
+#[derive(Debug, thiserror::Error)]
+pub enum IrohError {
+    /// Peers dial the address a node listens on, so it must be one they can reach.
+    #[error(
+        "raft address {0} is unspecified: give the address peers dial (for example 192.0.2.10:7400)"
+    )]
+    UnspecifiedAddress(SocketAddr),
+    #[error("cannot bind the raft endpoint on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+    #[error("the raft endpoint did not shut down cleanly: {0}")]
+    Shutdown(String),
+}
+
+/// A node's bound iroh endpoint for Raft, before it serves: give [`RaftEndpoint::transport`]
+/// to the store, then [`RaftEndpoint::serve`] the store's handler.
+pub struct RaftEndpoint {
+    endpoint: Endpoint,
+    addr: PeerAddr,
+}
+
+impl RaftEndpoint {
+    /// Binds a UDP socket on `addr` (port 0: any free port) under the identity `key`. No relay,
+    /// no address lookup, no port mapping: peers reach it only at this address.
+    pub async fn bind(key: SecretKey, addr: SocketAddr) -> Result<RaftEndpoint, IrohError> {
+        if addr.ip().is_unspecified() {
+            return Err(IrohError::UnspecifiedAddress(addr));
+        }
+        let bind_error = |reason: String| IrohError::Bind { addr, reason };
+        let transport = QuicTransportConfig::builder()
+            .max_idle_timeout(Some(idle_timeout()))
+            .keep_alive_interval(KEEP_ALIVE)
+            .max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS_PER_PEER))
+            .build();
+        let endpoint = Endpoint::builder(presets::Minimal)
+            .secret_key(key)
+            .alpns(vec![RAFT_ALPN.to_vec()])
+            .relay_mode(RelayMode::Disabled)
+            .transport_config(transport)
+            .clear_ip_transports()
+            .bind_addr(addr)
+            .map_err(|e| bind_error(e.to_string()))?
+            .bind()
+            .await
+            .map_err(|e| bind_error(e.to_string()))?;
+        let bound = endpoint
+            .bound_sockets()
+            .into_iter()
+            .find(|bound| bound.ip() == addr.ip());
+        let Some(bound) = bound else {
+            endpoint.close().await;
+            return Err(bind_error(
+                "no socket was bound on that address".to_string(),
+            ));
+        };
+        let addr = PeerAddr {
+            id: endpoint.id(),
+            addr: bound,
+        };
+        tracing::info!(%addr, "raft endpoint bound");
+        Ok(RaftEndpoint { endpoint, addr })
+    }
+
+    /// This node's endpoint id and the address it is bound to (the actual port when bound on
+    /// port 0).
+    pub fn addr(&self) -> &PeerAddr {
+        &self.addr
+    }
+
+    /// What the membership records about this node.
+    pub fn node_info(&self) -> NodeInfo {
+        self.addr.node_info()
+    }
+
+    /// The transport this node calls its peers with, over this endpoint.
+    pub fn transport(&self) -> Arc<IrohTransport> {
+        Arc::new(IrohTransport::new(self.endpoint.clone()))
+    }
+
+    /// Starts serving `handler` to the members of its node's cluster, and, while the node is not
+    /// in its own membership, to the endpoints in `expected` (see the module's invariant).
+    pub fn serve(self, handler: RaftRpcHandler, expected: BTreeSet<EndpointId>) -> RaftServer {
+        RaftServer::spawn(self.endpoint, handler, expected)
+    }
+
+    /// Closes the endpoint without ever serving (a start that failed half-way).
+    pub async fn close(self) {
+        self.endpoint.close().await;
+    }
+}
+
+/// [`IDLE_TIMEOUT`] in QUIC's terms (milliseconds, far below its 2^62 limit).
+fn idle_timeout() -> ::iroh::endpoint::IdleTimeout {
+    let millis = u32::try_from(IDLE_TIMEOUT.as_millis()).unwrap_or(u32::MAX);
+    VarInt::from_u32(millis).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_address_reads_back_what_it_writes_and_refusals_say_why() {
+        let key = SecretKey::from_bytes(&[7; 32]);
+        let addr = PeerAddr {
+            id: key.public(),
+            addr: "127.0.0.1:7400".parse().expect("socket address"),
+        };
+        let text = addr.to_string();
+        assert!(text.ends_with("@127.0.0.1:7400"), "{text}");
+        assert_eq!(text.parse::<PeerAddr>(), Ok(addr.clone()));
+        assert_eq!(addr.node_info().addr, text);
+
+        let cases = [
+            ("127.0.0.1:7400", "no '@'"),
+            ("abc@127.0.0.1:7400", "not a public key"),
+            (&format!("{}@localhost", key.public()), "not an ip:port"),
+            ("in-process:2", "no '@'"),
+        ];
+        for (text, expected) in cases {
+            let error = text.parse::<PeerAddr>().expect_err(text).to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+            assert!(error.contains(text), "{text}: {error}");
+        }
+    }
+}

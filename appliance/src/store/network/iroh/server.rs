@@ -1,0 +1,198 @@
+//! The accepting side: an iroh [`Router`] whose one protocol, [`RAFT_ALPN`], serves each
+//! stream of a member's connection with the node's [`RaftRpcHandler`].
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ::iroh::endpoint::{Connection, ReadToEndError, RecvStream, SendStream};
+use ::iroh::protocol::{AcceptError, ProtocolHandler, Router};
+use ::iroh::{Endpoint, EndpointId};
+use tokio::task::JoinSet;
+use tracing::Instrument as _;
+
+use super::client::Outgoing;
+use super::{IrohError, MAX_RAFT_MESSAGE, PeerAddr, RAFT_ALPN, REFUSED, STREAM_TIMEOUT};
+use crate::store::network::RaftRpcHandler;
+
+/// A node's running Raft endpoint. Keep it and call [`RaftServer::shutdown`]: dropping it
+/// aborts the accept loop without closing connections cleanly.
+pub struct RaftServer {
+    router: Router,
+}
+
+impl RaftServer {
+    pub(super) fn spawn(
+        endpoint: Endpoint,
+        handler: RaftRpcHandler,
+        expected: BTreeSet<EndpointId>,
+    ) -> RaftServer {
+        let protocol = RaftProtocol {
+            handler,
+            expected: Arc::new(expected),
+            last_warning: Arc::new(Mutex::new(None)),
+        };
+        let router = Router::builder(endpoint)
+            .accept(RAFT_ALPN, protocol)
+            .spawn();
+        RaftServer { router }
+    }
+
+    /// Stops accepting, aborts the RPCs being served (their callers see the connection close)
+    /// and closes the endpoint, which this node's transport shares: its calls fail from now on.
+    pub async fn shutdown(self) -> Result<(), IrohError> {
+        self.router
+            .shutdown()
+            .await
+            .map_err(|e| IrohError::Shutdown(e.to_string()))
+    }
+}
+
+/// How often a refusal is logged as a warning; the others in between are debug lines. A
+/// removed node that still runs knocks at every election timeout.
+const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+struct RaftProtocol {
+    handler: RaftRpcHandler,
+    /// Admitted besides the members while this node is not in its own membership.
+    expected: Arc<BTreeSet<EndpointId>>,
+    /// When a refusal was last logged as a warning.
+    last_warning: Arc<Mutex<Option<Instant>>>,
+}
+
+impl RaftProtocol {
+    /// Whether `remote` (written `remote_hex`, as addresses hold it) may send this node Raft
+    /// RPCs now (the module's invariant).
+    fn admits(&self, remote: EndpointId, remote_hex: &str) -> bool {
+        let members = self.handler.membership();
+        if members
+            .iter()
+            .any(|(_, node)| names_endpoint(&node.addr, remote, remote_hex))
+        {
+            return true;
+        }
+        let this_node_is_member = members.iter().any(|(id, _)| *id == self.handler.node_id());
+        !this_node_is_member && self.expected.contains(&remote)
+    }
+
+    /// Closes a connection from an endpoint that may not send RPCs, saying why.
+    fn refuse(&self, connection: &Connection, remote: EndpointId) {
+        connection.close(REFUSED, b"this endpoint is not a member of the cluster");
+        let now = Instant::now();
+        // A poisoned lock only costs a log line's level.
+        let warn = self.last_warning.lock().is_ok_and(|mut last| {
+            let due = last.is_none_or(|at| now.duration_since(at) >= REFUSAL_WARNING_INTERVAL);
+            if due {
+                *last = Some(now);
+            }
+            due
+        });
+        if warn {
+            tracing::warn!(remote = %remote, "raft rpc refused: the endpoint is not a member of this cluster");
+        } else {
+            tracing::debug!(remote = %remote, "raft rpc refused: the endpoint is not a member of this cluster");
+        }
+    }
+}
+
+/// Whether a member's address names endpoint `remote`. Checked on every RPC, so the hex form
+/// this node writes is compared as text; only another form is parsed (a point decompression).
+fn names_endpoint(addr: &str, remote: EndpointId, remote_hex: &str) -> bool {
+    match addr.split_once('@') {
+        Some((id, _)) if id.len() == remote_hex.len() => id == remote_hex,
+        Some(_) => addr.parse::<PeerAddr>().is_ok_and(|addr| addr.id == remote),
+        None => false,
+    }
+}
+
+impl ProtocolHandler for RaftProtocol {
+    async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
+        let remote = connection.remote_id();
+        let remote_hex = remote.to_string();
+        let span = tracing::info_span!("raft_peer", node_id = self.handler.node_id(), remote = %remote.fmt_short());
+        async move {
+            // Checked before any stream too, so a stranger holds no connection open.
+            if !self.admits(remote, &remote_hex) {
+                self.refuse(&connection, remote);
+                return Ok(());
+            }
+            // Dropped with this future (connection closed, router shut down): aborts its RPCs.
+            let mut streams = JoinSet::new();
+            loop {
+                let (send, recv) = connection.accept_bi().await?;
+                if !self.admits(remote, &remote_hex) {
+                    self.refuse(&connection, remote);
+                    return Ok(());
+                }
+                streams.spawn(serve(self.handler.clone(), send, recv).in_current_span());
+                while streams.try_join_next().is_some() {}
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// Serves one RPC: the request read to its end, handled, the reply written and finished.
+async fn serve(handler: RaftRpcHandler, send: SendStream, mut recv: RecvStream) {
+    // Created first, so the stream is reset, not finished empty, on every early return.
+    let reply_stream = Outgoing::new(send);
+    let request =
+        match tokio::time::timeout(STREAM_TIMEOUT, recv.read_to_end(MAX_RAFT_MESSAGE)).await {
+            Ok(Ok(request)) => request,
+            Ok(Err(ReadToEndError::TooLong)) => {
+                tracing::warn!(
+                    cap = MAX_RAFT_MESSAGE,
+                    "raft request over the message cap refused"
+                );
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "raft request not received");
+                return;
+            }
+            Err(_elapsed) => {
+                tracing::debug!(timeout = ?STREAM_TIMEOUT, "raft request not received in time");
+                return;
+            }
+        };
+    let reply = match handler.handle(&request).await {
+        Ok(reply) => reply,
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable raft request");
+            return;
+        }
+    };
+    match tokio::time::timeout(STREAM_TIMEOUT, reply_stream.send(&reply)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "raft reply not sent"),
+        Err(_elapsed) => tracing::debug!(timeout = ?STREAM_TIMEOUT, "raft reply not taken in time"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ::iroh::SecretKey;
+
+    use super::*;
+
+    #[test]
+    fn a_member_address_names_only_its_own_endpoint() {
+        let remote = SecretKey::from_bytes(&[1; 32]).public();
+        let other = SecretKey::from_bytes(&[2; 32]).public();
+        let hex = remote.to_string();
+        assert!(names_endpoint(&format!("{hex}@127.0.0.1:1"), remote, &hex));
+        assert!(!names_endpoint(
+            &format!("{other}@127.0.0.1:1"),
+            remote,
+            &hex
+        ));
+        assert!(!names_endpoint(&hex, remote, &hex));
+        assert!(!names_endpoint("in-process:1", remote, &hex));
+        // Upper-case hex does not parse as an address either, so no peer could dial it.
+        let upper = format!("{}@127.0.0.1:1", hex.to_uppercase());
+        assert!(upper.parse::<PeerAddr>().is_err());
+        assert!(!names_endpoint(&upper, remote, &hex));
+    }
+}

@@ -1,0 +1,261 @@
+//! The cluster tests again, over real iroh endpoints on 127.0.0.1 (relays, address lookup and
+//! port mapping off): replication and forwarding, failover and restart, catch-up by snapshot
+//! in chunks, and the refusal of endpoints that are not members.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::Path;
+
+use ::iroh::SecretKey;
+
+use super::super::network::codec::{self, RaftReply, RaftRequest};
+use super::super::types::{Vote, VoteRequest};
+use super::harness::{CONVERGE_WAIT, TEST_TIMING, TestCluster, TestNetwork};
+use super::*;
+
+/// Each node's endpoint, bound under the key in its data directory. A restarted node binds its
+/// old address again, as a real node does (its address is in the membership).
+#[derive(Default)]
+struct IrohNet {
+    nodes: BTreeMap<u64, IrohNode>,
+}
+
+struct IrohNode {
+    addr: PeerAddr,
+    /// Bound, not serving yet (between `prepare` and `serve`).
+    bound: Option<RaftEndpoint>,
+    server: Option<RaftServer>,
+}
+
+impl TestNetwork for IrohNet {
+    async fn prepare(&mut self, id: u64, dir: &Path) -> (Arc<dyn Transport>, NodeInfo) {
+        let key = load_or_create_node_key(dir).expect("node key");
+        let at: SocketAddr = match self.nodes.get(&id) {
+            Some(node) => node.addr.addr,
+            None => "127.0.0.1:0".parse().expect("socket address"),
+        };
+        let endpoint = RaftEndpoint::bind(key, at).await.expect("bind");
+        let transport: Arc<dyn Transport> = endpoint.transport();
+        let node_info = endpoint.node_info();
+        let node = IrohNode {
+            addr: endpoint.addr().clone(),
+            bound: Some(endpoint),
+            server: None,
+        };
+        if let Some(old) = self.nodes.insert(id, node) {
+            assert!(old.server.is_none(), "node {id} prepared while running");
+        }
+        (transport, node_info)
+    }
+
+    async fn serve(&mut self, handler: RaftRpcHandler) {
+        let id = handler.node_id();
+        // A joining node expects the first node, as a join ticket will name it.
+        let expected: BTreeSet<_> = self
+            .nodes
+            .get(&1)
+            .filter(|_| id != 1)
+            .map(|first| first.addr.id)
+            .into_iter()
+            .collect();
+        let node = self.nodes.get_mut(&id).expect("prepared");
+        let endpoint = node.bound.take().expect("bound");
+        node.server = Some(endpoint.serve(handler, expected));
+    }
+
+    async fn crash(&mut self, id: u64) {
+        if let Some(server) = self.nodes.get_mut(&id).and_then(|node| node.server.take()) {
+            server.shutdown().await.expect("endpoint shut down");
+        }
+    }
+
+    fn address(&self, id: u64) -> NodeInfo {
+        self.nodes.get(&id).expect("prepared").addr.node_info()
+    }
+}
+
+async fn iroh_cluster(nodes: u64, tuning: Tuning) -> TestCluster<IrohNet> {
+    TestCluster::start_on(IrohNet::default(), nodes, tuning, TEST_TIMING).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_stores_replicate_over_iroh_and_followers_forward_theirs() {
+    let cluster = iroh_cluster(3, Tuning::DEFAULT).await;
+    let members = cluster.store(1).members();
+    assert_eq!(members.len(), 3);
+    for member in &members {
+        let addr: PeerAddr = member.node.addr.parse().expect("an iroh address");
+        assert_eq!(member.node, cluster.net.address(member.id));
+        assert!(addr.addr.ip().is_loopback(), "{addr}");
+        assert!(member.voter, "{member:?}");
+    }
+
+    let mut last = cluster
+        .store(1)
+        .write(create_zone(SITE))
+        .await
+        .expect("create")
+        .index;
+    for number in 1..=5 {
+        last = cluster
+            .store(1)
+            .write(add_host(number))
+            .await
+            .expect("add")
+            .index;
+    }
+    cluster.converge(last).await;
+
+    let forwarded = cluster
+        .store(3)
+        .write(add_host(9))
+        .await
+        .expect("forwarded to the leader over iroh");
+    assert!(forwarded.index > last, "{forwarded:?}");
+    let zones = cluster.converge(forwarded.index).await;
+    assert!(
+        zones.iter().any(|change| matches!(change,
+            Change::RRsetPut { owner, .. } if owner == "host9.site.internal.")),
+        "the forwarded write reached every node"
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_iroh_a_new_leader_takes_over_and_the_restarted_node_catches_up_by_snapshot() {
+    let tuning = Tuning {
+        snapshot_every_entries: 10,
+        log_entries_kept_after_snapshot: 2,
+    };
+    let mut cluster = iroh_cluster(3, tuning).await;
+    let wait = CONVERGE_WAIT;
+    cluster
+        .write(create_zone(SITE), wait)
+        .await
+        .expect("create");
+
+    cluster.crash(1).await;
+    let leader = cluster.wait_for_leader(&[1]).await;
+    assert_ne!(leader, 1);
+    let mut last = 0;
+    for number in 1..=30 {
+        last = cluster
+            .write(add_host(number), wait)
+            .await
+            .expect("write after failover")
+            .index;
+    }
+    // Snapshots are built, and the log purged, in the background.
+    cluster
+        .store(leader)
+        .inner
+        .raft
+        .wait(Some(CONVERGE_WAIT))
+        .metrics(
+            |m| m.purged.as_ref().is_some_and(|purged| purged.index > 10),
+            "the leader purged the entries node 1 lacks",
+        )
+        .await
+        .expect("purge");
+
+    // Same key, same address: the membership's record of node 1 still reaches it.
+    cluster.restart(1).await;
+    let zones = cluster.converge(last).await;
+    let status = cluster.store(1).status();
+    assert!(
+        status.snapshot_index.is_some(),
+        "node 1 took a snapshot in chunks over iroh: {status:?}"
+    );
+    for number in 1..=30 {
+        let owner = format!("host{number}.{SITE}");
+        assert!(
+            zones.iter().any(|change| matches!(change,
+                Change::RRsetPut { owner: o, .. } if *o == owner)),
+            "{owner} lost"
+        );
+    }
+    cluster.shutdown().await;
+}
+
+/// A vote request with a term far ahead: served, it would make the node step up its term.
+fn disruptive_vote() -> Vec<u8> {
+    codec::encode(&RaftRequest::Vote(VoteRequest::new(
+        Vote::new(1_000, 9),
+        None,
+    )))
+    .expect("encode")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_outside_the_membership_is_refused_and_a_removed_member_too() {
+    let cluster = iroh_cluster(3, Tuning::DEFAULT).await;
+    let term = cluster.store(1).status().term;
+    let node_1 = cluster.net.address(1);
+
+    let stranger_dir = tempfile::tempdir().expect("tempdir");
+    let stranger_key = load_or_create_node_key(stranger_dir.path()).expect("key");
+    let stranger = RaftEndpoint::bind(stranger_key, "127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("bind");
+    let refused = stranger
+        .transport()
+        .call(1, &node_1, disruptive_vote())
+        .await;
+    match refused {
+        Err(TransportError::Unreachable { node: 1, reason }) => {
+            assert!(reason.contains("not a member"), "{reason}");
+        }
+        other => panic!("a stranger was served: {other:?}"),
+    }
+    assert_eq!(
+        cluster.store(1).status().term,
+        term,
+        "the vote was not served"
+    );
+
+    // Node 3's own key, at another address: still a member, so served (the request is checked
+    // by id, not by address).
+    let member_key = load_or_create_node_key(cluster.dir(3)).expect("node 3's key");
+    let member = RaftEndpoint::bind(member_key, "127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("bind");
+    let probe =
+        codec::encode(&RaftRequest::Vote(VoteRequest::new(Vote::new(0, 3), None))).expect("encode");
+    let reply = member
+        .transport()
+        .call(1, &node_1, probe.clone())
+        .await
+        .expect("a member is served");
+    let reply: RaftReply = codec::decode(&reply).expect("a reply");
+    assert!(matches!(reply, RaftReply::Vote(_)), "{reply:?}");
+
+    // Once node 3 is removed, the same key is refused from its next RPC on.
+    cluster
+        .store(1)
+        .remove_voters(BTreeSet::from([3]))
+        .await
+        .expect("remove node 3");
+    let refused = member.transport().call(1, &node_1, probe).await;
+    assert!(
+        matches!(&refused, Err(TransportError::Unreachable { reason, .. }) if reason.contains("not a member")),
+        "{refused:?}"
+    );
+
+    stranger.close().await;
+    member.close().await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unspecified_raft_address_is_refused_with_the_fix() {
+    let error = RaftEndpoint::bind(
+        SecretKey::from_bytes(&[3; 32]),
+        "0.0.0.0:7400".parse().expect("address"),
+    )
+    .await
+    .err()
+    .expect("refused")
+    .to_string();
+    assert!(error.contains("0.0.0.0:7400"), "{error}");
+    assert!(error.contains("give the address peers dial"), "{error}");
+}
