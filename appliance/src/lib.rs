@@ -15,6 +15,7 @@
 //!   per Lite client.
 //! - [`plugins`]: the replicated plugin definitions loaded into the wasmtime host and
 //!   swapped into the DNS path (query policy) and the admin write path (transforms).
+//! - `secret_file`: the admin token and the node key, written once, 0600, atomically.
 //! - [`systemd`]: readiness and watchdog notifications, and the refusal to run as root.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -23,6 +24,7 @@ pub mod client;
 pub mod config;
 pub mod node;
 pub mod plugins;
+mod secret_file;
 pub mod store;
 pub mod sync;
 pub mod systemd;

@@ -1,11 +1,10 @@
 //! The admin token: created once in the data directory, checked on every `/v1` request.
 //!
-//! **Invariant:** the token file is never seen half written and never readable by
-//! other users: it is written to a temporary file with mode 0600, synced, then linked
-//! into place (a link, unlike a rename, fails when another process got there first).
+//! **Invariant:** the token file is written as every secret file is
+//! ([`crate::secret_file`]): never seen half written, never readable by other users.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write as _};
+use std::fs;
+use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -16,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AdminState;
 use super::error::ApiError;
+use crate::secret_file::{Created, create_once, hex, warn_if_shared};
 
 /// Name of the token file inside the data directory.
 pub const TOKEN_FILE_NAME: &str = "admin.token";
@@ -29,24 +29,13 @@ pub fn load_or_create_token(data_dir: &Path) -> io::Result<String> {
         Err(error) if error.kind() == io::ErrorKind::NotFound => {}
         other => return other,
     }
-    fs::create_dir_all(data_dir)?;
     let token = new_token()?;
-    let temporary = data_dir.join(format!("{TOKEN_FILE_NAME}.{}.tmp", std::process::id()));
-    let written = write_private(&temporary, &token).and_then(|()| fs::hard_link(&temporary, &path));
-    // The temporary name is gone either way; a leftover would only be clutter.
-    let _ = fs::remove_file(&temporary);
-    match written {
-        Ok(()) => {
-            sync_dir(data_dir)?;
+    match create_once(data_dir, TOKEN_FILE_NAME, &token)? {
+        Created::Written => {
             tracing::info!(path = %path.display(), "created the admin token");
             Ok(token)
         }
-        // Another process created the token between our read and our link: use theirs.
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => read_token(&path),
-        Err(error) => Err(io::Error::new(
-            error.kind(),
-            format!("cannot write {}: {error}", path.display()),
-        )),
+        Created::Existed => read_token(&path),
     }
 }
 
@@ -62,14 +51,7 @@ fn read_token(path: &Path) -> io::Result<String> {
             ),
         ));
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = fs::metadata(path)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "the admin token is readable by other users (chmod 600 it)");
-        }
-    }
+    warn_if_shared(path, "admin token")?;
     Ok(token.to_string())
 }
 
@@ -77,30 +59,7 @@ fn new_token() -> io::Result<String> {
     let mut bytes = [0u8; TOKEN_BYTES];
     getrandom::fill(&mut bytes)
         .map_err(|error| io::Error::other(format!("no randomness for the admin token: {error}")))?;
-    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
-}
-
-fn write_private(path: &Path, token: &str) -> io::Result<()> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(token.as_bytes())?;
-    file.write_all(b"\n")?;
-    file.sync_all()
-}
-
-/// Makes the new directory entry durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    File::open(dir)?.sync_all()?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    Ok(hex(&bytes))
 }
 
 /// Middleware for `/v1`: passes requests that carry `Authorization: Bearer <token>`.

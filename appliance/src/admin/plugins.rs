@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::AdminState;
 use super::error::{ApiError, JsonBody};
+use crate::secret_file::hex;
 
 /// Largest `PUT /v1/plugins/{name}` body: the component and configuration in base64
 /// (4 bytes per 3), and room for the other fields.
@@ -250,8 +251,4 @@ pub async fn remove(
     Ok(Json(
         serde_json::json!({ "name": name, "index": written.index }),
     ))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

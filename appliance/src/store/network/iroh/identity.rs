@@ -2,16 +2,17 @@
 //! (`node.key`) and loaded on every start after. Its public half is the node's endpoint id,
 //! which peers check on every connection (TLS with raw public keys, iroh's handshake).
 //!
-//! **Invariant:** the key file is never seen half written and never readable by other users:
-//! it is written to a temporary file with mode 0600, synced, then linked into place (a link,
-//! unlike a rename, fails when another process got there first). A file that is not a key is
-//! an error, never replaced: a node that changes its key is a stranger to its cluster.
+//! **Invariant:** the key file is written as every secret file is ([`crate::secret_file`]):
+//! never seen half written, never readable by other users. A file that is not a key is an
+//! error, never replaced: a node that changes its key is a stranger to its cluster.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write as _};
+use std::fs;
+use std::io;
 use std::path::Path;
 
 use ::iroh::SecretKey;
+
+use crate::secret_file::{Created, create_once, hex, warn_if_shared};
 
 /// Name of the key file inside the data directory.
 pub const NODE_KEY_FILE_NAME: &str = "node.key";
@@ -26,28 +27,16 @@ pub fn load_or_create_node_key(data_dir: &Path) -> io::Result<SecretKey> {
         Err(error) if error.kind() == io::ErrorKind::NotFound => {}
         other => return other,
     }
-    fs::create_dir_all(data_dir)?;
     let mut bytes = [0u8; KEY_BYTES];
     getrandom::fill(&mut bytes)
         .map_err(|error| io::Error::other(format!("no randomness for the node key: {error}")))?;
     let key = SecretKey::from_bytes(&bytes);
-    let temporary = data_dir.join(format!("{NODE_KEY_FILE_NAME}.{}.tmp", std::process::id()));
-    let written = write_private(&temporary, &hex(&key.to_bytes()))
-        .and_then(|()| fs::hard_link(&temporary, &path));
-    // The temporary name is gone either way; a leftover would only be clutter.
-    let _ = fs::remove_file(&temporary);
-    match written {
-        Ok(()) => {
-            sync_dir(data_dir)?;
+    match create_once(data_dir, NODE_KEY_FILE_NAME, &hex(&key.to_bytes()))? {
+        Created::Written => {
             tracing::info!(path = %path.display(), endpoint_id = %key.public(), "created the node key");
             Ok(key)
         }
-        // Another process created the key between our read and our link: use theirs.
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => read_key(&path),
-        Err(error) => Err(io::Error::new(
-            error.kind(),
-            format!("cannot write {}: {error}", path.display()),
-        )),
+        Created::Existed => read_key(&path),
     }
 }
 
@@ -64,19 +53,8 @@ fn read_key(path: &Path) -> io::Result<SecretKey> {
             ),
         )
     })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = fs::metadata(path)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "the node key is readable by other users (chmod 600 it)");
-        }
-    }
+    warn_if_shared(path, "node key")?;
     Ok(SecretKey::from_bytes(&bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 fn parse_hex(text: &str) -> Option<[u8; KEY_BYTES]> {
@@ -89,29 +67,6 @@ fn parse_hex(text: &str) -> Option<[u8; KEY_BYTES]> {
         *byte = u8::from_str_radix(pair, 16).ok()?;
     }
     Some(bytes)
-}
-
-fn write_private(path: &Path, text: &str) -> io::Result<()> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.write_all(b"\n")?;
-    file.sync_all()
-}
-
-/// Makes the new directory entry durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    File::open(dir)?.sync_all()?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
 }
 
 #[cfg(test)]
