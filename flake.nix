@@ -87,6 +87,8 @@
         ./nixos/tests/eval/appliance-settings.nix
         ./nixos/tests/eval/appliance-secrets.nix
         ./nixos/tests/eval/appliance-plugins.nix
+        ./nixos/tests/eval/appliance-cluster.nix
+        ./nixos/tests/eval/cluster-test.nix
         ./nixos/tests/eval/disabled.nix
         ./nixos/tests/eval/lite-client.nix
       ];
@@ -158,8 +160,9 @@
           # Needs KVM. Start, dig the example zone, add a record with the CLI, dig it,
           # reload, stop cleanly.
           smoke = runTest ./nixos/tests/smoke.nix;
-          # Needs KVM and clustering (issue 3): three appliances and a client; write,
-          # read everywhere, stop the leader, still answered, restart, caught up.
+          # Needs KVM. Three appliances and a client: join with tickets, write on a
+          # follower, read everywhere, stop the leader, still answered and written,
+          # a remove that would cost the quorum refused, restart, caught up.
           cluster = runTest ./nixos/tests/cluster.nix;
           # No VM: the module eval tests against real nixpkgs.
           module-eval =

@@ -2,9 +2,11 @@
 # Offline checks of the Nix side (flake.nix, nixos/): every .nix file parses, the
 # module eval tests pass on the stubs of nixos/tests/eval, deliberately broken modules
 # make them fail, the rendered settings are accepted by the real `outpost
-# check-config` (when a built binary is around), and deadnix finds no dead code.
-# Needs no network once nix-instantiate and deadnix are installed; installs them if
-# missing (apt-get install nix-bin; cargo install --locked deadnix, about 20 s).
+# check-config` (when a built binary is around), the VM tests' scripts pass pyflakes
+# as the test driver runs it, and deadnix finds no dead code.
+# Needs no network once nix-instantiate, pyflakes3 and deadnix are installed; installs
+# them if missing (apt-get install nix-bin pyflakes3; cargo install --locked deadnix,
+# about 20 s).
 #
 # What it cannot check (needs Nix with network, and KVM): `nix flake check`, the
 # package builds, the NixOS VM tests and the images. See docs/deploy.md.
@@ -34,6 +36,7 @@ apt_install() {
 }
 command -v nix-instantiate >/dev/null || apt_install nix-bin
 command -v jq >/dev/null || apt_install jq
+command -v pyflakes3 >/dev/null || apt_install pyflakes3
 if ! command -v deadnix >/dev/null; then
   echo "check-nix: installing deadnix (cargo install --locked, about 20 s)"
   cargo install --locked --quiet deadnix
@@ -100,7 +103,8 @@ for case in \
   "extra-capability|appliance-unit|FAIL only CAP_NET_BIND_SERVICE is bounded" \
   "relaxed-sandbox|appliance-unit|FAIL serviceConfig.ProtectSystem" \
   "firewall-always-open|appliance-firewall|FAIL nothing opened by default (TCP)" \
-  "lite-capability|lite-client|FAIL no capability on port 5354 (ambient)"; do
+  "lite-capability|lite-client|FAIL no capability on port 5354 (ambient)" \
+  "cluster-firewall-off|cluster-test|FAIL a1 keeps the firewall on"; do
   IFS='|' read -r module test expected <<<"$case"
   expect_failure "$module" "$test" "$expected" --arg extraModules "[ $eval_dir/broken/$module.nix ]"
 done
@@ -153,6 +157,22 @@ mutant plugin-path-not-copied appliance.nix appliance-plugins "FAIL a path liter
   '"${plugin.component}"' '(toString plugin.component)'
 mutant plugin-wildcard-dialled appliance.nix appliance-plugins "FAIL a wildcard IPv4 admin address is dialled on loopback" \
   'if lib.hasPrefix "0.0.0.0:" listen then' 'if false then'
+mutant raft-port-not-opened appliance.nix appliance-firewall "FAIL openRaftFirewall opens the Raft port over UDP" \
+  '(mkIf (cfg.openRaftFirewall && raftPort != null) {' '(mkIf false {'
+mutant raft-port-over-tcp appliance.nix appliance-firewall "FAIL openRaftFirewall opens the Raft port over UDP" \
+  '{ allowedUDPPorts = [ raftPort ]; }' '{ allowedTCPPorts = [ raftPort ]; }'
+mutant raft-wildcard-accepted appliance.nix appliance-cluster "FAIL a wildcard IPv4 raft address is refused" \
+  'assertion = raftAddress == null || !(isWildcard raftAddress);' 'assertion = true;'
+mutant join-without-raft-accepted appliance.nix appliance-cluster "FAIL a join ticket without a raft address is refused" \
+  'assertion = cfg.joinTicketFile == null || raftAddress != null || raftElsewhere;' 'assertion = true;'
+mutant join-under-bootstrap-refused appliance.nix appliance-cluster "FAIL with bootstrap, the site file may give the raft address" \
+  'cfg.bootstrap.enable || builtins.any' 'false || builtins.any'
+mutant raft-join-file-setting-accepted appliance.nix appliance-cluster "FAIL a join_file setting is refused" \
+  'assertion = !(cfg.settings.cluster ? join_file);' 'assertion = true;'
+mutant raft-any-port-opened appliance.nix appliance-cluster "FAIL openRaftFirewall on port 0 is refused" \
+  'assertion = !cfg.openRaftFirewall || raftPort != 0;' 'assertion = true;'
+mutant start-only-settings-reloaded appliance.nix appliance-settings "FAIL a new Raft address restarts" \
+  'restartTriggers = [ startOnlySettings ];' 'restartTriggers = [ ];'
 mutant lite-capability-added lite-client.nix lite-client "FAIL no capability on port 5354 (bounding)" \
   'CapabilityBoundingSet = if bindsPrivilegedPort then [ "CAP_NET_BIND_SERVICE" ] else "";' \
   'CapabilityBoundingSet = [ "CAP_NET_BIND_SERVICE" ];'
@@ -192,6 +212,30 @@ else
     fi
   done
 fi
+
+# ---- The VM tests' scripts ----
+# The test driver lints testScript with pyflakes before it boots anything
+# (nixos/lib/testing/driver.nix), with the node names and the driver's own symbols
+# (test_symbols() in its driver.py) as builtins: a misspelt name would otherwise
+# show only where KVM is.
+driver_symbols="start_all,test_script,machines_qemu,machines_nspawn,vlans,driver,log,os"
+driver_symbols+=",create_machine,subtest,run_tests,join_all,retry,serial_stdout_off"
+driver_symbols+=",serial_stdout_on,polling_condition,BaseMachine,t,debug,vlan1"
+for test in nixos/tests/*.nix; do
+  name=$(basename "$test" .nix)
+  if ! nix_eval --json -E "let test = import $root/$test; in { script = test.testScript; nodes = builtins.attrNames test.nodes; }" \
+    >"$scratch/vm-$name.json" 2>"$scratch/err"; then
+    fail "testScript of $test: $(grep -v '^warning:' "$scratch/err")"
+    continue
+  fi
+  jq -r .script "$scratch/vm-$name.json" >"$scratch/$name.py"
+  nodes=$(jq -r '.nodes | join(",")' "$scratch/vm-$name.json")
+  if PYFLAKES_BUILTINS="$nodes,$driver_symbols" pyflakes3 "$scratch/$name.py" >"$scratch/err" 2>&1; then
+    pass "pyflakes accepts the testScript of $test"
+  else
+    fail "pyflakes refuses the testScript of $test: $(cat "$scratch/err")"
+  fi
+done
 
 # ---- No dead code ----
 if deadnix --fail --quiet flake.nix nixos >/dev/null 2>&1; then

@@ -86,6 +86,8 @@ pub struct Appliance {
     sync_listen: String,
     /// Extra environment of the server process (e.g. systemd's `NOTIFY_SOCKET`).
     env: Vec<(String, String)>,
+    /// Extra arguments of `outpost serve` (`--join`), kept for restarts.
+    args: Vec<String>,
 }
 
 impl Appliance {
@@ -102,6 +104,16 @@ impl Appliance {
     /// [`Appliance::start`] with extra environment variables for the server process,
     /// kept for its restarts.
     pub fn start_with_env(config_toml: &str, env: &[(&str, &str)]) -> Appliance {
+        Appliance::start_with(config_toml, env, &[])
+    }
+
+    /// [`Appliance::start`] with extra arguments to `outpost serve` (`--join TICKET`), kept
+    /// for its restarts.
+    pub fn start_with_args(config_toml: &str, args: &[&str]) -> Appliance {
+        Appliance::start_with(config_toml, &[], args)
+    }
+
+    fn start_with(config_toml: &str, env: &[(&str, &str)], args: &[&str]) -> Appliance {
         assert!(
             config_toml.contains("upstreams"),
             "test configs must set [forward] upstreams to a loopback address (see unused_upstream()):\n{config_toml}"
@@ -128,6 +140,7 @@ impl Appliance {
                 .iter()
                 .map(|(name, value)| (name.to_string(), value.to_string()))
                 .collect(),
+            args: args.iter().map(|arg| arg.to_string()).collect(),
         };
         appliance.spawn();
         appliance
@@ -225,6 +238,48 @@ impl Appliance {
             .to_string();
     }
 
+    /// The node's Raft endpoint as `addresses.json` names it: `<endpoint id>@<ip:port>`.
+    pub fn raft_peer(&self) -> String {
+        let value = self.addresses();
+        format!(
+            "{}@{}",
+            value["endpoint_id"]
+                .as_str()
+                .expect("addresses.json names the endpoint id"),
+            value["raft"]
+                .as_str()
+                .expect("addresses.json names the raft address")
+        )
+    }
+
+    /// Makes later restarts bind the Raft address bound now, as a real box keeps its address.
+    pub fn pin_raft_address(&mut self) {
+        let raft = self.addresses()["raft"]
+            .as_str()
+            .expect("addresses.json names the raft address")
+            .to_string();
+        self.args.retain(|arg| !arg.starts_with("--raft="));
+        self.args.push(format!("--raft={raft}"));
+    }
+
+    fn addresses(&self) -> serde_json::Value {
+        let text = fs::read_to_string(self.data_dir().join("addresses.json"))
+            .expect("addresses.json of a started appliance");
+        serde_json::from_str(&text).expect("addresses.json is JSON")
+    }
+
+    /// Starts the server again without waiting for it to be ready (a node that cannot reach a
+    /// quorum is never ready); [`Appliance::wait_ready`] waits.
+    pub fn restart_unready(&mut self) {
+        self.kill9();
+        self.spawn_process();
+    }
+
+    /// Waits until the running server's `/ready` answers 200.
+    pub fn wait_ready(&mut self) {
+        self.await_ready();
+    }
+
     /// Starts the server again on the same data directory and config (new ports, but
     /// see [`Appliance::pin_sync_address`]). A server still running is killed with
     /// SIGKILL first.
@@ -234,6 +289,11 @@ impl Appliance {
     }
 
     fn spawn(&mut self) {
+        self.spawn_process();
+        self.await_ready();
+    }
+
+    fn spawn_process(&mut self) {
         let data_dir = self.data_dir();
         // The previous run's file must not be mistaken for this one's.
         let _ = fs::remove_file(data_dir.join("addresses.json"));
@@ -252,6 +312,7 @@ impl Appliance {
             .arg(self.dir.path().join("outpost.toml"))
             .args(["--log", "info"])
             .args(allow_root_flag())
+            .args(&self.args)
             .env_remove("RUST_LOG")
             .env_remove("OUTPOST_TOKEN")
             // Never the test runner's own systemd; tests that want one pass it in `env`.
@@ -264,8 +325,13 @@ impl Appliance {
             .stderr(log)
             .spawn()
             .expect("spawn outpost serve");
-        let pid = child.id();
         self.child = Some(child);
+    }
+
+    /// Waits for `addresses.json` of the running process, then for `/ready`.
+    fn await_ready(&mut self) {
+        let data_dir = self.data_dir();
+        let pid = self.pid();
         let deadline = Instant::now() + READY_DEADLINE;
         let (dns, admin) = loop {
             if let Some(addresses) = read_addresses(&data_dir.join("addresses.json"), pid) {

@@ -5,7 +5,8 @@
 //! [`Command`](outpost_core::zones::Command), [`Store::write`] it (Raft commit and
 //! apply), and map the [`Written`](crate::store::Written) or the refusal to a response.
 //! Reads come from the local replica ([`Store::zones`]), which is stale by at most the
-//! replication lag.
+//! replication lag, or, with `?consistency=linearizable`, from a state confirmed through the
+//! leader to hold every write acknowledged before the request ([`cluster::Consistent`]).
 //!
 //! # Layout
 //! - [`auth`]: the admin token file and the bearer check on `/v1`.
@@ -16,6 +17,8 @@
 //! - [`tokens`]: `/v1/lite-tokens…` (Lite tokens) and `/v1/sync/sessions`.
 //! - [`plugins`]: `/v1/plugins…`: WebAssembly plugins checked, installed, listed,
 //!   removed.
+//! - [`cluster`]: `/v1/cluster…`: join invites, cluster status, retiring a node; and the
+//!   read view of listings (`?consistency=local|linearizable`).
 //! - [`transform`]: record-transform plugins over the records of a write.
 //! - [`presentation`]: records as master-file text, for export and listings.
 //!
@@ -23,6 +26,7 @@
 //! they are the compatibility surface of the `outpost` CLI and of scripts.
 
 mod auth;
+mod cluster;
 mod error;
 pub mod plugins;
 mod presentation;
@@ -40,7 +44,7 @@ use std::sync::atomic::AtomicBool;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, put};
+use axum::routing::{delete, get, post, put};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -113,6 +117,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/lite-tokens/{name}", delete(tokens::revoke))
         .route("/v1/sync/sessions", get(tokens::sessions))
         .route("/v1/plugins", get(plugins::list))
+        .route("/v1/cluster", get(cluster::status))
+        .route("/v1/cluster/invites", post(cluster::invite))
+        .route("/v1/cluster/nodes/{id}", delete(cluster::remove))
         .route(
             "/v1/plugins/{name}",
             put(plugins::install)

@@ -8,11 +8,13 @@
 //! - [`progress`]: upload progress of large imports, on stderr.
 //! - [`tokens`]: `lite-token create|list|revoke`.
 //! - [`plugins`]: `plugin install|list|rm`.
+//! - [`cluster`]: `cluster invite|status|remove`.
 //!
 //! **Boundary:** the JSON bodies read here mirror those of [`crate::admin`]; they are
 //! declared again on purpose, so that the CLI reads only the fields it prints.
 
 mod api;
+mod cluster;
 mod plugins;
 mod progress;
 mod table;
@@ -30,6 +32,7 @@ use self::api::{Api, path_segment};
 use self::progress::{PROGRESS_MIN_BYTES, Progress, human_bytes};
 use self::table::write_table;
 
+pub use self::cluster::ClusterCommand;
 pub use self::plugins::PluginCommand;
 pub use self::tokens::LiteTokenCommand;
 
@@ -132,8 +135,16 @@ pub fn plugin(connection: &Connection, command: PluginCommand) -> anyhow::Result
     )
 }
 
-pub fn status(connection: &Connection) -> anyhow::Result<()> {
-    run_status(connection, &mut io::stdout().lock())
+pub fn cluster(connection: &Connection, command: ClusterCommand) -> anyhow::Result<()> {
+    cluster::run(
+        &Api::connect(connection)?,
+        command,
+        &mut io::stdout().lock(),
+    )
+}
+
+pub fn status(connection: &Connection, json: bool) -> anyhow::Result<()> {
+    run_status(connection, json, &mut io::stdout().lock())
 }
 
 /// [`zone`], writing what it prints to `out`.
@@ -301,11 +312,17 @@ fn run_record(
 }
 
 /// [`status`], writing what it prints to `out`.
-fn run_status(connection: &Connection, out: &mut dyn Write) -> anyhow::Result<()> {
+fn run_status(connection: &Connection, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    let api = Api::connect(connection)?;
+    if json {
+        let status: serde_json::Value = api.get_json("/v1/status")?;
+        return writeln!(out, "{status:#}").context("writing to stdout");
+    }
     #[derive(Deserialize)]
     struct Status {
         node_id: u64,
-        raft_state: String,
+        role: String,
+        leader: Option<u64>,
         term: u64,
         last_log_index: Option<u64>,
         applied_index: Option<u64>,
@@ -313,13 +330,18 @@ fn run_status(connection: &Connection, out: &mut dyn Write) -> anyhow::Result<()
         records: usize,
         version: String,
     }
-    let api = Api::connect(connection)?;
     let status: Status = api.get_json("/v1/status")?;
     let index =
         |index: Option<u64>| index.map_or_else(|| "-".to_string(), |index| index.to_string());
     let rows = [
         ["node".to_string(), status.node_id.to_string()],
-        ["raft state".to_string(), status.raft_state],
+        ["role".to_string(), status.role],
+        [
+            "leader".to_string(),
+            status
+                .leader
+                .map_or_else(|| "unknown".to_string(), |id| format!("node {id}")),
+        ],
         ["term".to_string(), status.term.to_string()],
         ["last log index".to_string(), index(status.last_log_index)],
         ["applied index".to_string(), index(status.applied_index)],

@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use outpost_dns::forward::{ForwardConfig, Upstream};
 use serde::Deserialize;
 
-use crate::store::DEFAULT_HISTORY_ENTRIES;
+use crate::store::{DEFAULT_HISTORY_ENTRIES, JoinTicket, RaftTiming, Tuning};
 
 /// Defaults of a bare `outpost serve`: everything on loopback, high ports.
 pub const DEFAULT_DATA_DIR: &str = "./outpost-data";
@@ -71,6 +71,15 @@ pub struct RawCluster {
     /// `IP:PORT` of the node's Raft endpoint (iroh, QUIC over UDP), the address peers dial;
     /// unset, the node runs alone.
     pub raft: Option<String>,
+    /// A file holding a join ticket (`outpost cluster invite`): a node whose data directory is
+    /// not in a cluster yet joins the one the ticket names. Ignored once the node is a member.
+    pub join_file: Option<PathBuf>,
+    /// How long a write waits for its commit before failing (a node cut off from a quorum).
+    pub commit_timeout_ms: Option<u64>,
+    /// Entries applied between two snapshots.
+    pub snapshot_every_entries: Option<u64>,
+    /// Entries already in a snapshot kept in the log for followers slightly behind.
+    pub log_entries_kept: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,6 +127,10 @@ pub struct Overrides {
     pub admin: Option<String>,
     pub sync: Option<String>,
     pub raft: Option<String>,
+    /// `--join`: the ticket itself.
+    pub join: Option<String>,
+    /// `--join-file`: a file holding the ticket (wins over `cluster.join_file`).
+    pub join_file: Option<PathBuf>,
 }
 
 /// The validated configuration.
@@ -136,6 +149,12 @@ pub struct Config {
     /// Where the Raft endpoint listens, and what peers dial (port 0: any free port, named
     /// in `addresses.json`); `None`: no Raft endpoint, the node runs alone.
     pub raft: Option<SocketAddr>,
+    /// The ticket to join a cluster with, when this node is not a member yet (needs `raft`).
+    pub join: Option<JoinTicket>,
+    /// How long a write waits for its commit.
+    pub commit_timeout: Duration,
+    /// When snapshots are built and how much log stays behind them.
+    pub snapshots: Tuning,
 }
 
 /// The validated `[sync]` section.
@@ -210,6 +229,38 @@ impl RawConfig {
         )?;
         let sync = resolve_sync(self.sync, overrides.sync)?;
         let raft = resolve_raft(overrides.raft.or(self.cluster.raft))?;
+        let join = resolve_join(
+            overrides.join,
+            overrides.join_file.or(self.cluster.join_file),
+        )?;
+        let commit_timeout = match self.cluster.commit_timeout_ms {
+            None => RaftTiming::DEFAULT.commit,
+            Some(ms @ 100..=600_000) => Duration::from_millis(ms),
+            Some(ms) => {
+                return Err(ConfigError::Invalid {
+                    key: "cluster.commit_timeout_ms",
+                    value: ms.to_string(),
+                    problem: "is out of range (100 to 600000)".to_string(),
+                });
+            }
+        };
+        let snapshots = Tuning {
+            snapshot_every_entries: positive(
+                "cluster.snapshot_every_entries",
+                self.cluster.snapshot_every_entries,
+                Tuning::DEFAULT.snapshot_every_entries,
+            )?,
+            log_entries_kept_after_snapshot: self
+                .cluster
+                .log_entries_kept
+                .unwrap_or(Tuning::DEFAULT.log_entries_kept_after_snapshot),
+        };
+        if join.is_some() && raft.is_none() {
+            return Err(ConfigError::Missing {
+                key: "cluster.raft",
+                problem: "a join ticket is given: a joining node needs a raft address its peers dial (--raft IP:PORT)".to_string(),
+            });
+        }
         let recursion_networks = match self.dns.allow_recursion {
             Some(networks) => networks,
             None => DEFAULT_RECURSION_NETWORKS
@@ -274,6 +325,9 @@ impl RawConfig {
             sync,
             recursion_networks,
             raft,
+            join,
+            commit_timeout,
+            snapshots,
             forward: ForwardConfig {
                 upstreams,
                 timeout: Duration::from_millis(timeout_ms),
@@ -318,6 +372,14 @@ impl Config {
         );
         check("allow_root", self.allow_root != next.allow_root);
         check("cluster.raft", self.raft != next.raft);
+        check(
+            "cluster.commit_timeout_ms",
+            self.commit_timeout != next.commit_timeout,
+        );
+        check(
+            "cluster.snapshot_every_entries",
+            self.snapshots != next.snapshots,
+        );
         keys
     }
 }
@@ -359,6 +421,52 @@ fn resolve_sync(raw: RawSync, listen: Option<String>) -> Result<SyncConfig, Conf
         tls,
         history_entries,
     })
+}
+
+/// A count that must be at least 1.
+fn positive(key: &'static str, value: Option<u64>, default: u64) -> Result<u64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(0) => Err(ConfigError::Invalid {
+            key,
+            value: "0".to_string(),
+            problem: "must be at least 1".to_string(),
+        }),
+        Some(n) => Ok(n),
+    }
+}
+
+/// The join ticket, from the flag or read from the file (a systemd credential, say).
+fn resolve_join(
+    ticket: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<Option<JoinTicket>, ConfigError> {
+    let (key, text) = match (ticket, file) {
+        (Some(ticket), _) => ("--join", ticket),
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Read {
+                path: file.clone(),
+                source,
+            })?;
+            ("cluster.join_file", text)
+        }
+        (None, None) => return Ok(None),
+    };
+    text.parse()
+        .map(Some)
+        .map_err(|e: crate::store::TicketError| ConfigError::Invalid {
+            key,
+            value: abbreviate(text.trim()),
+            problem: format!("is not a join ticket: {e}"),
+        })
+}
+
+/// The start of a long value, for an error message (a ticket is a secret: show little of it).
+fn abbreviate(text: &str) -> String {
+    match text.char_indices().nth(24) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
 }
 
 /// The Raft address: an `IP:PORT` peers can dial, so never an unspecified IP.

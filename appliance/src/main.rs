@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use outpost_appliance::client::{
-    self, Connection, LiteTokenCommand, PluginCommand, RecordCommand, ZoneCommand,
+    self, ClusterCommand, Connection, LiteTokenCommand, PluginCommand, RecordCommand, ZoneCommand,
 };
 use outpost_appliance::config::{Config, Overrides, RawConfig};
 use outpost_appliance::node::Node;
@@ -67,6 +67,16 @@ enum Command {
     Status {
         #[command(flatten)]
         connection: Connection,
+        /// Print the status as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage the cluster: invite a node, show its status, remove a node.
+    Cluster {
+        #[command(flatten)]
+        connection: Connection,
+        #[command(subcommand)]
+        command: ClusterCommand,
     },
 }
 
@@ -92,6 +102,13 @@ struct ServeArgs {
     /// runs alone.
     #[arg(long)]
     raft: Option<String>,
+    /// Join the cluster this ticket names (`outpost cluster invite` prints it) when this data
+    /// directory is not in a cluster yet; ignored once it is. Needs --raft.
+    #[arg(long, conflicts_with = "join_file")]
+    join: Option<String>,
+    /// Read the join ticket from this file (as --join).
+    #[arg(long)]
+    join_file: Option<PathBuf>,
     /// Log filter, e.g. info or outpost_appliance=debug (default: the config file's
     /// `log`, else info). RUST_LOG wins over both; either one pins the filter, so a
     /// reload no longer changes it.
@@ -124,7 +141,11 @@ fn main() -> ExitCode {
             connection,
             command,
         } => client::plugin(&connection, command),
-        Command::Status { connection } => client::status(&connection),
+        Command::Status { connection, json } => client::status(&connection, json),
+        Command::Cluster {
+            connection,
+            command,
+        } => client::cluster(&connection, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -157,6 +178,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             admin: args.admin,
             sync: args.sync,
             raft: args.raft,
+            join: args.join,
+            join_file: args.join_file,
         },
     };
     let config = source.load()?;

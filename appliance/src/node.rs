@@ -22,7 +22,6 @@ mod health;
 
 pub use health::Health;
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,8 +45,9 @@ use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::plugins::PluginWatch;
 use crate::store::{
-    ClusterOptions, CommitObserver, IrohError, NODE_KEY_FILE_NAME, PeerAddr, RaftEndpoint,
-    RaftServer, Store, StoreError, StoreOptions, WriteError, load_or_create_node_key,
+    ClusterOptions, ClusterStart, CommitObserver, DB_FILE_NAME, IrohError, JoinError, JoinTicket,
+    NODE_KEY_FILE_NAME, PeerAddr, RaftEndpoint, RaftServer, RaftTiming, Store, StoreError,
+    StoreOptions, WriteError, load_or_create_node_key, node_id_for,
 };
 use crate::sync::{Hub, SyncServer, TlsConfig, TlsError};
 
@@ -95,6 +95,8 @@ pub enum NodeError {
     },
     #[error(transparent)]
     Raft(#[from] IrohError),
+    #[error("cannot join the cluster: {0}")]
+    Join(#[from] JoinError),
     #[error("cannot create the example zone: {0}")]
     ExampleZone(String),
     #[error("the plugin host cannot start: {0}")]
@@ -149,18 +151,38 @@ impl Node {
             Some(addr) => Some(bind_raft(&config.data_dir, addr).await?),
             None => None,
         };
+        // A ticket only matters to a data directory that was never in a cluster.
+        let fresh = !config.data_dir.join(DB_FILE_NAME).exists();
+        let timing = RaftTiming {
+            commit: config.commit_timeout,
+            ..RaftTiming::DEFAULT
+        };
         let cluster = match &endpoint {
             Some(endpoint) => ClusterOptions {
                 node_info: endpoint.node_info(),
                 transport: endpoint.transport(),
+                timing,
                 ..ClusterOptions::default()
             },
-            None => ClusterOptions::default(),
+            None => ClusterOptions {
+                timing,
+                ..ClusterOptions::default()
+            },
+        };
+        let cluster = match (&config.join, &endpoint) {
+            (Some(ticket), Some(endpoint)) => ClusterOptions {
+                node_id: fresh.then(|| node_id_for(&endpoint.addr().id)),
+                cluster_id: Some(ticket.cluster_id.clone()),
+                start: ClusterStart::Join,
+                ..cluster
+            },
+            _ => cluster,
         };
         let options = StoreOptions {
             history_entries: config.sync.history_entries,
             observer: Some(Arc::new(observers)),
             cluster,
+            tuning: config.snapshots,
         };
         let store = match Store::open_with(&config.data_dir, options).await {
             Ok(store) => store,
@@ -171,13 +193,21 @@ impl Node {
                 return Err(error.into());
             }
         };
-        // No expected peers: a node started this way initialises its own cluster; joining
-        // one (a ticket naming its nodes) comes later.
+        // Until it is a member, a joining node takes Raft RPCs from the ticket's nodes.
+        let expected = config
+            .join
+            .as_ref()
+            .map(JoinTicket::endpoints)
+            .unwrap_or_default();
         let raft = endpoint.map(|endpoint| {
             let addr = endpoint.addr().clone();
-            (endpoint.serve(store.rpc_handler(), BTreeSet::new()), addr)
+            (endpoint.serve(store.rpc_handler(), expected), addr)
         });
-        if config.example_zone {
+        if let Some((_, addr)) = &raft {
+            join_or_update_address(&store, config.join.as_ref(), addr).await?;
+        }
+        // A joining node takes the cluster's zones; the example zone is a first node's.
+        if config.example_zone && config.join.is_none() {
             create_example_zone(&store, &config.data_dir).await?;
         }
         let token =
@@ -420,6 +450,46 @@ async fn create_example_zone(store: &Store, data_dir: &Path) -> Result<(), NodeE
         path: marker,
         source,
     })
+}
+
+/// Joins the ticket's cluster when this node is not a member yet; otherwise makes sure the
+/// membership records the address this node listens on now (a node that ran alone before it
+/// had `--raft`, or moved to another address).
+async fn join_or_update_address(
+    store: &Store,
+    ticket: Option<&JoinTicket>,
+    addr: &PeerAddr,
+) -> Result<(), NodeError> {
+    let member = store
+        .members()
+        .into_iter()
+        .find(|m| m.id == store.node_id());
+    match (member, ticket) {
+        (None, Some(ticket)) => {
+            tracing::info!(nodes = ?ticket.nodes, node_id = store.node_id(), "joining a cluster");
+            store.join(ticket, addr).await?;
+            Ok(())
+        }
+        (None, None) => Ok(()),
+        (Some(member), ticket) => {
+            if ticket.is_some() {
+                tracing::info!(
+                    node_id = store.node_id(),
+                    "this node is already a cluster member: the join ticket is ignored"
+                );
+            }
+            if member.node == addr.node_info() {
+                return Ok(());
+            }
+            tracing::info!(from = %member.node, to = %addr, "recording this node's new raft address");
+            // Not fatal: the node still answers DNS from its replica, and the next start tries
+            // again.
+            if let Err(error) = store.set_own_address(addr.node_info()).await {
+                tracing::warn!(%error, %addr, "cannot record this node's new raft address; peers cannot reach it until it is");
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Binds the Raft endpoint on `addr` under the node key in `data_dir` (created on first start).

@@ -35,6 +35,7 @@
 
 mod cluster;
 mod forward;
+mod join;
 mod log_store;
 mod network;
 mod state_machine;
@@ -58,7 +59,12 @@ use outpost_core::zones::{Change, Command, CommandError, Zones};
 use redb::Database;
 
 pub use self::cluster::{
-    ClusterOptions, ClusterStart, FIRST_NODE_ID, Member, MembershipError, RaftTiming, ReadError,
+    ClusterOptions, ClusterStart, ClusterStatus, FIRST_NODE_ID, HEALTHY_WITHIN, Member,
+    MembershipError, NodeStatus, RaftTiming, ReadError,
+};
+pub use self::join::{
+    DEFAULT_INVITE_TTL, InviteError, JoinError, JoinTicket, MAX_INVITE_TTL, TICKET_PREFIX,
+    TicketError, node_id_for,
 };
 use self::log_store::LogStore;
 use self::network::PeerNetwork;
@@ -149,6 +155,8 @@ pub struct StoreOptions {
     pub observer: Option<Arc<dyn CommitObserver>>,
     /// This node's place in a cluster; the default is a node alone.
     pub cluster: ClusterOptions,
+    /// When snapshots are built and how much log stays behind them.
+    pub tuning: Tuning,
 }
 
 impl Default for StoreOptions {
@@ -157,6 +165,7 @@ impl Default for StoreOptions {
             history_entries: DEFAULT_HISTORY_ENTRIES,
             observer: None,
             cluster: ClusterOptions::default(),
+            tuning: Tuning::DEFAULT,
         }
     }
 }
@@ -164,10 +173,10 @@ impl Default for StoreOptions {
 /// Handle on the store; clones share the same Raft node and database.
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     raft: Raft,
     published: Published,
     /// Watches the database without keeping it open: openraft's tasks hold the only strong
@@ -328,7 +337,7 @@ impl Store {
     /// [`Store::open`] with a history window, an observer of applied batches and a place in a
     /// cluster.
     pub async fn open_with(data_dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
-        Store::open_tuned(data_dir, Tuning::DEFAULT, options).await
+        Store::open_tuned(data_dir, options.tuning, options).await
     }
 
     async fn open_tuned(
@@ -529,11 +538,7 @@ impl Store {
 
     /// Serves the Raft RPCs of this node's peers; a transport's accept loop calls it.
     pub fn rpc_handler(&self) -> RaftRpcHandler {
-        RaftRpcHandler::new(
-            self.inner.raft.clone(),
-            self.inner.node_id,
-            self.inner.timing.commit,
-        )
+        RaftRpcHandler::new(self)
     }
 
     /// This node's Raft role and log positions.
@@ -627,15 +632,18 @@ async fn open_db(
     }
 }
 
-/// The Raft settings that tests shrink.
-#[derive(Clone, Copy, Debug)]
-struct Tuning {
-    snapshot_every_entries: u64,
-    log_entries_kept_after_snapshot: u64,
+/// When a node snapshots its state and purges its log (`[cluster]` in the config; tests shrink
+/// them to make followers catch up by snapshot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// A snapshot is built once this many entries were applied since the last one.
+    pub snapshot_every_entries: u64,
+    /// Entries already in a snapshot that stay in the log, for followers slightly behind.
+    pub log_entries_kept_after_snapshot: u64,
 }
 
 impl Tuning {
-    const DEFAULT: Tuning = Tuning {
+    pub const DEFAULT: Tuning = Tuning {
         snapshot_every_entries: SNAPSHOT_EVERY_ENTRIES,
         log_entries_kept_after_snapshot: LOG_ENTRIES_KEPT_AFTER_SNAPSHOT,
     };

@@ -21,9 +21,11 @@ use serde::{Deserialize, Serialize};
 use crate::name::key_of;
 use crate::packed::{Owner, PackedRRset};
 
+mod invites;
 mod plugins;
 mod rules;
 mod zone;
+pub use invites::{JoinInvite, MAX_JOIN_INVITES};
 pub use plugins::{
     FailureMode, MAX_PLUGIN_BYTES, MAX_PLUGIN_NAME, PluginDefinition, check_plugin_name,
 };
@@ -93,6 +95,17 @@ pub enum Command {
     Batch {
         commands: Vec<Command>,
     },
+    /// Adds a join invite (only the hash of its secret is replicated) after pruning
+    /// the invites expired at `now_unix`, the proposer's clock.
+    PutJoinInvite {
+        invite: JoinInvite,
+        now_unix: u64,
+    },
+    /// Marks a join invite used by `node_id`, which is about to be added.
+    UseJoinInvite {
+        secret_sha256: [u8; 32],
+        node_id: u64,
+    },
 }
 
 /// A Lite client's credential: which zones it may see. The secret itself is shown to
@@ -142,6 +155,14 @@ pub enum Change {
     PluginDeleted {
         name: String,
     },
+    /// A join invite as it now is (open, or used by a node).
+    JoinInvitePut {
+        invite: JoinInvite,
+    },
+    /// An expired invite, pruned.
+    JoinInviteRemoved {
+        secret_sha256: [u8; 32],
+    },
 }
 
 impl Change {
@@ -153,7 +174,9 @@ impl Change {
             Change::LiteTokenPut { .. }
             | Change::LiteTokenRevoked { .. }
             | Change::PluginPut { .. }
-            | Change::PluginDeleted { .. } => None,
+            | Change::PluginDeleted { .. }
+            | Change::JoinInvitePut { .. }
+            | Change::JoinInviteRemoved { .. } => None,
         }
     }
 }
@@ -221,6 +244,18 @@ pub enum CommandError {
     PluginHashMismatch { name: String },
     #[error("no plugin is named {name}")]
     NoSuchPlugin { name: String },
+    #[error("a join invite must be open and expire in the future")]
+    InviteNotOpen,
+    #[error("a join invite with this secret already exists")]
+    InviteExists,
+    #[error(
+        "the cluster already holds {MAX_JOIN_INVITES} open join invites: use one or wait for one to expire"
+    )]
+    TooManyInvites,
+    #[error("the join ticket's secret is not known to the cluster (never issued, or expired)")]
+    NoSuchInvite,
+    #[error("the join ticket was already used by node {node_id}: ask for a new invite")]
+    InviteUsed { node_id: u64 },
 }
 
 /// All zones served here.
@@ -232,6 +267,8 @@ pub struct Zones {
     tokens: BTreeMap<String, LiteToken>,
     /// Installed plugins, by name.
     plugins: BTreeMap<String, Arc<PluginDefinition>>,
+    /// Join invites, open or used, by the SHA-256 of their secret.
+    invites: BTreeMap<[u8; 32], JoinInvite>,
 }
 
 impl Zones {
@@ -342,6 +379,11 @@ impl Zones {
                 restart,
             } => self.put_plugin(definition, *restart),
             Command::DeletePlugin { name } => self.delete_plugin(name),
+            Command::PutJoinInvite { invite, now_unix } => self.put_join_invite(invite, *now_unix),
+            Command::UseJoinInvite {
+                secret_sha256,
+                node_id,
+            } => self.use_join_invite(secret_sha256, *node_id),
             Command::Batch { commands } => {
                 // A copy is cheap (zones are shared behind `Arc`s), and every command
                 // already edits a copy of its zone.
@@ -418,12 +460,19 @@ impl Zones {
             Change::PluginDeleted { name } => {
                 self.plugins.remove(name);
             }
+            Change::JoinInvitePut { invite } => {
+                self.invites.insert(invite.secret_sha256, invite.clone());
+            }
+            Change::JoinInviteRemoved { secret_sha256 } => {
+                self.invites.remove(secret_sha256);
+            }
         }
         Ok(())
     }
 
     /// Everything, as the changes that rebuild it from nothing: each zone's
-    /// `ZonePut`, then its RRsets; then the Lite tokens; then the plugins.
+    /// `ZonePut`, then its RRsets; then the Lite tokens; then the plugins; then the
+    /// join invites.
     pub fn to_changes(&self) -> Vec<Change> {
         let mut changes = Vec::new();
         for zone in self.zones.values() {
@@ -437,6 +486,8 @@ impl Zones {
         changes.extend(tokens.map(|token| Change::LiteTokenPut { token }));
         let plugins = self.plugins.values().map(Arc::clone);
         changes.extend(plugins.map(|definition| Change::PluginPut { definition }));
+        let invites = self.invites.values().cloned();
+        changes.extend(invites.map(|invite| Change::JoinInvitePut { invite }));
         changes
     }
 

@@ -44,6 +44,24 @@ let
   dnsPort = portOf cfg.settings.dns.listen;
   adminPort = portOf cfg.settings.admin.listen;
   syncPort = portOf cfg.settings.sync.listen;
+  # Null when the node has no Raft endpoint (it runs alone).
+  raftAddress = cfg.settings.cluster.raft;
+  raftPort = if raftAddress == null then null else portOf raftAddress;
+  isWildcard = address: lib.hasPrefix "0.0.0.0:" address || lib.hasPrefix "[::]:" address;
+  # Where a raft address can come from besides the Nix settings: a flag, or the site
+  # file that replaces the settings under `bootstrap`.
+  raftElsewhere =
+    cfg.bootstrap.enable || builtins.any (arg: arg == "--raft" || lib.hasPrefix "--raft=" arg) cfg.extraArgs;
+
+  # The settings a running daemon cannot apply (README, "Signals, reload and systemd"):
+  # a reload would keep their old value, so a change of one restarts the unit.
+  startOnlySettings = builtins.toJSON [
+    cfg.settings.dns.listen
+    cfg.settings.admin.listen
+    cfg.settings.sync
+    (cfg.settings.allow_root or null)
+    cfg.settings.cluster.raft
+  ];
 
   # Null means "the daemon's default", so such keys are left out of the file.
   renderedSettings = lib.filterAttrsRecursive (_: value: value != null) cfg.settings;
@@ -90,7 +108,8 @@ let
     "--log"
     cfg.logLevel
   ]
-  # Issue 3 adds the flag; a ticket is a secret, so it travels as a file, not in argv.
+  # A ticket is a secret, so it travels as a file, not in argv. The daemon ignores it
+  # once its data directory is a cluster member, so it may stay on every start.
   ++ lib.optionals (cfg.joinTicketFile != null) [
     "--join-file"
     "${credentialsDir}/join-ticket"
@@ -395,6 +414,20 @@ in
             cache_entries = nullOrInt (types.ints.between 0 10000000) "Answer cache bound in entries (daemon default: 10000).";
             serve_stale_secs = nullOrInt types.ints.unsigned "RFC 8767 serve-stale window in seconds (daemon default: 86400).";
           };
+          cluster.raft = mkOption {
+            type = types.nullOr listenAddress;
+            default = null;
+            example = "10.20.0.2:7400";
+            description = ''
+              The node's Raft endpoint (iroh, QUIC over UDP): the address the other
+              appliances dial, so an address of this machine, never `0.0.0.0` or `[::]`.
+              Port 0 takes any free port (named in
+              {file}`/var/lib/outpost/addresses.json`), which
+              {option}`openRaftFirewall` cannot open. Null (the daemon's default): no
+              Raft endpoint; the node runs alone and can neither invite nor join. See
+              {file}`docs/cluster.md`.
+            '';
+          };
         };
       };
     };
@@ -424,6 +457,15 @@ in
       default = false;
       description = "Open the Lite sync port of `settings.sync.listen` (TCP).";
     };
+    openRaftFirewall = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Open the Raft port of `settings.cluster.raft` (UDP), which the other
+        appliances of the cluster dial. The endpoint serves only cluster members and
+        holders of a valid join ticket.
+      '';
+    };
 
     adminTokenFile = mkOption {
       type = types.nullOr types.str;
@@ -441,10 +483,13 @@ in
       default = null;
       example = "/run/keys/outpost-join-ticket";
       description = ''
-        File holding a cluster join ticket (`outpost cluster invite`), loaded with
-        `LoadCredential` and passed as `--join-file`. Must not be in the Nix store.
-        Today: clustering arrives with issue 3 and the daemon has no `--join-file`
-        flag yet, so setting this makes the service fail to start; leave it null.
+        File holding a cluster join ticket (the last line printed by `outpost
+        cluster invite` on a member), loaded with `LoadCredential` and passed as
+        `--join-file`. Needs `settings.cluster.raft`. Must not be in the Nix store.
+        A node whose data directory is already a cluster member ignores the ticket,
+        so the option may stay set; the unit does not start while it names a
+        missing file, so unset it before deleting the file. Leave it null on the
+        first node: it starts a cluster of one. See {file}`docs/cluster.md`.
       '';
     };
     syncTlsKeyFile = mkOption {
@@ -543,6 +588,26 @@ in
         assertion = !(cfg.settings ? data_dir);
         message = "services.outpost.settings.data_dir: the unit always uses /var/lib/outpost (its StateDirectory); remove the key";
       }
+      {
+        assertion = raftAddress == null || !(isWildcard raftAddress);
+        message = "services.outpost.settings.cluster.raft (${toString raftAddress}) is a wildcard address; give the address the other appliances dial (for example 10.20.0.2:${toString raftPort})";
+      }
+      {
+        assertion = cfg.joinTicketFile == null || raftAddress != null || raftElsewhere;
+        message = "services.outpost.joinTicketFile: a node joins over its Raft endpoint; set services.outpost.settings.cluster.raft to the address the other appliances dial (for example \"10.20.0.3:7400\")";
+      }
+      {
+        assertion = !(cfg.settings.cluster ? join_file);
+        message = "services.outpost.settings.cluster.join_file: set services.outpost.joinTicketFile instead, which hands the ticket to the sandboxed daemon as a credential";
+      }
+      {
+        assertion = !cfg.openRaftFirewall || raftAddress != null;
+        message = "services.outpost.openRaftFirewall: set services.outpost.settings.cluster.raft, whose port it opens";
+      }
+      {
+        assertion = !cfg.openRaftFirewall || raftPort != 0;
+        message = "services.outpost.openRaftFirewall: settings.cluster.raft (${toString raftAddress}) takes any free port, which the firewall cannot open; give a fixed port (for example 7400)";
+      }
     ]
     ++ lib.mapAttrsToList (option: _: {
       assertion = cfg.${option} == null || !lib.hasPrefix builtins.storeDir cfg.${option};
@@ -567,7 +632,9 @@ in
       ++ lib.optional (cfg.openAdminFirewall && isLoopback cfg.settings.admin.listen)
         "services.outpost.openAdminFirewall opens port ${toString adminPort}, but settings.admin.listen (${cfg.settings.admin.listen}) is a loopback address"
       ++ lib.optional (cfg.openSyncFirewall && isLoopback cfg.settings.sync.listen)
-        "services.outpost.openSyncFirewall opens port ${toString syncPort}, but settings.sync.listen (${cfg.settings.sync.listen}) is a loopback address";
+        "services.outpost.openSyncFirewall opens port ${toString syncPort}, but settings.sync.listen (${cfg.settings.sync.listen}) is a loopback address"
+      ++ lib.optional (cfg.openRaftFirewall && raftAddress != null && isLoopback raftAddress)
+        "services.outpost.openRaftFirewall opens port ${toString raftPort}, but settings.cluster.raft (${raftAddress}) is a loopback address";
 
     environment.etc."outpost/outpost.toml".source = checkedConfigFile;
     # The admin CLI: `outpost record list site.internal. --data-dir /var/lib/outpost`
@@ -580,6 +647,8 @@ in
       })
       (mkIf cfg.openAdminFirewall { allowedTCPPorts = [ adminPort ]; })
       (mkIf cfg.openSyncFirewall { allowedTCPPorts = [ syncPort ]; })
+      # Without an address the assertions above fail; the guard keeps a null port out.
+      (mkIf (cfg.openRaftFirewall && raftPort != null) { allowedUDPPorts = [ raftPort ]; })
     ];
 
     systemd.services.outpost = {
@@ -594,8 +663,10 @@ in
       after = [ "network-online.target" ] ++ lib.optional cfg.bootstrap.enable bootMountUnit;
       before = [ "nss-lookup.target" ];
       # The unit names /etc/outpost/outpost.toml, not its store path, so a settings
-      # change reloads (SIGHUP) instead of restarting; a new package restarts.
+      # change reloads (SIGHUP) instead of restarting; a new package restarts, and so
+      # does a change of a setting read only at start (a new Raft address, say).
       reloadTriggers = [ checkedConfigFile ];
+      restartTriggers = [ startOnlySettings ];
       # Restart in one step on upgrades: the DNS gap is the restart, not the activation.
       stopIfChanged = false;
 
@@ -615,6 +686,10 @@ in
         # The daemon drains for at most 5 s (node::DRAIN_DEADLINE), then shuts Raft
         # down and closes redb.
         TimeoutStopSec = "20s";
+        # A joiner reports ready only once it has joined: up to 2 min of asking the
+        # ticket's nodes (store::join::JOIN_DEADLINE), then catching up from the log or a
+        # snapshot. Past systemd's default 90 s it would be killed and start over.
+        TimeoutStartSec = mkIf (cfg.joinTicketFile != null) "5min";
         LoadCredential = credentials;
         EnvironmentFile = lib.optional (cfg.environmentFile != null) cfg.environmentFile;
 
@@ -637,7 +712,8 @@ in
         # False: plugins (installed at run time with `outpost plugin install`) are
         # compiled by wasmtime, which maps the compiled code executable.
         MemoryDenyWriteExecute = false;
-        # UNIX for NOTIFY_SOCKET, NETLINK for interface enumeration (iroh, issue 3).
+        # INET and INET6 for DNS, the admin API, Lite sync and Raft (QUIC over UDP);
+        # UNIX for NOTIFY_SOCKET; NETLINK for interface enumeration (iroh).
         RestrictAddressFamilies = [
           "AF_INET"
           "AF_INET6"

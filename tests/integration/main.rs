@@ -13,6 +13,9 @@
 //! - [`malformed`]: bad packets, other opcodes, incoming responses.
 //! - [`forwarding`]: a second `outpost` as the upstream; cache, serve-stale, access.
 //! - [`durability`]: kill -9 and restarts, SIGTERM and SIGINT.
+//! - [`cluster`]: 3 and 5 processes joined by ticket over iroh: forwarded writes, kill -9 of
+//!   the leader under writes, catch-up by snapshot after SIGSTOP, a minority refusing writes,
+//!   removals, refused tickets.
 //! - [`admin_cli`]: the CLI (`zone`, `record`, `status`, `check-config`).
 //! - [`admin_api`]: the HTTP API's errors, its token, `/metrics`.
 //! - [`lite`]: the Lite client against a real appliance: propagation, offline
@@ -31,6 +34,7 @@
 mod admin_api;
 mod admin_cli;
 mod authoritative;
+mod cluster;
 mod durability;
 mod edns_tcp;
 mod forwarding;

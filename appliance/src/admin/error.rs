@@ -35,6 +35,9 @@ pub enum ApiError {
     /// another hook, or whose `init` refuses its configuration.
     #[error("{0}")]
     Unprocessable(String),
+    /// The request clashes with the cluster's state (a removal that would lose quorum).
+    #[error("{0}")]
+    Conflict(String),
     /// The zones model refused the write; nothing changed.
     #[error("{0}")]
     Refused(CommandError),
@@ -52,6 +55,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Refused(refused) => refusal_status(refused),
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -66,7 +70,9 @@ fn refusal_status(refused: &CommandError) -> StatusCode {
         | CommandError::NotInAnyZone { .. }
         | CommandError::NoSuchToken { .. }
         | CommandError::NoSuchPlugin { .. } => StatusCode::NOT_FOUND,
-        CommandError::ZoneExists { .. } | CommandError::TokenExists { .. } => StatusCode::CONFLICT,
+        CommandError::ZoneExists { .. }
+        | CommandError::TokenExists { .. }
+        | CommandError::TooManyInvites => StatusCode::CONFLICT,
         _ => StatusCode::BAD_REQUEST,
     }
 }

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::AdminState;
+use super::cluster::Consistent;
 use super::error::{ApiError, JsonBody};
 use crate::secret_file::hex;
 
@@ -198,8 +199,10 @@ fn check_plugin(
 }
 
 /// `GET /v1/plugins`: every installed plugin, with its counters on this node.
-pub async fn list(State(state): State<Arc<AdminState>>) -> Json<Vec<PluginSummary>> {
-    let zones = state.store.zones();
+pub async fn list(
+    State(state): State<Arc<AdminState>>,
+    Consistent(zones): Consistent,
+) -> Json<Vec<PluginSummary>> {
     let summaries = zones
         .plugins()
         .map(|definition| {

@@ -17,6 +17,7 @@ use outpost_core::zones::{Command, Zone, Zones};
 use serde::{Deserialize, Serialize};
 
 use super::AdminState;
+use super::cluster::Consistent;
 use super::error::{ApiError, JsonBody, QueryParams};
 use super::presentation::{rdata_text, type_text};
 use super::transform;
@@ -33,11 +34,10 @@ pub struct RecordBody {
 }
 
 pub async fn list(
-    State(state): State<Arc<AdminState>>,
     Path(origin): Path<String>,
+    Consistent(zones): Consistent,
 ) -> Result<Json<Vec<RecordBody>>, ApiError> {
     let origin = absolute_name(&origin)?;
-    let zones = state.store.zones();
     let zone = zone_of(&zones, &origin)?;
     let records = zone
         .records()

@@ -8,10 +8,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use outpost_dns::metrics::write_sample;
+use outpost_dns::metrics::{write_header, write_labelled, write_sample};
 use serde::Serialize;
 
 use super::AdminState;
+use crate::store::{NodeState, Store};
 
 /// The Prometheus text exposition format.
 const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
@@ -20,11 +21,21 @@ pub async fn health() -> &'static str {
     "ok"
 }
 
+/// 200 once the node serves, knows a leader and has applied every entry it knows to be
+/// committed; 503 with the reason otherwise.
 pub async fn ready(State(state): State<Arc<AdminState>>) -> (StatusCode, &'static str) {
-    if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready")
+    if !state.ready.load(Ordering::Acquire) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: starting or stopping",
+        )
+    } else if !state.store.caught_up() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no raft leader known, or behind the commit index",
+        )
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+        (StatusCode::OK, "ready")
     }
 }
 
@@ -32,6 +43,7 @@ pub async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse 
     let mut out = String::with_capacity(4096);
     state.metrics.render(&mut out);
     let status = state.store.status();
+    let members = state.store.members();
     let zones = state.store.zones();
     let records: usize = zones.iter().map(|zone| zone.record_count()).sum();
     for (name, help, value) in [
@@ -46,6 +58,31 @@ pub async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse 
             status.last_log_index.unwrap_or(0),
         ),
         ("outpost_raft_term", "Current Raft term.", status.term),
+        (
+            "outpost_raft_commit_index",
+            "Highest Raft index this node knows to be committed.",
+            state.store.commit_index().unwrap_or(0),
+        ),
+        (
+            "outpost_raft_is_leader",
+            "1 when this node leads its cluster.",
+            u64::from(status.state == NodeState::Leader),
+        ),
+        (
+            "outpost_raft_leader_id",
+            "Node id of the leader this node knows (0: none).",
+            status.leader.unwrap_or(0),
+        ),
+        (
+            "outpost_raft_voters",
+            "Voters in the membership this node knows.",
+            members.iter().filter(|member| member.voter).count() as u64,
+        ),
+        (
+            "outpost_raft_learners",
+            "Learners in the membership this node knows.",
+            members.iter().filter(|member| !member.voter).count() as u64,
+        ),
         ("outpost_zones", "Zones served here.", zones.len() as u64),
         (
             "outpost_records",
@@ -55,16 +92,63 @@ pub async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse 
     ] {
         write_sample(&mut out, name, "gauge", help, value);
     }
+    render_replication(&mut out, &state.store);
     state.hub.render_metrics(&mut out);
     outpost_dns::metrics::render_plugins(&mut out, &state.plugins.loaded().plugins());
     ([(CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], out)
+}
+
+/// On the leader, each node's replication lag and time since it last answered.
+fn render_replication(out: &mut String, store: &Store) {
+    let Ok(progress) = store.progress() else {
+        return;
+    };
+    let last = progress.last_log_index.unwrap_or(0);
+    write_header(
+        out,
+        "outpost_raft_replication_lag",
+        "gauge",
+        "Entries a node is behind the leader's log (on the leader only).",
+    );
+    for peer in &progress.peers {
+        let lag = last.saturating_sub(peer.matched_index.unwrap_or(0));
+        write_labelled(
+            out,
+            "outpost_raft_replication_lag",
+            &[("node", &peer.id.to_string())],
+            lag,
+        );
+    }
+    write_header(
+        out,
+        "outpost_raft_last_contact_seconds",
+        "gauge",
+        "Seconds since a node last answered the leader (on the leader only; absent before it ever did).",
+    );
+    for peer in &progress.peers {
+        if let Some(ms) = peer.last_contact_ms {
+            let seconds = ms as f64 / 1000.0;
+            write_labelled(
+                out,
+                "outpost_raft_last_contact_seconds",
+                &[("node", &peer.id.to_string())],
+                seconds,
+            );
+        }
+    }
 }
 
 /// Body of `GET /v1/status`.
 #[derive(Debug, Serialize)]
 pub struct StatusBody {
     pub node_id: u64,
+    /// The node's Raft role: leader, follower, learner, candidate.
+    pub role: String,
+    /// Kept for scripts written before `role`; the same value.
     pub raft_state: String,
+    /// The leader this node knows (`null`: none).
+    pub leader: Option<u64>,
+    pub cluster_id: String,
     pub term: u64,
     /// `null` before the cluster was initialised.
     pub last_log_index: Option<u64>,
@@ -79,7 +163,10 @@ pub async fn status(State(state): State<Arc<AdminState>>) -> Json<StatusBody> {
     let zones = state.store.zones();
     Json(StatusBody {
         node_id: status.node_id,
+        role: status.state.to_string(),
         raft_state: status.state.to_string(),
+        leader: status.leader,
+        cluster_id: state.store.cluster_id().to_string(),
         term: status.term,
         last_log_index: status.last_log_index,
         applied_index: status.applied_index,

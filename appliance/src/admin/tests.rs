@@ -210,14 +210,18 @@ fn health_ready_and_metrics_need_no_token() {
         answer(agent.get(format!("{base}/health")).call()),
         (200, "ok".to_string())
     );
-    assert_eq!(
-        answer(agent.get(format!("{base}/ready")).call()),
-        (200, "ready".to_string())
-    );
+    // Ready once the leader applied its first entry, a moment after the store opened.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut ready = answer(agent.get(format!("{base}/ready")).call());
+    while ready.0 != 200 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        ready = answer(agent.get(format!("{base}/ready")).call());
+    }
+    assert_eq!(ready, (200, "ready".to_string()));
     server.ready.store(false, Ordering::Release);
     assert_eq!(
         answer(agent.get(format!("{base}/ready")).call()),
-        (503, "not ready".to_string())
+        (503, "not ready: starting or stopping".to_string())
     );
 
     let response = agent.get(format!("{base}/metrics")).call().unwrap();

@@ -14,6 +14,7 @@ use outpost_core::zones::{Change, Command, CommandError, LiteToken};
 use serde::{Deserialize, Serialize};
 
 use super::AdminState;
+use super::cluster::Consistent;
 use super::error::{ApiError, JsonBody};
 use super::zones::absolute_name;
 use crate::sync::hub::SessionSummary;
@@ -100,8 +101,10 @@ pub async fn create(
 }
 
 /// `GET /v1/lite-tokens`: names, zones and live sessions; never secrets.
-pub async fn list(State(state): State<Arc<AdminState>>) -> Json<Vec<TokenSummary>> {
-    let zones = state.store.zones();
+pub async fn list(
+    State(state): State<Arc<AdminState>>,
+    Consistent(zones): Consistent,
+) -> Json<Vec<TokenSummary>> {
     let sessions = state.hub.sessions_per_token();
     Json(
         zones

@@ -14,6 +14,7 @@ use outpost_core::zones::{Command, CommandError, Zones, parse_name};
 use serde::{Deserialize, Serialize};
 
 use super::AdminState;
+use super::cluster::Consistent;
 use super::error::{ApiError, JsonBody, TextBody};
 use super::presentation::export_zone;
 use super::transform;
@@ -29,8 +30,7 @@ pub struct ZoneSummary {
     pub serial: u32,
 }
 
-pub async fn list(State(state): State<Arc<AdminState>>) -> Json<Vec<ZoneSummary>> {
-    let zones = state.store.zones();
+pub async fn list(Consistent(zones): Consistent) -> Json<Vec<ZoneSummary>> {
     Json(
         zones
             .iter()
@@ -138,11 +138,10 @@ pub async fn import(
 
 /// `GET /v1/zones/{origin}/export`: the zone as a master file.
 pub async fn export(
-    State(state): State<Arc<AdminState>>,
     Path(origin): Path<String>,
+    Consistent(zones): Consistent,
 ) -> Result<impl IntoResponse, ApiError> {
     let origin = absolute_name(&origin)?;
-    let zones = state.store.zones();
     let text = tokio::task::spawn_blocking(move || zone_of(&zones, &origin).map(export_zone))
         .await
         .map_err(|e| ApiError::Unavailable(format!("zone export stopped: {e}")))??;

@@ -160,7 +160,7 @@ fn run(connection: &Connection, command: Command) -> anyhow::Result<String> {
     match command {
         Command::Zone(command) => run_zone(connection, command, &mut out)?,
         Command::Record(command) => run_record(connection, command, &mut out)?,
-        Command::Status => run_status(connection, &mut out)?,
+        Command::Status => run_status(connection, false, &mut out)?,
     }
     Ok(String::from_utf8(out).unwrap())
 }
@@ -252,7 +252,7 @@ fn commands_work_against_a_running_admin_api() {
 
     let out = run_line(&connection, "status").unwrap();
     assert!(
-        out.starts_with("node:           1\nraft state:     leader\n"),
+        out.starts_with("node:           1\nrole:           leader\nleader:         node 1\n"),
         "{out}"
     );
     assert!(out.contains("zones:          2\n"), "{out}");

@@ -11,13 +11,85 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use openraft::Instant as _;
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::{ChangeMembers, ReadPolicy};
 
+use serde::{Deserialize, Serialize};
+
+use super::forward::FORWARD_MARGIN;
+use super::network::codec::{self, RaftReply, RaftRequest};
 use super::network::{NoPeers, Transport};
 use super::types::NodeInfo;
 use super::{Store, View};
+
+/// A node the leader heard from within this long counts as reachable (for `cluster status`'s
+/// health and for the quorum check of `cluster remove`): many heartbeats (50 ms) and a few
+/// election timeouts.
+pub const HEALTHY_WITHIN: Duration = Duration::from_secs(2);
+
+/// How long `cluster status` waits for the leader's view of replication.
+const STATUS_WAIT: Duration = Duration::from_secs(2);
+
+/// How far one node got, as its leader sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerProgress {
+    pub id: u64,
+    /// The last log index the leader knows the node holds.
+    pub matched_index: Option<u64>,
+    /// Milliseconds since the node last answered the leader (0 for the leader itself).
+    pub last_contact_ms: Option<u64>,
+}
+
+impl PeerProgress {
+    /// Whether the leader heard from the node within [`HEALTHY_WITHIN`].
+    pub fn is_healthy(&self) -> bool {
+        self.last_contact_ms
+            .is_some_and(|ms| u128::from(ms) <= HEALTHY_WITHIN.as_millis())
+    }
+}
+
+/// The leader's view of replication.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub last_log_index: Option<u64>,
+    pub peers: Vec<PeerProgress>,
+}
+
+/// `outpost cluster status`: the cluster as one node sees it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterStatus {
+    pub cluster_id: String,
+    /// The node that answered.
+    pub node_id: u64,
+    /// Its Raft role: leader, follower, learner, candidate.
+    pub role: String,
+    pub term: u64,
+    pub leader: Option<u64>,
+    pub commit_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub nodes: Vec<NodeStatus>,
+}
+
+/// One member in [`ClusterStatus`]. The replication fields are the leader's view, `null` when
+/// the leader could not be asked.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeStatus {
+    pub id: u64,
+    pub address: String,
+    pub voter: bool,
+    pub leader: bool,
+    pub matched_index: Option<u64>,
+    /// Entries the node is behind the leader's log.
+    pub lag: Option<u64>,
+    pub last_contact_ms: Option<u64>,
+    pub healthy: Option<bool>,
+}
+
+fn unexpected(leader: u64, reply: &RaftReply) -> String {
+    format!("node {leader} answered {reply:?}")
+}
 
 /// The id a new data directory takes when none is given: a first node, as every node was
 /// before clusters.
@@ -108,8 +180,9 @@ pub struct Member {
     pub voter: bool,
 }
 
-/// Why a membership change did not happen.
-#[derive(Debug, thiserror::Error)]
+/// Why a membership change did not happen. Serializable: a member forwards `cluster remove` to
+/// the leader and hears back this.
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum MembershipError {
     /// Only the leader changes the membership.
     #[error("this node is not the raft leader (leader: {})", leader.map_or("unknown".to_string(), |id| format!("node {id}")))]
@@ -122,10 +195,28 @@ pub enum MembershipError {
     Timeout(Duration),
     #[error("raft: {0}")]
     Raft(String),
+    #[error("node {0} is not a member of this cluster")]
+    NoSuchNode(u64),
+    #[error("node {0} is the cluster's last voter: a cluster cannot remove its last voter")]
+    LastVoter(u64),
+    /// The voters left would not make a quorum with the nodes the leader hears from now.
+    #[error(
+        "removing node {node} would leave {voters_left} voters of which only {reachable} answer the leader, less than a quorum of {quorum}: bring a node back first"
+    )]
+    QuorumLoss {
+        node: u64,
+        voters_left: usize,
+        reachable: usize,
+        quorum: usize,
+    },
+    /// This node does not lead and could not reach the one that does.
+    #[error("the leader, node {leader}, cannot be reached from this node: {reason}")]
+    LeaderUnreachable { leader: u64, reason: String },
 }
 
-/// Why a consistent read did not happen.
-#[derive(Debug, thiserror::Error)]
+/// Why a consistent read did not happen. Serializable: a member asks the leader for its read
+/// index and hears back this.
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum ReadError {
     /// Only the leader serves consistent reads.
     #[error("this node is not the raft leader (leader: {})", leader.map_or("unknown".to_string(), |id| format!("node {id}")))]
@@ -137,22 +228,59 @@ pub enum ReadError {
     Timeout(Duration),
     #[error("raft: {0}")]
     Raft(String),
+    /// This node does not lead and could not reach the one that does.
+    #[error("the leader, node {leader}, cannot be reached from this node: {reason}")]
+    LeaderUnreachable { leader: u64, reason: String },
 }
+
+/// The wire names of the two errors above.
+pub(crate) type RemoteMembershipError = MembershipError;
+pub(crate) type RemoteReadError = ReadError;
 
 impl Store {
     /// The state as of a moment after this call began, confirmed with a quorum (openraft's
-    /// ReadIndex): it holds every write acknowledged before the call. Only the leader serves
-    /// it; bounded by [`RaftTiming::commit`].
+    /// ReadIndex): it holds every write acknowledged before the call. On the leader the read
+    /// index is confirmed here; on another node it is asked of the leader, and the view is
+    /// returned once this node applied up to it. Bounded by [`RaftTiming::commit`].
     pub async fn read_linearizable(&self) -> Result<Arc<View>, ReadError> {
         let waited = self.inner.timing.commit;
-        let confirmed = self.inner.raft.ensure_linearizable(ReadPolicy::ReadIndex);
-        let Ok(confirmed) = tokio::time::timeout(waited, confirmed).await else {
+        let index = match self.leader_elsewhere() {
+            Some((leader, node)) => {
+                match self
+                    .ask(leader, &node, &RaftRequest::ReadIndex, waited)
+                    .await
+                {
+                    Ok(RaftReply::ReadIndex(index)) => index?,
+                    Ok(other) => return Err(ReadError::Raft(unexpected(leader, &other))),
+                    Err(reason) => return Err(ReadError::LeaderUnreachable { leader, reason }),
+                }
+            }
+            None => self.read_index().await?,
+        };
+        let applied = self
+            .inner
+            .raft
+            .wait(Some(waited))
+            .applied_index_at_least(Some(index), "applied up to the read index")
+            .await;
+        match applied {
+            // The view is published before openraft hears of an apply, so it is at least this
+            // recent.
+            Ok(_) => Ok(self.view()),
+            Err(_) => Err(ReadError::Timeout(waited)),
+        }
+    }
+
+    /// The leader's read index: the commit index, confirmed by a quorum to still be the
+    /// leader's, that a linearizable read must see applied.
+    pub(crate) async fn read_index(&self) -> Result<u64, ReadError> {
+        let waited = self.inner.timing.commit;
+        let linearizer = self.inner.raft.get_read_linearizer(ReadPolicy::ReadIndex);
+        let Ok(linearizer) = tokio::time::timeout(waited, linearizer).await else {
             return Err(ReadError::Timeout(waited));
         };
-        match confirmed {
-            // Openraft returns once the state machine applied up to the read index; the view
-            // is published before openraft hears of an apply, so it is at least that recent.
-            Ok(_) => Ok(self.view()),
+        match linearizer {
+            Ok(linearizer) => Ok(linearizer.read_log_id().index()),
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(forward))) => {
                 Err(ReadError::NotLeader {
                     leader: forward.leader_id,
@@ -163,6 +291,254 @@ impl Store {
             }
             Err(e) => Err(ReadError::Raft(e.to_string())),
         }
+    }
+
+    /// Sends `request` to the leader and returns its reply, or why there is none.
+    async fn ask(
+        &self,
+        leader: u64,
+        node: &NodeInfo,
+        request: &RaftRequest,
+        waited: Duration,
+    ) -> Result<RaftReply, String> {
+        let request = codec::encode(request).map_err(|e| e.to_string())?;
+        let call = self.inner.transport.call(leader, node, request);
+        match tokio::time::timeout(waited + FORWARD_MARGIN, call).await {
+            Err(_elapsed) => Err(format!("no answer within {waited:?}")),
+            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Ok(reply)) => codec::decode(&reply).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Takes node `id` out of the cluster (a voter or a learner). A voter is refused when the
+    /// voters left would not make a quorum with the nodes the leader hears from now, or when it
+    /// is the last one. On a node that does not lead, the request is forwarded to the leader.
+    pub async fn remove_node(&self, id: u64) -> Result<(), MembershipError> {
+        let Some((leader, node)) = self.leader_elsewhere() else {
+            return self.remove_on_leader(id).await;
+        };
+        let waited = self.inner.timing.commit;
+        match self
+            .ask(
+                leader,
+                &node,
+                &RaftRequest::RemoveNode { node_id: id },
+                waited,
+            )
+            .await
+        {
+            Ok(RaftReply::RemoveNode(result)) => result,
+            Ok(other) => Err(MembershipError::Raft(unexpected(leader, &other))),
+            Err(reason) => Err(MembershipError::LeaderUnreachable { leader, reason }),
+        }
+    }
+
+    /// [`Store::remove_node`] on the leader; never forwards.
+    pub(crate) async fn remove_on_leader(&self, id: u64) -> Result<(), MembershipError> {
+        let progress = self.progress().map_err(|e| match e {
+            ReadError::NotLeader { leader } => MembershipError::NotLeader { leader },
+            other => MembershipError::Raft(other.to_string()),
+        })?;
+        let members = self.members();
+        let member = members
+            .iter()
+            .find(|member| member.id == id)
+            .ok_or(MembershipError::NoSuchNode(id))?;
+        if !member.voter {
+            return self
+                .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])))
+                .await;
+        }
+        let left: Vec<u64> = members
+            .iter()
+            .filter(|member| member.voter && member.id != id)
+            .map(|member| member.id)
+            .collect();
+        if left.is_empty() {
+            return Err(MembershipError::LastVoter(id));
+        }
+        let reachable = left
+            .iter()
+            .filter(|voter| {
+                progress
+                    .peers
+                    .iter()
+                    .any(|peer| peer.id == **voter && peer.is_healthy())
+            })
+            .count();
+        let quorum = left.len() / 2 + 1;
+        if reachable < quorum {
+            return Err(MembershipError::QuorumLoss {
+                node: id,
+                voters_left: left.len(),
+                reachable,
+                quorum,
+            });
+        }
+        tracing::info!(node_id = id, voters_left = ?left, "removing a voter");
+        self.remove_voters(BTreeSet::from([id])).await
+    }
+
+    /// Records `node` as this node's address in the membership: directly on the leader, else
+    /// asked of each other member in turn (a member that does not lead forwards it), since the
+    /// leader may not reach this node at its old address to tell it who leads.
+    pub async fn set_own_address(&self, node: NodeInfo) -> Result<(), MembershipError> {
+        let id = self.node_id();
+        if self.status().state == super::NodeState::Leader {
+            return self.set_address(id, node).await;
+        }
+        let request = RaftRequest::SetAddress {
+            node_id: id,
+            addr: node.addr.clone(),
+        };
+        let mut last = MembershipError::NotLeader { leader: None };
+        for member in self.members().into_iter().filter(|member| member.id != id) {
+            match self
+                .ask(member.id, &member.node, &request, self.inner.timing.commit)
+                .await
+            {
+                Ok(RaftReply::SetAddress(Ok(()))) => return Ok(()),
+                Ok(RaftReply::SetAddress(Err(e))) => last = e,
+                Ok(other) => last = MembershipError::Raft(unexpected(member.id, &other)),
+                Err(reason) => {
+                    last = MembershipError::LeaderUnreachable {
+                        leader: member.id,
+                        reason,
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// Records `node` as the address of member `id`: on the leader, or forwarded to it.
+    pub(crate) async fn set_address(&self, id: u64, node: NodeInfo) -> Result<(), MembershipError> {
+        if let Some((leader, leader_node)) = self.leader_elsewhere() {
+            let request = RaftRequest::SetAddress {
+                node_id: id,
+                addr: node.addr,
+            };
+            return match self
+                .ask(leader, &leader_node, &request, self.inner.timing.commit)
+                .await
+            {
+                Ok(RaftReply::SetAddress(result)) => result,
+                Ok(other) => Err(MembershipError::Raft(unexpected(leader, &other))),
+                Err(reason) => Err(MembershipError::LeaderUnreachable { leader, reason }),
+            };
+        }
+        if !self.members().iter().any(|member| member.id == id) {
+            return Err(MembershipError::NoSuchNode(id));
+        }
+        self.change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, node)])))
+            .await
+    }
+
+    /// The leader's view of how far each node got, from openraft's leader metrics.
+    pub(crate) fn progress(&self) -> Result<Progress, ReadError> {
+        let metrics = self.inner.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        if metrics.state != openraft::ServerState::Leader {
+            return Err(ReadError::NotLeader {
+                leader: metrics.current_leader,
+            });
+        }
+        let replication = metrics.replication.clone().unwrap_or_default();
+        let heartbeat = metrics.heartbeat.clone().unwrap_or_default();
+        let peers = metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, _)| {
+                if *id == metrics.id {
+                    return PeerProgress {
+                        id: *id,
+                        matched_index: metrics.last_log_index,
+                        last_contact_ms: Some(0),
+                    };
+                }
+                let contact = heartbeat.get(id).cloned().flatten();
+                PeerProgress {
+                    id: *id,
+                    matched_index: replication.get(id).cloned().flatten().map(|id| id.index),
+                    last_contact_ms: contact
+                        .map(|at| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX)),
+                }
+            })
+            .collect();
+        Ok(Progress {
+            last_log_index: metrics.last_log_index,
+            peers,
+        })
+    }
+
+    /// The cluster as this node sees it, with the leader's view of replication (asked of the
+    /// leader when this node does not lead; absent when it cannot be reached).
+    pub async fn cluster_status(&self) -> ClusterStatus {
+        let progress = match self.leader_elsewhere() {
+            None => self.progress().ok(),
+            Some((leader, node)) => {
+                match self
+                    .ask(leader, &node, &RaftRequest::Progress, STATUS_WAIT)
+                    .await
+                {
+                    Ok(RaftReply::Progress(Ok(progress))) => Some(progress),
+                    _ => None,
+                }
+            }
+        };
+        let status = self.status();
+        let nodes = self
+            .members()
+            .into_iter()
+            .map(|member| {
+                let peer = progress
+                    .as_ref()
+                    .and_then(|progress| progress.peers.iter().find(|peer| peer.id == member.id));
+                let matched_index = peer.and_then(|peer| peer.matched_index);
+                let lag = progress.as_ref().and_then(|progress| {
+                    let last = progress.last_log_index?;
+                    Some(last.saturating_sub(matched_index.unwrap_or(0)))
+                });
+                NodeStatus {
+                    id: member.id,
+                    address: member.node.addr,
+                    voter: member.voter,
+                    leader: status.leader == Some(member.id),
+                    matched_index,
+                    lag,
+                    last_contact_ms: peer.and_then(|peer| peer.last_contact_ms),
+                    healthy: peer.map(PeerProgress::is_healthy),
+                }
+            })
+            .collect();
+        ClusterStatus {
+            cluster_id: self.cluster_id().to_string(),
+            node_id: status.node_id,
+            role: status.state.to_string(),
+            term: status.term,
+            leader: status.leader,
+            commit_index: self.commit_index(),
+            applied_index: status.applied_index,
+            nodes,
+        }
+    }
+
+    /// Whether this node knows a leader and has applied every entry it knows to be committed:
+    /// what `/ready` waits for, so a node that just joined or restarted is not sent traffic
+    /// that expects the cluster's current state.
+    pub fn caught_up(&self) -> bool {
+        let status = self.status();
+        status.leader.is_some() && status.applied_index >= self.commit_index()
+    }
+
+    /// The highest index this node knows to be committed by the cluster.
+    pub fn commit_index(&self) -> Option<u64> {
+        let metrics = self.inner.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let cluster = metrics.cluster_committed.as_ref().map(|id| id.index);
+        let local = metrics.local_committed.as_ref().map(|id| id.index);
+        cluster.max(local)
     }
 
     /// Adds `id`, reached at `node`, as a learner, and returns once it has caught up with the

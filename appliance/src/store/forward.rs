@@ -25,7 +25,7 @@ use super::{MAX_PROPOSAL_BYTES, Store, WriteError, Written, encoded_len};
 
 /// How much longer a forwarding node waits than the leader's own commit timeout, so that the
 /// leader's answer (a timeout included) arrives before the forwarding node gives up.
-const FORWARD_MARGIN: Duration = Duration::from_secs(1);
+pub(crate) const FORWARD_MARGIN: Duration = Duration::from_secs(1);
 
 /// Proposes `cmd` on this node's Raft and waits up to `waited` for it to be committed and
 /// applied. Never forwards: a node that is not the leader answers [`WriteError::NotLeader`].
@@ -158,17 +158,44 @@ impl Store {
         };
         let waited = self.inner.timing.commit + FORWARD_MARGIN;
         let call = self.inner.transport.call(leader, &node, request);
+        // A leader killed mid-exchange never answers; its connection is only seen dead at the
+        // transport's idle timeout. Another leader is known much sooner: stop waiting then.
+        let mut metrics = self.inner.raft.metrics();
+        let deposed = async move {
+            loop {
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+                if metrics.borrow_watched().current_leader != Some(leader) {
+                    return;
+                }
+            }
+        };
+        let call = async {
+            tokio::select! {
+                reply = call => Some(reply),
+                () = deposed => None,
+            }
+        };
         let reply = match tokio::time::timeout(waited, call).await {
             Err(_elapsed) => return Err(WriteError::Timeout { waited }),
-            Ok(Err(TransportError::Unreachable { reason, .. })) => {
+            Ok(None) => {
+                return Err(WriteError::Raft(format!(
+                    "node {leader} stopped leading while it had this write; it may or may not have been committed: retry"
+                )));
+            }
+            Ok(Some(reply)) => reply,
+        };
+        let reply = match reply {
+            Err(TransportError::Unreachable { reason, .. }) => {
                 return Err(WriteError::LeaderUnreachable { leader, reason });
             }
-            Ok(Err(e @ TransportError::Failed { .. })) => {
+            Err(e @ TransportError::Failed { .. }) => {
                 return Err(WriteError::Raft(format!(
                     "{e}; the forwarded write may or may not have been committed"
                 )));
             }
-            Ok(Ok(reply)) => reply,
+            Ok(reply) => reply,
         };
         match codec::decode::<codec::RaftReply>(&reply) {
             Ok(codec::RaftReply::ClientWrite(outcome)) => outcome.into_result(leader),

@@ -18,7 +18,7 @@
 //! appliance sees [`Transport`], [`RaftRpcHandler`] and bytes.
 
 pub(crate) mod codec;
-mod handler;
+pub(crate) mod handler;
 #[cfg(test)]
 pub(crate) mod in_process;
 pub(crate) mod iroh;

@@ -26,8 +26,9 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTran
 use serde::{Deserialize, Serialize};
 
 use super::tables::{
-    HISTORY, HISTORY_FLOOR, LAST_APPLIED, LAST_MEMBERSHIP, LITE_TOKENS, PLUGINS, RRSETS, SM_META,
-    SNAPSHOT, ZONES, begin_durable_write, blocking, decode, encode, get_value, io_error, put_value,
+    HISTORY, HISTORY_FLOOR, JOIN_INVITES, LAST_APPLIED, LAST_MEMBERSHIP, LITE_TOKENS, PLUGINS,
+    RRSETS, SM_META, SNAPSHOT, ZONES, begin_durable_write, blocking, decode, encode, get_value,
+    io_error, put_value,
 };
 use super::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig, WriteResponse};
 use super::{CommitObserver, CommittedBatch, CommittedEntry, View};
@@ -286,6 +287,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 tokens.retain(|_, _| false).map_err(io_error)?;
                 let mut plugins = txn.open_table(PLUGINS).map_err(io_error)?;
                 plugins.retain(|_, _| false).map_err(io_error)?;
+                let mut invites = txn.open_table(JOIN_INVITES).map_err(io_error)?;
+                invites.retain(|_, _| false).map_err(io_error)?;
                 // The history no longer leads to this state: Lite sessions behind the
                 // snapshot take a snapshot themselves.
                 let mut history = txn.open_table(HISTORY).map_err(io_error)?;
@@ -381,7 +384,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 }
 
 /// The state tables as changes that rebuild them: a `ZonePut` per zone, the Lite tokens, the
-/// plugins, then an `RRsetPut` per RRset.
+/// plugins, the join invites, then an `RRsetPut` per RRset.
 fn read_state(txn: &ReadTransaction) -> io::Result<Vec<Change>> {
     let mut changes = Vec::new();
     let zones = txn.open_table(ZONES).map_err(io_error)?;
@@ -403,6 +406,13 @@ fn read_state(txn: &ReadTransaction) -> io::Result<Vec<Change>> {
         let (_, definition) = item.map_err(io_error)?;
         changes.push(Change::PluginPut {
             definition: decode(definition.value())?,
+        });
+    }
+    let invites = txn.open_table(JOIN_INVITES).map_err(io_error)?;
+    for item in invites.iter().map_err(io_error)? {
+        let (_, invite) = item.map_err(io_error)?;
+        changes.push(Change::JoinInvitePut {
+            invite: decode(invite.value())?,
         });
     }
     let rrsets = txn.open_table(RRSETS).map_err(io_error)?;
@@ -476,6 +486,7 @@ fn write_changes(txn: &WriteTransaction, changes: &[Change]) -> io::Result<()> {
     let mut rrsets = txn.open_table(RRSETS).map_err(io_error)?;
     let mut tokens = txn.open_table(LITE_TOKENS).map_err(io_error)?;
     let mut plugins = txn.open_table(PLUGINS).map_err(io_error)?;
+    let mut invites = txn.open_table(JOIN_INVITES).map_err(io_error)?;
     for change in changes {
         match change {
             Change::ZonePut { origin } => {
@@ -532,6 +543,14 @@ fn write_changes(txn: &WriteTransaction, changes: &[Change]) -> io::Result<()> {
             }
             Change::PluginDeleted { name } => {
                 plugins.remove(name.as_str()).map_err(io_error)?;
+            }
+            Change::JoinInvitePut { invite } => {
+                invites
+                    .insert(invite.secret_sha256.as_slice(), encode(invite)?.as_slice())
+                    .map_err(io_error)?;
+            }
+            Change::JoinInviteRemoved { secret_sha256 } => {
+                invites.remove(secret_sha256.as_slice()).map_err(io_error)?;
             }
         }
     }

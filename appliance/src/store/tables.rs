@@ -8,6 +8,8 @@
 //! | `log_meta` | `"format"`, `"cluster_id"`, `"node_id"`, `"vote"`, `"last_purged"`, `"committed"` | postcard `u32` / `String` / `u64` / `Vote` / `LogId` |
 //! | `zones`    | origin                      | `()`                                       |
 //! | `rrsets`   | `(zone, owner, rtype)`      | the RRset's records, wire bytes            |
+//! | `lite_tokens`, `plugins` | name                | postcard `LiteToken` / `PluginDefinition` |
+//! | `join_invites` | SHA-256 of the secret   | postcard `JoinInvite`                      |
 //! | `sm_meta`  | `"last_applied"`, `"last_membership"`, `"snapshot"` | postcard `LogId` / `StoredMembership` / stored snapshot |
 //!
 //! **Invariant:** the state tables (`zones`, `rrsets`) and `sm_meta.last_applied` change only
@@ -34,6 +36,9 @@ pub(crate) const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("hi
 pub(crate) const LITE_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("lite_tokens");
 /// Plugin definitions by name (postcard `PluginDefinition`, component bytes included).
 pub(crate) const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugins");
+/// Join invites by the SHA-256 of their secret (postcard `JoinInvite`). Created on open, so
+/// a format 1 file written before clusters gains it empty.
+pub(crate) const JOIN_INVITES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("join_invites");
 
 /// Version of everything this file holds: the tables above, their postcard values and the
 /// wire-format records inside them. Bumped on any incompatible change; a node refuses a file
@@ -134,6 +139,7 @@ pub(crate) fn open_database(
     txn.open_table(HISTORY)?;
     txn.open_table(LITE_TOKENS)?;
     txn.open_table(PLUGINS)?;
+    txn.open_table(JOIN_INVITES)?;
     txn.commit()?;
     Ok(OpenedDatabase {
         db,

@@ -478,7 +478,7 @@ fn a_plugin_whose_hash_does_not_match_is_refused_and_an_unknown_hook_skipped() {
 }
 
 #[test]
-fn lite_tokens_never_reach_the_wire() {
+fn lite_tokens_and_join_invites_never_reach_the_wire() {
     let put = Change::LiteTokenPut {
         token: LiteToken {
             name: "laptop".into(),
@@ -491,6 +491,18 @@ fn lite_tokens_never_reach_the_wire() {
     };
     assert_eq!(to_wire(&put), None);
     assert_eq!(to_wire(&revoked), None);
+    let invite = Change::JoinInvitePut {
+        invite: crate::zones::JoinInvite {
+            secret_sha256: [1; 32],
+            expires_unix: 10,
+            used_by: None,
+        },
+    };
+    let pruned = Change::JoinInviteRemoved {
+        secret_sha256: [1; 32],
+    };
+    assert_eq!(to_wire(&invite), None);
+    assert_eq!(to_wire(&pruned), None);
 }
 
 /// `count` RRset puts of varying sizes (a few bytes to a few KiB).

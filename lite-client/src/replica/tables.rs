@@ -132,7 +132,10 @@ pub(super) fn write_change(
             plugins.remove(name.as_str()).map_err(redb::Error::from)?;
         }
         // Not zone data; never sent to Lite clients (`from_wire` does not make them).
-        Change::LiteTokenPut { .. } | Change::LiteTokenRevoked { .. } => {}
+        Change::LiteTokenPut { .. }
+        | Change::LiteTokenRevoked { .. }
+        | Change::JoinInvitePut { .. }
+        | Change::JoinInviteRemoved { .. } => {}
     }
     Ok(())
 }

@@ -33,12 +33,27 @@ let
     openSyncFirewall = true;
     settings.sync.listen = "[::]:8054";
   };
+  raft = evalWith {
+    openRaftFirewall = true;
+    settings.cluster.raft = "10.20.0.2:7400";
+  };
+  raftOnIPv6 = evalWith {
+    openRaftFirewall = true;
+    settings.cluster.raft = "[fd00::2]:7401";
+  };
+  raftNotOpened = evalWith { settings.cluster.raft = "10.20.0.2:7400"; };
+  loopbackRaft = evalWith {
+    openRaftFirewall = true;
+    settings.cluster.raft = "127.0.0.1:7400";
+  };
   everything = evalWith {
     openFirewall = true;
     openAdminFirewall = true;
     openSyncFirewall = true;
+    openRaftFirewall = true;
     settings.admin.listen = "0.0.0.0:8053";
     settings.sync.listen = "0.0.0.0:8054";
+    settings.cluster.raft = "10.20.0.2:7400";
   };
 in
 t.all [
@@ -50,7 +65,15 @@ t.all [
   (t.eq "openAdminFirewall opens the admin port only" [ 9053 ] (tcp admin))
   (t.eq "openAdminFirewall opens no UDP" [ ] (udp admin))
   (t.eq "openSyncFirewall opens the sync port only" [ 8054 ] (tcp sync))
-  (t.eq "all three" [
+  (t.eq "openRaftFirewall opens the Raft port over UDP" [ 7400 ] (udp raft))
+  (t.eq "openRaftFirewall opens no TCP" [ ] (tcp raft))
+  (t.eq "the Raft port follows cluster.raft (IPv6)" [ 7401 ] (udp raftOnIPv6))
+  (t.eq "a Raft address alone opens nothing" [ ] (udp raftNotOpened))
+  (t.eq "all four (UDP)" [
+    53
+    7400
+  ] (sorted (udp everything)))
+  (t.eq "all four (TCP)" [
     53
     8053
     8054
@@ -59,4 +82,7 @@ t.all [
   (t.check "a warning when opening a port bound to loopback" (
     builtins.length (t.ourWarnings loopbackAdmin) == 1
   ) "warnings: ${builtins.toJSON (t.ourWarnings loopbackAdmin)}")
+  (t.check "a warning when opening a Raft port bound to loopback" (
+    builtins.length (t.ourWarnings loopbackRaft) == 1
+  ) "warnings: ${builtins.toJSON (t.ourWarnings loopbackRaft)}")
 ]

@@ -23,6 +23,8 @@ let
     joinTicketFile = "/run/keys/outpost-join-ticket";
     syncTlsKeyFile = "/run/secrets/outpost-sync.key";
     settings.sync.tls_cert = "/etc/outpost/sync.pem";
+    # A joiner needs a Raft endpoint (appliance-cluster.nix).
+    settings.cluster.raft = "10.20.0.3:7400";
   };
   storeToken = evalWith { adminTokenFile = "${builtins.storeDir}/0000-token"; };
   bootstrap = evalWith { bootstrap.enable = true; };

@@ -61,6 +61,8 @@ in
   outpost = package "outpost" "0.1.0" "outpost";
   outpost-lite = package "outpost-lite" "0.1.0" "outpost-lite";
   coreutils = package "coreutils" "9.5" "coreutils";
+  # For the nodes of the VM tests (cluster-test.nix).
+  jq = package "jq" "1.7.1" "jq";
 
   stdenv = {
     hostPlatform = {

@@ -43,4 +43,10 @@ in
       };
     };
   };
+  # A member of a cluster. The join ticket is a flag (--join-file), not a setting.
+  cluster = render {
+    settings.cluster.raft = "10.20.0.2:7400";
+    openRaftFirewall = true;
+    joinTicketFile = "/run/keys/outpost-join-ticket";
+  };
 }

@@ -12,7 +12,9 @@
 use outpost_core::zones::Command;
 use serde::{Deserialize, Serialize};
 
+use super::super::cluster::{Progress, RemoteMembershipError, RemoteReadError};
 use super::super::forward::ForwardedOutcome;
+use super::super::join::{JoinOutcome, JoinRequest};
 use super::super::types::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotMeta, SnapshotResponse, Vote, VoteRequest,
     VoteResponse,
@@ -58,6 +60,22 @@ pub(crate) enum RaftRequest {
     },
     /// A write a follower took, for the leader to propose (`store::forward`).
     ClientWrite(Command),
+    /// A new node presenting a join ticket (`store::join`); the only request a node that is not
+    /// a member may send.
+    Join(JoinRequest),
+    /// `outpost cluster remove`, forwarded by a member to the leader.
+    RemoveNode {
+        node_id: u64,
+    },
+    /// The leader's view of replication, for a member's `cluster status`.
+    Progress,
+    /// The leader's read index, for a linearizable read on a member.
+    ReadIndex,
+    /// A member's new address, forwarded to the leader.
+    SetAddress {
+        node_id: u64,
+        addr: String,
+    },
 }
 
 impl RaftRequest {
@@ -69,6 +87,11 @@ impl RaftRequest {
             RaftRequest::PreVote(_) => "pre-vote",
             RaftRequest::SnapshotChunk { .. } => "snapshot-chunk",
             RaftRequest::ClientWrite(_) => "client-write",
+            RaftRequest::Join(_) => "join",
+            RaftRequest::RemoveNode { .. } => "remove-node",
+            RaftRequest::Progress => "progress",
+            RaftRequest::ReadIndex => "read-index",
+            RaftRequest::SetAddress { .. } => "set-address",
         }
     }
 }
@@ -91,6 +114,14 @@ pub(crate) enum RaftReply {
     SnapshotChunkRefused(String),
     /// What became of a forwarded write.
     ClientWrite(ForwardedOutcome),
+    Join(JoinOutcome),
+    /// What became of a forwarded removal: done, or why not.
+    RemoveNode(Result<(), RemoteMembershipError>),
+    /// The leader's replication progress (`Err`: the node does not lead).
+    Progress(Result<Progress, RemoteReadError>),
+    /// The index a linearizable read must see applied (`Err`: why there is none).
+    ReadIndex(Result<u64, RemoteReadError>),
+    SetAddress(Result<(), RemoteMembershipError>),
 }
 
 /// Why bytes are not a message.

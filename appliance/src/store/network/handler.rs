@@ -1,14 +1,16 @@
 //! The receiving side of Raft RPCs: request bytes in, reply bytes out.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use ::iroh::EndpointId;
 use openraft::async_runtime::WatchReceiver;
 
 use super::codec::{self, CodecError, MAX_SNAPSHOT_BYTES, RaftReply, RaftRequest};
 use crate::store::forward::{self, ForwardedOutcome};
 use crate::store::types::{NodeInfo, Raft, Snapshot, SnapshotMeta, Vote};
+use crate::store::{Inner, Store};
 
 /// Serves the Raft RPCs peers send this node: decodes a request, hands it to the local Raft
 /// and encodes its answer. A transport's accept loop calls [`RaftRpcHandler::handle`] once per
@@ -25,9 +27,25 @@ pub struct RaftRpcHandler {
     id: u64,
     /// How long a forwarded write waits for its commit here.
     commit: Duration,
+    /// The store, for the requests that are more than Raft's (joins, removals, progress, read
+    /// index). Weak: a transport holds handlers, and the store holds its transport.
+    store: Weak<Inner>,
     /// The snapshot whose chunks are arriving. Only a leader sends snapshots, one at a time
     /// to each follower, so one slot is enough: a new snapshot (offset 0) replaces it.
     assembly: Arc<Mutex<Option<Assembly>>>,
+}
+
+/// What the reply to a node whose store stopped says.
+const STOPPED: &str = "the store is shut down";
+
+/// Why a request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// Only a join may come from an endpoint that is not a member.
+    #[error("only a join request may come from an endpoint that is not a member of the cluster")]
+    NotMember,
 }
 
 /// A snapshot being received.
@@ -56,13 +74,18 @@ impl fmt::Debug for RaftRpcHandler {
 }
 
 impl RaftRpcHandler {
-    pub(crate) fn new(raft: Raft, id: u64, commit: Duration) -> RaftRpcHandler {
+    pub(crate) fn new(store: &Store) -> RaftRpcHandler {
         RaftRpcHandler {
-            raft,
-            id,
-            commit,
+            raft: store.inner.raft.clone(),
+            id: store.inner.node_id,
+            commit: store.inner.timing.commit,
+            store: Arc::downgrade(&store.inner),
             assembly: Arc::new(Mutex::new(None)),
         }
+    }
+
+    fn store(&self) -> Option<Store> {
+        self.store.upgrade().map(|inner| Store { inner })
     }
 
     /// The node this handler serves.
@@ -84,16 +107,39 @@ impl RaftRpcHandler {
             .collect()
     }
 
-    /// Answers one request. An error means the bytes were not a request this node reads; the
-    /// transport drops the exchange (the caller times out or sees the stream end).
+    /// Answers one request from a member. An error means the bytes were not a request this node
+    /// reads; the transport drops the exchange (the caller times out or sees the stream end).
     pub async fn handle(&self, request: &[u8]) -> Result<Vec<u8>, CodecError> {
+        match self.handle_from(None, true, request).await {
+            Ok(reply) => Ok(reply),
+            Err(HandleError::Codec(e)) => Err(e),
+            Err(HandleError::NotMember) => Err(CodecError::Malformed("not a member".to_string())),
+        }
+    }
+
+    /// Answers one request from endpoint `remote` (when the transport knows it), a member of the
+    /// cluster or not. A node that is not a member may only ask to join: anything else is
+    /// [`HandleError::NotMember`], and the transport closes its connection.
+    pub async fn handle_from(
+        &self,
+        remote: Option<EndpointId>,
+        member: bool,
+        request: &[u8],
+    ) -> Result<Vec<u8>, HandleError> {
         let request: RaftRequest = codec::decode(request)?;
         let kind = request.kind();
-        let reply = self.dispatch(request).await;
+        let reply = match request {
+            RaftRequest::Join(join) => match self.store.upgrade() {
+                Some(inner) => RaftReply::Join(Store { inner }.admit(remote, join).await),
+                None => RaftReply::Unavailable(STOPPED.to_string()),
+            },
+            _ if !member => return Err(HandleError::NotMember),
+            request => self.dispatch(request).await,
+        };
         if let RaftReply::Unavailable(reason) = &reply {
             tracing::debug!(node_id = self.id, rpc = kind, %reason, "raft rpc not served");
         }
-        codec::encode(&reply)
+        Ok(codec::encode(&reply)?)
     }
 
     async fn dispatch(&self, request: RaftRequest) -> RaftReply {
@@ -109,6 +155,27 @@ impl RaftRpcHandler {
             RaftRequest::PreVote(rpc) => match self.raft.pre_vote(rpc).await {
                 Ok(response) => RaftReply::PreVote(response),
                 Err(e) => RaftReply::Unavailable(e.to_string()),
+            },
+            RaftRequest::Join(_) => {
+                RaftReply::Unavailable("a join is answered by handle_from".to_string())
+            }
+            RaftRequest::RemoveNode { node_id } => match self.store() {
+                Some(store) => RaftReply::RemoveNode(store.remove_on_leader(node_id).await),
+                None => RaftReply::Unavailable(STOPPED.to_string()),
+            },
+            RaftRequest::Progress => match self.store() {
+                Some(store) => RaftReply::Progress(store.progress()),
+                None => RaftReply::Unavailable(STOPPED.to_string()),
+            },
+            RaftRequest::SetAddress { node_id, addr } => match self.store() {
+                Some(store) => {
+                    RaftReply::SetAddress(store.set_address(node_id, NodeInfo::new(addr)).await)
+                }
+                None => RaftReply::Unavailable(STOPPED.to_string()),
+            },
+            RaftRequest::ReadIndex => match self.store() {
+                Some(store) => RaftReply::ReadIndex(store.read_index().await),
+                None => RaftReply::Unavailable(STOPPED.to_string()),
             },
             RaftRequest::ClientWrite(command) => {
                 // Proposed here or answered not-leader: never forwarded again.

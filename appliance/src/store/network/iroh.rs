@@ -16,11 +16,12 @@
 //!
 //! **Invariant:** a node serves Raft RPCs only to endpoints named in its membership (the id
 //! before the `@` of a member's address), checked when a connection arrives and again on every
-//! stream, so a node removed from the cluster is refused from its next RPC on. A node that is not in its own membership yet (a
-//! new node waiting to be added, or catching up on the log entries that add it) also admits
-//! the endpoints it was told to expect ([`RaftEndpoint::serve`]; the join ticket's nodes,
-//! later). Anyone else's connection is closed with [`REFUSED`], which callers see as
-//! unreachable.
+//! stream, so a node removed from the cluster is refused from its next RPC on. A node that is
+//! not in its own membership yet (a new node waiting to be added, or catching up on the log
+//! entries that add it) also admits the endpoints it was told to expect
+//! ([`RaftEndpoint::serve`]: its join ticket's nodes). Anyone else may only ask to join
+//! (`store::join`), one request at a time, on one of a few connections; any other request
+//! closes its connection with [`REFUSED`], which callers see as unreachable.
 //!
 //! **Boundary:** the address text is stored in the Raft log (inside membership entries), so
 //! [`PeerAddr`]'s format is part of the storage format: parse old forms forever.

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use ::iroh::SecretKey;
 
+use super::super::join::{JoinOutcome, JoinRequest};
 use super::super::network::codec::{self, RaftReply, RaftRequest};
 use super::super::types::{Vote, VoteRequest};
 use super::harness::{CONVERGE_WAIT, TEST_TIMING, TestCluster, TestNetwork};
@@ -258,4 +259,100 @@ async fn an_unspecified_raft_address_is_refused_with_the_fix() {
     .to_string();
     assert!(error.contains("0.0.0.0:7400"), "{error}");
     assert!(error.contains("give the address peers dial"), "{error}");
+}
+
+/// A stranger's join request, and what it got back.
+async fn join_from(
+    stranger: &RaftEndpoint,
+    to: &NodeInfo,
+    secret: [u8; 32],
+    node_id: u64,
+    addr: String,
+) -> Result<JoinOutcome, TransportError> {
+    let request = RaftRequest::Join(JoinRequest {
+        secret,
+        node_id,
+        addr,
+    });
+    let reply = stranger
+        .transport()
+        .call(1, to, codec::encode(&request).expect("encode"))
+        .await?;
+    match codec::decode(&reply).expect("a reply") {
+        RaftReply::Join(outcome) => Ok(outcome),
+        other => panic!("a join answered {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_may_only_ask_to_join_and_only_as_itself() {
+    let cluster = iroh_cluster(1, Tuning::DEFAULT).await;
+    let node_1 = cluster.net.address(1);
+    let ticket = cluster
+        .store(1)
+        .invite(Duration::from_secs(60))
+        .await
+        .expect("invite");
+    assert_eq!(ticket.nodes, vec![(1, node_1.addr.clone())]);
+    let parsed: JoinTicket = ticket.to_string().parse().expect("the ticket reads back");
+    assert_eq!(parsed, ticket);
+
+    let key = SecretKey::from_bytes(&[21; 32]);
+    let other = SecretKey::from_bytes(&[22; 32]).public();
+    let stranger = RaftEndpoint::bind(key.clone(), "127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("bind");
+    let own = stranger.addr().clone();
+    let id = node_id_for(&own.id);
+
+    // Naming another endpoint's address, or another node id, or a wrong secret: refused,
+    // and nothing was used up.
+    let elsewhere = PeerAddr {
+        id: other,
+        addr: own.addr,
+    };
+    let cases = [
+        (
+            ticket.secret,
+            node_id_for(&other),
+            elsewhere.to_string(),
+            "another endpoint",
+        ),
+        (
+            ticket.secret,
+            id + 1,
+            own.to_string(),
+            "is not the one endpoint",
+        ),
+        ([0; 32], id, own.to_string(), "not known to the cluster"),
+    ];
+    for (secret, node_id, addr, expected) in cases {
+        let outcome = join_from(&stranger, &node_1, secret, node_id, addr)
+            .await
+            .expect("answered");
+        assert!(
+            matches!(&outcome, JoinOutcome::Refused(reason) if reason.contains(expected)),
+            "{outcome:?}"
+        );
+    }
+    let invite = cluster
+        .store(1)
+        .zones()
+        .join_invites()
+        .next()
+        .cloned()
+        .expect("the invite");
+    assert_eq!(invite.used_by, None);
+
+    // Anything but a join closes the stranger's connection.
+    let refused = stranger
+        .transport()
+        .call(1, &node_1, disruptive_vote())
+        .await;
+    assert!(
+        matches!(&refused, Err(TransportError::Unreachable { reason, .. }) if reason.contains("not a member")),
+        "{refused:?}"
+    );
+    stranger.close().await;
+    cluster.shutdown().await;
 }

@@ -1,5 +1,6 @@
 //! The accepting side: an iroh [`Router`] whose one protocol, [`RAFT_ALPN`], serves each
-//! stream of a member's connection with the node's [`RaftRpcHandler`].
+//! stream of a member's connection with the node's [`RaftRpcHandler`], and the join requests of
+//! a few strangers' connections (nodes presenting a join ticket), one at a time.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -8,12 +9,14 @@ use std::time::{Duration, Instant};
 use ::iroh::endpoint::{Connection, ReadToEndError, RecvStream, SendStream};
 use ::iroh::protocol::{AcceptError, ProtocolHandler, Router};
 use ::iroh::{Endpoint, EndpointId};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
 use super::client::Outgoing;
 use super::{IrohError, MAX_RAFT_MESSAGE, PeerAddr, RAFT_ALPN, REFUSED, STREAM_TIMEOUT};
 use crate::store::network::RaftRpcHandler;
+use crate::store::network::handler::HandleError;
 
 /// A node's running Raft endpoint. Keep it and call [`RaftServer::shutdown`]: dropping it
 /// aborts the accept loop without closing connections cleanly.
@@ -28,6 +31,7 @@ impl RaftServer {
         expected: BTreeSet<EndpointId>,
     ) -> RaftServer {
         let protocol = RaftProtocol {
+            strangers: Arc::new(Semaphore::new(MAX_STRANGERS)),
             handler,
             expected: Arc::new(expected),
             last_warning: Arc::new(Mutex::new(None)),
@@ -52,9 +56,23 @@ impl RaftServer {
 /// removed node that still runs knocks at every election timeout.
 const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
+/// Connections from endpoints that are not members (nodes joining with a ticket) open at once.
+/// Policy when full: the next stranger's connection is refused as it arrives.
+const MAX_STRANGERS: usize = 8;
+
+/// Join requests one stranger's connection may make before it is closed: a joiner retries a
+/// failed join a few times, a guesser of secrets gets no more tries than that.
+const MAX_JOINS_PER_CONNECTION: u32 = 4;
+
+/// The largest request a stranger may send: a join request is a secret, a node id and an
+/// address.
+const MAX_JOIN_REQUEST: usize = 1024;
+
 #[derive(Debug, Clone)]
 struct RaftProtocol {
     handler: RaftRpcHandler,
+    /// Slots for strangers' connections ([`MAX_STRANGERS`]).
+    strangers: Arc<Semaphore>,
     /// Admitted besides the members while this node is not in its own membership.
     expected: Arc<BTreeSet<EndpointId>>,
     /// When a refusal was last logged as a warning.
@@ -112,21 +130,41 @@ impl ProtocolHandler for RaftProtocol {
         let remote_hex = remote.to_string();
         let span = tracing::info_span!("raft_peer", node_id = self.handler.node_id(), remote = %remote.fmt_short());
         async move {
-            // Checked before any stream too, so a stranger holds no connection open.
-            if !self.admits(remote, &remote_hex) {
-                self.refuse(&connection, remote);
-                return Ok(());
-            }
+            // A stranger takes one of few slots, held while its connection lasts, or is refused
+            // before any stream, so strangers cannot hold many connections open.
+            let _stranger_slot = if self.admits(remote, &remote_hex) {
+                None
+            } else {
+                match Arc::clone(&self.strangers).try_acquire_owned() {
+                    Ok(slot) => Some(slot),
+                    Err(_) => {
+                        self.refuse(&connection, remote);
+                        return Ok(());
+                    }
+                }
+            };
+            let mut joins = 0;
             // Dropped with this future (connection closed, router shut down): aborts its RPCs.
             let mut streams = JoinSet::new();
             loop {
                 let (send, recv) = connection.accept_bi().await?;
-                if !self.admits(remote, &remote_hex) {
+                if self.admits(remote, &remote_hex) {
+                    let handler = self.handler.clone();
+                    streams.spawn(
+                        async move { serve(&handler, remote, true, send, recv).await }
+                            .in_current_span(),
+                    );
+                    while streams.try_join_next().is_some() {}
+                    continue;
+                }
+                // Not a member: one join request at a time, a few per connection.
+                joins += 1;
+                if joins > MAX_JOINS_PER_CONNECTION
+                    || serve(&self.handler, remote, false, send, recv).await == Served::NotMember
+                {
                     self.refuse(&connection, remote);
                     return Ok(());
                 }
-                streams.spawn(serve(self.handler.clone(), send, recv).in_current_span());
-                while streams.try_join_next().is_some() {}
             }
         }
         .instrument(span)
@@ -134,34 +172,56 @@ impl ProtocolHandler for RaftProtocol {
     }
 }
 
+/// Whether a request was answered, or refused because its sender is not a member.
+#[derive(Debug, PartialEq, Eq)]
+enum Served {
+    Answered,
+    NotMember,
+}
+
 /// Serves one RPC: the request read to its end, handled, the reply written and finished.
-async fn serve(handler: RaftRpcHandler, send: SendStream, mut recv: RecvStream) {
+async fn serve(
+    handler: &RaftRpcHandler,
+    remote: EndpointId,
+    member: bool,
+    send: SendStream,
+    mut recv: RecvStream,
+) -> Served {
     // Created first, so the stream is reset, not finished empty, on every early return.
     let reply_stream = Outgoing::new(send);
-    let request =
-        match tokio::time::timeout(STREAM_TIMEOUT, recv.read_to_end(MAX_RAFT_MESSAGE)).await {
-            Ok(Ok(request)) => request,
-            Ok(Err(ReadToEndError::TooLong)) => {
-                tracing::warn!(
-                    cap = MAX_RAFT_MESSAGE,
-                    "raft request over the message cap refused"
-                );
-                return;
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "raft request not received");
-                return;
-            }
-            Err(_elapsed) => {
-                tracing::debug!(timeout = ?STREAM_TIMEOUT, "raft request not received in time");
-                return;
-            }
-        };
-    let reply = match handler.handle(&request).await {
+    // A stranger's request is a join: small.
+    let cap = if member {
+        MAX_RAFT_MESSAGE
+    } else {
+        MAX_JOIN_REQUEST
+    };
+    let request = match tokio::time::timeout(STREAM_TIMEOUT, recv.read_to_end(cap)).await {
+        Ok(Ok(request)) => request,
+        Ok(Err(ReadToEndError::TooLong)) => {
+            tracing::warn!(cap, member, "raft request over the message cap refused");
+            return match member {
+                true => Served::Answered,
+                false => Served::NotMember,
+            };
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "raft request not received");
+            return Served::Answered;
+        }
+        Err(_elapsed) => {
+            tracing::debug!(timeout = ?STREAM_TIMEOUT, "raft request not received in time");
+            return Served::Answered;
+        }
+    };
+    let reply = match handler.handle_from(Some(remote), member, &request).await {
         Ok(reply) => reply,
+        Err(HandleError::NotMember) => return Served::NotMember,
         Err(e) => {
             tracing::warn!(error = %e, "unreadable raft request");
-            return;
+            return match member {
+                true => Served::Answered,
+                false => Served::NotMember,
+            };
         }
     };
     match tokio::time::timeout(STREAM_TIMEOUT, reply_stream.send(&reply)).await {
@@ -169,6 +229,7 @@ async fn serve(handler: RaftRpcHandler, send: SendStream, mut recv: RecvStream) 
         Ok(Err(e)) => tracing::debug!(error = %e, "raft reply not sent"),
         Err(_elapsed) => tracing::debug!(timeout = ?STREAM_TIMEOUT, "raft reply not taken in time"),
     }
+    Served::Answered
 }
 
 #[cfg(test)]

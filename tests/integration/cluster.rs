@@ -1,0 +1,471 @@
+//! Clusters of real `outpost` processes on loopback, joined by ticket over iroh: writes through
+//! any node, kill -9 of the leader under a stream of writes, catch-up by snapshot after
+//! SIGSTOP, a minority that refuses writes, removals, and tickets that are refused.
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use outpost_tests::appliance::allow_root_flag;
+use outpost_tests::{Appliance, outpost_bin, unused_upstream, wait_until};
+
+/// How long a cluster may take to agree on something (an election, a catch-up, a write
+/// reaching every node). Generous: the suite runs in parallel on a loaded two-core machine.
+const CLUSTER_WAIT: Duration = Duration::from_secs(30);
+
+/// A node's config: a Raft endpoint on loopback, writes that give up after 5 s without a
+/// quorum, and `extra` lines of `[cluster]`.
+fn cluster_config(extra: &str) -> String {
+    format!(
+        "[forward]\nupstreams = [\"{}\"]\n\n[cluster]\nraft = \"127.0.0.1:0\"\ncommit_timeout_ms = 5000\n{extra}",
+        unused_upstream()
+    )
+}
+
+/// A first node, then `size - 1` nodes joined with tickets it printed. Every node keeps its
+/// Raft address across restarts, as a real box does.
+fn start_cluster(size: usize, extra: &str) -> Vec<Appliance> {
+    let config = cluster_config(extra);
+    let mut first = Appliance::start(&config);
+    first.pin_raft_address();
+    let mut nodes = vec![first];
+    for _ in 1..size {
+        let ticket = invite(&nodes[0]);
+        let mut node = Appliance::start_with_args(&config, &["--join", &ticket]);
+        node.pin_raft_address();
+        nodes.push(node);
+    }
+    nodes
+}
+
+/// The ticket `outpost cluster invite` prints on its last line.
+fn invite(node: &Appliance) -> String {
+    let out = node.cli_ok(["cluster", "invite"]);
+    let ticket = out
+        .lines()
+        .last()
+        .expect("a ticket line")
+        .trim()
+        .to_string();
+    assert!(ticket.starts_with("outpost-join-v1:"), "{out}");
+    ticket
+}
+
+fn cluster_status(node: &Appliance) -> serde_json::Value {
+    let (code, status) = node.api_json("GET", "/v1/cluster", None);
+    assert_eq!(code, 200, "{status}");
+    status
+}
+
+/// The position in `nodes` of the one that says it leads, once one does (the others given by
+/// `alive`).
+fn leader(nodes: &[Appliance], alive: &[usize]) -> usize {
+    let mut found = None;
+    let agreed = wait_until(CLUSTER_WAIT, || {
+        found = alive.iter().copied().find(|&i| {
+            let (code, status) = nodes[i].api_json("GET", "/v1/status", None);
+            code == 200 && status["role"] == "leader"
+        });
+        found.is_some()
+    });
+    assert!(agreed, "no leader among nodes {alive:?}");
+    found.expect("found")
+}
+
+/// Adds `name A ip` through the admin API of the node at `admin`.
+fn add_record(admin: SocketAddr, token: &str, name: &str, ip: &str) -> Result<(), String> {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .new_agent();
+    let body = serde_json::json!({ "name": name, "type": "A", "data": ip, "ttl": 60 });
+    let mut response = agent
+        .post(format!("http://{admin}/v1/records"))
+        .header("Authorization", format!("Bearer {token}"))
+        .send_json(&body)
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    match status {
+        200..=299 => Ok(()),
+        _ => Err(format!("{status}: {text}")),
+    }
+}
+
+fn assert_answers_everywhere(nodes: &[Appliance], alive: &[usize], name: &str, ip: &str) {
+    for &i in alive {
+        let answered = wait_until(CLUSTER_WAIT, || nodes[i].a_records(name) == [ip]);
+        assert!(
+            answered,
+            "node {i} does not answer {name} A {ip}: {:?}\n{}",
+            nodes[i].a_records(name),
+            nodes[i].log_tail()
+        );
+    }
+}
+
+#[test]
+fn three_boxes_join_by_ticket_and_a_write_through_a_follower_reaches_every_node() {
+    let nodes = start_cluster(3, "");
+    let all = [0, 1, 2];
+    let leader = leader(&nodes, &all);
+    let follower = all.into_iter().find(|&i| i != leader).expect("a follower");
+
+    // Every node sees three voters and the same leader; a follower asks the leader for lag.
+    let agreed = wait_until(CLUSTER_WAIT, || {
+        let status = cluster_status(&nodes[follower]);
+        let nodes = status["nodes"].as_array().cloned().unwrap_or_default();
+        nodes.len() == 3
+            && nodes.iter().all(|node| node["voter"] == true)
+            && nodes.iter().all(|node| node["healthy"] == true)
+            && status["leader"].is_u64()
+    });
+    assert!(agreed, "{:#}", cluster_status(&nodes[follower]));
+    let text = nodes[follower].cli_ok(["cluster", "status"]);
+    assert!(text.contains("leader"), "{text}");
+    assert_eq!(
+        text.lines()
+            .filter(|line| line.contains("@127.0.0.1:"))
+            .count(),
+        3,
+        "{text}"
+    );
+
+    // A write through a follower is forwarded, and every node answers it from its replica.
+    nodes[follower].cli_ok([
+        "record",
+        "add",
+        "nas.example.internal.",
+        "A",
+        "10.0.0.50",
+        "--ttl",
+        "60",
+    ]);
+    assert_answers_everywhere(&nodes, &all, "nas.example.internal.", "10.0.0.50");
+
+    // A linearizable read on a follower holds the acknowledged write.
+    let (code, records) = nodes[follower].api_json(
+        "GET",
+        "/v1/zones/example.internal./records?consistency=linearizable",
+        None,
+    );
+    assert_eq!(code, 200, "{records}");
+    assert!(
+        records.to_string().contains("nas.example.internal."),
+        "{records}"
+    );
+    let (code, error) = nodes[follower].api_json("GET", "/v1/zones?consistency=eventual", None);
+    assert_eq!(code, 400, "{error}");
+
+    // Restarting a joined node with its (used) ticket still given changes nothing.
+    let mut nodes = nodes;
+    nodes[2].restart();
+    assert!(
+        nodes[2].log().contains("the join ticket is ignored"),
+        "{}",
+        nodes[2].log_tail()
+    );
+    assert_answers_everywhere(&nodes, &[2], "nas.example.internal.", "10.0.0.50");
+
+    let metrics = nodes[leader].api("GET", "/metrics", None).1;
+    assert!(metrics.contains("outpost_raft_voters 3"), "{metrics}");
+    assert!(
+        metrics.contains("outpost_raft_replication_lag{node="),
+        "{metrics}"
+    );
+}
+
+/// Runs `outpost serve --join TICKET` on a fresh data directory and returns its exit status
+/// and log, for a join that must fail.
+fn failed_join(ticket: &str) -> (std::process::ExitStatus, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("outpost.toml");
+    std::fs::write(&config, cluster_config("")).expect("config");
+    let output = Command::new(outpost_bin())
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args([
+            "--dns",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--sync",
+            "127.0.0.1:0",
+        ])
+        .arg("--config")
+        .arg(&config)
+        .args(["--join", ticket])
+        .args(allow_root_flag())
+        .env_remove("RUST_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run outpost serve");
+    let log = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status, log)
+}
+
+#[test]
+fn a_used_or_forged_ticket_is_refused_and_the_node_says_why() {
+    let nodes = start_cluster(2, "");
+    let ticket = invite(&nodes[1]);
+
+    // Forged: one character of the secret changed.
+    let mut forged: Vec<char> = ticket.chars().collect();
+    let at = forged.len() - 12;
+    forged[at] = if forged[at] == 'A' { 'B' } else { 'A' };
+    let forged: String = forged.into_iter().collect();
+    let (status, log) = failed_join(&forged);
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("refused to add this node"), "{log}");
+    assert!(log.contains("not known to the cluster"), "{log}");
+
+    // Used once by a third node, then refused to a fourth.
+    let mut third = Appliance::start_with_args(&cluster_config(""), &["--join", &ticket]);
+    third.pin_raft_address();
+    let (status, log) = failed_join(&ticket);
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("already used by node"), "{log}");
+
+    // Not a ticket at all: a config error naming the flag, before anything starts.
+    let (status, log) = failed_join("outpost-join-v1:%%%");
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("--join") && log.contains("damaged"), "{log}");
+}
+
+#[test]
+fn a_removal_that_would_lose_quorum_is_refused_and_a_removed_node_is_refused_by_raft() {
+    let mut nodes = start_cluster(3, "");
+    let leader = leader(&nodes, &[0, 1, 2]);
+    let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let (down, removed) = (followers[0], followers[1]);
+    let removed_id = nodes[removed].api_json("GET", "/v1/status", None).1["node_id"]
+        .as_u64()
+        .expect("node id");
+
+    // With one follower down, removing the other would leave 2 voters, 1 reachable.
+    nodes[down].kill9();
+    let refused = wait_until(CLUSTER_WAIT, || {
+        let (code, body) =
+            nodes[leader].api("DELETE", &format!("/v1/cluster/nodes/{removed_id}"), None);
+        code == 409 && body.contains("quorum")
+    });
+    assert!(
+        refused,
+        "{:?}",
+        nodes[leader].api("DELETE", &format!("/v1/cluster/nodes/{removed_id}"), None)
+    );
+    let (code, body) = nodes[leader].api("DELETE", "/v1/cluster/nodes/424242", None);
+    assert_eq!(code, 404, "{body}");
+
+    // Back to three healthy nodes, the removal goes through (asked of any node).
+    nodes[down].restart();
+    let asked = down;
+    let removed_ok = wait_until(CLUSTER_WAIT, || {
+        nodes[asked]
+            .cli(["cluster", "remove", &removed_id.to_string()])
+            .status
+            .success()
+    });
+    assert!(removed_ok, "{}", nodes[asked].log_tail());
+    let two = wait_until(CLUSTER_WAIT, || {
+        cluster_status(&nodes[leader])["nodes"]
+            .as_array()
+            .map(Vec::len)
+            == Some(2)
+    });
+    assert!(two, "{:#}", cluster_status(&nodes[leader]));
+
+    // The removed node still runs; the members' Raft endpoints refuse it from now on.
+    let refused = wait_until(CLUSTER_WAIT, || {
+        [leader, down]
+            .iter()
+            .any(|&i| nodes[i].log().contains("raft rpc refused"))
+    });
+    assert!(
+        refused,
+        "{}\n{}",
+        nodes[leader].log_tail(),
+        nodes[removed].log_tail()
+    );
+    // And the two left still take writes.
+    nodes[down].cli_ok(["record", "add", "after.example.internal.", "A", "10.0.0.9"]);
+    assert_answers_everywhere(
+        &nodes,
+        &[leader, down],
+        "after.example.internal.",
+        "10.0.0.9",
+    );
+}
+
+#[test]
+fn killing_the_leader_under_writes_loses_no_acknowledged_write() {
+    let mut nodes = start_cluster(3, "");
+    let leader = leader(&nodes, &[0, 1, 2]);
+    let targets: Vec<(SocketAddr, String)> = nodes
+        .iter()
+        .map(|node| (node.admin_addr(), node.token().to_string()))
+        .collect();
+    let dead = Arc::new(Mutex::new(Vec::<usize>::new()));
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (dead, acked, stop) = (Arc::clone(&dead), Arc::clone(&acked), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut errors = Vec::new();
+            for i in 0.. {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let name = format!("w{i}.example.internal.");
+                let ip = format!("10.1.{}.{}", i / 250, i % 250 + 1);
+                let dead_now = dead.lock().expect("lock").clone();
+                let live: Vec<usize> = (0..3).filter(|n| !dead_now.contains(n)).collect();
+                let (admin, token) = &targets[live[i % live.len()]];
+                // A failed write may or may not have committed: it is not counted either way.
+                match add_record(*admin, token, &name, &ip) {
+                    Ok(()) => acked.lock().expect("lock").push(name),
+                    Err(error) => errors.push(error),
+                }
+            }
+            errors
+        })
+    };
+    let count = || acked.lock().expect("lock").len();
+    assert!(
+        wait_until(CLUSTER_WAIT, || count() >= 20),
+        "no writes acknowledged"
+    );
+    nodes[leader].kill9();
+    dead.lock().expect("lock").push(leader);
+    let before = count();
+    let resumed = wait_until(Duration::from_secs(60), || count() >= before + 30);
+    stop.store(true, Ordering::SeqCst);
+    let errors = writer.join().expect("writer");
+    assert!(
+        resumed,
+        "writes did not resume after the leader died: {errors:?}"
+    );
+
+    let acked = acked.lock().expect("lock").clone();
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let new_leader = self::leader(&nodes, &survivors);
+    assert_ne!(new_leader, leader);
+    let check = |nodes: &[Appliance], which: &[usize]| {
+        for &i in which {
+            let last = acked.last().expect("writes");
+            let caught_up = wait_until(CLUSTER_WAIT, || !nodes[i].a_records(last).is_empty());
+            assert!(caught_up, "node {i} lacks {last}\n{}", nodes[i].log_tail());
+            let missing: Vec<&String> = acked
+                .iter()
+                .filter(|name| nodes[i].a_records(name).is_empty())
+                .collect();
+            assert!(
+                missing.is_empty(),
+                "node {i} lost acknowledged writes {missing:?}"
+            );
+        }
+    };
+    check(&nodes, &survivors);
+
+    // The killed node comes back and catches up.
+    nodes[leader].restart();
+    check(&nodes, &[leader]);
+}
+
+#[test]
+fn a_node_stopped_past_a_compaction_catches_up_by_snapshot() {
+    // Snapshots every 20 entries, 5 entries kept behind them: a node away for 60 writes
+    // finds the entries it lacks purged.
+    let mut nodes = start_cluster(3, "snapshot_every_entries = 20\nlog_entries_kept = 5\n");
+    let leader = leader(&nodes, &[0, 1, 2]);
+    let stopped = (0..3).find(|&i| i != leader).expect("a follower");
+    nodes[stopped].signal(Signal::SIGSTOP);
+    for i in 0..60 {
+        nodes[leader].cli_ok([
+            "record",
+            "add",
+            &format!("s{i}.example.internal."),
+            "A",
+            &format!("10.2.0.{}", i + 1),
+        ]);
+    }
+    nodes[stopped].signal(Signal::SIGCONT);
+    assert_answers_everywhere(&nodes, &[stopped], "s59.example.internal.", "10.2.0.60");
+    assert!(
+        nodes[stopped].log().contains("snapshot received"),
+        "caught up without a snapshot\n{}",
+        nodes[stopped].log_tail()
+    );
+    assert_eq!(
+        nodes[stopped].a_records("s0.example.internal."),
+        ["10.2.0.1"]
+    );
+    // It is a follower again, taking writes it forwards.
+    nodes[stopped].cli_ok(["record", "add", "back.example.internal.", "A", "10.2.1.1"]);
+    assert_answers_everywhere(&nodes, &[0, 1, 2], "back.example.internal.", "10.2.1.1");
+    drop(nodes.pop());
+}
+
+#[test]
+fn a_minority_node_refuses_writes_with_a_clear_error_and_still_answers_dns() {
+    let mut nodes = start_cluster(3, "");
+    let leader = leader(&nodes, &[0, 1, 2]);
+    let alone = (0..3).find(|&i| i != leader).expect("a follower");
+    for i in (0..3).filter(|&i| i != alone) {
+        nodes[i].kill9();
+    }
+    let body = r#"{"name":"lost.example.internal.","type":"A","data":"10.3.0.1"}"#;
+    let (code, error) = nodes[alone].api("POST", "/v1/records", Some(body));
+    assert_eq!(code, 503, "{error}");
+    assert!(
+        error.contains("quorum") || error.contains("leader"),
+        "the error does not say why: {error}"
+    );
+    let (code, error) = nodes[alone].api_json("GET", "/v1/zones?consistency=linearizable", None);
+    assert_eq!(code, 503, "{error}");
+    // Reads from the replica keep working.
+    assert_eq!(
+        nodes[alone].a_records("www.example.internal."),
+        ["10.0.0.10"]
+    );
+    let (code, _) = nodes[alone].api("GET", "/v1/zones", None);
+    assert_eq!(code, 200);
+}
+
+#[test]
+fn five_boxes_survive_losing_two_including_the_leader() {
+    let mut nodes = start_cluster(5, "");
+    let all = [0, 1, 2, 3, 4];
+    let leader = leader(&nodes, &all);
+    let other = all.into_iter().find(|&i| i != leader).expect("another");
+    nodes[leader].kill9();
+    nodes[other].kill9();
+    let survivors: Vec<usize> = all
+        .into_iter()
+        .filter(|&i| i != leader && i != other)
+        .collect();
+    let written = wait_until(CLUSTER_WAIT, || {
+        add_record(
+            nodes[survivors[0]].admin_addr(),
+            nodes[survivors[0]].token(),
+            "five.example.internal.",
+            "10.5.0.5",
+        )
+        .is_ok()
+    });
+    assert!(written, "{}", nodes[survivors[0]].log_tail());
+    assert_answers_everywhere(&nodes, &survivors, "five.example.internal.", "10.5.0.5");
+    let status = cluster_status(&nodes[survivors[1]]);
+    assert_eq!(
+        status["nodes"].as_array().map(Vec::len),
+        Some(5),
+        "{status:#}"
+    );
+}
