@@ -92,6 +92,11 @@ pub const MAX_PROPOSAL_BYTES: usize = MAX_RAFT_MESSAGE - 64 * 1024;
 /// leadership takes less; ten seconds only runs out when storage is stuck.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
 
+/// How long a write taken while no leader is known waits for an election to name one
+/// before it is proposed here (and refused as not-leader, if this node still does not lead):
+/// a few election timeouts.
+const ELECTION_WAIT: Duration = Duration::from_secs(2);
+
 /// How long [`Store::shutdown`] waits, after Raft stopped, for its tasks to release the
 /// database file.
 const RELEASE_WAIT: Duration = Duration::from_secs(5);
@@ -259,7 +264,7 @@ pub enum WriteError {
     #[error("write refused: {0}")]
     Rejected(CommandError),
     /// Another node leads the cluster, or none is known; the write must go to the leader.
-    #[error("this node is not the raft leader (leader: {})", leader.map_or("unknown".to_string(), |id| format!("node {id}")))]
+    #[error("{}", not_leader(*leader))]
     NotLeader { leader: Option<u64> },
     /// Raft stopped or failed; the write may or may not have been committed.
     #[error("raft: {0}")]
@@ -280,6 +285,14 @@ pub enum WriteError {
         "write of {bytes} bytes exceeds the {MAX_PROPOSAL_BYTES} byte limit of one raft entry: split it into smaller writes"
     )]
     TooLarge { bytes: usize },
+}
+
+/// What a refusal for not leading says: whom to ask, or why nobody can be asked.
+pub(crate) fn not_leader(leader: Option<u64>) -> String {
+    match leader {
+        Some(id) => format!("this node is not the raft leader (node {id} is)"),
+        None => "no raft leader is known: an election is under way, or this node cannot reach a quorum of the cluster; nothing was done: retry".to_string(),
+    }
 }
 
 /// Why the store did not open or shut down cleanly. Each message names the file.
@@ -483,12 +496,23 @@ impl Store {
     /// index and changes, or the refusal of the zones model (the entry is applied either way).
     ///
     /// On a node that knows another node leads, the write is forwarded there and the leader's
-    /// answer returned. Gives up with [`WriteError::Timeout`] when the entry is not committed
+    /// answer returned; while no leader is known (an election), it first waits up to
+    /// [`ELECTION_WAIT`] for one. Gives up with [`WriteError::Timeout`] when the entry is not committed
     /// within [`RaftTiming::commit`], and refuses a command over [`MAX_PROPOSAL_BYTES`].
     pub async fn write(&self, cmd: Command) -> Result<Written, WriteError> {
         let bytes = encoded_len(&cmd);
         if bytes > MAX_PROPOSAL_BYTES {
             return Err(WriteError::TooLarge { bytes });
+        }
+        if self.status().leader.is_none() {
+            // An election is under way: give it a moment rather than failing at once.
+            let waited = ELECTION_WAIT.min(self.inner.timing.commit);
+            let _ = self
+                .inner
+                .raft
+                .wait(Some(waited))
+                .metrics(|m| m.current_leader.is_some(), "a leader is known")
+                .await;
         }
         if let Some((leader, node)) = self.leader_elsewhere() {
             return self.forward(leader, node, cmd).await;

@@ -352,6 +352,12 @@ fn killing_the_leader_under_writes_loses_no_acknowledged_write() {
         resumed,
         "writes did not resume after the leader died: {errors:?}"
     );
+    eprintln!(
+        "{} writes acknowledged, {} failed around the kill (first: {:?})",
+        count(),
+        errors.len(),
+        errors.first()
+    );
 
     let acked = acked.lock().expect("lock").clone();
     let survivors: Vec<usize> = (0..3).filter(|&i| i != leader).collect();

@@ -22,7 +22,7 @@ use super::forward::FORWARD_MARGIN;
 use super::network::codec::{self, RaftReply, RaftRequest};
 use super::network::{NoPeers, Transport};
 use super::types::NodeInfo;
-use super::{Store, View};
+use super::{Store, View, not_leader};
 
 /// A node the leader heard from within this long counts as reachable (for `cluster status`'s
 /// health and for the quorum check of `cluster remove`): many heartbeats (50 ms) and a few
@@ -185,7 +185,7 @@ pub struct Member {
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum MembershipError {
     /// Only the leader changes the membership.
-    #[error("this node is not the raft leader (leader: {})", leader.map_or("unknown".to_string(), |id| format!("node {id}")))]
+    #[error("{}", not_leader(*leader))]
     NotLeader { leader: Option<u64> },
     /// Raft refused the change (another one in progress, a voter that is not a learner yet).
     #[error("membership change refused: {0}")]
@@ -219,7 +219,7 @@ pub enum MembershipError {
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum ReadError {
     /// Only the leader serves consistent reads.
-    #[error("this node is not the raft leader (leader: {})", leader.map_or("unknown".to_string(), |id| format!("node {id}")))]
+    #[error("{}", not_leader(*leader))]
     NotLeader { leader: Option<u64> },
     /// This node could not confirm it still leads: a quorum did not answer.
     #[error("no quorum confirmed this node still leads: {0}")]

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
-use openraft::errors::{ClientWriteError, RaftError};
+use openraft::errors::{ClientWriteError, ForwardReason, RaftError};
 use outpost_core::zones::{Change, Command, CommandError};
 use serde::{Deserialize, Serialize};
 
@@ -25,10 +25,16 @@ use super::{MAX_PROPOSAL_BYTES, Store, WriteError, Written, encoded_len};
 
 /// How much longer a forwarding node waits than the leader's own commit timeout, so that the
 /// leader's answer (a timeout included) arrives before the forwarding node gives up.
+/// The pause before a write refused for an expired leader lease is proposed again: about one
+/// heartbeat, after which a leader that still has its quorum has renewed its lease.
+const LEASE_RETRY: Duration = Duration::from_millis(50);
+
 pub(crate) const FORWARD_MARGIN: Duration = Duration::from_secs(1);
 
 /// Proposes `cmd` on this node's Raft and waits up to `waited` for it to be committed and
 /// applied. Never forwards: a node that is not the leader answers [`WriteError::NotLeader`].
+/// A leader whose lease is not (re-)established yet, just after its election, refuses
+/// without appending anything: the write is proposed again every [`LEASE_RETRY`].
 pub(crate) async fn propose(
     raft: &Raft,
     cmd: Command,
@@ -38,18 +44,32 @@ pub(crate) async fn propose(
     if bytes > MAX_PROPOSAL_BYTES {
         return Err(WriteError::TooLarge { bytes });
     }
-    let proposed = raft.client_write(Proposal(cmd));
-    let Ok(result) = tokio::time::timeout(waited, proposed).await else {
-        return Err(WriteError::Timeout { waited });
-    };
-    let response = match result {
-        Ok(response) => response,
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-            return Err(WriteError::NotLeader {
-                leader: forward.leader_id,
-            });
+    let deadline = tokio::time::Instant::now() + waited;
+    let response = loop {
+        let proposed = raft.client_write(Proposal(cmd.clone()));
+        let Ok(result) = tokio::time::timeout_at(deadline, proposed).await else {
+            return Err(WriteError::Timeout { waited });
+        };
+        match result {
+            Ok(response) => break response,
+            // A new leader refuses writes until a quorum acknowledged it (its lease); nothing
+            // was appended, so asking again is safe.
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))
+                if forward.reason == ForwardReason::LeaseExpired =>
+            {
+                tracing::debug!("the leader's lease is not established yet; retrying the write");
+                if tokio::time::Instant::now() + LEASE_RETRY >= deadline {
+                    return Err(WriteError::Timeout { waited });
+                }
+                tokio::time::sleep(LEASE_RETRY).await;
+            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                return Err(WriteError::NotLeader {
+                    leader: forward.leader_id,
+                });
+            }
+            Err(e) => return Err(WriteError::Raft(e.to_string())),
         }
-        Err(e) => return Err(WriteError::Raft(e.to_string())),
     };
     let index = response.log_id.index;
     match response.data.0 {
