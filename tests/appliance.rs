@@ -592,6 +592,34 @@ fn read_addresses(path: &Path, pid: u32) -> Option<(SocketAddr, SocketAddr)> {
     Some((dns, admin))
 }
 
+/// `outpost serve` with the config and a fresh data directory, without the harness
+/// (and so without `--allow-root` unless `extra` has it).
+pub fn serve_command(dir: &Path, config: &str, extra: &[&str]) -> Command {
+    let path = dir.join("outpost.toml");
+    std::fs::write(&path, config).expect("write the config");
+    let mut command = Command::new(outpost_bin());
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args([
+            "--dns",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--sync",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .stdin(Stdio::null());
+    command
+}
+
 /// Polls `condition` every 50 ms until it holds or `deadline` passes.
 pub fn wait_until(deadline: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + deadline;

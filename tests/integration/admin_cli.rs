@@ -5,6 +5,7 @@ use std::process::Output;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
+use outpost_tests::appliance::serve_command;
 use outpost_tests::{
     Appliance, Ask, answers_of, ask_udp, authoritative_config, describe, outpost_bin, query_tcp,
     query_udp, unused_upstream,
@@ -568,27 +569,7 @@ fn check_config_accepts_a_good_file_and_names_the_bad_key() {
 #[test]
 fn serve_with_a_bad_config_exits_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bad.toml");
-    std::fs::write(
-        &path,
-        "[dns]\nallow_recursion = [\"everyone\"]\n[forward]\nupstreams = []\n",
-    )
-    .unwrap();
-    let output = std::process::Command::new(outpost_bin())
-        .arg("serve")
-        .arg("--config")
-        .arg(&path)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args([
-            "--dns",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--sync",
-            "127.0.0.1:0",
-        ])
-        .output()
-        .unwrap();
+    let config = "[dns]\nallow_recursion = [\"everyone\"]\n[forward]\nupstreams = []\n";
+    let output = serve_command(dir.path(), config, &[]).output().unwrap();
     assert_fails_with(&output, &["dns.allow_recursion", "everyone"]);
 }

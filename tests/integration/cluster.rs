@@ -3,14 +3,13 @@
 //! SIGSTOP, a minority that refuses writes, removals, and tickets that are refused.
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use outpost_tests::appliance::allow_root_flag;
-use outpost_tests::{Appliance, outpost_bin, unused_upstream, wait_until};
+use outpost_tests::appliance::{allow_root_flag, serve_command};
+use outpost_tests::{Appliance, unused_upstream, wait_until};
 
 /// How long a cluster may take to agree on something (an election, a catch-up, a write
 /// reaching every node). Generous: the suite runs in parallel on a loaded two-core machine.
@@ -183,27 +182,9 @@ fn three_boxes_join_by_ticket_and_a_write_through_a_follower_reaches_every_node(
 /// and log, for a join that must fail.
 fn failed_join(ticket: &str) -> (std::process::ExitStatus, String) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("outpost.toml");
-    std::fs::write(&config, cluster_config("")).expect("config");
-    let output = Command::new(outpost_bin())
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args([
-            "--dns",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--sync",
-            "127.0.0.1:0",
-        ])
-        .arg("--config")
-        .arg(&config)
-        .args(["--join", ticket])
-        .args(allow_root_flag())
-        .env_remove("RUST_LOG")
-        .env_remove("NOTIFY_SOCKET")
-        .stdin(Stdio::null())
+    let mut extra = vec!["--join", ticket];
+    extra.extend_from_slice(allow_root_flag());
+    let output = serve_command(dir.path(), &cluster_config(""), &extra)
         .output()
         .expect("run outpost serve");
     let log = String::from_utf8_lossy(&output.stdout).to_string()

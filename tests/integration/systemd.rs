@@ -6,7 +6,7 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,11 +16,10 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use nix::sys::signal::Signal;
-use outpost_tests::appliance::{EXIT_DEADLINE, READY_DEADLINE, allow_root_flag};
+use outpost_tests::appliance::{EXIT_DEADLINE, READY_DEADLINE, allow_root_flag, serve_command};
 use outpost_tests::lite::{lite_bin, sync_url};
 use outpost_tests::{
-    Appliance, Ask, answers_of, create_lite_token, describe, outpost_bin, query_udp,
-    unused_upstream, wait_until,
+    Appliance, Ask, answers_of, create_lite_token, describe, query_udp, unused_upstream, wait_until,
 };
 
 /// How long a notification may take to arrive on a loaded machine.
@@ -364,34 +363,6 @@ fn a_bad_config_on_sighup_keeps_the_running_one() {
         appliance.log_tail()
     );
     assert_eq!(appliance.a_records("www.example.internal."), ["10.0.0.10"]);
-}
-
-/// `outpost serve` with the config and a fresh data directory, without the harness
-/// (and so without `--allow-root` unless `extra` has it).
-fn serve_command(dir: &Path, config: &str, extra: &[&str]) -> Command {
-    let path = dir.join("outpost.toml");
-    std::fs::write(&path, config).unwrap();
-    let mut command = Command::new(outpost_bin());
-    command
-        .arg("serve")
-        .arg("--config")
-        .arg(&path)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args([
-            "--dns",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--sync",
-            "127.0.0.1:0",
-        ])
-        .args(extra)
-        .env_remove("RUST_LOG")
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("WATCHDOG_USEC")
-        .stdin(Stdio::null());
-    command
 }
 
 #[test]
