@@ -36,3 +36,26 @@ stop_pid() {
     log "$name stopped"
   fi
 }
+
+# address_of DATA_DIR PID NAME: a value of DATA_DIR/addresses.json (dns, admin, sync,
+# raft, endpoint_id) once the file names process PID, else nothing.
+address_of() {
+  python3 - "$1/addresses.json" "$2" "$3" <<'PY' 2>/dev/null || true
+import json, sys
+value = json.load(open(sys.argv[1]))
+if value.get("pid") == int(sys.argv[2]) and sys.argv[3] in value:
+    print(value[sys.argv[3]])
+PY
+}
+
+# admin_ready ADMIN: succeeds when GET http://ADMIN/ready answers 200 (no proxy asked).
+admin_ready() {
+  python3 - "$1" <<'PY' 2>/dev/null
+import sys, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+try:
+    sys.exit(0 if opener.open(f"http://{sys.argv[1]}/ready", timeout=2).status == 200 else 1)
+except Exception:
+    sys.exit(1)
+PY
+}

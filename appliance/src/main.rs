@@ -285,7 +285,10 @@ struct LogFilter {
     current: String,
 }
 
-const DEFAULT_LOG: &str = "info";
+/// Info, but openraft's heartbeat worker only on errors: it warns at every heartbeat (20 a
+/// second) for each peer that is down, which the replication warnings, `cluster status` and
+/// `outpost_raft_last_contact_seconds` already report.
+const DEFAULT_LOG: &str = "info,openraft::core::heartbeat=error";
 
 impl LogFilter {
     fn install(flag: Option<String>, file: Option<&str>) -> anyhow::Result<LogFilter> {

@@ -132,6 +132,16 @@ impl Admin {
         };
         Ok((write, imported.records))
     }
+
+    /// `GET {path}` (like `/v1/status`): the JSON answer.
+    pub fn get_json<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let response = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("Authorization", &self.bearer)
+            .call();
+        read_answer(response, &format!("GET {path}"))
+    }
 }
 
 /// The JSON of a 2xx answer; otherwise the status and the server's message.

@@ -1,8 +1,9 @@
-//! `sync-bench`: the Lite sync benchmark (issue 4). Not a test: it prints figures,
-//! with the targets beside them, and fails only when it cannot measure.
+//! `sync-bench`: the Lite sync benchmark (issue 4) and the cluster write benchmark
+//! (issue 3). Not a test: it prints figures, with the targets beside them, and fails
+//! only when it cannot measure.
 //!
-//! `bench/sync.sh` drives it against an `outpost serve` it starts; see there for the
-//! whole run.
+//! `bench/sync.sh` drives it against an `outpost serve` it starts, `bench/cluster.sh`
+//! against three; see there for the whole runs.
 //!
 //! # Layout
 //! - [`fanout`]: `sync-bench fanout`: N raw sessions, W single-record writes and one
@@ -13,12 +14,16 @@
 //! - [`changes_view`]: the entry indexes of a `Changes` body, read without copying.
 //! - [`lite`]: `sync-bench lite`: a real `outpost-lite` taking a snapshot, timed and
 //!   measured from outside.
+//! - [`cluster`]: `sync-bench cluster`: commit latency and writes per second of a
+//!   running cluster: single writes (to the leader, through a follower, concurrent),
+//!   a zone import, then single writes into that large zone.
 //! - [`appliance`]: `addresses.json`, the admin API, `/proc/<pid>/status`.
 //! - [`zonefile`]: generated master files.
 //! - [`stats`]: percentiles and the summary lines.
 
 mod appliance;
 mod changes_view;
+mod cluster;
 mod fanout;
 mod lite;
 mod session;
@@ -41,6 +46,8 @@ struct Cli {
 enum Command {
     /// Propagation from an admin write to N concurrent raw sessions.
     Fanout(fanout::FanoutArgs),
+    /// Commit latency and writes per second of a running cluster (issue 3).
+    Cluster(cluster::ClusterArgs),
     /// A real outpost-lite taking a snapshot: time to Synced, peak and resident memory.
     Lite(lite::LiteArgs),
     /// Print a master file of N records (SOA, NS and N-2 A records) on stdout.
@@ -58,6 +65,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Fanout(args) => fanout::main(args),
         Command::Lite(args) => lite::main(args),
+        Command::Cluster(args) => cluster::main(args),
         Command::ZoneFile { origin, records } => {
             let text = zonefile::master_file(&origin, records, "h");
             std::io::stdout()

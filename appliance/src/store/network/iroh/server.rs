@@ -44,13 +44,21 @@ impl RaftServer {
 
     /// Stops accepting, aborts the RPCs being served (their callers see the connection close)
     /// and closes the endpoint, which this node's transport shares: its calls fail from now on.
+    ///
+    /// Closing waits for peers to acknowledge; peers that are gone never do, so it gives up
+    /// after [`SHUTDOWN_WAIT`].
     pub async fn shutdown(self) -> Result<(), IrohError> {
-        self.router
-            .shutdown()
-            .await
-            .map_err(|e| IrohError::Shutdown(e.to_string()))
+        match tokio::time::timeout(SHUTDOWN_WAIT, self.router.shutdown()).await {
+            Ok(closed) => closed.map_err(|e| IrohError::Shutdown(e.to_string())),
+            Err(_elapsed) => Err(IrohError::Shutdown(format!(
+                "peers did not acknowledge the close within {SHUTDOWN_WAIT:?}"
+            ))),
+        }
     }
 }
+
+/// How long [`RaftServer::shutdown`] waits for peers to acknowledge the close.
+const SHUTDOWN_WAIT: Duration = Duration::from_millis(500);
 
 /// How often a refusal is logged as a warning; the others in between are debug lines. A
 /// removed node that still runs knocks at every election timeout.
@@ -147,7 +155,14 @@ impl ProtocolHandler for RaftProtocol {
             // Dropped with this future (connection closed, router shut down): aborts its RPCs.
             let mut streams = JoinSet::new();
             loop {
-                let (send, recv) = connection.accept_bi().await?;
+                let (send, recv) = match connection.accept_bi().await {
+                    Ok(stream) => stream,
+                    // The peer closed, went silent or we shut down: the connection's normal end.
+                    Err(e) => {
+                        tracing::debug!(reason = %e, "raft connection ended");
+                        return Ok(());
+                    }
+                };
                 if self.admits(remote, &remote_hex) {
                     let handler = self.handler.clone();
                     streams.spawn(
