@@ -43,14 +43,31 @@ pub struct ZoneSet {
     zones: HashMap<Box<[u8]>, Arc<ZoneIndex>>,
 }
 
+/// Zones with fewer nodes than this are indexed afresh after every write (it takes
+/// microseconds); larger ones are patched ([`ZoneIndex::patched`]).
+const PATCH_FROM_NODES: usize = if cfg!(test) { 4 } else { 4096 };
+
+/// A patched index is built afresh once its patch holds more than this share of the
+/// zone's nodes (1/`REBUILD_SHARE`): a full build every few thousand writes to a large
+/// zone, and a patch that stays small beside the zone.
+const REBUILD_SHARE: usize = if cfg!(test) { 1 } else { 32 };
+
 /// One zone, indexed by owner.
+///
+/// A write to a large zone does not index it again: the next index shares the previous
+/// one's `base` and adds the nodes the write changed to its `patch`, so a write costs in
+/// proportion to what it changed, not to the zone.
 #[derive(Debug)]
 pub struct ZoneIndex {
     soa: Record,
     /// The SOA as it goes into negative answers (RFC 2308 section 3).
     negative_soa: Record,
-    /// The model's owners (the same allocations) and the empty non-terminals.
-    nodes: HashSet<Node>,
+    /// The model's owners (the same allocations) and the empty non-terminals, as they
+    /// were when the index was last built whole.
+    base: Arc<HashSet<Node>>,
+    /// The nodes changed since `base` was built: as they now are, or `None` when gone.
+    /// Looked up before `base`.
+    patch: HashMap<Box<[u8]>, Option<Node>>,
     has_wildcards: bool,
 }
 
@@ -99,6 +116,28 @@ pub struct Answer<'a> {
     pub additionals: Vec<Cow<'a, Record>>,
 }
 
+/// The zone's SOA, and the SOA as it goes into negative answers (RFC 2308 section 3).
+fn soa_records(zone: &Zone) -> Option<(Record, Record)> {
+    let soa = zone.soa()?;
+    let minimum = match &soa.data {
+        RData::SOA(data) => data.minimum,
+        _ => soa.ttl,
+    };
+    let mut negative_soa = soa.clone();
+    negative_soa.ttl = soa.ttl.min(minimum);
+    Some((soa, negative_soa))
+}
+
+/// The node named `key` in the model: its owner, an empty non-terminal when only names
+/// below it own records, or nothing.
+fn current_node(zone: &Zone, key: &[u8]) -> Option<Node> {
+    match zone.owner_by_key(key) {
+        Some(owner) => Some(Node(owner.clone())),
+        None if zone.has_descendant(key) => Some(Node(Owner::empty(key))),
+        None => None,
+    }
+}
+
 /// What one name resolves to inside one zone.
 enum Step<'a> {
     Data(Vec<Cow<'a, Record>>),
@@ -122,18 +161,46 @@ impl ZoneSet {
         Self { zones }
     }
 
-    /// Builds the next index, re-indexing only the zones that `changes` touch.
+    /// Builds the next index from `previous`, changing only the zones that `changes`
+    /// touch: a zone put whole is indexed afresh, a zone whose RRsets changed is patched
+    /// ([`ZoneIndex::patched`]).
     pub fn rebuild(zones: &Zones, previous: &ZoneSet, changes: &[Change]) -> Self {
         let mut next = previous.clone();
-        let mut touched: Vec<&str> = changes.iter().filter_map(Change::zone).collect();
-        touched.sort_unstable();
-        touched.dedup();
-        for origin in touched {
+        // Per touched zone: the owners whose RRsets changed, or `None` to index it whole.
+        let mut touched: HashMap<&str, Option<Vec<Box<[u8]>>>> = HashMap::new();
+        for change in changes {
+            match change {
+                Change::RRsetPut { zone, owner, .. } | Change::RRsetDeleted { zone, owner, .. } => {
+                    let owners = touched.entry(zone).or_insert_with(|| Some(Vec::new()));
+                    match (owners, Name::from_ascii(owner)) {
+                        (Some(owners), Ok(owner)) => owners.push(key_of(&owner)),
+                        (owners, _) => *owners = None,
+                    }
+                }
+                other => {
+                    if let Some(zone) = other.zone() {
+                        touched.insert(zone, None);
+                    }
+                }
+            }
+        }
+        for (origin, owners) in touched {
             let Ok(origin) = Name::from_ascii(origin) else {
                 continue;
             };
             let key = key_of(&origin);
-            match zones.get(&origin).and_then(ZoneIndex::build) {
+            let index =
+                zones
+                    .get(&origin)
+                    .and_then(|zone| match (owners, previous.zones.get(&key)) {
+                        (Some(mut owners), Some(before)) => {
+                            owners.sort_unstable();
+                            owners.dedup();
+                            before.patched(zone, &owners)
+                        }
+                        _ => ZoneIndex::build(zone),
+                    });
+            match index {
                 Some(index) => next.zones.insert(key, Arc::new(index)),
                 None => next.zones.remove(&key),
             };
@@ -211,7 +278,7 @@ impl ZoneSet {
         // the closest encloser.
         let mut encloser_skip = zone_skip;
         for skip in (0..zone_skip).rev() {
-            let Some(node) = zone.nodes.get(lookup.ancestor(skip)) else {
+            let Some(node) = zone.node(lookup.ancestor(skip)) else {
                 break;
             };
             // A node below the apex owning NS is a cut. DS lives on the parent side
@@ -224,12 +291,12 @@ impl ZoneSet {
         }
 
         if encloser_skip == 0 {
-            let node = zone.nodes.get(lookup.key())?;
+            let node = zone.node(lookup.key())?;
             return Some(zone.answer_from(node, qname, qtype, false));
         }
         if zone.has_wildcards {
             let source = wildcard_key(lookup.ancestor(encloser_skip));
-            if let Some(node) = zone.nodes.get(source.as_slice()) {
+            if let Some(node) = zone.node(source.as_slice()) {
                 return Some(zone.answer_from(node, qname, qtype, true));
             }
         }
@@ -258,7 +325,7 @@ impl ZoneSet {
             else {
                 continue;
             };
-            if let Some(node) = zone.nodes.get(lookup.key()) {
+            if let Some(node) = zone.node(lookup.key()) {
                 for rtype in [RecordType::A, RecordType::AAAA] {
                     additionals.extend(node.records(rtype).into_iter().map(Cow::Owned));
                 }
@@ -270,13 +337,7 @@ impl ZoneSet {
 impl ZoneIndex {
     /// Indexes one zone; `None` for a zone without an SOA (the model refuses those).
     fn build(zone: &Zone) -> Option<Self> {
-        let soa = zone.soa()?;
-        let minimum = match &soa.data {
-            RData::SOA(data) => data.minimum,
-            _ => soa.ttl,
-        };
-        let mut negative_soa = soa.clone();
-        negative_soa.ttl = soa.ttl.min(minimum);
+        let (soa, negative_soa) = soa_records(zone)?;
 
         let apex = key_of(zone.origin());
         let mut nodes: HashSet<Node> = HashSet::with_capacity(zone.owners().len());
@@ -298,9 +359,56 @@ impl ZoneIndex {
         Some(Self {
             soa,
             negative_soa,
-            nodes,
+            base: Arc::new(nodes),
+            patch: HashMap::new(),
             has_wildcards,
         })
+    }
+
+    /// The node named `key`: from the patch, else from the base.
+    fn node(&self, key: &[u8]) -> Option<&Node> {
+        if !self.patch.is_empty()
+            && let Some(patched) = self.patch.get(key)
+        {
+            return patched.as_ref();
+        }
+        self.base.get(key)
+    }
+
+    /// The index of `zone` after a write changed the owners named `changed` (lowercase
+    /// wire names), made from this index of the zone before it: each changed owner, and
+    /// each of its ancestors whose existence changed (an empty non-terminal appearing or
+    /// going), is patched. Built whole instead when the zone is small or the patch has
+    /// grown large. `None` when the zone has no SOA.
+    fn patched(&self, zone: &Zone, changed: &[Box<[u8]>]) -> Option<Self> {
+        if self.base.len() < PATCH_FROM_NODES
+            || self.patch.len() + changed.len() > self.base.len() / REBUILD_SHARE
+        {
+            return Self::build(zone);
+        }
+        let (soa, negative_soa) = soa_records(zone)?;
+        let apex = key_of(zone.origin());
+        let mut next = Self {
+            soa,
+            negative_soa,
+            base: Arc::clone(&self.base),
+            patch: self.patch.clone(),
+            has_wildcards: self.has_wildcards,
+        };
+        for key in changed {
+            let node = current_node(zone, key);
+            next.has_wildcards |= node.is_some() && key.starts_with(b"\x01*");
+            next.patch.insert(key.clone(), node);
+            let above = ancestors(key).take_while(|ancestor| ancestor.len() > apex.len());
+            for ancestor in above {
+                let exists = zone.owner_by_key(ancestor).is_some() || zone.has_descendant(ancestor);
+                if exists != next.node(ancestor).is_some() {
+                    next.patch
+                        .insert(ancestor.into(), current_node(zone, ancestor));
+                }
+            }
+        }
+        Some(next)
     }
 
     /// The SOA record of the zone as stored.
@@ -351,7 +459,7 @@ impl ZoneIndex {
     fn glue<'a>(&'a self, ns: &'a [Record]) -> impl Iterator<Item = Record> + 'a {
         ns.iter()
             .filter_map(|record| match &record.data {
-                RData::NS(target) => self.nodes.get(&*key_of(&target.0)),
+                RData::NS(target) => self.node(&key_of(&target.0)),
                 _ => None,
             })
             .flat_map(|node| {

@@ -359,3 +359,106 @@ fn rebuild_reindexes_only_touched_zones() {
     assert!(second.is_empty());
     assert_eq!(first.len(), 1, "the previous snapshot is untouched");
 }
+
+/// Everything `lookup` says about a question, as text.
+fn render(set: &ZoneSet, name: &str, qtype: RecordType) -> String {
+    let name = Name::from_ascii(name).unwrap();
+    format!("{:?}", set.lookup(&name, qtype))
+}
+
+#[test]
+fn a_patched_index_answers_as_one_built_whole_through_random_writes() {
+    // Names at several depths, under a wildcard and a cut, so writes make and remove
+    // empty non-terminals, wildcards and delegations.
+    let pool = [
+        "a.example.internal.",
+        "b.a.example.internal.",
+        "c.b.a.example.internal.",
+        "x.y.z.example.internal.",
+        "*.w.example.internal.",
+        "v.w.example.internal.",
+        "deep.ent.example.internal.",
+        "ent.example.internal.",
+        "host.sub.example.internal.",
+        "www.example.internal.",
+    ];
+    let types = [
+        RecordType::A,
+        RecordType::TXT,
+        RecordType::NS,
+        RecordType::ANY,
+    ];
+    let mut questions: Vec<String> = pool.iter().map(|name| name.to_string()).collect();
+    questions.extend(
+        [
+            "y.z.example.internal.",
+            "z.example.internal.",
+            "w.example.internal.",
+        ]
+        .map(String::from),
+    );
+    questions.extend(
+        [
+            "q.w.example.internal.",
+            "nope.example.internal.",
+            "d.c.b.a.example.internal.",
+        ]
+        .map(String::from),
+    );
+
+    let origin = Name::from_ascii("example.internal.").unwrap();
+    let mut zones = Zones::default();
+    let records = parse_zone(EXAMPLE, &origin, 3600).unwrap();
+    let changes = zones
+        .apply(&Command::CreateZone {
+            origin: origin.to_ascii(),
+            records: encode_records(&records).unwrap(),
+        })
+        .unwrap();
+    let mut patched = ZoneSet::rebuild(&zones, &ZoneSet::empty(), &changes);
+
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut random = |below: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        usize::try_from(state % below as u64).unwrap()
+    };
+    let mut saw_patch = false;
+    for step in 0..400 {
+        let name = pool[random(pool.len())];
+        let command = match random(4) {
+            0 | 1 => {
+                let text = match random(3) {
+                    0 => format!("{name} 60 A 10.7.{}.{}", random(250), random(250)),
+                    1 => format!("{name} 60 TXT \"t{step}\""),
+                    _ => format!("{name} 60 NS ns.{name}"),
+                };
+                Command::AddRecords {
+                    records: encode_records(&parse_zone(&text, &origin, 60).unwrap()).unwrap(),
+                }
+            }
+            _ => Command::DeleteRecords {
+                owner: name.into(),
+                rtype: None,
+                records: Vec::new(),
+            },
+        };
+        let Ok(changes) = zones.apply(&command) else {
+            continue;
+        };
+        patched = ZoneSet::rebuild(&zones, &patched, &changes);
+        saw_patch |= patched.zones.values().any(|index| !index.patch.is_empty());
+        let whole = ZoneSet::build(&zones);
+        for question in &questions {
+            for qtype in types {
+                assert_eq!(
+                    render(&patched, question, qtype),
+                    render(&whole, question, qtype),
+                    "step {step}, after {command:?}: {question} {qtype}"
+                );
+            }
+        }
+    }
+    assert!(saw_patch, "the writes were patched, not only indexed whole");
+}

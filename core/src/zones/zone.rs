@@ -2,12 +2,13 @@
 //! ([`crate::packed`]), and the edits [`super::Zones`] makes to it.
 
 use std::collections::BTreeSet;
+use std::ops::Bound;
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::rules::refuse_soa_delete;
 use super::{Change, CommandError};
-use crate::name::key_of;
+use crate::name::{ancestors, key_of};
 use crate::packed::{Owner, PackedRRset, RRset};
 
 /// One zone: its origin and its owners, each holding its RRsets packed in wire form
@@ -73,6 +74,21 @@ impl Zone {
 
     pub(super) fn owner(&self, name: &Name) -> Option<&Owner> {
         self.owners.get(&Owner::empty(&key_of(name)))
+    }
+
+    /// The owner whose lowercase wire name is `key`.
+    pub fn owner_by_key(&self, key: &[u8]) -> Option<&Owner> {
+        self.owners.get(&Owner::empty(key))
+    }
+
+    /// Whether an owner lies strictly below the name `key`: in canonical order a name's
+    /// descendants come right after it, so only the next owner needs a look.
+    pub fn has_descendant(&self, key: &[u8]) -> bool {
+        let probe = Owner::empty(key);
+        self.owners
+            .range((Bound::Excluded(&probe), Bound::Unbounded))
+            .next()
+            .is_some_and(|next| ancestors(next.key()).any(|ancestor| ancestor == key))
     }
 
     /// Sets the RRset of `rtype` at `owner` to `records` (of one TTL), or deletes it
