@@ -456,3 +456,27 @@ fn five_boxes_survive_losing_two_including_the_leader() {
         "{status:#}"
     );
 }
+
+#[test]
+fn a_node_without_a_raft_address_cannot_invite_and_says_how_to_fix_it() {
+    let node = Appliance::start(&format!(
+        "[forward]\nupstreams = [\"{}\"]\n",
+        unused_upstream()
+    ));
+    let output = node.cli(["cluster", "invite"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("--raft"), "{stderr}");
+
+    // Alone, it is its own leader, and says so.
+    let status = cluster_status(&node);
+    assert_eq!(status["role"], "leader", "{status:#}");
+    assert_eq!(
+        status["nodes"].as_array().map(Vec::len),
+        Some(1),
+        "{status:#}"
+    );
+    let text = node.cli_ok(["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&text).expect("status --json is JSON");
+    assert_eq!(json["role"], "leader", "{text}");
+}
