@@ -203,8 +203,19 @@ impl Node {
             let addr = endpoint.addr().clone();
             (endpoint.serve(store.rpc_handler(), expected), addr)
         });
-        if let Some((_, addr)) = &raft {
-            join_or_update_address(&store, config.join.as_ref(), addr).await?;
+        if let Some((_, addr)) = &raft
+            && let Err(error) = join_or_update_address(&store, config.join.as_ref(), addr).await
+        {
+            // Release the endpoint and the database before saying why.
+            if let Some((server, _)) = raft
+                && let Err(error) = server.shutdown().await
+            {
+                tracing::warn!(%error, "stopping anyway");
+            }
+            if let Err(error) = store.shutdown().await {
+                tracing::warn!(%error, "stopping anyway");
+            }
+            return Err(error);
         }
         // A joining node takes the cluster's zones; the example zone is a first node's.
         if config.example_zone && config.join.is_none() {

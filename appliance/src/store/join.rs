@@ -236,6 +236,7 @@ impl Store {
             .into_iter()
             .filter(|member| member.node.addr.parse::<PeerAddr>().is_ok())
             .map(|member| (member.id, member.node.addr))
+            .take(MAX_TICKET_NODES)
             .collect();
         if nodes.is_empty() {
             return Err(InviteError::NoRaftAddress);
