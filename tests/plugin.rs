@@ -98,8 +98,17 @@ pub fn put_plugin(
 /// `STATE`, …). STATE, the last column, may hold spaces (`stopped: 5 consecutive
 /// failed calls, …`): it is the rest of the line, its words joined by one space.
 pub fn plugin_list_row(appliance: &Appliance, name: &str) -> BTreeMap<String, String> {
-    const COLUMNS: [&str; 10] = [
-        "NAME", "HOOK", "VERSION", "ORDER", "ON-ERROR", "CALLS", "TRAPS", "MEAN-US", "P99-US",
+    const COLUMNS: [&str; 11] = [
+        "NAME",
+        "HOOK",
+        "VERSION",
+        "ORDER",
+        "ON-ERROR",
+        "CALLS",
+        "MEMO-HITS",
+        "TRAPS",
+        "MEAN-US",
+        "P99-US",
         "STATE",
     ];
     let out = appliance.cli_ok(["plugin", "list"]);

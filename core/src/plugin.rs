@@ -46,6 +46,7 @@ mod disk_cache;
 pub mod engine;
 pub mod host;
 pub mod instance;
+pub mod memo;
 pub mod stats;
 #[cfg(test)]
 mod tests;

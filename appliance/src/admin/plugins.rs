@@ -72,6 +72,9 @@ pub struct PluginSummary {
     /// The version in force on this node, when one is.
     pub loaded_version: Option<u64>,
     pub calls: u64,
+    /// Queries answered from a remembered verdict, without a call (plugins that declare
+    /// memoizable verdicts).
+    pub memo_hits: u64,
     pub timeouts: u64,
     pub out_of_memory: u64,
     pub stack_overflows: u64,
@@ -227,6 +230,7 @@ pub async fn list(
                 state: state_text,
                 loaded_version: running.as_ref().map(|plugin| plugin.version),
                 calls: stats.calls,
+                memo_hits: stats.memo_hits,
                 timeouts: stats.timeouts,
                 out_of_memory: stats.out_of_memory,
                 stack_overflows: stats.stack_overflows,

@@ -105,6 +105,7 @@ pub fn run(api: &Api, command: PluginCommand, out: &mut dyn Write) -> anyhow::Re
                 on_error: String,
                 state: String,
                 calls: u64,
+                memo_hits: u64,
                 timeouts: u64,
                 out_of_memory: u64,
                 stack_overflows: u64,
@@ -114,7 +115,7 @@ pub fn run(api: &Api, command: PluginCommand, out: &mut dyn Write) -> anyhow::Re
                 p99_micros: f64,
             }
             let plugins: Vec<Plugin> = api.get_json("/v1/plugins")?;
-            let rows: Vec<[String; 10]> = plugins
+            let rows: Vec<[String; 11]> = plugins
                 .into_iter()
                 .map(|plugin| {
                     let traps = plugin.timeouts
@@ -129,6 +130,7 @@ pub fn run(api: &Api, command: PluginCommand, out: &mut dyn Write) -> anyhow::Re
                         plugin.order.to_string(),
                         plugin.on_error,
                         plugin.calls.to_string(),
+                        plugin.memo_hits.to_string(),
                         traps.to_string(),
                         format!("{:.2}", plugin.mean_micros),
                         format!("{:.2}", plugin.p99_micros),
@@ -137,8 +139,17 @@ pub fn run(api: &Api, command: PluginCommand, out: &mut dyn Write) -> anyhow::Re
                 })
                 .collect();
             let header = [
-                "NAME", "HOOK", "VERSION", "ORDER", "ON-ERROR", "CALLS", "TRAPS", "MEAN-US",
-                "P99-US", "STATE",
+                "NAME",
+                "HOOK",
+                "VERSION",
+                "ORDER",
+                "ON-ERROR",
+                "CALLS",
+                "MEMO-HITS",
+                "TRAPS",
+                "MEAN-US",
+                "P99-US",
+                "STATE",
             ];
             write_table(out, header, &rows).context("writing to stdout")
         }

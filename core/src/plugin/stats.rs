@@ -45,6 +45,8 @@ pub struct PluginStats {
     rebuilds: AtomicU64,
     /// Instances built while a query waited, because every pre-built one was in use.
     instances_built_on_demand: AtomicU64,
+    /// Queries answered from a remembered verdict, without a call (`plugin::memo`).
+    memo_hits: AtomicU64,
     total_nanos: AtomicU64,
     max_nanos: AtomicU64,
     /// Calls by time taken: bucket `i` counts calls of at most
@@ -70,6 +72,8 @@ pub struct StatsSnapshot {
     /// Instances built on the query path because none was idle (see
     /// [`crate::plugin::chain`]): each cost the query an `init`.
     pub instances_built_on_demand: u64,
+    /// Queries answered from a remembered verdict, without a call (not in `calls`).
+    pub memo_hits: u64,
     /// Time spent inside the plugin over all calls.
     pub total_time: Duration,
     /// The longest call.
@@ -154,6 +158,7 @@ impl PluginStats {
             invalid_outputs: self.invalid_outputs.load(Ordering::Relaxed),
             rebuilds: self.rebuilds.load(Ordering::Relaxed),
             instances_built_on_demand: self.instances_built_on_demand.load(Ordering::Relaxed),
+            memo_hits: self.memo_hits.load(Ordering::Relaxed),
             total_time: Duration::from_nanos(self.total_nanos.load(Ordering::Relaxed)),
             max_time: Duration::from_nanos(self.max_nanos.load(Ordering::Relaxed)),
             time_histogram: std::array::from_fn(|index| {
@@ -192,6 +197,10 @@ impl PluginStats {
         if let Some(counter) = self.time_histogram.get(bucket) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    pub(super) fn record_memo_hit(&self) {
+        self.memo_hits.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(super) fn record_instance_built_on_demand(&self) {

@@ -48,7 +48,7 @@ pub fn render_plugins(out: &mut String, plugins: &[PluginInfo]) {
         write_labelled(out, name, &labels, 1);
     }
 
-    let counters: [Counter; 3] = [
+    let counters: [Counter; 4] = [
         (
             "outpost_plugin_calls_total",
             "Calls of a plugin's hook (decide or transform), failed ones included.",
@@ -63,6 +63,11 @@ pub fn render_plugins(out: &mut String, plugins: &[PluginInfo]) {
             "outpost_plugin_instances_built_on_demand_total",
             "Plugin instances built while a query waited, every pre-built one being busy.",
             |stats| stats.instances_built_on_demand,
+        ),
+        (
+            "outpost_plugin_memo_hits_total",
+            "Queries a plugin that declared memoizable verdicts answered from a remembered one, without a call.",
+            |stats| stats.memo_hits,
         ),
     ];
     for (name, help, value) in counters {

@@ -11,6 +11,9 @@ wit_bindgen::generate!({
 
 use std::sync::OnceLock;
 
+// A verdict depends only on the query's name (and the list): the host may reuse it.
+outpost_plugin_sdk::memoizable_verdicts!();
+
 use exports::outpost::plugin::policy::{Action, Block, Guest, Verdict};
 use outpost::plugin::types::{IpAddress, Query};
 

@@ -7,9 +7,34 @@
 //!   interface, which Outpost does not grant: the first `HashMap::new()` would trap.
 //! - [`name`]: query and record names (lowercase, trailing dot) and their suffixes.
 //! - [`config`]: configuration as numbered lines, blank lines and `#` comments skipped.
+//! - [`memoizable_verdicts!`]: a query-policy plugin's declaration that the host may
+//!   reuse its verdicts.
 
 pub mod config;
 pub mod name;
+
+/// The name of the custom section in which a query-policy plugin declares that its
+/// verdicts are memoizable: see [`memoizable_verdicts!`].
+pub const MEMO_SECTION: &str = "outpost-plugin-memo";
+
+/// Declares that this query-policy plugin's verdict depends only on the query's name,
+/// type and class, and on the plugin's configuration: not on the client's address, the
+/// transport, the clock or anything the plugin remembers between calls. The host may
+/// then answer a question it has seen from the verdict it got for it, without calling
+/// the plugin (docs/plugins.md, "Memoized verdicts").
+///
+/// Writes the custom section [`MEMO_SECTION`] holding `question` into the component.
+/// Invoke it once, at the top of the crate's component module.
+#[macro_export]
+macro_rules! memoizable_verdicts {
+    () => {
+        // A custom section is data the host reads from the component's bytes; nothing
+        // runs it.
+        #[used]
+        #[unsafe(link_section = "outpost-plugin-memo")]
+        static OUTPOST_PLUGIN_MEMO: [u8; 8] = *b"question";
+    };
+}
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use super::{Identity, LoadOptions, Placement, PluginInfo};
 use crate::plugin::bindings::types::Query as WitQuery;
 use crate::plugin::convert;
+use crate::plugin::memo::{self, Memo};
 use crate::plugin::{
     Action, Hook, LoadedPolicy, PluginEngine, PluginError, PolicyInstance, Query, Verdict,
 };
@@ -73,6 +74,8 @@ struct PolicyPlugin {
     /// Taken from and returned to the back: the instance used last is the one whose
     /// memory is most likely still in the CPU's caches.
     idle: Mutex<Vec<PolicyInstance>>,
+    /// The verdicts by question, when the plugin declares them memoizable.
+    memo: Option<Memo>,
 }
 
 impl PolicyChain {
@@ -185,16 +188,37 @@ impl PolicyLink {
                 identity: Identity::of(definition, limits),
                 loaded,
                 idle: Mutex::new(idle),
+                memo: memo::declares_memo(&definition.component).then(Memo::new),
             }),
         })
     }
 }
 
 impl PolicyPlugin {
-    /// One `decide` on an idle instance (or a new one), which then goes back to the
-    /// pool: after a trap too, since the instance rebuilds itself before its next
-    /// call.
+    /// The verdict for `query`: remembered for its question when the plugin declares its
+    /// verdicts memoizable, else from one `decide` on an idle instance (or a new one),
+    /// which then goes back to the pool: after a trap too, since the instance rebuilds
+    /// itself before its next call.
     fn decide(&self, query: &WitQuery) -> Result<Verdict, PluginError> {
+        let remember = match &self.memo {
+            Some(memo) => match memo.get(query) {
+                Ok(verdict) => {
+                    self.loaded.stats().record_memo_hit();
+                    return Ok(verdict);
+                }
+                Err(question) => Some((memo, question)),
+            },
+            None => None,
+        };
+        let verdict = self.call(query);
+        if let (Some((memo, question)), Ok(verdict)) = (remember, &verdict) {
+            memo.put(question, verdict);
+        }
+        verdict
+    }
+
+    /// One call of the plugin, on an idle instance or a new one.
+    fn call(&self, query: &WitQuery) -> Result<Verdict, PluginError> {
         let taken = self.idle().pop();
         let mut instance = match taken {
             Some(instance) => instance,

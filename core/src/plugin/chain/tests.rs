@@ -222,8 +222,11 @@ fn a_disabled_plugin_is_skipped_or_fails_every_query_by_its_failure_mode() {
 fn unchanged_plugins_are_carried_over_a_reload_with_their_counters() {
     let blocklist = policy("blocklist", "blocklist", 10, "ads.example");
     let first = load(std::slice::from_ref(&blocklist), &PluginSet::empty());
-    for _ in 0..3 {
-        first.policies().decide(query("x.ads.example."));
+    // Three questions: the blocklist's verdicts are memoized per question.
+    for i in 0..3 {
+        first
+            .policies()
+            .decide(query(&format!("x{i}.ads.example.")));
     }
 
     // Installing another plugin keeps the blocklist as it was.
@@ -237,7 +240,10 @@ fn unchanged_plugins_are_carried_over_a_reload_with_their_counters() {
     let carried = &second.plugins()[0];
     assert!(Arc::ptr_eq(&carried.stats, &first.plugins()[0].stats));
     assert_eq!(carried.stats.snapshot().calls, 3);
-    second.policies().decide(query("x.ads.example."));
+    // The memo is carried over with the plugin: a question seen is not asked again.
+    second.policies().decide(query("x0.ads.example."));
+    assert_eq!(carried.stats.snapshot().memo_hits, 1);
+    second.policies().decide(query("y.ads.example."));
     assert_eq!(
         first.plugins()[0].stats.snapshot().calls,
         4,
@@ -413,10 +419,14 @@ fn the_instance_pool_grows_to_the_concurrency() {
         options,
     );
     std::thread::scope(|scope| {
-        for _ in 0..4 {
-            scope.spawn(|| {
-                for _ in 0..200 {
-                    let outcome = set.policies().decide(query("x.ads.example."));
+        for thread in 0..4 {
+            let set = &set;
+            scope.spawn(move || {
+                // Questions of their own: a remembered verdict would need no instance.
+                for i in 0..200 {
+                    let outcome = set
+                        .policies()
+                        .decide(query(&format!("x{thread}-{i}.ads.example.")));
                     assert_eq!(outcome, nxdomain("blocklist", "blocklist:ads.example"));
                 }
             });
@@ -528,7 +538,7 @@ fn chain_decide_time_with_100k_domains() {
     let stats = set.plugins()[0].stats.snapshot();
     println!(
         "blocklist, 100000 domains ({} build): load with 2 instances {load_time:.2?}; \
-         decide through the chain median {chain_median:.2?} p99 {chain_p99:.2?}; \
+         decide through the chain (verdicts memoized) median {chain_median:.2?} p99 {chain_p99:.2?}; \
          on an instance median {direct_median:.2?} p99 {direct_p99:.2?}; \
          pool pop+push {pool_time:.2?}; histogram estimate median {:.2?} p99 {:.2?}; \
          two threads, wall time per call: through the chain {two_through_chain:.2?}, \
@@ -543,4 +553,58 @@ fn chain_decide_time_with_100k_domains() {
     );
     assert_eq!(stats.failures(), 0);
     assert_eq!(stats.instances_built_on_demand, 0);
+}
+
+#[test]
+fn a_plugin_that_declares_memoizable_verdicts_is_called_once_per_question() {
+    let set = load(
+        &[
+            policy("ads", "blocklist", 10, "ads.example"),
+            policy(
+                "views",
+                "split_horizon",
+                20,
+                "10.0.0.0/8 printer.site.example 10.1.2.3",
+            ),
+        ],
+        &PluginSet::empty(),
+    );
+    let chain = set.policies();
+    let questions = [
+        "x.ads.example.",
+        "www.example.org.",
+        "printer.site.example.",
+    ];
+    let first: Vec<PolicyOutcome> = questions
+        .iter()
+        .map(|name| chain.decide(query(name)))
+        .collect();
+    for _ in 0..4 {
+        let again: Vec<PolicyOutcome> = questions
+            .iter()
+            .map(|name| chain.decide(query(name)))
+            .collect();
+        assert_eq!(again, first, "a remembered verdict is the verdict");
+    }
+    // Another type is another question.
+    chain.decide(Query::new(
+        &Name::from_ascii("x.ads.example.").unwrap(),
+        RecordType::AAAA,
+        hickory_proto::rr::DNSClass::IN,
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        Transport::Udp,
+    ));
+    let stats: Vec<_> = set
+        .plugins()
+        .iter()
+        .map(|info| info.stats.snapshot())
+        .collect();
+    assert_eq!(
+        (stats[0].calls, stats[0].memo_hits),
+        (4, 12),
+        "the blocklist declares memoizable verdicts"
+    );
+    // Split horizon's answer depends on the client: it declares nothing, and is asked for
+    // every query the blocklist allowed.
+    assert_eq!((stats[1].calls, stats[1].memo_hits), (10, 0));
 }
