@@ -128,21 +128,17 @@ impl RaftRpcHandler {
     ) -> Result<Vec<u8>, HandleError> {
         let request: RaftRequest = codec::decode(request)?;
         let kind = request.kind();
-        let reply = match request {
-            RaftRequest::Join(join) => match self.store.upgrade() {
-                Some(inner) => RaftReply::Join(Store { inner }.admit(remote, join).await),
-                None => RaftReply::Unavailable(STOPPED.to_string()),
-            },
-            _ if !member => return Err(HandleError::NotMember),
-            request => self.dispatch(request).await,
-        };
+        if !member && !matches!(request, RaftRequest::Join(_)) {
+            return Err(HandleError::NotMember);
+        }
+        let reply = self.dispatch(remote, request).await;
         if let RaftReply::Unavailable(reason) = &reply {
             tracing::debug!(node_id = self.id, rpc = kind, %reason, "raft rpc not served");
         }
         Ok(codec::encode(&reply)?)
     }
 
-    async fn dispatch(&self, request: RaftRequest) -> RaftReply {
+    async fn dispatch(&self, remote: Option<EndpointId>, request: RaftRequest) -> RaftReply {
         match request {
             RaftRequest::AppendEntries(rpc) => match self.raft.append_entries(rpc).await {
                 Ok(response) => RaftReply::AppendEntries(response),
@@ -156,9 +152,10 @@ impl RaftRpcHandler {
                 Ok(response) => RaftReply::PreVote(response),
                 Err(e) => RaftReply::Unavailable(e.to_string()),
             },
-            RaftRequest::Join(_) => {
-                RaftReply::Unavailable("a join is answered by handle_from".to_string())
-            }
+            RaftRequest::Join(join) => match self.store() {
+                Some(store) => RaftReply::Join(store.admit(remote, join).await),
+                None => RaftReply::Unavailable(STOPPED.to_string()),
+            },
             RaftRequest::RemoveNode { node_id } => match self.store() {
                 Some(store) => RaftReply::RemoveNode(store.remove_on_leader(node_id).await),
                 None => RaftReply::Unavailable(STOPPED.to_string()),
