@@ -44,6 +44,7 @@ pub mod chain;
 pub mod convert;
 mod disk_cache;
 pub mod engine;
+mod epoch;
 pub mod host;
 pub mod instance;
 pub mod memo;
@@ -63,7 +64,8 @@ pub use instance::{PolicyInstance, TransformInstance};
 pub use stats::{CALL_TIME_BUCKETS, PluginStats, StatsSnapshot};
 
 /// The epoch clock's period: every deadline is a whole number of ticks. A deadline of
-/// `n` ticks fires between `n - 1` and `n` ticks after the call starts.
+/// `n` ticks fires between `n - 1` and `n` ticks after the call starts, plus the time
+/// the clock's thread takes to wake when no call needed it before (`epoch.rs`).
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// A plugin that fails this many calls in a row (across all its instances) is

@@ -4,9 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -14,10 +12,11 @@ use wasmtime::{Config, Engine};
 
 use super::bindings::{self, World, policy::QueryPolicy, transform::RecordTransform};
 use super::disk_cache::DiskCache;
+use super::epoch::EpochClock;
 use super::host::HostState;
 use super::instance::{PolicyInstance, TransformInstance};
 use super::stats::PluginStats;
-use super::{EPOCH_TICK, Hook, Limits, PluginError};
+use super::{Hook, Limits, PluginError};
 
 /// The wasm stack one call may use (`Config::max_wasm_stack`). Well below the 2 MiB
 /// of a tokio worker thread, which also holds the host's frames around the call.
@@ -39,7 +38,7 @@ const PROVIDED_IMPORTS: [&str; 2] = ["outpost:plugin/host@0.1.", "outpost:plugin
 /// whether it uses them or not, and we grant none.
 const WASI_PREFIX: &str = "wasi:";
 
-/// The process's plugin engine. Cheap to clone; the epoch ticker stops when the last
+/// The process's plugin engine. Cheap to clone; the epoch clock stops when the last
 /// clone, loaded plugin and instance are dropped.
 #[derive(Clone)]
 pub struct PluginEngine {
@@ -54,13 +53,13 @@ struct EngineInner {
     cache: Mutex<HashMap<[u8; 32], Component>>,
     /// Compiled components kept between runs, when the daemon gave a directory.
     disk: Option<DiskCache>,
-    /// Held for its `Drop`, which stops the ticker thread.
-    _ticker: EpochTicker,
+    /// The clock deadlines count in; its `Drop` stops the thread.
+    clock: EpochClock,
 }
 
 impl PluginEngine {
     /// Sets up the engine (component model, epoch interruption, the stack limit)
-    /// and starts the epoch ticker thread.
+    /// and starts the epoch clock's thread (asleep until the first call).
     pub fn new() -> Result<PluginEngine, PluginError> {
         PluginEngine::build(None)
     }
@@ -83,20 +82,32 @@ impl PluginEngine {
         config.epoch_interruption(true);
         config.max_wasm_stack(WASM_STACK_BYTES);
         let engine = Engine::new(&config).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
-        let ticker = EpochTicker::start(engine.clone())
-            .map_err(|e| PluginError::Engine(format!("the epoch ticker did not start: {e}")))?;
+        let clock = EpochClock::start(engine.clone())
+            .map_err(|e| PluginError::Engine(format!("the epoch clock did not start: {e}")))?;
         Ok(PluginEngine {
             inner: Arc::new(EngineInner {
                 engine,
                 cache: Mutex::new(HashMap::new()),
                 disk,
-                _ticker: ticker,
+                clock,
             }),
         })
     }
 
     pub(super) fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// Keeps the epoch clock going for a deadline of `ticks` just set on a store
+    /// (`epoch.rs`).
+    pub(super) fn keep_awake(&self, ticks: u64) {
+        self.inner.clock.keep_awake(ticks);
+    }
+
+    /// Whether the epoch clock is parked: for tests.
+    #[cfg(test)]
+    pub(super) fn clock_is_asleep(&self) -> bool {
+        self.inner.clock.is_asleep()
     }
 
     /// Loads a plugin for `hook`, named `name` in logs and errors.
@@ -267,7 +278,7 @@ fn check_world(engine: &Engine, component: &Component, hook: Hook) -> Result<(),
 
 /// What every instance of one loaded plugin shares.
 pub(super) struct Shared<W: World> {
-    /// Keeps the engine, and so the epoch ticker, alive while instances run.
+    /// Keeps the engine, and so the epoch clock, alive while instances run.
     pub(super) engine: PluginEngine,
     pub(super) name: Arc<str>,
     pub(super) hook: Hook,
@@ -383,45 +394,6 @@ impl LoadedPlugin {
         match self {
             LoadedPlugin::Policy(plugin) => plugin.stats(),
             LoadedPlugin::Transform(plugin) => plugin.stats(),
-        }
-    }
-}
-
-/// The thread that advances the engine's epoch every [`EPOCH_TICK`]: the clock all
-/// deadlines count in. Stopped and joined on drop (within one tick).
-struct EpochTicker {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl EpochTicker {
-    fn start(engine: Engine) -> std::io::Result<EpochTicker> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = std::thread::Builder::new()
-            .name("outpost-plugin-epoch".into())
-            .spawn({
-                let stop = stop.clone();
-                move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(EPOCH_TICK);
-                        engine.increment_epoch();
-                    }
-                }
-            })?;
-        Ok(EpochTicker {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            // The thread only sleeps and increments: it cannot panic in a way worth
-            // reporting from a destructor.
-            let _ = thread.join();
         }
     }
 }

@@ -188,6 +188,7 @@ impl<W: World> InstanceCore<W> {
         } = live;
         store.data_mut().start_call();
         store.set_epoch_deadline(self.shared.limits.call_ticks);
+        self.shared.engine.keep_awake(self.shared.limits.call_ticks);
         let started = Instant::now();
         let result = export(&bindings, &mut store);
         stats.record_call(started.elapsed());
@@ -237,6 +238,7 @@ fn build<W: World>(shared: &Shared<W>, config: &Arc<[u8]>) -> Result<Live<W>, Pl
     let mut store = Store::new(shared.engine.engine(), state);
     store.limiter(|state| &mut state.limiter);
     store.set_epoch_deadline(limits.init_ticks);
+    shared.engine.keep_awake(limits.init_ticks);
     let bindings = match W::instantiate(&shared.pre, &mut store) {
         Ok(bindings) => bindings,
         Err(error) => return Err(classify(shared, &store, error, limits.init_ticks)),

@@ -326,6 +326,52 @@ fn the_query_path_deadline_stops_a_loop_within_milliseconds() {
     assert!(elapsed < Duration::from_millis(500), "{elapsed:?}");
 }
 
+/// Polls `condition` for up to 5 s.
+fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what}: not within 5 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn the_epoch_clock_sleeps_while_no_call_needs_it_and_wakes_for_a_deadline() {
+    // Its own engine: the shared one's clock is kept awake by the other tests.
+    let engine = PluginEngine::new().unwrap();
+    eventually("asleep before any call", || engine.clock_is_asleep());
+    let limits = Limits {
+        init_ticks: 20,
+        ..Limits::for_hook(Hook::QueryPolicy)
+    };
+    let mut hostile = engine
+        .load_policy("hostile", &plugin_bytes("hostile"), limits)
+        .unwrap()
+        .instantiate(b"")
+        .unwrap();
+    // Init needed 20 ticks; the clock keeps its grace, then parks again.
+    eventually("asleep after init", || engine.clock_is_asleep());
+
+    for _ in 0..2 {
+        // On another thread, so that a clock that never wakes fails the test, not hangs it.
+        let (done, outcome) = std::sync::mpsc::channel();
+        let call = std::thread::spawn(move || {
+            let started = Instant::now();
+            let err = hostile.decide(&query("loop.test.")).unwrap_err();
+            done.send((err, started.elapsed())).unwrap();
+            hostile
+        });
+        let (err, elapsed) = outcome
+            .recv_timeout(Duration::from_secs(5))
+            .expect("a loop started with the clock asleep was not stopped");
+        hostile = call.join().unwrap();
+        println!("loop started with the clock asleep stopped after {elapsed:.2?}");
+        assert!(matches!(err, PluginError::Timeout { .. }), "{err}");
+        assert!(elapsed < Duration::from_millis(500), "{elapsed:?}");
+        eventually("asleep after the call", || engine.clock_is_asleep());
+    }
+}
+
 #[test]
 fn instances_keep_the_epoch_clock_running_after_the_engine_handle_is_dropped() {
     let engine = PluginEngine::new().unwrap();
