@@ -35,8 +35,10 @@ pub enum Transport {
 /// One question as a policy plugin sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
-    /// Lowercase presentation form with the trailing dot (`www.example.com.`).
-    pub name: String,
+    /// The name as asked. Plugins get it in lowercase presentation form with the trailing
+    /// dot (`www.example.com.`), built only when a plugin is called: a remembered
+    /// verdict (`memo.rs`) is found from the name's wire form.
+    pub name: Name,
     pub qtype: RecordType,
     pub qclass: DNSClass,
     pub client: IpAddr,
@@ -44,7 +46,7 @@ pub struct Query {
 }
 
 impl Query {
-    /// The question as plugins see it: the name lowercased and fully qualified.
+    /// A question. Copying a name of up to 32 bytes of labels allocates nothing.
     pub fn new(
         name: &Name,
         qtype: RecordType,
@@ -53,7 +55,7 @@ impl Query {
         transport: Transport,
     ) -> Query {
         Query {
-            name: presentation(name, true),
+            name: name.clone(),
             qtype,
             qclass,
             client,
@@ -89,15 +91,10 @@ pub enum Block {
     Sinkhole(IpAddr),
 }
 
+/// The query as plugins get it: the name lowercased and fully qualified.
 pub(super) fn query_to_wit(query: &Query) -> wit::Query {
-    query_into_wit(query.clone())
-}
-
-/// [`query_to_wit`] without copying the name: a chain converts the query once and
-/// lends the result to every plugin.
-pub(super) fn query_into_wit(query: Query) -> wit::Query {
     wit::Query {
-        name: query.name,
+        name: presentation(&query.name, true),
         qtype: u16::from(query.qtype),
         qclass: u16::from(query.qclass),
         client: address_to_wit(query.client),
@@ -491,7 +488,8 @@ mod tests {
             IpAddr::V4(Ipv4Addr::LOCALHOST),
             Transport::Udp,
         );
-        assert_eq!(query.name, "www.example.com.");
-        assert_eq!(query_to_wit(&query).qtype, 1);
+        let wit = query_to_wit(&query);
+        assert_eq!(wit.name, "www.example.com.");
+        assert_eq!(wit.qtype, 1);
     }
 }

@@ -18,7 +18,6 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::plugin::bindings::types::Query as WitQuery;
 use crate::plugin::{Action, Verdict};
 
 /// The custom section that declares a plugin's verdicts memoizable.
@@ -94,8 +93,8 @@ fn leb128(bytes: &[u8]) -> Option<(usize, &[u8])> {
     None
 }
 
-/// A question as the memo keys it: two independent keyed 64-bit hashes of its name,
-/// type and class. Sixteen bytes held in the table itself, so a lookup touches one small
+/// A question as the memo keys it: two independent keyed 64-bit hashes of its name (in
+/// lowercase wire form: one name, one key, as plugins see it in lowercase), type and class. Sixteen bytes held in the table itself, so a lookup touches one small
 /// entry; two questions share a key with a chance of 2^-128, and clients cannot aim at
 /// the keys without the random seeds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,8 +156,9 @@ impl Memo {
         }
     }
 
-    fn question(&self, query: &WitQuery) -> Question {
-        let key = (query.name.as_str(), query.qtype, query.qclass);
+    /// The key of the question for `name` (lowercase wire form), `qtype` and `qclass`.
+    fn question(&self, name: &[u8], qtype: u16, qclass: u16) -> Question {
+        let key = (name, qtype, qclass);
         Question(self.seeds.0.hash_one(key), self.seeds.1.hash_one(key))
     }
 
@@ -169,10 +169,10 @@ impl Memo {
         &self.shards[index]
     }
 
-    /// The verdict remembered for `query`'s question, or the question to remember one
-    /// under.
-    pub(crate) fn get(&self, query: &WitQuery) -> Result<Verdict, Question> {
-        let question = self.question(query);
+    /// The verdict remembered for the question (`name` in lowercase wire form), or the
+    /// question to remember one under.
+    pub(crate) fn get(&self, name: &[u8], qtype: u16, qclass: u16) -> Result<Verdict, Question> {
+        let question = self.question(name, qtype, qclass);
         let remembered = self
             .shard(&question)
             .lock()
@@ -261,15 +261,15 @@ mod tests {
             action: crate::plugin::Action::Allow,
             tags: Vec::new(),
         };
-        let query = |name: String| WitQuery {
-            name,
-            qtype: 1,
-            qclass: 1,
-            client: crate::plugin::bindings::types::IpAddress::Ipv4((127, 0, 0, 1)),
-            transport: crate::plugin::bindings::types::Transport::Udp,
+        let name = |i: usize| {
+            let label = format!("host-{i}");
+            let mut wire = vec![u8::try_from(label.len()).unwrap()];
+            wire.extend_from_slice(label.as_bytes());
+            wire.extend_from_slice(b"\x07example\x00");
+            wire
         };
         for i in 0..3 * MEMO_ENTRIES {
-            let question = memo.question(&query(format!("host-{i}.example.")));
+            let question = memo.question(&name(i), 1, 1);
             memo.put(question, &verdict);
         }
         let held: usize = memo
@@ -280,21 +280,9 @@ mod tests {
         assert!(held <= MEMO_ENTRIES, "{held}");
         assert!(held > 0);
         // Another type or class is another question.
-        let last = query(format!("host-{}.example.", 3 * MEMO_ENTRIES - 1));
-        assert!(memo.get(&last).is_ok());
-        assert!(
-            memo.get(&WitQuery {
-                qtype: 28,
-                ..query(last.name.clone())
-            })
-            .is_err()
-        );
-        assert!(
-            memo.get(&WitQuery {
-                qclass: 3,
-                ..query(last.name.clone())
-            })
-            .is_err()
-        );
+        let last = name(3 * MEMO_ENTRIES - 1);
+        assert!(memo.get(&last, 1, 1).is_ok());
+        assert!(memo.get(&last, 28, 1).is_err());
+        assert!(memo.get(&last, 1, 3).is_err());
     }
 }

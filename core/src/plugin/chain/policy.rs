@@ -17,9 +17,11 @@
 //!
 //! [`StatsSnapshot::instances_built_on_demand`]: crate::plugin::StatsSnapshot
 
+use std::cell::OnceCell;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::{Identity, LoadOptions, Placement, PluginInfo};
+use crate::name::LookupName;
 use crate::plugin::bindings::types::Query as WitQuery;
 use crate::plugin::convert;
 use crate::plugin::memo::{self, Memo};
@@ -58,6 +60,38 @@ pub enum PolicyOutcome {
     },
 }
 
+/// A query on its way through the chain: its memo key and its WIT form are each built
+/// once, when a plugin first needs them, and lent to the rest. A query whose verdicts are
+/// all remembered never has its name put in presentation form.
+struct Asked<'q> {
+    query: &'q Query,
+    /// The name in lowercase wire form; `None` inside for a name too long to have one
+    /// (hickory never builds such a name: a guard), which is then not memoized.
+    key: OnceCell<Option<LookupName>>,
+    wit: OnceCell<WitQuery>,
+}
+
+impl<'q> Asked<'q> {
+    fn new(query: &'q Query) -> Self {
+        Asked {
+            query,
+            key: OnceCell::new(),
+            wit: OnceCell::new(),
+        }
+    }
+
+    fn key(&self) -> Option<&[u8]> {
+        self.key
+            .get_or_init(|| LookupName::new(&self.query.name))
+            .as_ref()
+            .map(LookupName::key)
+    }
+
+    fn wit(&self) -> &WitQuery {
+        self.wit.get_or_init(|| convert::query_to_wit(self.query))
+    }
+}
+
 /// One plugin's place in the chain.
 #[derive(Debug, Clone)]
 pub(super) struct PolicyLink {
@@ -90,8 +124,7 @@ impl PolicyChain {
         if self.links.is_empty() {
             return PolicyOutcome::Continue;
         }
-        // Converted once, lent to every plugin.
-        let query = convert::query_into_wit(query);
+        let query = Asked::new(&query);
         for link in &self.links {
             let plugin = &link.plugin;
             let stats = plugin.loaded.stats();
@@ -199,18 +232,25 @@ impl PolicyPlugin {
     /// verdicts memoizable, else from one `decide` on an idle instance (or a new one),
     /// which then goes back to the pool: after a trap too, since the instance rebuilds
     /// itself before its next call.
-    fn decide(&self, query: &WitQuery) -> Result<Verdict, PluginError> {
-        let remember = match &self.memo {
-            Some(memo) => match memo.get(query) {
-                Ok(verdict) => {
-                    self.loaded.stats().record_memo_hit();
-                    return Ok(verdict);
+    fn decide(&self, query: &Asked<'_>) -> Result<Verdict, PluginError> {
+        let memo = self
+            .memo
+            .as_ref()
+            .and_then(|memo| Some((memo, query.key()?)));
+        let remember = match memo {
+            Some((memo, name)) => {
+                let (qtype, qclass) = (query.query.qtype.into(), query.query.qclass.into());
+                match memo.get(name, qtype, qclass) {
+                    Ok(verdict) => {
+                        self.loaded.stats().record_memo_hit();
+                        return Ok(verdict);
+                    }
+                    Err(question) => Some((memo, question)),
                 }
-                Err(question) => Some((memo, question)),
-            },
+            }
             None => None,
         };
-        let verdict = self.call(query);
+        let verdict = self.call(query.wit());
         if let (Some((memo, question)), Ok(verdict)) = (remember, &verdict) {
             memo.put(question, verdict);
         }
