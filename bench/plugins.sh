@@ -28,8 +28,10 @@
 # times: dnsperf with no plugin, then `outpost plugin install` of each blocklist
 # (waiting until GET /v1/plugins says `running`), dnsperf, the plugin's counters from
 # GET /v1/plugins and /metrics, `outpost plugin rm` (waiting until the node has
-# unloaded it). Prints every run, the medians per mode, the ratios to no plugin, the
-# time per call, and the machine's load before and after; stops everything it started.
+# unloaded it); even rounds run the modes in reverse order. Prints every run, the
+# medians per mode, the ratios to no plugin (of the medians, and the median of each
+# round's ratio), the time per call, and the machine's load before and after; stops
+# everything it started.
 set -euo pipefail
 
 ROUNDS=${1:-3}
@@ -251,7 +253,14 @@ stats=$RESULTS/plugins-stats.tsv
 printf 'mode\tround\tqps\tlat_avg_ms\tlost\tsrv_cpu\tperf_cpu\tload1\n' > "$results"
 printf 'mode\tround\tcalls\tmean_us\tmedian_us\tp99_us\tfailures\tbuilt_on_demand\trebuilds\n' > "$stats"
 for round in $(seq 1 "$ROUNDS"); do
-  for mode in "${modes[@]}"; do
+  # Odd rounds in order, even rounds reversed: a machine that speeds up or slows down
+  # over the run favours no mode.
+  order=("${modes[@]}")
+  if [ $((round % 2)) = 0 ]; then
+    order=()
+    for ((i = ${#modes[@]} - 1; i >= 0; i--)); do order+=("${modes[i]}"); done
+  fi
+  for mode in "${order[@]}"; do
     case $mode in
       pass) install_list "$PASS_LIST"; [ "$round" = 1 ] && check_pass ;;
       blocked) install_list "$BLOCKED_LIST"; [ "$round" = 1 ] && check_blocked ;;
@@ -297,16 +306,19 @@ for mode in modes:
 base = med(rows, "none", "qps")
 for mode in modes[1:]:
     ratio = med(rows, mode, "qps") / base if base else float("nan")
-    # Per round too: each plugin run against the no-plugin run just before it.
+    # Per round too: each plugin run against the no-plugin run of its round.
     per_round = []
     for r in rows:
         if r["mode"] != mode:
             continue
         before = next((b for b in rows if b["mode"] == "none" and b["round"] == r["round"]), None)
         if before and float(before["qps"]):
-            per_round.append(f"{float(r['qps']) / float(before['qps']):.3f}")
+            per_round.append(float(r['qps']) / float(before['qps']))
     print(f"ratio {mode}/none (q/s): {ratio:.3f} (cost {(1 - ratio) * 100:.1f}%; target at most 5%); "
-          f"per round: {', '.join(per_round)}")
+          f"per round: {', '.join(f'{x:.3f}' for x in per_round)}")
+    if per_round:
+        paired = statistics.median(per_round)
+        print(f"  median of the rounds' ratios: {paired:.3f} (cost {(1 - paired) * 100:.1f}%)")
     print(f"  server CPU per answered query: +{cpu_per_query[mode] - cpu_per_query['none']:.2f} us "
           f"({cpu_per_query[mode] / cpu_per_query['none']:.3f}x)")
 print()
