@@ -61,6 +61,7 @@ fn a_loaded_replica_and_its_index_stay_within_budget() {
         zone_set = Some(ZoneSet::build(&zones));
     });
     let per_record = held.bytes_current / RECORDS as i64;
+    println!("a loaded replica and its index: {per_record} bytes a record");
     assert!(
         per_record <= BYTES_PER_RECORD,
         "{per_record} bytes a record (budget {BYTES_PER_RECORD}); {} allocations held",
@@ -91,6 +92,7 @@ fn an_imported_zone_stays_within_budget() {
         std::mem::forget(zone_set);
     });
     let per_record = held.bytes_current / RECORDS as i64;
+    println!("an imported zone and its index: {per_record} bytes a record");
     assert!(
         per_record <= BYTES_PER_RECORD,
         "{per_record} bytes a record (budget {BYTES_PER_RECORD})"
