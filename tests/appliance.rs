@@ -353,7 +353,7 @@ impl Appliance {
             let ready = self
                 .http("GET", "/ready", None, None, None)
                 .map(|(status, _)| status);
-            if ready == Some(200) {
+            if ready == Ok(200) {
                 break;
             }
             self.fail_if_exited("before /ready turned 200");
@@ -481,9 +481,9 @@ impl Appliance {
         token: Option<&str>,
     ) -> (u16, String) {
         self.http(method, path, content_type, body, token)
-            .unwrap_or_else(|| {
+            .unwrap_or_else(|error| {
                 panic!(
-                    "admin API {method} {path} did not answer\n{}",
+                    "admin API {method} {path} did not answer: {error}\n{}",
                     self.log_tail()
                 )
             })
@@ -496,7 +496,7 @@ impl Appliance {
         content_type: Option<&str>,
         body: Option<&str>,
         token: Option<&str>,
-    ) -> Option<(u16, String)> {
+    ) -> Result<(u16, String), String> {
         let mut request = ureq::http::Request::builder()
             .method(method)
             .uri(format!("http://{}{path}", self.admin));
@@ -512,15 +512,15 @@ impl Appliance {
                 .run(request.body(body.to_string()).expect("a valid request")),
             None => self.agent.run(request.body(()).expect("a valid request")),
         };
-        let mut response = result.ok()?;
+        let mut response = result.map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
         let text = response
             .body_mut()
             .with_config()
             .limit(256 << 20)
             .read_to_string()
-            .ok()?;
-        Some((status, text))
+            .map_err(|e| format!("reading the body of a {status}: {e}"))?;
+        Ok((status, text))
     }
 
     /// Replaces (or creates) zone `origin` from master-file text through the API;
