@@ -94,7 +94,8 @@ fn leb128(bytes: &[u8]) -> Option<(usize, &[u8])> {
 }
 
 /// A question as the memo keys it: two independent keyed 64-bit hashes of its name (in
-/// lowercase wire form: one name, one key, as plugins see it in lowercase), type and class. Sixteen bytes held in the table itself, so a lookup touches one small
+/// lowercase wire form: plugins see names in lowercase, so case makes no new question),
+/// type and class. Sixteen bytes held in the table itself, so a lookup touches one small
 /// entry; two questions share a key with a chance of 2^-128, and clients cannot aim at
 /// the keys without the random seeds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
