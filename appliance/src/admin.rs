@@ -27,6 +27,7 @@
 
 mod auth;
 mod cluster;
+mod connection;
 mod error;
 pub mod plugins;
 mod presentation;
@@ -138,6 +139,7 @@ pub fn router(state: AdminState) -> Router {
         .merge(v1)
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(connection::close_if_body_unread))
         .with_state(state)
 }
 

@@ -239,3 +239,74 @@ fn metrics_count_queries_by_protocol_and_rcode() {
         "the example zone was applied"
     );
 }
+
+/// One HTTP/1.1 response read off `stream`: its head (lowercased) and its body.
+fn read_response(stream: &mut std::net::TcpStream) -> (String, String) {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let mut byte = [0u8; 1];
+    while !bytes.ends_with(b"\r\n\r\n") {
+        let read = stream.read(&mut byte).expect("a response head");
+        assert_eq!(read, 1, "the connection closed mid-head: {bytes:?}");
+        bytes.push(byte[0]);
+    }
+    let head = String::from_utf8(bytes)
+        .expect("an ASCII head")
+        .to_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .map_or(0, |value| value.trim().parse().expect("a length"));
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).expect("the response body");
+    (head, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[test]
+fn a_request_refused_before_its_body_arrives_is_told_the_connection_closes() {
+    use std::io::Write;
+    let appliance = Appliance::start(&authoritative_config());
+    let connect = || {
+        let stream = std::net::TcpStream::connect(appliance.admin_addr()).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        stream
+    };
+    let body = r#"{"name":"late.example.internal.","type":"A","data":"10.0.0.66","ttl":60}"#;
+    let post = |token: &str| {
+        format!(
+            "POST /v1/records HTTP/1.1\r\nHost: outpost\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+    };
+
+    // The head alone, with a wrong token: the refusal comes before the body is sent, so
+    // the server cannot read on; the response must say so, or a keep-alive client would
+    // send its next request into a closed connection.
+    let mut stream = connect();
+    stream.write_all(post("wrong").as_bytes()).unwrap();
+    let (head, text) = read_response(&mut stream);
+    assert!(head.starts_with("http/1.1 401"), "{head}{text}");
+    assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+    stream.write_all(body.as_bytes()).ok();
+
+    // Requests whose bodies are read keep their connection: two on one.
+    let mut stream = connect();
+    stream
+        .write_all(post(appliance.token()).as_bytes())
+        .unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
+    let (head, text) = read_response(&mut stream);
+    assert!(head.starts_with("http/1.1 201"), "{head}{text}");
+    assert!(!head.contains("connection: close"), "{head}");
+    let status = format!(
+        "GET /v1/status HTTP/1.1\r\nHost: outpost\r\nAuthorization: Bearer {}\r\n\r\n",
+        appliance.token()
+    );
+    stream.write_all(status.as_bytes()).unwrap();
+    let (head, text) = read_response(&mut stream);
+    assert!(head.starts_with("http/1.1 200"), "{head}{text}");
+    assert_eq!(appliance.a_records("late.example.internal."), ["10.0.0.66"]);
+}
