@@ -252,6 +252,17 @@ impl Appliance {
         )
     }
 
+    /// The UDP port of the node's Raft endpoint (what a partition cuts).
+    pub fn raft_port(&self) -> u16 {
+        let raft = self.addresses()["raft"]
+            .as_str()
+            .expect("addresses.json names the raft address")
+            .to_string();
+        raft.parse::<SocketAddr>()
+            .unwrap_or_else(|e| panic!("raft address {raft:?}: {e}"))
+            .port()
+    }
+
     /// Makes later restarts bind the Raft address bound now, as a real box keeps its address.
     pub fn pin_raft_address(&mut self) {
         let raft = self.addresses()["raft"]

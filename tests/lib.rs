@@ -10,13 +10,21 @@
 //!   Lite tokens and a replica digest computed from the appliance's zone exports.
 //! - [`plugin`]: the test WebAssembly components, installing them with the CLI, and
 //!   waiting until a node runs what was installed.
+//! - [`cluster`]: clusters of real processes joined by ticket, the leader, writes
+//!   through any node.
+//! - [`partition`]: cutting a node's Raft traffic on loopback with iptables.
+//! - [`convergence`]: the convergence checker, comparing every replica (appliances and
+//!   Lite clients) with what the cluster holds, over DNS and by digest.
 //!
 //! **Invariant:** no test traffic leaves loopback. [`Appliance::start`] refuses a
 //! config without `forward.upstreams`, whose default would be /etc/resolv.conf.
 
 pub mod appliance;
+pub mod cluster;
+pub mod convergence;
 pub mod dns;
 pub mod lite;
+pub mod partition;
 pub mod plugin;
 
 pub use appliance::{Appliance, outpost_bin, parse_metric, unused_upstream, wait_until};

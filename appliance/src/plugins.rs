@@ -1,5 +1,6 @@
 //! The node's plugins: after every applied batch that installs, updates or removes a
-//! plugin, the reload task loads the definitions as they now are into the node's
+//! plugin, and after every snapshot install (which may do any of those), the reload task
+//! loads the definitions as they now are into the node's
 //! [`PluginRuntime`] (shared with the Lite client, in `outpost-dns`), which puts the
 //! query-policy chain in the DNS path; the admin write path runs its transforms.
 
@@ -11,10 +12,11 @@ use outpost_dns::plugins::PluginRuntime;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{CommitObserver, CommittedBatch, Store};
+use crate::store::{CommitObserver, StateEvent, Store};
 
-/// Tells the reload task that an applied batch changed the plugin definitions.
-/// Cheap on the apply path: one scan of the batch's changes, one `Notify`.
+/// Tells the reload task that the plugin definitions may have changed: an applied batch
+/// that touched them, or a snapshot install. Cheap on the apply path: one scan of the
+/// batch's changes, one `Notify`.
 pub struct PluginWatch {
     changed: Notify,
     /// A plugin was removed since the last reload (see [`PluginRuntime::reload`]).
@@ -31,18 +33,29 @@ impl PluginWatch {
 }
 
 impl CommitObserver for PluginWatch {
-    fn committed(&self, batch: Arc<CommittedBatch>) {
-        let changes = || batch.entries.iter().flat_map(|entry| &entry.changes);
-        if changes().any(|change| matches!(change, Change::PluginDeleted { .. })) {
+    fn observe(&self, event: &StateEvent) {
+        let (touches_plugins, removes) = match event {
+            // The node loads what the store holds before it serves.
+            StateEvent::Loaded { .. } => (false, false),
+            // A snapshot may install, update or remove any definition.
+            StateEvent::Replaced { .. } => (true, true),
+            StateEvent::Applied(batch) => {
+                let changes = || batch.entries.iter().flat_map(|entry| &entry.changes);
+                (
+                    changes().any(|change| {
+                        matches!(
+                            change,
+                            Change::PluginPut { .. } | Change::PluginDeleted { .. }
+                        )
+                    }),
+                    changes().any(|change| matches!(change, Change::PluginDeleted { .. })),
+                )
+            }
+        };
+        if removes {
             // Set before the notification, so the reload it wakes sees it.
             self.removed.store(true, Ordering::SeqCst);
         }
-        let touches_plugins = changes().any(|change| {
-            matches!(
-                change,
-                Change::PluginPut { .. } | Change::PluginDeleted { .. }
-            )
-        });
         if touches_plugins {
             // A permit is stored while the task is busy loading, so the change after
             // the one being loaded is never missed.

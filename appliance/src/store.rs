@@ -76,9 +76,11 @@ pub use self::network::{
     CodecError, MAX_RAFT_MESSAGE, MAX_SNAPSHOT_BYTES, NoPeers, RaftRpcHandler, Transport,
     TransportError,
 };
-use self::state_machine::{Published, StateMachine};
+use self::state_machine::StateMachine;
 pub use self::types::NodeInfo;
 use self::types::Raft;
+use outpost_replica::Published;
+pub use outpost_replica::View;
 
 /// Name of the database file inside the data directory.
 pub const DB_FILE_NAME: &str = "outpost.redb";
@@ -96,6 +98,12 @@ const LEADER_WAIT: Duration = Duration::from_secs(10);
 /// before it is proposed here (and refused as not-leader, if this node still does not lead):
 /// a few election timeouts.
 const ELECTION_WAIT: Duration = Duration::from_secs(2);
+
+/// How long a follower that forwarded a write waits, once the leader acknowledged it, to
+/// apply it itself before it answers: a follower in touch with the leader applies it within
+/// a heartbeat. Past it the write is reported committed but not yet visible here
+/// ([`WriteError::NotAppliedHere`]).
+pub const APPLY_WAIT: Duration = Duration::from_secs(5);
 
 /// How long [`Store::shutdown`] waits, after Raft stopped, for its tasks to release the
 /// database file.
@@ -115,14 +123,6 @@ const LOG_ENTRIES_KEPT_AFTER_SNAPSHOT: u64 = 1000;
 /// resume from; a session further behind takes a snapshot.
 pub const DEFAULT_HISTORY_ENTRIES: u64 = 100_000;
 
-/// The replicated state as of one applied log index.
-#[derive(Debug, Default)]
-pub struct View {
-    /// Index of the last applied log entry (0 before the first).
-    pub applied: u64,
-    pub zones: Arc<Zones>,
-}
-
 /// What one applied entry changed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommittedEntry {
@@ -130,25 +130,56 @@ pub struct CommittedEntry {
     pub changes: Vec<Change>,
 }
 
-/// One applied batch: every entry up to `up_to`, with the entries that changed
-/// something (the others are omitted).
+/// One applied batch: every entry from `first` to `up_to`, with the entries that changed
+/// something (the others are omitted). The batch after it starts at its `up_to + 1`.
 #[derive(Debug)]
 pub struct CommittedBatch {
+    /// The first index of the batch: one past the index applied before it.
+    pub first: u64,
     pub up_to: u64,
     pub entries: Vec<CommittedEntry>,
 }
 
-/// Told of every applied batch, in log order, after it is durable and published.
+/// A change of the published state, as the observers hear of it. Every path that
+/// changes the state machine publishes one, through `StateMachine::publish`, after the
+/// state is durable and the new views are swapped in.
+///
+/// **Invariant:** for one store, the events tell the whole story in log order: after a
+/// `Loaded` or `Replaced` at `as_of`, the next `Applied` batch starts at `as_of + 1`,
+/// and each `Applied` batch starts right after the previous one. An observer that keeps
+/// a position only moves it over indexes it was told about.
+#[derive(Debug, Clone)]
+pub enum StateEvent {
+    /// The stored state was loaded at start, as of `as_of`.
+    Loaded { as_of: u64 },
+    /// Committed entries were applied.
+    Applied(Arc<CommittedBatch>),
+    /// A Raft snapshot replaced the whole state, as of `as_of`: what happened between the
+    /// previous event and `as_of` is not known entry by entry.
+    Replaced { as_of: u64 },
+}
+
+impl StateEvent {
+    /// The applied index once this event is published.
+    pub fn as_of(&self) -> u64 {
+        match self {
+            StateEvent::Loaded { as_of } | StateEvent::Replaced { as_of } => *as_of,
+            StateEvent::Applied(batch) => batch.up_to,
+        }
+    }
+}
+
+/// Told of every [`StateEvent`], in log order, after it is durable and published.
 /// **Must not block**: it runs on the apply path of the state machine.
 pub trait CommitObserver: Send + Sync + 'static {
-    fn committed(&self, batch: Arc<CommittedBatch>);
+    fn observe(&self, event: &StateEvent);
 }
 
 /// Several observers, told in order.
 impl CommitObserver for Vec<Arc<dyn CommitObserver>> {
-    fn committed(&self, batch: Arc<CommittedBatch>) {
+    fn observe(&self, event: &StateEvent) {
         for observer in self {
-            observer.committed(Arc::clone(&batch));
+            observer.observe(event);
         }
     }
 }
@@ -285,6 +316,13 @@ pub enum WriteError {
         "write of {bytes} bytes exceeds the {MAX_PROPOSAL_BYTES} byte limit of one raft entry: split it into smaller writes"
     )]
     TooLarge { bytes: usize },
+    /// Committed by the leader (at `index`), but this node, which took the write, had not
+    /// applied it within `waited`: it lags the leader. The write stands; reads here show
+    /// it once this node catches up.
+    #[error(
+        "the write was committed at index {index}, but this node had not applied it within {waited:?} (it lags the leader): the write stands, do not repeat it; read it from the leader or retry the read shortly"
+    )]
+    NotAppliedHere { index: u64, waited: Duration },
 }
 
 /// What a refusal for not leading says: whom to ask, or why nobody can be asked.
@@ -515,9 +553,25 @@ impl Store {
                 .await;
         }
         if let Some((leader, node)) = self.leader_elsewhere() {
-            return self.forward(leader, node, cmd).await;
+            let written = self.forward(leader, node, cmd).await?;
+            // Read your writes: a node says "done" only once its own DNS answers it.
+            self.wait_applied(written.index).await?;
+            return Ok(written);
         }
         forward::propose(&self.inner.raft, cmd, self.inner.timing.commit).await
+    }
+
+    /// Waits, at most [`APPLY_WAIT`] (or the commit timeout, if shorter), until this node
+    /// has applied (and so published) the entry at `index`.
+    async fn wait_applied(&self, index: u64) -> Result<(), WriteError> {
+        let waited = APPLY_WAIT.min(self.inner.timing.commit);
+        self.inner
+            .raft
+            .wait(Some(waited))
+            .applied_index_at_least(Some(index), "applied a write this node forwarded")
+            .await
+            .map(|_| ())
+            .map_err(|_| WriteError::NotAppliedHere { index, waited })
     }
 
     /// The query index, swapped after every applied batch; load it per query, lock-free.

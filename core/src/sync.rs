@@ -24,12 +24,12 @@ pub mod chunk;
 pub mod frame;
 pub mod wire;
 
-pub use chunk::{ChunkError, MAX_CHANGE_LEN, chunk_changes, split_batch};
+pub use chunk::{ChunkError, MAX_CHANGE_LEN, chain_after, chunk_changes, split_batch};
 pub use frame::{Frame, FrameError, frame_type};
 pub use wire::{
-    Ack, ChangeEntry, Changes, Cursor, ErrorFrame, Heartbeat, Hello, PLUGIN_KIND, ResyncRequired,
-    SnapshotBegin, SnapshotChunk, SnapshotEnd, SyncMode, Welcome, WireChange, WireChangeError,
-    WirePlugin, from_wire, to_wire,
+    Ack, ChangeEntry, Changes, ChangesAfter, Cursor, ErrorFrame, Heartbeat, Hello, PLUGIN_KIND,
+    ResyncRequired, SnapshotBegin, SnapshotChunk, SnapshotEnd, SyncMode, Welcome, WireChange,
+    WireChangeError, WirePlugin, from_wire, to_wire,
 };
 
 /// First bytes of every frame, in every protocol version.
@@ -50,8 +50,13 @@ pub const MAX_FRAME_BODY: usize = 1 << 20;
 pub const MAX_LONE_CHANGE_BODY: usize = 8 << 20;
 
 /// The newest protocol version this build speaks. Version 2 adds
-/// [`MAX_LONE_CHANGE_BODY`]; everything else is as in version 1.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// [`MAX_LONE_CHANGE_BODY`]; version 3 sends live and resumed changes as
+/// [`ChangesAfter`] (frame type 11), which names the index it follows, so a client
+/// tells a gap from a step; everything else is as in version 1.
+pub const PROTOCOL_VERSION: u16 = 3;
+
+/// The first protocol version whose changes travel as [`ChangesAfter`].
+pub const CHANGES_AFTER_VERSION: u16 = 3;
 
 /// The oldest protocol version this build still speaks. Raise it only when no
 /// laptop can still be running a client that needs it (years, not weeks).

@@ -6,9 +6,9 @@
 //! pseudo-random from a fixed seed, so a failure reproduces exactly.
 
 use outpost_core::sync::{
-    Ack, ChangeEntry, Changes, Cursor, ErrorFrame, Frame, FrameError, HEADER_LEN, Heartbeat, Hello,
-    MAGIC, MAX_FRAME_BODY, ResyncRequired, SnapshotBegin, SnapshotChunk, SnapshotEnd, SyncMode,
-    Welcome, WireChange,
+    Ack, ChangeEntry, Changes, ChangesAfter, Cursor, ErrorFrame, Frame, FrameError, HEADER_LEN,
+    Heartbeat, Hello, MAGIC, MAX_FRAME_BODY, ResyncRequired, SnapshotBegin, SnapshotChunk,
+    SnapshotEnd, SyncMode, Welcome, WireChange,
 };
 
 const RANDOM_INPUTS: usize = 20_000;
@@ -127,6 +127,16 @@ fn samples() -> Vec<Frame> {
             message: "revoked".into(),
         }),
         Frame::Ack(Ack { cursor: 302 }),
+        Frame::ChangesAfter(ChangesAfter {
+            after: 302,
+            changes: Changes {
+                up_to: 303,
+                entries: vec![ChangeEntry {
+                    index: 303,
+                    changes: Vec::new(),
+                }],
+            },
+        }),
     ]
 }
 

@@ -8,8 +8,9 @@
 //! protocol version. A new example fails with the line to add.
 
 use outpost_core::sync::{
-    Ack, ChangeEntry, Changes, Cursor, ErrorFrame, Frame, Heartbeat, Hello, ResyncRequired,
-    SnapshotBegin, SnapshotChunk, SnapshotEnd, SyncMode, Welcome, WireChange, close,
+    Ack, ChangeEntry, Changes, ChangesAfter, Cursor, ErrorFrame, Frame, Heartbeat, Hello,
+    ResyncRequired, SnapshotBegin, SnapshotChunk, SnapshotEnd, SyncMode, Welcome, WireChange,
+    close,
 };
 
 const VECTORS: &str = include_str!("sync-vectors.txt");
@@ -145,6 +146,16 @@ fn examples() -> Vec<(&'static str, Frame)> {
             }),
         ),
         ("ack", Frame::Ack(Ack { cursor: 1_004 })),
+        (
+            "changes-after",
+            Frame::ChangesAfter(ChangesAfter {
+                after: 1_004,
+                changes: Changes {
+                    up_to: 1_005,
+                    entries: Vec::new(),
+                },
+            }),
+        ),
     ]
 }
 
@@ -224,5 +235,5 @@ fn sync_every_frame_type_has_a_vector() {
         .map(|(_, frame)| frame.frame_type())
         .collect();
     types.dedup();
-    assert_eq!(types, (1..=10).collect::<Vec<u16>>());
+    assert_eq!(types, (1..=11).collect::<Vec<u16>>());
 }

@@ -1,6 +1,11 @@
 //! Keeps one session going: rotates through the appliance URLs, with exponential
 //! backoff and jitter between failed attempts, and applies the close-code table
-//! (4003 stops for good, 4002 skips that appliance, 4004 reconnects at once).
+//! (4003 stops once every appliance refused the token, 4002 skips that appliance, 4004
+//! reconnects at once).
+//!
+//! A refused token (4003) is believed only when every appliance refused it
+//! [`REFUSALS_TO_STOP`] times in a row: a node that has not yet applied the token's
+//! creation (it lags, or sits in a minority) refuses a token the cluster holds.
 //!
 //! **Invariant:** the DNS server never waits on this loop: it answers from the replica
 //! whatever the connector is doing, and keeps doing so after the connector gives up.
@@ -22,6 +27,10 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// Immediate reconnects (4004) allowed in a row before waiting like any failure, so a
 /// server that closes every session with 4004 cannot make the client spin.
 const MAX_IMMEDIATE_RECONNECTS: u32 = 3;
+/// Refusals of the token each appliance must give, with backoff between attempts,
+/// before the client stops syncing and reports the token refused. Reset by any
+/// `Welcome`.
+pub const REFUSALS_TO_STOP: u32 = 2;
 
 /// Exponential backoff with "equal jitter": each wait is drawn from
 /// `[step / 2, step]`, and the step doubles up to [`BACKOFF_MAX`].
@@ -73,6 +82,7 @@ pub async fn run(
 ) {
     let mut backoff = Backoff::default();
     let mut skipped = vec![false; appliances.len()];
+    let mut refusals = vec![0u32; appliances.len()];
     let mut next = 0;
     let mut immediate = 0;
     loop {
@@ -92,6 +102,7 @@ pub async fn run(
         let outcome = run_session(url, tls.as_ref(), &token, &mut replica, board, &shutdown).await;
         if outcome.welcomed {
             backoff.reset();
+            refusals.fill(0);
         }
         let wait = match outcome.end {
             SessionEnd::Shutdown => {
@@ -99,9 +110,26 @@ pub async fn run(
                 return;
             }
             SessionEnd::Unauthorized(message) => {
-                tracing::error!(%message, "token refused; not reconnecting (DNS keeps answering from the replica)");
+                if let Some(count) = refusals.get_mut(index) {
+                    *count += 1;
+                }
+                let believed = refusals
+                    .iter()
+                    .zip(&skipped)
+                    .all(|(count, skipped)| *skipped || *count >= REFUSALS_TO_STOP);
+                if believed {
+                    tracing::error!(%message, "token refused by every appliance; not reconnecting (DNS keeps answering from the replica)");
+                    board.disconnected(Some(format!(
+                        "every appliance refused the token, {REFUSALS_TO_STOP} times each; the last: {message}"
+                    )));
+                    return;
+                }
+                immediate = 0;
+                let wait = backoff.next_delay(random_fraction());
+                tracing::warn!(%message, ?wait, "token refused; asking the other appliances before believing it");
                 board.disconnected(Some(message));
-                return;
+                next = index + 1;
+                wait
             }
             SessionEnd::Incompatible(message) => {
                 tracing::error!(%message, "skipping this appliance");

@@ -91,7 +91,7 @@ impl LiteClient {
         let metrics = Arc::new(Metrics::default());
         let forwarder = Arc::new(Forwarder::new(&config.forward, metrics.clone()));
         let handler = Arc::new(QueryHandler::new(
-            published.zone_set.clone(),
+            published.state.zone_set.clone(),
             forwarder,
             config.recursion_networks.clone(),
             metrics,
@@ -99,7 +99,7 @@ impl LiteClient {
         let engine = PluginEngine::with_disk_cache(&config.data_dir.join("plugin-cache"))
             .map_err(|e| StartError::Plugins(e.to_string()))?;
         let plugins = Arc::new(PluginRuntime::new(engine, handler.clone()));
-        let definitions = published.zones.load().plugins().cloned().collect();
+        let definitions = published.state.load().zones.plugins().cloned().collect();
         plugins.reload(definitions, true).await;
         let shutdown = CancellationToken::new();
         let dns_tracker = TaskTracker::new();
@@ -114,14 +114,14 @@ impl LiteClient {
         ));
         board.plugins(plugin_statuses(&plugins, &published));
         let mut digester = Digester::default();
-        let digest = digester.digest(&published.zones, true).await;
+        let digest = digester.digest(&published.state.view, true).await;
         status::write_status_file(&config.data_dir, &board.to_file(digest)).await?;
 
         let tracker = TaskTracker::new();
         status::spawn_writer(
             board.clone(),
             config.data_dir.clone(),
-            published.zones.clone(),
+            published.state.view.clone(),
             digester,
             shutdown.clone(),
             &tracker,
@@ -182,7 +182,7 @@ impl LiteClient {
         }
         self.board.disconnected(None);
         let digest = Digester::default()
-            .digest(&self.published.zones, true)
+            .digest(&self.published.state.view, true)
             .await;
         status::write_status_file(&self.data_dir, &self.board.to_file(digest)).await?;
         tracing::info!("stopped");
@@ -203,7 +203,7 @@ async fn reload_plugins(
             () = shutdown.cancelled() => return,
             () = published.plugins_changed.notified() => {
                 let fresh = published.plugins_removed.swap(false, Ordering::SeqCst);
-                let definitions = published.zones.load().plugins().cloned().collect();
+                let definitions = published.state.load().zones.plugins().cloned().collect();
                 plugins.reload(definitions, fresh).await;
                 board.plugins(plugin_statuses(&plugins, &published));
             }
@@ -214,8 +214,9 @@ async fn reload_plugins(
 /// Every definition in the replica, and where it stands here.
 fn plugin_statuses(plugins: &PluginRuntime, published: &Published) -> Vec<PluginStatus> {
     published
-        .zones
+        .state
         .load()
+        .zones
         .plugins()
         .map(|definition| PluginStatus {
             name: definition.name.clone(),

@@ -22,18 +22,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use arc_swap::ArcSwap;
-use outpost_core::answer::ZoneSet;
 use outpost_core::sync::{Changes, from_wire, to_wire};
 use outpost_core::zones::{Change, Zones, parse_name};
+use outpost_replica::{Rebuild, StateError, StateTables};
 use redb::Database;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 pub use staging::{MAX_SNAPSHOT_BYTES, SnapshotStaging, StagedSnapshot, StagingError};
 use tables::{
-    CLIENT_ID, CURSOR, HEAD, META, PLUGINS, RRSETS, SCOPE, ZONES, begin_durable_write, get_value,
-    load_state, open_database, put_value, write_change, write_zones,
+    CLIENT_ID, CURSOR, HEAD, META, SCOPE, begin_durable_write, get_value, open_database, put_value,
 };
 
 /// The replica's file in the data directory.
@@ -78,14 +76,24 @@ pub enum ReplicaError {
 /// What the DNS path and the status file read: swapped after each commit.
 #[derive(Clone)]
 pub struct Published {
-    pub zones: Arc<ArcSwap<Zones>>,
-    pub zone_set: Arc<ArcSwap<ZoneSet>>,
+    /// The replica as of the cursor (`View::applied`) and its query index, published the
+    /// way an appliance publishes its state (`outpost_replica::Published`).
+    pub state: outpost_replica::Published,
     /// Notified after a commit that changed the plugin definitions (a snapshot counts),
     /// once the new model is published.
     pub plugins_changed: Arc<Notify>,
     /// Set with the notification when a definition was removed (or a snapshot replaced
     /// them all): the next reload starts every plugin afresh.
     pub plugins_removed: Arc<AtomicBool>,
+}
+
+impl From<StateError> for ReplicaError {
+    fn from(error: StateError) -> ReplicaError {
+        match error {
+            StateError::Storage(error) => ReplicaError::Storage(error),
+            StateError::Corrupt(message) => ReplicaError::Corrupt(message),
+        }
+    }
 }
 
 /// How a session may start, given the server's `Welcome` and the stored replica.
@@ -142,13 +150,15 @@ impl ReplicaStore {
                     get_value::<Vec<String>, _>(&meta, SCOPE)?.unwrap_or_default(),
                 )
             };
-            let zones = load_state(&db)?;
+            let zones = outpost_replica::load(&db.begin_read().map_err(redb::Error::from)?)?;
             Ok((db, client_id, cursor, head, scope, zones))
         })
         .await
         .map_err(|e| ReplicaError::Task(e.to_string()))??;
         let (db, client_id, cursor, head, scope, zones) = loaded;
-        let zone_set = ZoneSet::build(&zones);
+        let state = outpost_replica::Published::new();
+        let applied = cursor.as_ref().map_or(0, |cursor| cursor.index);
+        state.publish(applied, zones, Rebuild::Whole);
         Ok(ReplicaStore {
             db: Arc::new(db),
             client_id,
@@ -156,8 +166,7 @@ impl ReplicaStore {
             head,
             scope,
             published: Published {
-                zones: Arc::new(ArcSwap::from_pointee(zones)),
-                zone_set: Arc::new(ArcSwap::from_pointee(zone_set)),
+                state,
                 plugins_changed: Arc::new(Notify::new()),
                 plugins_removed: Arc::new(AtomicBool::new(false)),
             },
@@ -187,7 +196,7 @@ impl ReplicaStore {
 
     /// Zones and records in the replica.
     pub fn counts(&self) -> (usize, usize) {
-        counts(&self.published.zones.load())
+        counts(&self.published.state.load().zones)
     }
 
     /// Checks a resumed session's scope against the replica. When it is covered, drops
@@ -203,8 +212,9 @@ impl ReplicaStore {
         }
         let gone: Vec<Change> = self
             .published
-            .zones
+            .state
             .load()
+            .zones
             .iter()
             .map(|zone| zone.origin().to_ascii())
             .filter(|origin| !scope.contains(origin))
@@ -301,37 +311,31 @@ impl ReplicaStore {
     /// durably, then publishes. The CPU and disk work run on a blocking thread.
     async fn commit(&mut self, plan: WritePlan) -> Result<(), ReplicaError> {
         let db = Arc::clone(&self.db);
-        let base = self.published.zones.load_full();
-        let previous_set = self.published.zone_set.load_full();
-        let (zones, zone_set, plan) = tokio::task::spawn_blocking(move || {
+        let state = self.published.state.clone();
+        let plan = tokio::task::spawn_blocking(move || {
             let mut plan = plan;
-            let (zones, zone_set) = match &mut plan.content {
-                Content::Changes(changes) => {
-                    let mut zones = (*base).clone();
-                    for change in changes.iter() {
-                        zones
-                            .apply_change(change)
-                            .map_err(|e| ReplicaError::Inconsistent {
-                                change: describe(change),
-                                reason: e.to_string(),
-                            })?;
-                    }
-                    let zone_set = ZoneSet::rebuild(&zones, &previous_set, changes);
-                    (zones, zone_set)
+            let applied = plan.cursor.as_ref().map_or(0, |cursor| cursor.index);
+            if let Content::Replace(zones) = &mut plan.content {
+                let zones = std::mem::take(zones);
+                write_plan(&db, &plan, Some(&zones))?;
+                state.publish(applied, zones, Rebuild::Whole);
+            } else if let Content::Changes(changes) = &plan.content {
+                let mut zones = Zones::clone(&state.load().zones);
+                for change in changes {
+                    zones
+                        .apply_change(change)
+                        .map_err(|e| ReplicaError::Inconsistent {
+                            change: describe(change),
+                            reason: e.to_string(),
+                        })?;
                 }
-                Content::Replace(zones) => {
-                    let zones = std::mem::take(zones);
-                    let zone_set = ZoneSet::build(&zones);
-                    (zones, zone_set)
-                }
-            };
-            write_plan(&db, &plan, &zones)?;
-            Ok::<_, ReplicaError>((zones, zone_set, plan))
+                write_plan(&db, &plan, None)?;
+                state.publish(applied, zones, Rebuild::Changes(changes));
+            }
+            Ok::<_, ReplicaError>(plan)
         })
         .await
         .map_err(|e| ReplicaError::Task(e.to_string()))??;
-        self.published.zones.store(Arc::new(zones));
-        self.published.zone_set.store(Arc::new(zone_set));
         // A snapshot may replace every definition: it counts as removing them all.
         let (plugins_changed, plugins_removed) = match &plan.content {
             Content::Replace(_) => (true, true),
@@ -361,26 +365,23 @@ impl ReplicaStore {
     }
 }
 
-/// The durable transaction of [`ReplicaStore::commit`]; `next` is the replica after
-/// `plan`, written whole when the plan replaces everything.
-fn write_plan(db: &Database, plan: &WritePlan, next: &Zones) -> Result<(), ReplicaError> {
+/// The durable transaction of [`ReplicaStore::commit`]: the plan's changes, or `whole`
+/// (the replica that replaces everything), with the metadata that moves with them.
+fn write_plan(db: &Database, plan: &WritePlan, whole: Option<&Zones>) -> Result<(), ReplicaError> {
     let txn = begin_durable_write(db)?;
-    if let Content::Replace(_) = plan.content {
-        txn.delete_table(ZONES).map_err(redb::Error::from)?;
-        txn.delete_table(RRSETS).map_err(redb::Error::from)?;
-        txn.delete_table(PLUGINS).map_err(redb::Error::from)?;
-    }
     {
-        let mut zones = txn.open_table(ZONES).map_err(redb::Error::from)?;
-        let mut rrsets = txn.open_table(RRSETS).map_err(redb::Error::from)?;
-        let mut plugins = txn.open_table(PLUGINS).map_err(redb::Error::from)?;
-        match &plan.content {
-            Content::Changes(changes) => {
+        let mut tables = StateTables::open(&txn)?;
+        match (&plan.content, whole) {
+            (_, Some(zones)) => {
+                tables.clear()?;
+                tables.write_all(zones)?;
+            }
+            (Content::Changes(changes), None) => {
                 for change in changes {
-                    write_change(&mut zones, &mut rrsets, &mut plugins, change)?;
+                    tables.apply(change)?;
                 }
             }
-            Content::Replace(_) => write_zones(&mut zones, &mut rrsets, &mut plugins, next)?,
+            (Content::Replace(_), None) => {}
         }
         let mut meta = txn.open_table(META).map_err(redb::Error::from)?;
         match &plan.cursor {

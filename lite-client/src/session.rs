@@ -125,6 +125,8 @@ pub async fn run_session(
             head: 0,
             error_frame: None,
             resync_reason: None,
+            position: 0,
+            held: None,
         };
         let end = session.drive(shutdown).await;
         tracing::info!(end = ?end, "session ended");
@@ -151,6 +153,12 @@ struct Session<'a> {
     error_frame: Option<ErrorFrame>,
     /// Set by `ResyncRequired`: the close that follows (4004) means reconnect at once.
     resync_reason: Option<String>,
+    /// The index the change stream stands at: the cursor after the last frame received
+    /// (applied, or held in `held`). A `ChangesAfter` that does not follow it is a gap.
+    position: u64,
+    /// Frames of an entry split over several frames, held until its last part arrives,
+    /// so the replica and DNS take the entry whole or not at all.
+    held: Option<frames::Held>,
 }
 
 impl Session<'_> {

@@ -222,12 +222,23 @@ fn answers_are_cached_for_their_ttl_and_then_fetched_again() {
         ["192.0.2.3"],
         "the upstream serves the new data at once"
     );
+    // Whichever way the cache answers now, it must follow the TTL: from the cache, the old
+    // data; from the upstream, only once the TTL of 3 s ran out.
+    let (hits_before, misses_before) = (hits(&forwarder), misses(&forwarder));
     let cached = ask_udp(forwarder.dns_addr(), &ask);
-    if fetched.elapsed() < Duration::from_secs(2) {
+    let went_upstream = misses(&forwarder) > misses_before;
+    if went_upstream {
+        assert!(
+            fetched.elapsed() >= Duration::from_secs(2),
+            "the old answer was dropped after {:?}, before its TTL of 3 s",
+            fetched.elapsed()
+        );
+    } else {
+        assert_eq!(hits(&forwarder), hits_before + 1.0, "a cache hit");
         assert_eq!(
             answers_of(&cached, RecordType::A),
             ["192.0.2.2"],
-            "still cached\n{}",
+            "a cached answer is the data as fetched\n{}",
             describe(&cached)
         );
     }
@@ -298,12 +309,22 @@ fn negative_answers_are_cached_for_the_soa_minimum() {
         Some(r#"{"name":"later.upstream.test.","type":"A","data":"192.0.2.4","ttl":60}"#),
     );
     assert_eq!(status, 201, "{body}");
+    // From the cache, the NXDOMAIN; from the upstream, only once the negative TTL of 3 s
+    // ran out.
+    let (hits_before, misses_before) = (hits(&forwarder), misses(&forwarder));
     let cached = ask_udp(forwarder.dns_addr(), &ask);
-    if fetched.elapsed() < Duration::from_secs(2) {
+    if misses(&forwarder) > misses_before {
+        assert!(
+            fetched.elapsed() >= Duration::from_secs(2),
+            "the NXDOMAIN was dropped after {:?}, before its TTL of 3 s",
+            fetched.elapsed()
+        );
+    } else {
+        assert_eq!(hits(&forwarder), hits_before + 1.0, "a cache hit");
         assert_eq!(
             cached.metadata.response_code,
             ResponseCode::NXDomain,
-            "still cached\n{}",
+            "a cached NXDOMAIN stands\n{}",
             describe(&cached)
         );
     }

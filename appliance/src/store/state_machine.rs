@@ -3,8 +3,13 @@
 //!
 //! **Invariant:** only committed entries reach [`StateMachine::apply`] (openraft calls it after
 //! commit; the log store never applies). A batch is applied in one durable write transaction
-//! (state changes, last applied id and membership together), then the in-memory [`Zones`] is
-//! swapped, then the next [`ZoneSet`] is published, then clients are answered.
+//! (state changes, last applied id and membership together), then published, then clients are
+//! answered.
+//!
+//! **Invariant:** every change of the state (the load at start, an applied batch, an installed
+//! snapshot) goes through [`StateMachine::publish`], the one place that swaps the views and
+//! tells the observers, so nothing downstream (the Lite hub, the plugin watcher) can miss a
+//! step of the state: a snapshot install reaches them as [`StateEvent::Replaced`].
 //!
 //! **Invariant:** a command that [`Zones::apply`] refuses changes nothing, but its entry is
 //! still applied: the applied id advances and the client receives the refusal.
@@ -16,22 +21,20 @@
 use std::io;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use futures_util::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
-use outpost_core::answer::ZoneSet;
 use outpost_core::zones::{Change, Zones};
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+use outpost_replica::{Published, Rebuild, StateError, StateTables};
+use redb::{Database, ReadableDatabase, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::tables::{
-    HISTORY, HISTORY_FLOOR, JOIN_INVITES, LAST_APPLIED, LAST_MEMBERSHIP, LITE_TOKENS, PLUGINS,
-    RRSETS, SM_META, SNAPSHOT, ZONES, begin_durable_write, blocking, decode, encode, get_value,
-    io_error, put_value,
+    HISTORY, HISTORY_FLOOR, LAST_APPLIED, LAST_MEMBERSHIP, SM_META, SNAPSHOT, begin_durable_write,
+    blocking, decode, encode, get_value, io_error, put_value,
 };
 use super::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig, WriteResponse};
-use super::{CommitObserver, CommittedBatch, CommittedEntry, View};
+use super::{CommitObserver, CommittedBatch, CommittedEntry, StateEvent};
 
 /// Version of the snapshot data encoding ([`SnapshotBody`]). A node refuses a snapshot of
 /// another version rather than misreading it.
@@ -49,16 +52,6 @@ struct SnapshotBody {
 struct StoredSnapshot {
     meta: SnapshotMeta,
     data: Vec<u8>,
-}
-
-/// The in-memory views of the state, swapped after each applied batch; readers never lock.
-#[derive(Clone)]
-pub(crate) struct Published {
-    /// The authoritative model with its applied index, for admin reads, Lite snapshots
-    /// and as the base of the next apply.
-    pub(crate) view: Arc<ArcSwap<View>>,
-    /// The query index the DNS path answers from.
-    pub(crate) zone_set: Arc<ArcSwap<ZoneSet>>,
 }
 
 pub(crate) struct StateMachine {
@@ -79,59 +72,47 @@ impl StateMachine {
     ) -> io::Result<StateMachine> {
         let (zones, applied) = blocking(&db, |db| {
             let txn = db.begin_read().map_err(io_error)?;
-            let mut zones = Zones::default();
-            for change in read_state(&txn)? {
-                zones.apply_change(&change).map_err(|e| {
-                    invalid_data(format!("stored state does not load ({change:?}): {e}"))
-                })?;
-            }
+            let zones = outpost_replica::load(&txn).map_err(state_error)?;
             let meta = txn.open_table(SM_META).map_err(io_error)?;
             let applied: Option<LogId> = get_value(&meta, LAST_APPLIED)?;
             Ok((zones, applied.map_or(0, |id| id.index)))
         })
         .await?;
-        let zone_set = ZoneSet::build(&zones);
-        let view = View {
-            applied,
-            zones: Arc::new(zones),
-        };
-        Ok(StateMachine {
+        let state_machine = StateMachine {
             db,
-            published: Published {
-                view: Arc::new(ArcSwap::from_pointee(view)),
-                zone_set: Arc::new(ArcSwap::from_pointee(zone_set)),
-            },
+            published: Published::new(),
             observer,
             history_entries,
-        })
+        };
+        state_machine.publish(zones, StateEvent::Loaded { as_of: applied });
+        Ok(state_machine)
     }
 
     pub(crate) fn published(&self) -> Published {
         self.published.clone()
     }
 
-    /// Replaces the in-memory views after the state on disk changed, then tells the
-    /// observer. **Invariant:** the view is swapped before the observer hears of the
-    /// batch, so a Lite session that registers and then reads the view misses nothing.
-    fn publish(&self, zones: Zones, applied: u64, history: Vec<CommittedEntry>) {
-        let changes: Vec<Change> = history
-            .iter()
-            .flat_map(|entry| entry.changes.iter().cloned())
-            .collect();
-        if !changes.is_empty() {
-            let previous = self.published.zone_set.load();
-            let zone_set = ZoneSet::rebuild(&zones, &previous, &changes);
-            self.published.zone_set.store(Arc::new(zone_set));
+    /// Makes a new state visible, after it is on disk: the query index (rebuilt for the
+    /// zones a batch touched, built whole after a load or a snapshot), then the view, then
+    /// the observers. **Invariant:** the view is swapped before the observers hear of the
+    /// event, so a Lite session that registers and then reads the view misses nothing.
+    fn publish(&self, zones: Zones, event: StateEvent) {
+        match &event {
+            StateEvent::Applied(batch) => {
+                let changes: Vec<Change> = batch
+                    .entries
+                    .iter()
+                    .flat_map(|entry| entry.changes.iter().cloned())
+                    .collect();
+                self.published
+                    .publish(event.as_of(), zones, Rebuild::Changes(&changes));
+            }
+            StateEvent::Loaded { .. } | StateEvent::Replaced { .. } => {
+                self.published.publish(event.as_of(), zones, Rebuild::Whole);
+            }
         }
-        self.published.view.store(Arc::new(View {
-            applied,
-            zones: Arc::new(zones),
-        }));
         if let Some(observer) = &self.observer {
-            observer.committed(Arc::new(CommittedBatch {
-                up_to: applied,
-                entries: history,
-            }));
+            observer.observe(&event);
         }
     }
 }
@@ -165,7 +146,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         // Commands run against a copy (cheap: the model shares each zone behind an `Arc`), so a
         // failed write transaction leaves memory as it was.
-        let mut zones = Zones::clone(&self.published.view.load().zones);
+        let (mut zones, before) = {
+            let view = self.published.view.load();
+            (Zones::clone(&view.zones), view.applied)
+        };
         let mut history = Vec::new();
         let mut last_applied = None;
         let mut last_membership = None;
@@ -213,8 +197,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         };
         let batch = blocking(&self.db, move |db| {
             let txn = begin_durable_write(db)?;
-            for entry in &batch.history {
-                write_changes(&txn, &entry.changes)?;
+            {
+                let mut tables = StateTables::open(&txn).map_err(io_error)?;
+                for change in batch.history.iter().flat_map(|entry| &entry.changes) {
+                    tables.apply(change).map_err(state_error)?;
+                }
             }
             write_history(
                 &txn,
@@ -234,7 +221,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         })
         .await?;
 
-        self.publish(zones, batch.last_applied.index, batch.history);
+        let applied = StateEvent::Applied(Arc::new(CommittedBatch {
+            first: before + 1,
+            up_to: batch.last_applied.index,
+            entries: batch.history,
+        }));
+        self.publish(zones, applied);
         for (responder, response) in replies {
             responder.send(response);
         }
@@ -276,25 +268,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             data: snapshot,
         })?;
         let meta = meta.clone();
-        blocking(&self.db, move |db| {
+        let zones = blocking(&self.db, move |db| {
             let txn = begin_durable_write(db)?;
             {
-                let mut zones = txn.open_table(ZONES).map_err(io_error)?;
-                zones.retain(|_, _| false).map_err(io_error)?;
-                let mut rrsets = txn.open_table(RRSETS).map_err(io_error)?;
-                rrsets.retain(|_, _| false).map_err(io_error)?;
-                let mut tokens = txn.open_table(LITE_TOKENS).map_err(io_error)?;
-                tokens.retain(|_, _| false).map_err(io_error)?;
-                let mut plugins = txn.open_table(PLUGINS).map_err(io_error)?;
-                plugins.retain(|_, _| false).map_err(io_error)?;
-                let mut invites = txn.open_table(JOIN_INVITES).map_err(io_error)?;
-                invites.retain(|_, _| false).map_err(io_error)?;
+                let mut tables = StateTables::open(&txn).map_err(io_error)?;
+                tables.clear().map_err(io_error)?;
+                tables.write_all(&zones).map_err(state_error)?;
                 // The history no longer leads to this state: Lite sessions behind the
                 // snapshot take a snapshot themselves.
                 let mut history = txn.open_table(HISTORY).map_err(io_error)?;
                 history.retain(|_, _| false).map_err(io_error)?;
             }
-            write_changes(&txn, &body.changes)?;
             {
                 let mut sm_meta = txn.open_table(SM_META).map_err(io_error)?;
                 match &meta.last_log_id {
@@ -310,16 +294,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     .insert(SNAPSHOT, stored.as_slice())
                     .map_err(io_error)?;
             }
-            txn.commit().map_err(io_error)
+            txn.commit().map_err(io_error)?;
+            Ok(zones)
         })
         .await?;
 
-        let zone_set = ZoneSet::build(&zones);
-        self.published.zone_set.store(Arc::new(zone_set));
-        self.published.view.store(Arc::new(View {
-            applied: meta.last_log_id.map_or(0, |id| id.index),
-            zones: Arc::new(zones),
-        }));
+        let as_of = meta.last_log_id.map_or(0, |id| id.index);
+        self.publish(zones, StateEvent::Replaced { as_of });
         Ok(())
     }
 
@@ -354,9 +335,15 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                     last_log_id: get_value(&sm_meta, LAST_APPLIED)?,
                     last_membership: get_value(&sm_meta, LAST_MEMBERSHIP)?.unwrap_or_default(),
                 };
+                let mut changes = Vec::new();
+                outpost_replica::read_state(&txn, |change| {
+                    changes.push(change);
+                    Ok(())
+                })
+                .map_err(state_error)?;
                 let body = SnapshotBody {
                     format: SNAPSHOT_FORMAT,
-                    changes: read_state(&txn)?,
+                    changes,
                 };
                 (meta, encode(&body)?)
             };
@@ -381,52 +368,6 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         })
         .await
     }
-}
-
-/// The state tables as changes that rebuild them: a `ZonePut` per zone, the Lite tokens, the
-/// plugins, the join invites, then an `RRsetPut` per RRset.
-fn read_state(txn: &ReadTransaction) -> io::Result<Vec<Change>> {
-    let mut changes = Vec::new();
-    let zones = txn.open_table(ZONES).map_err(io_error)?;
-    for item in zones.iter().map_err(io_error)? {
-        let (origin, _) = item.map_err(io_error)?;
-        changes.push(Change::ZonePut {
-            origin: origin.value().to_owned(),
-        });
-    }
-    let tokens = txn.open_table(LITE_TOKENS).map_err(io_error)?;
-    for item in tokens.iter().map_err(io_error)? {
-        let (_, token) = item.map_err(io_error)?;
-        changes.push(Change::LiteTokenPut {
-            token: decode(token.value())?,
-        });
-    }
-    let plugins = txn.open_table(PLUGINS).map_err(io_error)?;
-    for item in plugins.iter().map_err(io_error)? {
-        let (_, definition) = item.map_err(io_error)?;
-        changes.push(Change::PluginPut {
-            definition: decode(definition.value())?,
-        });
-    }
-    let invites = txn.open_table(JOIN_INVITES).map_err(io_error)?;
-    for item in invites.iter().map_err(io_error)? {
-        let (_, invite) = item.map_err(io_error)?;
-        changes.push(Change::JoinInvitePut {
-            invite: decode(invite.value())?,
-        });
-    }
-    let rrsets = txn.open_table(RRSETS).map_err(io_error)?;
-    for item in rrsets.iter().map_err(io_error)? {
-        let (key, records) = item.map_err(io_error)?;
-        let (zone, owner, rtype) = key.value();
-        changes.push(Change::RRsetPut {
-            zone: zone.to_owned(),
-            owner: owner.to_owned(),
-            rtype,
-            records: records.value().to_vec(),
-        });
-    }
-    Ok(changes)
 }
 
 /// Records what each entry changed and drops history older than the retention window.
@@ -480,81 +421,12 @@ pub(crate) fn read_history(
     Ok(Some(entries))
 }
 
-/// Writes changes, in order, into the state tables.
-fn write_changes(txn: &WriteTransaction, changes: &[Change]) -> io::Result<()> {
-    let mut zones = txn.open_table(ZONES).map_err(io_error)?;
-    let mut rrsets = txn.open_table(RRSETS).map_err(io_error)?;
-    let mut tokens = txn.open_table(LITE_TOKENS).map_err(io_error)?;
-    let mut plugins = txn.open_table(PLUGINS).map_err(io_error)?;
-    let mut invites = txn.open_table(JOIN_INVITES).map_err(io_error)?;
-    for change in changes {
-        match change {
-            Change::ZonePut { origin } => {
-                zones.insert(origin.as_str(), ()).map_err(io_error)?;
-            }
-            Change::ZoneDeleted { origin } => {
-                zones.remove(origin.as_str()).map_err(io_error)?;
-                // Keys sort by zone first, so the zone's RRsets are one contiguous run.
-                let mut doomed = Vec::new();
-                for item in rrsets
-                    .range::<(&str, &str, u16)>((origin.as_str(), "", 0)..)
-                    .map_err(io_error)?
-                {
-                    let (key, _) = item.map_err(io_error)?;
-                    let (zone, owner, rtype) = key.value();
-                    if zone != origin {
-                        break;
-                    }
-                    doomed.push((owner.to_owned(), rtype));
-                }
-                for (owner, rtype) in &doomed {
-                    rrsets
-                        .remove((origin.as_str(), owner.as_str(), *rtype))
-                        .map_err(io_error)?;
-                }
-            }
-            Change::RRsetPut {
-                zone,
-                owner,
-                rtype,
-                records,
-            } => {
-                rrsets
-                    .insert((zone.as_str(), owner.as_str(), *rtype), records.as_slice())
-                    .map_err(io_error)?;
-            }
-            Change::RRsetDeleted { zone, owner, rtype } => {
-                rrsets
-                    .remove((zone.as_str(), owner.as_str(), *rtype))
-                    .map_err(io_error)?;
-            }
-            Change::LiteTokenPut { token } => {
-                tokens
-                    .insert(token.name.as_str(), encode(token)?.as_slice())
-                    .map_err(io_error)?;
-            }
-            Change::LiteTokenRevoked { name } => {
-                tokens.remove(name.as_str()).map_err(io_error)?;
-            }
-            Change::PluginPut { definition } => {
-                plugins
-                    .insert(definition.name.as_str(), encode(definition)?.as_slice())
-                    .map_err(io_error)?;
-            }
-            Change::PluginDeleted { name } => {
-                plugins.remove(name.as_str()).map_err(io_error)?;
-            }
-            Change::JoinInvitePut { invite } => {
-                invites
-                    .insert(invite.secret_sha256.as_slice(), encode(invite)?.as_slice())
-                    .map_err(io_error)?;
-            }
-            Change::JoinInviteRemoved { secret_sha256 } => {
-                invites.remove(secret_sha256.as_slice()).map_err(io_error)?;
-            }
-        }
+/// A state-table failure as the `io::Error` openraft's storage traits return.
+fn state_error(error: StateError) -> io::Error {
+    match error {
+        StateError::Storage(error) => io_error(error),
+        StateError::Corrupt(message) => invalid_data(message),
     }
-    Ok(())
 }
 
 fn invalid_data(message: String) -> io::Error {

@@ -1,6 +1,8 @@
 //! The layout of `outpost.redb`, the value codec and the bridge from async code to redb.
 //!
-//! One file holds the Raft log and the state machine, in separate tables:
+//! One file holds the Raft log and the state machine, in separate tables (the state tables,
+//! `zones` to `join_invites`, are `outpost_replica`'s, written the same way on a Lite
+//! client):
 //!
 //! | table      | key                         | value                                      |
 //! |------------|-----------------------------|--------------------------------------------|
@@ -26,20 +28,10 @@ use serde::de::DeserializeOwned;
 
 pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 pub(crate) const LOG_META: TableDefinition<&str, &[u8]> = TableDefinition::new("log_meta");
-pub(crate) const ZONES: TableDefinition<&str, ()> = TableDefinition::new("zones");
-pub(crate) const RRSETS: TableDefinition<(&str, &str, u16), &[u8]> = TableDefinition::new("rrsets");
 pub(crate) const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
 /// The changes each applied entry made, by log index: the history Lite sessions resume
 /// from. Entries that changed nothing are absent. Pruned to the retention window.
 pub(crate) const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
-/// Lite tokens by name (postcard `LiteToken`).
-pub(crate) const LITE_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("lite_tokens");
-/// Plugin definitions by name (postcard `PluginDefinition`, component bytes included).
-pub(crate) const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugins");
-/// Join invites by the SHA-256 of their secret (postcard `JoinInvite`). Created on open, so
-/// a format 1 file written before clusters gains it empty.
-pub(crate) const JOIN_INVITES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("join_invites");
-
 /// Version of everything this file holds: the tables above, their postcard values and the
 /// wire-format records inside them. Bumped on any incompatible change; a node refuses a file
 /// of another version instead of misreading it (see docs/storage.md).
@@ -133,13 +125,11 @@ pub(crate) fn open_database(
             }
         }
     };
-    txn.open_table(ZONES)?;
-    txn.open_table(RRSETS)?;
+    // `join_invites` is created on open too, so a format 1 file written before clusters
+    // gains it empty.
+    outpost_replica::create_tables(&txn)?;
     txn.open_table(SM_META)?;
     txn.open_table(HISTORY)?;
-    txn.open_table(LITE_TOKENS)?;
-    txn.open_table(PLUGINS)?;
-    txn.open_table(JOIN_INVITES)?;
     txn.commit()?;
     Ok(OpenedDatabase {
         db,
@@ -151,10 +141,7 @@ pub(crate) fn open_database(
 
 /// Starts a write transaction that is on disk (fsynced) when `commit` returns.
 pub(crate) fn begin_durable_write(db: &Database) -> io::Result<WriteTransaction> {
-    let mut txn = db.begin_write().map_err(io_error)?;
-    txn.set_durability(redb::Durability::Immediate)
-        .map_err(io_error)?;
-    Ok(txn)
+    outpost_replica::begin_durable_write(db).map_err(io_error)
 }
 
 /// Reads one postcard value from a `&str -> &[u8]` table.

@@ -304,13 +304,50 @@ async fn the_log_is_snapshotted_and_purged_and_still_reopens() {
     store.shutdown().await.expect("shutdown");
 }
 
-/// Collects what the store reports after each applied batch.
+/// Collects what the store reports after each change of state.
 #[derive(Default)]
-struct Recorder(std::sync::Mutex<Vec<Arc<CommittedBatch>>>);
+pub(super) struct Recorder(pub(super) std::sync::Mutex<Vec<StateEvent>>);
 
 impl CommitObserver for Recorder {
-    fn committed(&self, batch: Arc<CommittedBatch>) {
-        self.0.lock().expect("lock").push(batch);
+    fn observe(&self, event: &StateEvent) {
+        self.0.lock().expect("lock").push(event.clone());
+    }
+}
+
+impl Recorder {
+    /// The applied batches, in the order they were told.
+    fn batches(&self) -> Vec<Arc<CommittedBatch>> {
+        let events = self.0.lock().expect("lock");
+        events
+            .iter()
+            .filter_map(|event| match event {
+                StateEvent::Applied(batch) => Some(Arc::clone(batch)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Checks that the events tell the whole story: each one starts right where the one
+    /// before it left the state, except a snapshot install, which may jump ahead.
+    pub(super) fn assert_unbroken(&self) {
+        let events = self.0.lock().expect("lock");
+        let mut at = None;
+        for event in events.iter() {
+            match (at, event) {
+                (None, StateEvent::Loaded { .. }) => {}
+                (None, other) => panic!("the first event is not the load: {other:?}"),
+                (Some(at), StateEvent::Applied(batch)) => assert_eq!(
+                    batch.first,
+                    at + 1,
+                    "a batch that does not follow index {at}: {events:?}"
+                ),
+                (Some(at), StateEvent::Replaced { as_of }) => {
+                    assert!(*as_of >= at, "a snapshot behind the state: {events:?}");
+                }
+                (Some(_), StateEvent::Loaded { .. }) => panic!("loaded twice: {events:?}"),
+            }
+            at = Some(event.as_of());
+        }
     }
 }
 
@@ -337,13 +374,17 @@ async fn applied_batches_reach_the_observer_and_the_history_in_log_order() {
     );
 
     let observed: Vec<u64> = recorder
-        .0
-        .lock()
-        .expect("lock")
+        .batches()
         .iter()
         .flat_map(|batch| batch.entries.iter().map(|entry| entry.index))
         .collect();
     assert_eq!(observed, indexes, "every change, once, in log order");
+    recorder.assert_unbroken();
+    assert_eq!(
+        recorder.batches().last().map(|batch| batch.up_to),
+        Some(last),
+        "the last batch ends at the applied index"
+    );
 
     // The window keeps the last 3 indexes: resuming after the second-to-last write works,
     // resuming from before the window does not.

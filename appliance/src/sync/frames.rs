@@ -24,7 +24,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use outpost_core::sync::{
-    ChangeEntry, ChunkError, Frame, FrameError, MAX_FRAME_BODY, WireChange, split_batch, to_wire,
+    CHANGES_AFTER_VERSION, ChangeEntry, ChunkError, Frame, FrameError, MAX_FRAME_BODY, WireChange,
+    chain_after, split_batch, to_wire,
 };
 use outpost_core::zones::Change;
 use tokio::sync::OnceCell;
@@ -88,6 +89,24 @@ impl Scope {
     }
 }
 
+/// How a session's changes travel, by its protocol version: `Changes` frames (1 and 2)
+/// or `ChangesAfter` frames (3 on), which name the index each one follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChangesForm {
+    Plain,
+    After,
+}
+
+impl ChangesForm {
+    pub fn for_version(version: u16) -> ChangesForm {
+        if version >= CHANGES_AFTER_VERSION {
+            ChangesForm::After
+        } else {
+            ChangesForm::Plain
+        }
+    }
+}
+
 /// Why a batch's frames could not be made; shared by every session that asked.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum EncodeError {
@@ -100,13 +119,17 @@ pub enum EncodeError {
 /// A batch's `Changes` frames for one scope, ready to send; or why there are none.
 type EncodedFrames = Result<Arc<[Bytes]>, EncodeError>;
 
+/// The frames of one scope and form, filled by the first session that asks.
+type FramesCell = Arc<OnceCell<EncodedFrames>>;
+
 /// An applied batch as every session receives it from the hub: the store's batch,
 /// and its `Changes` frames per scope, encoded when a session of that scope first
 /// asks. Dropped, frames and all, once the last session has sent it.
 pub struct SharedBatch {
     pub batch: Arc<CommittedBatch>,
-    /// One cell per scope asked for so far; the first session to reach a cell fills it.
-    frames: Mutex<HashMap<Scope, Arc<OnceCell<EncodedFrames>>>>,
+    /// One cell per scope and form asked for so far; the first session to reach a cell
+    /// fills it.
+    frames: Mutex<HashMap<(Scope, ChangesForm), FramesCell>>,
     /// The Lite tokens the batch revokes, looked for once.
     revoked: OnceLock<Box<[String]>>,
 }
@@ -121,22 +144,27 @@ impl SharedBatch {
         }
     }
 
-    /// The batch's `Changes` frames for `scope`, every entry included; the last one
-    /// carries the batch's `up_to`. Encoded by the first session of the scope to ask
-    /// (counted in the hub's `outpost_sync_batch_encodes_total`); the others wait for
-    /// it and get the same bytes.
-    pub async fn changes_frames(&self, scope: &Scope, hub: &Hub) -> EncodedFrames {
+    /// The batch's frames for `scope` in `form`, every entry included; the last one
+    /// carries the batch's `up_to`, the first follows the index before the batch.
+    /// Encoded by the first session of the scope and form to ask (counted in the hub's
+    /// `outpost_sync_batch_encodes_total`); the others wait for it and get the same
+    /// bytes.
+    pub async fn changes_frames(
+        &self,
+        scope: &Scope,
+        form: ChangesForm,
+        hub: &Hub,
+    ) -> EncodedFrames {
+        let key = (scope.clone(), form);
         let cell = {
             let mut frames = self.frames.lock().unwrap_or_else(PoisonError::into_inner);
-            match frames.get(scope) {
-                Some(cell) => Arc::clone(cell),
-                None => Arc::clone(frames.entry(scope.clone()).or_default()),
-            }
+            Arc::clone(frames.entry(key).or_default())
         };
         let encoded = cell.get_or_init(|| async {
             hub.count_batch_encode();
             let batch = &self.batch;
-            encode_changes(batch.up_to, scope.entries(&batch.entries)).map(Arc::from)
+            let after = batch.first.saturating_sub(1);
+            encode_changes(form, after, batch.up_to, scope.entries(&batch.entries)).map(Arc::from)
         });
         encoded.await.clone()
     }
@@ -160,14 +188,27 @@ impl SharedBatch {
     }
 }
 
-/// `Changes` frames for `entries`, split under `MAX_FRAME_BODY` and encoded; the last
-/// one carries `up_to`.
-pub fn encode_changes(up_to: u64, entries: Vec<ChangeEntry>) -> Result<Vec<Bytes>, EncodeError> {
-    split_batch(up_to, entries, MAX_FRAME_BODY)
-        .map_err(|source| EncodeError::Split { up_to, source })?
+/// The frames of `entries` (the changes after index `after`, up to `up_to`) in
+/// `form`, split under `MAX_FRAME_BODY` and encoded; the last one carries `up_to`.
+pub fn encode_changes(
+    form: ChangesForm,
+    after: u64,
+    up_to: u64,
+    entries: Vec<ChangeEntry>,
+) -> Result<Vec<Bytes>, EncodeError> {
+    let split = split_batch(up_to, entries, MAX_FRAME_BODY)
+        .map_err(|source| EncodeError::Split { up_to, source })?;
+    let frames: Vec<Frame> = match form {
+        ChangesForm::Plain => split.into_iter().map(Frame::Changes).collect(),
+        ChangesForm::After => chain_after(after, split)
+            .into_iter()
+            .map(Frame::ChangesAfter)
+            .collect(),
+    };
+    frames
         .into_iter()
-        .map(|changes| {
-            Frame::Changes(changes)
+        .map(|frame| {
+            frame
                 .encode()
                 .map(Bytes::from)
                 .map_err(|source| EncodeError::Encode { up_to, source })
@@ -209,6 +250,7 @@ mod tests {
     /// Entry 10 in `site.`, entry 11 in `lab.`, entry 12 revokes a token.
     fn batch() -> Arc<SharedBatch> {
         Arc::new(SharedBatch::new(Arc::new(CommittedBatch {
+            first: 10,
             up_to: 12,
             entries: vec![
                 CommittedEntry {
@@ -257,8 +299,8 @@ mod tests {
         let first = Scope::new(["site.".to_string(), "other.".to_string()]);
         let second = Scope::new(["other.".to_string(), "site.".to_string()]);
         let (one, two) = tokio::join!(
-            batch.changes_frames(&first, &hub),
-            batch.changes_frames(&second, &hub)
+            batch.changes_frames(&first, ChangesForm::Plain, &hub),
+            batch.changes_frames(&second, ChangesForm::Plain, &hub)
         );
         let (one, two) = (one.unwrap(), two.unwrap());
         assert_eq!(encodes(&hub), 1);
@@ -274,12 +316,27 @@ mod tests {
 
         // Another scope is encoded on its own, with its own filter.
         let lab = batch
-            .changes_frames(&Scope::new(["lab.".to_string()]), &hub)
+            .changes_frames(&Scope::new(["lab.".to_string()]), ChangesForm::Plain, &hub)
             .await
             .unwrap();
         assert_eq!(encodes(&hub), 2);
         let changes = decode(&lab);
         assert_eq!(changes[0].entries[0].index, 11);
+
+        // Protocol 3 sessions of the same scope get their own frames, which name the
+        // index the batch follows.
+        let after = batch
+            .changes_frames(&first, ChangesForm::After, &hub)
+            .await
+            .unwrap();
+        assert_eq!(encodes(&hub), 3);
+        match Frame::decode(&after[0]).unwrap() {
+            Some(Frame::ChangesAfter(frame)) => {
+                assert_eq!((frame.after, frame.changes.up_to), (9, 12));
+                assert_eq!(frame.changes.entries[0].index, 10);
+            }
+            other => panic!("expected ChangesAfter, got {other:?}"),
+        }
         assert!(batch.revokes("bob-laptop"));
         assert!(!batch.revokes("alice-laptop"));
     }

@@ -1,15 +1,17 @@
 //! The fanout hub: hands every applied batch to every Lite session, without ever
 //! waiting for one.
 //!
-//! The store calls [`Hub::committed`] on its apply path, in log order, after the batch
-//! is durable and the new view is published. The hub wraps the batch in one
-//! [`SharedBatch`], through which the sessions share its encoded frames, and hands
-//! that to every session. Each session has a bounded queue of [`SESSION_QUEUE`]
+//! The store calls [`Hub::observe`] on its apply path, in log order, after each change
+//! of state is durable and the new view is published. The hub wraps an applied batch in
+//! one [`SharedBatch`], through which the sessions share its encoded frames, and hands
+//! that to every session; a snapshot install goes to every session as
+//! [`Update::Replaced`], after which a session that stood before it must resync (the
+//! entries it skipped are not known one by one). Each session has a bounded queue of [`SESSION_QUEUE`]
 //! batches; the hub only `try_send`s into it. A session that lets its
 //! queue fill up is marked for resync: it gets nothing more, tells its client so
 //! (`ResyncRequired`, close 4004) and the client resumes from its stored cursor.
 //!
-//! **Invariant:** `committed` never blocks on a session and never encodes: it holds
+//! **Invariant:** `observe` never blocks on a session and never encodes: it holds
 //! the session list's lock only to iterate and `try_send`.
 //! **Invariant:** a session registers before it reads the view it starts from, so
 //! every batch after that view reaches its queue (or marks it for resync).
@@ -24,7 +26,7 @@ use std::time::Instant;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::frames::SharedBatch;
-use crate::store::{CommitObserver, CommittedBatch};
+use crate::store::{CommitObserver, StateEvent};
 
 /// Batches queued per session. When a session's queue is full (its client reads
 /// slower than the cluster commits, or not at all) the hub stops queueing for it and
@@ -46,7 +48,26 @@ pub struct Hub {
 struct Slot {
     info: Arc<SessionInfo>,
     /// `None` once the queue overflowed: nothing more is queued for the session.
-    sender: Option<mpsc::Sender<Arc<SharedBatch>>>,
+    sender: Option<mpsc::Sender<Update>>,
+}
+
+/// What a session's queue carries, in log order.
+#[derive(Clone)]
+pub enum Update {
+    /// An applied batch and its shared frames.
+    Batch(Arc<SharedBatch>),
+    /// A Raft snapshot replaced the state as of `as_of`.
+    Replaced { as_of: u64 },
+}
+
+impl Update {
+    /// The applied index once this update is in the state.
+    pub fn up_to(&self) -> u64 {
+        match self {
+            Update::Batch(shared) => shared.batch.up_to,
+            Update::Replaced { as_of } => *as_of,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -57,6 +78,8 @@ struct Totals {
     auth_failures: AtomicU64,
     protocol_errors: AtomicU64,
     batch_encodes: AtomicU64,
+    replaced_resyncs: AtomicU64,
+    gaps: AtomicU64,
 }
 
 /// What the hub and the admin API know of one session; the session updates it.
@@ -89,9 +112,9 @@ impl SessionInfo {
 pub struct Registration {
     hub: Arc<Hub>,
     pub info: Arc<SessionInfo>,
-    /// Applied batches in log order; ends after an overflow (check
-    /// [`SessionInfo::overflowed`] first).
-    pub batches: mpsc::Receiver<Arc<SharedBatch>>,
+    /// Applied batches and snapshot installs in log order; ends after an overflow
+    /// (check [`SessionInfo::overflowed`] first).
+    pub updates: mpsc::Receiver<Update>,
 }
 
 impl Drop for Registration {
@@ -143,7 +166,7 @@ impl Hub {
         token: &str,
         remote: SocketAddr,
     ) -> Registration {
-        let (sender, batches) = mpsc::channel(self.queue_capacity);
+        let (sender, updates) = mpsc::channel(self.queue_capacity);
         let info = Arc::new(SessionInfo {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             client_id: client_id.to_string(),
@@ -161,7 +184,7 @@ impl Hub {
         Registration {
             hub: Arc::clone(self),
             info,
-            batches,
+            updates,
         }
     }
 
@@ -212,6 +235,16 @@ impl Hub {
         self.totals.protocol_errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A session was told to resync because a snapshot install moved the state past it.
+    pub fn count_replaced_resync(&self) {
+        self.totals.replaced_resyncs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A session met a batch that does not follow the last one it sent.
+    pub fn count_gap(&self) {
+        self.totals.gaps.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A batch was encoded into `Changes` frames for one scope.
     pub fn count_batch_encode(&self) {
         self.totals.batch_encodes.fetch_add(1, Ordering::Relaxed);
@@ -258,6 +291,16 @@ impl Hub {
                 "Applied batches encoded into Changes frames: once per batch and scope, shared by the sessions with that scope.",
                 load(&totals.batch_encodes),
             ),
+            (
+                "outpost_sync_snapshot_resyncs_total",
+                "Sessions told to resync because a Raft snapshot install moved this node's state past them.",
+                load(&totals.replaced_resyncs),
+            ),
+            (
+                "outpost_sync_gaps_total",
+                "Sessions told to resync because an applied batch did not follow the last one sent (never expected).",
+                load(&totals.gaps),
+            ),
         ];
         for (kind, metrics) in [("gauge", &gauges[..]), ("counter", &counters[..])] {
             for (name, help, value) in metrics {
@@ -274,14 +317,27 @@ impl Hub {
 }
 
 impl CommitObserver for Hub {
-    fn committed(&self, batch: Arc<CommittedBatch>) {
-        let batch = Arc::new(SharedBatch::new(batch));
+    fn observe(&self, event: &StateEvent) {
+        let update = match event {
+            // No session exists before the store is loaded.
+            StateEvent::Loaded { .. } => return,
+            StateEvent::Applied(batch) => {
+                Update::Batch(Arc::new(SharedBatch::new(Arc::clone(batch))))
+            }
+            StateEvent::Replaced { as_of } => {
+                tracing::info!(
+                    as_of,
+                    "a Raft snapshot replaced the state; sessions behind it resync"
+                );
+                Update::Replaced { as_of: *as_of }
+            }
+        };
         let mut sessions = self.lock();
         sessions.retain_mut(|slot| {
             let Some(sender) = &slot.sender else {
                 return true;
             };
-            match sender.try_send(Arc::clone(&batch)) {
+            match sender.try_send(update.clone()) {
                 Ok(()) => true,
                 Err(TrySendError::Full(_)) => {
                     let info = &slot.info;
@@ -292,7 +348,7 @@ impl CommitObserver for Hub {
                         client_id = %info.client_id,
                         token = %info.token,
                         remote = %info.remote,
-                        up_to = batch.batch.up_to,
+                        up_to = update.up_to(),
                         capacity = self.queue_capacity,
                         "sync session queue full; the session must resync"
                     );
@@ -310,16 +366,17 @@ impl CommitObserver for Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::CommittedEntry;
+    use crate::store::{CommittedBatch, CommittedEntry};
 
-    fn batch(up_to: u64) -> Arc<CommittedBatch> {
-        Arc::new(CommittedBatch {
+    fn batch(up_to: u64) -> StateEvent {
+        StateEvent::Applied(Arc::new(CommittedBatch {
+            first: up_to,
             up_to,
             entries: vec![CommittedEntry {
                 index: up_to,
                 changes: Vec::new(),
             }],
-        })
+        }))
     }
 
     fn remote() -> SocketAddr {
@@ -332,16 +389,16 @@ mod tests {
         let mut slow = hub.register("slow", "a", remote());
         let mut fast = hub.register("fast", "a", remote());
         for up_to in 1..=5 {
-            hub.committed(batch(up_to));
-            assert_eq!(fast.batches.try_recv().unwrap().batch.up_to, up_to);
+            hub.observe(&batch(up_to));
+            assert_eq!(fast.updates.try_recv().unwrap().up_to(), up_to);
         }
         assert!(slow.info.overflowed());
         assert!(!fast.info.overflowed());
         // What was queued before the overflow stays; then the queue ends.
-        assert_eq!(slow.batches.try_recv().unwrap().batch.up_to, 1);
-        assert_eq!(slow.batches.try_recv().unwrap().batch.up_to, 2);
+        assert_eq!(slow.updates.try_recv().unwrap().up_to(), 1);
+        assert_eq!(slow.updates.try_recv().unwrap().up_to(), 2);
         assert!(matches!(
-            slow.batches.try_recv(),
+            slow.updates.try_recv(),
             Err(mpsc::error::TryRecvError::Disconnected)
         ));
         let mut metrics = String::new();
@@ -373,8 +430,8 @@ mod tests {
         assert_eq!(hub.sessions().len(), 1);
         // A closed queue is removed at the next batch.
         let mut second = second;
-        second.batches.close();
-        hub.committed(batch(1));
+        second.updates.close();
+        hub.observe(&batch(1));
         assert!(hub.sessions().is_empty());
         drop(second);
     }

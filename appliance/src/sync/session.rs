@@ -34,8 +34,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 
-use super::frames::{Scope, SharedBatch, encode_changes, fragments};
-use super::hub::{Hub, Registration};
+use super::frames::{ChangesForm, Scope, SharedBatch, encode_changes, fragments};
+use super::hub::{Hub, Registration, Update};
 use super::token;
 use crate::store::Store;
 
@@ -118,6 +118,8 @@ struct Session<S> {
     /// The largest frame body the client takes: protocol 1's until a version is
     /// agreed, then that version's ([`max_frame_body`]).
     max_body: usize,
+    /// How changes travel to this client, by the agreed version.
+    form: ChangesForm,
 }
 
 /// Runs one session on an accepted WebSocket until it ends, then closes it.
@@ -130,6 +132,7 @@ where
         context,
         heartbeat_at: Instant::now() + HEARTBEAT_INTERVAL,
         max_body: MAX_FRAME_BODY,
+        form: ChangesForm::Plain,
     };
     let end = session.serve().await;
     session.close(end).await;
@@ -213,6 +216,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             ));
         };
         self.max_body = max_frame_body(version);
+        self.form = ChangesForm::for_version(version);
         let scope = Scope::new(lite_token.zones.iter().cloned());
         let welcome = |mode| {
             Frame::Welcome(Welcome {
@@ -255,7 +259,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     let entries =
                         scope.entries(history.iter().filter(|entry| entry.index > cursor));
                     drop(history);
-                    let frames = encode_changes(view.applied, entries)
+                    let frames = encode_changes(self.form, cursor, view.applied, entries)
                         .map_err(|error| End::internal(error.to_string()))?;
                     self.send_encoded(&frames).await?;
                 }
@@ -325,9 +329,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         Ok(())
     }
 
-    /// A live batch's `Changes` frames: the ones shared with every session of the
-    /// scope, or, when the session starts inside the batch (a cursor beyond the view),
-    /// its own, without the entries up to `sent_up_to`.
+    /// A live batch's frames: the ones shared with every session of the scope and
+    /// form, or, when the session starts inside the batch (a cursor beyond the view),
+    /// its own, without the entries up to `sent_up_to`, following `sent_up_to`.
     async fn send_batch(
         &mut self,
         shared: &SharedBatch,
@@ -335,12 +339,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         sent_up_to: u64,
     ) -> Result<(), End> {
         let batch = &shared.batch;
-        let whole = batch
-            .entries
-            .first()
-            .is_none_or(|entry| entry.index > sent_up_to);
+        // The shared frames follow the index before the batch, so they fit only a
+        // session that stands exactly there.
+        let whole = batch.first == sent_up_to + 1;
         let frames = if whole {
-            shared.changes_frames(scope, &self.context.hub).await
+            shared
+                .changes_frames(scope, self.form, &self.context.hub)
+                .await
         } else {
             let entries = scope.entries(
                 batch
@@ -348,7 +353,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     .iter()
                     .filter(|entry| entry.index > sent_up_to),
             );
-            encode_changes(batch.up_to, entries).map(Arc::from)
+            encode_changes(self.form, sent_up_to, batch.up_to, entries).map(Arc::from)
         };
         let frames = frames.map_err(|error| End::internal(error.to_string()))?;
         self.send_encoded(&frames).await
@@ -363,16 +368,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return End::shutdown(),
-                batch = registration.batches.recv() => {
+                update = registration.updates.recv() => {
                     // The hub drops the queue's sender when it overflows.
-                    let shared = match batch {
-                        Some(shared) if !registration.info.overflowed() => shared,
-                        _ => return resync(),
+                    let update = match update {
+                        Some(update) if !registration.info.overflowed() => update,
+                        _ => return resync(overflow_reason()),
                     };
-                    // Batches up to the starting point are in the view or the client's
-                    // replica already.
-                    if shared.batch.up_to <= sent_up_to {
-                        continue;
+                    let shared = match update {
+                        // Updates up to the starting point are in the view or the client's
+                        // replica already.
+                        update if update.up_to() <= sent_up_to => continue,
+                        Update::Replaced { as_of } => {
+                            // The state jumped from somewhere at or before `sent_up_to` to
+                            // `as_of`; which entries lie between is not known here.
+                            self.context.hub.count_replaced_resync();
+                            tracing::info!(as_of, sent_up_to, "a snapshot replaced the state past this session; asking for a resync");
+                            return resync(format!(
+                                "this appliance installed a Raft snapshot as of index {as_of}, past this session's {sent_up_to}: resume from your cursor"
+                            ));
+                        }
+                        Update::Batch(shared) => shared,
+                    };
+                    if shared.batch.first > sent_up_to + 1 {
+                        // Never expected: the store publishes every step. Moving the
+                        // client's cursor over the hole would hide it for good.
+                        self.context.hub.count_gap();
+                        tracing::error!(first = shared.batch.first, sent_up_to, "gap in the applied batches; asking for a resync");
+                        return resync(format!(
+                            "indexes {} to {} never reached this session: resume from your cursor",
+                            sent_up_to + 1,
+                            shared.batch.first - 1
+                        ));
                     }
                     if shared.revokes(&registration.info.token) {
                         tracing::info!("token revoked; closing the session");
@@ -542,17 +568,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 }
 
-fn resync() -> End {
+/// A `ResyncRequired` frame saying why, then close 4004: the client resumes from its
+/// stored cursor (or takes a snapshot when the history no longer reaches it).
+fn resync(reason: String) -> End {
     End::Close {
         code: close::RESYNC_REQUIRED,
         reason: "resync required".to_string(),
-        frame: Some(Frame::ResyncRequired(ResyncRequired {
-            reason: format!(
-                "this session's queue of {} batches overflowed: resume from your cursor",
-                super::SESSION_QUEUE
-            ),
-        })),
+        frame: Some(Frame::ResyncRequired(ResyncRequired { reason })),
     }
+}
+
+fn overflow_reason() -> String {
+    format!(
+        "this session's queue of {} batches overflowed: resume from your cursor",
+        super::SESSION_QUEUE
+    )
 }
 
 /// The token name the client claims, cut to the longest valid name (for logs).

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::*;
-use crate::store::{StoreOptions, Written};
+use crate::store::{CommitObserver, CommittedBatch, StateEvent, StoreOptions, Written};
 
 mod fanout;
 mod overflow;
@@ -165,9 +165,13 @@ enum Received {
     Closed { code: u16, reason: String },
 }
 
-/// A Lite client, by hand.
+/// A Lite client, by hand. It speaks the newest protocol, checks that every
+/// `ChangesAfter` follows the position the stream reached (the cursor it sent, a
+/// snapshot's `as_of`, the last frame's `up_to`), and hands it to the test as the
+/// `Changes` inside.
 struct Client<S> {
     ws: WebSocketStream<S>,
+    position: Option<u64>,
 }
 
 impl Client<TcpStream> {
@@ -181,7 +185,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         let (ws, _) = client_async(format!("ws://{addr}{SYNC_PATH}"), stream)
             .await
             .unwrap();
-        Client { ws }
+        Client { ws, position: None }
     }
 
     async fn send(&mut self, frame: Frame) {
@@ -193,6 +197,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     }
 
     async fn hello(&mut self, token: &str, cursor: Option<Cursor>) {
+        self.position = cursor.as_ref().map(|cursor| cursor.index);
         self.send(hello(token, cursor)).await;
     }
 
@@ -213,7 +218,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                 .expect("nothing from the server in time");
             match message {
                 Some(Ok(Message::Binary(bytes))) => {
-                    return Received::Frame(Frame::decode(&bytes).unwrap().unwrap());
+                    let frame = Frame::decode(&bytes).unwrap().unwrap();
+                    return Received::Frame(self.follow(frame));
                 }
                 Some(Ok(Message::Close(Some(frame)))) => {
                     return Received::Closed {
@@ -224,6 +230,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 other => panic!("unexpected from the server: {other:?}"),
             }
+        }
+    }
+
+    /// Checks a frame against the stream's position and moves it.
+    fn follow(&mut self, frame: Frame) -> Frame {
+        match frame {
+            Frame::ChangesAfter(frame) => {
+                if let Some(position) = self.position {
+                    assert_eq!(
+                        frame.after, position,
+                        "a ChangesAfter that does not follow the stream: {frame:?}"
+                    );
+                }
+                self.position = Some(frame.changes.up_to);
+                Frame::Changes(frame.changes)
+            }
+            Frame::Changes(changes) => {
+                self.position = Some(changes.up_to);
+                Frame::Changes(changes)
+            }
+            Frame::Welcome(welcome) => {
+                if welcome.mode == SyncMode::Snapshot {
+                    self.position = None;
+                }
+                Frame::Welcome(welcome)
+            }
+            Frame::SnapshotEnd(end) => {
+                self.position = Some(end.as_of);
+                Frame::SnapshotEnd(end)
+            }
+            other => other,
         }
     }
 

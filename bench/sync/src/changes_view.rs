@@ -71,6 +71,13 @@ enum ChangeView<'a> {
 }
 
 /// Reads a `Changes` body (the bytes after the 10-byte header).
+/// The same for a `ChangesAfter` body (protocol 3): `after`, then a `Changes` body.
+pub fn read_changes_after(body: &[u8]) -> Result<ChangesSummary, String> {
+    let (_after, rest): (u64, _) = postcard::take_from_bytes(body)
+        .map_err(|e| format!("ChangesAfter body does not decode: {e}"))?;
+    read_changes(rest)
+}
+
 pub fn read_changes(body: &[u8]) -> Result<ChangesSummary, String> {
     let (view, rest): (ChangesView<'_>, _) = postcard::take_from_bytes(body)
         .map_err(|e| format!("Changes body does not decode: {e}"))?;

@@ -12,15 +12,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow, bail};
 use futures_util::{SinkExt as _, StreamExt as _};
 use outpost_core::sync::{
-    Frame, HEADER_LEN, Hello, MAX_FRAME_BODY, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, SyncMode,
-    frame_type,
+    ChangesAfter, Frame, HEADER_LEN, Hello, MAX_FRAME_BODY, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    SyncMode, frame_type,
 };
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::changes_view::{ChangesSummary, read_changes};
+use crate::changes_view::{ChangesSummary, read_changes, read_changes_after};
 
 /// Time for the TCP connection and the WebSocket handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -179,6 +179,11 @@ impl Session {
             self.changes(summary, at);
             return Ok(());
         }
+        if kind == frame_type::CHANGES_AFTER && !self.setup.full_decode {
+            let summary = read_changes_after(body).map_err(|e| anyhow!(e))?;
+            self.changes(summary, at);
+            return Ok(());
+        }
         let Some(frame) = Frame::decode(bytes)? else {
             self.log.unknown_frames += 1;
             return Ok(());
@@ -200,7 +205,7 @@ impl Session {
                 self.state.cursor.fetch_max(end.as_of, Ordering::AcqRel);
                 self.state.live.store(true, Ordering::Release);
             }
-            Frame::Changes(changes) => {
+            Frame::Changes(changes) | Frame::ChangesAfter(ChangesAfter { changes, .. }) => {
                 let summary = ChangesSummary {
                     up_to: changes.up_to,
                     entries: changes

@@ -14,7 +14,7 @@
 
 use std::mem;
 
-use super::wire::{ChangeEntry, Changes, WireChange};
+use super::wire::{ChangeEntry, Changes, ChangesAfter, WireChange};
 use super::{MAX_LONE_CHANGE_BODY, postcard_len};
 
 /// The largest encoded change the protocol carries: what is left of the largest
@@ -23,8 +23,9 @@ use super::{MAX_LONE_CHANGE_BODY, postcard_len};
 pub const MAX_CHANGE_LEN: usize = MAX_LONE_CHANGE_BODY - 64;
 
 /// Room kept in every `Changes` body for `up_to`, whose value is only known when the
-/// frame is closed: the longest varint of a `u64`.
-const UP_TO_RESERVE: usize = 10;
+/// frame is closed, and for the `after` of a `ChangesAfter` (protocol 3): two of the
+/// longest varint of a `u64`.
+const UP_TO_RESERVE: usize = 20;
 
 /// Why a list of changes cannot be split into frames.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -130,6 +131,24 @@ pub fn split_batch(
     }
     frames.push(frame.finish(up_to));
     Ok(frames)
+}
+
+/// One batch's `Changes` bodies (from [`split_batch`]) as protocol 3 sends them: the
+/// first follows `after`, the index the receiver stood at before the batch, and each
+/// later one follows the `up_to` of the one before it.
+pub fn chain_after(after: u64, frames: Vec<Changes>) -> Vec<ChangesAfter> {
+    let mut after = after;
+    frames
+        .into_iter()
+        .map(|changes| {
+            let follows = after;
+            after = changes.up_to;
+            ChangesAfter {
+                after: follows,
+                changes,
+            }
+        })
+        .collect()
 }
 
 /// The `Changes` body being filled.

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::close;
 use super::wire::{
-    Ack, Changes, ErrorFrame, Heartbeat, Hello, ResyncRequired, SnapshotBegin, SnapshotChunk,
-    SnapshotEnd, Welcome,
+    Ack, Changes, ChangesAfter, ErrorFrame, Heartbeat, Hello, ResyncRequired, SnapshotBegin,
+    SnapshotChunk, SnapshotEnd, Welcome,
 };
 use super::{HEADER_LEN, MAGIC, MAX_FRAME_BODY, MAX_LONE_CHANGE_BODY, postcard_len};
 
@@ -27,6 +27,8 @@ pub mod frame_type {
     pub const RESYNC_REQUIRED: u16 = 8;
     pub const ERROR: u16 = 9;
     pub const ACK: u16 = 10;
+    /// Protocol 3.
+    pub const CHANGES_AFTER: u16 = 11;
 
     /// Whether a client sends this type (a server refuses it otherwise, before
     /// decoding the body).
@@ -37,7 +39,7 @@ pub mod frame_type {
     /// Whether a server sends this type (a client refuses it otherwise, before
     /// decoding the body).
     pub fn from_server(frame_type: u16) -> bool {
-        (WELCOME..=ERROR).contains(&frame_type)
+        (WELCOME..=ERROR).contains(&frame_type) || frame_type == CHANGES_AFTER
     }
 
     /// The doc's name of a frame type, or `"unknown"`.
@@ -53,12 +55,13 @@ pub mod frame_type {
             RESYNC_REQUIRED => "ResyncRequired",
             ERROR => "Error",
             ACK => "Ack",
+            CHANGES_AFTER => "ChangesAfter",
             _ => "unknown",
         }
     }
 }
 
-/// Every frame of protocol version 1.
+/// Every frame of protocol versions 1 to 3.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
     Hello(Hello),
@@ -71,6 +74,7 @@ pub enum Frame {
     ResyncRequired(ResyncRequired),
     Error(ErrorFrame),
     Ack(Ack),
+    ChangesAfter(ChangesAfter),
 }
 
 /// Why a frame could not be read or written. Each maps to the close code the
@@ -131,6 +135,7 @@ impl Frame {
             Frame::ResyncRequired(_) => frame_type::RESYNC_REQUIRED,
             Frame::Error(_) => frame_type::ERROR,
             Frame::Ack(_) => frame_type::ACK,
+            Frame::ChangesAfter(_) => frame_type::CHANGES_AFTER,
         }
     }
 
@@ -155,6 +160,7 @@ impl Frame {
             Frame::ResyncRequired(body) => encode_frame(frame_type, body),
             Frame::Error(body) => encode_frame(frame_type, body),
             Frame::Ack(body) => encode_frame(frame_type, body),
+            Frame::ChangesAfter(body) => encode_frame(frame_type, body),
         }
     }
 
@@ -180,6 +186,7 @@ impl Frame {
             frame_type::RESYNC_REQUIRED => Frame::ResyncRequired(decode_body(frame_type, body)?),
             frame_type::ERROR => Frame::Error(decode_body(frame_type, body)?),
             frame_type::ACK => Frame::Ack(decode_body(frame_type, body)?),
+            frame_type::CHANGES_AFTER => Frame::ChangesAfter(decode_body(frame_type, body)?),
             _ => return Ok(None),
         };
         Ok(Some(frame))

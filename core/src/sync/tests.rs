@@ -89,6 +89,13 @@ fn every_frame() -> Vec<Frame> {
             message: "token revoked".into(),
         }),
         Frame::Ack(Ack { cursor: 44 }),
+        Frame::ChangesAfter(ChangesAfter {
+            after: 44,
+            changes: Changes {
+                up_to: 45,
+                entries: Vec::new(),
+            },
+        }),
     ]
 }
 
@@ -110,7 +117,7 @@ fn every_frame_type_round_trips() {
     let frames = every_frame();
     let mut types: Vec<u16> = frames.iter().map(Frame::frame_type).collect();
     types.dedup();
-    assert_eq!(types, (1..=10).collect::<Vec<u16>>(), "one sample per type");
+    assert_eq!(types, (1..=11).collect::<Vec<u16>>(), "one sample per type");
     for frame in frames {
         let bytes = frame.encode().unwrap();
         assert_eq!(Frame::decode(&bytes).unwrap(), Some(frame));
@@ -140,7 +147,8 @@ fn frame_names_follow_the_doc() {
             "Heartbeat",
             "ResyncRequired",
             "Error",
-            "Ack"
+            "Ack",
+            "ChangesAfter"
         ]
     );
     assert_eq!(frame_type::name(0), "unknown");
@@ -329,14 +337,14 @@ fn bytes_left_over_after_a_body_are_a_protocol_error() {
 
 #[test]
 fn a_well_formed_frame_of_an_unknown_type_is_skipped() {
-    for frame_type in [0, 11, 0x1234, u16::MAX] {
+    for frame_type in [0, 12, 0x1234, u16::MAX] {
         let bytes = raw_frame(frame_type, 3, &[0xde, 0xad, 0xff]);
         assert_eq!(Frame::decode(&bytes), Ok(None), "type {frame_type}");
     }
-    assert_eq!(Frame::decode(&raw_frame(11, 0, &[])), Ok(None));
+    assert_eq!(Frame::decode(&raw_frame(12, 0, &[])), Ok(None));
     // Skipping needs a sound header all the same.
     assert!(matches!(
-        Frame::decode(&raw_frame(11, 4, &[0])),
+        Frame::decode(&raw_frame(12, 4, &[0])),
         Err(FrameError::LengthMismatch { .. })
     ));
 }
@@ -379,9 +387,14 @@ fn negotiate_picks_the_highest_common_version() {
         Some(1),
         "a client of protocol 1 is still served"
     );
-    assert_eq!(negotiate(1, 2), Some(2));
-    assert_eq!(negotiate(0, 9), Some(2));
-    assert_eq!(negotiate(3, 5), None);
+    assert_eq!(
+        negotiate(1, 2),
+        Some(2),
+        "nor is a client of protocol 2 left behind"
+    );
+    assert_eq!(negotiate(1, 3), Some(3));
+    assert_eq!(negotiate(0, 9), Some(3));
+    assert_eq!(negotiate(4, 5), None);
     assert_eq!(negotiate(0, 0), None);
     assert_eq!(negotiate(1, 0), None, "an empty window");
 }
@@ -759,5 +772,27 @@ fn every_known_type_travels_one_way() {
             frame.name()
         );
     }
-    assert!(!frame_type::from_client(11) && !frame_type::from_server(11));
+    assert!(frame_type::from_server(11), "ChangesAfter");
+    assert!(!frame_type::from_client(12) && !frame_type::from_server(12));
+}
+
+#[test]
+fn a_batch_in_protocol_3_chains_each_frame_to_the_one_before() {
+    let entries: Vec<ChangeEntry> = (10..13)
+        .map(|index| ChangeEntry {
+            index,
+            changes: vec![WireChange::ZonePut {
+                origin: format!("{}.internal.", "z".repeat(300)),
+            }],
+        })
+        .collect();
+    // A cap that fits one entry per frame.
+    let frames = split_batch(14, entries, 400).unwrap();
+    assert_eq!(frames.len(), 3);
+    let chained = chain_after(9, frames);
+    let links: Vec<(u64, u64)> = chained
+        .iter()
+        .map(|frame| (frame.after, frame.changes.up_to))
+        .collect();
+    assert_eq!(links, [(9, 10), (10, 11), (11, 14)]);
 }

@@ -87,6 +87,18 @@ pub struct Changes {
     pub entries: Vec<ChangeEntry>,
 }
 
+/// Frame type 11 (protocol 3), server to client: [`Changes`] that follow the index
+/// `after`. The first frame of a batch has `after` = the index the session stood at
+/// before the batch; each later frame has `after` = the previous frame's `up_to`. A
+/// client whose cursor is not `after` has missed something: it applies nothing of the
+/// frame and resumes from its cursor instead (`docs/sync-protocol.md`, Gaps).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangesAfter {
+    pub after: u64,
+    /// Encoded in place, as `up_to` then `entries`, right after `after`.
+    pub changes: Changes,
+}
+
 /// What the Raft entry at `index` changed, filtered to the session's zones.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeEntry {

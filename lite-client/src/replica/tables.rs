@@ -2,30 +2,21 @@
 //!
 //! | table    | key                     | value                                     |
 //! |----------|-------------------------|-------------------------------------------|
-//! | `zones`  | origin                  | `()`                                      |
-//! | `rrsets` | `(zone, owner, rtype)`  | the RRset's records, DNS wire bytes       |
+//! | `zones`, `rrsets`, `plugins` (and `lite_tokens`, `join_invites`, always empty) | | the state tables of `outpost_replica`, written as an appliance writes them |
 //! | `meta`   | `"format"`, `"client_id"`, `"cursor"`, `"head"`, `"scope"` | postcard values |
-//!
-//! Names in keys are absolute and lowercase (as [`parse_name`] returns them).
 //!
 //! **Invariant:** `zones`, `rrsets` and `meta.cursor` change only together, in one
 //! durable write transaction, so the replica on disk is always exactly the state
 //! after `cursor`.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use outpost_core::zones::{Change, Zones, parse_name};
 use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::ReplicaError;
 
-pub(super) const ZONES: TableDefinition<&str, ()> = TableDefinition::new("zones");
-pub(super) const RRSETS: TableDefinition<(&str, &str, u16), &[u8]> = TableDefinition::new("rrsets");
-/// Plugin definitions by name (postcard `PluginDefinition`, component bytes included).
-pub(super) const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugins");
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 /// Version of everything `lite.redb` holds. A client refuses a file of another version
@@ -45,9 +36,7 @@ pub(super) const SCOPE: &str = "scope";
 
 /// Starts a write transaction that is on disk (fsynced) when `commit` returns.
 pub(super) fn begin_durable_write(db: &Database) -> Result<WriteTransaction, redb::Error> {
-    let mut txn = db.begin_write()?;
-    txn.set_durability(redb::Durability::Immediate)?;
-    Ok(txn)
+    outpost_replica::begin_durable_write(db)
 }
 
 pub(super) fn get_value<T, Tbl>(table: &Tbl, key: &str) -> Result<Option<T>, ReplicaError>
@@ -74,147 +63,6 @@ pub(super) fn put_value<T: Serialize>(
         .insert(key, bytes.as_slice())
         .map_err(redb::Error::from)?;
     Ok(())
-}
-
-/// Writes one change into the state tables, as [`outpost_core::zones::Zones::apply_change`]
-/// applies it to the model.
-pub(super) fn write_change(
-    zones: &mut redb::Table<&str, ()>,
-    rrsets: &mut redb::Table<(&str, &str, u16), &[u8]>,
-    plugins: &mut redb::Table<&str, &[u8]>,
-    change: &Change,
-) -> Result<(), ReplicaError> {
-    let name = |text: &str| {
-        parse_name(text)
-            .map(|name| name.to_ascii())
-            .map_err(|e| ReplicaError::Corrupt(e.to_string()))
-    };
-    match change {
-        Change::ZonePut { origin } => {
-            zones
-                .insert(name(origin)?.as_str(), ())
-                .map_err(redb::Error::from)?;
-        }
-        Change::ZoneDeleted { origin } => {
-            let origin = name(origin)?;
-            zones.remove(origin.as_str()).map_err(redb::Error::from)?;
-            rrsets
-                .retain(|(zone, _, _), _| zone != origin)
-                .map_err(redb::Error::from)?;
-        }
-        Change::RRsetPut {
-            zone,
-            owner,
-            rtype,
-            records,
-        } => {
-            rrsets
-                .insert(
-                    (name(zone)?.as_str(), name(owner)?.as_str(), *rtype),
-                    records.as_slice(),
-                )
-                .map_err(redb::Error::from)?;
-        }
-        Change::RRsetDeleted { zone, owner, rtype } => {
-            rrsets
-                .remove((name(zone)?.as_str(), name(owner)?.as_str(), *rtype))
-                .map_err(redb::Error::from)?;
-        }
-        Change::PluginPut { definition } => {
-            let bytes = postcard::to_allocvec(&**definition).map_err(|e| {
-                ReplicaError::Corrupt(format!("plugin {} does not encode: {e}", definition.name))
-            })?;
-            plugins
-                .insert(definition.name.as_str(), bytes.as_slice())
-                .map_err(redb::Error::from)?;
-        }
-        Change::PluginDeleted { name } => {
-            plugins.remove(name.as_str()).map_err(redb::Error::from)?;
-        }
-        // Not zone data; never sent to Lite clients (`from_wire` does not make them).
-        Change::LiteTokenPut { .. }
-        | Change::LiteTokenRevoked { .. }
-        | Change::JoinInvitePut { .. }
-        | Change::JoinInviteRemoved { .. } => {}
-    }
-    Ok(())
-}
-
-/// Writes a whole replica into emptied state tables: the rows its changes from
-/// nothing would write, taken from the model without making those changes.
-pub(super) fn write_zones(
-    zones_table: &mut redb::Table<&str, ()>,
-    rrsets: &mut redb::Table<(&str, &str, u16), &[u8]>,
-    plugins: &mut redb::Table<&str, &[u8]>,
-    zones: &Zones,
-) -> Result<(), ReplicaError> {
-    for zone in zones.iter() {
-        let origin = zone.origin().to_ascii();
-        zones_table
-            .insert(origin.as_str(), ())
-            .map_err(redb::Error::from)?;
-        for rrset in zone.rrsets() {
-            let owner = rrset.owner().to_ascii();
-            let key = (
-                origin.as_str(),
-                owner.as_str(),
-                u16::from(rrset.record_type()),
-            );
-            rrsets
-                .insert(key, rrset.to_wire().as_slice())
-                .map_err(redb::Error::from)?;
-        }
-    }
-    for definition in zones.plugins() {
-        let definition = Arc::clone(definition);
-        let change = Change::PluginPut { definition };
-        write_change(zones_table, rrsets, plugins, &change)?;
-    }
-    Ok(())
-}
-
-/// The replica in the state tables, loaded change by change: each zone's `ZonePut`,
-/// the plugins, then the RRsets in key order. Each change is applied as it is read and
-/// dropped, so loading holds nothing but the model.
-pub(super) fn load_state(db: &Database) -> Result<Zones, ReplicaError> {
-    use redb::ReadableDatabase as _;
-    let txn = db.begin_read().map_err(redb::Error::from)?;
-    let zones_table = txn.open_table(ZONES).map_err(redb::Error::from)?;
-    let rrsets = txn.open_table(RRSETS).map_err(redb::Error::from)?;
-    let plugins = txn.open_table(PLUGINS).map_err(redb::Error::from)?;
-    let mut zones = Zones::default();
-    let mut apply = |change: Change| {
-        zones.apply_change(&change).map_err(|e| {
-            ReplicaError::Corrupt(format!(
-                "stored {} does not load: {e}",
-                super::describe(&change)
-            ))
-        })
-    };
-    for entry in zones_table.iter().map_err(redb::Error::from)? {
-        let (origin, _) = entry.map_err(redb::Error::from)?;
-        apply(Change::ZonePut {
-            origin: origin.value().to_string(),
-        })?;
-    }
-    for entry in plugins.iter().map_err(redb::Error::from)? {
-        let (name, definition) = entry.map_err(redb::Error::from)?;
-        let definition = postcard::from_bytes(definition.value()).map_err(|e| {
-            ReplicaError::Corrupt(format!("plugin {} does not decode: {e}", name.value()))
-        })?;
-        apply(Change::PluginPut { definition })?;
-    }
-    for entry in rrsets.iter().map_err(redb::Error::from)? {
-        let (key, records) = entry.map_err(redb::Error::from)?;
-        let (zone, owner, rtype) = key.value();
-        apply(Change::RRsetPut {
-            zone: zone.to_string(),
-            owner: owner.to_string(),
-            rtype,
-            records: records.value().to_vec(),
-        })?;
-    }
-    Ok(zones)
 }
 
 /// redb's page cache. The replica is read whole once at start and then only written,
@@ -250,9 +98,7 @@ pub(super) fn open_database(path: &Path) -> Result<Database, ReplicaError> {
             put_value(&mut meta, CLIENT_ID, &random_id()?)?;
         }
     }
-    txn.open_table(ZONES).map_err(redb::Error::from)?;
-    txn.open_table(RRSETS).map_err(redb::Error::from)?;
-    txn.open_table(PLUGINS).map_err(redb::Error::from)?;
+    outpost_replica::create_tables(&txn)?;
     txn.commit().map_err(redb::Error::from)?;
     Ok(db)
 }

@@ -70,7 +70,7 @@ fn changes(up_to: u64, entries: Vec<(u64, Vec<WireChange>)>) -> Changes {
 
 /// The A addresses the published index answers for `name`, or `None` outside it.
 fn answer(store: &ReplicaStore, name: &str) -> Option<Vec<String>> {
-    let set = store.published().zone_set.load_full();
+    let set = store.published().state.zone_set.load_full();
     let answer = set.lookup(&Name::from_ascii(name).unwrap(), RecordType::A)?;
     Some(
         answer
@@ -118,7 +118,7 @@ async fn a_snapshot_then_changes_survive_a_reopen_with_their_cursor() {
     assert_eq!(cursor, 7);
     assert_eq!(answer(&store, "x.a.test."), Some(vec!["10.0.0.9".into()]));
     assert_eq!(answer(&store, "y.a.test."), Some(vec![]));
-    let digest_before = crate::digest::digest(&store.published().zones.load());
+    let digest_before = crate::digest::digest(&store.published().state.load().zones);
     drop(store);
 
     let store = ReplicaStore::open(dir.path()).await.unwrap();
@@ -135,7 +135,7 @@ async fn a_snapshot_then_changes_survive_a_reopen_with_their_cursor() {
     assert_eq!(store.counts(), (1, 2));
     assert_eq!(answer(&store, "x.a.test."), Some(vec!["10.0.0.9".into()]));
     assert_eq!(
-        crate::digest::digest(&store.published().zones.load()),
+        crate::digest::digest(&store.published().state.load().zones),
         digest_before
     );
 }
@@ -461,7 +461,7 @@ async fn a_snapshot_is_stored_as_it_loads_plugins_included() {
         .install_snapshot(CLUSTER, staged(4, content), &scope(&["a.test."]), 4)
         .await
         .unwrap();
-    let installed = store.published().zones.load_full();
+    let installed = Arc::clone(&store.published().state.load().zones);
     assert_eq!(
         installed.plugin("blocklist").map(|p| &**p),
         Some(&definition)
@@ -469,7 +469,7 @@ async fn a_snapshot_is_stored_as_it_loads_plugins_included() {
     drop(store);
 
     let store = ReplicaStore::open(dir.path()).await.unwrap();
-    let loaded = store.published().zones.load_full();
+    let loaded = Arc::clone(&store.published().state.load().zones);
     assert_eq!(*loaded, *installed, "the model written is the model loaded");
     assert_eq!(answer(&store, "y.a.test."), Some(vec!["10.0.0.2".into()]));
 }

@@ -1,13 +1,31 @@
 //! What a session does with each frame, where it stands in the protocol: the
 //! `Welcome` checks, snapshot staging and install, `Changes` applied and acknowledged,
 //! heartbeats, and refusing data that does not fit the replica.
+//!
+//! **Invariant:** the cursor only moves over indexes whose changes were applied: a
+//! `ChangesAfter` that does not follow the stream's position is a gap, and the session
+//! resumes from the stored cursor instead of applying it; the parts of an entry split
+//! over several frames are held and applied together with its last part.
 
 use outpost_core::sync::{
-    Ack, Frame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, SyncMode, Welcome, close,
+    Ack, ChangeEntry, Changes, Frame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, SyncMode, Welcome,
+    WireChange, close,
 };
 
 use super::{Phase, Session, SessionEnd};
-use crate::replica::{ReplicaError, ScopeCheck, SnapshotStaging, StagingError};
+use crate::replica::{MAX_SNAPSHOT_BYTES, ReplicaError, ScopeCheck, SnapshotStaging, StagingError};
+
+/// The most an entry split over several frames may hold back, counted as the bytes of
+/// its names and records: the same bound as a snapshot being staged. Past it the
+/// session ends and the client resumes from its cursor (the entry is sent again).
+pub const MAX_HELD_BYTES: usize = MAX_SNAPSHOT_BYTES;
+
+/// The frames of an entry that continues in the next frame: received, not applied.
+#[derive(Debug, Default)]
+pub(super) struct Held {
+    entries: Vec<ChangeEntry>,
+    bytes: usize,
+}
 
 impl Session<'_> {
     /// One decoded frame, where the session stands.
@@ -64,27 +82,16 @@ impl Session<'_> {
                     );
                 }
                 let as_of = staged.as_of;
+                self.position = as_of;
                 let result = self
                     .replica
                     .install_snapshot(&cluster_id, staged, &zones, self.head)
                     .await;
                 self.committed(result, as_of).await
             }
-            (Phase::Live, Frame::Changes(changes)) => {
-                let up_to = changes.up_to;
-                self.head = self.head.max(up_to);
-                self.board.announced(up_to);
-                let cluster_id = self
-                    .welcome
-                    .as_ref()
-                    .map(|w| w.cluster_id.clone())
-                    .unwrap_or_default();
-                let result = self
-                    .replica
-                    .apply_changes(&cluster_id, changes)
-                    .await
-                    .map(|_| ());
-                self.committed(result, up_to).await
+            (Phase::Live, Frame::Changes(changes)) => self.on_changes(None, changes).await,
+            (Phase::Live, Frame::ChangesAfter(frame)) => {
+                self.on_changes(Some(frame.after), frame.changes).await
             }
             (phase, Frame::Heartbeat(heartbeat)) if !matches!(phase, Phase::AwaitWelcome) => {
                 self.phase = phase;
@@ -143,6 +150,7 @@ impl Session<'_> {
                 .await),
             SyncMode::Resume => match self.replica.resume(&zones, head).await {
                 Ok(ScopeCheck::Covered) => {
+                    self.position = self.replica.cursor().map_or(0, |cursor| cursor.index);
                     self.board.welcomed(head, false);
                     self.report_commit();
                     self.phase = Phase::Live;
@@ -164,6 +172,62 @@ impl Session<'_> {
                 Err(error) => Err(self.reject_data(error).await),
             },
         }
+    }
+
+    /// A `Changes` frame, or a `ChangesAfter` (`after` given) whose `after` must be the
+    /// stream's position. A frame whose last entry continues in the next one is held;
+    /// the held frames are applied with the frame that completes the entry, in one
+    /// commit.
+    async fn on_changes(&mut self, after: Option<u64>, changes: Changes) -> Result<(), SessionEnd> {
+        if let Some(after) = after
+            && after != self.position
+        {
+            let message = format!(
+                "{} sent changes following index {after}, but this client stands at {}: resuming from its cursor",
+                self.url, self.position
+            );
+            tracing::warn!(after, position = self.position, "gap in the change stream");
+            self.held = None;
+            self.close(close::NORMAL, "gap in the change stream").await;
+            return Err(SessionEnd::ReconnectNow(message));
+        }
+        let up_to = changes.up_to;
+        self.position = up_to;
+        self.head = self.head.max(up_to);
+        self.board.announced(up_to);
+        let mut held = self.held.take().unwrap_or_default();
+        held.bytes += changes.entries.iter().map(entry_bytes).sum::<usize>();
+        held.entries.extend(changes.entries);
+        if held.entries.last().is_some_and(|entry| entry.index > up_to) {
+            if held.bytes > MAX_HELD_BYTES {
+                let message = format!(
+                    "an entry split over several frames holds over {MAX_HELD_BYTES} bytes; resuming from the cursor"
+                );
+                return Err(self.abort(&message).await);
+            }
+            tracing::debug!(
+                up_to,
+                bytes = held.bytes,
+                "holding part of an entry until its last part"
+            );
+            self.held = Some(held);
+            return Ok(());
+        }
+        let cluster_id = self
+            .welcome
+            .as_ref()
+            .map(|w| w.cluster_id.clone())
+            .unwrap_or_default();
+        let whole = Changes {
+            up_to,
+            entries: held.entries,
+        };
+        let result = self
+            .replica
+            .apply_changes(&cluster_id, whole)
+            .await
+            .map(|_| ());
+        self.committed(result, up_to).await
     }
 
     /// After a commit attempt: report and acknowledge, or end the session.
@@ -211,4 +275,27 @@ impl Session<'_> {
         self.close(1011, "client storage failed").await;
         SessionEnd::Retry(error.to_string())
     }
+}
+
+/// What an entry holds in memory, roughly: its names, record bytes and definition
+/// bodies.
+fn entry_bytes(entry: &ChangeEntry) -> usize {
+    entry
+        .changes
+        .iter()
+        .map(|change| match change {
+            WireChange::ZonePut { origin } | WireChange::ZoneDeleted { origin } => origin.len(),
+            WireChange::RRsetPut {
+                zone,
+                owner,
+                records,
+                ..
+            } => zone.len() + owner.len() + records.len(),
+            WireChange::RRsetDeleted { zone, owner, .. } => zone.len() + owner.len(),
+            WireChange::DefinitionPut {
+                kind, name, body, ..
+            } => kind.len() + name.len() + body.len(),
+            WireChange::DefinitionDeleted { kind, name } => kind.len() + name.len(),
+        })
+        .sum()
 }

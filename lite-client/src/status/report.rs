@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use outpost_core::zones::Zones;
+use outpost_replica::View;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -57,7 +58,7 @@ pub enum StatusError {
 pub fn spawn_writer(
     board: Arc<StatusBoard>,
     data_dir: PathBuf,
-    zones: Arc<ArcSwap<Zones>>,
+    view: Arc<ArcSwap<View>>,
     mut digester: Digester,
     shutdown: CancellationToken,
     tracker: &TaskTracker,
@@ -69,7 +70,7 @@ pub fn spawn_writer(
                 () = tokio::time::sleep(STATUS_WRITE_INTERVAL) => {}
                 () = shutdown.cancelled() => return,
             }
-            let digest = digester.digest(&zones, false).await;
+            let digest = digester.digest(&view, false).await;
             if let Err(error) = write_status_file(&data_dir, &board.to_file(digest)).await {
                 tracing::warn!(%error, "status file not written");
             }
@@ -90,8 +91,8 @@ impl Digester {
     /// The digest of the current replica, recomputed when it changed, but at most every
     /// [`MIN_DIGEST_GAP`] unless `force`. `None` while the replica has changed since
     /// the last digest (a file never shows a digest of a replica it does not have).
-    pub async fn digest(&mut self, zones: &ArcSwap<Zones>, force: bool) -> Option<String> {
-        let current = zones.load_full();
+    pub async fn digest(&mut self, view: &ArcSwap<View>, force: bool) -> Option<String> {
+        let current = Arc::clone(&view.load().zones);
         if self.of.as_ref().is_some_and(|of| Arc::ptr_eq(of, &current)) {
             return Some(self.digest.clone());
         }

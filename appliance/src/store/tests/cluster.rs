@@ -162,6 +162,17 @@ async fn a_node_behind_a_compacted_log_catches_up_by_snapshot() {
         status.snapshot_index.is_some(),
         "node 3 took a snapshot: {status:?}"
     );
+    // The install reached node 3's observers (the Lite hub, the plugin watcher) as an
+    // event of its own, and every batch after it follows it.
+    let events = cluster.events(3);
+    events.assert_unbroken();
+    let replaced = events
+        .0
+        .lock()
+        .expect("lock")
+        .iter()
+        .any(|event| matches!(event, StateEvent::Replaced { as_of } if *as_of > 10));
+    assert!(replaced, "node 3's observers heard of the snapshot install");
     cluster.shutdown().await;
 }
 

@@ -62,6 +62,8 @@ pub(super) struct TestCluster<N: TestNetwork = InProcessNet> {
     dirs: BTreeMap<u64, TempDir>,
     /// The running stores; a crashed node is absent until restarted.
     pub(super) stores: BTreeMap<u64, Store>,
+    /// What each running node's store published since it was last opened.
+    pub(super) events: BTreeMap<u64, Arc<super::Recorder>>,
     tuning: Tuning,
     timing: RaftTiming,
 }
@@ -98,6 +100,7 @@ impl<N: TestNetwork> TestCluster<N> {
             net,
             dirs: BTreeMap::new(),
             stores: BTreeMap::new(),
+            events: BTreeMap::new(),
             tuning,
             timing,
         };
@@ -150,11 +153,19 @@ impl<N: TestNetwork> TestCluster<N> {
         }
     }
 
+    /// Node `id`'s published events since it was last opened.
+    pub(super) fn events(&self, id: u64) -> &super::Recorder {
+        self.events.get(&id).expect("node was opened")
+    }
+
     /// Opens node `id`'s store on its files and starts serving its RPCs.
     pub(super) async fn open(&mut self, id: u64, start: ClusterStart) {
         let dir = self.dirs.get(&id).expect("node has a directory").path();
         let (transport, node_info) = self.net.prepare(id, dir).await;
-        let options = self.options(id, start, transport, node_info);
+        let mut options = self.options(id, start, transport, node_info);
+        let recorder = Arc::new(super::Recorder::default());
+        options.observer = Some(recorder.clone());
+        self.events.insert(id, recorder);
         let store = Store::open_tuned(dir, self.tuning, options)
             .await
             .expect("open store");

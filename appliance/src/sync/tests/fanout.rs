@@ -23,7 +23,8 @@ async fn raw_changes_until<S: AsyncRead + AsyncWrite + Unpin>(
         };
         match Frame::decode(&bytes).unwrap().unwrap() {
             Frame::Heartbeat(_) => continue,
-            Frame::Changes(changes) => {
+            Frame::Changes(changes)
+            | Frame::ChangesAfter(outpost_core::sync::ChangesAfter { changes, .. }) => {
                 messages.push(bytes);
                 if changes.up_to >= up_to {
                     return messages;
@@ -83,13 +84,13 @@ async fn sessions_with_the_same_zones_receive_the_same_bytes_encoded_once() {
     let records: usize = received[0]
         .iter()
         .map(|bytes| match Frame::decode(bytes).unwrap().unwrap() {
-            Frame::Changes(changes) => changes
+            Frame::ChangesAfter(outpost_core::sync::ChangesAfter { changes, .. }) => changes
                 .entries
                 .iter()
                 .flat_map(|entry| &entry.changes)
                 .filter(|change| matches!(change, WireChange::RRsetPut { rtype: 1, .. }))
                 .count(),
-            other => panic!("expected Changes, got {other:?}"),
+            other => panic!("expected ChangesAfter (protocol 3), got {other:?}"),
         })
         .sum();
     assert_eq!(records, 3001, "every A RRset, once");

@@ -91,3 +91,74 @@ async fn a_client_that_stops_reading_is_told_to_resync_while_others_keep_receivi
     );
     harness.stop().await;
 }
+
+/// A Raft snapshot installed past a session's position: the entries in between are
+/// unknown, so the session is told to resync rather than handed the next batch as if it
+/// followed; a session already at or past the snapshot goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_install_past_a_session_asks_it_to_resync() {
+    let harness = Harness::start().await;
+    harness.create_zone("site.internal.").await;
+    let token = harness.token("alice-laptop", &["site.internal."]).await;
+    let mut client = Client::connect(harness.addr).await;
+    client.hello(&token, None).await;
+    let (welcome, _) = client.snapshot().await;
+
+    // At the session's position: nothing to repair, the stream goes on.
+    harness.hub.observe(&StateEvent::Replaced {
+        as_of: welcome.head,
+    });
+    let index = harness.add_a("site.internal.", "a", "10.0.0.1").await;
+    assert_eq!(client.changes_until(index).await.len(), 1);
+
+    // Past it, as a follower cut off behind a purged log would install.
+    harness
+        .hub
+        .observe(&StateEvent::Replaced { as_of: index + 5 });
+    let reason = match client.next().await {
+        Received::Frame(Frame::ResyncRequired(resync)) => resync.reason,
+        other => panic!("expected ResyncRequired, got {other:?}"),
+    };
+    assert!(reason.contains("snapshot as of index"), "{reason}");
+    client.expect_close(close::RESYNC_REQUIRED).await;
+    let mut metrics = String::new();
+    harness.hub.render_metrics(&mut metrics);
+    assert!(
+        metrics.contains("\noutpost_sync_snapshot_resyncs_total 1\n"),
+        "{metrics}"
+    );
+    harness.stop().await;
+}
+
+/// A batch that does not start right after the last one a session sent is never passed
+/// on as if it did: the client's cursor would move over the missing indexes for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_after_a_gap_asks_the_session_to_resync() {
+    let harness = Harness::start().await;
+    harness.create_zone("site.internal.").await;
+    let token = harness.token("alice-laptop", &["site.internal."]).await;
+    let mut client = Client::connect(harness.addr).await;
+    client.hello(&token, None).await;
+    let (welcome, _) = client.snapshot().await;
+    let head = welcome.head;
+    harness
+        .hub
+        .observe(&StateEvent::Applied(Arc::new(CommittedBatch {
+            first: head + 3,
+            up_to: head + 4,
+            entries: Vec::new(),
+        })));
+    let reason = match client.next().await {
+        Received::Frame(Frame::ResyncRequired(resync)) => resync.reason,
+        other => panic!("expected ResyncRequired, got {other:?}"),
+    };
+    assert!(reason.contains("never reached this session"), "{reason}");
+    client.expect_close(close::RESYNC_REQUIRED).await;
+    let mut metrics = String::new();
+    harness.hub.render_metrics(&mut metrics);
+    assert!(
+        metrics.contains("\noutpost_sync_gaps_total 1\n"),
+        "{metrics}"
+    );
+    harness.stop().await;
+}

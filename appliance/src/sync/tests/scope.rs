@@ -205,3 +205,37 @@ async fn a_cursor_ahead_of_this_node_resumes_and_never_moves_back() {
     }
     harness.stop().await;
 }
+
+/// Clients of protocols 1 and 2 know no `ChangesAfter`: they get `Changes` frames.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protocol_2_client_gets_changes_frames() {
+    let harness = Harness::start().await;
+    harness.create_zone("site.internal.").await;
+    let token = harness.token("alice-laptop", &["site.internal."]).await;
+    let mut client = Client::connect(harness.addr).await;
+    client
+        .send(Frame::Hello(Hello {
+            client_id: "old-laptop".into(),
+            token: token.clone(),
+            cursor: None,
+            min_version: 1,
+            max_version: 2,
+        }))
+        .await;
+    let (welcome, _) = client.snapshot().await;
+    assert_eq!(welcome.version, 2);
+    let index = harness.add_a("site.internal.", "a", "10.0.0.1").await;
+    let message = tokio::time::timeout(WAIT, client.ws.next())
+        .await
+        .expect("a frame in time");
+    let Some(Ok(Message::Binary(bytes))) = message else {
+        panic!("expected a binary message, got {message:?}");
+    };
+    let (kind, _) = Frame::read_header(&bytes).unwrap();
+    assert_eq!(kind, frame_type::CHANGES);
+    match Frame::decode(&bytes).unwrap() {
+        Some(Frame::Changes(changes)) => assert_eq!(changes.up_to, index),
+        other => panic!("expected Changes, got {other:?}"),
+    }
+    harness.stop().await;
+}

@@ -189,7 +189,7 @@ async fn tls_with_a_self_signed_certificate() {
     let (ws, _) = client_async(format!("wss://localhost{SYNC_PATH}"), stream)
         .await
         .unwrap();
-    let mut client = Client { ws };
+    let mut client = Client { ws, position: None };
     client.hello(&token, None).await;
     let (_, snapshot) = client.snapshot().await;
     assert_eq!(snapshot.len(), 4);

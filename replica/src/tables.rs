@@ -1,0 +1,305 @@
+//! The state tables, as both redb files hold them (`outpost.redb` on an appliance,
+//! `lite.redb` on a Lite client; `docs/storage.md`):
+//!
+//! | table          | key                     | value                                      |
+//! |----------------|-------------------------|--------------------------------------------|
+//! | `zones`        | origin                  | `()`                                       |
+//! | `rrsets`       | `(zone, owner, rtype)`  | the RRset's records, DNS wire bytes        |
+//! | `plugins`      | name                    | postcard `PluginDefinition`                |
+//! | `lite_tokens`  | name                    | postcard `LiteToken` (appliances only)     |
+//! | `join_invites` | SHA-256 of the secret   | postcard `JoinInvite` (appliances only)    |
+//!
+//! Names in keys are absolute and lowercase, as [`parse_name`] writes them. A Lite client
+//! never receives tokens or invites (`outpost_core::sync::from_wire` makes none), so its
+//! last two tables stay empty.
+//!
+//! **Invariant:** [`StateTables::apply`] writes a change exactly as
+//! [`Zones::apply_change`] applies it to the model, so the tables loaded back
+//! ([`load`]) are the model that was written.
+
+use outpost_core::zones::{Change, Zones, parse_name};
+use redb::{Database, ReadTransaction, ReadableTable, Table, TableDefinition, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub const ZONES: TableDefinition<&str, ()> = TableDefinition::new("zones");
+pub const RRSETS: TableDefinition<(&str, &str, u16), &[u8]> = TableDefinition::new("rrsets");
+/// Plugin definitions by name (postcard `PluginDefinition`, component bytes included).
+pub const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugins");
+/// Lite tokens by name (postcard `LiteToken`).
+pub const LITE_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("lite_tokens");
+/// Join invites by the SHA-256 of their secret (postcard `JoinInvite`).
+pub const JOIN_INVITES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("join_invites");
+
+/// Why the state tables could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state storage failed: {0}")]
+    Storage(#[from] redb::Error),
+    /// What the tables hold (or were asked to hold) does not encode, decode or load.
+    #[error("{0}")]
+    Corrupt(String),
+}
+
+/// Creates every state table that does not exist yet, so read transactions never meet a
+/// missing one.
+pub fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    txn.open_table(ZONES)?;
+    txn.open_table(RRSETS)?;
+    txn.open_table(PLUGINS)?;
+    txn.open_table(LITE_TOKENS)?;
+    txn.open_table(JOIN_INVITES)?;
+    Ok(())
+}
+
+/// Starts a write transaction that is on disk (fsynced) when `commit` returns.
+pub fn begin_durable_write(db: &Database) -> Result<WriteTransaction, redb::Error> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(redb::Durability::Immediate)?;
+    Ok(txn)
+}
+
+/// The state tables, open in one write transaction.
+pub struct StateTables<'txn> {
+    zones: Table<'txn, &'static str, ()>,
+    rrsets: Table<'txn, (&'static str, &'static str, u16), &'static [u8]>,
+    plugins: Table<'txn, &'static str, &'static [u8]>,
+    tokens: Table<'txn, &'static str, &'static [u8]>,
+    invites: Table<'txn, &'static [u8], &'static [u8]>,
+}
+
+impl<'txn> StateTables<'txn> {
+    pub fn open(txn: &'txn WriteTransaction) -> Result<StateTables<'txn>, redb::Error> {
+        Ok(StateTables {
+            zones: txn.open_table(ZONES)?,
+            rrsets: txn.open_table(RRSETS)?,
+            plugins: txn.open_table(PLUGINS)?,
+            tokens: txn.open_table(LITE_TOKENS)?,
+            invites: txn.open_table(JOIN_INVITES)?,
+        })
+    }
+
+    /// Writes one change, as the model applies it.
+    pub fn apply(&mut self, change: &Change) -> Result<(), StateError> {
+        match change {
+            Change::ZonePut { origin } => {
+                self.zones
+                    .insert(key_name(origin)?.as_str(), ())
+                    .map_err(redb::Error::from)?;
+            }
+            Change::ZoneDeleted { origin } => {
+                let origin = key_name(origin)?;
+                self.zones
+                    .remove(origin.as_str())
+                    .map_err(redb::Error::from)?;
+                // Keys sort by zone first, so the zone's RRsets are one contiguous run.
+                let mut doomed = Vec::new();
+                for item in self
+                    .rrsets
+                    .range::<(&str, &str, u16)>((origin.as_str(), "", 0)..)
+                    .map_err(redb::Error::from)?
+                {
+                    let (key, _) = item.map_err(redb::Error::from)?;
+                    let (zone, owner, rtype) = key.value();
+                    if zone != origin {
+                        break;
+                    }
+                    doomed.push((owner.to_owned(), rtype));
+                }
+                for (owner, rtype) in &doomed {
+                    self.rrsets
+                        .remove((origin.as_str(), owner.as_str(), *rtype))
+                        .map_err(redb::Error::from)?;
+                }
+            }
+            Change::RRsetPut {
+                zone,
+                owner,
+                rtype,
+                records,
+            } => {
+                let (zone, owner) = (key_name(zone)?, key_name(owner)?);
+                self.rrsets
+                    .insert((zone.as_str(), owner.as_str(), *rtype), records.as_slice())
+                    .map_err(redb::Error::from)?;
+            }
+            Change::RRsetDeleted { zone, owner, rtype } => {
+                let (zone, owner) = (key_name(zone)?, key_name(owner)?);
+                self.rrsets
+                    .remove((zone.as_str(), owner.as_str(), *rtype))
+                    .map_err(redb::Error::from)?;
+            }
+            Change::LiteTokenPut { token } => {
+                self.tokens
+                    .insert(token.name.as_str(), encode(token)?.as_slice())
+                    .map_err(redb::Error::from)?;
+            }
+            Change::LiteTokenRevoked { name } => {
+                self.tokens
+                    .remove(name.as_str())
+                    .map_err(redb::Error::from)?;
+            }
+            Change::PluginPut { definition } => {
+                self.plugins
+                    .insert(definition.name.as_str(), encode(&**definition)?.as_slice())
+                    .map_err(redb::Error::from)?;
+            }
+            Change::PluginDeleted { name } => {
+                self.plugins
+                    .remove(name.as_str())
+                    .map_err(redb::Error::from)?;
+            }
+            Change::JoinInvitePut { invite } => {
+                self.invites
+                    .insert(invite.secret_sha256.as_slice(), encode(invite)?.as_slice())
+                    .map_err(redb::Error::from)?;
+            }
+            Change::JoinInviteRemoved { secret_sha256 } => {
+                self.invites
+                    .remove(secret_sha256.as_slice())
+                    .map_err(redb::Error::from)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Empties every state table (before a whole new state is written).
+    pub fn clear(&mut self) -> Result<(), redb::Error> {
+        self.zones.retain(|_, _| false)?;
+        self.rrsets.retain(|_, _| false)?;
+        self.plugins.retain(|_, _| false)?;
+        self.tokens.retain(|_, _| false)?;
+        self.invites.retain(|_, _| false)?;
+        Ok(())
+    }
+
+    /// Writes a whole model into emptied tables: the rows its changes from nothing
+    /// would write, taken from the model without making those changes.
+    pub fn write_all(&mut self, zones: &Zones) -> Result<(), StateError> {
+        for zone in zones.iter() {
+            let origin = zone.origin().to_ascii();
+            self.zones
+                .insert(origin.as_str(), ())
+                .map_err(redb::Error::from)?;
+            for rrset in zone.rrsets() {
+                let owner = rrset.owner().to_ascii();
+                let key = (
+                    origin.as_str(),
+                    owner.as_str(),
+                    u16::from(rrset.record_type()),
+                );
+                self.rrsets
+                    .insert(key, rrset.to_wire().as_slice())
+                    .map_err(redb::Error::from)?;
+            }
+        }
+        for definition in zones.plugins() {
+            self.plugins
+                .insert(definition.name.as_str(), encode(&**definition)?.as_slice())
+                .map_err(redb::Error::from)?;
+        }
+        for token in zones.lite_tokens() {
+            self.tokens
+                .insert(token.name.as_str(), encode(token)?.as_slice())
+                .map_err(redb::Error::from)?;
+        }
+        for invite in zones.join_invites() {
+            self.invites
+                .insert(invite.secret_sha256.as_slice(), encode(invite)?.as_slice())
+                .map_err(redb::Error::from)?;
+        }
+        Ok(())
+    }
+}
+
+/// The state tables as the changes that rebuild them from nothing, each handed to `each`
+/// as it is read: a `ZonePut` per zone, the Lite tokens, the plugins, the join invites,
+/// then an `RRsetPut` per RRset in key order.
+pub fn read_state(
+    txn: &ReadTransaction,
+    mut each: impl FnMut(Change) -> Result<(), StateError>,
+) -> Result<(), StateError> {
+    let zones = txn.open_table(ZONES).map_err(redb::Error::from)?;
+    for item in zones.iter().map_err(redb::Error::from)? {
+        let (origin, _) = item.map_err(redb::Error::from)?;
+        each(Change::ZonePut {
+            origin: origin.value().to_owned(),
+        })?;
+    }
+    let tokens = txn.open_table(LITE_TOKENS).map_err(redb::Error::from)?;
+    for item in tokens.iter().map_err(redb::Error::from)? {
+        let (name, token) = item.map_err(redb::Error::from)?;
+        let token = decode(token.value(), || format!("Lite token {}", name.value()))?;
+        each(Change::LiteTokenPut { token })?;
+    }
+    let plugins = txn.open_table(PLUGINS).map_err(redb::Error::from)?;
+    for item in plugins.iter().map_err(redb::Error::from)? {
+        let (name, definition) = item.map_err(redb::Error::from)?;
+        let definition = decode(definition.value(), || format!("plugin {}", name.value()))?;
+        each(Change::PluginPut { definition })?;
+    }
+    let invites = txn.open_table(JOIN_INVITES).map_err(redb::Error::from)?;
+    for item in invites.iter().map_err(redb::Error::from)? {
+        let (_, invite) = item.map_err(redb::Error::from)?;
+        let invite = decode(invite.value(), || "a join invite".to_string())?;
+        each(Change::JoinInvitePut { invite })?;
+    }
+    let rrsets = txn.open_table(RRSETS).map_err(redb::Error::from)?;
+    for item in rrsets.iter().map_err(redb::Error::from)? {
+        let (key, records) = item.map_err(redb::Error::from)?;
+        let (zone, owner, rtype) = key.value();
+        each(Change::RRsetPut {
+            zone: zone.to_owned(),
+            owner: owner.to_owned(),
+            rtype,
+            records: records.value().to_vec(),
+        })?;
+    }
+    Ok(())
+}
+
+/// The model the state tables hold, loaded change by change: each change is applied as
+/// it is read and dropped, so loading holds nothing but the model.
+pub fn load(txn: &ReadTransaction) -> Result<Zones, StateError> {
+    let mut zones = Zones::default();
+    read_state(txn, |change| {
+        zones.apply_change(&change).map_err(|e| {
+            StateError::Corrupt(format!("stored {} does not load: {e}", describe(&change)))
+        })
+    })?;
+    Ok(zones)
+}
+
+/// A name as the tables key it: absolute and lowercase.
+fn key_name(text: &str) -> Result<String, StateError> {
+    parse_name(text)
+        .map(|name| name.to_ascii())
+        .map_err(|e| StateError::Corrupt(e.to_string()))
+}
+
+fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, StateError> {
+    postcard::to_allocvec(value)
+        .map_err(|e| StateError::Corrupt(format!("a state value does not encode: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], what: impl Fn() -> String) -> Result<T, StateError> {
+    postcard::from_bytes(bytes)
+        .map_err(|e| StateError::Corrupt(format!("stored {} does not decode: {e}", what())))
+}
+
+/// A change for messages: what and where, no record data.
+fn describe(change: &Change) -> String {
+    match change {
+        Change::ZonePut { origin } => format!("zone {origin}"),
+        Change::RRsetPut {
+            owner, rtype, zone, ..
+        } => format!("RRset {owner} type {rtype} in zone {zone}"),
+        Change::LiteTokenPut { token } => format!("Lite token {}", token.name),
+        Change::PluginPut { definition } => format!("plugin {}", definition.name),
+        Change::JoinInvitePut { .. } => "a join invite".to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

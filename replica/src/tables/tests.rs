@@ -1,0 +1,135 @@
+use outpost_core::wire::encode_records;
+use outpost_core::zonefile::parse_zone;
+use outpost_core::zones::{Command, LiteToken};
+use redb::ReadableDatabase as _;
+
+use super::*;
+
+fn zone_command(origin: &str, hosts: usize) -> Command {
+    let name = outpost_core::zones::parse_name(origin).unwrap();
+    let mut text = String::from(
+        "@ 300 IN SOA ns1 hostmaster 1 7200 3600 1209600 300\n@ 300 IN NS ns1\nns1 300 IN A 10.0.0.1\n",
+    );
+    for host in 0..hosts {
+        text.push_str(&format!(
+            "host{host} 300 IN A 10.0.{}.{}\n",
+            host / 250,
+            host % 250 + 1
+        ));
+    }
+    let records = parse_zone(&text, &name, 300).unwrap();
+    Command::ReplaceZone {
+        origin: origin.to_string(),
+        records: encode_records(&records).unwrap(),
+    }
+}
+
+/// Applies `commands` to a model and, change by change, to the tables of a new file;
+/// returns the model and the file.
+fn write_through(commands: &[Command]) -> (Zones, tempfile::NamedTempFile, Database) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let db = Database::create(file.path()).unwrap();
+    let txn = begin_durable_write(&db).unwrap();
+    create_tables(&txn).unwrap();
+    txn.commit().unwrap();
+    let mut zones = Zones::default();
+    for command in commands {
+        let changes = zones.apply(command).unwrap();
+        let txn = begin_durable_write(&db).unwrap();
+        {
+            let mut tables = StateTables::open(&txn).unwrap();
+            for change in &changes {
+                tables.apply(change).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+    (zones, file, db)
+}
+
+fn loaded(db: &Database) -> Zones {
+    load(&db.begin_read().unwrap()).unwrap()
+}
+
+#[test]
+fn changes_written_one_by_one_load_back_as_the_model() {
+    let commands = [
+        zone_command("site.internal.", 20),
+        zone_command("internal.", 3),
+        zone_command("lab.internal.", 5),
+        Command::AddRecords {
+            records: {
+                let name = outpost_core::zones::parse_name("site.internal.").unwrap();
+                let records = parse_zone("printer 60 IN A 10.9.0.7\n", &name, 300).unwrap();
+                encode_records(&records).unwrap()
+            },
+        },
+        Command::DeleteRecords {
+            owner: "host3.site.internal.".into(),
+            rtype: None,
+            records: Vec::new(),
+        },
+        // A zone whose name sorts between the others' RRsets: only its own go.
+        Command::DeleteZone {
+            origin: "internal.".into(),
+        },
+        Command::PutLiteToken {
+            token: LiteToken {
+                name: "alice-laptop".into(),
+                zones: vec!["site.internal.".into()],
+                secret_sha256: [7; 32],
+            },
+        },
+    ];
+    let (zones, _file, db) = write_through(&commands);
+    let back = loaded(&db);
+    assert_eq!(back.to_changes(), zones.to_changes());
+    assert_eq!(back.len(), 2);
+    assert!(back.lite_token("alice-laptop").is_some());
+}
+
+#[test]
+fn a_whole_model_written_into_cleared_tables_loads_back_as_itself() {
+    let (zones, _file, db) = write_through(&[
+        zone_command("site.internal.", 50),
+        zone_command("lab.internal.", 5),
+    ]);
+    // Another state in place of this one, as a snapshot install writes it.
+    let (other, _other_file, _other_db) = write_through(&[zone_command("branch.internal.", 7)]);
+    let txn = begin_durable_write(&db).unwrap();
+    {
+        let mut tables = StateTables::open(&txn).unwrap();
+        tables.clear().unwrap();
+        tables.write_all(&other).unwrap();
+    }
+    txn.commit().unwrap();
+    let back = loaded(&db);
+    assert_eq!(back.to_changes(), other.to_changes());
+    assert_ne!(back.to_changes(), zones.to_changes());
+}
+
+#[test]
+fn names_are_keyed_lowercase_whatever_case_the_change_uses() {
+    let (_, _file, db) = write_through(&[zone_command("site.internal.", 1)]);
+    let txn = begin_durable_write(&db).unwrap();
+    {
+        let mut tables = StateTables::open(&txn).unwrap();
+        tables
+            .apply(&Change::RRsetDeleted {
+                zone: "SITE.Internal.".into(),
+                owner: "Host0.Site.Internal.".into(),
+                rtype: 1,
+            })
+            .unwrap();
+    }
+    txn.commit().unwrap();
+    let back = loaded(&db);
+    let zone = back
+        .get(&outpost_core::zones::parse_name("site.internal.").unwrap())
+        .unwrap();
+    assert!(
+        zone.rrsets()
+            .all(|rrset| rrset.owner().to_ascii() != "host0.site.internal."),
+        "the delete found the row it names"
+    );
+}
