@@ -16,6 +16,10 @@
 //! - [`cluster`]: 3 and 5 processes joined by ticket over iroh: forwarded writes, kill -9 of
 //!   the leader under writes, catch-up by snapshot after SIGSTOP, a minority refusing writes,
 //!   removals, refused tickets.
+//! - [`partition`]: a node's Raft traffic cut with iptables while Lite clients stay
+//!   attached (a follower behind the purged log, with plugins and a zone deleted in the
+//!   gap; an isolated leader; a Lite client moved to a node behind it), each ending with
+//!   the convergence checker, under three seeds.
 //! - [`admin_cli`]: the CLI (`zone`, `record`, `status`, `check-config`).
 //! - [`admin_api`]: the HTTP API's errors, its token, `/metrics`.
 //! - [`lite`]: the Lite client against a real appliance: propagation, offline
@@ -42,6 +46,7 @@ mod lite;
 mod lite_protocol;
 mod lite_resync;
 mod malformed;
+mod partition;
 mod plugins;
 mod plugins_lite;
 mod systemd;

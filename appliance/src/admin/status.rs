@@ -153,6 +153,11 @@ pub struct StatusBody {
     /// `null` before the cluster was initialised.
     pub last_log_index: Option<u64>,
     pub applied_index: Option<u64>,
+    /// The last index the latest snapshot covers (`null` before the first).
+    pub snapshot_index: Option<u64>,
+    /// The last index removed from the log (`null` before the first purge): a follower
+    /// behind it catches up by snapshot.
+    pub purged_index: Option<u64>,
     pub zones: usize,
     pub records: usize,
     pub version: &'static str,
@@ -170,6 +175,8 @@ pub async fn status(State(state): State<Arc<AdminState>>) -> Json<StatusBody> {
         term: status.term,
         last_log_index: status.last_log_index,
         applied_index: status.applied_index,
+        snapshot_index: status.snapshot_index,
+        purged_index: status.purged_index,
         zones: zones.len(),
         records: zones.iter().map(|zone| zone.record_count()).sum(),
         version: env!("CARGO_PKG_VERSION"),
