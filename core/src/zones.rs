@@ -106,6 +106,11 @@ pub enum Command {
         secret_sha256: [u8; 32],
         node_id: u64,
     },
+    /// Forgets the invites `node_id` used, as it leaves the cluster: its old ticket no
+    /// longer admits it (a removed node comes back only as a new node).
+    RetireNode {
+        node_id: u64,
+    },
 }
 
 /// A Lite client's credential: which zones it may see. The secret itself is shown to
@@ -384,6 +389,7 @@ impl Zones {
                 secret_sha256,
                 node_id,
             } => self.use_join_invite(secret_sha256, *node_id),
+            Command::RetireNode { node_id } => Ok(self.retire_node(*node_id)),
             Command::Batch { commands } => {
                 // A copy is cheap (zones are shared behind `Arc`s), and every command
                 // already edits a copy of its zone.

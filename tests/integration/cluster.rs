@@ -542,3 +542,53 @@ fn a_plugin_installed_through_a_follower_runs_on_every_node_and_lite_client_with
         assert_eq!(node.pid(), pids[i], "node {i} was restarted");
     }
 }
+
+/// A removed node cannot rejoin with the ticket it joined with, even keeping its key: the
+/// removal retires its invite. Wiped and given a new ticket, the box joins as a new node.
+#[test]
+fn a_removed_node_cannot_rejoin_with_its_old_ticket() {
+    let config = cluster_config("");
+    let mut first = Appliance::start(&config);
+    first.pin_raft_address();
+    let ticket = invite(&first);
+    let mut second = Appliance::start_with_args(&config, &["--join", &ticket]);
+    second.pin_raft_address();
+    let second_id = second.api_json("GET", "/v1/status", None).1["node_id"]
+        .as_u64()
+        .expect("node id");
+    let nodes = vec![first, second];
+    let leader = leader(&nodes, &[0, 1]);
+    let removed = wait_until(CLUSTER_WAIT, || {
+        nodes[leader]
+            .cli(["cluster", "remove", &second_id.to_string()])
+            .status
+            .success()
+    });
+    assert!(removed, "{}", nodes[leader].log_tail());
+
+    // The same box (its key) presents the same ticket from a fresh data directory.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        nodes[1].data_dir().join("node.key"),
+        dir.path().join("node.key"),
+    )
+    .expect("copy the node key");
+    let mut extra = vec!["--join", ticket.as_str()];
+    extra.extend_from_slice(allow_root_flag());
+    let output = serve_command(dir.path(), &config, &extra)
+        .output()
+        .expect("run outpost serve");
+    let log = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{log}");
+    assert!(log.contains("removed"), "{log}");
+    assert!(log.contains("new ticket"), "{log}");
+
+    // Wiped (a new key) and with a new ticket, it joins as a new node.
+    let fresh = invite(&nodes[leader]);
+    let back = Appliance::start_with_args(&config, &["--join", &fresh]);
+    let back_id = back.api_json("GET", "/v1/status", None).1["node_id"]
+        .as_u64()
+        .expect("node id");
+    assert_ne!(back_id, second_id, "a wiped box is a new node");
+}

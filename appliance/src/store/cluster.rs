@@ -15,14 +15,14 @@ use openraft::Instant as _;
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::{ChangeMembers, ReadPolicy};
-
+use outpost_core::zones::Command;
 use serde::{Deserialize, Serialize};
 
 use super::forward::FORWARD_MARGIN;
 use super::network::codec::{self, RaftReply, RaftRequest};
 use super::network::{NoPeers, Transport};
 use super::types::NodeInfo;
-use super::{Store, View, not_leader};
+use super::{Store, View, WriteError, not_leader};
 
 /// A node the leader heard from within this long counts as reachable (for `cluster status`'s
 /// health and for the quorum check of `cluster remove`): many heartbeats (50 ms) and a few
@@ -345,6 +345,7 @@ impl Store {
             .find(|member| member.id == id)
             .ok_or(MembershipError::NoSuchNode(id))?;
         if !member.voter {
+            self.retire(id).await?;
             return self
                 .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])))
                 .await;
@@ -375,8 +376,21 @@ impl Store {
                 quorum,
             });
         }
+        self.retire(id).await?;
         tracing::info!(node_id = id, voters_left = ?left, "removing a voter");
         self.remove_voters(BTreeSet::from([id])).await
+    }
+
+    /// Forgets the join invites node `id` used, before it leaves: retired means retired,
+    /// its old ticket never admits it again.
+    async fn retire(&self, id: u64) -> Result<(), MembershipError> {
+        match self.write(Command::RetireNode { node_id: id }).await {
+            Ok(_) => Ok(()),
+            Err(WriteError::NotLeader { leader }) => Err(MembershipError::NotLeader { leader }),
+            Err(other) => Err(MembershipError::Raft(format!(
+                "cannot retire node {id}'s join ticket: {other}"
+            ))),
+        }
     }
 
     /// Records `node` as this node's address in the membership: directly on the leader, else

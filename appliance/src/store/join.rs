@@ -369,7 +369,7 @@ impl Store {
         match self.zones().join_invite(&secret_sha256) {
             None => {
                 return JoinOutcome::Refused(
-                    "the join ticket's secret is not known to the cluster (never issued, or expired and pruned)".to_string(),
+                    "the join ticket's secret is not known to the cluster (never issued, expired and pruned, or used by a node since removed: a removed node joins again only as a new node, its data directory wiped, with a new ticket)".to_string(),
                 );
             }
             Some(invite) if !invite.admits(node_id, unix_now()) => {

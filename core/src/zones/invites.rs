@@ -104,4 +104,20 @@ impl Zones {
             }
         }
     }
+
+    /// Removes the invites `node_id` used: the ticket it joined with no longer admits it.
+    pub(super) fn retire_node(&mut self, node_id: u64) -> Vec<Change> {
+        let used: Vec<[u8; 32]> = self
+            .invites
+            .values()
+            .filter(|invite| invite.used_by == Some(node_id))
+            .map(|invite| invite.secret_sha256)
+            .collect();
+        used.into_iter()
+            .map(|secret_sha256| {
+                self.invites.remove(&secret_sha256);
+                Change::JoinInviteRemoved { secret_sha256 }
+            })
+            .collect()
+    }
 }

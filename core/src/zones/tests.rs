@@ -700,3 +700,46 @@ fn write_into_a_large_zone_time() {
         },
     );
 }
+
+#[test]
+fn a_retired_node_loses_the_invites_it_used_and_nothing_else() {
+    let mut zones = Zones::default();
+    for (byte, used_by) in [(1u8, Some(7)), (2, Some(8)), (3, None)] {
+        zones
+            .apply(&Command::PutJoinInvite {
+                invite: JoinInvite {
+                    secret_sha256: [byte; 32],
+                    expires_unix: 1_000,
+                    used_by: None,
+                },
+                now_unix: 100,
+            })
+            .unwrap();
+        if let Some(node_id) = used_by {
+            zones
+                .apply(&Command::UseJoinInvite {
+                    secret_sha256: [byte; 32],
+                    node_id,
+                })
+                .unwrap();
+        }
+    }
+    let changes = zones.apply(&Command::RetireNode { node_id: 7 }).unwrap();
+    assert_eq!(
+        changes,
+        vec![Change::JoinInviteRemoved {
+            secret_sha256: [1; 32]
+        }]
+    );
+    assert!(
+        zones.join_invite(&[1; 32]).is_none(),
+        "the ticket of node 7 is gone"
+    );
+    assert!(zones.join_invite(&[2; 32]).is_some(), "node 8's stays");
+    assert!(zones.join_invite(&[3; 32]).is_some(), "open invites stay");
+    // Nothing left to forget: an empty change list, not an error.
+    assert_eq!(
+        zones.apply(&Command::RetireNode { node_id: 7 }),
+        Ok(Vec::new())
+    );
+}
