@@ -20,9 +20,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hickory_proto::op::Message;
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::RecordType;
 
 use crate::dns::{query_tcp, rdata_string};
+use crate::lite::zone_exports;
 use crate::{Appliance, Lite, appliance_digest, plugins, wait_until};
 
 /// How long replicas may take to converge once the cluster is whole again.
@@ -79,15 +80,7 @@ impl Content {
     /// names that must not exist on any replica (NXDOMAIN: in a zone that still exists).
     pub fn of(reference: &Appliance, zones: &[&str], absent: &[&str]) -> Content {
         let mut questions = Vec::new();
-        for origin in zones {
-            let (status, text) = reference.api("GET", &format!("/v1/zones/{origin}/export"), None);
-            if status == 404 {
-                continue;
-            }
-            assert_eq!(status, 200, "export of {origin}: {text}");
-            let name = Name::from_ascii(origin).expect("a zone name");
-            let records = outpost_core::zonefile::parse_zone(&text, &name, 300)
-                .unwrap_or_else(|e| panic!("export of {origin} does not parse: {e}\n{text}"));
+        for (_, records) in zone_exports(reference, zones) {
             for record in records {
                 let question = (record.name.to_ascii(), record.record_type());
                 if !questions.contains(&question) {

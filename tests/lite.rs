@@ -10,7 +10,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{Name, Record, RecordType};
 use outpost_core::wire::encode_records;
 use outpost_core::zones::{Command as ZoneCommand, Zones};
 use serde_json::Value;
@@ -76,6 +76,22 @@ pub fn applied_index(appliance: &Appliance) -> u64 {
 /// (`outpost_lite::digest`), so equal digests mean equal replicas.
 pub fn appliance_digest(appliance: &Appliance, origins: &[&str]) -> String {
     let mut zones = Zones::default();
+    for (origin, records) in zone_exports(appliance, origins) {
+        let command = ZoneCommand::ReplaceZone {
+            origin: origin.clone(),
+            records: encode_records(&records).expect("records encode"),
+        };
+        zones
+            .apply(&command)
+            .unwrap_or_else(|e| panic!("export of {origin} does not load: {e}"));
+    }
+    outpost_lite::digest::digest(&zones)
+}
+
+/// The records of each zone of `origins` the appliance holds, read from its master-file
+/// exports (zones it does not hold are left out).
+pub fn zone_exports(appliance: &Appliance, origins: &[&str]) -> Vec<(String, Vec<Record>)> {
+    let mut exports = Vec::new();
     for origin in origins {
         let (status, text) = appliance.api("GET", &format!("/v1/zones/{origin}/export"), None);
         if status == 404 {
@@ -85,15 +101,9 @@ pub fn appliance_digest(appliance: &Appliance, origins: &[&str]) -> String {
         let name = Name::from_ascii(origin).expect("a zone name");
         let records = outpost_core::zonefile::parse_zone(&text, &name, 300)
             .unwrap_or_else(|e| panic!("export of {origin} does not parse: {e}\n{text}"));
-        let command = ZoneCommand::ReplaceZone {
-            origin: origin.to_string(),
-            records: encode_records(&records).expect("records encode"),
-        };
-        zones
-            .apply(&command)
-            .unwrap_or_else(|e| panic!("export of {origin} does not load: {e}"));
+        exports.push((origin.to_string(), records));
     }
-    outpost_lite::digest::digest(&zones)
+    exports
 }
 
 /// A running (or stopped) `outpost-lite run`.

@@ -29,6 +29,7 @@ mod auth;
 mod cluster;
 mod connection;
 mod error;
+mod idempotency;
 pub mod plugins;
 mod presentation;
 mod records;

@@ -232,8 +232,11 @@ pub(crate) struct Inner {
 pub struct Written {
     /// Raft log index of the entry; changes carry it downstream (sync cursors).
     pub index: u64,
-    /// What the command changed, in order.
+    /// What the command changed, in order (nothing when `replayed`).
     pub changes: Vec<Change>,
+    /// A retry under an idempotency key whose write was applied before, at `index`:
+    /// nothing was applied now.
+    pub replayed: bool,
 }
 
 /// The Raft view of this node, from openraft's metrics.
@@ -516,10 +519,17 @@ impl Store {
             // One of several: the cluster elects its leader, perhaps without this node.
             return Ok(());
         }
+        // Leading is not enough: until its first entry commits, the membership it leads
+        // with is uncommitted and a membership change right after start (a join) is
+        // refused as "already undergoing a configuration change".
         raft.wait(Some(LEADER_WAIT))
-            .state(
-                ServerState::Leader,
-                "this node leads its single-node cluster",
+            .metrics(
+                |metrics| {
+                    let membership = metrics.membership_config.log_id().map(|id| id.index);
+                    metrics.state == ServerState::Leader
+                        && metrics.last_applied.map(|id| id.index) >= membership
+                },
+                "this node leads its single-node cluster, its membership committed",
             )
             .await
             .map_err(|e| StoreError::NotLeader {
@@ -552,13 +562,25 @@ impl Store {
                 .metrics(|m| m.current_leader.is_some(), "a leader is known")
                 .await;
         }
-        if let Some((leader, node)) = self.leader_elsewhere() {
-            let written = self.forward(leader, node, cmd).await?;
+        let forwarded = self.leader_elsewhere();
+        let result = match forwarded.clone() {
+            Some((leader, node)) => self.forward(leader, node, cmd).await,
+            None => forward::propose(&self.inner.raft, cmd, self.inner.timing.commit).await,
+        };
+        let written = match result {
+            // A retry under an idempotency key: answered as the first success was.
+            Err(WriteError::Rejected(CommandError::AlreadyApplied { index })) => Written {
+                index,
+                changes: Vec::new(),
+                replayed: true,
+            },
+            other => other?,
+        };
+        if forwarded.is_some() {
             // Read your writes: a node says "done" only once its own DNS answers it.
             self.wait_applied(written.index).await?;
-            return Ok(written);
         }
-        forward::propose(&self.inner.raft, cmd, self.inner.timing.commit).await
+        Ok(written)
     }
 
     /// Waits, at most [`APPLY_WAIT`] (or the commit timeout, if shorter), until this node

@@ -21,10 +21,15 @@ use serde::{Deserialize, Serialize};
 use crate::name::key_of;
 use crate::packed::{Owner, PackedRRset};
 
+mod idempotency;
 mod invites;
 mod plugins;
 mod rules;
 mod zone;
+pub use idempotency::{
+    IDEMPOTENCY_WINDOW_SECS, IdempotencyRecord, MAX_IDEMPOTENCY_KEY, MAX_IDEMPOTENCY_KEYS,
+    check_idempotency_key,
+};
 pub use invites::{JoinInvite, MAX_JOIN_INVITES};
 pub use plugins::{
     FailureMode, MAX_PLUGIN_BYTES, MAX_PLUGIN_NAME, PluginDefinition, check_plugin_name,
@@ -111,6 +116,14 @@ pub enum Command {
     RetireNode {
         node_id: u64,
     },
+    /// `command` under an idempotency key: applied once; applied again with the same key
+    /// (a retry), it changes nothing and answers [`CommandError::AlreadyApplied`].
+    /// `now_unix` is the proposer's clock, against which old keys expire.
+    Once {
+        key: String,
+        now_unix: u64,
+        command: Box<Command>,
+    },
 }
 
 /// A Lite client's credential: which zones it may see. The secret itself is shown to
@@ -168,6 +181,14 @@ pub enum Change {
     JoinInviteRemoved {
         secret_sha256: [u8; 32],
     },
+    /// A write applied under an idempotency key.
+    IdempotencyKeyPut {
+        record: IdempotencyRecord,
+    },
+    /// An idempotency key forgotten (expired, or the oldest when full).
+    IdempotencyKeyRemoved {
+        key: String,
+    },
 }
 
 impl Change {
@@ -181,7 +202,9 @@ impl Change {
             | Change::PluginPut { .. }
             | Change::PluginDeleted { .. }
             | Change::JoinInvitePut { .. }
-            | Change::JoinInviteRemoved { .. } => None,
+            | Change::JoinInviteRemoved { .. }
+            | Change::IdempotencyKeyPut { .. }
+            | Change::IdempotencyKeyRemoved { .. } => None,
         }
     }
 }
@@ -261,6 +284,16 @@ pub enum CommandError {
     NoSuchInvite,
     #[error("the join ticket was already used by node {node_id}: ask for a new invite")]
     InviteUsed { node_id: u64 },
+    /// Not a refusal: the write under this idempotency key was applied before, at
+    /// `index` (the store answers it as that first success).
+    #[error("this write was already applied, at index {index}")]
+    AlreadyApplied { index: u64 },
+    #[error(
+        "idempotency key {key:?} is not valid (use 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters)"
+    )]
+    InvalidIdempotencyKey { key: String },
+    #[error("an idempotency key wraps one whole write, not another keyed write")]
+    OnceNested,
 }
 
 /// All zones served here.
@@ -274,6 +307,8 @@ pub struct Zones {
     plugins: BTreeMap<String, Arc<PluginDefinition>>,
     /// Join invites, open or used, by the SHA-256 of their secret.
     invites: BTreeMap<[u8; 32], JoinInvite>,
+    /// Writes applied under an idempotency key, by key.
+    idempotency: BTreeMap<String, IdempotencyRecord>,
 }
 
 impl Zones {
@@ -312,6 +347,12 @@ impl Zones {
 
     /// Applies one command. On error nothing changed.
     pub fn apply(&mut self, command: &Command) -> Result<Vec<Change>, CommandError> {
+        self.apply_at(0, command)
+    }
+
+    /// Applies the command of the log entry at `index` (remembered with an idempotency
+    /// key). On error nothing changed.
+    pub fn apply_at(&mut self, index: u64, command: &Command) -> Result<Vec<Change>, CommandError> {
         match command {
             Command::CreateZone { origin, records } => {
                 let origin = parse_name(origin)?;
@@ -390,13 +431,21 @@ impl Zones {
                 node_id,
             } => self.use_join_invite(secret_sha256, *node_id),
             Command::RetireNode { node_id } => Ok(self.retire_node(*node_id)),
+            Command::Once {
+                key,
+                now_unix,
+                command,
+            } => self.apply_once(index, key, *now_unix, command),
             Command::Batch { commands } => {
                 // A copy is cheap (zones are shared behind `Arc`s), and every command
                 // already edits a copy of its zone.
                 let mut next = self.clone();
                 let mut changes = Vec::new();
                 for command in commands {
-                    changes.extend(next.apply(command)?);
+                    if matches!(command, Command::Once { .. }) {
+                        return Err(CommandError::OnceNested);
+                    }
+                    changes.extend(next.apply_at(index, command)?);
                 }
                 *self = next;
                 Ok(changes)
@@ -472,13 +521,19 @@ impl Zones {
             Change::JoinInviteRemoved { secret_sha256 } => {
                 self.invites.remove(secret_sha256);
             }
+            Change::IdempotencyKeyPut { record } => {
+                self.idempotency.insert(record.key.clone(), record.clone());
+            }
+            Change::IdempotencyKeyRemoved { key } => {
+                self.idempotency.remove(key);
+            }
         }
         Ok(())
     }
 
     /// Everything, as the changes that rebuild it from nothing: each zone's
     /// `ZonePut`, then its RRsets; then the Lite tokens; then the plugins; then the
-    /// join invites.
+    /// join invites; then the idempotency keys.
     pub fn to_changes(&self) -> Vec<Change> {
         let mut changes = Vec::new();
         for zone in self.zones.values() {
@@ -494,6 +549,8 @@ impl Zones {
         changes.extend(plugins.map(|definition| Change::PluginPut { definition }));
         let invites = self.invites.values().cloned();
         changes.extend(invites.map(|invite| Change::JoinInvitePut { invite }));
+        let records = self.idempotency.values().cloned();
+        changes.extend(records.map(|record| Change::IdempotencyKeyPut { record }));
         changes
     }
 

@@ -29,7 +29,7 @@ use redb::Database;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-pub use staging::{MAX_SNAPSHOT_BYTES, SnapshotStaging, StagedSnapshot, StagingError};
+pub use staging::{MAX_SNAPSHOT_BYTES, SnapshotStaging, StagedSnapshot, StagingError, footprint};
 use tables::{
     CLIENT_ID, CURSOR, HEAD, META, SCOPE, begin_durable_write, get_value, open_database, put_value,
 };

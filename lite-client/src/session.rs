@@ -62,7 +62,7 @@ pub struct SessionOutcome {
 enum Phase {
     AwaitWelcome,
     AwaitSnapshot,
-    Snapshot(SnapshotStaging),
+    Snapshot(Box<SnapshotStaging>),
     Live,
 }
 

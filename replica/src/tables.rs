@@ -8,10 +8,11 @@
 //! | `plugins`      | name                    | postcard `PluginDefinition`                |
 //! | `lite_tokens`  | name                    | postcard `LiteToken` (appliances only)     |
 //! | `join_invites` | SHA-256 of the secret   | postcard `JoinInvite` (appliances only)    |
+//! | `idempotency_keys` | key                 | postcard `IdempotencyRecord` (appliances only) |
 //!
 //! Names in keys are absolute and lowercase, as [`parse_name`] writes them. A Lite client
-//! never receives tokens or invites (`outpost_core::sync::from_wire` makes none), so its
-//! last two tables stay empty.
+//! never receives tokens, invites or idempotency keys (`outpost_core::sync::from_wire`
+//! makes none), so its last three tables stay empty.
 //!
 //! **Invariant:** [`StateTables::apply`] writes a change exactly as
 //! [`Zones::apply_change`] applies it to the model, so the tables loaded back
@@ -30,6 +31,8 @@ pub const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugins"
 pub const LITE_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("lite_tokens");
 /// Join invites by the SHA-256 of their secret (postcard `JoinInvite`).
 pub const JOIN_INVITES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("join_invites");
+/// Writes applied under an idempotency key, by key (postcard `IdempotencyRecord`).
+pub const IDEMPOTENCY_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency_keys");
 
 /// Why the state tables could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +52,7 @@ pub fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(PLUGINS)?;
     txn.open_table(LITE_TOKENS)?;
     txn.open_table(JOIN_INVITES)?;
+    txn.open_table(IDEMPOTENCY_KEYS)?;
     Ok(())
 }
 
@@ -66,6 +70,7 @@ pub struct StateTables<'txn> {
     plugins: Table<'txn, &'static str, &'static [u8]>,
     tokens: Table<'txn, &'static str, &'static [u8]>,
     invites: Table<'txn, &'static [u8], &'static [u8]>,
+    keys: Table<'txn, &'static str, &'static [u8]>,
 }
 
 impl<'txn> StateTables<'txn> {
@@ -76,6 +81,7 @@ impl<'txn> StateTables<'txn> {
             plugins: txn.open_table(PLUGINS)?,
             tokens: txn.open_table(LITE_TOKENS)?,
             invites: txn.open_table(JOIN_INVITES)?,
+            keys: txn.open_table(IDEMPOTENCY_KEYS)?,
         })
     }
 
@@ -159,6 +165,14 @@ impl<'txn> StateTables<'txn> {
                     .remove(secret_sha256.as_slice())
                     .map_err(redb::Error::from)?;
             }
+            Change::IdempotencyKeyPut { record } => {
+                self.keys
+                    .insert(record.key.as_str(), encode(record)?.as_slice())
+                    .map_err(redb::Error::from)?;
+            }
+            Change::IdempotencyKeyRemoved { key } => {
+                self.keys.remove(key.as_str()).map_err(redb::Error::from)?;
+            }
         }
         Ok(())
     }
@@ -170,6 +184,7 @@ impl<'txn> StateTables<'txn> {
         self.plugins.retain(|_, _| false)?;
         self.tokens.retain(|_, _| false)?;
         self.invites.retain(|_, _| false)?;
+        self.keys.retain(|_, _| false)?;
         Ok(())
     }
 
@@ -208,13 +223,18 @@ impl<'txn> StateTables<'txn> {
                 .insert(invite.secret_sha256.as_slice(), encode(invite)?.as_slice())
                 .map_err(redb::Error::from)?;
         }
+        for record in zones.idempotency_records() {
+            self.keys
+                .insert(record.key.as_str(), encode(record)?.as_slice())
+                .map_err(redb::Error::from)?;
+        }
         Ok(())
     }
 }
 
 /// The state tables as the changes that rebuild them from nothing, each handed to `each`
 /// as it is read: a `ZonePut` per zone, the Lite tokens, the plugins, the join invites,
-/// then an `RRsetPut` per RRset in key order.
+/// the idempotency keys, then an `RRsetPut` per RRset in key order.
 pub fn read_state(
     txn: &ReadTransaction,
     mut each: impl FnMut(Change) -> Result<(), StateError>,
@@ -243,6 +263,16 @@ pub fn read_state(
         let (_, invite) = item.map_err(redb::Error::from)?;
         let invite = decode(invite.value(), || "a join invite".to_string())?;
         each(Change::JoinInvitePut { invite })?;
+    }
+    let keys = txn
+        .open_table(IDEMPOTENCY_KEYS)
+        .map_err(redb::Error::from)?;
+    for item in keys.iter().map_err(redb::Error::from)? {
+        let (key, record) = item.map_err(redb::Error::from)?;
+        let record = decode(record.value(), || {
+            format!("idempotency key {}", key.value())
+        })?;
+        each(Change::IdempotencyKeyPut { record })?;
     }
     let rrsets = txn.open_table(RRSETS).map_err(redb::Error::from)?;
     for item in rrsets.iter().map_err(redb::Error::from)? {

@@ -310,3 +310,95 @@ fn a_request_refused_before_its_body_arrives_is_told_the_connection_closes() {
     assert!(head.starts_with("http/1.1 200"), "{head}{text}");
     assert_eq!(appliance.a_records("late.example.internal."), ["10.0.0.66"]);
 }
+
+/// `method path` with `Idempotency-Key: key` and a JSON body: (status, JSON answer).
+fn keyed(
+    appliance: &Appliance,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let request = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("http://{}{path}", appliance.admin_addr()))
+        .header("Authorization", format!("Bearer {}", appliance.token()))
+        .header("Content-Type", "application/json")
+        .header("Idempotency-Key", key)
+        .body(body.to_string())
+        .expect("a request");
+    let mut response = agent.run(request).expect("the admin API answers");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn a_write_retried_with_its_idempotency_key_applies_once_and_answers_as_the_first() {
+    let appliance = Appliance::start(&outpost_tests::authoritative_config());
+    let body = r#"{"origin":"retry.internal."}"#;
+    let (first, answer) = keyed(&appliance, "POST", "/v1/zones", "create-retry-1", body);
+    assert_eq!(first, 201, "{answer}");
+    let (again, replayed) = keyed(&appliance, "POST", "/v1/zones", "create-retry-1", body);
+    assert_eq!(
+        again, 201,
+        "the retry is answered as the first success: {replayed}"
+    );
+    assert_eq!(
+        replayed["index"], answer["index"],
+        "with the first write's index"
+    );
+    // Without the key (or with another), the same request is a second write: refused.
+    let (code, refused) = appliance.api_json("POST", "/v1/zones", Some(body));
+    assert_eq!(code, 409, "{refused}");
+
+    // A record added twice under one key bumps the SOA serial once.
+    let serial = || {
+        let answer = outpost_tests::query_udp(
+            appliance.dns_addr(),
+            "retry.internal.",
+            RecordType::SOA,
+            None,
+        );
+        match &answer.answers[0].data {
+            hickory_proto::rr::RData::SOA(soa) => soa.serial,
+            other => panic!("not an SOA: {other:?}"),
+        }
+    };
+    let before = serial();
+    let record = r#"{"name":"printer.retry.internal.","type":"A","data":"10.0.0.7"}"#;
+    for _ in 0..2 {
+        let (code, answer) = keyed(&appliance, "POST", "/v1/records", "add-printer-1", record);
+        assert_eq!(code, 201, "{answer}");
+    }
+    assert_eq!(serial(), before + 1, "applied once");
+
+    // A Lite token's secret is shown once: its retry says so instead of a new secret.
+    let token = r#"{"name":"laptop","zones":["retry.internal."]}"#;
+    let (code, created) = keyed(&appliance, "POST", "/v1/lite-tokens", "token-1", token);
+    assert_eq!(code, 201, "{created}");
+    let (code, conflict) = keyed(&appliance, "POST", "/v1/lite-tokens", "token-1", token);
+    assert_eq!(code, 409, "{conflict}");
+    assert!(
+        conflict["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("shown only in that first answer")),
+        "{conflict}"
+    );
+
+    let (code, bad) = keyed(&appliance, "POST", "/v1/zones", "has space", body);
+    assert_eq!(code, 400, "{bad}");
+    assert!(
+        bad["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Idempotency")),
+        "{bad}"
+    );
+}

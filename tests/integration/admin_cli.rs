@@ -74,7 +74,7 @@ fn odd_name(appliance: &Appliance) -> Vec<String> {
 
 #[test]
 fn zone_import_reads_an_rfc_1035_master_file() {
-    let appliance = Appliance::start(&authoritative_config());
+    let mut appliance = Appliance::start(&authoritative_config());
     let file = write_file(&appliance, "site.zone", SITE_ZONE);
     let out = appliance.cli_ok(["zone", "import", &file, "--origin", "site.test."]);
     assert!(out.contains("imported 11 records into site.test."), "{out}");
@@ -127,6 +127,16 @@ fn zone_import_reads_an_rfc_1035_master_file() {
         ["10.7.0.32"],
         "\\032 is a space inside a label"
     );
+    // The stored state, odd names included, loads again after a crash.
+    appliance.kill9();
+    appliance.restart();
+    assert_eq!(
+        odd_name(&appliance),
+        ["10.7.0.32"],
+        "{}",
+        appliance.log_tail()
+    );
+    let dns = appliance.dns_addr();
     assert_eq!(
         answers_of(
             &query_udp(dns, "_ipp._tcp.site.test.", RecordType::SRV, None),

@@ -214,3 +214,152 @@ fn unknown_frames_are_skipped_and_malformed_or_oversized_ones_close_the_session(
     assert_eq!(status["zones"], 1, "{status}");
     assert_eq!(status["records"], 1, "{status}");
 }
+
+fn a_record(owner: &str, address: &str) -> WireChange {
+    let origin = Name::from_ascii("fake.test.").unwrap();
+    let records = parse_zone(&format!("{owner} 300 IN A {address}"), &origin, 300).unwrap();
+    WireChange::RRsetPut {
+        zone: "fake.test.".into(),
+        owner: format!("{owner}.fake.test."),
+        rtype: 1,
+        records: encode_records(&records).unwrap(),
+    }
+}
+
+fn changes_after(after: u64, up_to: u64, entries: Vec<ChangeEntry>) -> Frame {
+    Frame::ChangesAfter(outpost_core::sync::ChangesAfter {
+        after,
+        changes: Changes { up_to, entries },
+    })
+}
+
+/// An entry split over two frames lands whole: until its last part arrives the client
+/// answers from the state before it. A `ChangesAfter` that does not follow the client's
+/// position is a gap: nothing of it is applied, the cursor stays, and the client
+/// resumes from it.
+#[test]
+fn a_split_entry_lands_whole_and_a_gap_is_resumed_from_the_cursor() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let (checked_tx, checked_rx) = std::sync::mpsc::channel::<()>();
+    let server = thread::spawn(move || {
+        let mut socket = accept(&listener);
+        hello(&mut socket);
+        send(
+            &mut socket,
+            Frame::Welcome(Welcome {
+                version: 3,
+                cluster_id: CLUSTER.into(),
+                head: 2,
+                zones: vec!["fake.test.".into()],
+                mode: SyncMode::Snapshot,
+            }),
+        );
+        send(
+            &mut socket,
+            Frame::SnapshotBegin(SnapshotBegin { as_of: 2 }),
+        );
+        send(
+            &mut socket,
+            Frame::SnapshotChunk(SnapshotChunk {
+                changes: fake_zone(),
+            }),
+        );
+        send(&mut socket, Frame::SnapshotEnd(SnapshotEnd { as_of: 2 }));
+        assert_eq!(
+            receive(&mut socket),
+            Frame::Ack(outpost_core::sync::Ack { cursor: 2 })
+        );
+        // Entry 3 replaces host by moved: its first part (the delete) in one frame whose
+        // up_to stays below the entry, then a heartbeat the test waits to see.
+        let delete = WireChange::RRsetDeleted {
+            zone: "fake.test.".into(),
+            owner: "host.fake.test.".into(),
+            rtype: 1,
+        };
+        send(
+            &mut socket,
+            changes_after(
+                2,
+                2,
+                vec![ChangeEntry {
+                    index: 3,
+                    changes: vec![delete],
+                }],
+            ),
+        );
+        send(&mut socket, Frame::Heartbeat(Heartbeat { head: 9 }));
+        checked_rx
+            .recv()
+            .expect("the test looked at the half-received entry");
+        send(
+            &mut socket,
+            changes_after(
+                2,
+                3,
+                vec![ChangeEntry {
+                    index: 3,
+                    changes: vec![a_record("moved", "10.9.0.2")],
+                }],
+            ),
+        );
+        assert_eq!(
+            receive(&mut socket),
+            Frame::Ack(outpost_core::sync::Ack { cursor: 3 })
+        );
+        // A batch that follows index 7, not 3: indexes 4 to 7 never arrived.
+        send(
+            &mut socket,
+            changes_after(
+                7,
+                8,
+                vec![ChangeEntry {
+                    index: 8,
+                    changes: vec![a_record("skipped", "10.9.0.8")],
+                }],
+            ),
+        );
+        let gap_close = close_code(&mut socket);
+        // The client comes back from the cursor it had, not from 8.
+        let mut socket = accept(&listener);
+        let again = hello(&mut socket);
+        let cursor = again.cursor.expect("a cursor");
+        send(
+            &mut socket,
+            Frame::Welcome(Welcome {
+                version: 3,
+                cluster_id: CLUSTER.into(),
+                head: 3,
+                zones: vec!["fake.test.".into()],
+                mode: SyncMode::Resume,
+            }),
+        );
+        send(&mut socket, Frame::Heartbeat(Heartbeat { head: 3 }));
+        (gap_close, cursor.index, socket)
+    });
+
+    let lite = Lite::start(&[url], TOKEN);
+    lite.wait_for_status(
+        "the heartbeat after the first part",
+        outpost_tests::lite::SYNC_DEADLINE,
+        |status| status["head"] == 9,
+    );
+    // The part was received (frames are handled in order) but not applied.
+    assert_eq!(lite.a_records("host.fake.test."), ["10.9.0.1"]);
+    assert_eq!(lite.a_records("moved.fake.test."), Vec::<String>::new());
+    assert_eq!(lite.status_file()["cursor"], 2);
+    checked_tx.send(()).unwrap();
+
+    let (gap_close, resumed_from, _socket) = server.join().expect("the fake appliance's script");
+    assert_eq!(gap_close, 1000, "{}", lite.log_tail());
+    assert_eq!(resumed_from, 3, "the cursor did not move over the gap");
+    assert!(
+        lite.log().contains("gap in the change stream"),
+        "{}",
+        lite.log_tail()
+    );
+    // The whole entry landed at once, and nothing of the frame after the gap.
+    assert_eq!(lite.a_records("moved.fake.test."), ["10.9.0.2"]);
+    assert_eq!(lite.a_records("host.fake.test."), Vec::<String>::new());
+    assert_eq!(lite.a_records("skipped.fake.test."), Vec::<String>::new());
+}

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use super::AdminState;
 use super::cluster::Consistent;
 use super::error::{ApiError, JsonBody};
+use super::idempotency::Idempotency;
 use crate::secret_file::hex;
 
 /// Largest `PUT /v1/plugins/{name}` body: the component and configuration in base64
@@ -104,6 +105,7 @@ fn base64_field(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
 /// `PUT /v1/plugins/{name}`: installs a plugin, or updates the one of that name.
 pub async fn install(
     State(state): State<Arc<AdminState>>,
+    key: Idempotency,
     Path(name): Path<String>,
     JsonBody(request): JsonBody<InstallPlugin>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
@@ -159,10 +161,10 @@ pub async fn install(
     drop(zones);
     let written = state
         .store
-        .write(Command::PutPlugin {
+        .write(key.wrap(Command::PutPlugin {
             definition,
             restart,
-        })
+        }))
         .await?;
     let version = state.store.zones().plugin(&name).map(|d| d.version);
     tracing::info!(plugin = %name, %hook, %sha256, index = written.index, "plugin installed");
@@ -248,11 +250,12 @@ pub async fn list(
 /// `DELETE /v1/plugins/{name}`.
 pub async fn remove(
     State(state): State<Arc<AdminState>>,
+    key: Idempotency,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let written = state
         .store
-        .write(Command::DeletePlugin { name: name.clone() })
+        .write(key.wrap(Command::DeletePlugin { name: name.clone() }))
         .await?;
     tracing::info!(plugin = %name, index = written.index, "plugin removed");
     Ok(Json(

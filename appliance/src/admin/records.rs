@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::AdminState;
 use super::cluster::Consistent;
 use super::error::{ApiError, JsonBody, QueryParams};
+use super::idempotency::Idempotency;
 use super::presentation::{rdata_text, type_text};
 use super::transform;
 use super::zones::{DEFAULT_TTL, absolute_name, zone_of};
@@ -64,6 +65,7 @@ pub struct AddRecord {
 /// `POST /v1/records`: adds one record to the RRset of its owner.
 pub async fn add(
     State(state): State<Arc<AdminState>>,
+    key: Idempotency,
     JsonBody(request): JsonBody<AddRecord>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let name = absolute_name(&request.name)?;
@@ -88,7 +90,10 @@ pub async fn add(
     }
     let records = encode(&records)?;
     let zone = origin.to_ascii();
-    let written = state.store.write(Command::AddRecords { records }).await?;
+    let written = state
+        .store
+        .write(key.wrap(Command::AddRecords { records }))
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "zone": zone, "index": written.index })),
@@ -109,6 +114,7 @@ pub struct ReplaceRRset {
 /// `PUT /v1/records`: replaces the RRset of one owner and type.
 pub async fn replace(
     State(state): State<Arc<AdminState>>,
+    key: Idempotency,
     JsonBody(request): JsonBody<ReplaceRRset>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let name = absolute_name(&request.name)?;
@@ -138,7 +144,7 @@ pub async fn replace(
     let zone = origin.to_ascii();
     let written = state
         .store
-        .write(transform::with_extra(command, &extra)?)
+        .write(key.wrap(transform::with_extra(command, &extra)?))
         .await?;
     Ok(Json(
         serde_json::json!({ "zone": zone, "index": written.index }),
@@ -158,6 +164,7 @@ pub struct DeleteQuery {
 /// `type`, or every RRset at `name`.
 pub async fn delete(
     State(state): State<Arc<AdminState>>,
+    key: Idempotency,
     QueryParams(query): QueryParams<DeleteQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let name = absolute_name(&query.name)?;
@@ -181,7 +188,7 @@ pub async fn delete(
         rtype: rtype.map(u16::from),
         records,
     };
-    let written = state.store.write(command).await?;
+    let written = state.store.write(key.wrap(command)).await?;
     Ok(Json(serde_json::json!({ "index": written.index })))
 }
 

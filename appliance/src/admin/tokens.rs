@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::AdminState;
 use super::cluster::Consistent;
 use super::error::{ApiError, JsonBody};
+use super::idempotency::Idempotency;
 use super::zones::absolute_name;
 use crate::sync::hub::SessionSummary;
 use crate::sync::token;
@@ -50,6 +51,7 @@ pub struct TokenSummary {
 /// `POST /v1/lite-tokens`: a token for zones that exist.
 pub async fn create(
     State(state): State<Arc<AdminState>>,
+    key: Idempotency,
     JsonBody(request): JsonBody<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let existing = state.store.zones();
@@ -70,14 +72,22 @@ pub async fn create(
     })?;
     let written = state
         .store
-        .write(Command::PutLiteToken {
+        .write(key.wrap(Command::PutLiteToken {
             token: LiteToken {
                 name: request.name.clone(),
                 zones,
                 secret_sha256: secret.secret_sha256,
             },
-        })
+        }))
         .await?;
+    if written.replayed {
+        // The first request under this key created the token with the secret it drew;
+        // that secret was shown once, in the first answer, and is stored nowhere.
+        return Err(ApiError::Conflict(format!(
+            "this Idempotency-Key already created Lite token {:?} at index {}; its secret was shown only in that first answer (if it was lost, revoke the token and create it again)",
+            request.name, written.index
+        )));
+    }
     // The model normalises the zones; answer with what it stored.
     let stored = written.changes.iter().find_map(|change| match change {
         Change::LiteTokenPut { token } => Some(token),
@@ -121,11 +131,12 @@ pub async fn list(
 /// `DELETE /v1/lite-tokens/{name}`: refused from now on; live sessions closed (4003).
 pub async fn revoke(
     State(state): State<Arc<AdminState>>,
+    key: Idempotency,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let written = state
         .store
-        .write(Command::RevokeLiteToken { name: name.clone() })
+        .write(key.wrap(Command::RevokeLiteToken { name: name.clone() }))
         .await?;
     tracing::info!(%name, index = written.index, "Lite token revoked");
     Ok(Json(

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::AdminState;
 use super::cluster::Consistent;
 use super::error::{ApiError, JsonBody, TextBody};
+use super::idempotency::Idempotency;
 use super::presentation::export_zone;
 use super::transform;
 
@@ -55,6 +56,7 @@ pub struct CreateZone {
 /// `POST /v1/zones`: a zone holding only a default SOA and one NS.
 pub async fn create(
     State(state): State<Arc<AdminState>>,
+    key: Idempotency,
     JsonBody(request): JsonBody<CreateZone>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let origin = absolute_name(&request.origin)?;
@@ -66,7 +68,7 @@ pub async fn create(
     };
     let written = state
         .store
-        .write(transform::with_extra(command, &extra)?)
+        .write(key.wrap(transform::with_extra(command, &extra)?))
         .await?;
     let body = serde_json::json!({ "origin": origin.to_ascii(), "index": written.index });
     Ok((StatusCode::CREATED, Json(body)))
@@ -88,14 +90,15 @@ fn default_records(origin: &Name) -> Result<[Record; 2], ApiError> {
 
 pub async fn delete(
     State(state): State<Arc<AdminState>>,
+    key: Idempotency,
     Path(origin): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let origin = absolute_name(&origin)?;
     let written = state
         .store
-        .write(Command::DeleteZone {
+        .write(key.wrap(Command::DeleteZone {
             origin: origin.to_ascii(),
-        })
+        }))
         .await?;
     Ok(Json(serde_json::json!({ "index": written.index })))
 }
@@ -104,6 +107,7 @@ pub async fn delete(
 /// entry (all or nothing).
 pub async fn import(
     State(state): State<Arc<AdminState>>,
+    key: Idempotency,
     Path(origin): Path<String>,
     TextBody(text): TextBody,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -129,7 +133,7 @@ pub async fn import(
     })
     .await
     .map_err(|e| ApiError::Unavailable(format!("zone file encoder stopped: {e}")))??;
-    let written = state.store.write(command).await?;
+    let written = state.store.write(key.wrap(command)).await?;
     tracing::info!(origin = %origin, records = count, index = written.index, "zone imported");
     Ok(Json(
         serde_json::json!({ "origin": origin.to_ascii(), "records": count, "index": written.index }),

@@ -21,6 +21,13 @@ pub const TOKEN_ENV: &str = "OUTPOST_TOKEN";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest JSON answer read (a record listing of a large zone is tens of MiB).
 const JSON_LIMIT_BYTES: u64 = 1024 * 1024 * 1024;
+/// Attempts of one write whose answer was ambiguous (the connection broke after the
+/// request went out, or the server said the write "may or may not" have been
+/// committed). Every attempt carries the same `Idempotency-Key`, so the cluster applies
+/// the write once, however many attempts reach it.
+const WRITE_ATTEMPTS: usize = 3;
+/// The pause before a write is tried again: about an election.
+const WRITE_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// The admin API at one address, with its token.
 pub struct Api {
@@ -78,14 +85,18 @@ impl Api {
         body: &impl Serialize,
     ) -> anyhow::Result<T> {
         let url = self.url(path);
-        let response = match method {
-            "POST" => self.agent.post(url),
-            "PUT" => self.agent.put(url),
-            other => bail!("bug: {other} is not a method with a JSON body"),
-        }
-        .header("Authorization", self.bearer())
-        .send_json(body);
-        read_json(self.checked(response)?)
+        let response = self.write(|key| {
+            let request = match method {
+                "POST" => self.agent.post(&url),
+                "PUT" => self.agent.put(&url),
+                other => return Err(ureq::Error::BadUri(format!("{other} takes no JSON body"))),
+            };
+            request
+                .header("Authorization", self.bearer())
+                .header(IDEMPOTENCY_KEY, key)
+                .send_json(body)
+        })?;
+        read_json(response)
     }
 
     pub fn delete<T: DeserializeOwned>(
@@ -93,16 +104,20 @@ impl Api {
         path: &str,
         query: &[(&str, &str)],
     ) -> anyhow::Result<T> {
-        let response = self
-            .agent
-            .delete(self.url(path))
-            .header("Authorization", self.bearer())
-            .query_pairs(query.iter().copied())
-            .call();
-        read_json(self.checked(response)?)
+        let url = self.url(path);
+        let response = self.write(|key| {
+            self.agent
+                .delete(&url)
+                .header("Authorization", self.bearer())
+                .header(IDEMPOTENCY_KEY, key)
+                .query_pairs(query.iter().copied())
+                .call()
+        })?;
+        read_json(response)
     }
 
-    /// Sends `body` (of `length` bytes) as text and reads the JSON answer.
+    /// Sends `body` (of `length` bytes) as text and reads the JSON answer. Sent once (the
+    /// body is read as it goes), under an idempotency key all the same.
     pub fn put_text<T: DeserializeOwned>(
         &self,
         path: &str,
@@ -113,12 +128,45 @@ impl Api {
             .agent
             .put(self.url(path))
             .header("Authorization", self.bearer())
+            .header(IDEMPOTENCY_KEY, new_idempotency_key()?)
             .header("Content-Type", "text/plain; charset=utf-8")
             .header("Content-Length", length.to_string())
             .send(SendBody::from_reader(body));
         read_json(self.checked(response)?)
     }
 
+    /// One write under a fresh idempotency key, sent again (same key) while its answer is
+    /// ambiguous, at most [`WRITE_ATTEMPTS`] times.
+    fn write(
+        &self,
+        send: impl Fn(&str) -> Result<Response<Body>, ureq::Error>,
+    ) -> anyhow::Result<Response<Body>> {
+        let key = new_idempotency_key()?;
+        let mut attempt = 1;
+        loop {
+            let response = send(&key);
+            let ambiguous = match &response {
+                Err(ureq::Error::Io(_) | ureq::Error::Timeout(_)) => true,
+                Ok(answer) => answer.status().as_u16() == 503,
+                Err(_) => false,
+            };
+            if !ambiguous || attempt >= WRITE_ATTEMPTS {
+                return self.checked(response);
+            }
+            let mut response = response;
+            if let Ok(answer) = &mut response {
+                let text = answer.body_mut().read_to_string().unwrap_or_default();
+                let message = server_message(503, &text);
+                if !(message.contains("may or may not")
+                    || message.contains("may still take effect"))
+                {
+                    bail!(message);
+                }
+            }
+            attempt += 1;
+            std::thread::sleep(WRITE_RETRY_PAUSE);
+        }
+    }
     /// Copies a text answer to `out` as it arrives.
     pub fn get_text(&self, path: &str, out: &mut dyn Write) -> anyhow::Result<()> {
         let response = self
@@ -170,6 +218,17 @@ fn read_json<T: DeserializeOwned>(mut response: Response<Body>) -> anyhow::Resul
         .limit(JSON_LIMIT_BYTES)
         .read_json()
         .context("the admin API sent an answer this client cannot read (is it the same version?)")
+}
+
+/// The header that makes a write idempotent (`docs`: the admin API, Idempotency).
+const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// 16 random bytes in hex: a key no other write uses.
+fn new_idempotency_key() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow!("no randomness for an idempotency key: {e}"))?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
 /// The `error` of a JSON error body, else the status and the text.

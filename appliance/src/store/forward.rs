@@ -75,7 +75,11 @@ pub(crate) async fn propose(
     match response.data.0 {
         Ok(changes) => {
             tracing::debug!(index, changes = changes.len(), "write applied");
-            Ok(Written { index, changes })
+            Ok(Written {
+                index,
+                changes,
+                replayed: false,
+            })
         }
         Err(refused) => {
             tracing::debug!(index, error = %refused, "write refused by the zones model");
@@ -128,7 +132,11 @@ impl From<Result<Written, WriteError>> for ForwardedOutcome {
 impl ForwardedOutcome {
     fn into_result(self, leader: u64) -> Result<Written, WriteError> {
         match self {
-            ForwardedOutcome::Written { index, changes } => Ok(Written { index, changes }),
+            ForwardedOutcome::Written { index, changes } => Ok(Written {
+                index,
+                changes,
+                replayed: false,
+            }),
             ForwardedOutcome::Rejected(refused) => Err(WriteError::Rejected(refused)),
             ForwardedOutcome::NotLeader { leader } => Err(WriteError::NotLeader { leader }),
             ForwardedOutcome::TooLarge { bytes } => Err(WriteError::TooLarge {

@@ -159,7 +159,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let response = match entry.payload {
                 EntryPayload::Blank => Ok(Vec::new()),
                 EntryPayload::Normal(proposal) => {
-                    let result = zones.apply(&proposal.0);
+                    let result = zones.apply_at(entry.log_id.index, &proposal.0);
                     if let Ok(made) = &result
                         && !made.is_empty()
                     {

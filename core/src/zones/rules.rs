@@ -111,11 +111,56 @@ pub fn parse_name(text: &str) -> Result<Name, CommandError> {
         name: text.to_string(),
         reason,
     };
-    let name = Name::from_ascii(text).map_err(|e| invalid(e.to_string()))?;
+    let name = match Name::from_ascii(text) {
+        Ok(name) => name,
+        // What `Name::to_ascii` writes for a label that is not a host name (a space:
+        // `odd\040name`) must read back, or a change naming it could not be replayed.
+        Err(error) => from_escaped(text).ok_or_else(|| invalid(error.to_string()))?,
+    };
     if !name.is_fqdn() {
         return Err(invalid(
             "name must be absolute (end it with a dot)".to_string(),
         ));
     }
     Ok(name.to_lowercase())
+}
+
+/// `text` as hickory's `Name::to_ascii` writes it: labels split at unescaped dots, `\DDD`
+/// an octal byte (as hickory writes and reads it), `\X` the character X. `None` when it
+/// is not that form or a label or the name is too long.
+fn from_escaped(text: &str) -> Option<Name> {
+    let mut labels: Vec<Vec<u8>> = Vec::new();
+    let mut label = Vec::new();
+    let mut bytes = text.bytes();
+    let mut absolute = false;
+    while let Some(byte) = bytes.next() {
+        absolute = false;
+        match byte {
+            b'.' => {
+                if label.is_empty() {
+                    return None;
+                }
+                labels.push(std::mem::take(&mut label));
+                absolute = true;
+            }
+            b'\\' => {
+                let first = bytes.next()?;
+                if first.is_ascii_digit() {
+                    let digits = [first, bytes.next()?, bytes.next()?];
+                    let octal = std::str::from_utf8(&digits).ok()?;
+                    label.push(u8::from_str_radix(octal, 8).ok()?);
+                } else {
+                    label.push(first);
+                }
+            }
+            byte if byte.is_ascii_graphic() => label.push(byte),
+            _ => return None,
+        }
+    }
+    if !label.is_empty() {
+        labels.push(label);
+    }
+    let mut name = Name::from_labels(labels).ok()?;
+    name.set_fqdn(absolute);
+    Some(name)
 }

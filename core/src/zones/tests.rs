@@ -743,3 +743,176 @@ fn a_retired_node_loses_the_invites_it_used_and_nothing_else() {
         Ok(Vec::new())
     );
 }
+
+fn once(key: &str, now_unix: u64, command: Command) -> Command {
+    Command::Once {
+        key: key.into(),
+        now_unix,
+        command: Box::new(command),
+    }
+}
+
+fn add_printer() -> Command {
+    Command::AddRecords {
+        records: wire(&[rec(
+            "printer.site.internal.",
+            300,
+            RecordType::A,
+            "10.0.0.7",
+        )]),
+    }
+}
+
+#[test]
+fn a_keyed_write_applies_once_and_its_retry_names_the_first_index() {
+    let mut zones = site();
+    let before = serial(&zones);
+    let first = zones
+        .apply_at(10, &once("k1", 1_000, add_printer()))
+        .unwrap();
+    assert!(
+        first
+            .iter()
+            .any(|c| matches!(c, Change::RRsetPut { rtype: 1, .. }))
+    );
+    assert!(
+        first
+            .iter()
+            .any(|c| matches!(c, Change::IdempotencyKeyPut { .. }))
+    );
+    assert_eq!(serial(&zones), before + 1);
+    // The retry (a later entry) changes nothing, the serial included.
+    assert_eq!(
+        zones.apply_at(12, &once("k1", 1_005, add_printer())),
+        Err(CommandError::AlreadyApplied { index: 10 })
+    );
+    assert_eq!(serial(&zones), before + 1);
+    // Another key is another write.
+    zones
+        .apply_at(13, &once("k2", 1_006, add_printer()))
+        .unwrap();
+    assert_eq!(serial(&zones), before + 2);
+    // A model rebuilt from its changes remembers the keys (snapshots, restarts).
+    let mut rebuilt = Zones::default();
+    for change in zones.to_changes() {
+        rebuilt.apply_change(&change).unwrap();
+    }
+    assert_eq!(
+        rebuilt.idempotency_record("k1").map(|record| record.index),
+        Some(10)
+    );
+}
+
+#[test]
+fn a_refused_keyed_write_records_nothing_and_is_evaluated_again() {
+    let mut zones = site();
+    let delete_missing = Command::DeleteRecords {
+        owner: "nothing.site.internal.".into(),
+        rtype: Some(1),
+        records: Vec::new(),
+    };
+    let refused = zones.apply_at(5, &once("k", 100, delete_missing));
+    assert!(
+        matches!(refused, Err(CommandError::NoSuchRecord { .. })),
+        "{refused:?}"
+    );
+    assert!(zones.idempotency_record("k").is_none());
+    zones.apply_at(6, &once("k", 101, add_printer())).unwrap();
+    assert_eq!(zones.idempotency_record("k").map(|r| r.index), Some(6));
+}
+
+#[test]
+fn keys_expire_after_the_window_and_the_oldest_go_when_full() {
+    let mut zones = site();
+    zones
+        .apply_at(1, &once("old", 1_000, add_printer()))
+        .unwrap();
+    // A day later, by the proposer's clock, the key is forgotten: the write applies again.
+    let later = 1_000 + IDEMPOTENCY_WINDOW_SECS;
+    let changes = zones
+        .apply_at(2, &once("old", later, add_printer()))
+        .unwrap();
+    assert!(
+        changes.contains(&Change::IdempotencyKeyRemoved { key: "old".into() }),
+        "{changes:?}"
+    );
+    assert_eq!(zones.idempotency_record("old").map(|r| r.index), Some(2));
+
+    let mut full = site();
+    for i in 0..MAX_IDEMPOTENCY_KEYS as u64 {
+        let change = Change::IdempotencyKeyPut {
+            record: IdempotencyRecord {
+                key: format!("key-{i:05}"),
+                index: i,
+                at_unix: 10 + i,
+            },
+        };
+        full.apply_change(&change).unwrap();
+    }
+    let changes = full
+        .apply_at(99_999, &once("new", 20_000, add_printer()))
+        .unwrap();
+    assert!(
+        changes.contains(&Change::IdempotencyKeyRemoved {
+            key: "key-00000".into()
+        }),
+        "the oldest goes"
+    );
+    assert_eq!(full.idempotency_records().count(), MAX_IDEMPOTENCY_KEYS);
+}
+
+#[test]
+fn keys_are_checked_and_keyed_writes_do_not_nest() {
+    let mut zones = site();
+    for bad in ["", "has space", &"x".repeat(MAX_IDEMPOTENCY_KEY + 1)] {
+        assert!(
+            matches!(
+                zones.apply(&once(bad, 1, add_printer())),
+                Err(CommandError::InvalidIdempotencyKey { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        zones.apply(&once("a", 1, once("b", 1, add_printer()))),
+        Err(CommandError::OnceNested)
+    );
+    assert_eq!(
+        zones.apply(&Command::Batch {
+            commands: vec![once("b", 1, add_printer())]
+        }),
+        Err(CommandError::OnceNested)
+    );
+}
+
+#[test]
+fn names_that_are_not_host_names_read_back_from_what_changes_write() {
+    // A label with a space, one with a dot and one with a byte over 0x7f: hickory's
+    // `Name::from_ascii` refuses what its `to_ascii` writes for each.
+    for label in [&b"odd name"[..], b"a.b", b"caf\xc3\xa9", b"tab\there"] {
+        let name = Name::from_labels(vec![label.to_vec(), b"site".to_vec(), b"internal".to_vec()])
+            .unwrap();
+        let text = name.to_ascii();
+        assert_eq!(parse_name(&text), Ok(name.to_lowercase()), "{text}");
+    }
+    // A zone holding such an owner survives the replay of its changes (a restart, a
+    // snapshot install, a Lite snapshot).
+    let mut zones = site();
+    let owner = Name::from_labels(vec![
+        b"odd name".to_vec(),
+        b"site".to_vec(),
+        b"internal".to_vec(),
+    ])
+    .unwrap();
+    let record = Record::from_rdata(owner, 300, RData::A("10.0.0.9".parse().unwrap()));
+    zones
+        .apply(&Command::AddRecords {
+            records: wire(&[record]),
+        })
+        .unwrap();
+    let mut rebuilt = Zones::default();
+    for change in zones.to_changes() {
+        rebuilt.apply_change(&change).unwrap();
+    }
+    assert_eq!(rebuilt.to_changes(), zones.to_changes());
+}

@@ -105,7 +105,7 @@ impl SnapshotStaging {
     /// proportion to the chunk (up to a frame of changes): run it off the runtime.
     pub fn push_chunk(&mut self, chunk: SnapshotChunk) -> Result<(), StagingError> {
         for change in chunk.changes {
-            self.bytes = self.bytes.saturating_add(staged_len(&change));
+            self.bytes = self.bytes.saturating_add(footprint(&change));
             if self.bytes > self.limit {
                 return Err(StagingError::TooLarge { limit: self.limit });
             }
@@ -150,7 +150,7 @@ impl Staged {
 }
 
 /// What one change costs in memory, roughly: its strings and bytes plus overhead.
-fn staged_len(change: &WireChange) -> usize {
+pub fn footprint(change: &WireChange) -> usize {
     let payload = match change {
         WireChange::ZonePut { origin } | WireChange::ZoneDeleted { origin } => origin.len(),
         WireChange::RRsetPut {

@@ -9,11 +9,13 @@
 
 use outpost_core::sync::{
     Ack, ChangeEntry, Changes, Frame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, SyncMode, Welcome,
-    WireChange, close,
+    close,
 };
 
 use super::{Phase, Session, SessionEnd};
-use crate::replica::{MAX_SNAPSHOT_BYTES, ReplicaError, ScopeCheck, SnapshotStaging, StagingError};
+use crate::replica::{
+    MAX_SNAPSHOT_BYTES, ReplicaError, ScopeCheck, SnapshotStaging, StagingError, footprint,
+};
 
 /// The most an entry split over several frames may hold back, counted as the bytes of
 /// its names and records: the same bound as a snapshot being staged. Past it the
@@ -35,7 +37,7 @@ impl Session<'_> {
             (Phase::AwaitWelcome, Frame::Welcome(welcome)) => self.on_welcome(welcome).await,
             (Phase::AwaitSnapshot, Frame::SnapshotBegin(begin)) => {
                 tracing::info!(as_of = begin.as_of, "snapshot begins");
-                self.phase = Phase::Snapshot(SnapshotStaging::new(begin.as_of));
+                self.phase = Phase::Snapshot(Box::new(SnapshotStaging::new(begin.as_of)));
                 Ok(())
             }
             (Phase::Snapshot(mut staging), Frame::SnapshotChunk(chunk)) => {
@@ -277,25 +279,7 @@ impl Session<'_> {
     }
 }
 
-/// What an entry holds in memory, roughly: its names, record bytes and definition
-/// bodies.
+/// What an entry holds in memory, roughly (as a snapshot being staged counts it).
 fn entry_bytes(entry: &ChangeEntry) -> usize {
-    entry
-        .changes
-        .iter()
-        .map(|change| match change {
-            WireChange::ZonePut { origin } | WireChange::ZoneDeleted { origin } => origin.len(),
-            WireChange::RRsetPut {
-                zone,
-                owner,
-                records,
-                ..
-            } => zone.len() + owner.len() + records.len(),
-            WireChange::RRsetDeleted { zone, owner, .. } => zone.len() + owner.len(),
-            WireChange::DefinitionPut {
-                kind, name, body, ..
-            } => kind.len() + name.len() + body.len(),
-            WireChange::DefinitionDeleted { kind, name } => kind.len() + name.len(),
-        })
-        .sum()
+    entry.changes.iter().map(footprint).sum()
 }

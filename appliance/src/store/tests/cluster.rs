@@ -367,3 +367,46 @@ async fn a_follower_cut_off_from_the_leader_says_so_and_writes_nothing() {
     assert!(!owners.contains(&"host5.site.internal."), "{owners:?}");
     cluster.shutdown().await;
 }
+
+/// A write retried under its idempotency key through another node, after the leader that
+/// took it is gone, is answered as the first success and applied once: the retry of a
+/// client that never heard back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_write_retried_after_a_failover_applies_once() {
+    let mut cluster = TestCluster::start(3, 21, Tuning::DEFAULT).await;
+    let wait = CONVERGE_WAIT;
+    cluster
+        .write(create_zone(SITE), wait)
+        .await
+        .expect("create");
+    let keyed = Command::Once {
+        key: "retry-me".into(),
+        now_unix: 1_000,
+        command: Box::new(add_host(7)),
+    };
+    let leader = cluster.leader().expect("leader");
+    let first = cluster
+        .write_via(Some(leader), keyed.clone(), wait)
+        .await
+        .expect("first");
+    assert!(!first.replayed && !first.changes.is_empty());
+    cluster.converge(first.index).await;
+    let serial_after = cluster.store(leader).zones().to_changes();
+    cluster.crash(leader).await;
+
+    let other = *cluster
+        .ids()
+        .iter()
+        .find(|&&id| id != leader)
+        .expect("another node");
+    let retried = cluster
+        .write_via(Some(other), keyed, wait)
+        .await
+        .expect("retry");
+    assert!(retried.replayed, "{retried:?}");
+    assert_eq!(retried.index, first.index, "the first write's index");
+    assert!(retried.changes.is_empty());
+    // Nothing changed on the survivors: not the record, not the SOA serial.
+    assert_eq!(cluster.store(other).zones().to_changes(), serial_after);
+    cluster.shutdown().await;
+}

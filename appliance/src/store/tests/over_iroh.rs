@@ -66,7 +66,11 @@ impl TestNetwork for IrohNet {
 
     async fn crash(&mut self, id: u64) {
         if let Some(server) = self.nodes.get_mut(&id).and_then(|node| node.server.take()) {
-            server.shutdown().await.expect("endpoint shut down");
+            // A crash need not be graceful: peers that do not acknowledge the close in
+            // time (a loaded machine) find the endpoint gone all the same.
+            if let Err(error) = server.shutdown().await {
+                eprintln!("node {id}'s endpoint closed without every acknowledgement: {error}");
+            }
         }
     }
 

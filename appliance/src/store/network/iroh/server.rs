@@ -174,10 +174,17 @@ impl ProtocolHandler for RaftProtocol {
                 }
                 // Not a member: one join request at a time, a few per connection.
                 joins += 1;
-                if joins > MAX_JOINS_PER_CONNECTION
-                    || serve(&self.handler, remote, false, send, recv).await == Served::NotMember
-                {
+                if joins > MAX_JOINS_PER_CONNECTION {
                     self.refuse(&connection, remote);
+                    return Ok(());
+                }
+                if let Served::NotMember(unanswered) =
+                    serve(&self.handler, remote, false, send, recv).await
+                {
+                    // The connection closes before the stream is dropped (which resets it),
+                    // so the peer reads why: refused, not a broken exchange.
+                    self.refuse(&connection, remote);
+                    drop(unanswered);
                     return Ok(());
                 }
             }
@@ -187,11 +194,11 @@ impl ProtocolHandler for RaftProtocol {
     }
 }
 
-/// Whether a request was answered, or refused because its sender is not a member.
-#[derive(Debug, PartialEq, Eq)]
+/// Whether a request was answered, or refused because its sender is not a member (with
+/// the reply stream, still open, for the caller to drop once it closed the connection).
 enum Served {
     Answered,
-    NotMember,
+    NotMember(Outgoing),
 }
 
 /// Serves one RPC: the request read to its end, handled, the reply written and finished.
@@ -216,7 +223,7 @@ async fn serve(
             tracing::warn!(cap, member, "raft request over the message cap refused");
             return match member {
                 true => Served::Answered,
-                false => Served::NotMember,
+                false => Served::NotMember(reply_stream),
             };
         }
         Ok(Err(e)) => {
@@ -230,12 +237,12 @@ async fn serve(
     };
     let reply = match handler.handle_from(Some(remote), member, &request).await {
         Ok(reply) => reply,
-        Err(HandleError::NotMember) => return Served::NotMember,
+        Err(HandleError::NotMember) => return Served::NotMember(reply_stream),
         Err(e) => {
             tracing::warn!(error = %e, "unreadable raft request");
             return match member {
                 true => Served::Answered,
-                false => Served::NotMember,
+                false => Served::NotMember(reply_stream),
             };
         }
     };
