@@ -28,6 +28,7 @@ use anyhow::Context as _;
 use serde::Deserialize;
 use serde_json::json;
 
+pub use self::api::Connection;
 use self::api::{Api, path_segment};
 use self::progress::{PROGRESS_MIN_BYTES, Progress, human_bytes};
 use self::table::write_table;
@@ -35,22 +36,6 @@ use self::table::write_table;
 pub use self::cluster::ClusterCommand;
 pub use self::plugins::PluginCommand;
 pub use self::tokens::LiteTokenCommand;
-
-/// Where the admin API is and where its token lives.
-#[derive(clap::Args, Debug, Clone)]
-pub struct Connection {
-    /// Address of the admin API (`host:port`)
-    #[arg(
-        long,
-        global = true,
-        default_value = "127.0.0.1:8053",
-        env = "OUTPOST_ADMIN"
-    )]
-    pub admin: String,
-    /// Data directory of the appliance, for its admin.token (OUTPOST_TOKEN overrides it)
-    #[arg(long, global = true, default_value = "./outpost-data")]
-    pub data_dir: PathBuf,
-}
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ZoneCommand {

@@ -80,16 +80,9 @@ pub async fn run(
     board: &StatusBoard,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Backoff::default();
-    let mut skipped = vec![false; appliances.len()];
-    let mut refusals = vec![0u32; appliances.len()];
-    let mut next = 0;
-    let mut immediate = 0;
+    let mut rotation = Rotation::new(appliances.len());
     loop {
-        let Some(index) = (0..appliances.len())
-            .map(|offset| (next + offset) % appliances.len())
-            .find(|&index| !skipped.get(index).copied().unwrap_or(true))
-        else {
+        let Some(index) = rotation.next_appliance() else {
             let message =
                 "no appliance speaks a protocol version this client does; upgrade and restart";
             tracing::error!(message);
@@ -101,57 +94,15 @@ pub async fn run(
         };
         let outcome = run_session(url, tls.as_ref(), &token, &mut replica, board, &shutdown).await;
         if outcome.welcomed {
-            backoff.reset();
-            refusals.fill(0);
+            rotation.welcomed();
         }
-        let wait = match outcome.end {
-            SessionEnd::Shutdown => {
-                board.disconnected(None);
+        let wait = match rotation.after(index, outcome.end) {
+            Next::Stop(reason) => {
+                board.disconnected(reason);
                 return;
             }
-            SessionEnd::Unauthorized(message) => {
-                if let Some(count) = refusals.get_mut(index) {
-                    *count += 1;
-                }
-                let believed = refusals
-                    .iter()
-                    .zip(&skipped)
-                    .all(|(count, skipped)| *skipped || *count >= REFUSALS_TO_STOP);
-                if believed {
-                    tracing::error!(%message, "token refused by every appliance; not reconnecting (DNS keeps answering from the replica)");
-                    board.disconnected(Some(format!(
-                        "every appliance refused the token, {REFUSALS_TO_STOP} times each; the last: {message}"
-                    )));
-                    return;
-                }
-                immediate = 0;
-                let wait = backoff.next_delay(random_fraction());
-                tracing::warn!(%message, ?wait, "token refused; asking the other appliances before believing it");
-                board.disconnected(Some(message));
-                next = index + 1;
-                wait
-            }
-            SessionEnd::Incompatible(message) => {
-                tracing::error!(%message, "skipping this appliance");
-                if let Some(skip) = skipped.get_mut(index) {
-                    *skip = true;
-                }
-                board.disconnected(Some(message));
-                next = index + 1;
-                Duration::ZERO
-            }
-            SessionEnd::ReconnectNow(message) if immediate < MAX_IMMEDIATE_RECONNECTS => {
-                tracing::info!(%message, "reconnecting at once");
-                immediate += 1;
-                board.disconnected(Some(message));
-                Duration::ZERO
-            }
-            SessionEnd::ReconnectNow(message) | SessionEnd::Retry(message) => {
-                immediate = 0;
-                let wait = backoff.next_delay(random_fraction());
-                tracing::warn!(%message, ?wait, "session ended; retrying");
-                board.disconnected(Some(message));
-                next = index + 1;
+            Next::Wait(wait, reason) => {
+                board.disconnected(Some(reason));
                 wait
             }
         };
@@ -162,6 +113,105 @@ pub async fn run(
             }
             () = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+/// What the connector does after a session: stop (with what to report), or wait and
+/// try the next appliance (saying why the last session ended).
+enum Next {
+    Stop(Option<String>),
+    Wait(Duration, String),
+}
+
+/// Where the connector is in its rotation through the appliances.
+struct Rotation {
+    backoff: Backoff,
+    /// Appliances that speak no version of ours (4002).
+    skipped: Vec<bool>,
+    /// Refusals of the token (4003) per appliance since the last `Welcome`.
+    refusals: Vec<u32>,
+    /// Where the search for the next appliance starts.
+    next: usize,
+    /// Immediate reconnects in a row.
+    immediate: u32,
+}
+
+impl Rotation {
+    fn new(appliances: usize) -> Rotation {
+        Rotation {
+            backoff: Backoff::default(),
+            skipped: vec![false; appliances],
+            refusals: vec![0; appliances],
+            next: 0,
+            immediate: 0,
+        }
+    }
+
+    /// The next appliance not skipped, from where the rotation stands.
+    fn next_appliance(&self) -> Option<usize> {
+        let count = self.skipped.len();
+        (0..count)
+            .map(|offset| (self.next + offset) % count)
+            .find(|&index| !self.skipped.get(index).copied().unwrap_or(true))
+    }
+
+    fn welcomed(&mut self) {
+        self.backoff.reset();
+        self.refusals.fill(0);
+    }
+
+    /// The close-code table applied to how the session with appliance `index` ended.
+    fn after(&mut self, index: usize, end: SessionEnd) -> Next {
+        match end {
+            SessionEnd::Shutdown => Next::Stop(None),
+            SessionEnd::Unauthorized(message) => self.refused(index, message),
+            SessionEnd::Incompatible(message) => {
+                tracing::error!(%message, "skipping this appliance");
+                if let Some(skip) = self.skipped.get_mut(index) {
+                    *skip = true;
+                }
+                self.next = index + 1;
+                Next::Wait(Duration::ZERO, message)
+            }
+            SessionEnd::ReconnectNow(message) if self.immediate < MAX_IMMEDIATE_RECONNECTS => {
+                tracing::info!(%message, "reconnecting at once");
+                self.immediate += 1;
+                Next::Wait(Duration::ZERO, message)
+            }
+            SessionEnd::ReconnectNow(message) | SessionEnd::Retry(message) => {
+                let wait = self.back_off(index);
+                tracing::warn!(%message, ?wait, "session ended; retrying");
+                Next::Wait(wait, message)
+            }
+        }
+    }
+
+    /// A 4003: believed once every appliance refused [`REFUSALS_TO_STOP`] times.
+    fn refused(&mut self, index: usize, message: String) -> Next {
+        if let Some(count) = self.refusals.get_mut(index) {
+            *count += 1;
+        }
+        let believed = self
+            .refusals
+            .iter()
+            .zip(&self.skipped)
+            .all(|(count, skipped)| *skipped || *count >= REFUSALS_TO_STOP);
+        if believed {
+            tracing::error!(%message, "token refused by every appliance; not reconnecting (DNS keeps answering from the replica)");
+            return Next::Stop(Some(format!(
+                "every appliance refused the token, {REFUSALS_TO_STOP} times each; the last: {message}"
+            )));
+        }
+        let wait = self.back_off(index);
+        tracing::warn!(%message, ?wait, "token refused; asking the other appliances before believing it");
+        Next::Wait(wait, message)
+    }
+
+    /// The next backoff, moving on to the appliance after `index`.
+    fn back_off(&mut self, index: usize) -> Duration {
+        self.immediate = 0;
+        self.next = index + 1;
+        self.backoff.next_delay(random_fraction())
     }
 }
 

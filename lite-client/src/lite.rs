@@ -78,33 +78,9 @@ impl LiteClient {
             "replica loaded"
         );
 
-        let dns = DnsSockets::bind(config.dns)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.dns,
-                source,
-            })?;
-        let dns_addr = dns.local_addr().map_err(|source| StartError::Bind {
-            addr: config.dns,
-            source,
-        })?;
-        let metrics = Arc::new(Metrics::default());
-        let forwarder = Arc::new(Forwarder::new(&config.forward, metrics.clone()));
-        let handler = Arc::new(QueryHandler::new(
-            published.state.zone_set.clone(),
-            forwarder,
-            config.recursion_networks.clone(),
-            metrics,
-        ));
-        let engine = PluginEngine::with_disk_cache(&config.data_dir.join("plugin-cache"))
-            .map_err(|e| StartError::Plugins(e.to_string()))?;
-        let plugins = Arc::new(PluginRuntime::new(engine, handler.clone()));
-        let definitions = published.state.load().zones.plugins().cloned().collect();
-        plugins.reload(definitions, true).await;
         let shutdown = CancellationToken::new();
-        let dns_tracker = TaskTracker::new();
-        dns.spawn(handler, shutdown.clone(), &dns_tracker);
-
+        let tracker = TaskTracker::new();
+        let (dns_addr, plugins) = serve_dns(&config, &published, &shutdown, &tracker).await?;
         let stored_head = (replica.head() > 0).then_some(replica.head());
         let board = Arc::new(StatusBoard::new(
             dns_addr,
@@ -116,8 +92,6 @@ impl LiteClient {
         let mut digester = Digester::default();
         let digest = digester.digest(&published.state.view, true).await;
         status::write_status_file(&config.data_dir, &board.to_file(digest)).await?;
-
-        let tracker = TaskTracker::new();
         status::spawn_writer(
             board.clone(),
             config.data_dir.clone(),
@@ -134,21 +108,17 @@ impl LiteClient {
         ));
         let connector_board = board.clone();
         let connector_shutdown = shutdown.clone();
+        let (appliances, tls, token) = (config.appliances, config.tls, config.token);
         tracker.spawn(async move {
             crate::connector::run(
-                config.appliances,
-                config.tls,
-                config.token,
+                appliances,
+                tls,
+                token,
                 replica,
                 &connector_board,
                 connector_shutdown,
             )
             .await;
-        });
-        // The DNS tasks are drained with the rest.
-        tracker.spawn(async move {
-            dns_tracker.close();
-            dns_tracker.wait().await;
         });
         tracing::info!(dns = %dns_addr, data_dir = %config.data_dir.display(), "serving");
         Ok(LiteClient {
@@ -212,6 +182,46 @@ async fn reload_plugins(
 }
 
 /// Every definition in the replica, and where it stands here.
+/// Binds the DNS sockets and serves the replica (its plugins loaded first), until
+/// `shutdown`; the DNS tasks are drained with `tracker`'s.
+async fn serve_dns(
+    config: &LiteConfig,
+    published: &Published,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<(SocketAddr, Arc<PluginRuntime>), StartError> {
+    let dns = DnsSockets::bind(config.dns)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.dns,
+            source,
+        })?;
+    let dns_addr = dns.local_addr().map_err(|source| StartError::Bind {
+        addr: config.dns,
+        source,
+    })?;
+    let metrics = Arc::new(Metrics::default());
+    let forwarder = Arc::new(Forwarder::new(&config.forward, metrics.clone()));
+    let handler = Arc::new(QueryHandler::new(
+        published.state.zone_set.clone(),
+        forwarder,
+        config.recursion_networks.clone(),
+        metrics,
+    ));
+    let engine = PluginEngine::with_disk_cache(&config.data_dir.join("plugin-cache"))
+        .map_err(|e| StartError::Plugins(e.to_string()))?;
+    let plugins = Arc::new(PluginRuntime::new(engine, handler.clone()));
+    let definitions = published.state.load().zones.plugins().cloned().collect();
+    plugins.reload(definitions, true).await;
+    let dns_tracker = TaskTracker::new();
+    dns.spawn(handler, shutdown.clone(), &dns_tracker);
+    tracker.spawn(async move {
+        dns_tracker.close();
+        dns_tracker.wait().await;
+    });
+    Ok((dns_addr, plugins))
+}
+
 fn plugin_statuses(plugins: &PluginRuntime, published: &Published) -> Vec<PluginStatus> {
     published
         .state

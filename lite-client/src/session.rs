@@ -211,43 +211,47 @@ impl Session<'_> {
             if self.welcome.is_some() {
                 deadline = Instant::now() + DEAD_AFTER;
             }
-            let outcome = match message {
-                Message::Binary(bytes) => match Frame::decode_limited(&bytes, self.max_body()) {
-                    Err(error) => Err(self
-                        .refuse(
-                            error.close_code(),
-                            &format!("the appliance sent a malformed frame: {error}"),
-                        )
-                        .await),
-                    Ok(None) => {
-                        self.board.heard();
-                        tracing::debug!(
-                            frame_type = frame_type_of(&bytes),
-                            "unknown frame type skipped"
-                        );
-                        Ok(())
-                    }
-                    Ok(Some(frame)) => {
-                        self.board.heard();
-                        self.handle(frame).await
-                    }
-                },
-                Message::Text(_) => Err(self
-                    .refuse(
-                        close::PROTOCOL_ERROR,
-                        "the appliance sent a text message (frames are binary)",
-                    )
-                    .await),
-                Message::Close(frame) => {
-                    // Let tungstenite send the reply to the server's close.
-                    let _ = tokio::time::timeout(SEND_TIMEOUT, self.socket.close(None)).await;
-                    return self.ended(frame.map(|f| (u16::from(f.code), f.reason.to_string())));
-                }
-                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
-            };
-            if let Err(end) = outcome {
+            if let Err(end) = self.on_message(message).await {
                 return end;
             }
+        }
+    }
+
+    /// One WebSocket message: a frame handled, or the end of the session.
+    async fn on_message(&mut self, message: Message) -> Result<(), SessionEnd> {
+        match message {
+            Message::Binary(bytes) => match Frame::decode_limited(&bytes, self.max_body()) {
+                Err(error) => Err(self
+                    .refuse(
+                        error.close_code(),
+                        &format!("the appliance sent a malformed frame: {error}"),
+                    )
+                    .await),
+                Ok(None) => {
+                    self.board.heard();
+                    tracing::debug!(
+                        frame_type = frame_type_of(&bytes),
+                        "unknown frame type skipped"
+                    );
+                    Ok(())
+                }
+                Ok(Some(frame)) => {
+                    self.board.heard();
+                    self.handle(frame).await
+                }
+            },
+            Message::Text(_) => Err(self
+                .refuse(
+                    close::PROTOCOL_ERROR,
+                    "the appliance sent a text message (frames are binary)",
+                )
+                .await),
+            Message::Close(frame) => {
+                // Let tungstenite send the reply to the server's close.
+                let _ = tokio::time::timeout(SEND_TIMEOUT, self.socket.close(None)).await;
+                Err(self.ended(frame.map(|f| (u16::from(f.code), f.reason.to_string()))))
+            }
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
         }
     }
 

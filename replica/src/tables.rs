@@ -93,31 +93,7 @@ impl<'txn> StateTables<'txn> {
                     .insert(key_name(origin)?.as_str(), ())
                     .map_err(redb::Error::from)?;
             }
-            Change::ZoneDeleted { origin } => {
-                let origin = key_name(origin)?;
-                self.zones
-                    .remove(origin.as_str())
-                    .map_err(redb::Error::from)?;
-                // Keys sort by zone first, so the zone's RRsets are one contiguous run.
-                let mut doomed = Vec::new();
-                for item in self
-                    .rrsets
-                    .range::<(&str, &str, u16)>((origin.as_str(), "", 0)..)
-                    .map_err(redb::Error::from)?
-                {
-                    let (key, _) = item.map_err(redb::Error::from)?;
-                    let (zone, owner, rtype) = key.value();
-                    if zone != origin {
-                        break;
-                    }
-                    doomed.push((owner.to_owned(), rtype));
-                }
-                for (owner, rtype) in &doomed {
-                    self.rrsets
-                        .remove((origin.as_str(), owner.as_str(), *rtype))
-                        .map_err(redb::Error::from)?;
-                }
-            }
+            Change::ZoneDeleted { origin } => self.delete_zone(&key_name(origin)?)?,
             Change::RRsetPut {
                 zone,
                 owner,
@@ -135,44 +111,47 @@ impl<'txn> StateTables<'txn> {
                     .remove((zone.as_str(), owner.as_str(), *rtype))
                     .map_err(redb::Error::from)?;
             }
-            Change::LiteTokenPut { token } => {
-                self.tokens
-                    .insert(token.name.as_str(), encode(token)?.as_slice())
-                    .map_err(redb::Error::from)?;
-            }
-            Change::LiteTokenRevoked { name } => {
-                self.tokens
-                    .remove(name.as_str())
-                    .map_err(redb::Error::from)?;
-            }
+            Change::LiteTokenPut { token } => put(&mut self.tokens, token.name.as_str(), token)?,
+            Change::LiteTokenRevoked { name } => remove(&mut self.tokens, name.as_str())?,
             Change::PluginPut { definition } => {
-                self.plugins
-                    .insert(definition.name.as_str(), encode(&**definition)?.as_slice())
-                    .map_err(redb::Error::from)?;
+                put(&mut self.plugins, definition.name.as_str(), &**definition)?;
             }
-            Change::PluginDeleted { name } => {
-                self.plugins
-                    .remove(name.as_str())
-                    .map_err(redb::Error::from)?;
-            }
+            Change::PluginDeleted { name } => remove(&mut self.plugins, name.as_str())?,
             Change::JoinInvitePut { invite } => {
-                self.invites
-                    .insert(invite.secret_sha256.as_slice(), encode(invite)?.as_slice())
-                    .map_err(redb::Error::from)?;
+                put(&mut self.invites, invite.secret_sha256.as_slice(), invite)?;
             }
             Change::JoinInviteRemoved { secret_sha256 } => {
-                self.invites
-                    .remove(secret_sha256.as_slice())
-                    .map_err(redb::Error::from)?;
+                remove(&mut self.invites, secret_sha256.as_slice())?;
             }
             Change::IdempotencyKeyPut { record } => {
-                self.keys
-                    .insert(record.key.as_str(), encode(record)?.as_slice())
-                    .map_err(redb::Error::from)?;
+                put(&mut self.keys, record.key.as_str(), record)?;
             }
-            Change::IdempotencyKeyRemoved { key } => {
-                self.keys.remove(key.as_str()).map_err(redb::Error::from)?;
+            Change::IdempotencyKeyRemoved { key } => remove(&mut self.keys, key.as_str())?,
+        }
+        Ok(())
+    }
+
+    /// A zone and its RRsets.
+    fn delete_zone(&mut self, origin: &str) -> Result<(), StateError> {
+        self.zones.remove(origin).map_err(redb::Error::from)?;
+        // Keys sort by zone first, so the zone's RRsets are one contiguous run.
+        let mut doomed = Vec::new();
+        for item in self
+            .rrsets
+            .range::<(&str, &str, u16)>((origin, "", 0)..)
+            .map_err(redb::Error::from)?
+        {
+            let (key, _) = item.map_err(redb::Error::from)?;
+            let (zone, owner, rtype) = key.value();
+            if zone != origin {
+                break;
             }
+            doomed.push((owner.to_owned(), rtype));
+        }
+        for (owner, rtype) in &doomed {
+            self.rrsets
+                .remove((origin, owner.as_str(), *rtype))
+                .map_err(redb::Error::from)?;
         }
         Ok(())
     }
@@ -298,6 +277,26 @@ pub fn load(txn: &ReadTransaction) -> Result<Zones, StateError> {
         })
     })?;
     Ok(zones)
+}
+
+/// Writes `value` (postcard) under `key`.
+fn put<'k, K: redb::Key + 'static, T: Serialize + ?Sized>(
+    table: &mut Table<'_, K, &'static [u8]>,
+    key: impl std::borrow::Borrow<K::SelfType<'k>>,
+    value: &T,
+) -> Result<(), StateError> {
+    table
+        .insert(key, encode(value)?.as_slice())
+        .map_err(redb::Error::from)?;
+    Ok(())
+}
+
+fn remove<'k, K: redb::Key + 'static>(
+    table: &mut Table<'_, K, &'static [u8]>,
+    key: impl std::borrow::Borrow<K::SelfType<'k>>,
+) -> Result<(), StateError> {
+    table.remove(key).map_err(redb::Error::from)?;
+    Ok(())
 }
 
 /// A name as the tables key it: absolute and lowercase.

@@ -2,7 +2,7 @@
 //! failures into messages that say what to do.
 
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
@@ -11,7 +11,6 @@ use serde::de::DeserializeOwned;
 use ureq::http::Response;
 use ureq::{Agent, Body, SendBody};
 
-use super::Connection;
 use crate::admin::TOKEN_FILE_NAME;
 
 /// Environment variable that overrides the token file.
@@ -28,6 +27,22 @@ const JSON_LIMIT_BYTES: u64 = 1024 * 1024 * 1024;
 const WRITE_ATTEMPTS: usize = 3;
 /// The pause before a write is tried again: about an election.
 const WRITE_RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// Where the admin API is and where its token lives.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Connection {
+    /// Address of the admin API (`host:port`)
+    #[arg(
+        long,
+        global = true,
+        default_value = "127.0.0.1:8053",
+        env = "OUTPOST_ADMIN"
+    )]
+    pub admin: String,
+    /// Data directory of the appliance, for its admin.token (OUTPOST_TOKEN overrides it)
+    #[arg(long, global = true, default_value = "./outpost-data")]
+    pub data_dir: PathBuf,
+}
 
 /// The admin API at one address, with its token.
 pub struct Api {

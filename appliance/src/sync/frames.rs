@@ -33,7 +33,6 @@ use tokio_tungstenite::tungstenite::Bytes;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
-use super::hub::Hub;
 use crate::store::{CommittedBatch, CommittedEntry};
 
 /// Longest WebSocket frame a session sends: a longer message goes out in fragments of
@@ -146,14 +145,14 @@ impl SharedBatch {
 
     /// The batch's frames for `scope` in `form`, every entry included; the last one
     /// carries the batch's `up_to`, the first follows the index before the batch.
-    /// Encoded by the first session of the scope and form to ask (counted in the hub's
-    /// `outpost_sync_batch_encodes_total`); the others wait for it and get the same
-    /// bytes.
+    /// Encoded by the first session of the scope and form to ask, which calls
+    /// `on_encode` (the hub counts it in `outpost_sync_batch_encodes_total`); the others
+    /// wait for it and get the same bytes.
     pub async fn changes_frames(
         &self,
         scope: &Scope,
         form: ChangesForm,
-        hub: &Hub,
+        on_encode: impl FnOnce(),
     ) -> EncodedFrames {
         let key = (scope.clone(), form);
         let cell = {
@@ -161,7 +160,7 @@ impl SharedBatch {
             Arc::clone(frames.entry(key).or_default())
         };
         let encoded = cell.get_or_init(|| async {
-            hub.count_batch_encode();
+            on_encode();
             let batch = &self.batch;
             let after = batch.first.saturating_sub(1);
             encode_changes(form, after, batch.up_to, scope.entries(&batch.entries)).map(Arc::from)
@@ -236,6 +235,7 @@ pub fn fragments(message: Bytes) -> impl Iterator<Item = WsFrame> {
 mod tests {
     use outpost_core::sync::Changes;
 
+    use super::super::hub::Hub;
     use super::*;
 
     fn rrset_put(zone: &str, owner: &str, records: usize) -> Change {
@@ -299,8 +299,8 @@ mod tests {
         let first = Scope::new(["site.".to_string(), "other.".to_string()]);
         let second = Scope::new(["other.".to_string(), "site.".to_string()]);
         let (one, two) = tokio::join!(
-            batch.changes_frames(&first, ChangesForm::Plain, &hub),
-            batch.changes_frames(&second, ChangesForm::Plain, &hub)
+            batch.changes_frames(&first, ChangesForm::Plain, || hub.count_batch_encode()),
+            batch.changes_frames(&second, ChangesForm::Plain, || hub.count_batch_encode())
         );
         let (one, two) = (one.unwrap(), two.unwrap());
         assert_eq!(encodes(&hub), 1);
@@ -316,7 +316,11 @@ mod tests {
 
         // Another scope is encoded on its own, with its own filter.
         let lab = batch
-            .changes_frames(&Scope::new(["lab.".to_string()]), ChangesForm::Plain, &hub)
+            .changes_frames(
+                &Scope::new(["lab.".to_string()]),
+                ChangesForm::Plain,
+                || hub.count_batch_encode(),
+            )
             .await
             .unwrap();
         assert_eq!(encodes(&hub), 2);
@@ -326,7 +330,7 @@ mod tests {
         // Protocol 3 sessions of the same scope get their own frames, which name the
         // index the batch follows.
         let after = batch
-            .changes_frames(&first, ChangesForm::After, &hub)
+            .changes_frames(&first, ChangesForm::After, || hub.count_batch_encode())
             .await
             .unwrap();
         assert_eq!(encodes(&hub), 3);

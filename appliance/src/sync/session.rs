@@ -344,7 +344,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let whole = batch.first == sent_up_to + 1;
         let frames = if whole {
             shared
-                .changes_frames(scope, self.form, &self.context.hub)
+                .changes_frames(scope, self.form, || self.context.hub.count_batch_encode())
                 .await
         } else {
             let entries = scope.entries(

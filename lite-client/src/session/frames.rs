@@ -8,8 +8,8 @@
 //! over several frames are held and applied together with its last part.
 
 use outpost_core::sync::{
-    Ack, ChangeEntry, Changes, Frame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, SyncMode, Welcome,
-    close,
+    Ack, ChangeEntry, Changes, Frame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, SnapshotChunk,
+    SyncMode, Welcome, close,
 };
 
 use super::{Phase, Session, SessionEnd};
@@ -40,56 +40,11 @@ impl Session<'_> {
                 self.phase = Phase::Snapshot(Box::new(SnapshotStaging::new(begin.as_of)));
                 Ok(())
             }
-            (Phase::Snapshot(mut staging), Frame::SnapshotChunk(chunk)) => {
-                // Applying a chunk is CPU work: off the runtime's threads.
-                let pushed = tokio::task::spawn_blocking(move || {
-                    let result = staging.push_chunk(chunk);
-                    (staging, result)
-                })
-                .await;
-                match pushed {
-                    Ok((staging, Ok(()))) => {
-                        self.phase = Phase::Snapshot(staging);
-                        Ok(())
-                    }
-                    Ok((_, Err(error @ StagingError::BadChange(_)))) => {
-                        Err(self.refuse(close::PROTOCOL_ERROR, &error.to_string()).await)
-                    }
-                    Ok((_, Err(error))) => Err(self.abort(&error.to_string()).await),
-                    Err(error) => {
-                        let message = format!("staging the snapshot failed: {error}");
-                        Err(self.abort(&message).await)
-                    }
-                }
+            (Phase::Snapshot(staging), Frame::SnapshotChunk(chunk)) => {
+                self.on_snapshot_chunk(staging, chunk).await
             }
             (Phase::Snapshot(staging), Frame::SnapshotEnd(end)) => {
-                let staged = match staging.finish(end.as_of) {
-                    Ok(staged) => staged,
-                    Err(error) => {
-                        return Err(self.refuse(close::PROTOCOL_ERROR, &error.to_string()).await);
-                    }
-                };
-                let (cluster_id, zones) = match &self.welcome {
-                    Some(welcome) => (welcome.cluster_id.clone(), welcome.zones.clone()),
-                    None => {
-                        return Err(self
-                            .refuse(close::PROTOCOL_ERROR, "snapshot before Welcome")
-                            .await);
-                    }
-                };
-                if staged.definitions_skipped > 0 {
-                    tracing::info!(
-                        count = staged.definitions_skipped,
-                        "definitions of a kind or hook this client does not know skipped"
-                    );
-                }
-                let as_of = staged.as_of;
-                self.position = as_of;
-                let result = self
-                    .replica
-                    .install_snapshot(&cluster_id, staged, &zones, self.head)
-                    .await;
-                self.committed(result, as_of).await
+                self.on_snapshot_end(*staging, end.as_of).await
             }
             (Phase::Live, Frame::Changes(changes)) => self.on_changes(None, changes).await,
             (Phase::Live, Frame::ChangesAfter(frame)) => {
@@ -118,6 +73,68 @@ impl Session<'_> {
                 Err(self.refuse(close::PROTOCOL_ERROR, &message).await)
             }
         }
+    }
+
+    /// One chunk applied to the staged snapshot, off the runtime's threads (CPU work).
+    async fn on_snapshot_chunk(
+        &mut self,
+        mut staging: Box<SnapshotStaging>,
+        chunk: SnapshotChunk,
+    ) -> Result<(), SessionEnd> {
+        let pushed = tokio::task::spawn_blocking(move || {
+            let result = staging.push_chunk(chunk);
+            (staging, result)
+        })
+        .await;
+        match pushed {
+            Ok((staging, Ok(()))) => {
+                self.phase = Phase::Snapshot(staging);
+                Ok(())
+            }
+            Ok((_, Err(error @ StagingError::BadChange(_)))) => {
+                Err(self.refuse(close::PROTOCOL_ERROR, &error.to_string()).await)
+            }
+            Ok((_, Err(error))) => Err(self.abort(&error.to_string()).await),
+            Err(error) => {
+                let message = format!("staging the snapshot failed: {error}");
+                Err(self.abort(&message).await)
+            }
+        }
+    }
+
+    /// The staged snapshot installed in place of the replica, as of `as_of`.
+    async fn on_snapshot_end(
+        &mut self,
+        staging: SnapshotStaging,
+        as_of: u64,
+    ) -> Result<(), SessionEnd> {
+        let staged = match staging.finish(as_of) {
+            Ok(staged) => staged,
+            Err(error) => {
+                return Err(self.refuse(close::PROTOCOL_ERROR, &error.to_string()).await);
+            }
+        };
+        let (cluster_id, zones) = match &self.welcome {
+            Some(welcome) => (welcome.cluster_id.clone(), welcome.zones.clone()),
+            None => {
+                return Err(self
+                    .refuse(close::PROTOCOL_ERROR, "snapshot before Welcome")
+                    .await);
+            }
+        };
+        if staged.definitions_skipped > 0 {
+            tracing::info!(
+                count = staged.definitions_skipped,
+                "definitions of a kind or hook this client does not know skipped"
+            );
+        }
+        let as_of = staged.as_of;
+        self.position = as_of;
+        let result = self
+            .replica
+            .install_snapshot(&cluster_id, staged, &zones, self.head)
+            .await;
+        self.committed(result, as_of).await
     }
 
     async fn on_welcome(&mut self, welcome: Welcome) -> Result<(), SessionEnd> {
