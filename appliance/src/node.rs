@@ -6,7 +6,8 @@
 //! waits for leadership; the hub and the plugin watch observe its applied batches) →
 //! Raft endpoint serving the store's RPCs → example zone on first start → admin token →
 //! sockets bound → plugins loaded into the DNS path → serving → `/ready` turns 200 →
-//! `addresses.json` written.
+//! `addresses.json` written. `node/start.rs` runs it in named phases, each releasing
+//! what the phases before it started when it fails.
 //!
 //! Shutdown: `/ready` turns 503 → stop accepting (DNS, admin) → drain in-flight work
 //! for at most [`DRAIN_DEADLINE`] (Lite sessions still receive what it commits) → Lite
@@ -19,6 +20,7 @@
 //! [`Node::health`] is what the systemd watchdog checks (`node/health.rs`).
 
 mod health;
+mod start;
 
 pub use health::Health;
 
@@ -28,28 +30,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use outpost_core::plugin::PluginEngine;
 use outpost_core::wire::encode_records;
 use outpost_core::zonefile::parse_zone;
 use outpost_core::zones::Command;
-use outpost_dns::forward::Forwarder;
 use outpost_dns::handler::QueryHandler;
-use outpost_dns::metrics::Metrics;
-use outpost_dns::plugins::PluginRuntime;
-use outpost_dns::server::DnsSockets;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admin::{self, AdminState};
 use crate::config::Config;
-use crate::plugins::PluginWatch;
-use crate::store::{
-    ClusterOptions, ClusterStart, CommitObserver, DB_FILE_NAME, IrohError, JoinError, JoinTicket,
-    NODE_KEY_FILE_NAME, PeerAddr, RaftEndpoint, RaftServer, RaftTiming, Store, StoreError,
-    StoreOptions, WriteError, load_or_create_node_key, node_id_for,
-};
-use crate::sync::{Hub, SyncServer, TlsConfig, TlsError};
+use crate::store::{IrohError, JoinError, PeerAddr, RaftServer, Store, StoreError, WriteError};
+use crate::sync::TlsError;
 
 /// How long shutdown waits for in-flight queries and requests.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
@@ -138,205 +128,6 @@ pub struct Node {
 }
 
 impl Node {
-    pub async fn start(config: Config) -> Result<Self, NodeError> {
-        create_data_dir(&config.data_dir)?;
-        let tls = match &config.sync.tls {
-            Some(files) => Some(TlsConfig::load(&files.cert, &files.key)?),
-            None => None,
-        };
-        let hub = Arc::new(Hub::new());
-        let plugin_watch = PluginWatch::new();
-        let observers: Vec<Arc<dyn CommitObserver>> = vec![hub.clone(), plugin_watch.clone()];
-        let endpoint = match config.raft {
-            Some(addr) => Some(bind_raft(&config.data_dir, addr).await?),
-            None => None,
-        };
-        // A ticket only matters to a data directory that was never in a cluster.
-        let fresh = !config.data_dir.join(DB_FILE_NAME).exists();
-        let timing = RaftTiming {
-            commit: config.commit_timeout,
-            ..RaftTiming::DEFAULT
-        };
-        let cluster = match &endpoint {
-            Some(endpoint) => ClusterOptions {
-                node_info: endpoint.node_info(),
-                transport: endpoint.transport(),
-                timing,
-                ..ClusterOptions::default()
-            },
-            None => ClusterOptions {
-                timing,
-                ..ClusterOptions::default()
-            },
-        };
-        let cluster = match (&config.join, &endpoint) {
-            (Some(ticket), Some(endpoint)) => ClusterOptions {
-                node_id: fresh.then(|| node_id_for(&endpoint.addr().id)),
-                cluster_id: Some(ticket.cluster_id.clone()),
-                start: ClusterStart::Join,
-                ..cluster
-            },
-            _ => cluster,
-        };
-        let options = StoreOptions {
-            history_entries: config.sync.history_entries,
-            observer: Some(Arc::new(observers)),
-            cluster,
-            tuning: config.snapshots,
-        };
-        let store = match Store::open_with(&config.data_dir, options).await {
-            Ok(store) => store,
-            Err(error) => {
-                if let Some(endpoint) = endpoint {
-                    endpoint.close().await;
-                }
-                return Err(error.into());
-            }
-        };
-        // Until it is a member, a joining node takes Raft RPCs from the ticket's nodes.
-        let expected = config
-            .join
-            .as_ref()
-            .map(JoinTicket::endpoints)
-            .unwrap_or_default();
-        let raft = endpoint.map(|endpoint| {
-            let addr = endpoint.addr().clone();
-            (endpoint.serve(store.rpc_handler(), expected), addr)
-        });
-        if let Some((_, addr)) = &raft
-            && let Err(error) = join_or_update_address(&store, config.join.as_ref(), addr).await
-        {
-            // Release the endpoint and the database before saying why.
-            if let Some((server, _)) = raft
-                && let Err(error) = server.shutdown().await
-            {
-                tracing::warn!(%error, "stopping anyway");
-            }
-            if let Err(error) = store.shutdown().await {
-                tracing::warn!(%error, "stopping anyway");
-            }
-            return Err(error);
-        }
-        // A joining node takes the cluster's zones; the example zone is a first node's.
-        if config.example_zone && config.join.is_none() {
-            create_example_zone(&store, &config.data_dir).await?;
-        }
-        let token =
-            admin::load_or_create_token(&config.data_dir).map_err(|source| NodeError::Write {
-                path: config.data_dir.join("admin.token"),
-                source,
-            })?;
-
-        let dns = DnsSockets::bind(config.dns)
-            .await
-            .map_err(|source| NodeError::Bind {
-                what: "dns",
-                addr: config.dns,
-                source,
-            })?;
-        let admin_listener =
-            TcpListener::bind(config.admin)
-                .await
-                .map_err(|source| NodeError::Bind {
-                    what: "admin",
-                    addr: config.admin,
-                    source,
-                })?;
-        let sync_listener = TcpListener::bind(config.sync.listen)
-            .await
-            .map_err(|source| NodeError::Bind {
-                what: "sync",
-                addr: config.sync.listen,
-                source,
-            })?;
-        let dns_addr = dns.local_addr().map_err(|source| NodeError::Bind {
-            what: "dns",
-            addr: config.dns,
-            source,
-        })?;
-        let admin_addr = admin_listener
-            .local_addr()
-            .map_err(|source| NodeError::Bind {
-                what: "admin",
-                addr: config.admin,
-                source,
-            })?;
-
-        let metrics = Arc::new(Metrics::default());
-        let forwarder = Arc::new(Forwarder::new(&config.forward, metrics.clone()));
-        let handler = Arc::new(QueryHandler::new(
-            store.zone_set(),
-            forwarder,
-            config.recursion_networks.clone(),
-            metrics.clone(),
-        ));
-        let engine = PluginEngine::with_disk_cache(&config.data_dir.join(PLUGIN_CACHE_DIR))
-            .map_err(|e| NodeError::Plugins(e.to_string()))?;
-        let plugins = Arc::new(PluginRuntime::new(engine, handler.clone()));
-        crate::plugins::load_current(&plugins, &store, true).await;
-        let shutdown = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        tracker.spawn(crate::plugins::run(
-            Arc::clone(&plugins),
-            plugin_watch,
-            store.clone(),
-            shutdown.clone(),
-        ));
-        dns.spawn(handler.clone(), shutdown.clone(), &tracker);
-
-        let ready = Arc::new(AtomicBool::new(false));
-        let state = AdminState {
-            store: store.clone(),
-            metrics,
-            token,
-            ready: ready.clone(),
-            hub: hub.clone(),
-            plugins,
-        };
-        let admin_shutdown = shutdown.clone();
-        tracker.spawn(async move {
-            if let Err(error) = admin::serve(admin_listener, state, admin_shutdown).await {
-                tracing::error!(%error, "admin API stopped");
-            }
-        });
-
-        let sync_shutdown = CancellationToken::new();
-        let sync_tracker = TaskTracker::new();
-        let sync = SyncServer::spawn(
-            sync_listener,
-            store.clone(),
-            hub,
-            tls,
-            sync_shutdown.clone(),
-            &sync_tracker,
-        )
-        .map_err(|source| NodeError::Bind {
-            what: "sync",
-            addr: config.sync.listen,
-            source,
-        })?;
-        let sync_addr = sync.local_addr();
-
-        ready.store(true, Ordering::SeqCst);
-        let raft_addr = raft.as_ref().map(|(_, addr)| addr);
-        write_addresses(&config.data_dir, dns_addr, admin_addr, sync_addr, raft_addr)?;
-        tracing::info!(dns = %dns_addr, admin = %admin_addr, sync = %sync_addr, raft = ?raft_addr.map(ToString::to_string), data_dir = %config.data_dir.display(), "serving");
-        Ok(Self {
-            store,
-            handler,
-            started: config,
-            ready,
-            shutdown,
-            tracker,
-            sync_shutdown,
-            sync_tracker,
-            dns_addr,
-            admin_addr,
-            sync_addr,
-            raft,
-        })
-    }
-
     pub fn dns_addr(&self) -> SocketAddr {
         self.dns_addr
     }
@@ -463,55 +254,6 @@ async fn create_example_zone(store: &Store, data_dir: &Path) -> Result<(), NodeE
     })
 }
 
-/// Joins the ticket's cluster when this node is not a member yet; otherwise makes sure the
-/// membership records the address this node listens on now (a node that ran alone before it
-/// had `--raft`, or moved to another address).
-async fn join_or_update_address(
-    store: &Store,
-    ticket: Option<&JoinTicket>,
-    addr: &PeerAddr,
-) -> Result<(), NodeError> {
-    let member = store
-        .members()
-        .into_iter()
-        .find(|m| m.id == store.node_id());
-    match (member, ticket) {
-        (None, Some(ticket)) => {
-            tracing::info!(nodes = ?ticket.nodes, node_id = store.node_id(), "joining a cluster");
-            store.join(ticket, addr).await?;
-            Ok(())
-        }
-        (None, None) => Ok(()),
-        (Some(member), ticket) => {
-            if ticket.is_some() {
-                tracing::info!(
-                    node_id = store.node_id(),
-                    "this node is already a cluster member: the join ticket is ignored"
-                );
-            }
-            if member.node == addr.node_info() {
-                return Ok(());
-            }
-            tracing::info!(from = %member.node, to = %addr, "recording this node's new raft address");
-            // Not fatal: the node still answers DNS from its replica, and the next start tries
-            // again.
-            if let Err(error) = store.set_own_address(addr.node_info()).await {
-                tracing::warn!(%error, %addr, "cannot record this node's new raft address; peers cannot reach it until it is");
-            }
-            Ok(())
-        }
-    }
-}
-
-/// Binds the Raft endpoint on `addr` under the node key in `data_dir` (created on first start).
-async fn bind_raft(data_dir: &Path, addr: SocketAddr) -> Result<RaftEndpoint, NodeError> {
-    let key = load_or_create_node_key(data_dir).map_err(|source| NodeError::NodeKey {
-        path: data_dir.join(NODE_KEY_FILE_NAME),
-        source,
-    })?;
-    Ok(RaftEndpoint::bind(key, addr).await?)
-}
-
 fn write_addresses(
     data_dir: &Path,
     dns: SocketAddr,
@@ -544,7 +286,52 @@ fn write_addresses(
 mod tests {
     use super::*;
     use crate::config::{Overrides, RawConfig};
-    use crate::store::{NodeInfo, Transport, TransportError};
+    use crate::store::{
+        NodeInfo, RaftEndpoint, Transport, TransportError, load_or_create_node_key,
+    };
+
+    fn config(dir: &Path, admin: &str) -> Config {
+        let toml = format!(
+            "data_dir = {:?}\nexample_zone = false\n[dns]\nlisten = \"127.0.0.1:0\"\n\
+             [admin]\nlisten = \"{admin}\"\n[sync]\nlisten = \"127.0.0.1:0\"\n\
+             [forward]\nupstreams = [\"127.0.0.1:9\"]\n[cluster]\nraft = \"127.0.0.1:0\"\n",
+            dir.display().to_string()
+        );
+        RawConfig::from_toml(&toml)
+            .expect("toml")
+            .resolve(Overrides::default())
+            .expect("config")
+    }
+
+    /// A start that fails after the store and the Raft endpoint are up (here: the admin
+    /// port is taken) releases both: the same data directory opens again in this process,
+    /// which redb refuses while a database is still open (redb lets go of the file a
+    /// moment after the last handle is dropped, hence the short wait; a store left
+    /// running holds it for good).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_start_releases_the_store_and_the_raft_endpoint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let taken_addr = taken.local_addr().expect("address").to_string();
+        let failed = Node::start(config(dir.path(), &taken_addr)).await;
+        assert!(
+            matches!(&failed, Err(NodeError::Bind { what: "admin", .. })),
+            "{:?}",
+            failed.as_ref().err()
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let node = loop {
+            match Node::start(config(dir.path(), "127.0.0.1:0")).await {
+                Ok(node) => break node,
+                Err(error) if tokio::time::Instant::now() < deadline => {
+                    assert!(matches!(error, NodeError::Store(_)), "{error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("the data directory was not released: {error}"),
+            }
+        };
+        node.shutdown().await.expect("clean shutdown");
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_node_with_a_raft_address_serves_raft_names_it_and_shuts_down() {

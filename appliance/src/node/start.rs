@@ -1,0 +1,403 @@
+//! [`Node::start`], in named phases (the order the module doc of `node.rs` gives):
+//! [`open_cluster`] (the Raft endpoint, the store, the endpoint serving it, a join),
+//! then [`prepare`] (the example zone, the admin token, every socket bound), then
+//! [`spawn_services`] (the DNS path with its plugins, the admin API, the Lite sync
+//! endpoint), then `/ready` and `addresses.json`.
+//!
+//! **Invariant:** a phase that fails releases what it started, and [`Node::start`]
+//! releases what the phases before it started (the Raft endpoint closed, the store shut
+//! down, the tasks stopped) before it returns the error: a failed start leaves nothing
+//! running and the database closed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use outpost_core::plugin::PluginEngine;
+use outpost_dns::forward::Forwarder;
+use outpost_dns::handler::QueryHandler;
+use outpost_dns::metrics::Metrics;
+use outpost_dns::plugins::PluginRuntime;
+use outpost_dns::server::DnsSockets;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{
+    Node, NodeError, PLUGIN_CACHE_DIR, create_data_dir, create_example_zone, write_addresses,
+};
+use crate::admin::{self, AdminState};
+use crate::config::Config;
+use crate::plugins::PluginWatch;
+use crate::store::{
+    ClusterOptions, ClusterStart, CommitObserver, DB_FILE_NAME, JoinTicket, NODE_KEY_FILE_NAME,
+    PeerAddr, RaftEndpoint, RaftServer, RaftTiming, Store, StoreOptions, load_or_create_node_key,
+    node_id_for,
+};
+use crate::sync::{Hub, SyncServer, TlsConfig};
+
+impl Node {
+    pub async fn start(config: Config) -> Result<Self, NodeError> {
+        create_data_dir(&config.data_dir)?;
+        let tls = match &config.sync.tls {
+            Some(files) => Some(TlsConfig::load(&files.cert, &files.key)?),
+            None => None,
+        };
+        let hub = Arc::new(Hub::new());
+        let plugin_watch = PluginWatch::new();
+        let observers: Vec<Arc<dyn CommitObserver>> = vec![hub.clone(), plugin_watch.clone()];
+        let cluster = open_cluster(&config, Arc::new(observers)).await?;
+        let listeners = match prepare(&config, &cluster.store).await {
+            Ok(listeners) => listeners,
+            Err(error) => return Err(cluster.release(error).await),
+        };
+        let services = match spawn_services(
+            &config,
+            &cluster.store,
+            listeners,
+            hub,
+            plugin_watch,
+            tls,
+        )
+        .await
+        {
+            Ok(services) => services,
+            Err(error) => return Err(cluster.release(error).await),
+        };
+        let Cluster { store, raft } = cluster;
+        let node = Node {
+            store,
+            handler: services.handler,
+            started: config,
+            ready: services.ready,
+            shutdown: services.shutdown,
+            tracker: services.tracker,
+            sync_shutdown: services.sync_shutdown,
+            sync_tracker: services.sync_tracker,
+            dns_addr: services.dns_addr,
+            admin_addr: services.admin_addr,
+            sync_addr: services.sync_addr,
+            raft,
+        };
+        node.ready.store(true, Ordering::SeqCst);
+        let raft_addr = node.raft_addr();
+        if let Err(error) = write_addresses(
+            &node.started.data_dir,
+            node.dns_addr,
+            node.admin_addr,
+            node.sync_addr,
+            raft_addr,
+        ) {
+            if let Err(stopped) = node.shutdown().await {
+                tracing::warn!(error = %stopped, "stopping anyway");
+            }
+            return Err(error);
+        }
+        tracing::info!(dns = %node.dns_addr, admin = %node.admin_addr, sync = %node.sync_addr, raft = ?node.raft_addr().map(ToString::to_string), data_dir = %node.started.data_dir.display(), "serving");
+        Ok(node)
+    }
+}
+
+/// The store, and the Raft endpoint serving it when the node has a Raft address.
+struct Cluster {
+    store: Store,
+    raft: Option<(RaftServer, PeerAddr)>,
+}
+
+impl Cluster {
+    /// Closes the endpoint and the store after a later phase failed; returns `error`.
+    async fn release(self, error: NodeError) -> NodeError {
+        if let Some((server, _)) = self.raft
+            && let Err(stopped) = server.shutdown().await
+        {
+            tracing::warn!(error = %stopped, "stopping anyway");
+        }
+        if let Err(stopped) = self.store.shutdown().await {
+            tracing::warn!(error = %stopped, "stopping anyway");
+        }
+        error
+    }
+}
+
+/// The Raft endpoint bound (with `--raft`), the store opened with `observer`, the endpoint
+/// serving the store's RPCs, and the join (or a changed address recorded).
+async fn open_cluster(
+    config: &Config,
+    observer: Arc<dyn CommitObserver>,
+) -> Result<Cluster, NodeError> {
+    let endpoint = match config.raft {
+        Some(addr) => Some(bind_raft(config, addr).await?),
+        None => None,
+    };
+    let options = StoreOptions {
+        history_entries: config.sync.history_entries,
+        observer: Some(observer),
+        cluster: cluster_options(config, endpoint.as_ref()),
+        tuning: config.snapshots,
+    };
+    let store = match Store::open_with(&config.data_dir, options).await {
+        Ok(store) => store,
+        Err(error) => {
+            if let Some(endpoint) = endpoint {
+                endpoint.close().await;
+            }
+            return Err(error.into());
+        }
+    };
+    // Until it is a member, a joining node takes Raft RPCs from the ticket's nodes.
+    let expected = config
+        .join
+        .as_ref()
+        .map(JoinTicket::endpoints)
+        .unwrap_or_default();
+    let raft = endpoint.map(|endpoint| {
+        let addr = endpoint.addr().clone();
+        (endpoint.serve(store.rpc_handler(), expected), addr)
+    });
+    let cluster = Cluster { store, raft };
+    if let Some((_, addr)) = &cluster.raft
+        && let Err(error) = join_or_update_address(&cluster.store, config.join.as_ref(), addr).await
+    {
+        return Err(cluster.release(error).await);
+    }
+    Ok(cluster)
+}
+
+/// The store's place in a cluster: alone, or over the endpoint (joining with a ticket
+/// when the data directory was never in a cluster).
+fn cluster_options(config: &Config, endpoint: Option<&RaftEndpoint>) -> ClusterOptions {
+    let timing = RaftTiming {
+        commit: config.commit_timeout,
+        ..RaftTiming::DEFAULT
+    };
+    let Some(endpoint) = endpoint else {
+        return ClusterOptions {
+            timing,
+            ..ClusterOptions::default()
+        };
+    };
+    let cluster = ClusterOptions {
+        node_info: endpoint.node_info(),
+        transport: endpoint.transport(),
+        timing,
+        ..ClusterOptions::default()
+    };
+    match &config.join {
+        Some(ticket) => {
+            // A ticket only matters to a data directory that was never in a cluster.
+            let fresh = !config.data_dir.join(DB_FILE_NAME).exists();
+            ClusterOptions {
+                node_id: fresh.then(|| node_id_for(&endpoint.addr().id)),
+                cluster_id: Some(ticket.cluster_id.clone()),
+                start: ClusterStart::Join,
+                ..cluster
+            }
+        }
+        None => cluster,
+    }
+}
+
+/// The sockets a node serves on, bound before anything is spawned, and the admin token.
+struct Listeners {
+    dns: DnsSockets,
+    admin: TcpListener,
+    sync: TcpListener,
+    token: String,
+}
+
+/// The example zone on a first node's first start, the admin token, every socket bound.
+async fn prepare(config: &Config, store: &Store) -> Result<Listeners, NodeError> {
+    // A joining node takes the cluster's zones; the example zone is a first node's.
+    if config.example_zone && config.join.is_none() {
+        create_example_zone(store, &config.data_dir).await?;
+    }
+    let token =
+        admin::load_or_create_token(&config.data_dir).map_err(|source| NodeError::Write {
+            path: config.data_dir.join("admin.token"),
+            source,
+        })?;
+    let bind =
+        |what: &'static str, addr: SocketAddr| move |source| NodeError::Bind { what, addr, source };
+    let dns = DnsSockets::bind(config.dns)
+        .await
+        .map_err(bind("dns", config.dns))?;
+    let admin = TcpListener::bind(config.admin)
+        .await
+        .map_err(bind("admin", config.admin))?;
+    let sync = TcpListener::bind(config.sync.listen)
+        .await
+        .map_err(bind("sync", config.sync.listen))?;
+    Ok(Listeners {
+        dns,
+        admin,
+        sync,
+        token,
+    })
+}
+
+/// What [`spawn_services`] started.
+struct Services {
+    handler: Arc<QueryHandler>,
+    ready: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    sync_shutdown: CancellationToken,
+    sync_tracker: TaskTracker,
+    dns_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    sync_addr: SocketAddr,
+}
+
+/// The DNS path (its plugins loaded first, then reloaded after every change), the admin
+/// API and the Lite sync endpoint, serving on `listeners`. On failure, what was spawned
+/// is stopped before the error returns.
+async fn spawn_services(
+    config: &Config,
+    store: &Store,
+    listeners: Listeners,
+    hub: Arc<Hub>,
+    plugin_watch: Arc<PluginWatch>,
+    tls: Option<TlsConfig>,
+) -> Result<Services, NodeError> {
+    let bind =
+        |what: &'static str, addr: SocketAddr| move |source| NodeError::Bind { what, addr, source };
+    let dns_addr = listeners
+        .dns
+        .local_addr()
+        .map_err(bind("dns", config.dns))?;
+    let admin_addr = listeners
+        .admin
+        .local_addr()
+        .map_err(bind("admin", config.admin))?;
+    let metrics = Arc::new(Metrics::default());
+    let forwarder = Arc::new(Forwarder::new(&config.forward, metrics.clone()));
+    let handler = Arc::new(QueryHandler::new(
+        store.zone_set(),
+        forwarder,
+        config.recursion_networks.clone(),
+        metrics.clone(),
+    ));
+    let engine = PluginEngine::with_disk_cache(&config.data_dir.join(PLUGIN_CACHE_DIR))
+        .map_err(|e| NodeError::Plugins(e.to_string()))?;
+    let plugins = Arc::new(PluginRuntime::new(engine, handler.clone()));
+    crate::plugins::load_current(&plugins, store, true).await;
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    tracker.spawn(crate::plugins::run(
+        Arc::clone(&plugins),
+        plugin_watch,
+        store.clone(),
+        shutdown.clone(),
+    ));
+    listeners
+        .dns
+        .spawn(handler.clone(), shutdown.clone(), &tracker);
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = AdminState {
+        store: store.clone(),
+        metrics,
+        token: listeners.token,
+        ready: ready.clone(),
+        hub: hub.clone(),
+        plugins,
+    };
+    let admin_shutdown = shutdown.clone();
+    let admin_listener = listeners.admin;
+    tracker.spawn(async move {
+        if let Err(error) = admin::serve(admin_listener, state, admin_shutdown).await {
+            tracing::error!(%error, "admin API stopped");
+        }
+    });
+    let (sync_addr, sync_shutdown, sync_tracker) = match spawn_sync(store, listeners.sync, hub, tls)
+    {
+        Ok(sync) => sync,
+        Err(source) => {
+            shutdown.cancel();
+            tracker.close();
+            tracker.wait().await;
+            return Err(bind("sync", config.sync.listen)(source));
+        }
+    };
+    Ok(Services {
+        handler,
+        ready,
+        shutdown,
+        tracker,
+        sync_shutdown,
+        sync_tracker,
+        dns_addr,
+        admin_addr,
+        sync_addr,
+    })
+}
+
+/// The Lite sync endpoint on `listener`, with its own shutdown and tracker: sessions stop
+/// after DNS and admin drained, so they see every last write.
+fn spawn_sync(
+    store: &Store,
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    tls: Option<TlsConfig>,
+) -> std::io::Result<(SocketAddr, CancellationToken, TaskTracker)> {
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let sync = SyncServer::spawn(
+        listener,
+        store.clone(),
+        hub,
+        tls,
+        shutdown.clone(),
+        &tracker,
+    )?;
+    Ok((sync.local_addr(), shutdown, tracker))
+}
+
+/// Joins the ticket's cluster when this node is not a member yet; otherwise makes sure the
+/// membership records the address this node listens on now (a node that ran alone before it
+/// had `--raft`, or moved to another address).
+async fn join_or_update_address(
+    store: &Store,
+    ticket: Option<&JoinTicket>,
+    addr: &PeerAddr,
+) -> Result<(), NodeError> {
+    let member = store
+        .members()
+        .into_iter()
+        .find(|m| m.id == store.node_id());
+    match (member, ticket) {
+        (None, Some(ticket)) => {
+            tracing::info!(nodes = ?ticket.nodes, node_id = store.node_id(), "joining a cluster");
+            store.join(ticket, addr).await?;
+            Ok(())
+        }
+        (None, None) => Ok(()),
+        (Some(member), ticket) => {
+            if ticket.is_some() {
+                tracing::info!(
+                    node_id = store.node_id(),
+                    "this node is already a cluster member: the join ticket is ignored"
+                );
+            }
+            if member.node == addr.node_info() {
+                return Ok(());
+            }
+            tracing::info!(from = %member.node, to = %addr, "recording this node's new raft address");
+            // Not fatal: the node still answers DNS from its replica, and the next start tries
+            // again.
+            if let Err(error) = store.set_own_address(addr.node_info()).await {
+                tracing::warn!(%error, %addr, "cannot record this node's new raft address; peers cannot reach it until it is");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Binds the Raft endpoint on `addr` under the node key in `data_dir` (created on first start).
+async fn bind_raft(config: &Config, addr: SocketAddr) -> Result<RaftEndpoint, NodeError> {
+    let data_dir = &config.data_dir;
+    let key = load_or_create_node_key(data_dir).map_err(|source| NodeError::NodeKey {
+        path: data_dir.join(NODE_KEY_FILE_NAME),
+        source,
+    })?;
+    Ok(RaftEndpoint::bind(key, addr).await?)
+}
