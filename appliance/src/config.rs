@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use outpost_dns::forward::{ForwardConfig, Upstream};
+use outpost_dns::forward::{ForwardConfig, Upstream, UpstreamError, system_nameservers};
 use serde::Deserialize;
 
 use crate::store::{DEFAULT_HISTORY_ENTRIES, JoinTicket, RaftTiming, Tuning};
@@ -504,34 +504,12 @@ fn parse_addr(
 }
 
 fn parse_upstream(text: &str) -> Result<Upstream, ConfigError> {
-    let (tcp_only, addr) = match text.strip_prefix("tcp://") {
-        Some(rest) => (true, rest),
-        None => (false, text.strip_prefix("udp://").unwrap_or(text)),
-    };
-    let addr = addr
-        .parse::<SocketAddr>()
-        .or_else(|_| {
-            addr.parse::<std::net::IpAddr>()
-                .map(|ip| SocketAddr::new(ip, 53))
-        })
-        .map_err(|_| ConfigError::Invalid {
+    text.parse()
+        .map_err(|_: UpstreamError| ConfigError::Invalid {
             key: "forward.upstreams",
             value: text.to_string(),
             problem: "is not an upstream (use IP, IP:PORT or tcp://IP:PORT)".into(),
-        })?;
-    Ok(Upstream { addr, tcp_only })
-}
-
-/// The `nameserver` lines of /etc/resolv.conf, the default upstreams.
-fn system_nameservers() -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string("/etc/resolv.conf") else {
-        return Vec::new();
-    };
-    text.lines()
-        .filter_map(|line| line.trim().strip_prefix("nameserver"))
-        .map(|rest| rest.trim().to_string())
-        .filter(|addr| addr.parse::<std::net::IpAddr>().is_ok())
-        .collect()
+        })
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ use outpost_core::wire::encode_records;
 use outpost_core::zonefile::parse_zone;
 use outpost_core::zones::Command;
 use outpost_dns::handler::QueryHandler;
+use outpost_dns::server::stop_and_drain;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -186,22 +187,20 @@ impl Node {
     pub async fn shutdown(self) -> Result<(), NodeError> {
         tracing::info!("shutting down");
         self.ready.store(false, Ordering::SeqCst);
-        self.shutdown.cancel();
-        self.tracker.close();
-        if tokio::time::timeout(DRAIN_DEADLINE, self.tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(deadline = ?DRAIN_DEADLINE, "in-flight work did not finish; stopping anyway");
-        }
-        self.sync_shutdown.cancel();
-        self.sync_tracker.close();
-        if tokio::time::timeout(SYNC_CLOSE_DEADLINE, self.sync_tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(deadline = ?SYNC_CLOSE_DEADLINE, "Lite sessions did not close in time; stopping anyway");
-        }
+        stop_and_drain(
+            &self.shutdown,
+            &self.tracker,
+            DRAIN_DEADLINE,
+            "in-flight work",
+        )
+        .await;
+        stop_and_drain(
+            &self.sync_shutdown,
+            &self.sync_tracker,
+            SYNC_CLOSE_DEADLINE,
+            "Lite sessions",
+        )
+        .await;
         if let Some((server, _)) = self.raft
             && let Err(error) = server.shutdown().await
         {
@@ -214,17 +213,10 @@ impl Node {
 }
 
 fn create_data_dir(path: &Path) -> Result<(), NodeError> {
-    let error = |source| NodeError::DataDir {
+    outpost_replica::create_data_dir(path).map_err(|source| NodeError::DataDir {
         path: path.to_owned(),
         source,
-    };
-    std::fs::create_dir_all(path).map_err(error)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(error)?;
-    }
-    Ok(())
+    })
 }
 
 async fn create_example_zone(store: &Store, data_dir: &Path) -> Result<(), NodeError> {

@@ -33,6 +33,47 @@ pub struct Upstream {
     pub tcp_only: bool,
 }
 
+/// An upstream as an operator writes it, which does not read as one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not an upstream (use IP, IP:PORT or tcp://IP:PORT)")]
+pub struct UpstreamError {
+    pub text: String,
+}
+
+impl std::str::FromStr for Upstream {
+    type Err = UpstreamError;
+
+    /// `IP`, `IP:PORT` (port 53 when left out), `udp://…` or `tcp://…` (TCP only).
+    fn from_str(text: &str) -> Result<Upstream, UpstreamError> {
+        let (tcp_only, addr) = match text.strip_prefix("tcp://") {
+            Some(rest) => (true, rest),
+            None => (false, text.strip_prefix("udp://").unwrap_or(text)),
+        };
+        let addr = addr
+            .parse::<std::net::SocketAddr>()
+            .or_else(|_| {
+                addr.parse::<std::net::IpAddr>()
+                    .map(|ip| std::net::SocketAddr::new(ip, 53))
+            })
+            .map_err(|_| UpstreamError {
+                text: text.to_string(),
+            })?;
+        Ok(Upstream { addr, tcp_only })
+    }
+}
+
+/// The `nameserver` lines of /etc/resolv.conf: the default upstreams of both daemons.
+pub fn system_nameservers() -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string("/etc/resolv.conf") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("nameserver"))
+        .map(|rest| rest.trim().to_string())
+        .filter(|addr| addr.parse::<std::net::IpAddr>().is_ok())
+        .collect()
+}
+
 /// The upstreams and how long to wait for each.
 #[derive(Debug)]
 struct Route {

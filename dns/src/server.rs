@@ -241,3 +241,20 @@ async fn serve_connection(
         stream.write_all(&framed).await?;
     }
 }
+
+/// Cancels `shutdown`, then waits for the tasks of `tracker` to finish, at most
+/// `deadline`; `false` (logged) when some did not, and were left behind.
+pub async fn stop_and_drain(
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+    deadline: Duration,
+    what: &str,
+) -> bool {
+    shutdown.cancel();
+    tracker.close();
+    let drained = tokio::time::timeout(deadline, tracker.wait()).await.is_ok();
+    if !drained {
+        tracing::warn!(?deadline, what, "did not finish in time; stopping anyway");
+    }
+    drained
+}

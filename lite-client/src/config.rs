@@ -1,13 +1,13 @@
 //! `outpost-lite run` configuration in two stages: [`RunOptions`] as typed on the
 //! command line, resolved into a validated [`LiteConfig`].
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use outpost_dns::forward::{ForwardConfig, Upstream};
+use outpost_dns::forward::{ForwardConfig, Upstream, system_nameservers};
 use tokio_rustls::rustls::ClientConfig;
 use tokio_tungstenite::tungstenite::http::Uri;
 
@@ -167,29 +167,9 @@ pub fn sync_url(url: &str) -> Result<String, ConfigError> {
 }
 
 fn parse_upstream(text: &str) -> Result<Upstream, ConfigError> {
-    let (tcp_only, addr) = match text.strip_prefix("tcp://") {
-        Some(rest) => (true, rest),
-        None => (false, text.strip_prefix("udp://").unwrap_or(text)),
-    };
-    let addr = addr
-        .parse::<SocketAddr>()
-        .or_else(|_| addr.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-        .map_err(|_| ConfigError::Upstream {
-            value: text.to_string(),
-        })?;
-    Ok(Upstream { addr, tcp_only })
-}
-
-/// The `nameserver` lines of /etc/resolv.conf, the default upstreams.
-fn system_nameservers() -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string("/etc/resolv.conf") else {
-        return Vec::new();
-    };
-    text.lines()
-        .filter_map(|line| line.trim().strip_prefix("nameserver"))
-        .map(|rest| rest.trim().to_string())
-        .filter(|addr| addr.parse::<IpAddr>().is_ok())
-        .collect()
+    text.parse().map_err(|_| ConfigError::Upstream {
+        value: text.to_string(),
+    })
 }
 
 /// 127.0.0.0/8 and ::1: forwarding is for this machine only, never an open resolver.

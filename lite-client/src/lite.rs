@@ -22,7 +22,7 @@ use outpost_dns::forward::Forwarder;
 use outpost_dns::handler::QueryHandler;
 use outpost_dns::metrics::Metrics;
 use outpost_dns::plugins::PluginRuntime;
-use outpost_dns::server::DnsSockets;
+use outpost_dns::server::{DnsSockets, stop_and_drain};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -142,14 +142,13 @@ impl LiteClient {
     /// Stops in the order the module documentation gives.
     pub async fn shutdown(self) -> Result<(), StatusError> {
         tracing::info!("shutting down");
-        self.shutdown.cancel();
-        self.tracker.close();
-        if tokio::time::timeout(DRAIN_DEADLINE, self.tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(deadline = ?DRAIN_DEADLINE, "in-flight work did not finish; stopping anyway");
-        }
+        stop_and_drain(
+            &self.shutdown,
+            &self.tracker,
+            DRAIN_DEADLINE,
+            "in-flight work",
+        )
+        .await;
         self.board.disconnected(None);
         let digest = Digester::default()
             .digest(&self.published.state.view, true)
@@ -238,15 +237,8 @@ fn plugin_statuses(plugins: &PluginRuntime, published: &Published) -> Vec<Plugin
 }
 
 fn create_data_dir(path: &Path) -> Result<(), StartError> {
-    let error = |source| StartError::DataDir {
+    outpost_replica::create_data_dir(path).map_err(|source| StartError::DataDir {
         path: path.to_owned(),
         source,
-    };
-    std::fs::create_dir_all(path).map_err(error)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(error)?;
-    }
-    Ok(())
+    })
 }

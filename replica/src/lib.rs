@@ -24,4 +24,16 @@ pub mod published;
 pub mod tables;
 
 pub use published::{Published, Rebuild, View};
+
+/// Creates the data directory a daemon keeps its replica in (and parents), readable by
+/// its owner only (0700 on Unix): it holds secrets (keys, tokens) beside the state.
+pub fn create_data_dir(path: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
 pub use tables::{StateError, StateTables, begin_durable_write, create_tables, load, read_state};
