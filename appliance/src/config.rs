@@ -261,49 +261,8 @@ impl RawConfig {
                 problem: "a join ticket is given: a joining node needs a raft address its peers dial (--raft IP:PORT)".to_string(),
             });
         }
-        let recursion_networks = match self.dns.allow_recursion {
-            Some(networks) => networks,
-            None => DEFAULT_RECURSION_NETWORKS
-                .iter()
-                .map(|n| n.to_string())
-                .collect(),
-        }
-        .into_iter()
-        .map(|text| {
-            text.parse::<IpNet>().map_err(|_| ConfigError::Invalid {
-                key: "dns.allow_recursion",
-                value: text.clone(),
-                problem: "is not a network (use CIDR, e.g. 10.0.0.0/8)".into(),
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-
-        let upstreams = match self.forward.upstreams {
-            Some(list) => list,
-            None => system_nameservers(),
-        }
-        .iter()
-        .map(|text| parse_upstream(text))
-        .collect::<Result<Vec<_>, _>>()?;
-        let timeout_ms = self
-            .forward
-            .timeout_ms
-            .unwrap_or(DEFAULT_UPSTREAM_TIMEOUT_MS);
-        if !(10..=30_000).contains(&timeout_ms) {
-            return Err(ConfigError::Invalid {
-                key: "forward.timeout_ms",
-                value: timeout_ms.to_string(),
-                problem: "is out of range (10 to 30000)".into(),
-            });
-        }
-        let cache_entries = self.forward.cache_entries.unwrap_or(DEFAULT_CACHE_ENTRIES);
-        if cache_entries > 10_000_000 {
-            return Err(ConfigError::Invalid {
-                key: "forward.cache_entries",
-                value: cache_entries.to_string(),
-                problem: "is too large (at most 10000000)".into(),
-            });
-        }
+        let recursion_networks = resolve_recursion(self.dns.allow_recursion)?;
+        let forward = resolve_forward(self.forward)?;
         if let Some(filter) = &self.log {
             tracing_subscriber::EnvFilter::try_new(filter).map_err(|error| {
                 ConfigError::Invalid {
@@ -328,59 +287,119 @@ impl RawConfig {
             join,
             commit_timeout,
             snapshots,
-            forward: ForwardConfig {
-                upstreams,
-                timeout: Duration::from_millis(timeout_ms),
-                cache_entries,
-                serve_stale: Duration::from_secs(
-                    self.forward
-                        .serve_stale_secs
-                        .unwrap_or(DEFAULT_SERVE_STALE_SECS),
-                ),
-            },
+            forward,
         })
     }
 }
 
+/// `dns.allow_recursion` as networks (default: loopback and the private ranges).
+fn resolve_recursion(networks: Option<Vec<String>>) -> Result<Vec<IpNet>, ConfigError> {
+    let networks = networks.unwrap_or_else(|| {
+        DEFAULT_RECURSION_NETWORKS
+            .iter()
+            .map(|n| n.to_string())
+            .collect()
+    });
+    networks
+        .into_iter()
+        .map(|text| {
+            text.parse::<IpNet>().map_err(|_| ConfigError::Invalid {
+                key: "dns.allow_recursion",
+                value: text.clone(),
+                problem: "is not a network (use CIDR, e.g. 10.0.0.0/8)".into(),
+            })
+        })
+        .collect()
+}
+
+/// The `[forward]` section, checked (upstreams default to /etc/resolv.conf's).
+fn resolve_forward(raw: RawForward) -> Result<ForwardConfig, ConfigError> {
+    let upstreams = raw
+        .upstreams
+        .unwrap_or_else(system_nameservers)
+        .iter()
+        .map(|text| parse_upstream(text))
+        .collect::<Result<Vec<_>, _>>()?;
+    let timeout_ms = raw.timeout_ms.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT_MS);
+    if !(10..=30_000).contains(&timeout_ms) {
+        return Err(ConfigError::Invalid {
+            key: "forward.timeout_ms",
+            value: timeout_ms.to_string(),
+            problem: "is out of range (10 to 30000)".into(),
+        });
+    }
+    let cache_entries = raw.cache_entries.unwrap_or(DEFAULT_CACHE_ENTRIES);
+    if cache_entries > 10_000_000 {
+        return Err(ConfigError::Invalid {
+            key: "forward.cache_entries",
+            value: cache_entries.to_string(),
+            problem: "is too large (at most 10000000)".into(),
+        });
+    }
+    Ok(ForwardConfig {
+        upstreams,
+        timeout: Duration::from_millis(timeout_ms),
+        cache_entries,
+        serve_stale: Duration::from_secs(raw.serve_stale_secs.unwrap_or(DEFAULT_SERVE_STALE_SECS)),
+    })
+}
+
 impl Config {
     /// The keys whose new value in `next` a running node cannot apply: they take
-    /// effect at the next start. (`example_zone` is read on the first start only.)
+    /// effect at the next start. Every field is named below (no `..`), so a new field
+    /// does not compile until it is classified: applied live, or a restart's.
     pub fn restart_required(&self, next: &Config) -> Vec<&'static str> {
-        let mut keys = Vec::new();
-        let mut check = |key, changed: bool| {
-            if changed {
-                keys.push(key);
-            }
-        };
-        check("data_dir", self.data_dir != next.data_dir);
-        check("dns.listen", self.dns != next.dns);
-        check("admin.listen", self.admin != next.admin);
-        check("sync.listen", self.sync.listen != next.sync.listen);
-        check(
-            "sync.tls_cert",
-            self.sync.tls.as_ref().map(|tls| &tls.cert)
-                != next.sync.tls.as_ref().map(|tls| &tls.cert),
-        );
-        check(
-            "sync.tls_key",
-            self.sync.tls.as_ref().map(|tls| &tls.key)
-                != next.sync.tls.as_ref().map(|tls| &tls.key),
-        );
-        check(
-            "sync.history_entries",
-            self.sync.history_entries != next.sync.history_entries,
-        );
-        check("allow_root", self.allow_root != next.allow_root);
-        check("cluster.raft", self.raft != next.raft);
-        check(
-            "cluster.commit_timeout_ms",
-            self.commit_timeout != next.commit_timeout,
-        );
-        check(
-            "cluster.snapshot_every_entries",
-            self.snapshots != next.snapshots,
-        );
-        keys
+        let Config {
+            data_dir,
+            // Read on a first start only.
+            example_zone: _,
+            allow_root,
+            // Applied live (`Node::reload` and the log filter's reload handle).
+            log: _,
+            dns,
+            admin,
+            sync,
+            recursion_networks: _,
+            forward: _,
+            raft,
+            join,
+            commit_timeout,
+            snapshots,
+        } = self;
+        let tls = |config: &Config| config.sync.tls.clone();
+        let changed = [
+            ("data_dir", *data_dir != next.data_dir),
+            ("dns.listen", *dns != next.dns),
+            ("admin.listen", *admin != next.admin),
+            ("sync.listen", sync.listen != next.sync.listen),
+            (
+                "sync.tls_cert",
+                tls(self).map(|tls| tls.cert) != tls(next).map(|tls| tls.cert),
+            ),
+            (
+                "sync.tls_key",
+                tls(self).map(|tls| tls.key) != tls(next).map(|tls| tls.key),
+            ),
+            (
+                "sync.history_entries",
+                sync.history_entries != next.sync.history_entries,
+            ),
+            ("allow_root", *allow_root != next.allow_root),
+            ("cluster.raft", *raft != next.raft),
+            ("cluster.join", *join != next.join),
+            (
+                "cluster.commit_timeout_ms",
+                *commit_timeout != next.commit_timeout,
+            ),
+            (
+                "cluster.snapshot_every_entries",
+                *snapshots != next.snapshots,
+            ),
+        ];
+        changed
+            .into_iter()
+            .filter_map(|(key, changed)| changed.then_some(key))
+            .collect()
     }
 }
 
@@ -655,6 +674,15 @@ mod tests {
                 "allow_root"
             ]
         );
+        // A join ticket is read once, at start (it was missing from the list once).
+        let mut joining = running.clone();
+        joining.join = Some(JoinTicket {
+            cluster_id: "c".into(),
+            nodes: Vec::new(),
+            secret: [1; 32],
+            expires_unix: 0,
+        });
+        assert_eq!(running.restart_required(&joining), ["cluster.join"]);
     }
 
     #[test]

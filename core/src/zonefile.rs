@@ -260,7 +260,30 @@ impl State {
             .or(self.dollar_ttl)
             .or(self.last_explicit_ttl)
             .unwrap_or(self.default_ttl);
-        Ok(Record::from_rdata(owner, ttl, rdata))
+        let record = Record::from_rdata(owner, ttl, rdata);
+        survives_the_wire(&record).map_err(|message| ZoneFileError::new(type_line, message))?;
+        Ok(record)
+    }
+}
+
+/// Checks that `record` reads back from the wire form commands and replicas carry it in
+/// (hickory's text parsers accept some data its wire decoder refuses, such as a CAA tag
+/// holding a dot): what a zone file gives must be what every replica stores.
+fn survives_the_wire(record: &Record) -> Result<(), String> {
+    let refused = |reason: String| {
+        format!(
+            "{} data {:?} cannot be stored: {reason} (check the value against the record type's RFC)",
+            record.record_type(),
+            record.data.to_string()
+        )
+    };
+    let bytes = crate::wire::encode_records(std::slice::from_ref(record))
+        .map_err(|e| refused(e.to_string()))?;
+    let back = crate::wire::decode_records(&bytes).map_err(|e| refused(e.to_string()))?;
+    let again = crate::wire::encode_records(&back).map_err(|e| refused(e.to_string()))?;
+    match again == bytes {
+        true => Ok(()),
+        false => Err(refused("it reads back as other data".to_string())),
     }
 }
 

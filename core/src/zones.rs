@@ -23,6 +23,7 @@ use crate::packed::{Owner, PackedRRset};
 
 mod idempotency;
 mod invites;
+mod nesting;
 mod plugins;
 mod rules;
 mod zone;
@@ -31,6 +32,7 @@ pub use idempotency::{
     check_idempotency_key,
 };
 pub use invites::{JoinInvite, MAX_JOIN_INVITES};
+pub use nesting::MAX_COMMAND_NESTING;
 pub use plugins::{
     FailureMode, MAX_PLUGIN_BYTES, MAX_PLUGIN_NAME, PluginDefinition, check_plugin_name,
 };
@@ -98,6 +100,7 @@ pub enum Command {
     /// Several commands as one write: all of them apply, or none (a write whose
     /// record transform adds records outside the RRset or zone it replaces).
     Batch {
+        #[serde(deserialize_with = "nesting::nested")]
         commands: Vec<Command>,
     },
     /// Adds a join invite (only the hash of its secret is replicated) after pruning
@@ -122,6 +125,7 @@ pub enum Command {
     Once {
         key: String,
         now_unix: u64,
+        #[serde(deserialize_with = "nesting::nested")]
         command: Box<Command>,
     },
 }

@@ -50,6 +50,24 @@ pub enum Decoded {
     Drop,
 }
 
+/// Records a query may carry in its answer, authority or additional section (an OPT,
+/// perhaps a TSIG or SIG(0) and a cookie's companions); a packet that claims more is not
+/// a query we answer.
+pub const MAX_QUERY_SECTION_RECORDS: u16 = 8;
+
+/// Whether the header's counts are those of a query: exactly one question, and at most
+/// [`MAX_QUERY_SECTION_RECORDS`] records in each other section.
+fn counts_fit_a_query(header: &[u8]) -> bool {
+    let count = |at: usize| match header.get(at..at + 2) {
+        Some(&[high, low]) => u16::from_be_bytes([high, low]),
+        _ => u16::MAX,
+    };
+    count(4) == 1
+        && [6, 8, 10]
+            .iter()
+            .all(|&at| count(at) <= MAX_QUERY_SECTION_RECORDS)
+}
+
 pub fn decode(packet: &[u8]) -> Decoded {
     let Some(header) = packet.get(..HEADER_LEN) else {
         return Decoded::Drop;
@@ -62,6 +80,15 @@ pub fn decode(packet: &[u8]) -> Decoded {
     let op_code = OpCode::from_u8((flags >> 3) & 0x0f);
     let recursion_desired = flags & 0x01 != 0;
     let bare = |rcode| Decoded::Reply(encode_bare(id, op_code, recursion_desired, rcode));
+    if !counts_fit_a_query(header) {
+        // Refused from the header: the parser sizes its sections from these counts before
+        // reading them, so 65,535 claimed questions would cost megabytes per packet.
+        return bare(if op_code == OpCode::Query {
+            ResponseCode::FormErr
+        } else {
+            ResponseCode::NotImp
+        });
+    }
     let Ok(message) = Message::from_vec(packet) else {
         return bare(if op_code == OpCode::Query {
             ResponseCode::FormErr
@@ -76,7 +103,7 @@ pub fn decode(packet: &[u8]) -> Decoded {
             ResponseCode::NotImp
         });
     };
-    let mut question = Question {
+    let question = Question {
         id,
         op_code,
         recursion_desired,
@@ -87,51 +114,32 @@ pub fn decode(packet: &[u8]) -> Decoded {
             dnssec_ok: edns.flags().dnssec_ok,
         }),
     };
-    if let Some(edns) = &message.edns
-        && edns.version() > 0
-    {
-        // RFC 6891 section 6.1.3: answer BADVERS with the version we speak.
-        question.query = query.clone();
-        return Decoded::Reply(encode(
-            &question,
-            Outcome::bare(ResponseCode::BADVERS),
-            usize::MAX,
-        ));
+    match refusal(&question, &message) {
+        Some(rcode) => Decoded::Reply(encode(&question, Outcome::bare(rcode), usize::MAX)),
+        None => Decoded::Query(question),
     }
-    if op_code != OpCode::Query {
-        // Echo the question and OPT, as EDNS compliance checks expect.
-        return Decoded::Reply(encode(
-            &question,
-            Outcome::bare(ResponseCode::NotImp),
-            usize::MAX,
-        ));
+}
+
+/// The answer a well-formed question gets at once, with the question and OPT echoed:
+/// BADVERS for an EDNS version over 0 (RFC 6891 section 6.1.3, with the version we
+/// speak), NOTIMP for opcodes other than QUERY, FORMERR for meta types, REFUSED for zone
+/// transfers and classes other than IN; `None` for a question to answer.
+fn refusal(question: &Question, message: &Message) -> Option<ResponseCode> {
+    if message.edns.as_ref().is_some_and(|edns| edns.version() > 0) {
+        return Some(ResponseCode::BADVERS);
     }
-    match query.query_type() {
+    if question.op_code != OpCode::Query {
+        return Some(ResponseCode::NotImp);
+    }
+    match question.query.query_type() {
         RecordType::OPT | RecordType::TSIG | RecordType::SIG | RecordType::Unknown(0) => {
-            return Decoded::Reply(encode(
-                &question,
-                Outcome::bare(ResponseCode::FormErr),
-                usize::MAX,
-            ));
+            return Some(ResponseCode::FormErr);
         }
         // Zone transfers are not offered.
-        RecordType::AXFR | RecordType::IXFR => {
-            return Decoded::Reply(encode(
-                &question,
-                Outcome::bare(ResponseCode::Refused),
-                usize::MAX,
-            ));
-        }
+        RecordType::AXFR | RecordType::IXFR => return Some(ResponseCode::Refused),
         _ => {}
     }
-    if query.query_class() != DNSClass::IN {
-        return Decoded::Reply(encode(
-            &question,
-            Outcome::bare(ResponseCode::Refused),
-            usize::MAX,
-        ));
-    }
-    Decoded::Query(question)
+    (question.query.query_class() != DNSClass::IN).then_some(ResponseCode::Refused)
 }
 
 /// The flags and sections of an answer.

@@ -101,6 +101,15 @@ impl Metrics {
 
     /// Renders every counter in the Prometheus text exposition format.
     pub fn render(&self, out: &mut String) {
+        self.render_queries(out);
+        self.render_latency(out);
+        for (name, help, counter) in self.counters() {
+            write_sample(out, name, "counter", help, counter.load(Ordering::Relaxed));
+        }
+    }
+
+    /// Queries answered, by transport and response code.
+    fn render_queries(&self, out: &mut String) {
         let _ = writeln!(
             out,
             "# HELP outpost_dns_queries_total DNS queries answered, by transport and response code."
@@ -117,6 +126,10 @@ impl Metrics {
                 );
             }
         }
+    }
+
+    /// The answer-time histogram.
+    fn render_latency(&self, out: &mut String) {
         let _ = writeln!(
             out,
             "# HELP outpost_dns_answer_seconds Time from a decoded query to an encoded answer."
@@ -138,7 +151,11 @@ impl Metrics {
         let sum = self.latency_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
         let _ = writeln!(out, "outpost_dns_answer_seconds_sum {sum}");
         let _ = writeln!(out, "outpost_dns_answer_seconds_count {count}");
-        for (name, help, counter) in [
+    }
+
+    /// The plain counters: name, help and value.
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 11] {
+        [
             (
                 "outpost_dns_dropped_total",
                 "Packets dropped without an answer.",
@@ -194,9 +211,7 @@ impl Metrics {
                 "Queries answered SERVFAIL because a fail-closed policy plugin failed.",
                 &self.policy_failed,
             ),
-        ] {
-            write_sample(out, name, "counter", help, counter.load(Ordering::Relaxed));
-        }
+        ]
     }
 }
 

@@ -165,7 +165,14 @@ fn question_counts_other_than_one_get_formerr() {
         ),
         (
             "an answer count with no answer",
-            [header(0x6005, 1, 3), question].concat(),
+            [header(0x6005, 1, 3), question.clone()].concat(),
+        ),
+        // What the fuzzer found: the parser sized 65,535 questions (megabytes) before
+        // reading one; refused from the header now.
+        ("65,535 questions claimed", header(0x6006, u16::MAX, 0)),
+        (
+            "65,535 answers claimed",
+            [header(0x6007, 1, u16::MAX), question].concat(),
         ),
     ];
     for (what, packet) in cases {

@@ -916,3 +916,35 @@ fn names_that_are_not_host_names_read_back_from_what_changes_write() {
     }
     assert_eq!(rebuilt.to_changes(), zones.to_changes());
 }
+
+#[test]
+fn commands_nested_past_the_bound_do_not_decode_and_do_not_overflow_the_stack() {
+    let nest = |levels: u32| {
+        let mut command = add_printer();
+        for _ in 0..levels {
+            command = Command::Batch {
+                commands: vec![command],
+            };
+        }
+        command
+    };
+    let fits = postcard::to_allocvec(&nest(MAX_COMMAND_NESTING)).unwrap();
+    assert_eq!(
+        postcard::from_bytes::<Command>(&fits).unwrap(),
+        nest(MAX_COMMAND_NESTING)
+    );
+    let deep = postcard::to_allocvec(&nest(MAX_COMMAND_NESTING + 1)).unwrap();
+    assert!(postcard::from_bytes::<Command>(&deep).is_err());
+    // What the fuzzer sent: 8,000 levels, on a small stack like a tokio worker's.
+    let mut bytes = Vec::new();
+    for _ in 0..8_000 {
+        bytes.extend_from_slice(&[10, 1]); // Batch (variant 10), one command
+    }
+    let decoded = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || postcard::from_bytes::<Command>(&bytes).is_err())
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(decoded, "refused, not decoded");
+}

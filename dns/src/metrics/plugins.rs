@@ -29,7 +29,13 @@ pub fn render_plugins(out: &mut String, plugins: &[PluginInfo]) {
         .iter()
         .map(|plugin| (&*plugin.name, plugin.stats.snapshot()))
         .collect();
+    render_info(out, plugins);
+    render_counters(out, &snapshots);
+    render_call_times(out, &snapshots);
+}
 
+/// `outpost_plugin_info`: one sample of 1 per plugin, its facts as labels.
+fn render_info(out: &mut String, plugins: &[PluginInfo]) {
     let name = "outpost_plugin_info";
     write_header(
         out,
@@ -47,7 +53,10 @@ pub fn render_plugins(out: &mut String, plugins: &[PluginInfo]) {
         ];
         write_labelled(out, name, &labels, 1);
     }
+}
 
+/// The counters per plugin, the failures by kind, and the disabled gauge.
+fn render_counters(out: &mut String, snapshots: &[(&str, StatsSnapshot)]) {
     let counters: [Counter; 4] = [
         (
             "outpost_plugin_calls_total",
@@ -72,7 +81,7 @@ pub fn render_plugins(out: &mut String, plugins: &[PluginInfo]) {
     ];
     for (name, help, value) in counters {
         write_header(out, name, "counter", help);
-        for (plugin, stats) in &snapshots {
+        for (plugin, stats) in snapshots {
             write_labelled(out, name, &[("plugin", plugin)], value(stats));
         }
     }
@@ -84,7 +93,7 @@ pub fn render_plugins(out: &mut String, plugins: &[PluginInfo]) {
         "counter",
         "Failed plugin calls, by kind of failure.",
     );
-    for (plugin, stats) in &snapshots {
+    for (plugin, stats) in snapshots {
         for (kind, value) in [
             ("timeout", stats.timeouts),
             ("out_of_memory", stats.out_of_memory),
@@ -96,9 +105,24 @@ pub fn render_plugins(out: &mut String, plugins: &[PluginInfo]) {
         }
     }
 
+    let name = "outpost_plugin_disabled";
+    write_header(
+        out,
+        name,
+        "gauge",
+        "1 when a plugin was disabled after repeated failures (until it is updated).",
+    );
+    for (plugin, stats) in snapshots {
+        let disabled = u8::from(stats.disabled.is_some());
+        write_labelled(out, name, &[("plugin", plugin)], disabled);
+    }
+}
+
+/// `outpost_plugin_call_seconds`: a histogram per plugin.
+fn render_call_times(out: &mut String, snapshots: &[(&str, StatsSnapshot)]) {
     let name = "outpost_plugin_call_seconds";
     write_header(out, name, "histogram", "Time per plugin call.");
-    for (plugin, stats) in &snapshots {
+    for (plugin, stats) in snapshots {
         let mut cumulative = 0;
         for (bound, count) in CALL_TIME_BUCKETS.iter().zip(&stats.time_histogram) {
             cumulative += count;
@@ -118,17 +142,5 @@ pub fn render_plugins(out: &mut String, plugins: &[PluginInfo]) {
         let sum = stats.total_time.as_secs_f64();
         write_labelled(out, "outpost_plugin_call_seconds_sum", &labels, sum);
         write_labelled(out, "outpost_plugin_call_seconds_count", &labels, count);
-    }
-
-    let name = "outpost_plugin_disabled";
-    write_header(
-        out,
-        name,
-        "gauge",
-        "1 when a plugin was disabled after repeated failures (until it is updated).",
-    );
-    for (plugin, stats) in &snapshots {
-        let disabled = u8::from(stats.disabled.is_some());
-        write_labelled(out, name, &[("plugin", plugin)], disabled);
     }
 }

@@ -162,6 +162,23 @@ pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Co
     postcard::from_bytes(body).map_err(|e| CodecError::Malformed(e.to_string()))
 }
 
+/// The codec as the fuzz targets (`fuzz/fuzz_targets/raft_rpc.rs`) reach it from outside
+/// the crate: [`CodecError`] is the one name of this module that `store` exports, so the
+/// message types stay private. Not an API.
+impl CodecError {
+    /// Decodes `bytes` as a `RaftRequest` and encodes it again.
+    #[doc(hidden)]
+    pub fn fuzz_reencode_request(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
+        encode(&decode::<RaftRequest>(bytes)?)
+    }
+
+    /// Decodes `bytes` as a `RaftReply` and encodes it again.
+    #[doc(hidden)]
+    pub fn fuzz_reencode_reply(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
+        encode(&decode::<RaftReply>(bytes)?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use openraft::vote::RaftLeaderIdExt;
