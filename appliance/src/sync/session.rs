@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use outpost_core::sync::{
-    ErrorFrame, Frame, HEADER_LEN, Heartbeat, Hello, MAX_FRAME_BODY, MIN_PROTOCOL_VERSION,
-    PROTOCOL_VERSION, ResyncRequired, SnapshotBegin, SnapshotChunk, SnapshotEnd, SyncMode, Welcome,
-    WireChange, chunk_changes, close, max_frame_body, negotiate, to_wire,
+    Frame, HEADER_LEN, Heartbeat, Hello, MAX_FRAME_BODY, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    SnapshotBegin, SnapshotChunk, SnapshotEnd, SyncMode, Welcome, WireChange, chunk_changes, close,
+    max_frame_body, negotiate, to_wire,
 };
 use outpost_core::zones::{Change, MAX_TOKEN_NAME, Zones, parse_name};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -34,10 +34,13 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 
+mod end;
+
+use self::end::{End, overflow_reason, resync};
 use super::frames::{ChangesForm, Scope, SharedBatch, encode_changes, fragments};
 use super::hub::{Hub, Registration, Update};
 use super::token;
-use crate::store::Store;
+use crate::store::{Store, View};
 
 /// How long a client has, once the WebSocket is open, to send its `Hello`.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,9 +57,6 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a closing session waits for the client's close frame in reply.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Close code for a failure of ours (RFC 6455: internal error).
-const INTERNAL_ERROR: u16 = 1011;
-
 /// Longest close reason: a control frame carries 125 bytes, two of them the code.
 const MAX_CLOSE_REASON: usize = 123;
 
@@ -70,43 +70,6 @@ pub struct SessionContext {
     pub hub: Arc<Hub>,
     pub remote: SocketAddr,
     pub shutdown: CancellationToken,
-}
-
-/// Why a session ends.
-#[derive(Debug)]
-enum End {
-    /// Close with `code`; `frame` (an `Error` or `ResyncRequired`) goes first.
-    Close {
-        code: u16,
-        reason: String,
-        frame: Option<Frame>,
-    },
-    /// The connection is gone or stuck: nothing more can be sent.
-    Gone(String),
-}
-
-impl End {
-    /// A close preceded by an `Error` frame carrying the same code and message.
-    fn error(code: u16, message: String) -> End {
-        End::Close {
-            code,
-            reason: message.clone(),
-            frame: Some(Frame::Error(ErrorFrame { code, message })),
-        }
-    }
-
-    fn internal(message: String) -> End {
-        tracing::error!(%message, "sync session failed");
-        End::error(INTERNAL_ERROR, message)
-    }
-
-    fn shutdown() -> End {
-        End::Close {
-            code: close::GOING_AWAY,
-            reason: "server shutting down".to_string(),
-            frame: None,
-        }
-    }
 }
 
 /// A session between `Hello` and its end.
@@ -228,9 +191,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             })
         };
 
-        // A cursor of this cluster resumes while the history reaches back to it. One
-        // beyond the view (the client last spoke to a node further along) resumes
-        // too, with nothing sent until the stream passes it.
+        let start = self.bring_up(hello, &view, &scope, welcome).await?;
+        Ok((registration, scope, start))
+    }
+
+    /// Brings the client up to `view`: the history after its cursor when this cluster's
+    /// history reaches back to it (`Welcome { Resume }`), else a snapshot. A cursor beyond
+    /// the view (the client last spoke to a node further along) resumes too, with
+    /// nothing sent until the stream passes it. Returns where the live stream starts.
+    async fn bring_up(
+        &mut self,
+        hello: &Hello,
+        view: &View,
+        scope: &Scope,
+        welcome: impl Fn(SyncMode) -> Frame,
+    ) -> Result<u64, End> {
+        let store = self.context.store.clone();
+        let hub = Arc::clone(&self.context.hub);
         let resumable = hello
             .cursor
             .as_ref()
@@ -246,35 +223,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             },
             None => None,
         };
-        let start = match history {
-            Some((cursor, history)) => {
-                hub.count_resume();
-                tracing::info!(
-                    cursor,
-                    head = view.applied,
-                    "resuming from the client's cursor"
-                );
-                self.send(welcome(SyncMode::Resume)).await?;
-                if cursor < view.applied {
-                    let entries =
-                        scope.entries(history.iter().filter(|entry| entry.index > cursor));
-                    drop(history);
-                    let frames = encode_changes(self.form, cursor, view.applied, entries)
-                        .map_err(|error| End::internal(error.to_string()))?;
-                    self.send_encoded(&frames).await?;
-                }
-                cursor.max(view.applied)
-            }
-            None => {
-                hub.count_snapshot();
-                tracing::info!(as_of = view.applied, cursor = ?hello.cursor, "sending a snapshot");
-                self.send(welcome(SyncMode::Snapshot)).await?;
-                self.send_snapshot(&view.zones, &scope, view.applied)
-                    .await?;
-                view.applied
-            }
+        let Some((cursor, history)) = history else {
+            hub.count_snapshot();
+            tracing::info!(as_of = view.applied, cursor = ?hello.cursor, "sending a snapshot");
+            self.send(welcome(SyncMode::Snapshot)).await?;
+            self.send_snapshot(&view.zones, scope, view.applied).await?;
+            return Ok(view.applied);
         };
-        Ok((registration, scope, start))
+        hub.count_resume();
+        tracing::info!(
+            cursor,
+            head = view.applied,
+            "resuming from the client's cursor"
+        );
+        self.send(welcome(SyncMode::Resume)).await?;
+        if cursor < view.applied {
+            let entries = scope.entries(history.iter().filter(|entry| entry.index > cursor));
+            drop(history);
+            let frames = encode_changes(self.form, cursor, view.applied, entries)
+                .map_err(|error| End::internal(error.to_string()))?;
+            self.send_encoded(&frames).await?;
+        }
+        Ok(cursor.max(view.applied))
     }
 
     /// `SnapshotBegin`, every plugin definition, every zone in scope as `ZonePut` +
@@ -566,23 +536,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Err(_) => tracing::debug!("the client did not answer the close in time"),
         }
     }
-}
-
-/// A `ResyncRequired` frame saying why, then close 4004: the client resumes from its
-/// stored cursor (or takes a snapshot when the history no longer reaches it).
-fn resync(reason: String) -> End {
-    End::Close {
-        code: close::RESYNC_REQUIRED,
-        reason: "resync required".to_string(),
-        frame: Some(Frame::ResyncRequired(ResyncRequired { reason })),
-    }
-}
-
-fn overflow_reason() -> String {
-    format!(
-        "this session's queue of {} batches overflowed: resume from your cursor",
-        super::SESSION_QUEUE
-    )
 }
 
 /// The token name the client claims, cut to the longest valid name (for logs).
