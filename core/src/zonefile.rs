@@ -196,53 +196,7 @@ impl State {
         };
         self.previous_owner = Some(owner.clone());
 
-        // [<TTL>] [<class>] <type> or [<class>] [<TTL>] <type>.
-        let mut ttl: Option<u32> = None;
-        let mut class_seen = false;
-        let (rtype, type_line) = loop {
-            let Some(token) = tokens.next() else {
-                return Err(ZoneFileError::new(
-                    first_line,
-                    format!(
-                        "record for \"{owner}\" has no type (add one, like A or MX, and its data)"
-                    ),
-                ));
-            };
-            let text = token.text;
-            if text.starts_with(|ch: char| ch.is_ascii_digit()) {
-                if ttl.is_some() {
-                    return Err(ZoneFileError::new(
-                        token.line,
-                        format!("second TTL \"{text}\" in one record (keep only one)"),
-                    ));
-                }
-                ttl = Some(
-                    parse_duration("TTL", text)
-                        .map_err(|message| ZoneFileError::new(token.line, message))?,
-                );
-            } else if is_class(text) {
-                if class_seen {
-                    return Err(ZoneFileError::new(
-                        token.line,
-                        format!("second class \"{text}\" in one record (keep only one)"),
-                    ));
-                }
-                if !matches!(text.to_ascii_uppercase().as_str(), "IN" | "CLASS1") {
-                    return Err(ZoneFileError::new(
-                        token.line,
-                        format!("class \"{text}\" is not supported (only IN)"),
-                    ));
-                }
-                class_seen = true;
-            } else {
-                let rtype = parse_type(text).ok_or_else(|| {
-                    ZoneFileError::new(token.line, format!("unknown record type \"{text}\""))
-                })?;
-                check_zone_type(rtype)
-                    .map_err(|message| ZoneFileError::new(token.line, message))?;
-                break (rtype, token.line);
-            }
-        };
+        let (ttl, rtype, type_line) = ttl_class_type(&mut tokens, &owner, first_line)?;
 
         let rdata_tokens = tokens.as_slice();
         let rdata = build_rdata(rtype, rdata_tokens, &self.origin).map_err(|err| {
@@ -264,6 +218,60 @@ impl State {
         survives_the_wire(&record).map_err(|message| ZoneFileError::new(type_line, message))?;
         Ok(record)
     }
+}
+
+/// The fields before the data, in either order RFC 1035 allows: `[<TTL>] [<class>]
+/// <type>` or `[<class>] [<TTL>] <type>`. Returns the TTL if one was given, the type and
+/// its line.
+fn ttl_class_type<'t, 'a: 't>(
+    tokens: &mut std::slice::Iter<'t, Token<'a>>,
+    owner: &Name,
+    first_line: usize,
+) -> Result<(Option<u32>, RecordType, usize), ZoneFileError> {
+    let mut ttl: Option<u32> = None;
+    let mut class_seen = false;
+    let (rtype, type_line) = loop {
+        let Some(token) = tokens.next() else {
+            return Err(ZoneFileError::new(
+                first_line,
+                format!("record for \"{owner}\" has no type (add one, like A or MX, and its data)"),
+            ));
+        };
+        let text = token.text;
+        if text.starts_with(|ch: char| ch.is_ascii_digit()) {
+            if ttl.is_some() {
+                return Err(ZoneFileError::new(
+                    token.line,
+                    format!("second TTL \"{text}\" in one record (keep only one)"),
+                ));
+            }
+            ttl = Some(
+                parse_duration("TTL", text)
+                    .map_err(|message| ZoneFileError::new(token.line, message))?,
+            );
+        } else if is_class(text) {
+            if class_seen {
+                return Err(ZoneFileError::new(
+                    token.line,
+                    format!("second class \"{text}\" in one record (keep only one)"),
+                ));
+            }
+            if !matches!(text.to_ascii_uppercase().as_str(), "IN" | "CLASS1") {
+                return Err(ZoneFileError::new(
+                    token.line,
+                    format!("class \"{text}\" is not supported (only IN)"),
+                ));
+            }
+            class_seen = true;
+        } else {
+            let rtype = parse_type(text).ok_or_else(|| {
+                ZoneFileError::new(token.line, format!("unknown record type \"{text}\""))
+            })?;
+            check_zone_type(rtype).map_err(|message| ZoneFileError::new(token.line, message))?;
+            break (rtype, token.line);
+        }
+    };
+    Ok((ttl, rtype, type_line))
 }
 
 /// Checks that `record` reads back from the wire form commands and replicas carry it in
