@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the plugins/ workspace (example and hostile test plugins) for wasm32-wasip2 in
 # release and copies the components to target/plugins/, where the host's tests
-# (core/src/plugin/tests.rs) and the docs expect them.
+# (plugin-host/src/tests.rs) and the docs expect them.
 set -euo pipefail
 cd "$(dirname "$0")/../plugins"
 

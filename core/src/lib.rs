@@ -1,11 +1,15 @@
-//! What both Outpost daemons need: the record model, the zone-file parser, the answer
-//! engine, the sync codec and the plugin host. No sockets and no disk: all but the
-//! plugin host (which owns an epoch-ticker thread) are pure functions of their inputs,
-//! so they are tested without a process.
+//! What both Outpost daemons and their tools share about the data: the record model,
+//! the zone-file parser, the answer engine and the sync codec. No sockets, no disk, no
+//! threads and no WebAssembly: every module is a pure function of its inputs, tested
+//! without a process, and a crate that needs only the codec (the sync bench, the test
+//! harness) compiles this and nothing heavier. The plugin host, which runs the
+//! [`zones::PluginDefinition`]s this model replicates, is the crate
+//! `outpost-plugin-host`; it depends on this one, never the reverse.
 //!
 //! # Layout
-//! - [`zones`]: the authoritative model (zones of RRsets), the write [`zones::Command`]s
-//!   that change it and the [`zones::Change`]s they produce; validation lives here.
+//! - [`zones`]: the authoritative model (zones of RRsets, plugin definitions and their
+//!   [`zones::Hook`]s), the write [`zones::Command`]s that change it and the
+//!   [`zones::Change`]s they produce; validation lives here.
 //! - [`zonefile`]: RFC 1035 master files in, with line-numbered errors.
 //! - [`answer`]: the immutable query index ([`answer::ZoneSet`]) and the lookup that
 //!   turns a question into the sections of an authoritative answer.
@@ -15,14 +19,13 @@
 //! - [`wire`]: the DNS wire encoding of records used inside commands and changes.
 //! - [`sync`]: the Lite sync protocol's frames and wire types, encoded and decoded as
 //!   pure functions (`docs/sync-protocol.md` is the contract).
-//! - [`plugin`]: the sandboxed WebAssembly plugin host (wasmtime components built
-//!   against `wit/`, under deadlines and memory caps; `docs/plugins.md`).
+//! - [`digest`]: a canonical hash of a replica's content, to compare two replicas.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod answer;
+pub mod digest;
 pub mod name;
 pub mod packed;
-pub mod plugin;
 pub mod sync;
 pub mod wire;
 pub mod zonefile;

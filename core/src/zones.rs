@@ -34,7 +34,7 @@ pub use idempotency::{
 pub use invites::{JoinInvite, MAX_JOIN_INVITES};
 pub use nesting::MAX_COMMAND_NESTING;
 pub use plugins::{
-    FailureMode, MAX_PLUGIN_BYTES, MAX_PLUGIN_NAME, PluginDefinition, check_plugin_name,
+    FailureMode, Hook, MAX_PLUGIN_BYTES, MAX_PLUGIN_NAME, PluginDefinition, check_plugin_name,
 };
 pub use rules::{check_record, parse_name};
 use rules::{check_token_name, decode, normalize, refuse_soa_delete};

@@ -16,7 +16,7 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::ResponseCode;
 use ipnet::IpNet;
 use outpost_core::answer::ZoneSet;
-use outpost_core::plugin::{self as plugins, PolicyChain};
+use outpost_plugin_host::{self as plugins, PolicyChain};
 
 use crate::forward::{ForwardConfig, Forwarder};
 use crate::message::{self, Decoded, Outcome, Question};

@@ -17,12 +17,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use outpost_core::plugin::PluginEngine;
 use outpost_dns::forward::Forwarder;
 use outpost_dns::handler::QueryHandler;
 use outpost_dns::metrics::Metrics;
 use outpost_dns::plugins::PluginRuntime;
 use outpost_dns::server::{DnsSockets, stop_and_drain};
+use outpost_plugin_host::PluginEngine;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 

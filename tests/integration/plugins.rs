@@ -55,7 +55,7 @@ www       300 IN A   10.66.0.7
 /// The query path's deadline is 2 ms, and an attack that takes a while to reach its
 /// own limit meets the deadline first: touching 64 MiB (the memory cap) one MiB at a
 /// time always does, building 10,000 records sometimes does. Those limits are seen
-/// with a longer deadline in `core/src/plugin/tests.rs`; here either kind is right.
+/// with a longer deadline in `plugin-host/src/tests.rs`; here either kind is right.
 const ATTACKS: [(&str, &[(&str, &str)]); 5] = [
     ("loop", &[("timeouts", "timeout")]),
     (

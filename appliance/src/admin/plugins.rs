@@ -14,10 +14,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use outpost_core::plugin::{Hook, Limits, LoadedPlugin, PluginEngine};
 use outpost_core::zones::{
-    Command, FailureMode, MAX_PLUGIN_BYTES, PluginDefinition, check_plugin_name,
+    Command, FailureMode, Hook, MAX_PLUGIN_BYTES, PluginDefinition, check_plugin_name,
 };
+use outpost_plugin_host::{Limits, LoadedPlugin, PluginEngine};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

@@ -67,7 +67,7 @@ impl TestServer {
             Vec::new(),
             metrics.clone(),
         ));
-        let engine = outpost_core::plugin::PluginEngine::new().unwrap();
+        let engine = outpost_plugin_host::PluginEngine::new().unwrap();
         let state = AdminState {
             store: store.clone(),
             metrics,

@@ -8,9 +8,9 @@
 //! a [`Command::Batch`], so the write lands whole or not at all.
 
 use hickory_proto::rr::{Name, Record, RecordType};
-use outpost_core::plugin::TransformFailure;
 use outpost_core::wire::encode_records;
 use outpost_core::zones::Command;
+use outpost_plugin_host::TransformFailure;
 
 use super::AdminState;
 use super::error::ApiError;

@@ -3,8 +3,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::*;
-use crate::plugin::Hook;
-use crate::zones::{Change, FailureMode, LiteToken, PluginDefinition};
+use crate::zones::{Change, FailureMode, Hook, LiteToken, PluginDefinition};
 
 /// `www.example.internal. 300 IN A 10.0.0.7` in wire form.
 fn a_record() -> Vec<u8> {

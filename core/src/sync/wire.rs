@@ -14,8 +14,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::plugin::Hook;
-use crate::zones::{Change, FailureMode, PluginDefinition};
+use crate::zones::{Change, FailureMode, Hook, PluginDefinition};
 
 /// `DefinitionPut::kind` and `DefinitionDeleted::kind` of a WASM plugin.
 pub const PLUGIN_KIND: &str = "plugin";

@@ -2,7 +2,8 @@
 //!
 //! A definition is data, never code the model runs: the component's bytes, its hook,
 //! its configuration, its place in the order and what a failure means. Every node and
-//! every Lite client loads the same definitions into its own [`crate::plugin`] host.
+//! every Lite client loads the same definitions into its own plugin host (crate
+//! `outpost-plugin-host`, which depends on this model, never the reverse).
 //!
 //! **Invariant:** a stored definition's `sha256` is the SHA-256 of its `component`,
 //! and its `version` is one more than the version it replaced (1 when new).
@@ -13,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Change, CommandError, Zones};
-use crate::plugin::Hook;
 
 /// Longest plugin name.
 pub const MAX_PLUGIN_NAME: usize = 64;
@@ -22,6 +22,34 @@ pub const MAX_PLUGIN_NAME: usize = 64;
 /// as one change, which must fit in one sync frame ([`crate::sync::MAX_CHANGE_LEN`]);
 /// the rest of the frame pays for the name and the fields around the bytes.
 pub const MAX_PLUGIN_BYTES: usize = crate::sync::MAX_CHANGE_LEN - 4096;
+
+/// The hook a plugin implements, which is the WIT world it was built against.
+///
+/// **Boundary:** stored within every `PluginDefinition` (Raft log, redb), postcard by
+/// variant index: a new hook goes at the end. The sync wire sends [`Hook::world`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Hook {
+    /// World `query-policy`: `decide` for every query.
+    QueryPolicy,
+    /// World `record-transform`: `transform` for every write.
+    RecordTransform,
+}
+
+impl Hook {
+    /// The world's name in `wit/`, as operators type it.
+    pub fn world(self) -> &'static str {
+        match self {
+            Hook::QueryPolicy => "query-policy",
+            Hook::RecordTransform => "record-transform",
+        }
+    }
+}
+
+impl std::fmt::Display for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.world())
+    }
+}
 
 /// What a plugin's failure (trap, timeout, invalid output, disabled) means for the
 /// query or write it was called for.

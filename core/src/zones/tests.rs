@@ -421,7 +421,7 @@ fn plugin(name: &str, component: &[u8]) -> PluginDefinition {
     use sha2::Digest as _;
     PluginDefinition {
         name: name.into(),
-        hook: crate::plugin::Hook::QueryPolicy,
+        hook: Hook::QueryPolicy,
         order: 10,
         on_error: FailureMode::FailOpen,
         enabled: true,

@@ -20,8 +20,7 @@ use std::net::IpAddr;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use outpost_core::plugin::convert::MAX_ANSWER_RECORDS;
-use outpost_core::plugin::{Action, Block, PolicyOutcome};
+use outpost_plugin_host::{Action, Block, MAX_ANSWER_RECORDS, PolicyOutcome};
 
 use crate::message::{Outcome, Question};
 use crate::metrics::Metrics;
@@ -200,7 +199,7 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     use hickory_proto::op::{OpCode, Query};
-    use outpost_core::plugin::PluginError;
+    use outpost_plugin_host::PluginError;
 
     use super::*;
 

@@ -1,7 +1,7 @@
 //! Per-plugin metrics, read from the plugin host's counters
-//! ([`outpost_core::plugin::PluginStats`]) at scrape time.
+//! ([`outpost_plugin_host::PluginStats`]) at scrape time.
 
-use outpost_core::plugin::{CALL_TIME_BUCKETS, PluginInfo, StatsSnapshot};
+use outpost_plugin_host::{CALL_TIME_BUCKETS, PluginInfo, StatsSnapshot};
 
 use super::{write_header, write_labelled};
 

@@ -118,7 +118,7 @@ async fn a_snapshot_then_changes_survive_a_reopen_with_their_cursor() {
     assert_eq!(cursor, 7);
     assert_eq!(answer(&store, "x.a.test."), Some(vec!["10.0.0.9".into()]));
     assert_eq!(answer(&store, "y.a.test."), Some(vec![]));
-    let digest_before = crate::digest::digest(&store.published().state.load().zones);
+    let digest_before = outpost_core::digest::digest(&store.published().state.load().zones);
     drop(store);
 
     let store = ReplicaStore::open(dir.path()).await.unwrap();
@@ -135,7 +135,7 @@ async fn a_snapshot_then_changes_survive_a_reopen_with_their_cursor() {
     assert_eq!(store.counts(), (1, 2));
     assert_eq!(answer(&store, "x.a.test."), Some(vec!["10.0.0.9".into()]));
     assert_eq!(
-        crate::digest::digest(&store.published().state.load().zones),
+        outpost_core::digest::digest(&store.published().state.load().zones),
         digest_before
     );
 }
@@ -434,9 +434,8 @@ async fn a_snapshot_with_a_change_that_does_not_apply_is_refused_whole() {
 
 #[tokio::test]
 async fn a_snapshot_is_stored_as_it_loads_plugins_included() {
-    use outpost_core::plugin::Hook;
     use outpost_core::sync::to_wire;
-    use outpost_core::zones::{FailureMode, PluginDefinition};
+    use outpost_core::zones::{FailureMode, Hook, PluginDefinition};
     use sha2::{Digest as _, Sha256};
 
     let component: Arc<[u8]> = Arc::from(&b"\0asm not really"[..]);

@@ -1,5 +1,5 @@
 //! A query-policy plugin that misbehaves on request, for the host's sandbox tests
-//! (core/src/plugin/tests.rs). The first label of the query name picks the attack:
+//! (plugin-host/src/tests.rs). The first label of the query name picks the attack:
 //!
 //! | first label | what `decide` does                                  | the host's limit   |
 //! |-------------|-----------------------------------------------------|--------------------|

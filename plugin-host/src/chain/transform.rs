@@ -9,10 +9,10 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use hickory_proto::rr::{Name, Record};
+use outpost_core::zones::{FailureMode, Hook, PluginDefinition};
 
 use super::{Identity, Placement, PluginInfo};
-use crate::plugin::{Hook, Limits, LoadedTransform, PluginEngine, PluginError, TransformInstance};
-use crate::zones::{FailureMode, PluginDefinition};
+use crate::{Limits, LoadedTransform, PluginEngine, PluginError, TransformInstance};
 
 /// The enabled record-transform plugins, in ascending order, then by name.
 #[derive(Debug, Default)]

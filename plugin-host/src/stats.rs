@@ -45,7 +45,7 @@ pub struct PluginStats {
     rebuilds: AtomicU64,
     /// Instances built while a query waited, because every pre-built one was in use.
     instances_built_on_demand: AtomicU64,
-    /// Queries answered from a remembered verdict, without a call (`plugin::memo`).
+    /// Queries answered from a remembered verdict, without a call (`memo.rs`).
     memo_hits: AtomicU64,
     total_nanos: AtomicU64,
     max_nanos: AtomicU64,
@@ -70,7 +70,7 @@ pub struct StatsSnapshot {
     pub invalid_outputs: u64,
     pub rebuilds: u64,
     /// Instances built on the query path because none was idle (see
-    /// [`crate::plugin::chain`]): each cost the query an `init`.
+    /// [`PolicyChain`](crate::PolicyChain)): each cost the query an `init`.
     pub instances_built_on_demand: u64,
     /// Queries answered from a remembered verdict, without a call (not in `calls`).
     pub memo_hits: u64,

@@ -504,7 +504,7 @@ fn workers_share_a_loaded_plugin_and_keep_their_own_instances() {
 
 /// Not a pass/fail benchmark: prints the time per `decide` for a blocklist of 100,000
 /// domains on a reused instance. Run it with
-/// `cargo test -p outpost-core --release plugin::tests::blocklist_decide_time -- --nocapture`.
+/// `cargo test -p outpost-plugin-host --release tests::blocklist_decide_time -- --nocapture`.
 #[test]
 fn blocklist_decide_time_with_100k_domains() {
     let config: String = (0..100_000)

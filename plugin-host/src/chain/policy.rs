@@ -15,20 +15,19 @@
 //! query path, counted in [`StatsSnapshot::instances_built_on_demand`]. At most
 //! [`MAX_IDLE_INSTANCES`] are kept: an instance returned to a full pool is dropped.
 //!
-//! [`StatsSnapshot::instances_built_on_demand`]: crate::plugin::StatsSnapshot
+//! [`StatsSnapshot::instances_built_on_demand`]: crate::StatsSnapshot
 
 use std::cell::OnceCell;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use outpost_core::name::LookupName;
+use outpost_core::zones::{FailureMode, Hook, PluginDefinition};
+
 use super::{Identity, LoadOptions, Placement, PluginInfo};
-use crate::name::LookupName;
-use crate::plugin::bindings::types::Query as WitQuery;
-use crate::plugin::convert;
-use crate::plugin::memo::{self, Memo};
-use crate::plugin::{
-    Action, Hook, LoadedPolicy, PluginEngine, PluginError, PolicyInstance, Query, Verdict,
-};
-use crate::zones::{FailureMode, PluginDefinition};
+use crate::bindings::types::Query as WitQuery;
+use crate::convert;
+use crate::memo::{self, Memo};
+use crate::{Action, LoadedPolicy, PluginEngine, PluginError, PolicyInstance, Query, Verdict};
 
 /// Idle instances kept per plugin. Instances hold their plugin's memory (a blocklist
 /// of 100,000 domains takes a few MiB each), so the pool is capped: an instance
@@ -188,7 +187,7 @@ impl PolicyChain {
         &self,
         definition: &PluginDefinition,
         placement: Placement,
-        limits: crate::plugin::Limits,
+        limits: crate::Limits,
     ) -> Option<PolicyLink> {
         self.links
             .iter()

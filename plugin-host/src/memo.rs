@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::plugin::{Action, Verdict};
+use crate::{Action, Verdict};
 
 /// The custom section that declares a plugin's verdicts memoizable.
 pub const MEMO_SECTION: &str = "outpost-plugin-memo";
@@ -259,7 +259,7 @@ mod tests {
     fn a_full_shard_is_emptied_and_the_memo_stays_bounded() {
         let memo = Memo::new();
         let verdict = Verdict {
-            action: crate::plugin::Action::Allow,
+            action: crate::Action::Allow,
             tags: Vec::new(),
         };
         let name = |i: usize| {

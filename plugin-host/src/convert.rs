@@ -20,7 +20,7 @@ pub const MAX_TAGS: usize = 8;
 pub const MAX_TAG_BYTES: usize = 64;
 
 /// Records one transform may return: as many as one write may hold.
-pub const MAX_TRANSFORM_RECORDS: usize = crate::wire::MAX_RECORDS_PER_BLOB;
+pub const MAX_TRANSFORM_RECORDS: usize = outpost_core::wire::MAX_RECORDS_PER_BLOB;
 
 /// Bytes of one TXT character-string (RFC 1035 section 3.3).
 const MAX_CHARACTER_STRING: usize = 255;

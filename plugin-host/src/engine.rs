@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use outpost_core::zones::Hook;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
@@ -16,7 +17,7 @@ use super::epoch::EpochClock;
 use super::host::HostState;
 use super::instance::{PolicyInstance, TransformInstance};
 use super::stats::PluginStats;
-use super::{Hook, Limits, PluginError};
+use super::{Limits, PluginError};
 
 /// The wasm stack one call may use (`Config::max_wasm_stack`). Well below the 2 MiB
 /// of a tokio worker thread, which also holds the host's frames around the call.
@@ -175,7 +176,7 @@ impl PluginEngine {
         let pre = linker.instantiate_pre(&component).map_err(link_error)?;
         let pre = W::new_pre(pre).map_err(|e| PluginError::WrongWorld {
             hook,
-            expected: format!("{}@0.1.x", hook.export_interface()),
+            expected: format!("{}@0.1.x", export_interface(hook)),
             found: format!("an export of another shape ({e:#})"),
         })?;
         Ok(Arc::new(Shared {
@@ -245,10 +246,18 @@ fn check_header(bytes: &[u8]) -> Result<(), PluginError> {
     Ok(())
 }
 
+/// The interface `hook`'s world exports, without its version.
+fn export_interface(hook: Hook) -> &'static str {
+    match hook {
+        Hook::QueryPolicy => "outpost:plugin/policy",
+        Hook::RecordTransform => "outpost:plugin/transform",
+    }
+}
+
 /// Checks the component exports the hook's interface and imports only what we link.
 fn check_world(engine: &Engine, component: &Component, hook: Hook) -> Result<(), PluginError> {
     let ty = component.component_type();
-    let wanted = format!("{}@0.1.", hook.export_interface());
+    let wanted = format!("{}@0.1.", export_interface(hook));
     let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
     if !exports.iter().any(|name| name.starts_with(&wanted)) {
         let found = if exports.is_empty() {
@@ -258,7 +267,7 @@ fn check_world(engine: &Engine, component: &Component, hook: Hook) -> Result<(),
         };
         return Err(PluginError::WrongWorld {
             hook,
-            expected: format!("{}@0.1.x", hook.export_interface()),
+            expected: format!("{}@0.1.x", export_interface(hook)),
             found,
         });
     }

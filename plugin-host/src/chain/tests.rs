@@ -11,9 +11,9 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use sha2::{Digest, Sha256};
 
 use super::*;
-use crate::plugin::PolicyInstance;
-use crate::plugin::tests::{engine, plugin_bytes, query, record, relaxed};
-use crate::plugin::{Action, Block, Query, Transport};
+use crate::PolicyInstance;
+use crate::tests::{engine, plugin_bytes, query, record, relaxed};
+use crate::{Action, Block, Query, Transport};
 
 /// A definition as the cluster would replicate it, at version 1.
 fn definition(
@@ -192,7 +192,7 @@ fn a_disabled_plugin_is_skipped_or_fails_every_query_by_its_failure_mode() {
             &[with(&hostile, |d| d.on_error = on_error)],
             &PluginSet::empty(),
         );
-        for _ in 0..crate::plugin::MAX_CONSECUTIVE_FAILURES {
+        for _ in 0..crate::MAX_CONSECUTIVE_FAILURES {
             set.policies().decide(query("panic.test."));
         }
         let stats = &set.plugins()[0].stats;
@@ -444,7 +444,7 @@ fn the_instance_pool_grows_to_the_concurrency() {
 /// Not a pass/fail benchmark: prints what a `decide` costs through the chain (pool
 /// pop and push included) next to the same call on an instance held directly, for a
 /// blocklist of 100,000 domains, and what the pool's lock costs alone. Run it with
-/// `cargo test -p outpost-core --release --lib plugin::chain::tests::chain_decide_time -- --nocapture`.
+/// `cargo test -p outpost-plugin-host --release --lib chain::tests::chain_decide_time -- --nocapture`.
 #[test]
 fn chain_decide_time_with_100k_domains() {
     let config: String = (0..100_000)

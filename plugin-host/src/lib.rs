@@ -13,52 +13,61 @@
 //! trapped instance is rebuilt (and re-initialised) before its next call, and a plugin
 //! that fails [`MAX_CONSECUTIVE_FAILURES`] calls in a row is disabled. What the query
 //! path does with an error (fail open or closed) is the chain's decision, by the
-//! plugin's [`FailureMode`](crate::zones::FailureMode).
+//! plugin's [`FailureMode`](outpost_core::zones::FailureMode).
 //!
-//! The replicated definitions ([`crate::zones::PluginDefinition`]) are loaded into a
-//! [`PluginSet`]: the [`PolicyChain`] the DNS path runs for every query (a pool of
-//! pre-built instances per plugin, no lock held during a call) and the
-//! [`TransformChain`] the write path runs for every write.
+//! The replicated definitions
+//! ([`PluginDefinition`](outpost_core::zones::PluginDefinition), each naming its
+//! [`Hook`]) are loaded into a [`PluginSet`]: the [`PolicyChain`] the DNS
+//! path runs for every query (a pool of pre-built instances per plugin, no lock held
+//! during a call) and the [`TransformChain`] the write path runs for every write.
+//! This crate depends on the model; the model knows nothing of the host.
 //!
 //! # Layout
-//! - [`chain`]: the installed plugins as chains: loading a [`PluginSet`] from
+//! Every public item is at the crate root; the modules are private.
+//! - `chain`: the installed plugins as chains: loading a [`PluginSet`] from
 //!   definitions (carrying unchanged plugins over), the policy chain and its
 //!   instance pools, the transform chain, failure modes.
-//! - [`engine`]: the shared `Engine`, the epoch ticker thread, the compile cache, and
+//! - `engine`: the shared `Engine`, the epoch ticker thread, the compile cache, and
 //!   the load-time checks (component, world, imports).
+//! - `epoch`: the epoch clock, which parks while no call needs it.
 //! - `disk_cache`: compiled components kept on disk by content hash between runs
 //!   (the workspace's one `unsafe`, and why it is sound).
-//! - [`instance`]: a live instance: deadlines, error classification, rebuild after a
+//! - `instance`: a live instance: deadlines, error classification, rebuild after a
 //!   trap, the failure count.
-//! - [`convert`]: our boundary types ([`Query`], [`Verdict`]) and hickory records to
+//! - `memo`: the verdicts of a plugin that declares them memoizable, by question.
+//! - `convert`: our boundary types ([`Query`], [`Verdict`]) and hickory records to
 //!   and from the generated WIT types, with the output caps.
-//! - [`host`]: what the host interface offers a plugin (log, clock, config) and the
+//! - `host`: what the host interface offers a plugin (log, clock, config) and the
 //!   per-store memory limiter.
-//! - [`stats`]: the per-plugin counters, time-per-call histogram and status.
+//! - `bindings`: the host bindings generated from `wit/`, one module per world.
+//! - `stats`: the per-plugin counters, time-per-call histogram and status.
 //!
 //! **Boundary:** `wit/` is a compatibility boundary: plugins built against
 //! `outpost:plugin@0.1.0` must keep loading. See `docs/plugins.md`, "Evolution".
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod bindings;
-pub mod chain;
-pub mod convert;
+mod chain;
+mod convert;
 mod disk_cache;
-pub mod engine;
+mod engine;
 mod epoch;
-pub mod host;
-pub mod instance;
-pub mod memo;
-pub mod stats;
+mod host;
+mod instance;
+mod memo;
+mod stats;
 #[cfg(test)]
 mod tests;
 
 use std::time::Duration;
 
+use outpost_core::zones::Hook;
+
 pub use chain::{
     LoadFailure, LoadOptions, MAX_IDLE_INSTANCES, PluginInfo, PluginSet, PolicyChain,
     PolicyOutcome, TransformChain, TransformFailure,
 };
-pub use convert::{Action, Block, Query, Transport, Verdict};
+pub use convert::{Action, Block, MAX_ANSWER_RECORDS, Query, Transport, Verdict};
 pub use engine::{LoadedPlugin, LoadedPolicy, LoadedTransform, PluginEngine};
 pub use instance::{PolicyInstance, TransformInstance};
 pub use stats::{CALL_TIME_BUCKETS, PluginStats, StatsSnapshot};
@@ -72,39 +81,6 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// disabled until it is loaded again; every call then returns
 /// [`PluginError::Disabled`] at once.
 pub const MAX_CONSECUTIVE_FAILURES: u32 = 5;
-
-/// The hook a plugin implements, which is the WIT world it was built against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum Hook {
-    /// World `query-policy`: `decide` for every query.
-    QueryPolicy,
-    /// World `record-transform`: `transform` for every write.
-    RecordTransform,
-}
-
-impl Hook {
-    /// The world's name in `wit/`, as operators type it.
-    pub fn world(self) -> &'static str {
-        match self {
-            Hook::QueryPolicy => "query-policy",
-            Hook::RecordTransform => "record-transform",
-        }
-    }
-
-    /// The interface the world exports, without its version.
-    fn export_interface(self) -> &'static str {
-        match self {
-            Hook::QueryPolicy => "outpost:plugin/policy",
-            Hook::RecordTransform => "outpost:plugin/transform",
-        }
-    }
-}
-
-impl std::fmt::Display for Hook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.world())
-    }
-}
 
 /// What one instance of a plugin may use. The defaults suit the hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,9 +22,10 @@ pub mod transform;
 
 use std::sync::Arc;
 
+use outpost_core::zones::{FailureMode, Hook, PluginDefinition};
+
 use super::stats::PluginStats;
-use super::{Hook, Limits, PluginEngine, PluginError};
-use crate::zones::{FailureMode, PluginDefinition};
+use super::{Limits, PluginEngine, PluginError};
 
 pub use policy::{MAX_IDLE_INSTANCES, PolicyChain, PolicyOutcome};
 pub use transform::{TransformChain, TransformFailure};
