@@ -7,7 +7,7 @@
 //!   every name the test says must be absent; rcode, answer and authority sections
 //!   must be what the reference appliance answers. This walks the query index each
 //!   daemon really answers from.
-//! - **by digest**: a digest of the whole content (`outpost_lite::digest` over the model
+//! - **by digest**: a digest of the whole content (`outpost_core::digest` over the model
 //!   the exports load into; `status.json`'s digest on a Lite client), which also
 //!   catches names a replica holds and the cluster does not.
 //! - **plugins**: the same definitions at the same versions (and, on appliances, the

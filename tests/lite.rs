@@ -73,7 +73,7 @@ pub fn applied_index(appliance: &Appliance) -> u64 {
 
 /// A digest of the appliance's zones `origins`, computed from their master-file
 /// exports exactly as the Lite client computes its `status.json` digest
-/// (`outpost_lite::digest`), so equal digests mean equal replicas.
+/// (`outpost_core::digest`), so equal digests mean equal replicas.
 pub fn appliance_digest(appliance: &Appliance, origins: &[&str]) -> String {
     let mut zones = Zones::default();
     for (origin, records) in zone_exports(appliance, origins) {
@@ -85,7 +85,7 @@ pub fn appliance_digest(appliance: &Appliance, origins: &[&str]) -> String {
             .apply(&command)
             .unwrap_or_else(|e| panic!("export of {origin} does not load: {e}"));
     }
-    outpost_lite::digest::digest(&zones)
+    outpost_core::digest::digest(&zones)
 }
 
 /// The records of each zone of `origins` the appliance holds, read from its master-file

@@ -1,8 +1,8 @@
 //! What both Outpost daemons and their tools share about the data: the record model,
 //! the zone-file parser, the answer engine and the sync codec. No sockets, no disk, no
 //! threads and no WebAssembly: every module is a pure function of its inputs, tested
-//! without a process, and a crate that needs only the codec (the sync bench) compiles
-//! this and nothing heavier. The plugin host, which runs the
+//! without a process, and a crate that needs only the codec (the sync bench, the test
+//! harness) compiles this and nothing heavier. The plugin host, which runs the
 //! [`zones::PluginDefinition`]s this model replicates, is the crate
 //! `outpost-plugin-host`; it depends on this one, never the reverse.
 //!
@@ -19,9 +19,11 @@
 //! - [`wire`]: the DNS wire encoding of records used inside commands and changes.
 //! - [`sync`]: the Lite sync protocol's frames and wire types, encoded and decoded as
 //!   pure functions (`docs/sync-protocol.md` is the contract).
+//! - [`digest`]: a canonical hash of a replica's content, to compare two replicas.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod answer;
+pub mod digest;
 pub mod name;
 pub mod packed;
 pub mod sync;

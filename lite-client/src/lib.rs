@@ -16,14 +16,12 @@
 //! - [`replica`]: the redb replica and cursor, snapshot staging, the published views.
 //! - [`status`]: the honest sync state and `status.json` (`status/report.rs`).
 //! - [`tls`]: trust for `wss://` appliances (a pinned fingerprint or a CA file).
-//! - [`digest`]: a canonical hash of a replica, to compare it with the appliance's.
 //!
 //! The wire protocol itself is `outpost_core::sync` (`docs/sync-protocol.md`).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
 pub mod connector;
-pub mod digest;
 pub mod lite;
 pub mod replica;
 pub mod session;

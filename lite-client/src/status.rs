@@ -107,7 +107,7 @@ pub struct StatusFile {
     pub last_contact_unix: Option<u64>,
     pub zones: usize,
     pub records: usize,
-    /// SHA-256 of the replica's content ([`crate::digest`]), to compare replicas;
+    /// SHA-256 of the replica's content ([`outpost_core::digest`]), to compare replicas;
     /// `None` for a moment after a change (it is recomputed at most once a second).
     pub digest: Option<String>,
     /// The bound DNS address (UDP and TCP).

@@ -118,7 +118,7 @@ async fn a_snapshot_then_changes_survive_a_reopen_with_their_cursor() {
     assert_eq!(cursor, 7);
     assert_eq!(answer(&store, "x.a.test."), Some(vec!["10.0.0.9".into()]));
     assert_eq!(answer(&store, "y.a.test."), Some(vec![]));
-    let digest_before = crate::digest::digest(&store.published().state.load().zones);
+    let digest_before = outpost_core::digest::digest(&store.published().state.load().zones);
     drop(store);
 
     let store = ReplicaStore::open(dir.path()).await.unwrap();
@@ -135,7 +135,7 @@ async fn a_snapshot_then_changes_survive_a_reopen_with_their_cursor() {
     assert_eq!(store.counts(), (1, 2));
     assert_eq!(answer(&store, "x.a.test."), Some(vec!["10.0.0.9".into()]));
     assert_eq!(
-        crate::digest::digest(&store.published().state.load().zones),
+        outpost_core::digest::digest(&store.published().state.load().zones),
         digest_before
     );
 }

@@ -100,7 +100,7 @@ impl Digester {
             return None;
         }
         let of = Arc::clone(&current);
-        let digest = tokio::task::spawn_blocking(move || crate::digest::digest(&current))
+        let digest = tokio::task::spawn_blocking(move || outpost_core::digest::digest(&current))
             .await
             .ok()?;
         self.digest = digest.clone();

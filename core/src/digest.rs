@@ -1,6 +1,7 @@
 //! A digest of a replica's content, to compare two replicas without listing them: the
-//! Lite client puts it in `status.json`; a test computes the same from the
-//! appliance's zone exports.
+//! Lite client puts it in `status.json`; the test harness computes the same from the
+//! appliance's zone exports (which is why it lives here and not in the Lite client:
+//! the harness needs only this crate).
 //!
 //! Canonical form, hashed with SHA-256: for each zone in [`Zones`] order, its origin;
 //! then for each RRset in (owner, type) order, the owner, the type, and its records
@@ -10,7 +11,7 @@
 //! **Invariant:** two `Zones` holding the same RRsets (same TTLs and data, in any
 //! record order) have the same digest.
 
-use outpost_core::zones::Zones;
+use crate::zones::Zones;
 use sha2::{Digest as _, Sha256};
 
 /// Lowercase hex SHA-256 of `zones`' canonical form.
@@ -45,9 +46,9 @@ fn feed(hasher: &mut Sha256, tag: u8, bytes: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    use crate::wire::encode_records;
+    use crate::zones::Command;
     use hickory_proto::rr::{Name, RData, Record, rdata};
-    use outpost_core::wire::encode_records;
-    use outpost_core::zones::Command;
 
     use super::*;
 
