@@ -11,10 +11,14 @@
 //! - `state_machine`: the zones state, snapshots and the published views
 //!   (`RaftStateMachine`, `RaftSnapshotBuilder`).
 //! - `network`: Raft RPCs between nodes (`RaftNetworkFactory`) over a [`Transport`] of ours,
-//!   their codec, the [`RaftRpcHandler`] that serves them, and the iroh transport
-//!   ([`RaftEndpoint`], [`IrohTransport`], [`RaftServer`]).
+//!   their codec (bytes to `rpc` messages and back), the [`RaftRpcHandler`] that serves them,
+//!   and the iroh transport ([`RaftEndpoint`], [`IrohTransport`], [`RaftServer`]).
 //! - `cluster`: node identity, [`ClusterOptions`] and membership changes.
 //! - `forward`: writes taken by a follower, sent to the leader.
+//! - `join`: join tickets and the join itself.
+//! - `rpc`: the Raft RPC messages and their payloads, the wire between nodes; depends on
+//!   nothing above it (`cluster`, `forward`, `join` and `network` use it, never the reverse).
+//! - `error`: the errors callers see, and their conversions to and from `rpc`'s wire errors.
 //! - `types`: the openraft type configuration and the log entry payloads.
 //! - `tables`: the redb tables of `outpost.redb` and their encoding.
 //!
@@ -34,10 +38,12 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod cluster;
+mod error;
 mod forward;
 mod join;
 mod log_store;
 mod network;
+mod rpc;
 mod state_machine;
 mod tables;
 mod types;
@@ -47,7 +53,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -59,9 +65,10 @@ use outpost_core::zones::{Change, Command, CommandError, Zones};
 use redb::Database;
 
 pub use self::cluster::{
-    ClusterOptions, ClusterStart, ClusterStatus, FIRST_NODE_ID, HEALTHY_WITHIN, Member,
-    MembershipError, NodeStatus, RaftTiming, ReadError,
+    ClusterOptions, ClusterStart, ClusterStatus, FIRST_NODE_ID, HEALTHY_WITHIN, Member, NodeStatus,
+    RaftTiming,
 };
+pub use self::error::{MembershipError, ReadError, StoreError, WriteError};
 pub use self::join::{
     DEFAULT_INVITE_TTL, InviteError, JoinError, JoinTicket, MAX_INVITE_TTL, TICKET_PREFIX,
     TicketError, node_id_for,
@@ -73,8 +80,8 @@ pub use self::network::iroh::{
     RaftServer, load_or_create_node_key,
 };
 pub use self::network::{
-    CodecError, MAX_RAFT_MESSAGE, MAX_SNAPSHOT_BYTES, NoPeers, RaftRpcHandler, Transport,
-    TransportError,
+    CodecError, MAX_PROPOSAL_BYTES, MAX_RAFT_MESSAGE, MAX_SNAPSHOT_BYTES, NoPeers, RaftRpcHandler,
+    Transport, TransportError,
 };
 use self::state_machine::StateMachine;
 pub use self::types::NodeInfo;
@@ -84,10 +91,6 @@ pub use outpost_replica::View;
 
 /// Name of the database file inside the data directory.
 pub const DB_FILE_NAME: &str = "outpost.redb";
-
-/// The largest command [`Store::write`] proposes, encoded: it must fit one Raft message to
-/// every peer with room for the entry's log id and the request around it.
-pub const MAX_PROPOSAL_BYTES: usize = MAX_RAFT_MESSAGE - 64 * 1024;
 
 /// How long [`Store::open`] waits for the node to lead its single-node cluster. An election
 /// takes one election timeout (150–300 ms by openraft's default), a restart that restores
@@ -289,92 +292,6 @@ impl From<ServerState> for NodeState {
             ServerState::Shutdown => NodeState::Shutdown,
         }
     }
-}
-
-/// Why a write did not happen.
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    /// The zones model refused the command when it was applied; nothing changed.
-    #[error("write refused: {0}")]
-    Rejected(CommandError),
-    /// Another node leads the cluster, or none is known; the write must go to the leader.
-    #[error("{}", not_leader(*leader))]
-    NotLeader { leader: Option<u64> },
-    /// Raft stopped or failed; the write may or may not have been committed.
-    #[error("raft: {0}")]
-    Raft(String),
-    /// Not committed in time (this node may be cut off from a quorum); the write may still
-    /// commit later.
-    #[error(
-        "write not committed within {waited:?} (is a quorum of the cluster reachable?); it may still take effect"
-    )]
-    Timeout { waited: Duration },
-    /// This node is not the leader and could not reach the one it knows; nothing was written.
-    #[error(
-        "the leader, node {leader}, cannot be reached from this node ({reason}); nothing was written: retry, or write to another node"
-    )]
-    LeaderUnreachable { leader: u64, reason: String },
-    /// The command is too large for one Raft entry; nothing was proposed.
-    #[error(
-        "write of {bytes} bytes exceeds the {MAX_PROPOSAL_BYTES} byte limit of one raft entry: split it into smaller writes"
-    )]
-    TooLarge { bytes: usize },
-    /// Committed by the leader (at `index`), but this node, which took the write, had not
-    /// applied it within `waited`: it lags the leader. The write stands; reads here show
-    /// it once this node catches up.
-    #[error(
-        "the write was committed at index {index}, but this node had not applied it within {waited:?} (it lags the leader): the write stands, do not repeat it; read it from the leader or retry the read shortly"
-    )]
-    NotAppliedHere { index: u64, waited: Duration },
-}
-
-/// What a refusal for not leading says: whom to ask, or why nobody can be asked.
-pub(crate) fn not_leader(leader: Option<u64>) -> String {
-    match leader {
-        Some(id) => format!("this node is not the raft leader (node {id} is)"),
-        None => "no raft leader is known: an election is under way, or this node cannot reach a quorum of the cluster; nothing was done: retry".to_string(),
-    }
-}
-
-/// Why the store did not open or shut down cleanly. Each message names the file.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot create data directory {}: {cause}", path.display())]
-    CreateDir {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
-    #[error("cannot open {}: {cause}: is another outpost running with this data dir?", path.display())]
-    AlreadyOpen { path: PathBuf, cause: redb::Error },
-    #[error("cannot open {}: {cause}", path.display())]
-    Open { path: PathBuf, cause: redb::Error },
-    #[error("{} has storage format {found}, this outpost reads format {expected}: run the outpost version that wrote it", path.display())]
-    Format {
-        path: PathBuf,
-        found: u32,
-        expected: u32,
-    },
-    #[error("cannot load the zones stored in {}: {cause}", path.display())]
-    Load {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
-    #[error("{} belongs to node {found}, not node {wanted}: use the data directory of node {wanted}", path.display())]
-    NodeId {
-        path: PathBuf,
-        found: u64,
-        wanted: u64,
-    },
-    #[error("raft on {}: {message}", path.display())]
-    Raft { path: PathBuf, message: String },
-    #[error("raft on {} did not elect this node leader within {waited:?}: {message}", path.display())]
-    NotLeader {
-        path: PathBuf,
-        waited: Duration,
-        message: String,
-    },
-    #[error("shutdown: {0}")]
-    Shutdown(String),
 }
 
 impl Store {

@@ -16,13 +16,15 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::{ChangeMembers, ReadPolicy};
 use outpost_core::zones::Command;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use super::error::{MembershipError, ReadError, WriteError};
 use super::forward::FORWARD_MARGIN;
-use super::network::codec::{self, RaftReply, RaftRequest};
+use super::network::codec;
 use super::network::{NoPeers, Transport};
+use super::rpc::{PeerProgress, Progress, RaftReply, RaftRequest};
 use super::types::NodeInfo;
-use super::{Store, View, WriteError, not_leader};
+use super::{Store, View};
 
 /// A node the leader heard from within this long counts as reachable (for `cluster status`'s
 /// health and for the quorum check of `cluster remove`): many heartbeats (50 ms) and a few
@@ -32,29 +34,10 @@ pub const HEALTHY_WITHIN: Duration = Duration::from_secs(2);
 /// How long `cluster status` waits for the leader's view of replication.
 const STATUS_WAIT: Duration = Duration::from_secs(2);
 
-/// How far one node got, as its leader sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeerProgress {
-    pub id: u64,
-    /// The last log index the leader knows the node holds.
-    pub matched_index: Option<u64>,
-    /// Milliseconds since the node last answered the leader (0 for the leader itself).
-    pub last_contact_ms: Option<u64>,
-}
-
-impl PeerProgress {
-    /// Whether the leader heard from the node within [`HEALTHY_WITHIN`].
-    pub fn is_healthy(&self) -> bool {
-        self.last_contact_ms
-            .is_some_and(|ms| u128::from(ms) <= HEALTHY_WITHIN.as_millis())
-    }
-}
-
-/// The leader's view of replication.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Progress {
-    pub last_log_index: Option<u64>,
-    pub peers: Vec<PeerProgress>,
+/// Whether the leader heard from a node within [`HEALTHY_WITHIN`].
+fn is_healthy(peer: &PeerProgress) -> bool {
+    peer.last_contact_ms
+        .is_some_and(|ms| u128::from(ms) <= HEALTHY_WITHIN.as_millis())
 }
 
 /// `outpost cluster status`: the cluster as one node sees it.
@@ -180,63 +163,6 @@ pub struct Member {
     pub voter: bool,
 }
 
-/// Why a membership change did not happen. Serializable: a member forwards `cluster remove` to
-/// the leader and hears back this.
-#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
-pub enum MembershipError {
-    /// Only the leader changes the membership.
-    #[error("{}", not_leader(*leader))]
-    NotLeader { leader: Option<u64> },
-    /// Raft refused the change (another one in progress, a voter that is not a learner yet).
-    #[error("membership change refused: {0}")]
-    Refused(String),
-    /// Not committed in time; it may still be.
-    #[error("membership change not committed within {0:?}; it may still take effect")]
-    Timeout(Duration),
-    #[error("raft: {0}")]
-    Raft(String),
-    #[error("node {0} is not a member of this cluster")]
-    NoSuchNode(u64),
-    #[error("node {0} is the cluster's last voter: a cluster cannot remove its last voter")]
-    LastVoter(u64),
-    /// The voters left would not make a quorum with the nodes the leader hears from now.
-    #[error(
-        "removing node {node} would leave {voters_left} voters of which only {reachable} answer the leader, less than a quorum of {quorum}: bring a node back first"
-    )]
-    QuorumLoss {
-        node: u64,
-        voters_left: usize,
-        reachable: usize,
-        quorum: usize,
-    },
-    /// This node does not lead and could not reach the one that does.
-    #[error("the leader, node {leader}, cannot be reached from this node: {reason}")]
-    LeaderUnreachable { leader: u64, reason: String },
-}
-
-/// Why a consistent read did not happen. Serializable: a member asks the leader for its read
-/// index and hears back this.
-#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
-pub enum ReadError {
-    /// Only the leader serves consistent reads.
-    #[error("{}", not_leader(*leader))]
-    NotLeader { leader: Option<u64> },
-    /// This node could not confirm it still leads: a quorum did not answer.
-    #[error("no quorum confirmed this node still leads: {0}")]
-    NoQuorum(String),
-    #[error("consistent read not confirmed within {0:?}")]
-    Timeout(Duration),
-    #[error("raft: {0}")]
-    Raft(String),
-    /// This node does not lead and could not reach the one that does.
-    #[error("the leader, node {leader}, cannot be reached from this node: {reason}")]
-    LeaderUnreachable { leader: u64, reason: String },
-}
-
-/// The wire names of the two errors above.
-pub(crate) type RemoteMembershipError = MembershipError;
-pub(crate) type RemoteReadError = ReadError;
-
 impl Store {
     /// The state as of a moment after this call began, confirmed with a quorum (openraft's
     /// ReadIndex): it holds every write acknowledged before the call. On the leader the read
@@ -327,7 +253,7 @@ impl Store {
             )
             .await
         {
-            Ok(RaftReply::RemoveNode(result)) => result,
+            Ok(RaftReply::RemoveNode(result)) => result.map_err(MembershipError::from),
             Ok(other) => Err(MembershipError::Raft(unexpected(leader, &other))),
             Err(reason) => Err(MembershipError::LeaderUnreachable { leader, reason }),
         }
@@ -364,7 +290,7 @@ impl Store {
                 progress
                     .peers
                     .iter()
-                    .any(|peer| peer.id == **voter && peer.is_healthy())
+                    .any(|peer| peer.id == **voter && is_healthy(peer))
             })
             .count();
         let quorum = left.len() / 2 + 1;
@@ -412,7 +338,7 @@ impl Store {
                 .await
             {
                 Ok(RaftReply::SetAddress(Ok(()))) => return Ok(()),
-                Ok(RaftReply::SetAddress(Err(e))) => last = e,
+                Ok(RaftReply::SetAddress(Err(e))) => last = e.into(),
                 Ok(other) => last = MembershipError::Raft(unexpected(member.id, &other)),
                 Err(reason) => {
                     last = MembershipError::LeaderUnreachable {
@@ -436,7 +362,7 @@ impl Store {
                 .ask(leader, &leader_node, &request, self.inner.timing.commit)
                 .await
             {
-                Ok(RaftReply::SetAddress(result)) => result,
+                Ok(RaftReply::SetAddress(result)) => result.map_err(MembershipError::from),
                 Ok(other) => Err(MembershipError::Raft(unexpected(leader, &other))),
                 Err(reason) => Err(MembershipError::LeaderUnreachable { leader, reason }),
             };
@@ -522,7 +448,7 @@ impl Store {
                     matched_index,
                     lag,
                     last_contact_ms: peer.and_then(|peer| peer.last_contact_ms),
-                    healthy: peer.map(PeerProgress::is_healthy),
+                    healthy: peer.map(is_healthy),
                 }
             })
             .collect();

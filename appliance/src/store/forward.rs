@@ -16,12 +16,14 @@ use std::time::Duration;
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, ForwardReason, RaftError};
-use outpost_core::zones::{Change, Command, CommandError};
-use serde::{Deserialize, Serialize};
+use outpost_core::zones::Command;
 
-use super::network::{CodecError, TransportError, codec};
+use super::error::WriteError;
+use super::network::TransportError;
+use super::network::codec::{self, CodecError, MAX_PROPOSAL_BYTES};
+use super::rpc::{ForwardedOutcome, RaftReply, RaftRequest};
 use super::types::{NodeInfo, Proposal, Raft};
-use super::{MAX_PROPOSAL_BYTES, Store, WriteError, Written, encoded_len};
+use super::{Store, Written, encoded_len};
 
 /// How much longer a forwarding node waits than the leader's own commit timeout, so that the
 /// leader's answer (a timeout included) arrives before the forwarding node gives up.
@@ -88,27 +90,7 @@ pub(crate) async fn propose(
     }
 }
 
-/// A forwarded write's outcome on the wire (inside `RaftReply::ClientWrite`).
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum ForwardedOutcome {
-    Written {
-        index: u64,
-        changes: Vec<Change>,
-    },
-    Rejected(CommandError),
-    NotLeader {
-        leader: Option<u64>,
-    },
-    TooLarge {
-        bytes: u64,
-    },
-    Timeout {
-        waited_ms: u64,
-    },
-    /// Raft failed on the leader; the write may or may not have been committed.
-    Failed(String),
-}
-
+/// The leader's answer to a forwarded write, as it sends it back.
 impl From<Result<Written, WriteError>> for ForwardedOutcome {
     fn from(result: Result<Written, WriteError>) -> ForwardedOutcome {
         match result {
@@ -129,26 +111,25 @@ impl From<Result<Written, WriteError>> for ForwardedOutcome {
     }
 }
 
-impl ForwardedOutcome {
-    fn into_result(self, leader: u64) -> Result<Written, WriteError> {
-        match self {
-            ForwardedOutcome::Written { index, changes } => Ok(Written {
-                index,
-                changes,
-                replayed: false,
-            }),
-            ForwardedOutcome::Rejected(refused) => Err(WriteError::Rejected(refused)),
-            ForwardedOutcome::NotLeader { leader } => Err(WriteError::NotLeader { leader }),
-            ForwardedOutcome::TooLarge { bytes } => Err(WriteError::TooLarge {
-                bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
-            }),
-            ForwardedOutcome::Timeout { waited_ms } => Err(WriteError::Timeout {
-                waited: Duration::from_millis(waited_ms),
-            }),
-            ForwardedOutcome::Failed(reason) => Err(WriteError::Raft(format!(
-                "on the leader, node {leader}: {reason}"
-            ))),
-        }
+/// What the forwarding node makes of the answer of `leader`.
+fn forwarded_result(outcome: ForwardedOutcome, leader: u64) -> Result<Written, WriteError> {
+    match outcome {
+        ForwardedOutcome::Written { index, changes } => Ok(Written {
+            index,
+            changes,
+            replayed: false,
+        }),
+        ForwardedOutcome::Rejected(refused) => Err(WriteError::Rejected(refused)),
+        ForwardedOutcome::NotLeader { leader } => Err(WriteError::NotLeader { leader }),
+        ForwardedOutcome::TooLarge { bytes } => Err(WriteError::TooLarge {
+            bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
+        }),
+        ForwardedOutcome::Timeout { waited_ms } => Err(WriteError::Timeout {
+            waited: Duration::from_millis(waited_ms),
+        }),
+        ForwardedOutcome::Failed(reason) => Err(WriteError::Raft(format!(
+            "on the leader, node {leader}: {reason}"
+        ))),
     }
 }
 
@@ -179,7 +160,7 @@ impl Store {
         cmd: Command,
     ) -> Result<Written, WriteError> {
         tracing::debug!(leader, "forwarding a write to the leader");
-        let request = match codec::encode(&codec::RaftRequest::ClientWrite(cmd)) {
+        let request = match codec::encode(&RaftRequest::ClientWrite(cmd)) {
             Ok(request) => request,
             Err(CodecError::TooLarge { len }) => return Err(WriteError::TooLarge { bytes: len }),
             Err(e) => return Err(WriteError::Raft(e.to_string())),
@@ -225,9 +206,9 @@ impl Store {
             }
             Ok(reply) => reply,
         };
-        match codec::decode::<codec::RaftReply>(&reply) {
-            Ok(codec::RaftReply::ClientWrite(outcome)) => outcome.into_result(leader),
-            Ok(codec::RaftReply::Unavailable(reason)) => {
+        match codec::decode::<RaftReply>(&reply) {
+            Ok(RaftReply::ClientWrite(outcome)) => forwarded_result(outcome, leader),
+            Ok(RaftReply::Unavailable(reason)) => {
                 Err(WriteError::LeaderUnreachable { leader, reason })
             }
             Ok(other) => Err(WriteError::Raft(format!(

@@ -30,10 +30,12 @@ use outpost_core::zones::{Command, JoinInvite};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::network::codec::{self, RaftReply, RaftRequest};
+use super::Store;
+use super::error::{MembershipError, WriteError};
+use super::network::codec;
 use super::network::iroh::PeerAddr;
+use super::rpc::{JoinOutcome, JoinRequest, RaftReply, RaftRequest};
 use super::types::NodeInfo;
-use super::{MembershipError, Store, WriteError};
 
 /// The first characters of a version 1 ticket.
 pub const TICKET_PREFIX: &str = "outpost-join-v1:";
@@ -162,28 +164,6 @@ pub fn node_id_for(endpoint: &EndpointId) -> u64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     (u64::from_be_bytes(first) >> (64 - NODE_ID_BITS)) + FIRST_JOINER_ID
-}
-
-/// A join request on the wire (inside `RaftRequest::Join`).
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct JoinRequest {
-    pub(crate) secret: [u8; 32],
-    pub(crate) node_id: u64,
-    /// `<endpoint id>@<ip:port>`: where the leader reaches the joiner.
-    pub(crate) addr: String,
-}
-
-/// What became of a join request (inside `RaftReply::Join`).
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum JoinOutcome {
-    /// The node is a voter; the voters now.
-    Joined { voters: Vec<u64> },
-    /// Ask the leader instead (`None`: no leader is known yet; ask again soon).
-    NotLeader { leader: Option<(u64, String)> },
-    /// The cluster will not take this node; asking again will not change that.
-    Refused(String),
-    /// The join broke half-way (a timeout, a lost leader); asking again may succeed.
-    Failed(String),
 }
 
 /// Why an invite was not made.

@@ -34,9 +34,9 @@ use openraft::errors::{
 use openraft::network::{RPCOption, RPCTypes};
 use openraft::{OptionalSend, RaftNetworkFactory, RaftNetworkV2};
 
-pub use self::codec::{CodecError, MAX_RAFT_MESSAGE, MAX_SNAPSHOT_BYTES};
-use self::codec::{RaftReply, RaftRequest};
+pub use self::codec::{CodecError, MAX_PROPOSAL_BYTES, MAX_RAFT_MESSAGE, MAX_SNAPSHOT_BYTES};
 pub use self::handler::RaftRpcHandler;
+use super::rpc::{RaftReply, RaftRequest};
 use super::types::{
     AppendEntriesRequest, AppendEntriesResponse, NodeInfo, Snapshot, SnapshotResponse, TypeConfig,
     Vote, VoteRequest, VoteResponse,

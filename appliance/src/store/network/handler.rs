@@ -7,8 +7,9 @@ use std::time::Duration;
 use ::iroh::EndpointId;
 use openraft::async_runtime::WatchReceiver;
 
-use super::codec::{self, CodecError, MAX_SNAPSHOT_BYTES, RaftReply, RaftRequest};
-use crate::store::forward::{self, ForwardedOutcome};
+use super::codec::{self, CodecError, MAX_SNAPSHOT_BYTES};
+use crate::store::forward;
+use crate::store::rpc::{ForwardedOutcome, RaftReply, RaftRequest};
 use crate::store::types::{NodeInfo, Raft, Snapshot, SnapshotMeta, Vote};
 use crate::store::{Inner, Store};
 
@@ -157,21 +158,24 @@ impl RaftRpcHandler {
                 None => RaftReply::Unavailable(STOPPED.to_string()),
             },
             RaftRequest::RemoveNode { node_id } => match self.store() {
-                Some(store) => RaftReply::RemoveNode(store.remove_on_leader(node_id).await),
+                Some(store) => {
+                    RaftReply::RemoveNode(store.remove_on_leader(node_id).await.map_err(Into::into))
+                }
                 None => RaftReply::Unavailable(STOPPED.to_string()),
             },
             RaftRequest::Progress => match self.store() {
-                Some(store) => RaftReply::Progress(store.progress()),
+                Some(store) => RaftReply::Progress(store.progress().map_err(Into::into)),
                 None => RaftReply::Unavailable(STOPPED.to_string()),
             },
             RaftRequest::SetAddress { node_id, addr } => match self.store() {
                 Some(store) => {
-                    RaftReply::SetAddress(store.set_address(node_id, NodeInfo::new(addr)).await)
+                    let result = store.set_address(node_id, NodeInfo::new(addr)).await;
+                    RaftReply::SetAddress(result.map_err(Into::into))
                 }
                 None => RaftReply::Unavailable(STOPPED.to_string()),
             },
             RaftRequest::ReadIndex => match self.store() {
-                Some(store) => RaftReply::ReadIndex(store.read_index().await),
+                Some(store) => RaftReply::ReadIndex(store.read_index().await.map_err(Into::into)),
                 None => RaftReply::Unavailable(STOPPED.to_string()),
             },
             RaftRequest::ClientWrite(command) => {

@@ -16,10 +16,11 @@ use openraft::vote::RaftLeaderIdExt;
 use openraft::{EntryPayload, Membership, RaftTypeConfig};
 use outpost_core::zones::{Change, Command, CommandError};
 
-use super::{RaftReply, RaftRequest, WIRE_VERSION, decode, encode};
-use crate::store::cluster::{PeerProgress, Progress, RemoteMembershipError, RemoteReadError};
-use crate::store::forward::ForwardedOutcome;
-use crate::store::join::{JoinOutcome, JoinRequest};
+use super::{WIRE_VERSION, decode, encode};
+use crate::store::rpc::{
+    ForwardedOutcome, JoinOutcome, JoinRequest, PeerProgress, Progress, RaftReply, RaftRequest,
+    RemoteMembershipError, RemoteReadError,
+};
 use crate::store::types::{
     AppendEntriesRequest, AppendEntriesResponse, Entry, LogId, NodeInfo, Proposal, SnapshotMeta,
     SnapshotResponse, StoredMembership, TypeConfig, Vote, VoteRequest, VoteResponse,
