@@ -9,7 +9,9 @@
 //! One submodule per Raft trait, plus the shared pieces:
 //! - `log_store`: the Raft log and vote (`RaftLogStorage`, `RaftLogReader`).
 //! - `state_machine`: the zones state, snapshots and the published views
-//!   (`RaftStateMachine`, `RaftSnapshotBuilder`).
+//!   (`RaftStateMachine`, `RaftSnapshotBuilder`), and the `Raft` node type over them.
+//! - `events`: what observers hear after every change of the state ([`StateEvent`],
+//!   [`CommitObserver`]).
 //! - `network`: Raft RPCs between nodes (`RaftNetworkFactory`) over a [`Transport`] of ours,
 //!   their codec (bytes to `rpc` messages and back), the [`RaftRpcHandler`] that serves them,
 //!   and the iroh transport ([`RaftEndpoint`], [`IrohTransport`], [`RaftServer`]).
@@ -19,7 +21,8 @@
 //! - `rpc`: the Raft RPC messages and their payloads, the wire between nodes; depends on
 //!   nothing above it (`cluster`, `forward`, `join` and `network` use it, never the reverse).
 //! - `error`: the errors callers see, and their conversions to and from `rpc`'s wire errors.
-//! - `types`: the openraft type configuration and the log entry payloads.
+//! - `types`: the openraft type configuration and the log entry payloads; the bottom of the
+//!   store, depending on nothing in it.
 //! - `tables`: the redb tables of `outpost.redb` and their encoding.
 //!
 //! # Invariants
@@ -39,6 +42,7 @@
 
 mod cluster;
 mod error;
+mod events;
 mod forward;
 mod join;
 mod log_store;
@@ -69,6 +73,7 @@ pub use self::cluster::{
     RaftTiming,
 };
 pub use self::error::{MembershipError, ReadError, StoreError, WriteError};
+pub use self::events::{CommitObserver, CommittedBatch, CommittedEntry, StateEvent};
 pub use self::join::{
     DEFAULT_INVITE_TTL, InviteError, JoinError, JoinTicket, MAX_INVITE_TTL, TICKET_PREFIX,
     TicketError, node_id_for,
@@ -83,9 +88,8 @@ pub use self::network::{
     CodecError, MAX_PROPOSAL_BYTES, MAX_RAFT_MESSAGE, MAX_SNAPSHOT_BYTES, NoPeers, RaftRpcHandler,
     Transport, TransportError,
 };
-use self::state_machine::StateMachine;
+use self::state_machine::{Raft, StateMachine};
 pub use self::types::NodeInfo;
-use self::types::Raft;
 use outpost_replica::Published;
 pub use outpost_replica::View;
 
@@ -125,67 +129,6 @@ const LOG_ENTRIES_KEPT_AFTER_SNAPSHOT: u64 = 1000;
 /// How many log indexes of change history are kept by default for Lite sessions to
 /// resume from; a session further behind takes a snapshot.
 pub const DEFAULT_HISTORY_ENTRIES: u64 = 100_000;
-
-/// What one applied entry changed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CommittedEntry {
-    pub index: u64,
-    pub changes: Vec<Change>,
-}
-
-/// One applied batch: every entry from `first` to `up_to`, with the entries that changed
-/// something (the others are omitted). The batch after it starts at its `up_to + 1`.
-#[derive(Debug)]
-pub struct CommittedBatch {
-    /// The first index of the batch: one past the index applied before it.
-    pub first: u64,
-    pub up_to: u64,
-    pub entries: Vec<CommittedEntry>,
-}
-
-/// A change of the published state, as the observers hear of it. Every path that
-/// changes the state machine publishes one, through `StateMachine::publish`, after the
-/// state is durable and the new views are swapped in.
-///
-/// **Invariant:** for one store, the events tell the whole story in log order: after a
-/// `Loaded` or `Replaced` at `as_of`, the next `Applied` batch starts at `as_of + 1`,
-/// and each `Applied` batch starts right after the previous one. An observer that keeps
-/// a position only moves it over indexes it was told about.
-#[derive(Debug, Clone)]
-pub enum StateEvent {
-    /// The stored state was loaded at start, as of `as_of`.
-    Loaded { as_of: u64 },
-    /// Committed entries were applied.
-    Applied(Arc<CommittedBatch>),
-    /// A Raft snapshot replaced the whole state, as of `as_of`: what happened between the
-    /// previous event and `as_of` is not known entry by entry.
-    Replaced { as_of: u64 },
-}
-
-impl StateEvent {
-    /// The applied index once this event is published.
-    pub fn as_of(&self) -> u64 {
-        match self {
-            StateEvent::Loaded { as_of } | StateEvent::Replaced { as_of } => *as_of,
-            StateEvent::Applied(batch) => batch.up_to,
-        }
-    }
-}
-
-/// Told of every [`StateEvent`], in log order, after it is durable and published.
-/// **Must not block**: it runs on the apply path of the state machine.
-pub trait CommitObserver: Send + Sync + 'static {
-    fn observe(&self, event: &StateEvent);
-}
-
-/// Several observers, told in order.
-impl CommitObserver for Vec<Arc<dyn CommitObserver>> {
-    fn observe(&self, event: &StateEvent) {
-        for observer in self {
-            observer.observe(event);
-        }
-    }
-}
 
 /// What [`Store::open_with`] can be told.
 #[derive(Clone)]

@@ -22,7 +22,8 @@ use super::error::WriteError;
 use super::network::TransportError;
 use super::network::codec::{self, CodecError, MAX_PROPOSAL_BYTES};
 use super::rpc::{ForwardedOutcome, RaftReply, RaftRequest};
-use super::types::{NodeInfo, Proposal, Raft};
+use super::state_machine::Raft;
+use super::types::{NodeInfo, Proposal};
 use super::{Store, Written, encoded_len};
 
 /// How much longer a forwarding node waits than the leader's own commit timeout, so that the

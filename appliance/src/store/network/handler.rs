@@ -10,7 +10,8 @@ use openraft::async_runtime::WatchReceiver;
 use super::codec::{self, CodecError, MAX_SNAPSHOT_BYTES};
 use crate::store::forward;
 use crate::store::rpc::{ForwardedOutcome, RaftReply, RaftRequest};
-use crate::store::types::{NodeInfo, Raft, Snapshot, SnapshotMeta, Vote};
+use crate::store::state_machine::Raft;
+use crate::store::types::{NodeInfo, Snapshot, SnapshotMeta, Vote};
 use crate::store::{Inner, Store};
 
 /// Serves the Raft RPCs peers send this node: decodes a request, hands it to the local Raft
