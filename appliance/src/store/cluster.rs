@@ -1,6 +1,8 @@
-//! What a store needs to be one node of many ([`ClusterOptions`]), the membership changes a
-//! leader makes ([`Store::add_learner`], [`Store::add_voters`], [`Store::remove_voters`]), and
-//! the consistent read ([`Store::read_linearizable`]).
+//! A store as one node of many: the membership changes a leader makes
+//! ([`Store::add_learner`], [`Store::add_voters`], [`Store::remove_voters`],
+//! [`Store::remove_node`]), `cluster status` ([`Store::cluster_status`]) and the consistent
+//! read ([`Store::read_linearizable`]). A member that does not lead asks the leader with an
+//! `rpc` request; how a store is told its place in a cluster is `options::ClusterOptions`.
 //!
 //! **Invariant:** a node id names one node, holding one log, for the cluster's whole life: it is
 //! fixed when the data file is created and a different one is refused on open. An id must never
@@ -16,15 +18,15 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::{ChangeMembers, ReadPolicy};
 use outpost_core::zones::Command;
+use outpost_replica::View;
 use serde::Serialize;
 
 use super::error::{MembershipError, ReadError, WriteError};
 use super::forward::FORWARD_MARGIN;
+use super::handle::{NodeState, Store};
 use super::network::codec;
-use super::network::{NoPeers, Transport};
 use super::rpc::{PeerProgress, Progress, RaftReply, RaftRequest};
-use super::types::NodeInfo;
-use super::{Store, View};
+use super::types::{NodeInfo, TypeConfig};
 
 /// A node the leader heard from within this long counts as reachable (for `cluster status`'s
 /// health and for the quorum check of `cluster remove`): many heartbeats (50 ms) and a few
@@ -74,86 +76,6 @@ fn unexpected(leader: u64, reply: &RaftReply) -> String {
     format!("node {leader} answered {reply:?}")
 }
 
-/// The id a new data directory takes when none is given: a first node, as every node was
-/// before clusters.
-pub const FIRST_NODE_ID: u64 = 1;
-
-/// How a store takes part in a cluster. The default is today's single node: node
-/// [`FIRST_NODE_ID`], no peers, initialising a cluster of one on first start.
-#[derive(Clone)]
-pub struct ClusterOptions {
-    /// The node id a data directory created now takes (`None`: [`FIRST_NODE_ID`]). An existing
-    /// directory keeps its own and refuses to open with a different one.
-    pub node_id: Option<u64>,
-    /// The cluster id a data directory created now takes: a joining node takes its cluster's
-    /// (from the join ticket), so Lite cursors carry over between the cluster's nodes.
-    /// `None`: a new random id, as for a first node. An existing directory keeps its own.
-    pub cluster_id: Option<String>,
-    /// How peers reach this node; recorded in the membership when it initialises a cluster.
-    pub node_info: NodeInfo,
-    /// How this node reaches its peers.
-    pub transport: Arc<dyn Transport>,
-    /// What a pristine store does.
-    pub start: ClusterStart,
-    pub timing: RaftTiming,
-}
-
-impl Default for ClusterOptions {
-    fn default() -> Self {
-        ClusterOptions {
-            node_id: None,
-            cluster_id: None,
-            node_info: NodeInfo::default(),
-            transport: Arc::new(NoPeers),
-            start: ClusterStart::Initialise,
-            timing: RaftTiming::DEFAULT,
-        }
-    }
-}
-
-/// What a store that never was part of a cluster does when it opens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClusterStart {
-    /// Initialise a cluster of one with itself and wait to lead it (`outpost serve`'s first
-    /// start).
-    Initialise,
-    /// Wait for a cluster's leader to add it: open returns at once.
-    Join,
-}
-
-/// Raft's clock. Openraft's defaults, which suit a LAN; a wider network needs longer ones.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RaftTiming {
-    /// How often a leader tells followers it is alive.
-    pub heartbeat: Duration,
-    /// A follower that hears no leader for a random time in this range starts an election.
-    pub election_min: Duration,
-    pub election_max: Duration,
-    /// How long a leader gives one snapshot message to arrive and be installed. Openraft's
-    /// 200 ms is too short for a snapshot of many zones: 30 s.
-    pub install_snapshot: Duration,
-    /// How long [`Store::write`] and the membership changes wait for the commit before giving
-    /// up with a timeout (the entry may still commit later). Bounds a write in a minority
-    /// partition, which can never commit.
-    pub commit: Duration,
-}
-
-impl RaftTiming {
-    pub const DEFAULT: RaftTiming = RaftTiming {
-        heartbeat: Duration::from_millis(50),
-        election_min: Duration::from_millis(150),
-        election_max: Duration::from_millis(300),
-        install_snapshot: Duration::from_secs(30),
-        commit: Duration::from_secs(60),
-    };
-}
-
-impl Default for RaftTiming {
-    fn default() -> Self {
-        RaftTiming::DEFAULT
-    }
-}
-
 /// One node of the membership.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
@@ -167,7 +89,8 @@ impl Store {
     /// The state as of a moment after this call began, confirmed with a quorum (openraft's
     /// ReadIndex): it holds every write acknowledged before the call. On the leader the read
     /// index is confirmed here; on another node it is asked of the leader, and the view is
-    /// returned once this node applied up to it. Bounded by [`RaftTiming::commit`].
+    /// returned once this node applied up to it. Bounded by
+    /// [`RaftTiming::commit`](super::options::RaftTiming::commit).
     pub async fn read_linearizable(&self) -> Result<Arc<View>, ReadError> {
         let waited = self.inner.timing.commit;
         let index = match self.leader_elsewhere() {
@@ -324,7 +247,7 @@ impl Store {
     /// leader may not reach this node at its old address to tell it who leads.
     pub async fn set_own_address(&self, node: NodeInfo) -> Result<(), MembershipError> {
         let id = self.node_id();
-        if self.status().state == super::NodeState::Leader {
+        if self.status().state == NodeState::Leader {
             return self.set_address(id, node).await;
         }
         let request = RaftRequest::SetAddress {
@@ -537,9 +460,7 @@ impl Store {
     }
 }
 
-fn membership_error(
-    error: RaftError<super::types::TypeConfig, ClientWriteError<super::types::TypeConfig>>,
-) -> MembershipError {
+fn membership_error(error: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> MembershipError {
     match error {
         RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
             MembershipError::NotLeader {

@@ -30,8 +30,8 @@ use outpost_core::zones::{Command, JoinInvite};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::Store;
 use super::error::{MembershipError, WriteError};
+use super::handle::Store;
 use super::network::codec;
 use super::network::iroh::PeerAddr;
 use super::rpc::{JoinOutcome, JoinRequest, RaftReply, RaftRequest};

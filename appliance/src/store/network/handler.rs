@@ -1,7 +1,7 @@
 //! The receiving side of Raft RPCs: request bytes in, reply bytes out.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ::iroh::EndpointId;
@@ -9,10 +9,10 @@ use openraft::async_runtime::WatchReceiver;
 
 use super::codec::{self, CodecError, MAX_SNAPSHOT_BYTES};
 use crate::store::forward;
+use crate::store::handle::{Store, WeakStore};
 use crate::store::rpc::{ForwardedOutcome, RaftReply, RaftRequest};
 use crate::store::state_machine::Raft;
 use crate::store::types::{NodeInfo, Snapshot, SnapshotMeta, Vote};
-use crate::store::{Inner, Store};
 
 /// Serves the Raft RPCs peers send this node: decodes a request, hands it to the local Raft
 /// and encodes its answer. A transport's accept loop calls [`RaftRpcHandler::handle`] once per
@@ -31,7 +31,7 @@ pub struct RaftRpcHandler {
     commit: Duration,
     /// The store, for the requests that are more than Raft's (joins, removals, progress, read
     /// index). Weak: a transport holds handlers, and the store holds its transport.
-    store: Weak<Inner>,
+    store: WeakStore,
     /// The snapshot whose chunks are arriving. Only a leader sends snapshots, one at a time
     /// to each follower, so one slot is enough: a new snapshot (offset 0) replaces it.
     assembly: Arc<Mutex<Option<Assembly>>>,
@@ -78,16 +78,16 @@ impl fmt::Debug for RaftRpcHandler {
 impl RaftRpcHandler {
     pub(crate) fn new(store: &Store) -> RaftRpcHandler {
         RaftRpcHandler {
-            raft: store.inner.raft.clone(),
-            id: store.inner.node_id,
-            commit: store.inner.timing.commit,
-            store: Arc::downgrade(&store.inner),
+            raft: store.raft().clone(),
+            id: store.node_id(),
+            commit: store.timing().commit,
+            store: store.downgrade(),
             assembly: Arc::new(Mutex::new(None)),
         }
     }
 
     fn store(&self) -> Option<Store> {
-        self.store.upgrade().map(|inner| Store { inner })
+        self.store.upgrade()
     }
 
     /// The node this handler serves.
