@@ -90,8 +90,8 @@ pub use self::network::iroh::{
     RaftServer, load_or_create_node_key,
 };
 pub use self::network::{
-    CodecError, MAX_PROPOSAL_BYTES, MAX_RAFT_MESSAGE, MAX_SNAPSHOT_BYTES, NoPeers, RaftRpcHandler,
-    Transport, TransportError,
+    CodecError, MAX_PROPOSAL_BYTES, MAX_RAFT_MESSAGE, MAX_SNAPSHOT_BYTES, NoPeers, PeerId,
+    RaftRpcHandler, Transport, TransportError,
 };
 pub use self::options::{
     ClusterOptions, ClusterStart, DEFAULT_HISTORY_ENTRIES, FIRST_NODE_ID, RaftTiming, StoreOptions,

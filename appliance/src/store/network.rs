@@ -5,10 +5,18 @@
 //! deadline → the peer's [`RaftRpcHandler`] decodes, hands the request to its Raft and encodes
 //! the reply → the reply is decoded here and given back to openraft.
 //!
-//! Transports: [`NoPeers`] for a node alone (every call fails as unreachable); `iroh`
-//! ([`iroh::IrohTransport`], [`iroh::RaftServer`]) for real clusters, QUIC between ed25519
-//! endpoint ids; `in_process` for tests, which runs every message through the same codec and
-//! handler and can cut, delay and drop links and crash nodes.
+//! # Layout
+//! This file is openraft's side (`RaftNetworkFactory`); it uses `codec` and `transport` and
+//! re-exports the rest. From the bottom up:
+//! - `codec`: the bytes of `store::rpc`'s messages; `transport`: the [`Transport`] trait,
+//!   its errors, [`NoPeers`] and [`PeerId`]. Both sit below everything in the store that
+//!   sends or serves RPCs.
+//! - `handler`: [`RaftRpcHandler`], the serving side, transport-neutral (it takes a caller's
+//!   opaque [`PeerId`]); it answers with the store (`forward`, `cluster`, `join`).
+//! - `iroh` ([`iroh::IrohTransport`], [`iroh::RaftServer`]): the transport of real clusters,
+//!   QUIC between ed25519 endpoint ids; `in_process`, for tests, runs every message through
+//!   the same codec and handler and can cut, delay and drop links and crash nodes. Both use
+//!   the handler.
 //!
 //! Errors map onto openraft's so that it backs off from a node that is down and retries a
 //! broken exchange at once: [`TransportError::Unreachable`] → `RPCError::Unreachable`,
@@ -36,7 +44,7 @@ use openraft::{OptionalSend, RaftNetworkFactory, RaftNetworkV2};
 
 pub use self::codec::{CodecError, MAX_PROPOSAL_BYTES, MAX_RAFT_MESSAGE, MAX_SNAPSHOT_BYTES};
 pub use self::handler::RaftRpcHandler;
-pub use self::transport::{NoPeers, Transport, TransportError};
+pub use self::transport::{NoPeers, PeerId, Transport, TransportError};
 use super::rpc::{RaftReply, RaftRequest};
 use super::types::{
     AppendEntriesRequest, AppendEntriesResponse, NodeInfo, Snapshot, SnapshotResponse, TypeConfig,

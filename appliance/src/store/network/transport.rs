@@ -1,10 +1,12 @@
 //! What carries Raft's bytes between nodes: the [`Transport`] trait every transport implements
-//! (iroh between appliances, in-process in the tests, [`NoPeers`] for a node alone), and the
-//! errors it reports.
+//! (iroh between appliances, in-process in the tests, [`NoPeers`] for a node alone), the
+//! errors it reports, and the [`PeerId`] it names a caller by when it serves.
 //!
 //! It knows bytes and node addresses, nothing of Raft: it depends only on `types`
 //! ([`NodeInfo`]), so the store's handle, its options and every sender of RPCs can hold a
 //! transport without depending on the network module that serves openraft.
+
+use std::fmt;
 
 use futures_util::future::BoxFuture;
 
@@ -52,5 +54,28 @@ impl Transport for NoPeers {
                 reason: "this node has no peer transport".to_string(),
             })
         })
+    }
+}
+
+/// Who sent a request, as the serving transport authenticated it (for iroh, the caller's
+/// endpoint id: its ed25519 public key). Opaque to the store: the handler passes it on and a
+/// join compares it with the id in the joiner's address, so the handler serves any transport
+/// that can name its callers, and one that cannot passes none.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PeerId([u8; 32]);
+
+impl PeerId {
+    pub fn from_bytes(bytes: [u8; 32]) -> PeerId {
+        PeerId(bytes)
+    }
+}
+
+/// In hex, as addresses write endpoint ids.
+impl fmt::Debug for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
     }
 }
