@@ -3,20 +3,32 @@
 //!
 //! The write path through this module: [`Store::write`] → `Raft::client_write` → the log store
 //! appends and fsyncs → commit → `state_machine` applies the batch in one redb transaction →
-//! the new [`Zones`] and [`ZoneSet`] are published → the caller gets its [`Written`].
+//! the new [`Zones`](outpost_core::zones::Zones) and [`ZoneSet`](outpost_core::answer::ZoneSet)
+//! are published → the caller gets its [`Written`].
 //!
 //! # Layout
-//! One submodule per Raft trait, plus the shared pieces:
-//! - `log_store`: the Raft log and vote (`RaftLogStorage`, `RaftLogReader`).
-//! - `state_machine`: the zones state, snapshots and the published views
-//!   (`RaftStateMachine`, `RaftSnapshotBuilder`).
-//! - `network`: Raft RPCs between nodes (`RaftNetworkFactory`) over a [`Transport`] of ours,
-//!   their codec, the [`RaftRpcHandler`] that serves them, and the iroh transport
-//!   ([`RaftEndpoint`], [`IrohTransport`], [`RaftServer`]).
-//! - `cluster`: node identity, [`ClusterOptions`] and membership changes.
-//! - `forward`: writes taken by a follower, sent to the leader.
+//! One submodule per Raft trait, plus the shared pieces, from the bottom up: each module uses
+//! only modules listed before it (the `pub use`s of this file are a facade, not a dependency).
 //! - `types`: the openraft type configuration and the log entry payloads.
 //! - `tables`: the redb tables of `outpost.redb` and their encoding.
+//! - `events`: what observers hear after every change of the state ([`StateEvent`],
+//!   [`CommitObserver`]).
+//! - `rpc`: the Raft RPC messages and their payloads, the wire between nodes.
+//! - `network::codec`: `rpc`'s messages to bytes and back; `network::transport`: the
+//!   [`Transport`] trait that carries the bytes.
+//! - `error`: the errors callers see, and their conversions to and from `rpc`'s wire errors.
+//! - `options`: [`StoreOptions`], [`ClusterOptions`], [`RaftTiming`], [`Tuning`].
+//! - `log_store`: the Raft log and vote (`RaftLogStorage`, `RaftLogReader`).
+//! - `state_machine`: the zones state, snapshots and the published views
+//!   (`RaftStateMachine`, `RaftSnapshotBuilder`), and the `Raft` node type over them.
+//! - `handle`: [`Store`] and what its clones share, with the reads that need nothing more.
+//! - `forward`: [`Store::write`]: proposed on the leader, forwarded to it from a follower.
+//! - `cluster`: membership changes, `cluster status` and the consistent read.
+//! - `join`: join tickets and the join itself.
+//! - `network`: openraft's `RaftNetworkFactory` over a [`Transport`]; the [`RaftRpcHandler`]
+//!   that serves peers' RPCs (it calls `forward`, `cluster` and `join`); the iroh transport
+//!   ([`RaftEndpoint`], [`IrohTransport`], [`RaftServer`]).
+//! - this file: [`Store::open`] and [`Store::shutdown`].
 //!
 //! # Invariants
 //! - **Apply only what is committed.** Entries reach the state machine only through
@@ -26,18 +38,26 @@
 //! - **An acknowledged write is fsynced**: log appends, votes and applied batches are
 //!   `Durability::Immediate` commits, and openraft hears an append is done only after its
 //!   commit returns.
+//! - **Dependencies point down the layout above**: no two modules of the store use each
+//!   other, directly or through others.
 //!
 //! # Boundary
-//! Openraft types do not leave this module: callers see [`Command`], [`Change`],
-//! [`CommandError`], [`Zones`], [`ZoneSet`] and the types defined here; peers exchange bytes
-//! through a [`Transport`].
+//! Openraft types do not leave this module: callers see
+//! [`Command`](outpost_core::zones::Command), [`Change`](outpost_core::zones::Change),
+//! [`CommandError`](outpost_core::zones::CommandError), `Zones`, `ZoneSet` and the types
+//! defined here; peers exchange bytes through a [`Transport`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod cluster;
+mod error;
+mod events;
 mod forward;
+mod handle;
 mod join;
 mod log_store;
 mod network;
+mod options;
+mod rpc;
 mod state_machine;
 mod tables;
 mod types;
@@ -46,22 +66,19 @@ mod types;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Weak};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use openraft::async_runtime::WatchReceiver;
-use openraft::{ServerState, SnapshotPolicy};
-use outpost_core::answer::ZoneSet;
-use outpost_core::zones::{Change, Command, CommandError, Zones};
+use openraft::ServerState;
 use redb::Database;
 
-pub use self::cluster::{
-    ClusterOptions, ClusterStart, ClusterStatus, FIRST_NODE_ID, HEALTHY_WITHIN, Member,
-    MembershipError, NodeStatus, RaftTiming, ReadError,
-};
+pub use self::cluster::{ClusterStatus, HEALTHY_WITHIN, Member, NodeStatus};
+pub use self::error::{MembershipError, ReadError, StoreError, WriteError};
+pub use self::events::{CommitObserver, CommittedBatch, CommittedEntry, StateEvent};
+pub use self::forward::{APPLY_WAIT, Written};
+use self::handle::Inner;
+pub use self::handle::{NodeState, Store, StoreStatus};
 pub use self::join::{
     DEFAULT_INVITE_TTL, InviteError, JoinError, JoinTicket, MAX_INVITE_TTL, TICKET_PREFIX,
     TicketError, node_id_for,
@@ -73,309 +90,28 @@ pub use self::network::iroh::{
     RaftServer, load_or_create_node_key,
 };
 pub use self::network::{
-    CodecError, MAX_RAFT_MESSAGE, MAX_SNAPSHOT_BYTES, NoPeers, RaftRpcHandler, Transport,
-    TransportError,
+    CodecError, MAX_PROPOSAL_BYTES, MAX_RAFT_MESSAGE, MAX_SNAPSHOT_BYTES, NoPeers, PeerId,
+    RaftRpcHandler, Transport, TransportError,
 };
-use self::state_machine::StateMachine;
+pub use self::options::{
+    ClusterOptions, ClusterStart, DEFAULT_HISTORY_ENTRIES, FIRST_NODE_ID, RaftTiming, StoreOptions,
+    Tuning,
+};
+use self::state_machine::{Raft, StateMachine};
 pub use self::types::NodeInfo;
-use self::types::Raft;
-use outpost_replica::Published;
 pub use outpost_replica::View;
 
 /// Name of the database file inside the data directory.
 pub const DB_FILE_NAME: &str = "outpost.redb";
-
-/// The largest command [`Store::write`] proposes, encoded: it must fit one Raft message to
-/// every peer with room for the entry's log id and the request around it.
-pub const MAX_PROPOSAL_BYTES: usize = MAX_RAFT_MESSAGE - 64 * 1024;
 
 /// How long [`Store::open`] waits for the node to lead its single-node cluster. An election
 /// takes one election timeout (150–300 ms by openraft's default), a restart that restores
 /// leadership takes less; ten seconds only runs out when storage is stuck.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
 
-/// How long a write taken while no leader is known waits for an election to name one
-/// before it is proposed here (and refused as not-leader, if this node still does not lead):
-/// a few election timeouts.
-const ELECTION_WAIT: Duration = Duration::from_secs(2);
-
-/// How long a follower that forwarded a write waits, once the leader acknowledged it, to
-/// apply it itself before it answers: a follower in touch with the leader applies it within
-/// a heartbeat. Past it the write is reported committed but not yet visible here
-/// ([`WriteError::NotAppliedHere`]).
-pub const APPLY_WAIT: Duration = Duration::from_secs(5);
-
 /// How long [`Store::shutdown`] waits, after Raft stopped, for its tasks to release the
 /// database file.
 const RELEASE_WAIT: Duration = Duration::from_secs(5);
-
-/// A snapshot is built once this many entries were applied since the last one. Building reads
-/// the whole state, so this trades snapshot work against log length (and replay on a follower
-/// that needs the log). Zone writes are infrequent; 5000 is openraft's default.
-const SNAPSHOT_EVERY_ENTRIES: u64 = 5000;
-
-/// Entries already covered by a snapshot that stay in the log, so a follower slightly behind
-/// (issue 3) catches up from the log instead of receiving a full snapshot. The log is purged
-/// down to this many entries after each snapshot.
-const LOG_ENTRIES_KEPT_AFTER_SNAPSHOT: u64 = 1000;
-
-/// How many log indexes of change history are kept by default for Lite sessions to
-/// resume from; a session further behind takes a snapshot.
-pub const DEFAULT_HISTORY_ENTRIES: u64 = 100_000;
-
-/// What one applied entry changed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CommittedEntry {
-    pub index: u64,
-    pub changes: Vec<Change>,
-}
-
-/// One applied batch: every entry from `first` to `up_to`, with the entries that changed
-/// something (the others are omitted). The batch after it starts at its `up_to + 1`.
-#[derive(Debug)]
-pub struct CommittedBatch {
-    /// The first index of the batch: one past the index applied before it.
-    pub first: u64,
-    pub up_to: u64,
-    pub entries: Vec<CommittedEntry>,
-}
-
-/// A change of the published state, as the observers hear of it. Every path that
-/// changes the state machine publishes one, through `StateMachine::publish`, after the
-/// state is durable and the new views are swapped in.
-///
-/// **Invariant:** for one store, the events tell the whole story in log order: after a
-/// `Loaded` or `Replaced` at `as_of`, the next `Applied` batch starts at `as_of + 1`,
-/// and each `Applied` batch starts right after the previous one. An observer that keeps
-/// a position only moves it over indexes it was told about.
-#[derive(Debug, Clone)]
-pub enum StateEvent {
-    /// The stored state was loaded at start, as of `as_of`.
-    Loaded { as_of: u64 },
-    /// Committed entries were applied.
-    Applied(Arc<CommittedBatch>),
-    /// A Raft snapshot replaced the whole state, as of `as_of`: what happened between the
-    /// previous event and `as_of` is not known entry by entry.
-    Replaced { as_of: u64 },
-}
-
-impl StateEvent {
-    /// The applied index once this event is published.
-    pub fn as_of(&self) -> u64 {
-        match self {
-            StateEvent::Loaded { as_of } | StateEvent::Replaced { as_of } => *as_of,
-            StateEvent::Applied(batch) => batch.up_to,
-        }
-    }
-}
-
-/// Told of every [`StateEvent`], in log order, after it is durable and published.
-/// **Must not block**: it runs on the apply path of the state machine.
-pub trait CommitObserver: Send + Sync + 'static {
-    fn observe(&self, event: &StateEvent);
-}
-
-/// Several observers, told in order.
-impl CommitObserver for Vec<Arc<dyn CommitObserver>> {
-    fn observe(&self, event: &StateEvent) {
-        for observer in self {
-            observer.observe(event);
-        }
-    }
-}
-
-/// What [`Store::open_with`] can be told.
-#[derive(Clone)]
-pub struct StoreOptions {
-    pub history_entries: u64,
-    pub observer: Option<Arc<dyn CommitObserver>>,
-    /// This node's place in a cluster; the default is a node alone.
-    pub cluster: ClusterOptions,
-    /// When snapshots are built and how much log stays behind them.
-    pub tuning: Tuning,
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        Self {
-            history_entries: DEFAULT_HISTORY_ENTRIES,
-            observer: None,
-            cluster: ClusterOptions::default(),
-            tuning: Tuning::DEFAULT,
-        }
-    }
-}
-
-/// Handle on the store; clones share the same Raft node and database.
-#[derive(Clone)]
-pub struct Store {
-    pub(crate) inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    raft: Raft,
-    published: Published,
-    /// Watches the database without keeping it open: openraft's tasks hold the only strong
-    /// handles, so `shutdown` can tell when the file is closed.
-    db: Weak<Database>,
-    /// Random id of this cluster, made when the data file was created.
-    cluster_id: String,
-    /// This node's Raft id, from the data file.
-    node_id: u64,
-    timing: RaftTiming,
-    /// How this node reaches its peers: Raft's network and forwarded writes.
-    transport: Arc<dyn Transport>,
-}
-
-/// A committed and applied write.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Written {
-    /// Raft log index of the entry; changes carry it downstream (sync cursors).
-    pub index: u64,
-    /// What the command changed, in order (nothing when `replayed`).
-    pub changes: Vec<Change>,
-    /// A retry under an idempotency key whose write was applied before, at `index`:
-    /// nothing was applied now.
-    pub replayed: bool,
-}
-
-/// The Raft view of this node, from openraft's metrics.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoreStatus {
-    pub node_id: u64,
-    pub state: NodeState,
-    pub term: u64,
-    /// The node this one believes leads the cluster.
-    pub leader: Option<u64>,
-    /// Index of the last entry in the log (`None` before the cluster is initialised).
-    pub last_log_index: Option<u64>,
-    /// Index of the last entry applied to the zones.
-    pub applied_index: Option<u64>,
-    /// Index of the last entry covered by the current snapshot.
-    pub snapshot_index: Option<u64>,
-    /// Index of the last entry purged from the log.
-    pub purged_index: Option<u64>,
-}
-
-/// Role of a node in its Raft cluster.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NodeState {
-    Leader,
-    Follower,
-    Candidate,
-    Learner,
-    Shutdown,
-}
-
-impl fmt::Display for NodeState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            NodeState::Leader => "leader",
-            NodeState::Follower => "follower",
-            NodeState::Candidate => "candidate",
-            NodeState::Learner => "learner",
-            NodeState::Shutdown => "shutdown",
-        })
-    }
-}
-
-impl From<ServerState> for NodeState {
-    fn from(state: ServerState) -> NodeState {
-        match state {
-            ServerState::Leader => NodeState::Leader,
-            ServerState::Follower => NodeState::Follower,
-            ServerState::Candidate => NodeState::Candidate,
-            ServerState::Learner => NodeState::Learner,
-            ServerState::Shutdown => NodeState::Shutdown,
-        }
-    }
-}
-
-/// Why a write did not happen.
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    /// The zones model refused the command when it was applied; nothing changed.
-    #[error("write refused: {0}")]
-    Rejected(CommandError),
-    /// Another node leads the cluster, or none is known; the write must go to the leader.
-    #[error("{}", not_leader(*leader))]
-    NotLeader { leader: Option<u64> },
-    /// Raft stopped or failed; the write may or may not have been committed.
-    #[error("raft: {0}")]
-    Raft(String),
-    /// Not committed in time (this node may be cut off from a quorum); the write may still
-    /// commit later.
-    #[error(
-        "write not committed within {waited:?} (is a quorum of the cluster reachable?); it may still take effect"
-    )]
-    Timeout { waited: Duration },
-    /// This node is not the leader and could not reach the one it knows; nothing was written.
-    #[error(
-        "the leader, node {leader}, cannot be reached from this node ({reason}); nothing was written: retry, or write to another node"
-    )]
-    LeaderUnreachable { leader: u64, reason: String },
-    /// The command is too large for one Raft entry; nothing was proposed.
-    #[error(
-        "write of {bytes} bytes exceeds the {MAX_PROPOSAL_BYTES} byte limit of one raft entry: split it into smaller writes"
-    )]
-    TooLarge { bytes: usize },
-    /// Committed by the leader (at `index`), but this node, which took the write, had not
-    /// applied it within `waited`: it lags the leader. The write stands; reads here show
-    /// it once this node catches up.
-    #[error(
-        "the write was committed at index {index}, but this node had not applied it within {waited:?} (it lags the leader): the write stands, do not repeat it; read it from the leader or retry the read shortly"
-    )]
-    NotAppliedHere { index: u64, waited: Duration },
-}
-
-/// What a refusal for not leading says: whom to ask, or why nobody can be asked.
-pub(crate) fn not_leader(leader: Option<u64>) -> String {
-    match leader {
-        Some(id) => format!("this node is not the raft leader (node {id} is)"),
-        None => "no raft leader is known: an election is under way, or this node cannot reach a quorum of the cluster; nothing was done: retry".to_string(),
-    }
-}
-
-/// Why the store did not open or shut down cleanly. Each message names the file.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot create data directory {}: {cause}", path.display())]
-    CreateDir {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
-    #[error("cannot open {}: {cause}: is another outpost running with this data dir?", path.display())]
-    AlreadyOpen { path: PathBuf, cause: redb::Error },
-    #[error("cannot open {}: {cause}", path.display())]
-    Open { path: PathBuf, cause: redb::Error },
-    #[error("{} has storage format {found}, this outpost reads format {expected}: run the outpost version that wrote it", path.display())]
-    Format {
-        path: PathBuf,
-        found: u32,
-        expected: u32,
-    },
-    #[error("cannot load the zones stored in {}: {cause}", path.display())]
-    Load {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
-    #[error("{} belongs to node {found}, not node {wanted}: use the data directory of node {wanted}", path.display())]
-    NodeId {
-        path: PathBuf,
-        found: u64,
-        wanted: u64,
-    },
-    #[error("raft on {}: {message}", path.display())]
-    Raft { path: PathBuf, message: String },
-    #[error("raft on {} did not elect this node leader within {waited:?}: {message}", path.display())]
-    NotLeader {
-        path: PathBuf,
-        waited: Duration,
-        message: String,
-    },
-    #[error("shutdown: {0}")]
-    Shutdown(String),
-}
 
 impl Store {
     /// Opens or creates `<data_dir>/outpost.redb`, starts Raft, initialises a single-node
@@ -540,121 +276,9 @@ impl Store {
         Ok(())
     }
 
-    /// Proposes `cmd` through Raft; returns after it is committed and applied, with its log
-    /// index and changes, or the refusal of the zones model (the entry is applied either way).
-    ///
-    /// On a node that knows another node leads, the write is forwarded there and the leader's
-    /// answer returned; while no leader is known (an election), it first waits up to
-    /// [`ELECTION_WAIT`] for one. Gives up with [`WriteError::Timeout`] when the entry is not committed
-    /// within [`RaftTiming::commit`], and refuses a command over [`MAX_PROPOSAL_BYTES`].
-    pub async fn write(&self, cmd: Command) -> Result<Written, WriteError> {
-        let bytes = encoded_len(&cmd);
-        if bytes > MAX_PROPOSAL_BYTES {
-            return Err(WriteError::TooLarge { bytes });
-        }
-        if self.status().leader.is_none() {
-            // An election is under way: give it a moment rather than failing at once.
-            let waited = ELECTION_WAIT.min(self.inner.timing.commit);
-            let _ = self
-                .inner
-                .raft
-                .wait(Some(waited))
-                .metrics(|m| m.current_leader.is_some(), "a leader is known")
-                .await;
-        }
-        let forwarded = self.leader_elsewhere();
-        let result = match forwarded.clone() {
-            Some((leader, node)) => self.forward(leader, node, cmd).await,
-            None => forward::propose(&self.inner.raft, cmd, self.inner.timing.commit).await,
-        };
-        let written = match result {
-            // A retry under an idempotency key: answered as the first success was.
-            Err(WriteError::Rejected(CommandError::AlreadyApplied { index })) => Written {
-                index,
-                changes: Vec::new(),
-                replayed: true,
-            },
-            other => other?,
-        };
-        if forwarded.is_some() {
-            // Read your writes: a node says "done" only once its own DNS answers it.
-            self.wait_applied(written.index).await?;
-        }
-        Ok(written)
-    }
-
-    /// Waits, at most [`APPLY_WAIT`] (or the commit timeout, if shorter), until this node
-    /// has applied (and so published) the entry at `index`.
-    async fn wait_applied(&self, index: u64) -> Result<(), WriteError> {
-        let waited = APPLY_WAIT.min(self.inner.timing.commit);
-        self.inner
-            .raft
-            .wait(Some(waited))
-            .applied_index_at_least(Some(index), "applied a write this node forwarded")
-            .await
-            .map(|_| ())
-            .map_err(|_| WriteError::NotAppliedHere { index, waited })
-    }
-
-    /// The query index, swapped after every applied batch; load it per query, lock-free.
-    pub fn zone_set(&self) -> Arc<ArcSwap<ZoneSet>> {
-        Arc::clone(&self.inner.published.zone_set)
-    }
-
-    /// The zones model as of the last applied batch, for admin reads.
-    pub fn zones(&self) -> Arc<Zones> {
-        Arc::clone(&self.inner.published.view.load().zones)
-    }
-
-    /// The model together with the index it is the state after.
-    pub fn view(&self) -> Arc<View> {
-        self.inner.published.view.load_full()
-    }
-
-    /// This cluster's id, created with the data file.
-    pub fn cluster_id(&self) -> &str {
-        &self.inner.cluster_id
-    }
-
-    /// What the entries after `after`, up to `up_to`, changed; `None` when the history
-    /// no longer reaches back that far (the caller sends a snapshot instead).
-    pub async fn history(
-        &self,
-        after: u64,
-        up_to: u64,
-    ) -> Result<Option<Vec<CommittedEntry>>, std::io::Error> {
-        let db = self
-            .inner
-            .db
-            .upgrade()
-            .ok_or_else(|| std::io::Error::other("the store is shut down"))?;
-        tables::blocking(&db, move |db| state_machine::read_history(db, after, up_to)).await
-    }
-
-    /// This node's Raft id.
-    pub fn node_id(&self) -> u64 {
-        self.inner.node_id
-    }
-
     /// Serves the Raft RPCs of this node's peers; a transport's accept loop calls it.
     pub fn rpc_handler(&self) -> RaftRpcHandler {
         RaftRpcHandler::new(self)
-    }
-
-    /// This node's Raft role and log positions.
-    pub fn status(&self) -> StoreStatus {
-        let metrics = self.inner.raft.metrics();
-        let metrics = metrics.borrow_watched();
-        StoreStatus {
-            node_id: metrics.id,
-            state: metrics.state.into(),
-            term: metrics.current_term,
-            leader: metrics.current_leader,
-            last_log_index: metrics.last_log_index,
-            applied_index: metrics.last_applied.as_ref().map(|id| id.index),
-            snapshot_index: metrics.snapshot.as_ref().map(|id| id.index),
-            purged_index: metrics.purged.as_ref().map(|id| id.index),
-        }
     }
 
     /// Stops Raft, then waits until the database file is closed (every commit was already
@@ -680,19 +304,6 @@ impl Store {
         tracing::info!("store shut down");
         Ok(())
     }
-}
-
-/// The length of a value's postcard encoding, counted without building it.
-fn encoded_len<T: serde::Serialize>(value: &T) -> usize {
-    struct Count(usize);
-    impl Extend<u8> for Count {
-        fn extend<I: IntoIterator<Item = u8>>(&mut self, bytes: I) {
-            self.0 += bytes.into_iter().count();
-        }
-    }
-    // Serializing a `Command` into a counter cannot fail; were it to, nothing is refused here
-    // and the log store reports the error.
-    postcard::to_extend(value, Count(0)).map_or(0, |count| count.0)
 }
 
 /// Opens the database file off the async threads, naming the likely cause when it is locked.
@@ -729,40 +340,5 @@ async fn open_db(
             path: path.to_owned(),
             cause,
         }),
-    }
-}
-
-/// When a node snapshots its state and purges its log (`[cluster]` in the config; tests shrink
-/// them to make followers catch up by snapshot).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Tuning {
-    /// A snapshot is built once this many entries were applied since the last one.
-    pub snapshot_every_entries: u64,
-    /// Entries already in a snapshot that stay in the log, for followers slightly behind.
-    pub log_entries_kept_after_snapshot: u64,
-}
-
-impl Tuning {
-    pub const DEFAULT: Tuning = Tuning {
-        snapshot_every_entries: SNAPSHOT_EVERY_ENTRIES,
-        log_entries_kept_after_snapshot: LOG_ENTRIES_KEPT_AFTER_SNAPSHOT,
-    };
-
-    fn raft_config(self, timing: &RaftTiming) -> Result<openraft::Config, openraft::ConfigError> {
-        let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
-        openraft::Config {
-            cluster_name: "outpost".to_string(),
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
-            max_in_snapshot_log_to_keep: self.log_entries_kept_after_snapshot,
-            heartbeat_interval: millis(timing.heartbeat),
-            election_timeout_min: millis(timing.election_min),
-            election_timeout_max: millis(timing.election_max),
-            install_snapshot_timeout: millis(timing.install_snapshot),
-            // A node cut off (or restarted) asks before it campaigns, so coming back does not
-            // raise the term and unseat a healthy leader. `pre_vote` goes over the wire.
-            enable_pre_vote: Some(true),
-            ..openraft::Config::default()
-        }
-        .validate()
     }
 }

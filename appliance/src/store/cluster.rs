@@ -1,6 +1,8 @@
-//! What a store needs to be one node of many ([`ClusterOptions`]), the membership changes a
-//! leader makes ([`Store::add_learner`], [`Store::add_voters`], [`Store::remove_voters`]), and
-//! the consistent read ([`Store::read_linearizable`]).
+//! A store as one node of many: the membership changes a leader makes
+//! ([`Store::add_learner`], [`Store::add_voters`], [`Store::remove_voters`],
+//! [`Store::remove_node`]), `cluster status` ([`Store::cluster_status`]) and the consistent
+//! read ([`Store::read_linearizable`]). A member that does not lead asks the leader with an
+//! `rpc` request; how a store is told its place in a cluster is `options::ClusterOptions`.
 //!
 //! **Invariant:** a node id names one node, holding one log, for the cluster's whole life: it is
 //! fixed when the data file is created and a different one is refused on open. An id must never
@@ -16,13 +18,15 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::{ChangeMembers, ReadPolicy};
 use outpost_core::zones::Command;
-use serde::{Deserialize, Serialize};
+use outpost_replica::View;
+use serde::Serialize;
 
+use super::error::{MembershipError, ReadError, WriteError};
 use super::forward::FORWARD_MARGIN;
-use super::network::codec::{self, RaftReply, RaftRequest};
-use super::network::{NoPeers, Transport};
-use super::types::NodeInfo;
-use super::{Store, View, WriteError, not_leader};
+use super::handle::{NodeState, Store};
+use super::network::codec;
+use super::rpc::{PeerProgress, Progress, RaftReply, RaftRequest};
+use super::types::{NodeInfo, TypeConfig};
 
 /// A node the leader heard from within this long counts as reachable (for `cluster status`'s
 /// health and for the quorum check of `cluster remove`): many heartbeats (50 ms) and a few
@@ -32,29 +36,10 @@ pub const HEALTHY_WITHIN: Duration = Duration::from_secs(2);
 /// How long `cluster status` waits for the leader's view of replication.
 const STATUS_WAIT: Duration = Duration::from_secs(2);
 
-/// How far one node got, as its leader sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeerProgress {
-    pub id: u64,
-    /// The last log index the leader knows the node holds.
-    pub matched_index: Option<u64>,
-    /// Milliseconds since the node last answered the leader (0 for the leader itself).
-    pub last_contact_ms: Option<u64>,
-}
-
-impl PeerProgress {
-    /// Whether the leader heard from the node within [`HEALTHY_WITHIN`].
-    pub fn is_healthy(&self) -> bool {
-        self.last_contact_ms
-            .is_some_and(|ms| u128::from(ms) <= HEALTHY_WITHIN.as_millis())
-    }
-}
-
-/// The leader's view of replication.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Progress {
-    pub last_log_index: Option<u64>,
-    pub peers: Vec<PeerProgress>,
+/// Whether the leader heard from a node within [`HEALTHY_WITHIN`].
+fn is_healthy(peer: &PeerProgress) -> bool {
+    peer.last_contact_ms
+        .is_some_and(|ms| u128::from(ms) <= HEALTHY_WITHIN.as_millis())
 }
 
 /// `outpost cluster status`: the cluster as one node sees it.
@@ -91,86 +76,6 @@ fn unexpected(leader: u64, reply: &RaftReply) -> String {
     format!("node {leader} answered {reply:?}")
 }
 
-/// The id a new data directory takes when none is given: a first node, as every node was
-/// before clusters.
-pub const FIRST_NODE_ID: u64 = 1;
-
-/// How a store takes part in a cluster. The default is today's single node: node
-/// [`FIRST_NODE_ID`], no peers, initialising a cluster of one on first start.
-#[derive(Clone)]
-pub struct ClusterOptions {
-    /// The node id a data directory created now takes (`None`: [`FIRST_NODE_ID`]). An existing
-    /// directory keeps its own and refuses to open with a different one.
-    pub node_id: Option<u64>,
-    /// The cluster id a data directory created now takes: a joining node takes its cluster's
-    /// (from the join ticket), so Lite cursors carry over between the cluster's nodes.
-    /// `None`: a new random id, as for a first node. An existing directory keeps its own.
-    pub cluster_id: Option<String>,
-    /// How peers reach this node; recorded in the membership when it initialises a cluster.
-    pub node_info: NodeInfo,
-    /// How this node reaches its peers.
-    pub transport: Arc<dyn Transport>,
-    /// What a pristine store does.
-    pub start: ClusterStart,
-    pub timing: RaftTiming,
-}
-
-impl Default for ClusterOptions {
-    fn default() -> Self {
-        ClusterOptions {
-            node_id: None,
-            cluster_id: None,
-            node_info: NodeInfo::default(),
-            transport: Arc::new(NoPeers),
-            start: ClusterStart::Initialise,
-            timing: RaftTiming::DEFAULT,
-        }
-    }
-}
-
-/// What a store that never was part of a cluster does when it opens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClusterStart {
-    /// Initialise a cluster of one with itself and wait to lead it (`outpost serve`'s first
-    /// start).
-    Initialise,
-    /// Wait for a cluster's leader to add it: open returns at once.
-    Join,
-}
-
-/// Raft's clock. Openraft's defaults, which suit a LAN; a wider network needs longer ones.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RaftTiming {
-    /// How often a leader tells followers it is alive.
-    pub heartbeat: Duration,
-    /// A follower that hears no leader for a random time in this range starts an election.
-    pub election_min: Duration,
-    pub election_max: Duration,
-    /// How long a leader gives one snapshot message to arrive and be installed. Openraft's
-    /// 200 ms is too short for a snapshot of many zones: 30 s.
-    pub install_snapshot: Duration,
-    /// How long [`Store::write`] and the membership changes wait for the commit before giving
-    /// up with a timeout (the entry may still commit later). Bounds a write in a minority
-    /// partition, which can never commit.
-    pub commit: Duration,
-}
-
-impl RaftTiming {
-    pub const DEFAULT: RaftTiming = RaftTiming {
-        heartbeat: Duration::from_millis(50),
-        election_min: Duration::from_millis(150),
-        election_max: Duration::from_millis(300),
-        install_snapshot: Duration::from_secs(30),
-        commit: Duration::from_secs(60),
-    };
-}
-
-impl Default for RaftTiming {
-    fn default() -> Self {
-        RaftTiming::DEFAULT
-    }
-}
-
 /// One node of the membership.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
@@ -180,68 +85,12 @@ pub struct Member {
     pub voter: bool,
 }
 
-/// Why a membership change did not happen. Serializable: a member forwards `cluster remove` to
-/// the leader and hears back this.
-#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
-pub enum MembershipError {
-    /// Only the leader changes the membership.
-    #[error("{}", not_leader(*leader))]
-    NotLeader { leader: Option<u64> },
-    /// Raft refused the change (another one in progress, a voter that is not a learner yet).
-    #[error("membership change refused: {0}")]
-    Refused(String),
-    /// Not committed in time; it may still be.
-    #[error("membership change not committed within {0:?}; it may still take effect")]
-    Timeout(Duration),
-    #[error("raft: {0}")]
-    Raft(String),
-    #[error("node {0} is not a member of this cluster")]
-    NoSuchNode(u64),
-    #[error("node {0} is the cluster's last voter: a cluster cannot remove its last voter")]
-    LastVoter(u64),
-    /// The voters left would not make a quorum with the nodes the leader hears from now.
-    #[error(
-        "removing node {node} would leave {voters_left} voters of which only {reachable} answer the leader, less than a quorum of {quorum}: bring a node back first"
-    )]
-    QuorumLoss {
-        node: u64,
-        voters_left: usize,
-        reachable: usize,
-        quorum: usize,
-    },
-    /// This node does not lead and could not reach the one that does.
-    #[error("the leader, node {leader}, cannot be reached from this node: {reason}")]
-    LeaderUnreachable { leader: u64, reason: String },
-}
-
-/// Why a consistent read did not happen. Serializable: a member asks the leader for its read
-/// index and hears back this.
-#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
-pub enum ReadError {
-    /// Only the leader serves consistent reads.
-    #[error("{}", not_leader(*leader))]
-    NotLeader { leader: Option<u64> },
-    /// This node could not confirm it still leads: a quorum did not answer.
-    #[error("no quorum confirmed this node still leads: {0}")]
-    NoQuorum(String),
-    #[error("consistent read not confirmed within {0:?}")]
-    Timeout(Duration),
-    #[error("raft: {0}")]
-    Raft(String),
-    /// This node does not lead and could not reach the one that does.
-    #[error("the leader, node {leader}, cannot be reached from this node: {reason}")]
-    LeaderUnreachable { leader: u64, reason: String },
-}
-
-/// The wire names of the two errors above.
-pub(crate) type RemoteMembershipError = MembershipError;
-pub(crate) type RemoteReadError = ReadError;
-
 impl Store {
     /// The state as of a moment after this call began, confirmed with a quorum (openraft's
     /// ReadIndex): it holds every write acknowledged before the call. On the leader the read
     /// index is confirmed here; on another node it is asked of the leader, and the view is
-    /// returned once this node applied up to it. Bounded by [`RaftTiming::commit`].
+    /// returned once this node applied up to it. Bounded by
+    /// [`RaftTiming::commit`](super::options::RaftTiming::commit).
     pub async fn read_linearizable(&self) -> Result<Arc<View>, ReadError> {
         let waited = self.inner.timing.commit;
         let index = match self.leader_elsewhere() {
@@ -327,7 +176,7 @@ impl Store {
             )
             .await
         {
-            Ok(RaftReply::RemoveNode(result)) => result,
+            Ok(RaftReply::RemoveNode(result)) => result.map_err(MembershipError::from),
             Ok(other) => Err(MembershipError::Raft(unexpected(leader, &other))),
             Err(reason) => Err(MembershipError::LeaderUnreachable { leader, reason }),
         }
@@ -364,7 +213,7 @@ impl Store {
                 progress
                     .peers
                     .iter()
-                    .any(|peer| peer.id == **voter && peer.is_healthy())
+                    .any(|peer| peer.id == **voter && is_healthy(peer))
             })
             .count();
         let quorum = left.len() / 2 + 1;
@@ -398,7 +247,7 @@ impl Store {
     /// leader may not reach this node at its old address to tell it who leads.
     pub async fn set_own_address(&self, node: NodeInfo) -> Result<(), MembershipError> {
         let id = self.node_id();
-        if self.status().state == super::NodeState::Leader {
+        if self.status().state == NodeState::Leader {
             return self.set_address(id, node).await;
         }
         let request = RaftRequest::SetAddress {
@@ -412,7 +261,7 @@ impl Store {
                 .await
             {
                 Ok(RaftReply::SetAddress(Ok(()))) => return Ok(()),
-                Ok(RaftReply::SetAddress(Err(e))) => last = e,
+                Ok(RaftReply::SetAddress(Err(e))) => last = e.into(),
                 Ok(other) => last = MembershipError::Raft(unexpected(member.id, &other)),
                 Err(reason) => {
                     last = MembershipError::LeaderUnreachable {
@@ -436,7 +285,7 @@ impl Store {
                 .ask(leader, &leader_node, &request, self.inner.timing.commit)
                 .await
             {
-                Ok(RaftReply::SetAddress(result)) => result,
+                Ok(RaftReply::SetAddress(result)) => result.map_err(MembershipError::from),
                 Ok(other) => Err(MembershipError::Raft(unexpected(leader, &other))),
                 Err(reason) => Err(MembershipError::LeaderUnreachable { leader, reason }),
             };
@@ -522,7 +371,7 @@ impl Store {
                     matched_index,
                     lag,
                     last_contact_ms: peer.and_then(|peer| peer.last_contact_ms),
-                    healthy: peer.map(PeerProgress::is_healthy),
+                    healthy: peer.map(is_healthy),
                 }
             })
             .collect();
@@ -611,9 +460,7 @@ impl Store {
     }
 }
 
-fn membership_error(
-    error: RaftError<super::types::TypeConfig, ClientWriteError<super::types::TypeConfig>>,
-) -> MembershipError {
+fn membership_error(error: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> MembershipError {
     match error {
         RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
             MembershipError::NotLeader {

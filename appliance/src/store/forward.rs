@@ -1,5 +1,6 @@
-//! Writes from any node: a node that knows another node leads sends the write there, over the
-//! same transport and codec as Raft, and returns the leader's answer.
+//! Writes from any node ([`Store::write`]): proposed here on the leader ([`propose`]); a node
+//! that knows another node leads sends the write there, over the same transport and codec as
+//! Raft, and returns the leader's answer once it has applied the entry itself.
 //!
 //! The chain: [`Store::write`] → this node is not the leader and knows who is →
 //! `RaftRequest::ClientWrite` → the leader's `RaftRpcHandler` → [`propose`] there → the
@@ -17,19 +18,104 @@ use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, ForwardReason, RaftError};
 use outpost_core::zones::{Change, Command, CommandError};
-use serde::{Deserialize, Serialize};
 
-use super::network::{CodecError, TransportError, codec};
-use super::types::{NodeInfo, Proposal, Raft};
-use super::{MAX_PROPOSAL_BYTES, Store, WriteError, Written, encoded_len};
+use super::error::WriteError;
+use super::handle::Store;
+use super::network::codec::{self, CodecError, MAX_PROPOSAL_BYTES};
+use super::network::transport::TransportError;
+use super::rpc::{ForwardedOutcome, RaftReply, RaftRequest};
+use super::state_machine::Raft;
+use super::types::{NodeInfo, Proposal};
+
+/// How long a write taken while no leader is known waits for an election to name one
+/// before it is proposed here (and refused as not-leader, if this node still does not lead):
+/// a few election timeouts.
+const ELECTION_WAIT: Duration = Duration::from_secs(2);
+
+/// How long a follower that forwarded a write waits, once the leader acknowledged it, to
+/// apply it itself before it answers: a follower in touch with the leader applies it within
+/// a heartbeat. Past it the write is reported committed but not yet visible here
+/// ([`WriteError::NotAppliedHere`]).
+pub const APPLY_WAIT: Duration = Duration::from_secs(5);
 
 /// How much longer a forwarding node waits than the leader's own commit timeout, so that the
 /// leader's answer (a timeout included) arrives before the forwarding node gives up.
+pub(crate) const FORWARD_MARGIN: Duration = Duration::from_secs(1);
+
 /// The pause before a write refused for an expired leader lease is proposed again: about one
 /// heartbeat, after which a leader that still has its quorum has renewed its lease.
 const LEASE_RETRY: Duration = Duration::from_millis(50);
 
-pub(crate) const FORWARD_MARGIN: Duration = Duration::from_secs(1);
+/// A committed and applied write.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Written {
+    /// Raft log index of the entry; changes carry it downstream (sync cursors).
+    pub index: u64,
+    /// What the command changed, in order (nothing when `replayed`).
+    pub changes: Vec<Change>,
+    /// A retry under an idempotency key whose write was applied before, at `index`:
+    /// nothing was applied now.
+    pub replayed: bool,
+}
+
+impl Store {
+    /// Proposes `cmd` through Raft; returns after it is committed and applied, with its log
+    /// index and changes, or the refusal of the zones model (the entry is applied either way).
+    ///
+    /// On a node that knows another node leads, the write is forwarded there and the leader's
+    /// answer returned; while no leader is known (an election), it first waits up to
+    /// [`ELECTION_WAIT`] for one. Gives up with [`WriteError::Timeout`] when the entry is not
+    /// committed within [`RaftTiming::commit`](super::options::RaftTiming::commit), and refuses
+    /// a command over [`MAX_PROPOSAL_BYTES`].
+    pub async fn write(&self, cmd: Command) -> Result<Written, WriteError> {
+        let bytes = encoded_len(&cmd);
+        if bytes > MAX_PROPOSAL_BYTES {
+            return Err(WriteError::TooLarge { bytes });
+        }
+        if self.status().leader.is_none() {
+            // An election is under way: give it a moment rather than failing at once.
+            let waited = ELECTION_WAIT.min(self.inner.timing.commit);
+            let _ = self
+                .inner
+                .raft
+                .wait(Some(waited))
+                .metrics(|m| m.current_leader.is_some(), "a leader is known")
+                .await;
+        }
+        let forwarded = self.leader_elsewhere();
+        let result = match forwarded.clone() {
+            Some((leader, node)) => self.forward(leader, node, cmd).await,
+            None => propose(&self.inner.raft, cmd, self.inner.timing.commit).await,
+        };
+        let written = match result {
+            // A retry under an idempotency key: answered as the first success was.
+            Err(WriteError::Rejected(CommandError::AlreadyApplied { index })) => Written {
+                index,
+                changes: Vec::new(),
+                replayed: true,
+            },
+            other => other?,
+        };
+        if forwarded.is_some() {
+            // Read your writes: a node says "done" only once its own DNS answers it.
+            self.wait_applied(written.index).await?;
+        }
+        Ok(written)
+    }
+
+    /// Waits, at most [`APPLY_WAIT`] (or the commit timeout, if shorter), until this node
+    /// has applied (and so published) the entry at `index`.
+    async fn wait_applied(&self, index: u64) -> Result<(), WriteError> {
+        let waited = APPLY_WAIT.min(self.inner.timing.commit);
+        self.inner
+            .raft
+            .wait(Some(waited))
+            .applied_index_at_least(Some(index), "applied a write this node forwarded")
+            .await
+            .map(|_| ())
+            .map_err(|_| WriteError::NotAppliedHere { index, waited })
+    }
+}
 
 /// Proposes `cmd` on this node's Raft and waits up to `waited` for it to be committed and
 /// applied. Never forwards: a node that is not the leader answers [`WriteError::NotLeader`].
@@ -88,27 +174,7 @@ pub(crate) async fn propose(
     }
 }
 
-/// A forwarded write's outcome on the wire (inside `RaftReply::ClientWrite`).
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum ForwardedOutcome {
-    Written {
-        index: u64,
-        changes: Vec<Change>,
-    },
-    Rejected(CommandError),
-    NotLeader {
-        leader: Option<u64>,
-    },
-    TooLarge {
-        bytes: u64,
-    },
-    Timeout {
-        waited_ms: u64,
-    },
-    /// Raft failed on the leader; the write may or may not have been committed.
-    Failed(String),
-}
-
+/// The leader's answer to a forwarded write, as it sends it back.
 impl From<Result<Written, WriteError>> for ForwardedOutcome {
     fn from(result: Result<Written, WriteError>) -> ForwardedOutcome {
         match result {
@@ -129,26 +195,25 @@ impl From<Result<Written, WriteError>> for ForwardedOutcome {
     }
 }
 
-impl ForwardedOutcome {
-    fn into_result(self, leader: u64) -> Result<Written, WriteError> {
-        match self {
-            ForwardedOutcome::Written { index, changes } => Ok(Written {
-                index,
-                changes,
-                replayed: false,
-            }),
-            ForwardedOutcome::Rejected(refused) => Err(WriteError::Rejected(refused)),
-            ForwardedOutcome::NotLeader { leader } => Err(WriteError::NotLeader { leader }),
-            ForwardedOutcome::TooLarge { bytes } => Err(WriteError::TooLarge {
-                bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
-            }),
-            ForwardedOutcome::Timeout { waited_ms } => Err(WriteError::Timeout {
-                waited: Duration::from_millis(waited_ms),
-            }),
-            ForwardedOutcome::Failed(reason) => Err(WriteError::Raft(format!(
-                "on the leader, node {leader}: {reason}"
-            ))),
-        }
+/// What the forwarding node makes of the answer of `leader`.
+fn forwarded_result(outcome: ForwardedOutcome, leader: u64) -> Result<Written, WriteError> {
+    match outcome {
+        ForwardedOutcome::Written { index, changes } => Ok(Written {
+            index,
+            changes,
+            replayed: false,
+        }),
+        ForwardedOutcome::Rejected(refused) => Err(WriteError::Rejected(refused)),
+        ForwardedOutcome::NotLeader { leader } => Err(WriteError::NotLeader { leader }),
+        ForwardedOutcome::TooLarge { bytes } => Err(WriteError::TooLarge {
+            bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
+        }),
+        ForwardedOutcome::Timeout { waited_ms } => Err(WriteError::Timeout {
+            waited: Duration::from_millis(waited_ms),
+        }),
+        ForwardedOutcome::Failed(reason) => Err(WriteError::Raft(format!(
+            "on the leader, node {leader}: {reason}"
+        ))),
     }
 }
 
@@ -179,7 +244,7 @@ impl Store {
         cmd: Command,
     ) -> Result<Written, WriteError> {
         tracing::debug!(leader, "forwarding a write to the leader");
-        let request = match codec::encode(&codec::RaftRequest::ClientWrite(cmd)) {
+        let request = match codec::encode(&RaftRequest::ClientWrite(cmd)) {
             Ok(request) => request,
             Err(CodecError::TooLarge { len }) => return Err(WriteError::TooLarge { bytes: len }),
             Err(e) => return Err(WriteError::Raft(e.to_string())),
@@ -225,9 +290,9 @@ impl Store {
             }
             Ok(reply) => reply,
         };
-        match codec::decode::<codec::RaftReply>(&reply) {
-            Ok(codec::RaftReply::ClientWrite(outcome)) => outcome.into_result(leader),
-            Ok(codec::RaftReply::Unavailable(reason)) => {
+        match codec::decode::<RaftReply>(&reply) {
+            Ok(RaftReply::ClientWrite(outcome)) => forwarded_result(outcome, leader),
+            Ok(RaftReply::Unavailable(reason)) => {
                 Err(WriteError::LeaderUnreachable { leader, reason })
             }
             Ok(other) => Err(WriteError::Raft(format!(
@@ -238,4 +303,17 @@ impl Store {
             ))),
         }
     }
+}
+
+/// The length of a value's postcard encoding, counted without building it.
+fn encoded_len<T: serde::Serialize>(value: &T) -> usize {
+    struct Count(usize);
+    impl Extend<u8> for Count {
+        fn extend<I: IntoIterator<Item = u8>>(&mut self, bytes: I) {
+            self.0 += bytes.into_iter().count();
+        }
+    }
+    // Serializing a `Command` into a counter cannot fail; were it to, nothing is refused here
+    // and the log store reports the error.
+    postcard::to_extend(value, Count(0)).map_or(0, |count| count.0)
 }

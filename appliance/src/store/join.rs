@@ -30,10 +30,13 @@ use outpost_core::zones::{Command, JoinInvite};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::network::codec::{self, RaftReply, RaftRequest};
-use super::network::iroh::PeerAddr;
+use super::error::{MembershipError, WriteError};
+use super::handle::Store;
+use super::network::codec;
+use super::network::iroh::{PeerAddr, PeerAddrError};
+use super::network::transport::PeerId;
+use super::rpc::{JoinOutcome, JoinRequest, RaftReply, RaftRequest};
 use super::types::NodeInfo;
-use super::{MembershipError, Store, WriteError};
 
 /// The first characters of a version 1 ticket.
 pub const TICKET_PREFIX: &str = "outpost-join-v1:";
@@ -162,28 +165,6 @@ pub fn node_id_for(endpoint: &EndpointId) -> u64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     (u64::from_be_bytes(first) >> (64 - NODE_ID_BITS)) + FIRST_JOINER_ID
-}
-
-/// A join request on the wire (inside `RaftRequest::Join`).
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct JoinRequest {
-    pub(crate) secret: [u8; 32],
-    pub(crate) node_id: u64,
-    /// `<endpoint id>@<ip:port>`: where the leader reaches the joiner.
-    pub(crate) addr: String,
-}
-
-/// What became of a join request (inside `RaftReply::Join`).
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum JoinOutcome {
-    /// The node is a voter; the voters now.
-    Joined { voters: Vec<u64> },
-    /// Ask the leader instead (`None`: no leader is known yet; ask again soon).
-    NotLeader { leader: Option<(u64, String)> },
-    /// The cluster will not take this node; asking again will not change that.
-    Refused(String),
-    /// The join broke half-way (a timeout, a lost leader); asking again may succeed.
-    Failed(String),
 }
 
 /// Why an invite was not made.
@@ -333,56 +314,23 @@ impl Store {
         }
     }
 
-    /// The leader's side of a join (the module's chain); `remote` is the endpoint the request
-    /// came from, when the transport knows it.
-    pub(crate) async fn admit(
-        &self,
-        remote: Option<EndpointId>,
-        request: JoinRequest,
-    ) -> JoinOutcome {
+    /// The leader's side of a join (the module's chain); `remote` is who sent the request, when
+    /// the transport can name its caller.
+    pub(crate) async fn admit(&self, remote: Option<PeerId>, request: JoinRequest) -> JoinOutcome {
         let JoinRequest {
             secret,
             node_id,
             addr,
         } = request;
-        let peer: PeerAddr = match addr.parse() {
-            Ok(peer) => peer,
-            Err(e) => return JoinOutcome::Refused(e.to_string()),
-        };
-        if remote.is_some_and(|remote| remote != peer.id) {
-            return JoinOutcome::Refused(format!(
-                "the join request names endpoint {} but came from another endpoint",
-                peer.id
-            ));
-        }
-        if node_id != node_id_for(&peer.id) {
-            return JoinOutcome::Refused(format!(
-                "node id {node_id} is not the one endpoint {} takes ({})",
-                peer.id,
-                node_id_for(&peer.id)
-            ));
+        if let Err(refused) = check_joiner(remote, node_id, &addr) {
+            return refused;
         }
         if let Some(outcome) = self.not_leader() {
             return outcome;
         }
         let secret_sha256: [u8; 32] = Sha256::digest(secret).into();
-        match self.zones().join_invite(&secret_sha256) {
-            None => {
-                return JoinOutcome::Refused(
-                    "the join ticket's secret is not known to the cluster (never issued, expired and pruned, or used by a node since removed: a removed node joins again only as a new node, its data directory wiped, with a new ticket)".to_string(),
-                );
-            }
-            Some(invite) if !invite.admits(node_id, unix_now()) => {
-                return JoinOutcome::Refused(match invite.used_by {
-                    Some(used) if used != node_id => {
-                        format!(
-                            "the join ticket was already used by node {used}: ask for a new invite"
-                        )
-                    }
-                    _ => "the join ticket expired: ask for a new invite".to_string(),
-                });
-            }
-            Some(_) => {}
+        if let Err(refused) = self.check_invite(&secret_sha256, node_id) {
+            return refused;
         }
         let members = self.members();
         let member = members.iter().find(|member| member.id == node_id);
@@ -426,6 +374,27 @@ impl Store {
         JoinOutcome::Joined { voters }
     }
 
+    /// The invite whose secret hashes to `secret_sha256` is open, or was used by `node_id`
+    /// itself (a join asked again).
+    fn check_invite(&self, secret_sha256: &[u8; 32], node_id: u64) -> Result<(), JoinOutcome> {
+        match self.zones().join_invite(secret_sha256) {
+            None => Err(JoinOutcome::Refused(
+                "the join ticket's secret is not known to the cluster (never issued, expired and pruned, or used by a node since removed: a removed node joins again only as a new node, its data directory wiped, with a new ticket)".to_string(),
+            )),
+            Some(invite) if !invite.admits(node_id, unix_now()) => {
+                Err(JoinOutcome::Refused(match invite.used_by {
+                    Some(used) if used != node_id => {
+                        format!(
+                            "the join ticket was already used by node {used}: ask for a new invite"
+                        )
+                    }
+                    _ => "the join ticket expired: ask for a new invite".to_string(),
+                }))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
     /// `Some(NotLeader)` when this node does not lead, naming the leader it knows.
     fn not_leader(&self) -> Option<JoinOutcome> {
         if let Some((leader, node)) = self.leader_elsewhere() {
@@ -436,6 +405,28 @@ impl Store {
         let status = self.status();
         (status.leader != Some(self.node_id())).then_some(JoinOutcome::NotLeader { leader: None })
     }
+}
+
+/// The joiner is who it says: the request came from the endpoint its address names (when the
+/// transport says who sent it), and its node id is the one that endpoint takes.
+fn check_joiner(remote: Option<PeerId>, node_id: u64, addr: &str) -> Result<(), JoinOutcome> {
+    let peer: PeerAddr = addr
+        .parse()
+        .map_err(|e: PeerAddrError| JoinOutcome::Refused(e.to_string()))?;
+    if remote.is_some_and(|remote| remote != peer.peer_id()) {
+        return Err(JoinOutcome::Refused(format!(
+            "the join request names endpoint {} but came from another endpoint",
+            peer.id
+        )));
+    }
+    if node_id != node_id_for(&peer.id) {
+        return Err(JoinOutcome::Refused(format!(
+            "node id {node_id} is not the one endpoint {} takes ({})",
+            peer.id,
+            node_id_for(&peer.id)
+        )));
+    }
+    Ok(())
 }
 
 fn membership_failure(error: MembershipError) -> JoinOutcome {

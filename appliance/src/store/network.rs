@@ -5,10 +5,18 @@
 //! deadline → the peer's [`RaftRpcHandler`] decodes, hands the request to its Raft and encodes
 //! the reply → the reply is decoded here and given back to openraft.
 //!
-//! Transports: [`NoPeers`] for a node alone (every call fails as unreachable); `iroh`
-//! ([`iroh::IrohTransport`], [`iroh::RaftServer`]) for real clusters, QUIC between ed25519
-//! endpoint ids; `in_process` for tests, which runs every message through the same codec and
-//! handler and can cut, delay and drop links and crash nodes.
+//! # Layout
+//! This file is openraft's side (`RaftNetworkFactory`); it uses `codec` and `transport` and
+//! re-exports the rest. From the bottom up:
+//! - `codec`: the bytes of `store::rpc`'s messages; `transport`: the [`Transport`] trait,
+//!   its errors, [`NoPeers`] and [`PeerId`]. Both sit below everything in the store that
+//!   sends or serves RPCs.
+//! - `handler`: [`RaftRpcHandler`], the serving side, transport-neutral (it takes a caller's
+//!   opaque [`PeerId`]); it answers with the store (`forward`, `cluster`, `join`).
+//! - `iroh` ([`iroh::IrohTransport`], [`iroh::RaftServer`]): the transport of real clusters,
+//!   QUIC between ed25519 endpoint ids; `in_process`, for tests, runs every message through
+//!   the same codec and handler and can cut, delay and drop links and crash nodes. Both use
+//!   the handler.
 //!
 //! Errors map onto openraft's so that it backs off from a node that is down and retries a
 //! broken exchange at once: [`TransportError::Unreachable`] → `RPCError::Unreachable`,
@@ -22,70 +30,26 @@ pub(crate) mod handler;
 #[cfg(test)]
 pub(crate) mod in_process;
 pub(crate) mod iroh;
+pub(crate) mod transport;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
 use openraft::errors::{
     NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
 };
 use openraft::network::{RPCOption, RPCTypes};
 use openraft::{OptionalSend, RaftNetworkFactory, RaftNetworkV2};
 
-pub use self::codec::{CodecError, MAX_RAFT_MESSAGE, MAX_SNAPSHOT_BYTES};
-use self::codec::{RaftReply, RaftRequest};
+pub use self::codec::{CodecError, MAX_PROPOSAL_BYTES, MAX_RAFT_MESSAGE, MAX_SNAPSHOT_BYTES};
 pub use self::handler::RaftRpcHandler;
+pub use self::transport::{NoPeers, PeerId, Transport, TransportError};
+use super::rpc::{RaftReply, RaftRequest};
 use super::types::{
     AppendEntriesRequest, AppendEntriesResponse, NodeInfo, Snapshot, SnapshotResponse, TypeConfig,
     Vote, VoteRequest, VoteResponse,
 };
-
-/// Carries one request's bytes to a peer and brings back the reply's bytes.
-///
-/// A transport needs no deadline of its own: the caller drops the future when the RPC's time
-/// is up. It must not retry a request on its own (a retried append is openraft's decision).
-pub trait Transport: Send + Sync + 'static {
-    /// Sends `request` to node `to`, found at `to_node`, and returns its reply.
-    fn call<'a>(
-        &'a self,
-        to: u64,
-        to_node: &'a NodeInfo,
-        request: Vec<u8>,
-    ) -> BoxFuture<'a, Result<Vec<u8>, TransportError>>;
-}
-
-/// Why a transport call brought back no reply.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum TransportError {
-    /// No way to the node now (not running, no address, link down): openraft backs off before
-    /// trying it again.
-    #[error("node {node} is unreachable: {reason}")]
-    Unreachable { node: u64, reason: String },
-    /// The exchange started and broke (connection reset mid-way): openraft retries at once.
-    #[error("raft rpc to node {node} failed: {reason}")]
-    Failed { node: u64, reason: String },
-}
-
-/// The transport of a node alone: there is nobody to call.
-pub struct NoPeers;
-
-impl Transport for NoPeers {
-    fn call<'a>(
-        &'a self,
-        to: u64,
-        _to_node: &'a NodeInfo,
-        _request: Vec<u8>,
-    ) -> BoxFuture<'a, Result<Vec<u8>, TransportError>> {
-        Box::pin(async move {
-            Err(TransportError::Unreachable {
-                node: to,
-                reason: "this node has no peer transport".to_string(),
-            })
-        })
-    }
-}
 
 /// Hands openraft one [`PeerClient`] per peer, all over the same transport.
 pub(crate) struct PeerNetwork {

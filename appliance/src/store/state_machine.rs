@@ -29,12 +29,12 @@ use outpost_replica::{Published, Rebuild, StateError, StateTables};
 use redb::{Database, ReadableDatabase, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use super::events::{CommitObserver, CommittedBatch, CommittedEntry, StateEvent};
 use super::tables::{
     HISTORY, HISTORY_FLOOR, LAST_APPLIED, LAST_MEMBERSHIP, SM_META, SNAPSHOT, begin_durable_write,
     blocking, decode, encode, get_value, io_error, put_value,
 };
 use super::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig, WriteResponse};
-use super::{CommitObserver, CommittedBatch, CommittedEntry, StateEvent};
 
 /// Version of the snapshot data encoding ([`SnapshotBody`]). A node refuses a snapshot of
 /// another version rather than misreading it.
@@ -53,6 +53,10 @@ struct StoredSnapshot {
     meta: SnapshotMeta,
     data: Vec<u8>,
 }
+
+/// This store's Raft node: openraft over the redb log store and this state machine. Clones
+/// share the node.
+pub(crate) type Raft = openraft::Raft<TypeConfig, StateMachine>;
 
 pub(crate) struct StateMachine {
     db: Arc<Database>,

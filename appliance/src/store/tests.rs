@@ -15,6 +15,7 @@ use openraft::vote::RaftLeaderIdExt;
 use openraft::{EntryPayload, RaftTypeConfig, StorageError};
 use outpost_core::wire::encode_records;
 use outpost_core::zonefile::parse_zone;
+use outpost_core::zones::{Change, Command, CommandError};
 use redb::Database;
 use tempfile::TempDir;
 

@@ -1,7 +1,10 @@
 //! The openraft type configuration and the two payload types it carries: what a log entry
 //! proposes ([`Proposal`]) and what applying it answered ([`WriteResponse`]).
 //!
-//! **Boundary:** nothing here but [`NodeInfo`] is public outside [`crate::store`]; the rest of
+//! The bottom of the store: it depends on nothing else in it. The Raft node's own type, which
+//! names the state machine, is `state_machine::Raft`.
+//!
+//! **Boundary:** nothing here but [`NodeInfo`] is public outside the store; the rest of
 //! the appliance sees `Command`, `Change` and `CommandError` from `outpost_core::zones`.
 
 use std::fmt;
@@ -11,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 openraft::declare_raft_types!(
     /// Raft types of the appliance cluster. Node ids are `u64`s kept in each data directory
-    /// (a first node is [`crate::store::FIRST_NODE_ID`]); a node's [`NodeInfo`] says how its
-    /// peers reach it.
+    /// (a first node is node 1, `FIRST_NODE_ID`); a node's [`NodeInfo`] says how its peers
+    /// reach it.
     pub(crate) TypeConfig:
         D = Proposal,
         R = WriteResponse,
@@ -80,9 +83,9 @@ pub(crate) type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;
 pub(crate) type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
 pub(crate) type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
 pub(crate) type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
-/// Snapshots travel and are stored as one byte buffer: see [`super::state_machine`].
+/// Snapshots travel and are stored as one byte buffer (the `state_machine` module says what
+/// is in it).
 pub(crate) type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, Vec<u8>>;
-pub(crate) type Raft = openraft::Raft<TypeConfig, super::state_machine::StateMachine>;
 pub(crate) type AppendEntriesRequest = openraft::raft::AppendEntriesRequest<TypeConfig>;
 pub(crate) type AppendEntriesResponse = openraft::raft::AppendEntriesResponse<TypeConfig>;
 pub(crate) type VoteRequest = openraft::raft::VoteRequest<TypeConfig>;

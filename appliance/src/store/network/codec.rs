@@ -1,24 +1,20 @@
 //! The bytes of Raft RPCs between nodes: one request, one reply, each a version byte then a
-//! postcard enum, never more than [`MAX_RAFT_MESSAGE`] bytes.
+//! postcard [`RaftRequest`] or [`RaftReply`] (the messages of `store::rpc`), never more than
+//! [`MAX_RAFT_MESSAGE`] bytes.
 //!
 //! Every transport carries exactly these bytes (the in-process one of the tests too), so the
-//! code the chaos tests run is the code that talks to real peers.
+//! code the chaos tests run is the code that talks to real peers. [`encode`] and [`decode`] are
+//! the one way between the messages and their bytes; nothing else here knows a message's shape.
 //!
-//! **Boundary:** the wire between appliances of one cluster. The bodies are openraft's own
-//! request and response types, serialized with serde: openraft is pinned to one version, and
-//! bumping it means checking those types did not change shape (or bumping [`WIRE_VERSION`]).
-//! Variants are encoded by index: append new ones at the end.
+//! **Boundary:** the wire between appliances of one cluster (docs/cluster.md). The messages'
+//! own rules (variants appended, never reordered) are `store::rpc`'s; the vectors in
+//! `codec/raft-vectors.txt` pin the bytes of one example of each. A change of the framing
+//! here (the version byte, the cap) bumps [`WIRE_VERSION`].
 
-use outpost_core::zones::Command;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-use super::super::cluster::{Progress, RemoteMembershipError, RemoteReadError};
-use super::super::forward::ForwardedOutcome;
-use super::super::join::{JoinOutcome, JoinRequest};
-use super::super::types::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotMeta, SnapshotResponse, Vote, VoteRequest,
-    VoteResponse,
-};
+use crate::store::rpc::{RaftReply, RaftRequest};
 
 /// The first byte of every request and reply. A node answers a request of another version
 /// with [`CodecError::Version`] instead of guessing (the caller sees the peer as unreachable).
@@ -34,6 +30,10 @@ pub(crate) const WIRE_VERSION: u8 = 1;
 /// [`SNAPSHOT_CHUNK`] bytes, so their size is bounded by [`MAX_SNAPSHOT_BYTES`] instead.
 pub const MAX_RAFT_MESSAGE: usize = 16 * 1024 * 1024;
 
+/// The largest command `Store::write` proposes, encoded: it must fit one Raft message to every
+/// peer with room for the entry's log id and the request around it.
+pub const MAX_PROPOSAL_BYTES: usize = MAX_RAFT_MESSAGE - 64 * 1024;
+
 /// Snapshot data bytes per [`RaftRequest::SnapshotChunk`]: small enough that one chunk
 /// arrives well within the RPC deadline on a slow link, large enough that the per-message
 /// overhead is negligible. Tests use tiny chunks so that every snapshot they send is cut.
@@ -43,86 +43,12 @@ pub(crate) const SNAPSHOT_CHUNK: usize = if cfg!(test) { 512 } else { 1024 * 102
 /// openraft's snapshot data). A larger declared size is refused before anything is stored.
 pub const MAX_SNAPSHOT_BYTES: u64 = 512 * 1024 * 1024;
 
-/// One Raft RPC from a leader or candidate.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum RaftRequest {
-    AppendEntries(AppendEntriesRequest),
-    Vote(VoteRequest),
-    PreVote(VoteRequest),
-    /// Bytes `offset..offset + data.len()` of a snapshot of `total` bytes, sent in order; the
-    /// chunk that completes it installs it. A chunk at offset 0 starts over.
-    SnapshotChunk {
-        vote: Vote,
-        meta: SnapshotMeta,
-        total: u64,
-        offset: u64,
-        data: Vec<u8>,
-    },
-    /// A write a follower took, for the leader to propose (`store::forward`).
-    ClientWrite(Command),
-    /// A new node presenting a join ticket (`store::join`); the only request a node that is not
-    /// a member may send.
-    Join(JoinRequest),
-    /// `outpost cluster remove`, forwarded by a member to the leader.
-    RemoveNode {
-        node_id: u64,
-    },
-    /// The leader's view of replication, for a member's `cluster status`.
-    Progress,
-    /// The leader's read index, for a linearizable read on a member.
-    ReadIndex,
-    /// A member's new address, forwarded to the leader.
-    SetAddress {
-        node_id: u64,
-        addr: String,
-    },
-}
+/// What travels on the Raft wire: a request or a reply, nothing else.
+pub(crate) trait RaftMessage: Serialize + DeserializeOwned {}
 
-impl RaftRequest {
-    /// The request's name in logs and errors.
-    pub(crate) fn kind(&self) -> &'static str {
-        match self {
-            RaftRequest::AppendEntries(_) => "append-entries",
-            RaftRequest::Vote(_) => "vote",
-            RaftRequest::PreVote(_) => "pre-vote",
-            RaftRequest::SnapshotChunk { .. } => "snapshot-chunk",
-            RaftRequest::ClientWrite(_) => "client-write",
-            RaftRequest::Join(_) => "join",
-            RaftRequest::RemoveNode { .. } => "remove-node",
-            RaftRequest::Progress => "progress",
-            RaftRequest::ReadIndex => "read-index",
-            RaftRequest::SetAddress { .. } => "set-address",
-        }
-    }
-}
+impl RaftMessage for RaftRequest {}
 
-/// The answer to a [`RaftRequest`], of the same kind, or why the node could not answer.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum RaftReply {
-    AppendEntries(AppendEntriesResponse),
-    Vote(VoteResponse),
-    PreVote(VoteResponse),
-    /// The last chunk of a snapshot arrived and the snapshot was installed (or refused for an
-    /// older vote, which the response's vote tells).
-    InstallSnapshot(SnapshotResponse),
-    /// The receiving node's Raft has stopped (it is shutting down or failed).
-    Unavailable(String),
-    /// A chunk, not the last, was stored.
-    SnapshotChunkStored,
-    /// A chunk did not continue the snapshot being assembled (out of order, another
-    /// snapshot, over the size cap); the sender starts over.
-    SnapshotChunkRefused(String),
-    /// What became of a forwarded write.
-    ClientWrite(ForwardedOutcome),
-    Join(JoinOutcome),
-    /// What became of a forwarded removal: done, or why not.
-    RemoveNode(Result<(), RemoteMembershipError>),
-    /// The leader's replication progress (`Err`: the node does not lead).
-    Progress(Result<Progress, RemoteReadError>),
-    /// The index a linearizable read must see applied (`Err`: why there is none).
-    ReadIndex(Result<u64, RemoteReadError>),
-    SetAddress(Result<(), RemoteMembershipError>),
-}
+impl RaftMessage for RaftReply {}
 
 /// Why bytes are not a message.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -138,7 +64,7 @@ pub enum CodecError {
 }
 
 /// The version byte and the postcard body; refuses to produce more than the cap.
-pub(crate) fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, CodecError> {
+pub(crate) fn encode<T: RaftMessage>(message: &T) -> Result<Vec<u8>, CodecError> {
     let mut bytes = postcard::to_extend(message, vec![WIRE_VERSION])
         .map_err(|e| CodecError::Malformed(e.to_string()))?;
     if bytes.len() > MAX_RAFT_MESSAGE {
@@ -151,7 +77,7 @@ pub(crate) fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, CodecError> {
 }
 
 /// Checks the length and the version before decoding anything.
-pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, CodecError> {
+pub(crate) fn decode<T: RaftMessage>(bytes: &[u8]) -> Result<T, CodecError> {
     if bytes.len() > MAX_RAFT_MESSAGE {
         return Err(CodecError::TooLarge { len: bytes.len() });
     }
@@ -180,11 +106,14 @@ impl CodecError {
 }
 
 #[cfg(test)]
+mod vectors;
+
+#[cfg(test)]
 mod tests {
     use openraft::vote::RaftLeaderIdExt;
 
     use super::*;
-    use crate::store::types::{LogId, TypeConfig};
+    use crate::store::types::{LogId, SnapshotMeta, TypeConfig, Vote, VoteRequest};
 
     fn vote(term: u64, node: u64) -> Vote {
         Vote::new(term, node)

@@ -1,25 +1,33 @@
 //! The receiving side of Raft RPCs: request bytes in, reply bytes out.
+//!
+//! Transport-neutral: a transport hands it the bytes of one request and, when it can name
+//! the caller, the caller's [`PeerId`]; it decodes the request (`codec`), answers it with the
+//! local Raft or with the store (`forward`, `cluster`, `join`) and encodes the reply. It
+//! depends on no transport; the transports depend on it.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ::iroh::EndpointId;
 use openraft::async_runtime::WatchReceiver;
 
-use super::codec::{self, CodecError, MAX_SNAPSHOT_BYTES, RaftReply, RaftRequest};
-use crate::store::forward::{self, ForwardedOutcome};
-use crate::store::types::{NodeInfo, Raft, Snapshot, SnapshotMeta, Vote};
-use crate::store::{Inner, Store};
+use super::codec::{self, CodecError, MAX_SNAPSHOT_BYTES};
+use super::transport::PeerId;
+use crate::store::forward;
+use crate::store::handle::{Store, WeakStore};
+use crate::store::rpc::{ForwardedOutcome, RaftReply, RaftRequest};
+use crate::store::state_machine::Raft;
+use crate::store::types::{NodeInfo, Snapshot, SnapshotMeta, Vote};
 
 /// Serves the Raft RPCs peers send this node: decodes a request, hands it to the local Raft
 /// and encodes its answer. A transport's accept loop calls [`RaftRpcHandler::handle`] once per
 /// request; clones share the node.
 ///
 /// **Invariant:** nothing a peer sends is trusted for size: the codec refuses a request over
-/// [`super::MAX_RAFT_MESSAGE`] before decoding it. Who may send at all is the transport's
-/// decision (the iroh transport serves only members and holders of a join secret). A snapshot
-/// is assembled from its chunks up to [`super::MAX_SNAPSHOT_BYTES`], one snapshot at a time.
+/// [`MAX_RAFT_MESSAGE`](super::codec::MAX_RAFT_MESSAGE) before decoding it. Who may send at all
+/// is the transport's decision (the iroh transport serves only members and holders of a join
+/// secret). A snapshot is assembled from its chunks up to [`MAX_SNAPSHOT_BYTES`], one snapshot
+/// at a time.
 #[derive(Clone)]
 pub struct RaftRpcHandler {
     raft: Raft,
@@ -29,7 +37,7 @@ pub struct RaftRpcHandler {
     commit: Duration,
     /// The store, for the requests that are more than Raft's (joins, removals, progress, read
     /// index). Weak: a transport holds handlers, and the store holds its transport.
-    store: Weak<Inner>,
+    store: WeakStore,
     /// The snapshot whose chunks are arriving. Only a leader sends snapshots, one at a time
     /// to each follower, so one slot is enough: a new snapshot (offset 0) replaces it.
     assembly: Arc<Mutex<Option<Assembly>>>,
@@ -76,16 +84,16 @@ impl fmt::Debug for RaftRpcHandler {
 impl RaftRpcHandler {
     pub(crate) fn new(store: &Store) -> RaftRpcHandler {
         RaftRpcHandler {
-            raft: store.inner.raft.clone(),
-            id: store.inner.node_id,
-            commit: store.inner.timing.commit,
-            store: Arc::downgrade(&store.inner),
+            raft: store.raft().clone(),
+            id: store.node_id(),
+            commit: store.timing().commit,
+            store: store.downgrade(),
             assembly: Arc::new(Mutex::new(None)),
         }
     }
 
     fn store(&self) -> Option<Store> {
-        self.store.upgrade().map(|inner| Store { inner })
+        self.store.upgrade()
     }
 
     /// The node this handler serves.
@@ -117,12 +125,12 @@ impl RaftRpcHandler {
         }
     }
 
-    /// Answers one request from endpoint `remote` (when the transport knows it), a member of the
-    /// cluster or not. A node that is not a member may only ask to join: anything else is
+    /// Answers one request from `remote` (when the transport can name its caller), a member of
+    /// the cluster or not. A node that is not a member may only ask to join: anything else is
     /// [`HandleError::NotMember`], and the transport closes its connection.
     pub async fn handle_from(
         &self,
-        remote: Option<EndpointId>,
+        remote: Option<PeerId>,
         member: bool,
         request: &[u8],
     ) -> Result<Vec<u8>, HandleError> {
@@ -138,7 +146,7 @@ impl RaftRpcHandler {
         Ok(codec::encode(&reply)?)
     }
 
-    async fn dispatch(&self, remote: Option<EndpointId>, request: RaftRequest) -> RaftReply {
+    async fn dispatch(&self, remote: Option<PeerId>, request: RaftRequest) -> RaftReply {
         match request {
             RaftRequest::AppendEntries(rpc) => match self.raft.append_entries(rpc).await {
                 Ok(response) => RaftReply::AppendEntries(response),
@@ -157,21 +165,24 @@ impl RaftRpcHandler {
                 None => RaftReply::Unavailable(STOPPED.to_string()),
             },
             RaftRequest::RemoveNode { node_id } => match self.store() {
-                Some(store) => RaftReply::RemoveNode(store.remove_on_leader(node_id).await),
+                Some(store) => {
+                    RaftReply::RemoveNode(store.remove_on_leader(node_id).await.map_err(Into::into))
+                }
                 None => RaftReply::Unavailable(STOPPED.to_string()),
             },
             RaftRequest::Progress => match self.store() {
-                Some(store) => RaftReply::Progress(store.progress()),
+                Some(store) => RaftReply::Progress(store.progress().map_err(Into::into)),
                 None => RaftReply::Unavailable(STOPPED.to_string()),
             },
             RaftRequest::SetAddress { node_id, addr } => match self.store() {
                 Some(store) => {
-                    RaftReply::SetAddress(store.set_address(node_id, NodeInfo::new(addr)).await)
+                    let result = store.set_address(node_id, NodeInfo::new(addr)).await;
+                    RaftReply::SetAddress(result.map_err(Into::into))
                 }
                 None => RaftReply::Unavailable(STOPPED.to_string()),
             },
             RaftRequest::ReadIndex => match self.store() {
-                Some(store) => RaftReply::ReadIndex(store.read_index().await),
+                Some(store) => RaftReply::ReadIndex(store.read_index().await.map_err(Into::into)),
                 None => RaftReply::Unavailable(STOPPED.to_string()),
             },
             RaftRequest::ClientWrite(command) => {
@@ -193,31 +204,35 @@ impl RaftRpcHandler {
                     offset,
                     data,
                 };
-                match self.take_chunk(chunk) {
-                    Err(reason) => RaftReply::SnapshotChunkRefused(reason),
-                    Ok(None) => RaftReply::SnapshotChunkStored,
-                    Ok(Some(complete)) => {
-                        tracing::info!(
-                            node_id = self.id,
-                            bytes = complete.total,
-                            last_log_id = ?complete.meta.last_log_id,
-                            "snapshot received"
-                        );
-                        let snapshot = Snapshot {
-                            meta: complete.meta,
-                            snapshot: complete.data,
-                        };
-                        match self
-                            .raft
-                            .install_full_snapshot(complete.vote, snapshot)
-                            .await
-                        {
-                            Ok(response) => RaftReply::InstallSnapshot(response),
-                            Err(e) => RaftReply::Unavailable(e.to_string()),
-                        }
-                    }
-                }
+                self.snapshot_chunk(chunk).await
             }
+        }
+    }
+
+    /// Stores a chunk of a snapshot; the chunk that completes it installs the snapshot.
+    async fn snapshot_chunk(&self, chunk: Chunk) -> RaftReply {
+        let complete = match self.take_chunk(chunk) {
+            Err(reason) => return RaftReply::SnapshotChunkRefused(reason),
+            Ok(None) => return RaftReply::SnapshotChunkStored,
+            Ok(Some(complete)) => complete,
+        };
+        tracing::info!(
+            node_id = self.id,
+            bytes = complete.total,
+            last_log_id = ?complete.meta.last_log_id,
+            "snapshot received"
+        );
+        let snapshot = Snapshot {
+            meta: complete.meta,
+            snapshot: complete.data,
+        };
+        match self
+            .raft
+            .install_full_snapshot(complete.vote, snapshot)
+            .await
+        {
+            Ok(response) => RaftReply::InstallSnapshot(response),
+            Err(e) => RaftReply::Unavailable(e.to_string()),
         }
     }
 

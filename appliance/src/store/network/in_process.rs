@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-use super::{RaftRpcHandler, Transport, TransportError};
+use super::handler::RaftRpcHandler;
+use super::transport::{Transport, TransportError};
 use crate::store::types::NodeInfo;
 
 /// The longest delay a link may be given, each way: keeps every test's worst case bounded.

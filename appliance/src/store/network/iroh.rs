@@ -6,13 +6,19 @@
 //! peer (dialled in a task of its own, so that an RPC deadline of a few milliseconds never
 //! aborts a handshake) → one bi-directional stream per RPC: the request bytes, then finish →
 //! the peer's [`RaftServer`] (`server.rs`) checks the caller's endpoint id against its
-//! membership, reads the request to its end under [`MAX_RAFT_MESSAGE`], hands it to its
-//! [`RaftRpcHandler`] and writes the reply → the reply is read to its end under the same cap.
+//! membership, reads the request to its end under
+//! [`MAX_RAFT_MESSAGE`](super::codec::MAX_RAFT_MESSAGE), hands it, with the caller's
+//! [`PeerId`], to the store's `RaftRpcHandler` and writes the reply → the reply is read to its
+//! end under the same cap.
 //!
 //! # Layout
+//! This file holds what its modules share (the address format, the limits, the errors) and
+//! uses none of them; they build on it.
 //! - `identity`: the node's secret key in `<data-dir>/node.key`.
-//! - `client`: [`IrohTransport`], the [`super::Transport`] openraft calls peers through.
+//! - `client`: [`IrohTransport`], the [`Transport`](super::transport::Transport) openraft
+//!   calls peers through.
 //! - `server`: [`RaftServer`], the accept loop serving peers' RPCs.
+//! - `endpoint`: [`RaftEndpoint`], the bound endpoint that makes the other two.
 //!
 //! **Invariant:** a node serves Raft RPCs only to endpoints named in its membership (the id
 //! before the `@` of a member's address), checked when a connection arrives and again on every
@@ -27,23 +33,23 @@
 //! [`PeerAddr`]'s format is part of the storage format: parse old forms forever.
 
 mod client;
+mod endpoint;
 mod identity;
 mod server;
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use ::iroh::endpoint::{QuicTransportConfig, VarInt, presets};
-use ::iroh::{Endpoint, EndpointId, RelayMode, SecretKey};
+use ::iroh::EndpointId;
+use ::iroh::endpoint::VarInt;
 
 pub use self::client::IrohTransport;
+pub use self::endpoint::RaftEndpoint;
 pub use self::identity::{NODE_KEY_FILE_NAME, load_or_create_node_key};
 pub use self::server::RaftServer;
-use super::{MAX_RAFT_MESSAGE, RaftRpcHandler};
+use super::transport::PeerId;
 use crate::store::types::NodeInfo;
 
 /// The QUIC application protocol of Raft between appliances. The codec has its own version
@@ -69,7 +75,8 @@ pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(2);
 pub(crate) const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long a peer has to send its whole request once it opened a stream, and to take the
-/// whole reply. Generous enough for a [`MAX_RAFT_MESSAGE`] on a slow link.
+/// whole reply. Generous enough for a [`MAX_RAFT_MESSAGE`](super::codec::MAX_RAFT_MESSAGE) on a
+/// slow link.
 pub(crate) const STREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// RPCs one peer may have in flight on its connection (QUIC's concurrent stream limit). Raft
@@ -130,6 +137,17 @@ impl PeerAddr {
     pub fn node_info(&self) -> NodeInfo {
         NodeInfo::new(self.to_string())
     }
+
+    /// The id the iroh transport reports for requests from this address's endpoint.
+    pub fn peer_id(&self) -> PeerId {
+        peer_id(&self.id)
+    }
+}
+
+/// The [`PeerId`] of a caller of this transport: its endpoint id, the ed25519 public key its
+/// QUIC connection authenticated.
+pub(crate) fn peer_id(endpoint: &EndpointId) -> PeerId {
+    PeerId::from_bytes(*endpoint.as_bytes())
 }
 
 /// Why the Raft endpoint could not start or stop.
@@ -146,91 +164,10 @@ pub enum IrohError {
     Shutdown(String),
 }
 
-/// A node's bound iroh endpoint for Raft, before it serves: give [`RaftEndpoint::transport`]
-/// to the store, then [`RaftEndpoint::serve`] the store's handler.
-pub struct RaftEndpoint {
-    endpoint: Endpoint,
-    addr: PeerAddr,
-}
-
-impl RaftEndpoint {
-    /// Binds a UDP socket on `addr` (port 0: any free port) under the identity `key`. No relay,
-    /// no address lookup, no port mapping: peers reach it only at this address.
-    pub async fn bind(key: SecretKey, addr: SocketAddr) -> Result<RaftEndpoint, IrohError> {
-        if addr.ip().is_unspecified() {
-            return Err(IrohError::UnspecifiedAddress(addr));
-        }
-        let bind_error = |reason: String| IrohError::Bind { addr, reason };
-        let transport = QuicTransportConfig::builder()
-            .max_idle_timeout(Some(idle_timeout()))
-            .keep_alive_interval(KEEP_ALIVE)
-            .max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS_PER_PEER))
-            .build();
-        let endpoint = Endpoint::builder(presets::Minimal)
-            .secret_key(key)
-            .alpns(vec![RAFT_ALPN.to_vec()])
-            .relay_mode(RelayMode::Disabled)
-            .transport_config(transport)
-            .clear_ip_transports()
-            .bind_addr(addr)
-            .map_err(|e| bind_error(e.to_string()))?
-            .bind()
-            .await
-            .map_err(|e| bind_error(e.to_string()))?;
-        let bound = endpoint
-            .bound_sockets()
-            .into_iter()
-            .find(|bound| bound.ip() == addr.ip());
-        let Some(bound) = bound else {
-            endpoint.close().await;
-            return Err(bind_error(
-                "no socket was bound on that address".to_string(),
-            ));
-        };
-        let addr = PeerAddr {
-            id: endpoint.id(),
-            addr: bound,
-        };
-        tracing::info!(%addr, "raft endpoint bound");
-        Ok(RaftEndpoint { endpoint, addr })
-    }
-
-    /// This node's endpoint id and the address it is bound to (the actual port when bound on
-    /// port 0).
-    pub fn addr(&self) -> &PeerAddr {
-        &self.addr
-    }
-
-    /// What the membership records about this node.
-    pub fn node_info(&self) -> NodeInfo {
-        self.addr.node_info()
-    }
-
-    /// The transport this node calls its peers with, over this endpoint.
-    pub fn transport(&self) -> Arc<IrohTransport> {
-        Arc::new(IrohTransport::new(self.endpoint.clone()))
-    }
-
-    /// Starts serving `handler` to the members of its node's cluster, and, while the node is not
-    /// in its own membership, to the endpoints in `expected` (see the module's invariant).
-    pub fn serve(self, handler: RaftRpcHandler, expected: BTreeSet<EndpointId>) -> RaftServer {
-        RaftServer::spawn(self.endpoint, handler, expected)
-    }
-
-    /// Closes the endpoint without ever serving (a start that failed half-way).
-    pub async fn close(self) {
-        self.endpoint.close().await;
-    }
-}
-
-/// [`IDLE_TIMEOUT`] in QUIC's terms (milliseconds, far below its 2^62 limit).
-fn idle_timeout() -> ::iroh::endpoint::IdleTimeout {
-    let millis = u32::try_from(IDLE_TIMEOUT.as_millis()).unwrap_or(u32::MAX);
-    VarInt::from_u32(millis).into()
-}
-
 #[cfg(test)]
 mod tests {
+    use ::iroh::SecretKey;
+
     use super::*;
 
     #[test]

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use ::iroh::SecretKey;
 
-use super::super::join::{JoinOutcome, JoinRequest};
-use super::super::network::codec::{self, RaftReply, RaftRequest};
+use super::super::network::codec;
+use super::super::rpc::{JoinOutcome, JoinRequest, RaftReply, RaftRequest};
 use super::super::types::{Vote, VoteRequest};
 use super::harness::{CONVERGE_WAIT, TEST_TIMING, TestCluster, TestNetwork};
 use super::*;

@@ -7,10 +7,9 @@ use ::iroh::endpoint::{Connection, ConnectionError, SendStream, WriteError};
 use ::iroh::{Endpoint, EndpointAddr};
 use futures_util::future::BoxFuture;
 
-use super::{
-    ABANDONED, CONNECT_TIMEOUT, EXCHANGE_TIMEOUT, MAX_RAFT_MESSAGE, PeerAddr, RAFT_ALPN, REFUSED,
-};
-use crate::store::network::{Transport, TransportError};
+use super::{ABANDONED, CONNECT_TIMEOUT, EXCHANGE_TIMEOUT, PeerAddr, RAFT_ALPN, REFUSED};
+use crate::store::network::codec::MAX_RAFT_MESSAGE;
+use crate::store::network::transport::{Transport, TransportError};
 use crate::store::types::NodeInfo;
 
 /// Carries Raft RPCs to peers over iroh connections.

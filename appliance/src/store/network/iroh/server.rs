@@ -14,9 +14,9 @@ use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
 use super::client::Outgoing;
-use super::{IrohError, MAX_RAFT_MESSAGE, PeerAddr, RAFT_ALPN, REFUSED, STREAM_TIMEOUT};
-use crate::store::network::RaftRpcHandler;
-use crate::store::network::handler::HandleError;
+use super::{IrohError, PeerAddr, RAFT_ALPN, REFUSED, STREAM_TIMEOUT, peer_id};
+use crate::store::network::codec::MAX_RAFT_MESSAGE;
+use crate::store::network::handler::{HandleError, RaftRpcHandler};
 
 /// A node's running Raft endpoint. Keep it and call [`RaftServer::shutdown`]: dropping it
 /// aborts the accept loop without closing connections cleanly.
@@ -235,7 +235,10 @@ async fn serve(
             return Served::Answered;
         }
     };
-    let reply = match handler.handle_from(Some(remote), member, &request).await {
+    let reply = match handler
+        .handle_from(Some(peer_id(&remote)), member, &request)
+        .await
+    {
         Ok(reply) => reply,
         Err(HandleError::NotMember) => return Served::NotMember(reply_stream),
         Err(e) => {
