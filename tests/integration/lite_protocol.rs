@@ -95,6 +95,33 @@ fn fake_zone() -> Vec<WireChange> {
     ]
 }
 
+/// `Welcome` (protocol `version`) and a snapshot of [`fake_zone`] as of index 2; the
+/// client must acknowledge it with its cursor at 2.
+fn welcome_with_the_fake_zone(socket: &mut Socket, version: u16) {
+    send(
+        socket,
+        Frame::Welcome(Welcome {
+            version,
+            cluster_id: CLUSTER.into(),
+            head: 2,
+            zones: vec!["fake.test.".into()],
+            mode: SyncMode::Snapshot,
+        }),
+    );
+    send(socket, Frame::SnapshotBegin(SnapshotBegin { as_of: 2 }));
+    send(
+        socket,
+        Frame::SnapshotChunk(SnapshotChunk {
+            changes: fake_zone(),
+        }),
+    );
+    send(socket, Frame::SnapshotEnd(SnapshotEnd { as_of: 2 }));
+    assert_eq!(
+        receive(socket),
+        Frame::Ack(outpost_core::sync::Ack { cursor: 2 })
+    );
+}
+
 /// A well-formed frame of a type no version defines yet.
 fn unknown_frame() -> Vec<u8> {
     let body = b"from a newer appliance";
@@ -122,31 +149,7 @@ fn unknown_frames_are_skipped_and_malformed_or_oversized_ones_close_the_session(
         socket
             .send(Message::Binary(unknown_frame().into()))
             .unwrap();
-        send(
-            &mut socket,
-            Frame::Welcome(Welcome {
-                version: 1,
-                cluster_id: CLUSTER.into(),
-                head: 2,
-                zones: vec!["fake.test.".into()],
-                mode: SyncMode::Snapshot,
-            }),
-        );
-        send(
-            &mut socket,
-            Frame::SnapshotBegin(SnapshotBegin { as_of: 2 }),
-        );
-        send(
-            &mut socket,
-            Frame::SnapshotChunk(SnapshotChunk {
-                changes: fake_zone(),
-            }),
-        );
-        send(&mut socket, Frame::SnapshotEnd(SnapshotEnd { as_of: 2 }));
-        assert_eq!(
-            receive(&mut socket),
-            Frame::Ack(outpost_core::sync::Ack { cursor: 2 })
-        );
+        welcome_with_the_fake_zone(&mut socket, 1);
         send(&mut socket, Frame::Heartbeat(Heartbeat { head: 2 }));
         socket
             .send(Message::Binary(b"definitely not a frame".to_vec().into()))
@@ -245,31 +248,7 @@ fn a_split_entry_lands_whole_and_a_gap_is_resumed_from_the_cursor() {
     let server = thread::spawn(move || {
         let mut socket = accept(&listener);
         hello(&mut socket);
-        send(
-            &mut socket,
-            Frame::Welcome(Welcome {
-                version: 3,
-                cluster_id: CLUSTER.into(),
-                head: 2,
-                zones: vec!["fake.test.".into()],
-                mode: SyncMode::Snapshot,
-            }),
-        );
-        send(
-            &mut socket,
-            Frame::SnapshotBegin(SnapshotBegin { as_of: 2 }),
-        );
-        send(
-            &mut socket,
-            Frame::SnapshotChunk(SnapshotChunk {
-                changes: fake_zone(),
-            }),
-        );
-        send(&mut socket, Frame::SnapshotEnd(SnapshotEnd { as_of: 2 }));
-        assert_eq!(
-            receive(&mut socket),
-            Frame::Ack(outpost_core::sync::Ack { cursor: 2 })
-        );
+        welcome_with_the_fake_zone(&mut socket, 3);
         // Entry 3 replaces host by moved: its first part (the delete) in one frame whose
         // up_to stays below the entry, then a heartbeat the test waits to see.
         let delete = WireChange::RRsetDeleted {
