@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, Record, RecordType};
+use outpost_core::state::{Command as ZoneCommand, ReplicatedState};
 use outpost_core::wire::encode_records;
-use outpost_core::zones::{Command as ZoneCommand, Zones};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -75,7 +75,7 @@ pub fn applied_index(appliance: &Appliance) -> u64 {
 /// exports exactly as the Lite client computes its `status.json` digest
 /// (`outpost_core::digest`), so equal digests mean equal replicas.
 pub fn appliance_digest(appliance: &Appliance, origins: &[&str]) -> String {
-    let mut zones = Zones::default();
+    let mut zones = ReplicatedState::default();
     for (origin, records) in zone_exports(appliance, origins) {
         let command = ZoneCommand::ReplaceZone {
             origin: origin.clone(),

@@ -2,7 +2,7 @@
 //! Prometheus metrics.
 //!
 //! Every handler is the same short chain: extract and check the request, build a
-//! [`Command`](outpost_core::zones::Command), [`Store::write`] it (Raft commit and
+//! [`Command`](outpost_core::state::Command), [`Store::write`] it (Raft commit and
 //! apply), and map the [`Written`](crate::store::Written) or the refusal to a response.
 //! Reads come from the local replica ([`Store::zones`]), which is stale by at most the
 //! replication lag, or, with `?consistency=linearizable`, from a state confirmed through the
@@ -53,7 +53,7 @@ use tokio_util::sync::CancellationToken;
 use crate::store::Store;
 use crate::sync::Hub;
 use outpost_dns::metrics::Metrics;
-use outpost_dns::plugins::PluginRuntime;
+use outpost_dns::plugin_runtime::PluginRuntime;
 
 pub use auth::{TOKEN_FILE_NAME, load_or_create_token};
 pub use error::ApiError;

@@ -13,7 +13,7 @@
 //! - [`client`]: the admin subcommands of the CLI, which talk to that API.
 //! - [`sync`]: the Lite sync WebSocket: the fanout hub fed by the store, and one session
 //!   per Lite client.
-//! - [`plugins`]: the replicated plugin definitions loaded into the wasmtime host and
+//! - [`plugin_reload`]: the replicated plugin definitions loaded into the wasmtime host and
 //!   swapped into the DNS path (query policy) and the admin write path (transforms).
 //! - `secret_file`: the admin token and the node key, written once, 0600, atomically.
 //! - [`systemd`]: readiness and watchdog notifications, and the refusal to run as root.
@@ -23,7 +23,7 @@ pub mod admin;
 pub mod client;
 pub mod config;
 pub mod node;
-pub mod plugins;
+pub mod plugin_reload;
 mod secret_file;
 pub mod store;
 pub mod sync;

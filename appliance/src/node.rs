@@ -30,9 +30,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use outpost_core::state::Command;
 use outpost_core::wire::encode_records;
 use outpost_core::zonefile::parse_zone;
-use outpost_core::zones::Command;
 use outpost_dns::handler::QueryHandler;
 use outpost_dns::server::stop_and_drain;
 use tokio_util::sync::CancellationToken;
@@ -224,7 +224,7 @@ async fn create_example_zone(store: &Store, data_dir: &Path) -> Result<(), NodeE
     if marker.exists() {
         return Ok(());
     }
-    let origin = outpost_core::zones::parse_name(EXAMPLE_ORIGIN)
+    let origin = outpost_core::state::parse_name(EXAMPLE_ORIGIN)
         .map_err(|e| NodeError::ExampleZone(e.to_string()))?;
     let records = parse_zone(EXAMPLE_ZONE, &origin, 300)
         .map_err(|e| NodeError::ExampleZone(e.to_string()))?;
@@ -236,7 +236,7 @@ async fn create_example_zone(store: &Store, data_dir: &Path) -> Result<(), NodeE
         })
         .await
     {
-        Ok(_) | Err(WriteError::Rejected(outpost_core::zones::CommandError::ZoneExists { .. })) => {
+        Ok(_) | Err(WriteError::Rejected(outpost_core::state::CommandError::ZoneExists { .. })) => {
         }
         Err(error) => return Err(NodeError::ExampleZone(error.to_string())),
     }
@@ -279,7 +279,7 @@ mod tests {
     use super::*;
     use crate::config::{Overrides, RawConfig};
     use crate::store::{
-        NodeInfo, RaftEndpoint, Transport, TransportError, load_or_create_node_key,
+        NodeInfo, RaftEndpoint, RaftTransport, TransportError, load_or_create_node_key,
     };
 
     fn config(dir: &Path, admin: &str) -> Config {

@@ -3,7 +3,7 @@
 //!
 //! The write path through this module: [`Store::write`] → `Raft::client_write` → the log store
 //! appends and fsyncs → commit → `state_machine` applies the batch in one redb transaction →
-//! the new [`Zones`](outpost_core::zones::Zones) and [`ZoneSet`](outpost_core::answer::ZoneSet)
+//! the new [`ReplicatedState`](outpost_core::state::ReplicatedState) and [`ZoneSet`](outpost_core::answer::ZoneSet)
 //! are published → the caller gets its [`Written`].
 //!
 //! # Layout
@@ -15,18 +15,18 @@
 //!   [`CommitObserver`]).
 //! - `rpc`: the Raft RPC messages and their payloads, the wire between nodes.
 //! - `network::codec`: `rpc`'s messages to bytes and back; `network::transport`: the
-//!   [`Transport`] trait that carries the bytes.
+//!   [`RaftTransport`] trait that carries the bytes.
 //! - `error`: the errors callers see, and their conversions to and from `rpc`'s wire errors.
 //! - `options`: [`StoreOptions`], [`ClusterOptions`], [`RaftTiming`], [`Tuning`].
 //! - `log_store`: the Raft log and vote (`RaftLogStorage`, `RaftLogReader`).
 //! - `state_machine`: the zones state, snapshots and the published views
 //!   (`RaftStateMachine`, `RaftSnapshotBuilder`), and the `Raft` node type over them.
 //! - `handle`: [`Store`] and what its clones share, with the reads that need nothing more.
-//! - `forward`: [`Store::write`]: proposed on the leader, forwarded to it from a follower.
+//! - `relay`: [`Store::write`]: proposed on the leader, relayed to it from a follower.
 //! - `cluster`: membership changes, `cluster status` and the consistent read.
 //! - `join`: join tickets and the join itself.
-//! - `network`: openraft's `RaftNetworkFactory` over a [`Transport`]; the [`RaftRpcHandler`]
-//!   that serves peers' RPCs (it calls `forward`, `cluster` and `join`); the iroh transport
+//! - `network`: openraft's `RaftNetworkFactory` over a [`RaftTransport`]; the [`RaftRpcHandler`]
+//!   that serves peers' RPCs (it calls `relay`, `cluster` and `join`); the iroh transport
 //!   ([`RaftEndpoint`], [`IrohTransport`], [`RaftServer`]).
 //! - this file: [`Store::open`] and [`Store::shutdown`].
 //!
@@ -43,20 +43,20 @@
 //!
 //! # Boundary
 //! Openraft types do not leave this module: callers see
-//! [`Command`](outpost_core::zones::Command), [`Change`](outpost_core::zones::Change),
-//! [`CommandError`](outpost_core::zones::CommandError), `Zones`, `ZoneSet` and the types
-//! defined here; peers exchange bytes through a [`Transport`].
+//! [`Command`](outpost_core::state::Command), [`Change`](outpost_core::state::Change),
+//! [`CommandError`](outpost_core::state::CommandError), `ReplicatedState`, `ZoneSet` and the types
+//! defined here; peers exchange bytes through a [`RaftTransport`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod cluster;
 mod error;
 mod events;
-mod forward;
 mod handle;
 mod join;
 mod log_store;
 mod network;
 mod options;
+mod relay;
 mod rpc;
 mod state_machine;
 mod tables;
@@ -76,7 +76,6 @@ use redb::Database;
 pub use self::cluster::{ClusterStatus, HEALTHY_WITHIN, Member, NodeStatus};
 pub use self::error::{MembershipError, ReadError, StoreError, WriteError};
 pub use self::events::{CommitObserver, CommittedBatch, CommittedEntry, StateEvent};
-pub use self::forward::{APPLY_WAIT, Written};
 use self::handle::Inner;
 pub use self::handle::{NodeState, Store, StoreStatus};
 pub use self::join::{
@@ -85,18 +84,19 @@ pub use self::join::{
 };
 use self::log_store::LogStore;
 use self::network::PeerNetwork;
-pub use self::network::iroh::{
+pub use self::network::iroh_transport::{
     IrohError, IrohTransport, NODE_KEY_FILE_NAME, PeerAddr, PeerAddrError, RAFT_ALPN, RaftEndpoint,
     RaftServer, load_or_create_node_key,
 };
 pub use self::network::{
     CodecError, MAX_PROPOSAL_BYTES, MAX_RAFT_MESSAGE, MAX_SNAPSHOT_BYTES, NoPeers, PeerId,
-    RaftRpcHandler, Transport, TransportError,
+    RaftRpcHandler, RaftTransport, TransportError,
 };
 pub use self::options::{
     ClusterOptions, ClusterStart, DEFAULT_HISTORY_ENTRIES, FIRST_NODE_ID, RaftTiming, StoreOptions,
     Tuning,
 };
+pub use self::relay::{APPLY_WAIT, Written};
 use self::state_machine::{Raft, StateMachine};
 pub use self::types::NodeInfo;
 pub use outpost_replica::View;

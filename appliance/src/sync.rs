@@ -4,7 +4,7 @@
 //! The sync path, one hop per module: the store applies a batch and publishes the new
 //! view → [`hub::Hub::committed`] `try_send`s it to every session's bounded queue →
 //! [`session`] takes the batch's `Changes` frames for its token's zones from
-//! [`frames`] (filtered, split and encoded once per scope, shared by the sessions
+//! [`outbound`] (filtered, split and encoded once per scope, shared by the sessions
 //! with that scope) and writes them to the WebSocket → the Lite client applies them.
 //!
 //! # Layout
@@ -12,7 +12,7 @@
 //!   `/v1/sync`, and the cap on concurrent sessions.
 //! - [`hub`]: the fanout from the store's apply path to the sessions' queues, and the
 //!   sync counters of `/metrics`.
-//! - [`frames`]: the scope filter, each batch's frames encoded once per scope, and
+//! - [`outbound`]: the scope filter, each batch's frames encoded once per scope, and
 //!   the WebSocket fragments long messages go out in.
 //! - [`session`]: one client, from `Hello` to close.
 //! - [`token`]: Lite token secrets: made, hashed, checked.
@@ -21,8 +21,8 @@
 //! **Boundary:** frames are encoded and decoded by `outpost_core::sync` only; nothing
 //! here serializes an internal type onto the wire.
 
-pub mod frames;
 pub mod hub;
+pub mod outbound;
 pub mod session;
 pub mod tls;
 pub mod token;
@@ -81,12 +81,12 @@ const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 0;
 
 /// Most bytes a session's WebSocket may hold unsent. Sessions send long messages in
-/// fragments of [`frames::MESSAGE_FRAGMENT`], each flushed before the next, so the
+/// fragments of [`outbound::MESSAGE_FRAGMENT`], each flushed before the next, so the
 /// buffer holds one fragment, a fragment cut short by shutdown and the close after it,
 /// or a pong; four fragments' room is plenty. Beyond it a send fails and the session
 /// ends. The library keeps the buffer at its largest size, so this is also about what
 /// a session holds when idle.
-const MAX_WRITE_BUFFER: usize = 4 * frames::MESSAGE_FRAGMENT;
+const MAX_WRITE_BUFFER: usize = 4 * outbound::MESSAGE_FRAGMENT;
 
 /// A WebSocket message carries one frame: header and body.
 const LARGEST_MESSAGE: usize = HEADER_LEN + MAX_FRAME_BODY;

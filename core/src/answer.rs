@@ -27,12 +27,29 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+/// The transport a query came in on: counted in the metrics and shown to policy plugins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    /// The name in metrics labels and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::name::{LookupName, ancestors, key_of, wildcard_key};
 use crate::packed::Owner;
-use crate::zones::{Change, Zone, Zones};
+use crate::state::{Change, ReplicatedState, Zone};
 
 /// Longest CNAME chain followed inside our zones before answering with what we have.
 pub const MAX_CNAME_CHAIN: usize = 12;
@@ -43,7 +60,7 @@ pub struct ZoneSet {
     zones: HashMap<Box<[u8]>, Arc<ZoneIndex>>,
 }
 
-/// Zones with fewer nodes than this are indexed afresh after every write (it takes
+/// ReplicatedState with fewer nodes than this are indexed afresh after every write (it takes
 /// microseconds); larger ones are patched ([`ZoneIndex::patched`]).
 const PATCH_FROM_NODES: usize = if cfg!(test) { 4 } else { 4096 };
 
@@ -153,7 +170,7 @@ impl ZoneSet {
     }
 
     /// Indexes every zone.
-    pub fn build(zones: &Zones) -> Self {
+    pub fn build(zones: &ReplicatedState) -> Self {
         let zones = zones
             .iter()
             .filter_map(|zone| Some((key_of(zone.origin()), Arc::new(ZoneIndex::build(zone)?))))
@@ -164,7 +181,7 @@ impl ZoneSet {
     /// Builds the next index from `previous`, changing only the zones that `changes`
     /// touch: a zone put whole is indexed afresh, a zone whose RRsets changed is patched
     /// ([`ZoneIndex::patched`]).
-    pub fn rebuild(zones: &Zones, previous: &ZoneSet, changes: &[Change]) -> Self {
+    pub fn rebuild(zones: &ReplicatedState, previous: &ZoneSet, changes: &[Change]) -> Self {
         let mut next = previous.clone();
         // Per touched zone: the owners whose RRsets changed, or `None` to index it whole.
         let mut touched: HashMap<&str, Option<Vec<Box<[u8]>>>> = HashMap::new();

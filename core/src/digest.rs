@@ -3,19 +3,19 @@
 //! appliance's zone exports (which is why it lives here and not in the Lite client:
 //! the harness needs only this crate).
 //!
-//! Canonical form, hashed with SHA-256: for each zone in [`Zones`] order, its origin;
+//! Canonical form, hashed with SHA-256: for each zone in [`ReplicatedState`] order, its origin;
 //! then for each RRset in (owner, type) order, the owner, the type, and its records
 //! in DNS wire form (canonical: uncompressed, lowercase names), sorted bytewise. Each
 //! item is length-prefixed, so no two contents hash the same bytes.
 //!
-//! **Invariant:** two `Zones` holding the same RRsets (same TTLs and data, in any
+//! **Invariant:** two `ReplicatedState` holding the same RRsets (same TTLs and data, in any
 //! record order) have the same digest.
 
-use crate::zones::Zones;
+use crate::state::ReplicatedState;
 use sha2::{Digest as _, Sha256};
 
 /// Lowercase hex SHA-256 of `zones`' canonical form.
-pub fn digest(zones: &Zones) -> String {
+pub fn digest(zones: &ReplicatedState) -> String {
     let mut hasher = Sha256::new();
     for zone in zones.iter() {
         feed(&mut hasher, b'Z', zone.origin().to_ascii().as_bytes());
@@ -46,13 +46,13 @@ fn feed(hasher: &mut Sha256, tag: u8, bytes: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    use crate::state::Command;
     use crate::wire::encode_records;
-    use crate::zones::Command;
     use hickory_proto::rr::{Name, RData, Record, rdata};
 
     use super::*;
 
-    fn zone(origin: &str, extra: &[(&str, [u8; 4])]) -> Zones {
+    fn zone(origin: &str, extra: &[(&str, [u8; 4])]) -> ReplicatedState {
         let origin_name = Name::from_ascii(origin).unwrap();
         let mut records = vec![Record::from_rdata(
             origin_name.clone(),
@@ -74,7 +74,7 @@ mod tests {
                 RData::A(rdata::A::from(std::net::Ipv4Addr::from(*ip))),
             ));
         }
-        let mut zones = Zones::default();
+        let mut zones = ReplicatedState::default();
         zones
             .apply(&Command::ReplaceZone {
                 origin: origin.to_string(),
@@ -109,7 +109,7 @@ mod tests {
             digest(&other_data),
             digest(&other_owner),
             digest(&fewer),
-            digest(&Zones::default()),
+            digest(&ReplicatedState::default()),
         ];
         for (i, a) in digests.iter().enumerate() {
             for b in &digests[i + 1..] {

@@ -3,13 +3,13 @@
 //! threads and no WebAssembly: every module is a pure function of its inputs, tested
 //! without a process, and a crate that needs only the codec (the sync bench, the test
 //! harness) compiles this and nothing heavier. The plugin host, which runs the
-//! [`zones::PluginDefinition`]s this model replicates, is the crate
+//! [`state::PluginDefinition`]s this model replicates, is the crate
 //! `outpost-plugin-host`; it depends on this one, never the reverse.
 //!
 //! # Layout
 //! - [`zones`]: the authoritative model (zones of RRsets, plugin definitions and their
-//!   [`zones::Hook`]s), the write [`zones::Command`]s that change it and the
-//!   [`zones::Change`]s they produce; validation lives here.
+//!   [`state::Hook`]s), the write [`state::Command`]s that change it and the
+//!   [`state::Change`]s they produce; validation lives here.
 //! - [`zonefile`]: RFC 1035 master files in, with line-numbered errors.
 //! - [`answer`]: the immutable query index ([`answer::ZoneSet`]) and the lookup that
 //!   turns a question into the sections of an authoritative answer.
@@ -26,7 +26,7 @@ pub mod answer;
 pub mod digest;
 pub mod name;
 pub mod packed;
+pub mod state;
 pub mod sync;
 pub mod wire;
 pub mod zonefile;
-pub mod zones;

@@ -4,7 +4,7 @@
 //! A hickory `Record` takes about 270 bytes and a `Name` about 80, so a zone held as
 //! `Record`s in a map keyed by `(Name, RecordType)` costs several hundred bytes per
 //! record. Packed, an owner with one A record is one allocation of 64 bytes, shared by
-//! the model ([`crate::zones::Zone`]) and every query index built from it. Records
+//! the model ([`crate::state::Zone`]) and every query index built from it. Records
 //! become hickory types again only when an answer needs them (a few per query), and go
 //! into changes and snapshots as the bytes they already are.
 //!

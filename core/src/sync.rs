@@ -8,7 +8,7 @@
 //!
 //! # Layout
 //! - [`wire`]: the types that travel (bodies of frames), kept apart from the internal
-//!   [`crate::zones::Change`], and the conversions between the two.
+//!   [`crate::state::Change`], and the conversions between the two.
 //! - [`frame`]: the 10-byte header plus postcard body, [`Frame::encode`],
 //!   [`Frame::decode`] and the [`FrameError`]s that close a session.
 //! - [`chunk`]: greedy splitting of snapshots and change batches under

@@ -11,7 +11,7 @@
 //! Speed: 10,000 records parse in about 5-12 ms in a release build.
 //!
 //! **Boundary:** this is syntax only. Zone semantics (one SOA, CNAME
-//! exclusivity, glue) belong to the zone model in [`crate::zones`]. The one
+//! exclusivity, glue) belong to the zone model in [`crate::state`]. The one
 //! check made here is that every owner is at or below the zone origin.
 
 mod lexer;

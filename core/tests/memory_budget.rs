@@ -6,8 +6,8 @@
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use outpost_core::answer::ZoneSet;
+use outpost_core::state::{Change, Command, ReplicatedState};
 use outpost_core::wire::encode_records;
-use outpost_core::zones::{Change, Command, Zones};
 
 const ORIGIN: &str = "bench.test.";
 const RECORDS: usize = 20_000;
@@ -39,7 +39,7 @@ fn zone_blob(records: usize) -> Vec<u8> {
 
 /// The changes a replica loads: the zone as the appliance sends it.
 fn replica_changes() -> Vec<Change> {
-    let mut zones = Zones::default();
+    let mut zones = ReplicatedState::default();
     zones
         .apply(&Command::CreateZone {
             origin: ORIGIN.into(),
@@ -52,7 +52,7 @@ fn replica_changes() -> Vec<Change> {
 #[test]
 fn a_loaded_replica_and_its_index_stay_within_budget() {
     let changes = replica_changes();
-    let mut zones = Zones::default();
+    let mut zones = ReplicatedState::default();
     let mut zone_set = None;
     let held = allocation_counter::measure(|| {
         for change in &changes {
@@ -84,7 +84,7 @@ fn an_imported_zone_stays_within_budget() {
         origin: ORIGIN.into(),
         records: zone_blob(RECORDS),
     };
-    let mut zones = Zones::default();
+    let mut zones = ReplicatedState::default();
     let held = allocation_counter::measure(|| {
         let changes = zones.apply(&command).unwrap();
         drop(changes);
@@ -102,7 +102,7 @@ fn an_imported_zone_stays_within_budget() {
 #[test]
 fn a_lookup_allocates_nothing_in_proportion_to_the_zone() {
     let changes = replica_changes();
-    let mut zones = Zones::default();
+    let mut zones = ReplicatedState::default();
     for change in &changes {
         zones.apply_change(change).unwrap();
     }

@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RecordType};
+use outpost_core::answer::Transport;
 use outpost_core::answer::ZoneSet;
+use outpost_core::state::{Command, ReplicatedState};
 use outpost_core::wire::encode_records;
 use outpost_core::zonefile::parse_zone;
-use outpost_core::zones::{Command, Zones};
 use outpost_dns::forward::{ForwardConfig, Forwarder};
 use outpost_dns::handler::{Handled, QueryHandler};
-use outpost_dns::metrics::{Metrics, Transport};
+use outpost_dns::metrics::Metrics;
 
 const HOSTS: usize = 10_000;
 const AAAA_HOSTS: usize = 2_000;
@@ -32,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rounds: usize = std::env::args().nth(1).map_or(Ok(5), |n| n.parse())?;
     let origin = Name::from_ascii("example.test.")?;
     let records = parse_zone(&zone_text(), &origin, 3600)?;
-    let mut zones = Zones::default();
+    let mut zones = ReplicatedState::default();
     zones.apply(&Command::CreateZone {
         origin: origin.to_ascii(),
         records: encode_records(&records)?,

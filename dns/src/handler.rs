@@ -20,7 +20,8 @@ use outpost_plugin_host::{self as plugins, PolicyChain};
 
 use crate::forward::{ForwardConfig, Forwarder};
 use crate::message::{self, Decoded, Outcome, Question};
-use crate::metrics::{Metrics, Transport};
+use crate::metrics::Metrics;
+use outpost_core::answer::Transport;
 use policy::{Applied, Redirect};
 
 /// Everything a query needs, shared by every socket task.
@@ -206,10 +207,7 @@ impl QueryHandler {
             question.query.query_type(),
             question.query.query_class(),
             client,
-            match transport {
-                Transport::Udp => plugins::Transport::Udp,
-                Transport::Tcp => plugins::Transport::Tcp,
-            },
+            transport,
         );
         policy::apply(policies.decide(query), question, may_recurse, &self.metrics)
     }

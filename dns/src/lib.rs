@@ -9,7 +9,7 @@
 //!   encode.
 //! - [`forward`]: upstream exchange and the answer cache (TTLs, negative, serve-stale).
 //! - [`metrics`]: counters rendered for Prometheus, the plugins' among them.
-//! - [`plugins`]: the plugins in force: definitions loaded into the wasmtime host,
+//! - [`plugin_runtime`]: the plugins in force: definitions loaded into the wasmtime host,
 //!   the policy chain put in the handler, transforms for the write path.
 //!
 //! **Boundary:** hickory-proto does the protocol; the zones come in as an
@@ -20,5 +20,5 @@ pub mod forward;
 pub mod handler;
 pub mod message;
 pub mod metrics;
-pub mod plugins;
+pub mod plugin_runtime;
 pub mod server;

@@ -4,15 +4,16 @@
 //! counter at some recent value, which is all Prometheus asks. The per-plugin
 //! counters live in the plugin host; [`render_plugins`] writes them.
 
-mod plugins;
+mod plugin_calls;
 
-pub use plugins::render_plugins;
+pub use plugin_calls::render_plugins;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
+use outpost_core::answer::Transport;
 
 /// Upper bounds, in seconds, of the answer latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 10] = [
@@ -29,26 +30,11 @@ const RCODES: [(ResponseCode, &str); 6] = [
     (ResponseCode::NotImp, "NOTIMP"),
 ];
 
-/// The transport a query came in on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
-
-impl Transport {
-    fn index(self) -> usize {
-        match self {
-            Transport::Udp => 0,
-            Transport::Tcp => 1,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        }
+/// Where a transport's counters are in `Metrics::queries`.
+fn transport_index(transport: Transport) -> usize {
+    match transport {
+        Transport::Udp => 0,
+        Transport::Tcp => 1,
     }
 }
 
@@ -85,7 +71,7 @@ impl Metrics {
             .iter()
             .position(|(code, _)| *code == rcode)
             .unwrap_or(RCODES.len());
-        self.queries[transport.index()][rcode_index].fetch_add(1, Ordering::Relaxed);
+        self.queries[transport_index(transport)][rcode_index].fetch_add(1, Ordering::Relaxed);
         let seconds = elapsed.as_secs_f64();
         if let Some(bucket) = LATENCY_BUCKETS.iter().position(|bound| seconds <= *bound) {
             self.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
@@ -118,7 +104,7 @@ impl Metrics {
         for transport in [Transport::Udp, Transport::Tcp] {
             let names = RCODES.iter().map(|(_, name)| *name).chain(["OTHER"]);
             for (index, rcode) in names.enumerate() {
-                let value = self.queries[transport.index()][index].load(Ordering::Relaxed);
+                let value = self.queries[transport_index(transport)][index].load(Ordering::Relaxed);
                 let _ = writeln!(
                     out,
                     "outpost_dns_queries_total{{protocol=\"{}\",rcode=\"{rcode}\"}} {value}",

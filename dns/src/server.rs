@@ -26,7 +26,8 @@ use tracing::Instrument;
 
 use crate::handler::{Handled, QueryHandler};
 use crate::message::{self, MAX_TCP_MESSAGE};
-use crate::metrics::{Metrics, Transport};
+use crate::metrics::Metrics;
+use outpost_core::answer::Transport;
 
 /// Tasks reading the UDP socket; each answers authoritative queries inline.
 pub const UDP_WORKERS: usize = 4;

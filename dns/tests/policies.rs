@@ -11,9 +11,9 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 use outpost_core::answer::ZoneSet;
+use outpost_core::state::{Command, FailureMode, Hook, PluginDefinition, ReplicatedState};
 use outpost_core::wire::encode_records;
 use outpost_core::zonefile::parse_zone;
-use outpost_core::zones::{Command, FailureMode, Hook, PluginDefinition, Zones};
 use outpost_dns::forward::{ForwardConfig, Forwarder};
 use outpost_dns::handler::QueryHandler;
 use outpost_dns::metrics::{Metrics, render_plugins};
@@ -102,7 +102,7 @@ impl Server {
     async fn start(plugins: &PluginSet) -> Server {
         let origin = Name::from_ascii("example.internal.").unwrap();
         let records = parse_zone(ZONE, &origin, 300).unwrap();
-        let mut zones = Zones::default();
+        let mut zones = ReplicatedState::default();
         zones
             .apply(&Command::CreateZone {
                 origin: origin.to_string(),

@@ -12,7 +12,7 @@
 //! - [`lite`]: [`lite::LiteClient`], the start and shutdown order.
 //! - [`connector`]: appliance rotation, backoff with jitter, the close-code reactions.
 //! - [`session`]: one session: the socket (`session/transport.rs`), each frame where
-//!   the session stands (`session/frames.rs`), close codes (`session/ending.rs`).
+//!   the session stands (`session/inbound.rs`), close codes (`session/ending.rs`).
 //! - [`replica`]: the redb replica and cursor, snapshot staging, the published views.
 //! - [`status`]: the honest sync state and `status.json` (`status/report.rs`).
 //! - [`tls`]: trust for `wss://` appliances (a pinned fingerprint or a CA file).

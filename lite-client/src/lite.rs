@@ -20,14 +20,14 @@ use std::time::Duration;
 use outpost_dns::forward::Forwarder;
 use outpost_dns::handler::QueryHandler;
 use outpost_dns::metrics::Metrics;
-use outpost_dns::plugins::PluginRuntime;
+use outpost_dns::plugin_runtime::PluginRuntime;
 use outpost_dns::server::{DnsSockets, stop_and_drain};
 use outpost_plugin_host::PluginEngine;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::LiteConfig;
-use crate::replica::{Published, ReplicaError, ReplicaStore};
+use crate::replica::{LiveState, ReplicaError, ReplicaStore};
 use crate::status::{self, Digester, PluginStatus, StatusBoard, StatusError};
 
 /// How long shutdown waits for the session to close and queries to drain.
@@ -60,7 +60,7 @@ pub struct LiteClient {
     data_dir: PathBuf,
     dns_addr: SocketAddr,
     board: Arc<StatusBoard>,
-    published: Published,
+    published: LiveState,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -163,7 +163,7 @@ impl LiteClient {
 /// cluster's policy applies here within moments of arriving, until `shutdown`.
 async fn reload_plugins(
     plugins: Arc<PluginRuntime>,
-    published: Published,
+    published: LiveState,
     board: Arc<StatusBoard>,
     shutdown: CancellationToken,
 ) {
@@ -185,7 +185,7 @@ async fn reload_plugins(
 /// `shutdown`; the DNS tasks are drained with `tracker`'s.
 async fn serve_dns(
     config: &LiteConfig,
-    published: &Published,
+    published: &LiveState,
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<(SocketAddr, Arc<PluginRuntime>), StartError> {
@@ -221,7 +221,7 @@ async fn serve_dns(
     Ok((dns_addr, plugins))
 }
 
-fn plugin_statuses(plugins: &PluginRuntime, published: &Published) -> Vec<PluginStatus> {
+fn plugin_statuses(plugins: &PluginRuntime, published: &LiveState) -> Vec<PluginStatus> {
     published
         .state
         .load()

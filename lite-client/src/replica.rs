@@ -3,7 +3,7 @@
 //!
 //! Every write is one durable redb transaction holding the changes and the new
 //! cursor together (a `Changes` frame), or the whole new replica and its cursor (a
-//! snapshot at `SnapshotEnd`). Only after the commit are the in-memory [`Zones`] and
+//! snapshot at `SnapshotEnd`). Only after the commit are the in-memory [`ReplicatedState`] and
 //! the [`ZoneSet`] swapped, so DNS never answers from state that a crash would lose,
 //! and the cursor never claims more than the disk holds.
 //!
@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use outpost_core::state::{Change, ReplicatedState, parse_name};
 use outpost_core::sync::{Changes, from_wire, to_wire};
-use outpost_core::zones::{Change, Zones, parse_name};
 use outpost_replica::{Rebuild, StateError, StateTables};
 use redb::Database;
 use serde::{Deserialize, Serialize};
@@ -75,7 +75,7 @@ pub enum ReplicaError {
 
 /// What the DNS path and the status file read: swapped after each commit.
 #[derive(Clone)]
-pub struct Published {
+pub struct LiveState {
     /// The replica as of the cursor (`View::applied`) and its query index, published the
     /// way an appliance publishes its state (`outpost_replica::Published`).
     pub state: outpost_replica::Published,
@@ -113,7 +113,7 @@ pub struct ReplicaStore {
     cursor: Option<StoredCursor>,
     head: u64,
     scope: Vec<String>,
-    published: Published,
+    published: LiveState,
 }
 
 /// One durable write: state changes (or a whole new state) with the metadata that
@@ -130,7 +130,7 @@ enum Content {
     /// Changes applied to the current replica.
     Changes(Vec<Change>),
     /// A whole new replica, in place of the current one (a snapshot).
-    Replace(Zones),
+    Replace(ReplicatedState),
 }
 
 impl ReplicaStore {
@@ -165,7 +165,7 @@ impl ReplicaStore {
             cursor,
             head,
             scope,
-            published: Published {
+            published: LiveState {
                 state,
                 plugins_changed: Arc::new(Notify::new()),
                 plugins_removed: Arc::new(AtomicBool::new(false)),
@@ -173,7 +173,7 @@ impl ReplicaStore {
         })
     }
 
-    pub fn published(&self) -> Published {
+    pub fn published(&self) -> LiveState {
         self.published.clone()
     }
 
@@ -194,7 +194,7 @@ impl ReplicaStore {
         &self.scope
     }
 
-    /// Zones and records in the replica.
+    /// ReplicatedState and records in the replica.
     pub fn counts(&self) -> (usize, usize) {
         counts(&self.published.state.load().zones)
     }
@@ -320,7 +320,7 @@ impl ReplicaStore {
                 write_plan(&db, &plan, Some(&zones))?;
                 state.publish(applied, zones, Rebuild::Whole);
             } else if let Content::Changes(changes) = &plan.content {
-                let mut zones = Zones::clone(&state.load().zones);
+                let mut zones = ReplicatedState::clone(&state.load().zones);
                 for change in changes {
                     zones
                         .apply_change(change)
@@ -367,7 +367,11 @@ impl ReplicaStore {
 
 /// The durable transaction of [`ReplicaStore::commit`]: the plan's changes, or `whole`
 /// (the replica that replaces everything), with the metadata that moves with them.
-fn write_plan(db: &Database, plan: &WritePlan, whole: Option<&Zones>) -> Result<(), ReplicaError> {
+fn write_plan(
+    db: &Database,
+    plan: &WritePlan,
+    whole: Option<&ReplicatedState>,
+) -> Result<(), ReplicaError> {
     let txn = begin_durable_write(db)?;
     {
         let mut tables = StateTables::open(&txn)?;
@@ -419,8 +423,8 @@ fn check_scope<'a>(
     Ok(())
 }
 
-/// Zones and records in `zones`.
-pub fn counts(zones: &Zones) -> (usize, usize) {
+/// ReplicatedState and records in `zones`.
+pub fn counts(zones: &ReplicatedState) -> (usize, usize) {
     (
         zones.len(),
         zones.iter().map(|zone| zone.record_count()).sum(),

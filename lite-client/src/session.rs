@@ -12,7 +12,7 @@
 //! close-code table of `docs/sync-protocol.md` is applied in [`end_for_close`].
 
 mod ending;
-mod frames;
+mod inbound;
 mod transport;
 
 use std::sync::Arc;
@@ -158,7 +158,7 @@ struct Session<'a> {
     position: u64,
     /// Frames of an entry split over several frames, held until its last part arrives,
     /// so the replica and DNS take the entry whole or not at all.
-    held: Option<frames::Held>,
+    held: Option<inbound::Held>,
 }
 
 impl Session<'_> {

@@ -22,7 +22,7 @@ pub mod transform;
 
 use std::sync::Arc;
 
-use outpost_core::zones::{FailureMode, Hook, PluginDefinition};
+use outpost_core::state::{FailureMode, Hook, PluginDefinition};
 
 use super::stats::PluginStats;
 use super::{Limits, PluginEngine, PluginError};

@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, NS, PTR, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecoder, BinEncodable, BinEncoder, Restrict};
+use outpost_core::answer::Transport;
 
 use super::bindings::policy::exports::outpost::plugin::policy as wit_policy;
 use super::bindings::types as wit;
@@ -24,13 +25,6 @@ pub const MAX_TRANSFORM_RECORDS: usize = outpost_core::wire::MAX_RECORDS_PER_BLO
 
 /// Bytes of one TXT character-string (RFC 1035 section 3.3).
 const MAX_CHARACTER_STRING: usize = 255;
-
-/// How a query reached the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
 
 /// One question as a policy plugin sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,10 +13,10 @@
 //! trapped instance is rebuilt (and re-initialised) before its next call, and a plugin
 //! that fails [`MAX_CONSECUTIVE_FAILURES`] calls in a row is disabled. What the query
 //! path does with an error (fail open or closed) is the chain's decision, by the
-//! plugin's [`FailureMode`](outpost_core::zones::FailureMode).
+//! plugin's [`FailureMode`](outpost_core::state::FailureMode).
 //!
 //! The replicated definitions
-//! ([`PluginDefinition`](outpost_core::zones::PluginDefinition), each naming its
+//! ([`PluginDefinition`](outpost_core::state::PluginDefinition), each naming its
 //! [`Hook`]) are loaded into a [`PluginSet`]: the [`PolicyChain`] the DNS
 //! path runs for every query (a pool of pre-built instances per plugin, no lock held
 //! during a call) and the [`TransformChain`] the write path runs for every write.
@@ -61,13 +61,13 @@ mod tests;
 
 use std::time::Duration;
 
-use outpost_core::zones::Hook;
+use outpost_core::state::Hook;
 
 pub use chain::{
     LoadFailure, LoadOptions, MAX_IDLE_INSTANCES, PluginInfo, PluginSet, PolicyChain,
     PolicyOutcome, TransformChain, TransformFailure,
 };
-pub use convert::{Action, Block, MAX_ANSWER_RECORDS, Query, Transport, Verdict};
+pub use convert::{Action, Block, MAX_ANSWER_RECORDS, Query, Verdict};
 pub use engine::{LoadedPlugin, LoadedPolicy, LoadedTransform, PluginEngine};
 pub use instance::{PolicyInstance, TransformInstance};
 pub use stats::{CALL_TIME_BUCKETS, PluginStats, StatsSnapshot};

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::rdata::{A, MX, PTR, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
+use outpost_core::answer::Transport;
+
 use super::*;
 
 /// One engine for all tests: components compile once (the cache is by content hash),

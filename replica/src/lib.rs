@@ -17,7 +17,7 @@
 //! **Boundary:** the table layout is part of both files' storage formats
 //! (`docs/storage.md`).
 //!
-//! [`Change`]: outpost_core::zones::Change
+//! [`Change`]: outpost_core::state::Change
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod published;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use outpost_core::answer::ZoneSet;
-use outpost_core::zones::{Change, Zones};
+use outpost_core::state::{Change, ReplicatedState};
 
 /// The replicated state as of one applied index.
 #[derive(Debug, Default)]
@@ -17,7 +17,7 @@ pub struct View {
     /// The last index whose changes this state holds (the Raft log index on an appliance,
     /// the cursor on a Lite client; 0 before the first).
     pub applied: u64,
-    pub zones: Arc<Zones>,
+    pub zones: Arc<ReplicatedState>,
 }
 
 /// How the next query index is built from the previous one.
@@ -52,7 +52,7 @@ impl Published {
 
     /// Makes `zones`, the state after index `applied`, visible: the query index first
     /// (rebuilt as `rebuild` says), then the view.
-    pub fn publish(&self, applied: u64, zones: Zones, rebuild: Rebuild<'_>) {
+    pub fn publish(&self, applied: u64, zones: ReplicatedState, rebuild: Rebuild<'_>) {
         let zone_set = match rebuild {
             Rebuild::Changes([]) => None,
             Rebuild::Changes(changes) => {

@@ -15,10 +15,10 @@
 //! makes none), so its last three tables stay empty.
 //!
 //! **Invariant:** [`StateTables::apply`] writes a change exactly as
-//! [`Zones::apply_change`] applies it to the model, so the tables loaded back
+//! [`ReplicatedState::apply_change`] applies it to the model, so the tables loaded back
 //! ([`load`]) are the model that was written.
 
-use outpost_core::zones::{Change, Zones, parse_name};
+use outpost_core::state::{Change, ReplicatedState, parse_name};
 use redb::{Database, ReadTransaction, ReadableTable, Table, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -169,7 +169,7 @@ impl<'txn> StateTables<'txn> {
 
     /// Writes a whole model into emptied tables: the rows its changes from nothing
     /// would write, taken from the model without making those changes.
-    pub fn write_all(&mut self, zones: &Zones) -> Result<(), StateError> {
+    pub fn write_all(&mut self, zones: &ReplicatedState) -> Result<(), StateError> {
         for zone in zones.iter() {
             let origin = zone.origin().to_ascii();
             self.zones
@@ -269,8 +269,8 @@ pub fn read_state(
 
 /// The model the state tables hold, loaded change by change: each change is applied as
 /// it is read and dropped, so loading holds nothing but the model.
-pub fn load(txn: &ReadTransaction) -> Result<Zones, StateError> {
-    let mut zones = Zones::default();
+pub fn load(txn: &ReadTransaction) -> Result<ReplicatedState, StateError> {
+    let mut zones = ReplicatedState::default();
     read_state(txn, |change| {
         zones.apply_change(&change).map_err(|e| {
             StateError::Corrupt(format!("stored {} does not load: {e}", describe(&change)))

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use outpost_core::zones::Zones;
+use outpost_core::state::ReplicatedState;
 use serde::{Deserialize, Serialize};
 
 use super::AdminState;
@@ -86,7 +86,7 @@ pub async fn remove(
 /// The zones model a read sees: this node's replica (`?consistency=local`, the default), or a
 /// state holding every write acknowledged before the request (`?consistency=linearizable`,
 /// confirmed through the leader).
-pub struct Consistent(pub Arc<Zones>);
+pub struct Consistent(pub Arc<ReplicatedState>);
 
 impl FromRequestParts<Arc<AdminState>> for Consistent {
     type Rejection = ApiError;

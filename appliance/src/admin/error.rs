@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use outpost_core::zones::CommandError;
+use outpost_core::state::CommandError;
 use serde::de::DeserializeOwned;
 
 use crate::store::WriteError;

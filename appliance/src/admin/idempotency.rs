@@ -1,6 +1,6 @@
 //! The `Idempotency-Key` header of admin writes: a client that retries a write after an
 //! ambiguous answer (a timeout, a deposed leader, a lost connection) sends the same key,
-//! and the cluster applies the write once (`outpost_core::zones::Command::Once`). The
+//! and the cluster applies the write once (`outpost_core::state::Command::Once`). The
 //! retry is answered as the first success was, with the first write's log index. The
 //! CLI sends a fresh key with every command and reuses it for its own retries.
 
@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use outpost_core::zones::{Command, check_idempotency_key};
+use outpost_core::state::{Command, check_idempotency_key};
 
 use super::AdminState;
 use super::error::ApiError;

@@ -14,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use outpost_core::zones::{
+use outpost_core::state::{
     Command, FailureMode, Hook, MAX_PLUGIN_BYTES, PluginDefinition, check_plugin_name,
 };
 use outpost_plugin_host::{Limits, LoadedPlugin, PluginEngine};

@@ -14,8 +14,8 @@ use std::fmt::Write as _;
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
+use outpost_core::state::Zone;
 use outpost_core::zonefile::parse_rdata;
-use outpost_core::zones::Zone;
 
 /// The zone as a master file: `$ORIGIN`, then one record per line in canonical order
 /// (owner, then type), the SOA first.
@@ -166,9 +166,9 @@ fn quoted(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use outpost_core::state::{Command, ReplicatedState};
     use outpost_core::wire::encode_records;
     use outpost_core::zonefile::parse_zone;
-    use outpost_core::zones::{Command, Zones};
 
     const ZONE: &str = r#"
 $ORIGIN site.internal.
@@ -190,10 +190,10 @@ hinfo       IN HINFO "PC" "Linux"
 weird       IN TYPE65000 \# 3 abcdef
 "#;
 
-    fn zone() -> Zones {
+    fn zone() -> ReplicatedState {
         let origin = Name::from_ascii("site.internal.").unwrap();
         let records = parse_zone(ZONE, &origin, 3600).unwrap();
-        let mut zones = Zones::default();
+        let mut zones = ReplicatedState::default();
         zones
             .apply(&Command::CreateZone {
                 origin: "site.internal.".into(),

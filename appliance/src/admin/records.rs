@@ -11,9 +11,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hickory_proto::rr::{Name, Record, RecordType};
+use outpost_core::state::{Command, ReplicatedState, Zone};
 use outpost_core::wire::encode_records;
 use outpost_core::zonefile::parse_rdata;
-use outpost_core::zones::{Command, Zone, Zones};
 use serde::{Deserialize, Serialize};
 
 use super::AdminState;
@@ -204,7 +204,7 @@ pub fn record_type(text: &str) -> Result<RecordType, ApiError> {
     parsed.ok_or_else(|| ApiError::BadRequest(format!("field \"type\": unknown record type \"{text}\" (use a mnemonic like A, AAAA, CNAME, MX, TXT or TYPEnnn)")))
 }
 
-fn containing_zone<'z>(zones: &'z Zones, name: &Name) -> Result<&'z Zone, ApiError> {
+fn containing_zone<'z>(zones: &'z ReplicatedState, name: &Name) -> Result<&'z Zone, ApiError> {
     zones.find_zone(name).ok_or_else(|| {
         ApiError::NotFound(format!(
             "no zone served here contains {name} (create it with: outpost zone create {})",

@@ -83,7 +83,11 @@ pub async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse 
             "Learners in the membership this node knows.",
             members.iter().filter(|member| !member.voter).count() as u64,
         ),
-        ("outpost_zones", "Zones served here.", zones.len() as u64),
+        (
+            "outpost_zones",
+            "ReplicatedState served here.",
+            zones.len() as u64,
+        ),
         (
             "outpost_records",
             "Records in all zones served here.",

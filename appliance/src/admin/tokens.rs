@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use outpost_core::zones::{Change, Command, CommandError, LiteToken};
+use outpost_core::state::{Change, Command, CommandError, LiteToken};
 use serde::{Deserialize, Serialize};
 
 use super::AdminState;

@@ -8,8 +8,8 @@
 //! a [`Command::Batch`], so the write lands whole or not at all.
 
 use hickory_proto::rr::{Name, Record, RecordType};
+use outpost_core::state::Command;
 use outpost_core::wire::encode_records;
-use outpost_core::zones::Command;
 use outpost_plugin_host::TransformFailure;
 
 use super::AdminState;

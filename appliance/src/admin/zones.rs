@@ -9,8 +9,8 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{Name, RData, Record};
+use outpost_core::state::{Command, CommandError, ReplicatedState, parse_name};
 use outpost_core::zonefile::parse_zone;
-use outpost_core::zones::{Command, CommandError, Zones, parse_name};
 use serde::{Deserialize, Serialize};
 
 use super::AdminState;
@@ -154,9 +154,9 @@ pub async fn export(
 
 /// The zone at `origin`, or 404.
 pub fn zone_of<'z>(
-    zones: &'z Zones,
+    zones: &'z ReplicatedState,
     origin: &Name,
-) -> Result<&'z outpost_core::zones::Zone, ApiError> {
+) -> Result<&'z outpost_core::state::Zone, ApiError> {
     zones.get(origin).ok_or_else(|| {
         ApiError::Refused(CommandError::NoSuchZone {
             origin: origin.to_ascii(),
@@ -182,14 +182,14 @@ pub fn absolute_name(text: &str) -> Result<Name, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use outpost_core::state::ReplicatedState;
     use outpost_core::wire::encode_records;
-    use outpost_core::zones::Zones;
 
     #[test]
     fn default_zone_is_accepted_by_the_model() {
         let origin = absolute_name("site.internal").unwrap();
         let records = encode_records(&default_records(&origin).unwrap()).unwrap();
-        let mut zones = Zones::default();
+        let mut zones = ReplicatedState::default();
         zones
             .apply(&Command::CreateZone {
                 origin: origin.to_ascii(),

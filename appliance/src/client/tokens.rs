@@ -16,7 +16,7 @@ pub enum LiteTokenCommand {
         /// Name of the token, like alice-laptop (a-z, 0-9, '-' and '.')
         #[arg(long)]
         name: String,
-        /// Zones the token may see, comma-separated: site.internal.,lab.internal.
+        /// ReplicatedState the token may see, comma-separated: site.internal.,lab.internal.
         #[arg(long, required = true, value_delimiter = ',', num_args = 1..)]
         zones: Vec<String>,
     },

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use outpost_dns::forward::Forwarder;
 use outpost_dns::handler::QueryHandler;
 use outpost_dns::metrics::Metrics;
-use outpost_dns::plugins::PluginRuntime;
+use outpost_dns::plugin_runtime::PluginRuntime;
 use outpost_dns::server::DnsSockets;
 use outpost_plugin_host::PluginEngine;
 use tokio::net::TcpListener;
@@ -28,7 +28,7 @@ use super::{
 };
 use crate::admin::{self, AdminState};
 use crate::config::Config;
-use crate::plugins::PluginWatch;
+use crate::plugin_reload::PluginWatch;
 use crate::store::{
     ClusterOptions, ClusterStart, CommitObserver, DB_FILE_NAME, JoinTicket, NODE_KEY_FILE_NAME,
     PeerAddr, RaftEndpoint, RaftServer, RaftTiming, Store, StoreOptions, load_or_create_node_key,
@@ -280,10 +280,10 @@ async fn spawn_services(
     let engine = PluginEngine::with_disk_cache(&config.data_dir.join(PLUGIN_CACHE_DIR))
         .map_err(|e| NodeError::Plugins(e.to_string()))?;
     let plugins = Arc::new(PluginRuntime::new(engine, handler.clone()));
-    crate::plugins::load_current(&plugins, store, true).await;
+    crate::plugin_reload::load_current(&plugins, store, true).await;
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    tracker.spawn(crate::plugins::run(
+    tracker.spawn(crate::plugin_reload::run(
         Arc::clone(&plugins),
         plugin_watch,
         store.clone(),

@@ -17,14 +17,14 @@ use openraft::Instant as _;
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::{ChangeMembers, ReadPolicy};
-use outpost_core::zones::Command;
+use outpost_core::state::Command;
 use outpost_replica::View;
 use serde::Serialize;
 
 use super::error::{MembershipError, ReadError, WriteError};
-use super::forward::FORWARD_MARGIN;
 use super::handle::{NodeState, Store};
 use super::network::codec;
+use super::relay::RELAY_MARGIN;
 use super::rpc::{PeerProgress, Progress, RaftReply, RaftRequest};
 use super::types::{NodeInfo, TypeConfig};
 
@@ -130,9 +130,9 @@ impl Store {
         };
         match linearizer {
             Ok(linearizer) => Ok(linearizer.read_log_id().index()),
-            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(forward))) => {
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(to_leader))) => {
                 Err(ReadError::NotLeader {
-                    leader: forward.leader_id,
+                    leader: to_leader.leader_id,
                 })
             }
             Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(e))) => {
@@ -152,7 +152,7 @@ impl Store {
     ) -> Result<RaftReply, String> {
         let request = codec::encode(request).map_err(|e| e.to_string())?;
         let call = self.inner.transport.call(leader, node, request);
-        match tokio::time::timeout(waited + FORWARD_MARGIN, call).await {
+        match tokio::time::timeout(waited + RELAY_MARGIN, call).await {
             Err(_elapsed) => Err(format!("no answer within {waited:?}")),
             Ok(Err(e)) => Err(e.to_string()),
             Ok(Ok(reply)) => codec::decode(&reply).map_err(|e| e.to_string()),
@@ -161,7 +161,7 @@ impl Store {
 
     /// Takes node `id` out of the cluster (a voter or a learner). A voter is refused when the
     /// voters left would not make a quorum with the nodes the leader hears from now, or when it
-    /// is the last one. On a node that does not lead, the request is forwarded to the leader.
+    /// is the last one. On a node that does not lead, the request is relayed to the leader.
     pub async fn remove_node(&self, id: u64) -> Result<(), MembershipError> {
         let Some((leader, node)) = self.leader_elsewhere() else {
             return self.remove_on_leader(id).await;
@@ -182,7 +182,7 @@ impl Store {
         }
     }
 
-    /// [`Store::remove_node`] on the leader; never forwards.
+    /// [`Store::remove_node`] on the leader; never relays.
     pub(crate) async fn remove_on_leader(&self, id: u64) -> Result<(), MembershipError> {
         let progress = self.progress().map_err(|e| match e {
             ReadError::NotLeader { leader } => MembershipError::NotLeader { leader },
@@ -243,7 +243,7 @@ impl Store {
     }
 
     /// Records `node` as this node's address in the membership: directly on the leader, else
-    /// asked of each other member in turn (a member that does not lead forwards it), since the
+    /// asked of each other member in turn (a member that does not lead relays it), since the
     /// leader may not reach this node at its old address to tell it who leads.
     pub async fn set_own_address(&self, node: NodeInfo) -> Result<(), MembershipError> {
         let id = self.node_id();
@@ -274,7 +274,7 @@ impl Store {
         Err(last)
     }
 
-    /// Records `node` as the address of member `id`: on the leader, or forwarded to it.
+    /// Records `node` as the address of member `id`: on the leader, or relayed to it.
     pub(crate) async fn set_address(&self, id: u64, node: NodeInfo) -> Result<(), MembershipError> {
         if let Some((leader, leader_node)) = self.leader_elsewhere() {
             let request = RaftRequest::SetAddress {
@@ -462,9 +462,9 @@ impl Store {
 
 fn membership_error(error: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> MembershipError {
     match error {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(to_leader)) => {
             MembershipError::NotLeader {
-                leader: forward.leader_id,
+                leader: to_leader.leader_id,
             }
         }
         RaftError::APIError(ClientWriteError::ChangeMembershipError(refused)) => {

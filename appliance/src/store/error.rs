@@ -1,7 +1,7 @@
 //! Why a store call failed, as callers see it: [`WriteError`], [`MembershipError`],
 //! [`ReadError`], [`StoreError`]. Messages are lower case, name the value and say what to do.
 //!
-//! **Boundary:** these are not wire types. A member that forwards a membership change or asks
+//! **Boundary:** these are not wire types. A member that relays a membership change or asks
 //! the leader for a read index hears back the wire forms of `store::rpc`
 //! ([`RemoteMembershipError`], [`RemoteReadError`]), converted here both ways variant for
 //! variant, so a message reworded here changes no byte between nodes.
@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use outpost_core::zones::CommandError;
+use outpost_core::state::CommandError;
 
 use super::network::codec::MAX_PROPOSAL_BYTES;
 use super::rpc::{RemoteMembershipError, RemoteReadError};
@@ -100,7 +100,7 @@ pub enum StoreError {
     Shutdown(String),
 }
 
-/// Why a membership change did not happen. A member that forwards `cluster remove` (or its new
+/// Why a membership change did not happen. A member that relays `cluster remove` (or its new
 /// address) to the leader hears this back as its wire form, `rpc::RemoteMembershipError`.
 #[derive(Debug, thiserror::Error)]
 pub enum MembershipError {

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use outpost_core::zones::Change;
+use outpost_core::state::Change;
 
 /// What one applied entry changed.
 #[derive(Debug, Clone, PartialEq)]

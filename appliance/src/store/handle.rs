@@ -3,7 +3,7 @@
 //! with the reads that need nothing but that: the published views, the history, this node's
 //! Raft status.
 //!
-//! The other `impl Store` blocks build on this one, each in its module: writes in `forward`,
+//! The other `impl Store` blocks build on this one, each in its module: writes in `relay`,
 //! membership and consistent reads in `cluster`, joins in `join`, opening and shutting down in
 //! the store's root. This module depends on none of them, only on what `Inner` holds.
 
@@ -14,12 +14,12 @@ use arc_swap::ArcSwap;
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 use outpost_core::answer::ZoneSet;
-use outpost_core::zones::Zones;
+use outpost_core::state::ReplicatedState;
 use outpost_replica::{Published, View};
 use redb::Database;
 
 use super::events::CommittedEntry;
-use super::network::transport::Transport;
+use super::network::transport::RaftTransport;
 use super::options::RaftTiming;
 use super::state_machine::{self, Raft};
 use super::tables;
@@ -43,8 +43,8 @@ pub(super) struct Inner {
     /// This node's Raft id, from the data file.
     pub(super) node_id: u64,
     pub(super) timing: RaftTiming,
-    /// How this node reaches its peers: Raft's network and forwarded writes.
-    pub(super) transport: Arc<dyn Transport>,
+    /// How this node reaches its peers: Raft's network and relayed writes.
+    pub(super) transport: Arc<dyn RaftTransport>,
 }
 
 /// A [`Store`] that does not keep it open. The RPC handler holds one: a transport holds the
@@ -133,7 +133,7 @@ impl Store {
     }
 
     /// The zones model as of the last applied batch, for admin reads.
-    pub fn zones(&self) -> Arc<Zones> {
+    pub fn zones(&self) -> Arc<ReplicatedState> {
         Arc::clone(&self.inner.published.view.load().zones)
     }
 

@@ -4,7 +4,7 @@
 //!
 //! The chain of one join: `outpost serve --join TICKET` → [`Store::join`] sends
 //! `RaftRequest::Join` to a node of the ticket (a stranger's connection may carry nothing else,
-//! see `network::iroh::server`) → that node, if it does not lead, answers with the leader's
+//! see `network::iroh_transport::server`) → that node, if it does not lead, answers with the leader's
 //! address and the joiner asks there → the leader's [`Store::admit`]: the caller's endpoint id
 //! is the one in its address, its node id is the one its key gives ([`node_id_for`]), the
 //! secret hashes to an invite that is open (or already used by this very node) → the invite is
@@ -26,14 +26,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ::iroh::EndpointId;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
-use outpost_core::zones::{Command, JoinInvite};
+use outpost_core::state::{Command, JoinInvite};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::{MembershipError, WriteError};
 use super::handle::Store;
 use super::network::codec;
-use super::network::iroh::{PeerAddr, PeerAddrError};
+use super::network::iroh_transport::{PeerAddr, PeerAddrError};
 use super::network::transport::PeerId;
 use super::rpc::{JoinOutcome, JoinRequest, RaftReply, RaftRequest};
 use super::types::NodeInfo;
@@ -207,7 +207,7 @@ fn unix_now() -> u64 {
 
 impl Store {
     /// Makes a one-time join ticket good for `ttl`: its secret's hash is committed through Raft
-    /// (the write is forwarded to the leader), so any node of the cluster can admit the joiner.
+    /// (the write is relayed to the leader), so any node of the cluster can admit the joiner.
     pub async fn invite(&self, ttl: Duration) -> Result<JoinTicket, InviteError> {
         if ttl.is_zero() || ttl > MAX_INVITE_TTL {
             return Err(InviteError::Ttl(ttl.as_secs()));

@@ -1,19 +1,19 @@
-//! Raft between nodes: openraft's network traits over a [`Transport`] of ours.
+//! Raft between nodes: openraft's network traits over a [`RaftTransport`] of ours.
 //!
 //! The chain of one RPC: openraft calls [`PeerClient`] (its `RaftNetworkV2`) → the request is
-//! encoded by `codec` → [`Transport::call`] carries the bytes to the peer, under the RPC's
+//! encoded by `codec` → [`RaftTransport::call`] carries the bytes to the peer, under the RPC's
 //! deadline → the peer's [`RaftRpcHandler`] decodes, hands the request to its Raft and encodes
 //! the reply → the reply is decoded here and given back to openraft.
 //!
 //! # Layout
 //! This file is openraft's side (`RaftNetworkFactory`); it uses `codec` and `transport` and
 //! re-exports the rest. From the bottom up:
-//! - `codec`: the bytes of `store::rpc`'s messages; `transport`: the [`Transport`] trait,
+//! - `codec`: the bytes of `store::rpc`'s messages; `transport`: the [`RaftTransport`] trait,
 //!   its errors, [`NoPeers`] and [`PeerId`]. Both sit below everything in the store that
 //!   sends or serves RPCs.
 //! - `handler`: [`RaftRpcHandler`], the serving side, transport-neutral (it takes a caller's
-//!   opaque [`PeerId`]); it answers with the store (`forward`, `cluster`, `join`).
-//! - `iroh` ([`iroh::IrohTransport`], [`iroh::RaftServer`]): the transport of real clusters,
+//!   opaque [`PeerId`]); it answers with the store (`relay`, `cluster`, `join`).
+//! - `iroh_transport` ([`iroh_transport::IrohTransport`], [`iroh_transport::RaftServer`]): the transport of real clusters,
 //!   QUIC between ed25519 endpoint ids; `in_process`, for tests, runs every message through
 //!   the same codec and handler and can cut, delay and drop links and crash nodes. Both use
 //!   the handler.
@@ -23,13 +23,13 @@
 //! [`TransportError::Failed`] → `RPCError::Network`, the deadline → `RPCError::Timeout`.
 //!
 //! **Boundary:** openraft sees this module through `RaftNetworkFactory`; the rest of the
-//! appliance sees [`Transport`], [`RaftRpcHandler`] and bytes.
+//! appliance sees [`RaftTransport`], [`RaftRpcHandler`] and bytes.
 
 pub(crate) mod codec;
 pub(crate) mod handler;
 #[cfg(test)]
 pub(crate) mod in_process;
-pub(crate) mod iroh;
+pub(crate) mod iroh_transport;
 pub(crate) mod transport;
 
 use std::future::Future;
@@ -44,7 +44,7 @@ use openraft::{OptionalSend, RaftNetworkFactory, RaftNetworkV2};
 
 pub use self::codec::{CodecError, MAX_PROPOSAL_BYTES, MAX_RAFT_MESSAGE, MAX_SNAPSHOT_BYTES};
 pub use self::handler::RaftRpcHandler;
-pub use self::transport::{NoPeers, PeerId, Transport, TransportError};
+pub use self::transport::{NoPeers, PeerId, RaftTransport, TransportError};
 use super::rpc::{RaftReply, RaftRequest};
 use super::types::{
     AppendEntriesRequest, AppendEntriesResponse, NodeInfo, Snapshot, SnapshotResponse, TypeConfig,
@@ -55,11 +55,11 @@ use super::types::{
 pub(crate) struct PeerNetwork {
     /// This node's id, named in timeouts.
     id: u64,
-    transport: Arc<dyn Transport>,
+    transport: Arc<dyn RaftTransport>,
 }
 
 impl PeerNetwork {
-    pub(crate) fn new(id: u64, transport: Arc<dyn Transport>) -> PeerNetwork {
+    pub(crate) fn new(id: u64, transport: Arc<dyn RaftTransport>) -> PeerNetwork {
         PeerNetwork { id, transport }
     }
 }
@@ -82,7 +82,7 @@ pub(crate) struct PeerClient {
     id: u64,
     target: u64,
     node: NodeInfo,
-    transport: Arc<dyn Transport>,
+    transport: Arc<dyn RaftTransport>,
 }
 
 impl PeerClient {

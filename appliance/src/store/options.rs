@@ -3,7 +3,7 @@
 //! built ([`Tuning`]); each default is commented where it is set.
 //!
 //! Plain values: this module depends only on `types`, `events` (the observer a store is given)
-//! and the [`Transport`] trait, so the store's handle can hold them without depending on the
+//! and the [`RaftTransport`] trait, so the store's handle can hold them without depending on the
 //! modules that act on them.
 
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use std::time::Duration;
 use openraft::SnapshotPolicy;
 
 use super::events::CommitObserver;
-use super::network::transport::{NoPeers, Transport};
+use super::network::transport::{NoPeers, RaftTransport};
 use super::types::NodeInfo;
 
 /// A snapshot is built once this many entries were applied since the last one. Building reads
@@ -69,7 +69,7 @@ pub struct ClusterOptions {
     /// How peers reach this node; recorded in the membership when it initialises a cluster.
     pub node_info: NodeInfo,
     /// How this node reaches its peers.
-    pub transport: Arc<dyn Transport>,
+    pub transport: Arc<dyn RaftTransport>,
     /// What a pristine store does.
     pub start: ClusterStart,
     pub timing: RaftTiming,

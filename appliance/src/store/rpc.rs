@@ -1,11 +1,11 @@
 //! The Raft RPCs between the nodes of a cluster, as values: a [`RaftRequest`], answered by a
 //! [`RaftReply`] of the same kind, and the payloads of the requests that are ours rather than
-//! openraft's: a forwarded write ([`ForwardedOutcome`]), a join ([`JoinRequest`],
-//! [`JoinOutcome`]), the leader's replication [`Progress`], and the errors of a forwarded
+//! openraft's: a relayed write ([`RelayedOutcome`]), a join ([`JoinRequest`],
+//! [`JoinOutcome`]), the leader's replication [`Progress`], and the errors of a relayed
 //! membership change or read ([`RemoteMembershipError`], [`RemoteReadError`]).
 //!
 //! Who uses them, from the bottom up: `network::codec` turns them into bytes and back;
-//! `network` (openraft's side), `forward`, `cluster` and `join` build requests and read
+//! `network` (openraft's side), `relay`, `cluster` and `join` build requests and read
 //! replies; `network::handler` answers requests. This module depends on none of them, only on
 //! the openraft type configuration (`types`) and the zones model's commands and changes.
 //!
@@ -19,7 +19,7 @@
 
 use std::time::Duration;
 
-use outpost_core::zones::{Change, Command, CommandError};
+use outpost_core::state::{Change, Command, CommandError};
 use serde::{Deserialize, Serialize};
 
 use super::types::{
@@ -43,12 +43,12 @@ pub(crate) enum RaftRequest {
         offset: u64,
         data: Vec<u8>,
     },
-    /// A write a follower took, for the leader to propose (`store::forward`).
+    /// A write a follower took, for the leader to propose (`store::relay`).
     ClientWrite(Command),
     /// A new node presenting a join ticket (`store::join`); the only request a node that is not
     /// a member may send.
     Join(JoinRequest),
-    /// `outpost cluster remove`, forwarded by a member to the leader.
+    /// `outpost cluster remove`, relayed by a member to the leader.
     RemoveNode {
         node_id: u64,
     },
@@ -56,7 +56,7 @@ pub(crate) enum RaftRequest {
     Progress,
     /// The leader's read index, for a linearizable read on a member.
     ReadIndex,
-    /// A member's new address, forwarded to the leader.
+    /// A member's new address, relayed to the leader.
     SetAddress {
         node_id: u64,
         addr: String,
@@ -97,10 +97,10 @@ pub(crate) enum RaftReply {
     /// A chunk did not continue the snapshot being assembled (out of order, another
     /// snapshot, over the size cap); the sender starts over.
     SnapshotChunkRefused(String),
-    /// What became of a forwarded write.
-    ClientWrite(ForwardedOutcome),
+    /// What became of a relayed write.
+    ClientWrite(RelayedOutcome),
     Join(JoinOutcome),
-    /// What became of a forwarded removal: done, or why not.
+    /// What became of a relayed removal: done, or why not.
     RemoveNode(Result<(), RemoteMembershipError>),
     /// The leader's replication progress (`Err`: the node does not lead).
     Progress(Result<Progress, RemoteReadError>),
@@ -109,10 +109,10 @@ pub(crate) enum RaftReply {
     SetAddress(Result<(), RemoteMembershipError>),
 }
 
-/// A forwarded write's outcome (inside [`RaftReply::ClientWrite`]): the leader's
-/// `Result<Written, WriteError>`, converted in `store::forward` both ways.
+/// A relayed write's outcome (inside [`RaftReply::ClientWrite`]): the leader's
+/// `Result<Written, WriteError>`, converted in `store::relay` both ways.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum ForwardedOutcome {
+pub(crate) enum RelayedOutcome {
     Written {
         index: u64,
         changes: Vec<Change>,
@@ -170,7 +170,7 @@ pub(crate) struct PeerProgress {
     pub(crate) last_contact_ms: Option<u64>,
 }
 
-/// Why a forwarded membership change (a removal, a new address) did not happen, as the leader
+/// Why a relayed membership change (a removal, a new address) did not happen, as the leader
 /// answers it; `cluster::MembershipError` variant for variant.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum RemoteMembershipError {

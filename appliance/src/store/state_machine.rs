@@ -11,7 +11,7 @@
 //! tells the observers, so nothing downstream (the Lite hub, the plugin watcher) can miss a
 //! step of the state: a snapshot install reaches them as [`StateEvent::Replaced`].
 //!
-//! **Invariant:** a command that [`Zones::apply`] refuses changes nothing, but its entry is
+//! **Invariant:** a command that [`ReplicatedState::apply`] refuses changes nothing, but its entry is
 //! still applied: the applied id advances and the client receives the refusal.
 //!
 //! A snapshot is the whole state as a list of `Change`s (a `ZonePut` per zone, then an
@@ -24,7 +24,7 @@ use std::sync::Arc;
 use futures_util::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
-use outpost_core::zones::{Change, Zones};
+use outpost_core::state::{Change, ReplicatedState};
 use outpost_replica::{Published, Rebuild, StateError, StateTables};
 use redb::{Database, ReadableDatabase, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -68,7 +68,7 @@ pub(crate) struct StateMachine {
 }
 
 impl StateMachine {
-    /// Loads the state tables into a [`Zones`] and publishes its first [`ZoneSet`].
+    /// Loads the state tables into a [`ReplicatedState`] and publishes its first [`ZoneSet`].
     pub(crate) async fn open(
         db: Arc<Database>,
         observer: Option<Arc<dyn CommitObserver>>,
@@ -100,7 +100,7 @@ impl StateMachine {
     /// zones a batch touched, built whole after a load or a snapshot), then the view, then
     /// the observers. **Invariant:** the view is swapped before the observers hear of the
     /// event, so a Lite session that registers and then reads the view misses nothing.
-    fn publish(&self, zones: Zones, event: StateEvent) {
+    fn publish(&self, zones: ReplicatedState, event: StateEvent) {
         match &event {
             StateEvent::Applied(batch) => {
                 let changes: Vec<Change> = batch
@@ -152,7 +152,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // failed write transaction leaves memory as it was.
         let (mut zones, before) = {
             let view = self.published.view.load();
-            (Zones::clone(&view.zones), view.applied)
+            (ReplicatedState::clone(&view.zones), view.applied)
         };
         let mut history = Vec::new();
         let mut last_applied = None;
@@ -255,7 +255,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 body.format
             )));
         }
-        let mut zones = Zones::default();
+        let mut zones = ReplicatedState::default();
         for change in &body.changes {
             zones
                 .apply_change(change)

@@ -13,9 +13,9 @@ use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::type_config::TypeConfigExt;
 use openraft::vote::RaftLeaderIdExt;
 use openraft::{EntryPayload, RaftTypeConfig, StorageError};
+use outpost_core::state::{Change, Command, CommandError};
 use outpost_core::wire::encode_records;
 use outpost_core::zonefile::parse_zone;
-use outpost_core::zones::{Change, Command, CommandError};
 use redb::Database;
 use tempfile::TempDir;
 

@@ -5,11 +5,11 @@
 //! names the state machine, is `state_machine::Raft`.
 //!
 //! **Boundary:** nothing here but [`NodeInfo`] is public outside the store; the rest of
-//! the appliance sees `Command`, `Change` and `CommandError` from `outpost_core::zones`.
+//! the appliance sees `Command`, `Change` and `CommandError` from `outpost_core::state`.
 
 use std::fmt;
 
-use outpost_core::zones::{Change, Command, CommandError};
+use outpost_core::state::{Change, Command, CommandError};
 use serde::{Deserialize, Serialize};
 
 openraft::declare_raft_types!(

@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use super::frames::SharedBatch;
+use super::outbound::SharedBatch;
 use crate::store::{CommitObserver, StateEvent};
 
 /// Batches queued per session. When a session's queue is full (its client reads

@@ -20,12 +20,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
+use outpost_core::state::{Change, MAX_TOKEN_NAME, ReplicatedState, parse_name};
 use outpost_core::sync::{
     Frame, HEADER_LEN, Heartbeat, Hello, MAX_FRAME_BODY, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
     SnapshotBegin, SnapshotChunk, SnapshotEnd, SyncMode, Welcome, WireChange, chunk_changes, close,
     max_frame_body, negotiate, to_wire,
 };
-use outpost_core::zones::{Change, MAX_TOKEN_NAME, Zones, parse_name};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::WebSocketStream;
@@ -37,8 +37,8 @@ use tokio_util::sync::CancellationToken;
 mod end;
 
 use self::end::{End, overflow_reason, resync};
-use super::frames::{ChangesForm, Scope, SharedBatch, encode_changes, fragments};
 use super::hub::{Hub, Registration, Update};
+use super::outbound::{ChangesForm, Scope, SharedBatch, encode_changes, fragments};
 use super::token;
 use crate::store::{Store, View};
 
@@ -249,7 +249,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// `SnapshotBegin`, every plugin definition, every zone in scope as `ZonePut` +
     /// `RRsetPut`s, `SnapshotEnd`.
-    async fn send_snapshot(&mut self, zones: &Zones, scope: &Scope, as_of: u64) -> Result<(), End> {
+    async fn send_snapshot(
+        &mut self,
+        zones: &ReplicatedState,
+        scope: &Scope,
+        as_of: u64,
+    ) -> Result<(), End> {
         self.send(Frame::SnapshotBegin(SnapshotBegin { as_of }))
             .await?;
         let definitions = zones

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use hickory_proto::rr::Name;
+use outpost_core::state::{Command, LiteToken};
 use outpost_core::sync::{
     Ack, Cursor, Frame, HEADER_LEN, Hello, MAGIC, PROTOCOL_VERSION, SyncMode, WireChange, close,
     frame_type,
 };
 use outpost_core::wire::encode_records;
 use outpost_core::zonefile::parse_zone;
-use outpost_core::zones::{Command, LiteToken};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;

@@ -5,7 +5,7 @@
 //! `POST /v1/lite-tokens` answer; the store, the Raft log and every replica hold only
 //! its hash.
 
-use outpost_core::zones::{LiteToken, Zones};
+use outpost_core::state::{LiteToken, ReplicatedState};
 use sha2::{Digest, Sha256};
 
 /// Random bytes in a secret (256 bits), written as twice as many hex digits.
@@ -41,7 +41,7 @@ pub fn claimed_name(presented: &str) -> &str {
 
 /// The token `presented` stands for, if its name exists in `zones` and its secret
 /// hashes to the stored hash.
-pub fn check<'a>(zones: &'a Zones, presented: &str) -> Option<&'a LiteToken> {
+pub fn check<'a>(zones: &'a ReplicatedState, presented: &str) -> Option<&'a LiteToken> {
     let (name, secret) = presented.rsplit_once(':')?;
     let well_formed =
         secret.len() == 2 * SECRET_BYTES && secret.bytes().all(|b| b.is_ascii_hexdigit());
@@ -69,12 +69,12 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use outpost_core::zones::Command;
+    use outpost_core::state::Command;
 
     use super::*;
 
-    fn zones_with(name: &str, secret: &NewSecret) -> Zones {
-        let mut zones = Zones::default();
+    fn zones_with(name: &str, secret: &NewSecret) -> ReplicatedState {
+        let mut zones = ReplicatedState::default();
         zones
             .apply(&Command::PutLiteToken {
                 token: LiteToken {

@@ -1,9 +1,9 @@
 //! The answer engine as a table: each row is a question and what a resolver must see.
 
 use super::*;
+use crate::state::Command;
 use crate::wire::encode_records;
 use crate::zonefile::parse_zone;
-use crate::zones::Command;
 
 const EXAMPLE: &str = r#"
 $TTL 300
@@ -38,7 +38,7 @@ printer 300 A 10.9.0.7
 "#;
 
 fn zone_set() -> ZoneSet {
-    let mut zones = Zones::default();
+    let mut zones = ReplicatedState::default();
     for (origin, text) in [
         ("example.internal.", EXAMPLE),
         ("lab.example.internal.", LAB),
@@ -339,7 +339,7 @@ fn names_outside_our_zones_are_not_ours() {
 
 #[test]
 fn rebuild_reindexes_only_touched_zones() {
-    let mut zones = Zones::default();
+    let mut zones = ReplicatedState::default();
     let origin = Name::from_ascii("lab.example.internal.").unwrap();
     let records = parse_zone(LAB, &origin, 300).unwrap();
     let changes = zones
@@ -407,7 +407,7 @@ fn a_patched_index_answers_as_one_built_whole_through_random_writes() {
     );
 
     let origin = Name::from_ascii("example.internal.").unwrap();
-    let mut zones = Zones::default();
+    let mut zones = ReplicatedState::default();
     let records = parse_zone(EXAMPLE, &origin, 3600).unwrap();
     let changes = zones
         .apply(&Command::CreateZone {

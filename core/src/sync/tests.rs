@@ -3,7 +3,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::*;
-use crate::zones::{Change, FailureMode, Hook, LiteToken, PluginDefinition};
+use crate::state::{Change, FailureMode, Hook, LiteToken, PluginDefinition};
 
 /// `www.example.internal. 300 IN A 10.0.0.7` in wire form.
 fn a_record() -> Vec<u8> {
@@ -504,7 +504,7 @@ fn lite_tokens_and_join_invites_never_reach_the_wire() {
     assert_eq!(to_wire(&put), None);
     assert_eq!(to_wire(&revoked), None);
     let invite = Change::JoinInvitePut {
-        invite: crate::zones::JoinInvite {
+        invite: crate::state::JoinInvite {
             secret_sha256: [1; 32],
             expires_unix: 10,
             used_by: None,

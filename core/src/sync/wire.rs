@@ -1,6 +1,6 @@
 //! The bodies of sync frames, as they travel.
 //!
-//! These types are separate from the internal ones ([`crate::zones::Change`] and
+//! These types are separate from the internal ones ([`crate::state::Change`] and
 //! friends) on purpose: deriving `Serialize` on an internal type would make every
 //! refactor of it a protocol change. Here a change of a field, its type or its place
 //! is one, so it needs a new protocol version (`docs/sync-protocol.md`).
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::zones::{Change, FailureMode, Hook, PluginDefinition};
+use crate::state::{Change, FailureMode, Hook, PluginDefinition};
 
 /// `DefinitionPut::kind` and `DefinitionDeleted::kind` of a WASM plugin.
 pub const PLUGIN_KIND: &str = "plugin";
@@ -337,7 +337,7 @@ fn plugin_from_wire(
         _ => return Ok(None),
     };
     let on_error: FailureMode = body.on_error.parse().map_err(error)?;
-    crate::zones::check_plugin_name(name).map_err(|e| error(e.to_string()))?;
+    crate::state::check_plugin_name(name).map_err(|e| error(e.to_string()))?;
     let sha256: [u8; 32] = Sha256::digest(&body.component).into();
     if sha256 != body.sha256 {
         return Err(error(

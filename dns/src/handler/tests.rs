@@ -10,9 +10,9 @@ use std::time::Duration;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::{A, CNAME};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
+use outpost_core::state::{Command, ReplicatedState};
 use outpost_core::wire::encode_records;
 use outpost_core::zonefile::parse_zone;
-use outpost_core::zones::{Command, Zones};
 
 use super::*;
 use crate::forward::Upstream;
@@ -34,7 +34,7 @@ fn name(text: &str) -> Name {
 fn zone_set() -> ZoneSet {
     let origin = name("example.internal.");
     let records = parse_zone(ZONE, &origin, 300).unwrap();
-    let mut zones = Zones::default();
+    let mut zones = ReplicatedState::default();
     zones
         .apply(&Command::CreateZone {
             origin: origin.to_string(),

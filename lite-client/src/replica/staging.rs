@@ -13,8 +13,8 @@
 //! applied then: a zone outside the scope, then the first change that did not apply,
 //! refuses it.
 
+use outpost_core::state::{Change, ReplicatedState};
 use outpost_core::sync::{SnapshotChunk, WireChange, from_wire};
-use outpost_core::zones::{Change, Zones};
 
 /// The most snapshot content taken in (names and record bytes), 512 MiB: about five
 /// million typical records, far beyond a site's zones. When a snapshot exceeds it the
@@ -52,7 +52,7 @@ pub struct SnapshotStaging {
 #[derive(Debug, Default)]
 pub(super) struct Staged {
     /// The replica the snapshot describes, so far.
-    pub(super) zones: Zones,
+    pub(super) zones: ReplicatedState,
     /// The zone of every change, each once, in the order they came: the scope is
     /// checked against these at install.
     pub(super) zones_named: Vec<String>,
@@ -71,7 +71,7 @@ pub struct StagedSnapshot {
 
 impl StagedSnapshot {
     /// The replica it describes (meaningful when nothing was refused).
-    pub fn zones(&self) -> &Zones {
+    pub fn zones(&self) -> &ReplicatedState {
         &self.staged.zones
     }
 }
@@ -144,7 +144,7 @@ impl Staged {
         {
             self.refused = Some((wire.describe(), error.to_string()));
             // The snapshot will be refused: its model is of no use.
-            self.zones = Zones::default();
+            self.zones = ReplicatedState::default();
         }
     }
 }

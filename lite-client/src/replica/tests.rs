@@ -434,8 +434,8 @@ async fn a_snapshot_with_a_change_that_does_not_apply_is_refused_whole() {
 
 #[tokio::test]
 async fn a_snapshot_is_stored_as_it_loads_plugins_included() {
+    use outpost_core::state::{FailureMode, Hook, PluginDefinition};
     use outpost_core::sync::to_wire;
-    use outpost_core::zones::{FailureMode, Hook, PluginDefinition};
     use sha2::{Digest as _, Sha256};
 
     let component: Arc<[u8]> = Arc::from(&b"\0asm not really"[..]);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use outpost_core::zones::Zones;
+use outpost_core::state::ReplicatedState;
 use outpost_replica::View;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -82,7 +82,7 @@ pub fn spawn_writer(
 /// Remembers the last digest and the replica it was computed for.
 #[derive(Default)]
 pub struct Digester {
-    of: Option<Arc<Zones>>,
+    of: Option<Arc<ReplicatedState>>,
     at: Option<Instant>,
     digest: String,
 }

@@ -21,7 +21,7 @@ use std::cell::OnceCell;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use outpost_core::name::LookupName;
-use outpost_core::zones::{FailureMode, Hook, PluginDefinition};
+use outpost_core::state::{FailureMode, Hook, PluginDefinition};
 
 use super::{Identity, LoadOptions, Placement, PluginInfo};
 use crate::bindings::types::Query as WitQuery;

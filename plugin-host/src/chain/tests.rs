@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 use super::*;
 use crate::PolicyInstance;
 use crate::tests::{engine, plugin_bytes, query, record, relaxed};
-use crate::{Action, Block, Query, Transport};
+use crate::{Action, Block, Query};
+use outpost_core::answer::Transport;
 
 /// A definition as the cluster would replicate it, at version 1.
 fn definition(

@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use hickory_proto::rr::{Name, Record};
-use outpost_core::zones::{FailureMode, Hook, PluginDefinition};
+use outpost_core::state::{FailureMode, Hook, PluginDefinition};
 
 use super::{Identity, Placement, PluginInfo};
 use crate::{Limits, LoadedTransform, PluginEngine, PluginError, TransformInstance};

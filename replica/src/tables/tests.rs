@@ -1,12 +1,12 @@
+use outpost_core::state::{Command, LiteToken};
 use outpost_core::wire::encode_records;
 use outpost_core::zonefile::parse_zone;
-use outpost_core::zones::{Command, LiteToken};
 use redb::ReadableDatabase as _;
 
 use super::*;
 
 fn zone_command(origin: &str, hosts: usize) -> Command {
-    let name = outpost_core::zones::parse_name(origin).unwrap();
+    let name = outpost_core::state::parse_name(origin).unwrap();
     let mut text = String::from(
         "@ 300 IN SOA ns1 hostmaster 1 7200 3600 1209600 300\n@ 300 IN NS ns1\nns1 300 IN A 10.0.0.1\n",
     );
@@ -26,13 +26,13 @@ fn zone_command(origin: &str, hosts: usize) -> Command {
 
 /// Applies `commands` to a model and, change by change, to the tables of a new file;
 /// returns the model and the file.
-fn write_through(commands: &[Command]) -> (Zones, tempfile::NamedTempFile, Database) {
+fn write_through(commands: &[Command]) -> (ReplicatedState, tempfile::NamedTempFile, Database) {
     let file = tempfile::NamedTempFile::new().unwrap();
     let db = Database::create(file.path()).unwrap();
     let txn = begin_durable_write(&db).unwrap();
     create_tables(&txn).unwrap();
     txn.commit().unwrap();
-    let mut zones = Zones::default();
+    let mut zones = ReplicatedState::default();
     for command in commands {
         let changes = zones.apply(command).unwrap();
         let txn = begin_durable_write(&db).unwrap();
@@ -47,7 +47,7 @@ fn write_through(commands: &[Command]) -> (Zones, tempfile::NamedTempFile, Datab
     (zones, file, db)
 }
 
-fn loaded(db: &Database) -> Zones {
+fn loaded(db: &Database) -> ReplicatedState {
     load(&db.begin_read().unwrap()).unwrap()
 }
 
@@ -59,7 +59,7 @@ fn changes_written_one_by_one_load_back_as_the_model() {
         zone_command("lab.internal.", 5),
         Command::AddRecords {
             records: {
-                let name = outpost_core::zones::parse_name("site.internal.").unwrap();
+                let name = outpost_core::state::parse_name("site.internal.").unwrap();
                 let records = parse_zone("printer 60 IN A 10.9.0.7\n", &name, 300).unwrap();
                 encode_records(&records).unwrap()
             },
@@ -125,7 +125,7 @@ fn names_are_keyed_lowercase_whatever_case_the_change_uses() {
     txn.commit().unwrap();
     let back = loaded(&db);
     let zone = back
-        .get(&outpost_core::zones::parse_name("site.internal.").unwrap())
+        .get(&outpost_core::state::parse_name("site.internal.").unwrap())
         .unwrap();
     assert!(
         zone.rrsets()

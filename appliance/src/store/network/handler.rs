@@ -2,7 +2,7 @@
 //!
 //! Transport-neutral: a transport hands it the bytes of one request and, when it can name
 //! the caller, the caller's [`PeerId`]; it decodes the request (`codec`), answers it with the
-//! local Raft or with the store (`forward`, `cluster`, `join`) and encodes the reply. It
+//! local Raft or with the store (`relay`, `cluster`, `join`) and encodes the reply. It
 //! depends on no transport; the transports depend on it.
 
 use std::fmt;
@@ -13,9 +13,9 @@ use openraft::async_runtime::WatchReceiver;
 
 use super::codec::{self, CodecError, MAX_SNAPSHOT_BYTES};
 use super::transport::PeerId;
-use crate::store::forward;
 use crate::store::handle::{Store, WeakStore};
-use crate::store::rpc::{ForwardedOutcome, RaftReply, RaftRequest};
+use crate::store::relay;
+use crate::store::rpc::{RaftReply, RaftRequest, RelayedOutcome};
 use crate::store::state_machine::Raft;
 use crate::store::types::{NodeInfo, Snapshot, SnapshotMeta, Vote};
 
@@ -33,7 +33,7 @@ pub struct RaftRpcHandler {
     raft: Raft,
     /// This node's id, in logs.
     id: u64,
-    /// How long a forwarded write waits for its commit here.
+    /// How long a relayed write waits for its commit here.
     commit: Duration,
     /// The store, for the requests that are more than Raft's (joins, removals, progress, read
     /// index). Weak: a transport holds handlers, and the store holds its transport.
@@ -186,9 +186,9 @@ impl RaftRpcHandler {
                 None => RaftReply::Unavailable(STOPPED.to_string()),
             },
             RaftRequest::ClientWrite(command) => {
-                // Proposed here or answered not-leader: never forwarded again.
-                let result = forward::propose(&self.raft, command, self.commit).await;
-                RaftReply::ClientWrite(ForwardedOutcome::from(result))
+                // Proposed here or answered not-leader: never relayed again.
+                let result = relay::propose(&self.raft, command, self.commit).await;
+                RaftReply::ClientWrite(RelayedOutcome::from(result))
             }
             RaftRequest::SnapshotChunk {
                 vote,

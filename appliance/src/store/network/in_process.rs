@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use super::handler::RaftRpcHandler;
-use super::transport::{Transport, TransportError};
+use super::transport::{RaftTransport, TransportError};
 use crate::store::types::NodeInfo;
 
 /// The longest delay a link may be given, each way: keeps every test's worst case bounded.
@@ -74,7 +74,7 @@ impl InProcessNet {
     }
 
     /// The transport node `from` sends with.
-    pub(crate) fn transport(&self, from: u64) -> Arc<dyn Transport> {
+    pub(crate) fn transport(&self, from: u64) -> Arc<dyn RaftTransport> {
         Arc::new(InProcessTransport {
             net: self.clone(),
             from,
@@ -169,7 +169,7 @@ struct InProcessTransport {
     from: u64,
 }
 
-impl Transport for InProcessTransport {
+impl RaftTransport for InProcessTransport {
     fn call<'a>(
         &'a self,
         to: u64,

@@ -1,4 +1,4 @@
-//! What carries Raft's bytes between nodes: the [`Transport`] trait every transport implements
+//! What carries Raft's bytes between nodes: the [`RaftTransport`] trait every transport implements
 //! (iroh between appliances, in-process in the tests, [`NoPeers`] for a node alone), the
 //! errors it reports, and the [`PeerId`] it names a caller by when it serves.
 //!
@@ -16,7 +16,7 @@ use crate::store::types::NodeInfo;
 ///
 /// A transport needs no deadline of its own: the caller drops the future when the RPC's time
 /// is up. It must not retry a request on its own (a retried append is openraft's decision).
-pub trait Transport: Send + Sync + 'static {
+pub trait RaftTransport: Send + Sync + 'static {
     /// Sends `request` to node `to`, found at `to_node`, and returns its reply.
     fn call<'a>(
         &'a self,
@@ -41,7 +41,7 @@ pub enum TransportError {
 /// The transport of a node alone: there is nobody to call.
 pub struct NoPeers;
 
-impl Transport for NoPeers {
+impl RaftTransport for NoPeers {
     fn call<'a>(
         &'a self,
         to: u64,

@@ -240,7 +240,7 @@ async fn run(seed: u64) -> Summary {
                 for _ in 0..=random.below(3) {
                     let host = next_host;
                     next_host += 1;
-                    // Through any node: a follower forwards to the leader.
+                    // Through any node: a follower relays to the leader.
                     let via = pick(&mut random, &ids);
                     if cluster
                         .write_via(Some(via), add_host(host), Duration::from_millis(600))

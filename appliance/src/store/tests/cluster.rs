@@ -8,7 +8,7 @@ use super::harness::{CONVERGE_WAIT, TestCluster, address};
 use super::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_stores_replicate_every_write_and_followers_forward_theirs() {
+async fn three_stores_replicate_every_write_and_followers_relay_theirs() {
     let cluster = TestCluster::start(3, 1, Tuning::DEFAULT).await;
     let members = cluster.store(1).members();
     let voters: Vec<(u64, bool)> = members.iter().map(|m| (m.id, m.voter)).collect();
@@ -54,13 +54,9 @@ async fn three_stores_replicate_every_write_and_followers_forward_theirs() {
         .expect("a follower reads through the leader");
     assert!(read.applied >= last, "{} < {last}", read.applied);
 
-    // A follower forwards a write to the leader and returns the leader's answer.
-    let forwarded = cluster
-        .store(2)
-        .write(add_host(9))
-        .await
-        .expect("forwarded");
-    assert!(forwarded.index > last, "{forwarded:?}");
+    // A follower relays a write to the leader and returns the leader's answer.
+    let relayed = cluster.store(2).write(add_host(9)).await.expect("relayed");
+    assert!(relayed.index > last, "{relayed:?}");
     let refused = cluster.store(3).write(create_zone(SITE)).await;
     assert!(
         matches!(
@@ -69,11 +65,11 @@ async fn three_stores_replicate_every_write_and_followers_forward_theirs() {
         ),
         "{refused:?}"
     );
-    let zones = cluster.converge(forwarded.index + 1).await;
+    let zones = cluster.converge(relayed.index + 1).await;
     assert!(
         zones.iter().any(|change| matches!(change,
             Change::RRsetPut { owner, .. } if owner == "host9.site.internal.")),
-        "the forwarded write reached every node"
+        "the relayed write reached every node"
     );
     let refused = cluster.store(3).add_voters(BTreeSet::from([4])).await;
     assert!(
@@ -354,7 +350,7 @@ async fn a_follower_cut_off_from_the_leader_says_so_and_writes_nothing() {
         .store(3)
         .write(add_host(6))
         .await
-        .expect("forwarded after healing");
+        .expect("relayed after healing");
     let zones = cluster.converge(written.index).await;
     let owners: Vec<&str> = zones
         .iter()

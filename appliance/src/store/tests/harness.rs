@@ -30,7 +30,7 @@ pub(super) const CONVERGE_WAIT: Duration = Duration::from_secs(15);
 pub(super) trait TestNetwork {
     /// Readies node `id`, whose files are in `dir`, to open: the transport it calls its peers
     /// with and how they reach it.
-    async fn prepare(&mut self, id: u64, dir: &Path) -> (Arc<dyn Transport>, NodeInfo);
+    async fn prepare(&mut self, id: u64, dir: &Path) -> (Arc<dyn RaftTransport>, NodeInfo);
     /// Starts serving the RPCs of the node `handler` belongs to.
     async fn serve(&mut self, handler: RaftRpcHandler);
     /// Stops delivering to node `id`, as if it crashed.
@@ -40,7 +40,7 @@ pub(super) trait TestNetwork {
 }
 
 impl TestNetwork for InProcessNet {
-    async fn prepare(&mut self, id: u64, _dir: &Path) -> (Arc<dyn Transport>, NodeInfo) {
+    async fn prepare(&mut self, id: u64, _dir: &Path) -> (Arc<dyn RaftTransport>, NodeInfo) {
         (self.transport(id), address(id))
     }
 
@@ -133,7 +133,7 @@ impl<N: TestNetwork> TestCluster<N> {
         &self,
         id: u64,
         start: ClusterStart,
-        transport: Arc<dyn Transport>,
+        transport: Arc<dyn RaftTransport>,
         node_info: NodeInfo,
     ) -> StoreOptions {
         StoreOptions {
@@ -233,7 +233,7 @@ impl<N: TestNetwork> TestCluster<N> {
         self.write_via(None, command, wait).await
     }
 
-    /// Writes through node `via` (forwarded when it does not lead), or the leader when `None`
+    /// Writes through node `via` (relayed when it does not lead), or the leader when `None`
     /// or not running; retries while leadership moves, until `wait`.
     pub(super) async fn write_via(
         &self,

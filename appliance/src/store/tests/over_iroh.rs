@@ -1,5 +1,5 @@
 //! The cluster tests again, over real iroh endpoints on 127.0.0.1 (relays, address lookup and
-//! port mapping off): replication and forwarding, failover and restart, catch-up by snapshot
+//! port mapping off): replication and relaying, failover and restart, catch-up by snapshot
 //! in chunks, and the refusal of endpoints that are not members.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,14 +29,14 @@ struct IrohNode {
 }
 
 impl TestNetwork for IrohNet {
-    async fn prepare(&mut self, id: u64, dir: &Path) -> (Arc<dyn Transport>, NodeInfo) {
+    async fn prepare(&mut self, id: u64, dir: &Path) -> (Arc<dyn RaftTransport>, NodeInfo) {
         let key = load_or_create_node_key(dir).expect("node key");
         let at: SocketAddr = match self.nodes.get(&id) {
             Some(node) => node.addr.addr,
             None => "127.0.0.1:0".parse().expect("socket address"),
         };
         let endpoint = RaftEndpoint::bind(key, at).await.expect("bind");
-        let transport: Arc<dyn Transport> = endpoint.transport();
+        let transport: Arc<dyn RaftTransport> = endpoint.transport();
         let node_info = endpoint.node_info();
         let node = IrohNode {
             addr: endpoint.addr().clone(),
@@ -84,7 +84,7 @@ async fn iroh_cluster(nodes: u64, tuning: Tuning) -> TestCluster<IrohNet> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_stores_replicate_over_iroh_and_followers_forward_theirs() {
+async fn three_stores_replicate_over_iroh_and_followers_relay_theirs() {
     let cluster = iroh_cluster(3, Tuning::DEFAULT).await;
     let members = cluster.store(1).members();
     assert_eq!(members.len(), 3);
@@ -111,17 +111,17 @@ async fn three_stores_replicate_over_iroh_and_followers_forward_theirs() {
     }
     cluster.converge(last).await;
 
-    let forwarded = cluster
+    let relayed = cluster
         .store(3)
         .write(add_host(9))
         .await
-        .expect("forwarded to the leader over iroh");
-    assert!(forwarded.index > last, "{forwarded:?}");
-    let zones = cluster.converge(forwarded.index).await;
+        .expect("relayed to the leader over iroh");
+    assert!(relayed.index > last, "{relayed:?}");
+    let zones = cluster.converge(relayed.index).await;
     assert!(
         zones.iter().any(|change| matches!(change,
             Change::RRsetPut { owner, .. } if owner == "host9.site.internal.")),
-        "the forwarded write reached every node"
+        "the relayed write reached every node"
     );
     cluster.shutdown().await;
 }

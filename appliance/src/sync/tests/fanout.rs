@@ -80,7 +80,7 @@ async fn sessions_with_the_same_zones_receive_the_same_bytes_encoded_once() {
     assert_eq!(received[0], received[1], "byte for byte the same frames");
     // The import in one frame, sent in several WebSocket fragments.
     assert_eq!(received[0].len(), 2);
-    assert!(received[0][0].len() > 4 * frames::MESSAGE_FRAGMENT);
+    assert!(received[0][0].len() > 4 * outbound::MESSAGE_FRAGMENT);
     let records: usize = received[0]
         .iter()
         .map(|bytes| match Frame::decode(bytes).unwrap().unwrap() {

@@ -14,11 +14,11 @@ use std::time::Duration;
 use openraft::entry::RaftEntry;
 use openraft::vote::RaftLeaderIdExt;
 use openraft::{EntryPayload, Membership, RaftTypeConfig};
-use outpost_core::zones::{Change, Command, CommandError};
+use outpost_core::state::{Change, Command, CommandError};
 
 use super::{WIRE_VERSION, decode, encode};
 use crate::store::rpc::{
-    ForwardedOutcome, JoinOutcome, JoinRequest, PeerProgress, Progress, RaftReply, RaftRequest,
+    JoinOutcome, JoinRequest, PeerProgress, Progress, RaftReply, RaftRequest, RelayedOutcome,
     RemoteMembershipError, RemoteReadError,
 };
 use crate::store::types::{
@@ -189,11 +189,11 @@ fn raft_replies() -> Vec<(&'static str, RaftReply)> {
     ]
 }
 
-fn forwarded_replies() -> Vec<(&'static str, RaftReply)> {
+fn relayed_replies() -> Vec<(&'static str, RaftReply)> {
     vec![
         (
             "reply-client-write-written",
-            RaftReply::ClientWrite(ForwardedOutcome::Written {
+            RaftReply::ClientWrite(RelayedOutcome::Written {
                 index: 42,
                 changes: vec![Change::ZoneDeleted {
                     origin: "old.internal.".into(),
@@ -202,25 +202,25 @@ fn forwarded_replies() -> Vec<(&'static str, RaftReply)> {
         ),
         (
             "reply-client-write-rejected",
-            RaftReply::ClientWrite(ForwardedOutcome::Rejected(CommandError::NoSuchZone {
+            RaftReply::ClientWrite(RelayedOutcome::Rejected(CommandError::NoSuchZone {
                 origin: "gone.internal.".into(),
             })),
         ),
         (
             "reply-client-write-not-leader",
-            RaftReply::ClientWrite(ForwardedOutcome::NotLeader { leader: Some(3) }),
+            RaftReply::ClientWrite(RelayedOutcome::NotLeader { leader: Some(3) }),
         ),
         (
             "reply-client-write-too-large",
-            RaftReply::ClientWrite(ForwardedOutcome::TooLarge { bytes: 20_000_000 }),
+            RaftReply::ClientWrite(RelayedOutcome::TooLarge { bytes: 20_000_000 }),
         ),
         (
             "reply-client-write-timeout",
-            RaftReply::ClientWrite(ForwardedOutcome::Timeout { waited_ms: 60_000 }),
+            RaftReply::ClientWrite(RelayedOutcome::Timeout { waited_ms: 60_000 }),
         ),
         (
             "reply-client-write-failed",
-            RaftReply::ClientWrite(ForwardedOutcome::Failed("raft stopped".into())),
+            RaftReply::ClientWrite(RelayedOutcome::Failed("raft stopped".into())),
         ),
         (
             "reply-join-joined",
@@ -357,7 +357,7 @@ fn read_replies() -> Vec<(&'static str, RaftReply)> {
 
 fn replies() -> Vec<(&'static str, RaftReply)> {
     let mut replies = raft_replies();
-    replies.extend(forwarded_replies());
+    replies.extend(relayed_replies());
     replies.extend(membership_replies());
     replies.extend(read_replies());
     replies

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Change, CommandError, Zones};
+use super::{Change, CommandError, ReplicatedState};
 
 /// Longest plugin name.
 pub const MAX_PLUGIN_NAME: usize = 64;
@@ -139,7 +139,7 @@ pub fn check_plugin_name(name: &str) -> Result<(), CommandError> {
     }
 }
 
-impl Zones {
+impl ReplicatedState {
     /// The installed plugins, by name.
     pub fn plugins(&self) -> impl Iterator<Item = &Arc<PluginDefinition>> {
         self.plugins.values()

@@ -52,7 +52,7 @@ fn a_keyed_write_applies_once_and_its_retry_names_the_first_index() {
         .unwrap();
     assert_eq!(serial(&zones), before + 2);
     // A model rebuilt from its changes remembers the keys (snapshots, restarts).
-    let mut rebuilt = Zones::default();
+    let mut rebuilt = ReplicatedState::default();
     for change in zones.to_changes() {
         rebuilt.apply_change(&change).unwrap();
     }

@@ -23,11 +23,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
+use outpost_core::state::Change;
 use outpost_core::sync::{
     CHANGES_AFTER_VERSION, ChangeEntry, ChunkError, Frame, FrameError, MAX_FRAME_BODY, WireChange,
     chain_after, split_batch, to_wire,
 };
-use outpost_core::zones::Change;
 use tokio::sync::OnceCell;
 use tokio_tungstenite::tungstenite::Bytes;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;

@@ -15,7 +15,7 @@
 //! This file holds what its modules share (the address format, the limits, the errors) and
 //! uses none of them; they build on it.
 //! - `identity`: the node's secret key in `<data-dir>/node.key`.
-//! - `client`: [`IrohTransport`], the [`Transport`](super::transport::Transport) openraft
+//! - `client`: [`IrohTransport`], the [`RaftTransport`](super::transport::RaftTransport) openraft
 //!   calls peers through.
 //! - `server`: [`RaftServer`], the accept loop serving peers' RPCs.
 //! - `endpoint`: [`RaftEndpoint`], the bound endpoint that makes the other two.
@@ -70,7 +70,7 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(2);
 
 /// The longest exchange of one RPC on an open connection, request written to reply read. A
-/// backstop only: openraft and the write forwarder give up much sooner (the forwarder after
+/// backstop only: openraft and the write relayer give up much sooner (the relayer after
 /// the commit timeout, 60 s, plus a margin); a connection whose exchange hits it is closed.
 pub(crate) const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -80,7 +80,7 @@ pub(crate) const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(120);
 pub(crate) const STREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// RPCs one peer may have in flight on its connection (QUIC's concurrent stream limit). Raft
-/// keeps a few (heartbeat, replication, votes); the rest are forwarded writes. When it is
+/// keeps a few (heartbeat, replication, votes); the rest are relayed writes. When it is
 /// reached, the peer's next RPC waits for a stream until its own deadline.
 pub(crate) const MAX_STREAMS_PER_PEER: u32 = 128;
 

@@ -17,7 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Change, Command, CommandError, Zones};
+use super::{Change, Command, CommandError, ReplicatedState};
 
 /// Keys remembered at most. Policy when full: the oldest key (by the time it was
 /// recorded, then by key) is forgotten to make room; its retry would apply again.
@@ -50,7 +50,7 @@ pub fn check_idempotency_key(key: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
-impl Zones {
+impl ReplicatedState {
     /// The record of `key`, if the cluster remembers it.
     pub fn idempotency_record(&self, key: &str) -> Option<&IdempotencyRecord> {
         self.idempotency.get(key)

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use outpost_core::zones::Change;
-use outpost_dns::plugins::PluginRuntime;
+use outpost_core::state::Change;
+use outpost_dns::plugin_runtime::PluginRuntime;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 

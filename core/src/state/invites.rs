@@ -15,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Change, CommandError, Zones};
+use super::{Change, CommandError, ReplicatedState};
 
 /// Open invites the cluster holds at most. Policy when full: a new invite is refused
 /// (after expired ones are pruned) until one is used or expires.
@@ -39,7 +39,7 @@ impl JoinInvite {
     }
 }
 
-impl Zones {
+impl ReplicatedState {
     /// The invite whose secret hashes to `secret_sha256`.
     pub fn join_invite(&self, secret_sha256: &[u8; 32]) -> Option<&JoinInvite> {
         self.invites.get(secret_sha256)

@@ -4,11 +4,11 @@
 //!
 //! The chain: [`Store::write`] → this node is not the leader and knows who is →
 //! `RaftRequest::ClientWrite` → the leader's `RaftRpcHandler` → [`propose`] there → the
-//! [`ForwardedOutcome`] back → the caller's `Result`.
+//! [`RelayedOutcome`] back → the caller's `Result`.
 //!
-//! **Invariant:** a write is forwarded only when this node's Raft says another node leads, so
-//! nothing of it was appended here; and it is forwarded once: the leader proposes it or
-//! answers not-leader, it never forwards it again. A forward whose answer is lost may still
+//! **Invariant:** a write is relayed only when this node's Raft says another node leads, so
+//! nothing of it was appended here; and it is relayed once: the leader proposes it or
+//! answers not-leader, it never relays it again. A relay whose answer is lost may still
 //! commit, as any write whose answer is lost (the caller hears a timeout or failure that says
 //! so).
 
@@ -17,13 +17,13 @@ use std::time::Duration;
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, ForwardReason, RaftError};
-use outpost_core::zones::{Change, Command, CommandError};
+use outpost_core::state::{Change, Command, CommandError};
 
 use super::error::WriteError;
 use super::handle::Store;
 use super::network::codec::{self, CodecError, MAX_PROPOSAL_BYTES};
 use super::network::transport::TransportError;
-use super::rpc::{ForwardedOutcome, RaftReply, RaftRequest};
+use super::rpc::{RaftReply, RaftRequest, RelayedOutcome};
 use super::state_machine::Raft;
 use super::types::{NodeInfo, Proposal};
 
@@ -32,15 +32,15 @@ use super::types::{NodeInfo, Proposal};
 /// a few election timeouts.
 const ELECTION_WAIT: Duration = Duration::from_secs(2);
 
-/// How long a follower that forwarded a write waits, once the leader acknowledged it, to
+/// How long a follower that relayed a write waits, once the leader acknowledged it, to
 /// apply it itself before it answers: a follower in touch with the leader applies it within
 /// a heartbeat. Past it the write is reported committed but not yet visible here
 /// ([`WriteError::NotAppliedHere`]).
 pub const APPLY_WAIT: Duration = Duration::from_secs(5);
 
-/// How much longer a forwarding node waits than the leader's own commit timeout, so that the
-/// leader's answer (a timeout included) arrives before the forwarding node gives up.
-pub(crate) const FORWARD_MARGIN: Duration = Duration::from_secs(1);
+/// How much longer a relaying node waits than the leader's own commit timeout, so that the
+/// leader's answer (a timeout included) arrives before the relaying node gives up.
+pub(crate) const RELAY_MARGIN: Duration = Duration::from_secs(1);
 
 /// The pause before a write refused for an expired leader lease is proposed again: about one
 /// heartbeat, after which a leader that still has its quorum has renewed its lease.
@@ -62,7 +62,7 @@ impl Store {
     /// Proposes `cmd` through Raft; returns after it is committed and applied, with its log
     /// index and changes, or the refusal of the zones model (the entry is applied either way).
     ///
-    /// On a node that knows another node leads, the write is forwarded there and the leader's
+    /// On a node that knows another node leads, the write is relayed there and the leader's
     /// answer returned; while no leader is known (an election), it first waits up to
     /// [`ELECTION_WAIT`] for one. Gives up with [`WriteError::Timeout`] when the entry is not
     /// committed within [`RaftTiming::commit`](super::options::RaftTiming::commit), and refuses
@@ -82,9 +82,9 @@ impl Store {
                 .metrics(|m| m.current_leader.is_some(), "a leader is known")
                 .await;
         }
-        let forwarded = self.leader_elsewhere();
-        let result = match forwarded.clone() {
-            Some((leader, node)) => self.forward(leader, node, cmd).await,
+        let relayed = self.leader_elsewhere();
+        let result = match relayed.clone() {
+            Some((leader, node)) => self.relay(leader, node, cmd).await,
             None => propose(&self.inner.raft, cmd, self.inner.timing.commit).await,
         };
         let written = match result {
@@ -96,7 +96,7 @@ impl Store {
             },
             other => other?,
         };
-        if forwarded.is_some() {
+        if relayed.is_some() {
             // Read your writes: a node says "done" only once its own DNS answers it.
             self.wait_applied(written.index).await?;
         }
@@ -110,7 +110,7 @@ impl Store {
         self.inner
             .raft
             .wait(Some(waited))
-            .applied_index_at_least(Some(index), "applied a write this node forwarded")
+            .applied_index_at_least(Some(index), "applied a write this node relayed")
             .await
             .map(|_| ())
             .map_err(|_| WriteError::NotAppliedHere { index, waited })
@@ -118,7 +118,7 @@ impl Store {
 }
 
 /// Proposes `cmd` on this node's Raft and waits up to `waited` for it to be committed and
-/// applied. Never forwards: a node that is not the leader answers [`WriteError::NotLeader`].
+/// applied. Never relays: a node that is not the leader answers [`WriteError::NotLeader`].
 /// A leader whose lease is not (re-)established yet, just after its election, refuses
 /// without appending anything: the write is proposed again every [`LEASE_RETRY`].
 pub(crate) async fn propose(
@@ -140,8 +140,8 @@ pub(crate) async fn propose(
             Ok(response) => break response,
             // A new leader refuses writes until a quorum acknowledged it (its lease); nothing
             // was appended, so asking again is safe.
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))
-                if forward.reason == ForwardReason::LeaseExpired =>
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to_leader)))
+                if to_leader.reason == ForwardReason::LeaseExpired =>
             {
                 tracing::debug!("the leader's lease is not established yet; retrying the write");
                 if tokio::time::Instant::now() + LEASE_RETRY >= deadline {
@@ -149,9 +149,9 @@ pub(crate) async fn propose(
                 }
                 tokio::time::sleep(LEASE_RETRY).await;
             }
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to_leader))) => {
                 return Err(WriteError::NotLeader {
-                    leader: forward.leader_id,
+                    leader: to_leader.leader_id,
                 });
             }
             Err(e) => return Err(WriteError::Raft(e.to_string())),
@@ -174,44 +174,44 @@ pub(crate) async fn propose(
     }
 }
 
-/// The leader's answer to a forwarded write, as it sends it back.
-impl From<Result<Written, WriteError>> for ForwardedOutcome {
-    fn from(result: Result<Written, WriteError>) -> ForwardedOutcome {
+/// The leader's answer to a relayed write, as it sends it back.
+impl From<Result<Written, WriteError>> for RelayedOutcome {
+    fn from(result: Result<Written, WriteError>) -> RelayedOutcome {
         match result {
-            Ok(written) => ForwardedOutcome::Written {
+            Ok(written) => RelayedOutcome::Written {
                 index: written.index,
                 changes: written.changes,
             },
-            Err(WriteError::Rejected(refused)) => ForwardedOutcome::Rejected(refused),
-            Err(WriteError::NotLeader { leader }) => ForwardedOutcome::NotLeader { leader },
-            Err(WriteError::TooLarge { bytes }) => ForwardedOutcome::TooLarge {
+            Err(WriteError::Rejected(refused)) => RelayedOutcome::Rejected(refused),
+            Err(WriteError::NotLeader { leader }) => RelayedOutcome::NotLeader { leader },
+            Err(WriteError::TooLarge { bytes }) => RelayedOutcome::TooLarge {
                 bytes: bytes as u64,
             },
-            Err(WriteError::Timeout { waited }) => ForwardedOutcome::Timeout {
+            Err(WriteError::Timeout { waited }) => RelayedOutcome::Timeout {
                 waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
             },
-            Err(other) => ForwardedOutcome::Failed(other.to_string()),
+            Err(other) => RelayedOutcome::Failed(other.to_string()),
         }
     }
 }
 
-/// What the forwarding node makes of the answer of `leader`.
-fn forwarded_result(outcome: ForwardedOutcome, leader: u64) -> Result<Written, WriteError> {
+/// What the relaying node makes of the answer of `leader`.
+fn relayed_result(outcome: RelayedOutcome, leader: u64) -> Result<Written, WriteError> {
     match outcome {
-        ForwardedOutcome::Written { index, changes } => Ok(Written {
+        RelayedOutcome::Written { index, changes } => Ok(Written {
             index,
             changes,
             replayed: false,
         }),
-        ForwardedOutcome::Rejected(refused) => Err(WriteError::Rejected(refused)),
-        ForwardedOutcome::NotLeader { leader } => Err(WriteError::NotLeader { leader }),
-        ForwardedOutcome::TooLarge { bytes } => Err(WriteError::TooLarge {
+        RelayedOutcome::Rejected(refused) => Err(WriteError::Rejected(refused)),
+        RelayedOutcome::NotLeader { leader } => Err(WriteError::NotLeader { leader }),
+        RelayedOutcome::TooLarge { bytes } => Err(WriteError::TooLarge {
             bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
         }),
-        ForwardedOutcome::Timeout { waited_ms } => Err(WriteError::Timeout {
+        RelayedOutcome::Timeout { waited_ms } => Err(WriteError::Timeout {
             waited: Duration::from_millis(waited_ms),
         }),
-        ForwardedOutcome::Failed(reason) => Err(WriteError::Raft(format!(
+        RelayedOutcome::Failed(reason) => Err(WriteError::Raft(format!(
             "on the leader, node {leader}: {reason}"
         ))),
     }
@@ -237,19 +237,19 @@ impl Store {
     }
 
     /// Sends `cmd` to the leader and returns its answer.
-    pub(super) async fn forward(
+    pub(super) async fn relay(
         &self,
         leader: u64,
         node: NodeInfo,
         cmd: Command,
     ) -> Result<Written, WriteError> {
-        tracing::debug!(leader, "forwarding a write to the leader");
+        tracing::debug!(leader, "relaying a write to the leader");
         let request = match codec::encode(&RaftRequest::ClientWrite(cmd)) {
             Ok(request) => request,
             Err(CodecError::TooLarge { len }) => return Err(WriteError::TooLarge { bytes: len }),
             Err(e) => return Err(WriteError::Raft(e.to_string())),
         };
-        let waited = self.inner.timing.commit + FORWARD_MARGIN;
+        let waited = self.inner.timing.commit + RELAY_MARGIN;
         let call = self.inner.transport.call(leader, &node, request);
         // A leader killed mid-exchange never answers; its connection is only seen dead at the
         // transport's idle timeout. Another leader is known much sooner: stop waiting then.
@@ -285,21 +285,21 @@ impl Store {
             }
             Err(e @ TransportError::Failed { .. }) => {
                 return Err(WriteError::Raft(format!(
-                    "{e}; the forwarded write may or may not have been committed"
+                    "{e}; the relayed write may or may not have been committed"
                 )));
             }
             Ok(reply) => reply,
         };
         match codec::decode::<RaftReply>(&reply) {
-            Ok(RaftReply::ClientWrite(outcome)) => forwarded_result(outcome, leader),
+            Ok(RaftReply::ClientWrite(outcome)) => relayed_result(outcome, leader),
             Ok(RaftReply::Unavailable(reason)) => {
                 Err(WriteError::LeaderUnreachable { leader, reason })
             }
             Ok(other) => Err(WriteError::Raft(format!(
-                "node {leader} answered a forwarded write with {other:?}"
+                "node {leader} answered a relayed write with {other:?}"
             ))),
             Err(e) => Err(WriteError::Raft(format!(
-                "node {leader}'s answer to a forwarded write: {e}; it may or may not have been committed"
+                "node {leader}'s answer to a relayed write: {e}; it may or may not have been committed"
             ))),
         }
     }

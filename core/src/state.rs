@@ -2,7 +2,7 @@
 //! changes they produce.
 //!
 //! Every replica applies the same committed [`Command`]s in the same order, so
-//! [`Zones::apply`] is deterministic: it reads nothing but its input and the model.
+//! [`ReplicatedState::apply`] is deterministic: it reads nothing but its input and the model.
 //!
 //! **Invariant:** every zone has exactly one SOA, at its apex; a name that owns a
 //! CNAME owns nothing else and only one CNAME; every owner is at or below its zone's
@@ -21,21 +21,21 @@ use serde::{Deserialize, Serialize};
 use crate::name::key_of;
 use crate::packed::{Owner, PackedRRset};
 
+mod definitions;
 mod idempotency;
 mod invites;
 mod nesting;
-mod plugins;
 mod rules;
 mod zone;
+pub use definitions::{
+    FailureMode, Hook, MAX_PLUGIN_BYTES, MAX_PLUGIN_NAME, PluginDefinition, check_plugin_name,
+};
 pub use idempotency::{
     IDEMPOTENCY_WINDOW_SECS, IdempotencyRecord, MAX_IDEMPOTENCY_KEY, MAX_IDEMPOTENCY_KEYS,
     check_idempotency_key,
 };
 pub use invites::{JoinInvite, MAX_JOIN_INVITES};
 pub use nesting::MAX_COMMAND_NESTING;
-pub use plugins::{
-    FailureMode, Hook, MAX_PLUGIN_BYTES, MAX_PLUGIN_NAME, PluginDefinition, check_plugin_name,
-};
 pub use rules::{check_record, parse_name};
 use rules::{check_token_name, decode, normalize, refuse_soa_delete};
 pub use zone::Zone;
@@ -302,7 +302,7 @@ pub enum CommandError {
 
 /// All zones served here.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Zones {
+pub struct ReplicatedState {
     zones: BTreeMap<Name, Arc<Zone>>,
     /// The Lite tokens that may read zones, by name. Replicated with the zones so
     /// every node of a cluster checks the same tokens.
@@ -315,7 +315,7 @@ pub struct Zones {
     idempotency: BTreeMap<String, IdempotencyRecord>,
 }
 
-impl Zones {
+impl ReplicatedState {
     pub fn get(&self, origin: &Name) -> Option<&Zone> {
         self.zones.get(&origin.to_lowercase()).map(|zone| &**zone)
     }

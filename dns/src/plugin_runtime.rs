@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use hickory_proto::rr::{Name, Record};
-use outpost_core::zones::PluginDefinition;
+use outpost_core::state::PluginDefinition;
 use outpost_plugin_host::{PluginEngine, PluginError, PluginInfo, PluginSet, TransformFailure};
 
 use crate::handler::QueryHandler;

@@ -9,7 +9,7 @@ use futures_util::future::BoxFuture;
 
 use super::{ABANDONED, CONNECT_TIMEOUT, EXCHANGE_TIMEOUT, PeerAddr, RAFT_ALPN, REFUSED};
 use crate::store::network::codec::MAX_RAFT_MESSAGE;
-use crate::store::network::transport::{Transport, TransportError};
+use crate::store::network::transport::{RaftTransport, TransportError};
 use crate::store::types::NodeInfo;
 
 /// Carries Raft RPCs to peers over iroh connections.
@@ -131,7 +131,7 @@ impl IrohTransport {
     }
 }
 
-impl Transport for IrohTransport {
+impl RaftTransport for IrohTransport {
     fn call<'a>(
         &'a self,
         to: u64,

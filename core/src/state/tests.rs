@@ -24,8 +24,8 @@ fn soa() -> Record {
     )
 }
 
-fn site() -> Zones {
-    let mut zones = Zones::default();
+fn site() -> ReplicatedState {
+    let mut zones = ReplicatedState::default();
     zones
         .apply(&Command::CreateZone {
             origin: "site.internal.".into(),
@@ -38,7 +38,7 @@ fn site() -> Zones {
     zones
 }
 
-fn serial(zones: &Zones) -> u32 {
+fn serial(zones: &ReplicatedState) -> u32 {
     let zone = zones
         .get(&Name::from_ascii("site.internal.").unwrap())
         .unwrap();
@@ -48,7 +48,7 @@ fn serial(zones: &Zones) -> u32 {
     }
 }
 
-fn add(zones: &mut Zones, records: &[Record]) -> Result<Vec<Change>, CommandError> {
+fn add(zones: &mut ReplicatedState, records: &[Record]) -> Result<Vec<Change>, CommandError> {
     zones.apply(&Command::AddRecords {
         records: wire(records),
     })
@@ -56,7 +56,7 @@ fn add(zones: &mut Zones, records: &[Record]) -> Result<Vec<Change>, CommandErro
 
 #[test]
 fn a_zone_needs_an_soa() {
-    let mut zones = Zones::default();
+    let mut zones = ReplicatedState::default();
     let err = zones
         .apply(&Command::CreateZone {
             origin: "site.internal.".into(),
@@ -329,7 +329,7 @@ fn replaying_changes_rebuilds_the_same_model() {
             )]),
         })
         .unwrap();
-    let mut replayed = Zones::default();
+    let mut replayed = ReplicatedState::default();
     for change in zones.to_changes() {
         replayed.apply_change(&change).unwrap();
     }
@@ -397,7 +397,7 @@ fn lite_tokens_are_created_once_and_revoked() {
         );
     }
 
-    let mut replayed = Zones::default();
+    let mut replayed = ReplicatedState::default();
     for change in zones.to_changes() {
         replayed.apply_change(&change).unwrap();
     }
@@ -472,7 +472,7 @@ fn installing_a_plugin_again_bumps_its_version() {
     );
 
     // Replaying the changes rebuilds the same definitions.
-    let mut replayed = Zones::default();
+    let mut replayed = ReplicatedState::default();
     for change in zones.to_changes() {
         replayed.apply_change(&change).unwrap();
     }
@@ -568,16 +568,16 @@ fn a_join_invite_is_used_once_by_one_node_and_expired_ones_are_pruned() {
         expires_unix,
         used_by: None,
     };
-    let put = |zones: &mut Zones, invite: JoinInvite, now_unix: u64| {
+    let put = |zones: &mut ReplicatedState, invite: JoinInvite, now_unix: u64| {
         zones.apply(&Command::PutJoinInvite { invite, now_unix })
     };
-    let use_it = |zones: &mut Zones, byte: u8, node_id: u64| {
+    let use_it = |zones: &mut ReplicatedState, byte: u8, node_id: u64| {
         zones.apply(&Command::UseJoinInvite {
             secret_sha256: [byte; 32],
             node_id,
         })
     };
-    let mut zones = Zones::default();
+    let mut zones = ReplicatedState::default();
     put(&mut zones, invite(1, 200), 100).unwrap();
     assert_eq!(
         put(&mut zones, invite(1, 300), 100),
@@ -627,7 +627,7 @@ fn a_join_invite_is_used_once_by_one_node_and_expired_ones_are_pruned() {
     assert_eq!(zones.join_invites().count(), MAX_JOIN_INVITES);
 
     // Invites survive a rebuild from changes (a snapshot, a restart).
-    let mut rebuilt = Zones::default();
+    let mut rebuilt = ReplicatedState::default();
     for change in zones.to_changes() {
         rebuilt.apply_change(&change).unwrap();
     }
@@ -635,9 +635,9 @@ fn a_join_invite_is_used_once_by_one_node_and_expired_ones_are_pruned() {
 }
 
 /// Not a pass/fail benchmark: prints what one write into a zone of 100,000 records costs
-/// the model while the previous state is still held (as the published `Arc<Zones>` is
+/// the model while the previous state is still held (as the published `Arc<ReplicatedState>` is
 /// by readers), dropping that state included, and checks every write landed. Run it with
-/// `cargo test -p outpost-core --release --lib zones::tests::write_into_a_large_zone -- --nocapture`.
+/// `cargo test -p outpost-core --release --lib state::tests::write_into_a_large_zone -- --nocapture`.
 #[test]
 fn write_into_a_large_zone_time() {
     const RECORDS: usize = 100_000;
@@ -651,7 +651,7 @@ fn write_into_a_large_zone_time() {
             &format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255),
         )
     }));
-    let mut zones = Zones::default();
+    let mut zones = ReplicatedState::default();
     zones
         .apply(&Command::CreateZone {
             origin: "site.internal.".into(),
@@ -703,7 +703,7 @@ fn write_into_a_large_zone_time() {
 
 #[test]
 fn a_retired_node_loses_the_invites_it_used_and_nothing_else() {
-    let mut zones = Zones::default();
+    let mut zones = ReplicatedState::default();
     for (byte, used_by) in [(1u8, Some(7)), (2, Some(8)), (3, None)] {
         zones
             .apply(&Command::PutJoinInvite {
@@ -769,7 +769,7 @@ fn names_that_are_not_host_names_read_back_from_what_changes_write() {
             records: wire(&[record]),
         })
         .unwrap();
-    let mut rebuilt = Zones::default();
+    let mut rebuilt = ReplicatedState::default();
     for change in zones.to_changes() {
         rebuilt.apply_change(&change).unwrap();
     }

@@ -1,5 +1,5 @@
 //! One zone: its origin and its owners, each holding its RRsets packed in wire form
-//! ([`crate::packed`]), and the edits [`super::Zones`] makes to it.
+//! ([`crate::packed`]), and the edits [`super::ReplicatedState`] makes to it.
 
 use std::ops::Bound;
 
