@@ -7,11 +7,13 @@
 //! applied live.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
 use outpost_dns::forward::{ForwardConfig, Upstream, UpstreamError, system_nameservers};
+use outpost_dns::server::{MAX_UDP_WORKERS, default_udp_workers};
 use serde::Deserialize;
 
 use crate::store::{DEFAULT_HISTORY_ENTRIES, JoinTicket, RaftTiming, Tuning};
@@ -86,6 +88,8 @@ pub struct RawCluster {
 #[serde(deny_unknown_fields)]
 pub struct RawDns {
     pub listen: Option<String>,
+    /// UDP worker threads, each with its own socket (default: one per core).
+    pub udp_workers: Option<usize>,
     /// Networks whose clients may recurse (CIDR).
     pub allow_recursion: Option<Vec<String>>,
 }
@@ -142,6 +146,8 @@ pub struct Config {
     /// The file's log filter, already checked to parse; `None` when not set.
     pub log: Option<String>,
     pub dns: SocketAddr,
+    /// UDP worker threads, each with its own socket on `dns`.
+    pub udp_workers: NonZeroUsize,
     pub admin: SocketAddr,
     pub sync: SyncConfig,
     pub recursion_networks: Vec<IpNet>,
@@ -222,6 +228,16 @@ impl RawConfig {
             .or(self.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let dns = parse_addr("dns.listen", overrides.dns.or(self.dns.listen), DEFAULT_DNS)?;
+        let udp_workers = match self.dns.udp_workers {
+            None => default_udp_workers(),
+            Some(workers) => NonZeroUsize::new(workers)
+                .filter(|workers| workers.get() <= MAX_UDP_WORKERS)
+                .ok_or_else(|| ConfigError::Invalid {
+                    key: "dns.udp_workers",
+                    value: workers.to_string(),
+                    problem: format!("is out of range (1 to {MAX_UDP_WORKERS})"),
+                })?,
+        };
         let admin = parse_addr(
             "admin.listen",
             overrides.admin.or(self.admin.listen),
@@ -280,6 +296,7 @@ impl RawConfig {
             allow_root: self.allow_root.unwrap_or(false),
             log: self.log,
             dns,
+            udp_workers,
             admin,
             sync,
             recursion_networks,
@@ -357,6 +374,7 @@ impl Config {
             // Applied live (`Node::reload` and the log filter's reload handle).
             log: _,
             dns,
+            udp_workers,
             admin,
             sync,
             recursion_networks: _,
@@ -370,6 +388,7 @@ impl Config {
         let changed = [
             ("data_dir", *data_dir != next.data_dir),
             ("dns.listen", *dns != next.dns),
+            ("dns.udp_workers", *udp_workers != next.udp_workers),
             ("admin.listen", *admin != next.admin),
             ("sync.listen", sync.listen != next.sync.listen),
             (

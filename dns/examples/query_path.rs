@@ -55,8 +55,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..rounds {
         let started = Instant::now();
         let mut bytes = 0;
+        let mut reply = Vec::with_capacity(512);
         for packet in &packets {
-            if let Handled::Reply(reply) = handler.handle(packet, client, Transport::Udp, None) {
+            let handled = handler.handle(packet, client, Transport::Udp, None, &mut reply);
+            if let Handled::Reply = handled {
                 bytes += reply.len();
             }
         }

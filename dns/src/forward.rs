@@ -9,7 +9,7 @@ mod upstream;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Query, ResponseCode};
-use hickory_proto::rr::{LowerName, Record};
+use hickory_proto::rr::Record;
 
 use crate::metrics::Metrics;
 pub use cache::{Cache, CacheKey, Lookup};
@@ -160,12 +160,20 @@ impl Forwarder {
             .reconfigure(config.cache_entries, config.serve_stale);
     }
 
+    /// The cached answer to `query` while it is fresh: what the socket loops answer
+    /// inline, without a task or the network.
+    pub fn cached(&self, query: &Query) -> Option<Resolved> {
+        match self.cache.get(&CacheKey::of(query), Instant::now()) {
+            Lookup::Fresh(resolved) => {
+                Metrics::bump(&self.metrics.cache_hits);
+                Some(resolved)
+            }
+            Lookup::Stale(_) | Lookup::Miss => None,
+        }
+    }
+
     pub async fn resolve(&self, query: &Query) -> Result<Resolved, ForwardError> {
-        let key = CacheKey {
-            name: LowerName::from(query.name()),
-            qtype: query.query_type(),
-            qclass: query.query_class(),
-        };
+        let key = CacheKey::of(query);
         let stale = match self.cache.get(&key, Instant::now()) {
             Lookup::Fresh(resolved) => {
                 Metrics::bump(&self.metrics.cache_hits);

@@ -13,12 +13,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use hickory_proto::op::ResponseCode;
+use hickory_proto::op::{Query, ResponseCode};
 use ipnet::IpNet;
 use outpost_core::answer::ZoneSet;
 use outpost_plugin_host::{self as plugins, PolicyChain};
 
-use crate::forward::{ForwardConfig, Forwarder};
+use crate::forward::{ForwardConfig, ForwardError, Forwarder, Resolved};
 use crate::message::{self, Decoded, Outcome, Question};
 use crate::metrics::Metrics;
 use outpost_core::answer::Transport;
@@ -38,11 +38,21 @@ pub struct QueryHandler {
 
 /// What to do with a packet.
 pub enum Handled {
-    Reply(Vec<u8>),
+    /// Send the reply [`QueryHandler::handle`] wrote into the caller's buffer.
+    Reply,
     /// The answer needs the network: run [`QueryHandler::forward`] off the socket
     /// loop.
     Forward(ForwardRequest),
     Drop,
+}
+
+/// Where an answer goes: the transport it is counted under, the most it may take, and
+/// when its query arrived.
+#[derive(Clone, Copy)]
+struct Hop {
+    transport: Transport,
+    limit: usize,
+    started: Instant,
 }
 
 /// A question to resolve through the forwarder.
@@ -52,6 +62,47 @@ pub struct ForwardRequest {
     /// Set when a policy plugin redirected the query: the forwarder resolves the
     /// target, and the answer starts with the CNAME to it.
     redirect: Option<Box<Redirect>>,
+}
+
+impl ForwardRequest {
+    /// What the upstream is asked: the question, or a redirect's target.
+    fn upstream_query(&self) -> Cow<'_, Query> {
+        match &self.redirect {
+            None => Cow::Borrowed(&self.question.query),
+            Some(redirect) => {
+                let mut query = self.question.query.clone();
+                query.set_name(redirect.target.clone());
+                Cow::Owned(query)
+            }
+        }
+    }
+}
+
+/// The answer to a forwarded question: the upstream's sections (behind a redirect's
+/// CNAME), or SERVFAIL when every upstream failed.
+fn forwarded(
+    resolved: Result<Resolved, ForwardError>,
+    redirect: Option<Box<Redirect>>,
+) -> Outcome<'static> {
+    match resolved {
+        Ok(resolved) => Outcome {
+            rcode: resolved.rcode,
+            authoritative: false,
+            recursion_available: true,
+            answers: redirect
+                .map(|redirect| redirect.cname)
+                .into_iter()
+                .chain(resolved.answers)
+                .map(Cow::Owned)
+                .collect(),
+            authorities: resolved.authorities.into_iter().map(Cow::Owned).collect(),
+            additionals: resolved.additionals.into_iter().map(Cow::Owned).collect(),
+        },
+        Err(_) => Outcome {
+            recursion_available: true,
+            ..Outcome::bare(ResponseCode::ServFail)
+        },
+    }
 }
 
 impl QueryHandler {
@@ -92,20 +143,25 @@ impl QueryHandler {
         self.forwarder.reconfigure(forward);
     }
 
-    /// Answers what can be answered without the network.
+    /// Answers what can be answered without the network (our zones, the policy
+    /// plugins, the forwarder's fresh cache) into `reply`, a buffer the socket loop
+    /// reuses; what needs an upstream comes back as [`Handled::Forward`].
     pub fn handle(
         &self,
         packet: &[u8],
         client: IpAddr,
         transport: Transport,
         limit: Option<usize>,
+        reply: &mut Vec<u8>,
     ) -> Handled {
         let started = Instant::now();
         let question = match message::decode(packet) {
             Decoded::Query(question) => question,
             Decoded::Reply(bytes) => {
                 self.count(transport, &bytes, started);
-                return Handled::Reply(bytes);
+                reply.clear();
+                reply.extend_from_slice(&bytes);
+                return Handled::Reply;
             }
             Decoded::Drop => {
                 Metrics::bump(&self.metrics.dropped);
@@ -118,10 +174,15 @@ impl QueryHandler {
             Applied::Continue => None,
             Applied::Redirect(redirect) => Some(redirect),
             Applied::Reply(outcome) => {
-                return self.reply(&question, outcome, transport, limit, started);
+                return self.reply(&question, outcome, transport, limit, started, reply);
             }
         };
-        self.resolve(question, redirect, may_recurse, transport, limit, started)
+        let hop = Hop {
+            transport,
+            limit,
+            started,
+        };
+        self.resolve(question, redirect, may_recurse, hop, reply)
     }
 
     /// The answer engine's hop: the answer from our zones to the question, or to a
@@ -133,9 +194,8 @@ impl QueryHandler {
         question: Question,
         redirect: Option<Box<Redirect>>,
         may_recurse: bool,
-        transport: Transport,
-        limit: usize,
-        started: Instant,
+        hop: Hop,
+        reply: &mut Vec<u8>,
     ) -> Handled {
         let name = redirect
             .as_ref()
@@ -156,7 +216,19 @@ impl QueryHandler {
                 additionals: answer.additionals,
             },
             None if may_recurse && question.recursion_desired => {
-                return Handled::Forward(ForwardRequest { question, redirect });
+                let request = ForwardRequest { question, redirect };
+                let Some(resolved) = self.forwarder.cached(&request.upstream_query()) else {
+                    return Handled::Forward(request);
+                };
+                let outcome = forwarded(Ok(resolved), request.redirect);
+                return self.reply(
+                    &request.question,
+                    outcome,
+                    hop.transport,
+                    hop.limit,
+                    hop.started,
+                    reply,
+                );
             }
             // The target is not ours and this client may not recurse: the CNAME alone,
             // as for any CNAME that leaves our zones.
@@ -172,10 +244,17 @@ impl QueryHandler {
             // Not ours, and this client may not recurse: never an open resolver.
             None => Outcome::bare(ResponseCode::Refused),
         };
-        self.reply(&question, outcome, transport, limit, started)
+        self.reply(
+            &question,
+            outcome,
+            hop.transport,
+            hop.limit,
+            hop.started,
+            reply,
+        )
     }
 
-    /// The last hop: encodes the answer and counts it.
+    /// The last hop: encodes the answer into `reply` and counts it.
     fn reply(
         &self,
         question: &Question,
@@ -183,10 +262,11 @@ impl QueryHandler {
         transport: Transport,
         limit: usize,
         started: Instant,
+        reply: &mut Vec<u8>,
     ) -> Handled {
-        let bytes = message::encode(question, outcome, limit);
-        self.count(transport, &bytes, started);
-        Handled::Reply(bytes)
+        message::encode_into(question, outcome, limit, reply);
+        self.count(transport, reply, started);
+        Handled::Reply
     }
 
     /// The policy hop: what the query-policy plugins make of the question. Nothing
@@ -220,41 +300,13 @@ impl QueryHandler {
         limit: Option<usize>,
     ) -> Vec<u8> {
         let started = Instant::now();
-        let ForwardRequest { question, redirect } = request;
-        let limit = limit.unwrap_or_else(|| message::udp_limit(&question));
-        let redirected_query;
-        let (query, cname) = match redirect {
-            Some(redirect) => {
-                let Redirect { cname, target } = *redirect;
-                let mut query = question.query.clone();
-                query.set_name(target);
-                redirected_query = query;
-                (&redirected_query, Some(cname))
-            }
-            None => (&question.query, None),
-        };
-        let outcome = match self.forwarder.resolve(query).await {
-            Ok(resolved) => Outcome {
-                rcode: resolved.rcode,
-                authoritative: false,
-                recursion_available: true,
-                answers: cname
-                    .into_iter()
-                    .chain(resolved.answers)
-                    .map(Cow::Owned)
-                    .collect(),
-                authorities: resolved.authorities.into_iter().map(Cow::Owned).collect(),
-                additionals: resolved.additionals.into_iter().map(Cow::Owned).collect(),
-            },
-            Err(error) => {
-                tracing::debug!(name = %question.query.name(), %error, "forwarding failed");
-                Outcome {
-                    recursion_available: true,
-                    ..Outcome::bare(ResponseCode::ServFail)
-                }
-            }
-        };
-        let bytes = message::encode(&question, outcome, limit);
+        let limit = limit.unwrap_or_else(|| message::udp_limit(&request.question));
+        let resolved = self.forwarder.resolve(&request.upstream_query()).await;
+        if let Err(error) = &resolved {
+            tracing::debug!(name = %request.question.query.name(), %error, "forwarding failed");
+        }
+        let outcome = forwarded(resolved, request.redirect);
+        let bytes = message::encode(&request.question, outcome, limit);
         self.count(transport, &bytes, started);
         bytes
     }

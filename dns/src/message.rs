@@ -173,29 +173,41 @@ pub fn udp_limit(question: &Question) -> usize {
 /// Encodes a response of at most `limit` bytes; one that does not fit goes out as
 /// the question alone with TC set.
 pub fn encode(question: &Question, outcome: Outcome<'_>, limit: usize) -> Vec<u8> {
-    let full = encode_sections(question, &outcome, false);
-    match full {
-        Some(bytes) if bytes.len() <= limit => bytes,
-        _ => {
-            let empty = Outcome {
-                answers: Vec::new(),
-                authorities: Vec::new(),
-                additionals: Vec::new(),
-                ..outcome
-            };
-            encode_sections(question, &empty, true).unwrap_or_else(|| {
-                encode_bare(
-                    question.id,
-                    question.op_code,
-                    question.recursion_desired,
-                    ResponseCode::ServFail,
-                )
-            })
-        }
+    let mut bytes = Vec::with_capacity(512);
+    encode_into(question, outcome, limit, &mut bytes);
+    bytes
+}
+
+/// [`encode`] into `out` (cleared first), so a socket loop reuses one buffer per reply
+/// slot instead of allocating a reply per query.
+pub fn encode_into(question: &Question, outcome: Outcome<'_>, limit: usize, out: &mut Vec<u8>) {
+    if encode_sections(question, &outcome, false, out) && out.len() <= limit {
+        return;
+    }
+    let empty = Outcome {
+        answers: Vec::new(),
+        authorities: Vec::new(),
+        additionals: Vec::new(),
+        ..outcome
+    };
+    if !encode_sections(question, &empty, true, out) {
+        out.clear();
+        out.extend_from_slice(&encode_bare(
+            question.id,
+            question.op_code,
+            question.recursion_desired,
+            ResponseCode::ServFail,
+        ));
     }
 }
 
-fn encode_sections(question: &Question, outcome: &Outcome<'_>, truncated: bool) -> Option<Vec<u8>> {
+/// Writes the response into `out` (cleared first); `false` when it could not be encoded.
+fn encode_sections(
+    question: &Question,
+    outcome: &Outcome<'_>,
+    truncated: bool,
+    out: &mut Vec<u8>,
+) -> bool {
     let mut metadata = Metadata::new(question.id, MessageType::Response, question.op_code);
     metadata.authoritative = outcome.authoritative;
     metadata.truncation = truncated;
@@ -210,8 +222,8 @@ fn encode_sections(question: &Question, outcome: &Outcome<'_>, truncated: bool) 
         edns.set_dnssec_ok(client.dnssec_ok);
         edns
     });
-    let mut bytes = Vec::with_capacity(512);
-    let mut encoder = BinEncoder::new(&mut bytes);
+    out.clear();
+    let mut encoder = BinEncoder::new(out);
     emit_message_parts(
         &metadata,
         &mut std::iter::once(&question.query),
@@ -222,8 +234,7 @@ fn encode_sections(question: &Question, outcome: &Outcome<'_>, truncated: bool) 
         None,
         &mut encoder,
     )
-    .ok()?;
-    Some(bytes)
+    .is_ok()
 }
 
 /// A header-only response: used when the question cannot be trusted or read.

@@ -3,6 +3,7 @@
 //! `PluginSet`, a server on loopback port 0, and real UDP queries.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -123,9 +124,12 @@ impl Server {
             metrics.clone(),
         ));
         handler.set_policies(plugins.policies().clone());
-        let sockets = DnsSockets::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-            .await
-            .unwrap();
+        let sockets = DnsSockets::bind(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            NonZeroUsize::MIN,
+        )
+        .await
+        .unwrap();
         let addr = sockets.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();

@@ -12,6 +12,7 @@
 //! task → a last `status.json` (Disconnected).
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -32,6 +33,8 @@ use crate::status::{self, Digester, PluginStatus, StatusBoard, StatusError};
 
 /// How long shutdown waits for the session to close and queries to drain.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+/// UDP worker threads: one answers a laptop's own queries with room to spare.
+const LITE_UDP_WORKERS: NonZeroUsize = NonZeroUsize::MIN;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -189,7 +192,7 @@ async fn serve_dns(
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<(SocketAddr, Arc<PluginRuntime>), StartError> {
-    let dns = DnsSockets::bind(config.dns)
+    let dns = DnsSockets::bind(config.dns, LITE_UDP_WORKERS)
         .await
         .map_err(|source| StartError::Bind {
             addr: config.dns,

@@ -218,7 +218,7 @@ async fn prepare(config: &Config, store: &Store) -> Result<Listeners, NodeError>
         })?;
     let bind =
         |what: &'static str, addr: SocketAddr| move |source| NodeError::Bind { what, addr, source };
-    let dns = DnsSockets::bind(config.dns)
+    let dns = DnsSockets::bind(config.dns, config.udp_workers)
         .await
         .map_err(bind("dns", config.dns))?;
     let admin = TcpListener::bind(config.admin)

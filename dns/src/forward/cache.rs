@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::ResponseCode;
+use hickory_proto::op::{Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, RData, Record, RecordType};
 
 use super::Resolved;
@@ -27,6 +27,16 @@ pub struct CacheKey {
     pub name: LowerName,
     pub qtype: RecordType,
     pub qclass: DNSClass,
+}
+
+impl CacheKey {
+    pub fn of(query: &Query) -> CacheKey {
+        CacheKey {
+            name: LowerName::from(query.name()),
+            qtype: query.query_type(),
+            qclass: query.query_class(),
+        }
+    }
 }
 
 #[derive(Debug)]

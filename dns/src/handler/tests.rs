@@ -125,21 +125,29 @@ fn show(bytes: &[u8]) -> (ResponseCode, bool, Vec<String>) {
     )
 }
 
-fn resolve(handler: &QueryHandler, to: &str, may_recurse: bool) -> Handled {
-    handler.resolve(
+/// The handler's answer to a query for `ads.example.` redirected to `to`: what it
+/// decided, and the reply it wrote (empty unless it answered).
+fn resolve(handler: &QueryHandler, to: &str, may_recurse: bool) -> (Handled, Vec<u8>) {
+    let hop = Hop {
+        transport: Transport::Udp,
+        limit: 512,
+        started: Instant::now(),
+    };
+    let mut reply = Vec::new();
+    let handled = handler.resolve(
         question("ads.example."),
         Some(Box::new(redirect("ads.example.", to))),
         may_recurse,
-        Transport::Udp,
-        512,
-        Instant::now(),
-    )
+        hop,
+        &mut reply,
+    );
+    (handled, reply)
 }
 
 #[tokio::test]
 async fn a_redirect_to_our_zones_is_answered_from_them_behind_the_cname() {
     let handler = handler(fake_upstream().await);
-    let Handled::Reply(bytes) = resolve(&handler, "www.example.internal.", true) else {
+    let (Handled::Reply, bytes) = resolve(&handler, "www.example.internal.", true) else {
         panic!("expected an answer from our zones");
     };
     assert_eq!(
@@ -154,7 +162,7 @@ async fn a_redirect_to_our_zones_is_answered_from_them_behind_the_cname() {
         )
     );
     // The rcode is the target's.
-    let Handled::Reply(bytes) = resolve(&handler, "nothere.example.internal.", true) else {
+    let (Handled::Reply, bytes) = resolve(&handler, "nothere.example.internal.", true) else {
         panic!("expected an answer from our zones");
     };
     let (rcode, _, answers) = show(&bytes);
@@ -165,7 +173,7 @@ async fn a_redirect_to_our_zones_is_answered_from_them_behind_the_cname() {
 #[tokio::test]
 async fn a_redirect_out_of_our_zones_is_forwarded_and_the_cname_prepended() {
     let handler = handler(fake_upstream().await);
-    let Handled::Forward(request) = resolve(&handler, "safe.example.org.", true) else {
+    let (Handled::Forward(request), _) = resolve(&handler, "safe.example.org.", true) else {
         panic!("expected the target to be forwarded");
     };
     let bytes = handler.forward(request, Transport::Udp, None).await;
@@ -182,7 +190,7 @@ async fn a_redirect_out_of_our_zones_is_forwarded_and_the_cname_prepended() {
     );
 
     // A client that may not recurse gets the CNAME alone, to follow itself.
-    let Handled::Reply(bytes) = resolve(&handler, "safe.example.org.", false) else {
+    let (Handled::Reply, bytes) = resolve(&handler, "safe.example.org.", false) else {
         panic!("expected an answer without forwarding");
     };
     assert_eq!(

@@ -1,0 +1,192 @@
+//! DNS over TCP (RFC 7766): length-prefixed messages, pipelined.
+//!
+//! A connection's reader answers what it can at once (our zones, policy, the fresh
+//! cache) in the order the queries came, and hands a question that needs an upstream
+//! to a task of its own, whose reply goes out when it is ready: out of order, as
+//! section 6.2.1.1 allows, so one slow upstream does not hold the answers behind it.
+//! Answers are gathered while more queries are already buffered and written together.
+//!
+//! **Invariant:** a message is written whole under the writer's lock, so replies never
+//! interleave.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use outpost_core::answer::Transport;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Mutex, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::{MAX_TCP_CONNECTIONS, TCP_IDLE_TIMEOUT};
+use crate::handler::{Handled, QueryHandler};
+use crate::message::MAX_TCP_MESSAGE;
+use crate::metrics::Metrics;
+
+/// Forwarded queries of one connection waiting on upstreams at once; the connection
+/// reads no further query until one of them is answered.
+pub const MAX_PIPELINED_FORWARDS: usize = 16;
+/// Bytes read from a connection at a time: several pipelined queries.
+const READ_BUFFER: usize = 16 * 1024;
+/// Replies gathered before they are written even if more queries are buffered.
+const WRITE_BATCH: usize = 16 * 1024;
+
+pub(super) async fn serve(
+    listener: TcpListener,
+    handler: Arc<QueryHandler>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let connection_slots = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::debug!(%error, "tcp accept failed");
+                continue;
+            }
+        };
+        let Ok(permit) = connection_slots.clone().try_acquire_owned() else {
+            Metrics::bump(&handler.metrics().tcp_connections_refused);
+            continue;
+        };
+        let connection = Connection {
+            peer,
+            handler: handler.clone(),
+            shutdown: shutdown.clone(),
+            tracker: tracker.clone(),
+        };
+        tracker.spawn(
+            async move {
+                if let Err(error) = connection.serve(stream).await {
+                    tracing::debug!(%error, "tcp connection ended");
+                }
+                drop(permit);
+            }
+            .instrument(tracing::debug_span!("tcp", %peer)),
+        );
+    }
+}
+
+struct Connection {
+    peer: SocketAddr,
+    handler: Arc<QueryHandler>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Connection {
+    /// Serves the connection's queries until it closes, idles out, sends something that
+    /// is not DNS, or the server shuts down.
+    async fn serve(self, stream: TcpStream) -> io::Result<()> {
+        // Replies are small and pipelined: Nagle would hold each behind the last ACK.
+        stream.set_nodelay(true)?;
+        let (reader, writer) = stream.into_split();
+        let mut reader = BufReader::with_capacity(READ_BUFFER, reader);
+        let writer = Arc::new(Mutex::new(writer));
+        let forwards = Arc::new(Semaphore::new(MAX_PIPELINED_FORWARDS));
+        let mut query = vec![0u8; MAX_TCP_MESSAGE];
+        let mut reply = Vec::with_capacity(512);
+        let mut pending = Vec::with_capacity(WRITE_BATCH);
+        loop {
+            // Write what is gathered before waiting for more input.
+            if !has_whole_message(reader.buffer()) || pending.len() >= WRITE_BATCH {
+                write_all(&writer, &pending).await?;
+                pending.clear();
+            }
+            let Some(len) = self.read_query(&mut reader, &mut query).await? else {
+                return Ok(());
+            };
+            let limit = Some(MAX_TCP_MESSAGE);
+            match self.handler.handle(
+                &query[..len],
+                self.peer.ip(),
+                Transport::Tcp,
+                limit,
+                &mut reply,
+            ) {
+                Handled::Reply => frame(&reply, &mut pending),
+                // Not a query: this is not a DNS client worth serving.
+                Handled::Drop => return write_all(&writer, &pending).await,
+                Handled::Forward(request) => {
+                    let slot = match forwards.clone().try_acquire_owned() {
+                        Ok(slot) => slot,
+                        Err(_) => {
+                            // Every slot is taken: send what is gathered, then wait.
+                            write_all(&writer, &pending).await?;
+                            pending.clear();
+                            let Ok(slot) = forwards.clone().acquire_owned().await else {
+                                return Ok(());
+                            };
+                            slot
+                        }
+                    };
+                    let handler = self.handler.clone();
+                    let writer = writer.clone();
+                    self.tracker.spawn(async move {
+                        let bytes = handler.forward(request, Transport::Tcp, limit).await;
+                        let mut framed = Vec::with_capacity(bytes.len() + 2);
+                        frame(&bytes, &mut framed);
+                        // The connection may be gone: nothing to tell anyone.
+                        let _ = write_all(&writer, &framed).await;
+                        drop(slot);
+                    });
+                }
+            }
+        }
+    }
+
+    /// Reads the next message into `query`; `None` when the connection closed, idled
+    /// out or the server is shutting down.
+    async fn read_query(
+        &self,
+        reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+        query: &mut [u8],
+    ) -> io::Result<Option<usize>> {
+        let read = async {
+            let len = usize::from(reader.read_u16().await?);
+            reader.read_exact(&mut query[..len]).await?;
+            io::Result::Ok(len)
+        };
+        tokio::select! {
+            read = tokio::time::timeout(TCP_IDLE_TIMEOUT, read) => match read {
+                Ok(Ok(len)) => Ok(Some(len)),
+                Ok(Err(error)) if error.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+                Ok(Err(error)) => Err(error),
+                Err(_) => Ok(None),
+            },
+            () = self.shutdown.cancelled() => Ok(None),
+        }
+    }
+}
+
+/// Whether `buffered` starts with a whole length-prefixed message.
+fn has_whole_message(buffered: &[u8]) -> bool {
+    match buffered {
+        [high, low, rest @ ..] => rest.len() >= usize::from(u16::from_be_bytes([*high, *low])),
+        _ => false,
+    }
+}
+
+/// Appends `message` with its length prefix; a message too long for one is left out.
+fn frame(message: &[u8], out: &mut Vec<u8>) {
+    if let Ok(len) = u16::try_from(message.len()) {
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(message);
+    }
+}
+
+async fn write_all(writer: &Mutex<OwnedWriteHalf>, bytes: &[u8]) -> io::Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    writer.lock().await.write_all(bytes).await
+}
