@@ -103,7 +103,7 @@ def module_of(src, path):
     return tuple(rel)
 
 
-def test_only_modules(src, path, text):
+def test_only_modules(path, text):
     """Files declared `#[cfg(test)] mod name;` in this file: test code, skipped."""
     base = os.path.dirname(path) if os.path.basename(path) in ("lib.rs", "main.rs") else path[:-3]
     found = set()
@@ -181,7 +181,7 @@ def definitions():
                     continue
                 with open(path) as source:
                     text = source.read()
-                skipped |= test_only_modules(src, path, text)
+                skipped |= test_only_modules(path, text)
                 lines = strip_test_blocks(text.split("\n"))
                 module = module_of(src, path)
                 for index, line in enumerate(lines):
@@ -205,8 +205,11 @@ def definitions():
 
 def resolve(defs, prefix, name, crate=None):
     """The definitions of `name` in a module whose path ends with `prefix`."""
-    hits = [d for d in defs if d.name == name and d.segments()[len(d.segments()) - len(prefix):] == prefix]
-    hits = [d for d in hits if len(prefix) <= len(d.segments())]
+    hits = [
+        d for d in defs
+        if d.name == name and len(prefix) <= len(d.segments())
+        and d.segments()[len(d.segments()) - len(prefix):] == prefix
+    ]
     if crate is not None and len(hits) > 1:
         same = [d for d in hits if d.crate == crate]
         hits = same or hits
