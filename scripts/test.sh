@@ -20,6 +20,7 @@ cargo build --workspace --bins
 ./scripts/build-plugins.sh   # the host's plugin tests load target/plugins/*.wasm
 (cd plugins && cargo fmt --all --check && cargo clippy --target wasm32-wasip2 --all-targets -- -D warnings)
 python3 scripts/check-structure.py   # no import circle, no file over 600 lines, no function over 80
+python3 scripts/check-bounds.py      # docs/bounds.md names every bound, with the value the code has
 cargo test --workspace
 # Fuzzing, bounded: each target replays its seeds and the inputs that once failed, then
 # fuzzes for 30 s (docs/fuzzing.md has the long run).
