@@ -27,8 +27,11 @@
 //! - `chain`: the installed plugins as chains: loading a [`PluginSet`] from
 //!   definitions (carrying unchanged plugins over), the policy chain and its
 //!   instance pools, the transform chain, failure modes.
-//! - `engine`: the shared `Engine`, the epoch ticker thread, the compile cache, and
-//!   the load-time checks (component, world, imports).
+//! - `engine`: the shared `Engine`, the epoch ticker thread, the compile caches (in
+//!   memory, and on disk through `disk_cache`), the load-time checks (component,
+//!   world, imports), and the loaded plugins' handles.
+//! - `shared`: what every instance of one loaded plugin shares (engine, clock,
+//!   limits, counters, the pre-instantiated component).
 //! - `epoch`: the epoch clock, which parks while no call needs it.
 //! - `disk_cache`: compiled components kept on disk by content hash between runs
 //!   (the workspace's one `unsafe`, and why it is sound).
@@ -40,6 +43,8 @@
 //! - `host`: what the host interface offers a plugin (log, clock, config) and the
 //!   per-store memory limiter.
 //! - `bindings`: the host bindings generated from `wit/`, one module per world.
+//! - `world`: the one trait over both worlds' bindings that loading and instances
+//!   are written against.
 //! - `stats`: the per-plugin counters, time-per-call histogram and status.
 //!
 //! **Boundary:** `wit/` is a compatibility boundary: plugins built against
@@ -55,9 +60,11 @@ mod epoch;
 mod host;
 mod instance;
 mod memo;
+mod shared;
 mod stats;
 #[cfg(test)]
 mod tests;
+mod world;
 
 use std::time::Duration;
 
