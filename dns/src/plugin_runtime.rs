@@ -13,12 +13,15 @@
 //! and run `init` for seconds.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use hickory_proto::rr::{Name, Record};
 use outpost_core::state::PluginDefinition;
 use outpost_plugin_host::{PluginEngine, PluginError, PluginInfo, PluginSet, TransformFailure};
+use serde::{Deserialize, Serialize};
 
 use crate::handler::QueryHandler;
 
@@ -57,29 +60,28 @@ impl PluginRuntime {
         self.failures.load_full()
     }
 
-    /// Where `definition` stands here: `running` (the version in force),
-    /// `disabled` (by the operator), `stopped: <why>` (it kept failing and was
-    /// switched off), `failed: <why>` (it did not load), or `loading`.
-    pub fn state_of(&self, definition: &PluginDefinition) -> (String, Option<PluginInfo>) {
+    /// Where `definition` stands here, and the plugin in force under its name (with
+    /// its counters), when one is.
+    pub fn state_of(&self, definition: &PluginDefinition) -> (PluginState, Option<PluginInfo>) {
         let running = self
             .loaded()
             .plugins()
             .into_iter()
             .find(|plugin| *plugin.name == *definition.name);
         let state = if !definition.enabled {
-            "disabled".to_string()
+            PluginState::Disabled
         } else if let Some(failure) = self.failures.load().get(&definition.name) {
-            format!("failed: {failure}")
+            PluginState::Failed(failure.clone())
         } else {
             match running
                 .as_ref()
                 .map(|plugin| plugin.stats.disabled_reason())
             {
-                Some(Some(reason)) => format!("stopped: {reason}"),
+                Some(Some(reason)) => PluginState::Stopped(reason),
                 Some(None) if running.as_ref().map(|p| p.version) == Some(definition.version) => {
-                    "running".to_string()
+                    PluginState::Running
                 }
-                _ => "loading".to_string(),
+                _ => PluginState::Loading,
             }
         };
         (state, running)
@@ -139,5 +141,102 @@ impl PluginRuntime {
                     error: PluginError::Engine(format!("the transform task stopped: {error}")),
                 })
             })
+    }
+}
+
+/// Where one plugin definition stands in this daemon.
+///
+/// **Boundary:** its text is the `state` of `GET /v1/plugins` and of the Lite
+/// client's `status.json`: `running`, `disabled`, `stopped: <why>`, `failed: <why>`
+/// or `loading`. Changing a spelling changes both.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum PluginState {
+    /// The version in force is the definition's.
+    Running,
+    /// Switched off by the operator (`enabled: false`).
+    Disabled,
+    /// It kept failing and was switched off here; an install of the same plugin
+    /// starts it again.
+    Stopped(String),
+    /// It did not load here (the error).
+    Failed(String),
+    /// Not in force yet: the definition is newer than the version loaded.
+    Loading,
+}
+
+impl fmt::Display for PluginState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PluginState::Running => f.write_str("running"),
+            PluginState::Disabled => f.write_str("disabled"),
+            PluginState::Stopped(reason) => write!(f, "stopped: {reason}"),
+            PluginState::Failed(error) => write!(f, "failed: {error}"),
+            PluginState::Loading => f.write_str("loading"),
+        }
+    }
+}
+
+impl FromStr for PluginState {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<PluginState, String> {
+        match text {
+            "running" => return Ok(PluginState::Running),
+            "disabled" => return Ok(PluginState::Disabled),
+            "loading" => return Ok(PluginState::Loading),
+            _ => {}
+        }
+        if let Some(reason) = text.strip_prefix("stopped: ") {
+            Ok(PluginState::Stopped(reason.to_string()))
+        } else if let Some(error) = text.strip_prefix("failed: ") {
+            Ok(PluginState::Failed(error.to_string()))
+        } else {
+            Err(format!(
+                "plugin state {text:?} is not known (running, disabled, stopped: <why>, \
+                 failed: <why> or loading)"
+            ))
+        }
+    }
+}
+
+impl From<PluginState> for String {
+    fn from(state: PluginState) -> String {
+        state.to_string()
+    }
+}
+
+impl TryFrom<String> for PluginState {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<PluginState, String> {
+        text.parse()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PluginState;
+
+    #[test]
+    fn plugin_states_keep_their_json_spelling() {
+        let cases = [
+            (PluginState::Running, "\"running\""),
+            (PluginState::Disabled, "\"disabled\""),
+            (PluginState::Loading, "\"loading\""),
+            (
+                PluginState::Stopped("5 failures".into()),
+                "\"stopped: 5 failures\"",
+            ),
+            (
+                PluginState::Failed("not wasm".into()),
+                "\"failed: not wasm\"",
+            ),
+        ];
+        for (state, json) in cases {
+            assert_eq!(serde_json::to_string(&state).unwrap(), json);
+            assert_eq!(serde_json::from_str::<PluginState>(json).unwrap(), state);
+        }
+        assert!(serde_json::from_str::<PluginState>("\"sleeping\"").is_err());
     }
 }

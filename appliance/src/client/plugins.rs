@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use outpost_dns::plugin_runtime::PluginState;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -134,7 +135,7 @@ struct ListedPlugin {
     version: u64,
     order: i32,
     on_error: String,
-    state: String,
+    state: PluginState,
     calls: u64,
     memo_hits: u64,
     timeouts: u64,
