@@ -3,8 +3,8 @@
 //! runs on. Precedence: defaults < file < flags.
 //!
 //! A running node re-reads its file on SIGHUP: [`Config::restart_required`] names the
-//! keys a reload cannot apply; the rest (who may recurse, `[forward]`, `log`) is
-//! applied live.
+//! keys a reload cannot apply (the listeners, `[cluster]`, `[plugins]`, ...); the rest
+//! (who may recurse, `[forward]`, `log`) is applied live.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use outpost_dns::forward::{ForwardConfig, Upstream, UpstreamError, system_nameservers};
+use outpost_dns::plugin_runtime::PluginDeadlines;
 use serde::Deserialize;
 
 use crate::store::{DEFAULT_HISTORY_ENTRIES, JoinTicket, RaftTiming, Tuning};
@@ -62,6 +63,18 @@ pub struct RawConfig {
     pub forward: RawForward,
     #[serde(default)]
     pub cluster: RawCluster,
+    #[serde(default)]
+    pub plugins: RawPlugins,
+}
+
+/// `[plugins]`: how long a WebAssembly plugin's call may run before it is cut off.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlugins {
+    /// A query-policy `decide` (default 2; the query waits for it).
+    pub policy_deadline_ms: Option<u64>,
+    /// A record-transform `transform` (default 2000; the write waits for it).
+    pub transform_deadline_ms: Option<u64>,
 }
 
 /// `[cluster]`: Raft between appliances.
@@ -155,6 +168,8 @@ pub struct Config {
     pub commit_timeout: Duration,
     /// When snapshots are built and how much log stays behind them.
     pub snapshots: Tuning,
+    /// How long a plugin's call may run, by hook.
+    pub plugins: PluginDeadlines,
 }
 
 /// The validated `[sync]` section.
@@ -263,6 +278,7 @@ impl RawConfig {
         }
         let recursion_networks = resolve_recursion(self.dns.allow_recursion)?;
         let forward = resolve_forward(self.forward)?;
+        let plugins = resolve_plugins(self.plugins)?;
         if let Some(filter) = &self.log {
             tracing_subscriber::EnvFilter::try_new(filter).map_err(|error| {
                 ConfigError::Invalid {
@@ -288,8 +304,42 @@ impl RawConfig {
             commit_timeout,
             snapshots,
             forward,
+            plugins,
         })
     }
+}
+
+/// The `[plugins]` section: each deadline within its range, the host's by default.
+fn resolve_plugins(raw: RawPlugins) -> Result<PluginDeadlines, ConfigError> {
+    let defaults = PluginDeadlines::default();
+    let deadline =
+        |key, value: Option<u64>, range: std::ops::RangeInclusive<u64>, default| match value {
+            None => Ok(default),
+            Some(ms) if range.contains(&ms) => Ok(Duration::from_millis(ms)),
+            Some(ms) => Err(ConfigError::Invalid {
+                key,
+                value: ms.to_string(),
+                problem: format!(
+                    "is out of range ({} to {} milliseconds)",
+                    range.start(),
+                    range.end()
+                ),
+            }),
+        };
+    Ok(PluginDeadlines {
+        policy: deadline(
+            "plugins.policy_deadline_ms",
+            raw.policy_deadline_ms,
+            PluginDeadlines::POLICY_MS,
+            defaults.policy,
+        )?,
+        transform: deadline(
+            "plugins.transform_deadline_ms",
+            raw.transform_deadline_ms,
+            PluginDeadlines::TRANSFORM_MS,
+            defaults.transform,
+        )?,
+    })
 }
 
 /// `dns.allow_recursion` as networks (default: loopback and the private ranges).
@@ -365,6 +415,8 @@ impl Config {
             join,
             commit_timeout,
             snapshots,
+            // Every plugin is loaded with them when the node starts.
+            plugins,
         } = self;
         let tls = |config: &Config| config.sync.tls.clone();
         let changed = [
@@ -394,6 +446,14 @@ impl Config {
             (
                 "cluster.snapshot_every_entries",
                 *snapshots != next.snapshots,
+            ),
+            (
+                "plugins.policy_deadline_ms",
+                plugins.policy != next.plugins.policy,
+            ),
+            (
+                "plugins.transform_deadline_ms",
+                plugins.transform != next.plugins.transform,
             ),
         ];
         changed
@@ -683,6 +743,43 @@ mod tests {
             expires_unix: 0,
         });
         assert_eq!(running.restart_required(&joining), ["cluster.join"]);
+        // Plugins are loaded with their deadlines when the node starts.
+        let patient = resolve(
+            "[forward]\nupstreams = [\"127.0.0.1\"]\n[plugins]\npolicy_deadline_ms = 50\ntransform_deadline_ms = 5000\n",
+        );
+        assert_eq!(
+            running.restart_required(&patient),
+            [
+                "plugins.policy_deadline_ms",
+                "plugins.transform_deadline_ms"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_plugins_section() {
+        let config = RawConfig::default().resolve(Overrides::default()).unwrap();
+        assert_eq!(config.plugins, PluginDeadlines::default());
+        let raw = RawConfig::from_toml("[plugins]\npolicy_deadline_ms = 250\n").unwrap();
+        let config = raw.resolve(Overrides::default()).unwrap();
+        assert_eq!(config.plugins.policy, Duration::from_millis(250));
+        assert_eq!(
+            config.plugins.transform,
+            PluginDeadlines::default().transform
+        );
+
+        let raw = RawConfig::from_toml("[plugins]\npolicy_deadline_ms = 0\n").unwrap();
+        let err = raw.resolve(Overrides::default()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "plugins.policy_deadline_ms: \"0\" is out of range (1 to 1000 milliseconds)"
+        );
+        let raw = RawConfig::from_toml("[plugins]\ntransform_deadline_ms = 60001\n").unwrap();
+        let err = raw.resolve(Overrides::default()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("plugins.transform_deadline_ms: \"60001\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! whenever they change (the appliance after an applied batch, the Lite client after
 //! a commit). Loading compiles components once per content hash and carries an
 //! unchanged plugin over with its instances and counters ([`PluginSet::load`]).
-//! Queries and writes in flight finish with the set they started with.
+//! Queries and writes in flight finish with the set they started with. Every plugin
+//! is loaded with the daemon's [`PluginDeadlines`], fixed when the runtime is made.
 //!
 //! **Invariant:** a definition that fails to load leaves the daemon serving with the
 //! others; the failure is kept for `plugin list` and the status, and logged.
@@ -14,13 +15,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hickory_proto::rr::{Name, Record};
-use outpost_core::state::PluginDefinition;
-use outpost_plugin_host::{PluginEngine, PluginError, PluginInfo, PluginSet, TransformFailure};
+use outpost_core::state::{Hook, PluginDefinition};
+use outpost_plugin_host::{
+    Limits, LoadOptions, PluginEngine, PluginError, PluginInfo, PluginSet, TransformFailure,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::handler::QueryHandler;
@@ -28,6 +33,8 @@ use crate::handler::QueryHandler;
 /// The plugins in force.
 pub struct PluginRuntime {
     engine: PluginEngine,
+    /// The limits every plugin is loaded with (the configured deadlines).
+    options: LoadOptions,
     loaded: ArcSwap<PluginSet>,
     /// Why a definition is not in force, by name (empty when all loaded).
     failures: ArcSwap<BTreeMap<String, String>>,
@@ -35,10 +42,16 @@ pub struct PluginRuntime {
 }
 
 impl PluginRuntime {
-    /// No plugins yet; [`PluginRuntime::reload`] brings the definitions in.
-    pub fn new(engine: PluginEngine, handler: Arc<QueryHandler>) -> PluginRuntime {
+    /// No plugins yet; [`PluginRuntime::reload`] brings the definitions in, each
+    /// plugin's calls cut off after its hook's deadline in `deadlines`.
+    pub fn new(
+        engine: PluginEngine,
+        handler: Arc<QueryHandler>,
+        deadlines: PluginDeadlines,
+    ) -> PluginRuntime {
         PluginRuntime {
             engine,
+            options: deadlines.load_options(),
             loaded: ArcSwap::from_pointee(PluginSet::empty()),
             failures: ArcSwap::from_pointee(BTreeMap::new()),
             handler,
@@ -94,13 +107,15 @@ impl PluginRuntime {
     /// bytes) starts anew instead of being carried over, stopped or not.
     pub async fn reload(&self, definitions: Vec<Arc<PluginDefinition>>, fresh: bool) {
         let engine = self.engine.clone();
+        let options = self.options;
         let previous = match fresh {
             true => Arc::new(PluginSet::empty()),
             false => self.loaded(),
         };
-        let loaded =
-            tokio::task::spawn_blocking(move || PluginSet::load(&engine, &definitions, &previous))
-                .await;
+        let loaded = tokio::task::spawn_blocking(move || {
+            PluginSet::load_with(&engine, &definitions, &previous, options)
+        })
+        .await;
         let (set, failed) = match loaded {
             Ok(loaded) => loaded,
             Err(error) => {
@@ -141,6 +156,45 @@ impl PluginRuntime {
                     error: PluginError::Engine(format!("the transform task stopped: {error}")),
                 })
             })
+    }
+}
+
+/// How long one hook call of a plugin may run before it is cut off (and counted as a
+/// timeout), by hook: the appliance's `[plugins]` section, the Lite client's
+/// `--policy-deadline-ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginDeadlines {
+    /// A query-policy `decide`: the query waits for it.
+    pub policy: Duration,
+    /// A record-transform `transform`: the write waits for it.
+    pub transform: Duration,
+}
+
+impl PluginDeadlines {
+    /// Accepted `policy` deadlines in milliseconds: a `decide` runs on a DNS worker
+    /// thread, which serves no other query meanwhile.
+    pub const POLICY_MS: RangeInclusive<u64> = 1..=1_000;
+    /// Accepted `transform` deadlines in milliseconds.
+    pub const TRANSFORM_MS: RangeInclusive<u64> = 1..=60_000;
+
+    /// The plugin host's options with these deadlines.
+    fn load_options(self) -> LoadOptions {
+        LoadOptions {
+            policy_limits: Limits::with_call_deadline(Hook::QueryPolicy, self.policy),
+            transform_limits: Limits::with_call_deadline(Hook::RecordTransform, self.transform),
+            ..LoadOptions::default()
+        }
+    }
+}
+
+impl Default for PluginDeadlines {
+    /// The plugin host's defaults ([`Limits::for_hook`]): 2 ms per `decide`, 2 s per
+    /// `transform`.
+    fn default() -> Self {
+        PluginDeadlines {
+            policy: Limits::for_hook(Hook::QueryPolicy).call_deadline(),
+            transform: Limits::for_hook(Hook::RecordTransform).call_deadline(),
+        }
     }
 }
 
@@ -216,7 +270,27 @@ impl TryFrom<String> for PluginState {
 
 #[cfg(test)]
 mod tests {
-    use super::PluginState;
+    use std::time::Duration;
+
+    use super::{PluginDeadlines, PluginState};
+
+    #[test]
+    fn the_default_deadlines_are_the_hosts_and_survive_the_round_trip_to_ticks() {
+        let deadlines = PluginDeadlines::default();
+        assert_eq!(deadlines.policy, Duration::from_millis(2));
+        assert_eq!(deadlines.transform, Duration::from_millis(2_000));
+        assert_eq!(deadlines.load_options().policy_limits.call_ticks, 2);
+        let generous = PluginDeadlines {
+            policy: Duration::from_millis(500),
+            ..deadlines
+        };
+        let options = generous.load_options();
+        assert_eq!(
+            options.policy_limits.call_deadline(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(options.transform_limits.call_ticks, 2_000);
+    }
 
     #[test]
     fn plugin_states_keep_their_json_spelling() {

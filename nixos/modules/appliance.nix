@@ -414,6 +414,10 @@ in
             cache_entries = nullOrInt (types.ints.between 0 10000000) "Answer cache bound in entries (daemon default: 10000).";
             serve_stale_secs = nullOrInt types.ints.unsigned "RFC 8767 serve-stale window in seconds (daemon default: 86400).";
           };
+          plugins = {
+            policy_deadline_ms = nullOrInt (types.ints.between 1 1000) "How long a query-policy plugin's decide may run before it is cut off, in milliseconds (daemon default: 2; changed by a restart, not a reload).";
+            transform_deadline_ms = nullOrInt (types.ints.between 1 60000) "How long a record-transform plugin's transform may run before it is cut off, in milliseconds (daemon default: 2000; changed by a restart, not a reload).";
+          };
           cluster.raft = mkOption {
             type = types.nullOr listenAddress;
             default = null;

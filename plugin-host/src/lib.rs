@@ -121,6 +121,21 @@ impl Limits {
         }
     }
 
+    /// The defaults for a hook, with hook calls cut off after `deadline`: rounded up
+    /// to whole [`EPOCH_TICK`]s, at least one.
+    pub fn with_call_deadline(hook: Hook, deadline: Duration) -> Limits {
+        let ticks = deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos());
+        Limits {
+            call_ticks: u64::try_from(ticks).unwrap_or(u64::MAX).max(1),
+            ..Limits::for_hook(hook)
+        }
+    }
+
+    /// The wall-clock deadline of one hook call.
+    pub fn call_deadline(&self) -> Duration {
+        Self::budget(self.call_ticks)
+    }
+
     /// The wall-clock budget `ticks` stands for, for error messages.
     fn budget(ticks: u64) -> Duration {
         EPOCH_TICK.saturating_mul(u32::try_from(ticks).unwrap_or(u32::MAX))
