@@ -61,6 +61,7 @@ let
     cfg.settings.sync
     (cfg.settings.allow_root or null)
     cfg.settings.cluster.raft
+    cfg.settings.plugins
   ];
 
   # Null means "the daemon's default", so such keys are left out of the file.
