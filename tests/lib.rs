@@ -34,7 +34,8 @@ pub use dns::{
 };
 pub use lite::{Lite, appliance_digest, create_lite_token, sync_url};
 pub use plugin::{
-    install_plugin, plugin, plugin_list_row, plugin_path, plugins, put_plugin, wait_plugin_loaded,
+    PATIENT_LITE_PLUGINS, PATIENT_PLUGINS, install_plugin, patient_plugins_config, plugin,
+    plugin_list_row, plugin_path, plugins, put_plugin, wait_plugin_loaded,
 };
 
 /// The config of a purely authoritative server: recursion for nobody (names outside

@@ -15,6 +15,20 @@ use crate::{Appliance, wait_until};
 /// `init` on its first instances) on a loaded two-core machine.
 pub const LOAD_DEADLINE: Duration = Duration::from_secs(20);
 
+/// The `[plugins]` section for tests that are not about deadlines: a call may run for
+/// a second, 500 times the 2 ms default, so a test thread descheduled in the middle of
+/// a `decide` on a loaded CI machine is not cut off as a timeout.
+pub const PATIENT_PLUGINS: &str =
+    "\n[plugins]\npolicy_deadline_ms = 1000\ntransform_deadline_ms = 60000\n";
+
+/// The Lite client's flags for the same patience (it runs query-policy plugins only).
+pub const PATIENT_LITE_PLUGINS: [&str; 2] = ["--policy-deadline-ms", "1000"];
+
+/// [`authoritative_config`](crate::authoritative_config) with [`PATIENT_PLUGINS`].
+pub fn patient_plugins_config() -> String {
+    crate::authoritative_config() + PATIENT_PLUGINS
+}
+
 /// The folder of the test components: `OUTPOST_PLUGIN_DIR`, else the workspace's
 /// `target/plugins` (where the script copies them, whatever `CARGO_TARGET_DIR` is).
 pub fn plugin_dir() -> PathBuf {

@@ -3,8 +3,8 @@
 //! runs on. Precedence: defaults < file < flags.
 //!
 //! A running node re-reads its file on SIGHUP: [`Config::restart_required`] names the
-//! keys a reload cannot apply; the rest (who may recurse, `[forward]`, `log`) is
-//! applied live.
+//! keys a reload cannot apply (the listeners, `[cluster]`, `[plugins]`, ...); the rest
+//! (who may recurse, `[forward]`, `log`) is applied live.
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -13,12 +13,15 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use outpost_dns::forward::{ForwardConfig, Upstream, UpstreamError, system_nameservers};
+use outpost_dns::plugin_runtime::PluginDeadlines;
 use outpost_dns::server::{MAX_UDP_WORKERS, default_udp_workers};
 use serde::Deserialize;
 
 use crate::store::{DEFAULT_HISTORY_ENTRIES, JoinTicket, RaftTiming, Tuning};
 
 /// Defaults of a bare `outpost serve`: everything on loopback, high ports.
+mod reload;
+
 pub const DEFAULT_DATA_DIR: &str = "./outpost-data";
 pub const DEFAULT_DNS: &str = "127.0.0.1:5353";
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:8053";
@@ -64,6 +67,18 @@ pub struct RawConfig {
     pub forward: RawForward,
     #[serde(default)]
     pub cluster: RawCluster,
+    #[serde(default)]
+    pub plugins: RawPlugins,
+}
+
+/// `[plugins]`: how long a WebAssembly plugin's call may run before it is cut off.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlugins {
+    /// A query-policy `decide` (default 2; the query waits for it).
+    pub policy_deadline_ms: Option<u64>,
+    /// A record-transform `transform` (default 2000; the write waits for it).
+    pub transform_deadline_ms: Option<u64>,
 }
 
 /// `[cluster]`: Raft between appliances.
@@ -161,6 +176,8 @@ pub struct Config {
     pub commit_timeout: Duration,
     /// When snapshots are built and how much log stays behind them.
     pub snapshots: Tuning,
+    /// How long a plugin's call may run, by hook.
+    pub plugins: PluginDeadlines,
 }
 
 /// The validated `[sync]` section.
@@ -228,16 +245,7 @@ impl RawConfig {
             .or(self.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let dns = parse_addr("dns.listen", overrides.dns.or(self.dns.listen), DEFAULT_DNS)?;
-        let udp_workers = match self.dns.udp_workers {
-            None => default_udp_workers(),
-            Some(workers) => NonZeroUsize::new(workers)
-                .filter(|workers| workers.get() <= MAX_UDP_WORKERS)
-                .ok_or_else(|| ConfigError::Invalid {
-                    key: "dns.udp_workers",
-                    value: workers.to_string(),
-                    problem: format!("is out of range (1 to {MAX_UDP_WORKERS})"),
-                })?,
-        };
+        let udp_workers = resolve_udp_workers(self.dns.udp_workers)?;
         let admin = parse_addr(
             "admin.listen",
             overrides.admin.or(self.admin.listen),
@@ -249,17 +257,7 @@ impl RawConfig {
             overrides.join,
             overrides.join_file.or(self.cluster.join_file),
         )?;
-        let commit_timeout = match self.cluster.commit_timeout_ms {
-            None => RaftTiming::DEFAULT.commit,
-            Some(ms @ 100..=600_000) => Duration::from_millis(ms),
-            Some(ms) => {
-                return Err(ConfigError::Invalid {
-                    key: "cluster.commit_timeout_ms",
-                    value: ms.to_string(),
-                    problem: "is out of range (100 to 600000)".to_string(),
-                });
-            }
-        };
+        let commit_timeout = resolve_commit_timeout(self.cluster.commit_timeout_ms)?;
         let snapshots = Tuning {
             snapshot_every_entries: positive(
                 "cluster.snapshot_every_entries",
@@ -279,6 +277,7 @@ impl RawConfig {
         }
         let recursion_networks = resolve_recursion(self.dns.allow_recursion)?;
         let forward = resolve_forward(self.forward)?;
+        let plugins = resolve_plugins(self.plugins)?;
         if let Some(filter) = &self.log {
             tracing_subscriber::EnvFilter::try_new(filter).map_err(|error| {
                 ConfigError::Invalid {
@@ -305,8 +304,69 @@ impl RawConfig {
             commit_timeout,
             snapshots,
             forward,
+            plugins,
         })
     }
+}
+
+/// `dns.udp_workers`: 1 to [`MAX_UDP_WORKERS`], one per core by default.
+fn resolve_udp_workers(workers: Option<usize>) -> Result<NonZeroUsize, ConfigError> {
+    let Some(workers) = workers else {
+        return Ok(default_udp_workers());
+    };
+    NonZeroUsize::new(workers)
+        .filter(|workers| workers.get() <= MAX_UDP_WORKERS)
+        .ok_or_else(|| ConfigError::Invalid {
+            key: "dns.udp_workers",
+            value: workers.to_string(),
+            problem: format!("is out of range (1 to {MAX_UDP_WORKERS})"),
+        })
+}
+
+/// `cluster.commit_timeout_ms`: 100 ms to 10 minutes, Raft's default otherwise.
+fn resolve_commit_timeout(ms: Option<u64>) -> Result<Duration, ConfigError> {
+    match ms {
+        None => Ok(RaftTiming::DEFAULT.commit),
+        Some(ms @ 100..=600_000) => Ok(Duration::from_millis(ms)),
+        Some(ms) => Err(ConfigError::Invalid {
+            key: "cluster.commit_timeout_ms",
+            value: ms.to_string(),
+            problem: "is out of range (100 to 600000)".to_string(),
+        }),
+    }
+}
+
+/// The `[plugins]` section: each deadline within its range, the host's by default.
+fn resolve_plugins(raw: RawPlugins) -> Result<PluginDeadlines, ConfigError> {
+    let defaults = PluginDeadlines::default();
+    let deadline =
+        |key, value: Option<u64>, range: std::ops::RangeInclusive<u64>, default| match value {
+            None => Ok(default),
+            Some(ms) if range.contains(&ms) => Ok(Duration::from_millis(ms)),
+            Some(ms) => Err(ConfigError::Invalid {
+                key,
+                value: ms.to_string(),
+                problem: format!(
+                    "is out of range ({} to {} milliseconds)",
+                    range.start(),
+                    range.end()
+                ),
+            }),
+        };
+    Ok(PluginDeadlines {
+        policy: deadline(
+            "plugins.policy_deadline_ms",
+            raw.policy_deadline_ms,
+            PluginDeadlines::POLICY_MS,
+            defaults.policy,
+        )?,
+        transform: deadline(
+            "plugins.transform_deadline_ms",
+            raw.transform_deadline_ms,
+            PluginDeadlines::TRANSFORM_MS,
+            defaults.transform,
+        )?,
+    })
 }
 
 /// `dns.allow_recursion` as networks (default: loopback and the private ranges).
@@ -359,67 +419,6 @@ fn resolve_forward(raw: RawForward) -> Result<ForwardConfig, ConfigError> {
         cache_entries,
         serve_stale: Duration::from_secs(raw.serve_stale_secs.unwrap_or(DEFAULT_SERVE_STALE_SECS)),
     })
-}
-
-impl Config {
-    /// The keys whose new value in `next` a running node cannot apply: they take
-    /// effect at the next start. Every field is named below (no `..`), so a new field
-    /// does not compile until it is classified: applied live, or a restart's.
-    pub fn restart_required(&self, next: &Config) -> Vec<&'static str> {
-        let Config {
-            data_dir,
-            // Read on a first start only.
-            example_zone: _,
-            allow_root,
-            // Applied live (`Node::reload` and the log filter's reload handle).
-            log: _,
-            dns,
-            udp_workers,
-            admin,
-            sync,
-            recursion_networks: _,
-            forward: _,
-            raft,
-            join,
-            commit_timeout,
-            snapshots,
-        } = self;
-        let tls = |config: &Config| config.sync.tls.clone();
-        let changed = [
-            ("data_dir", *data_dir != next.data_dir),
-            ("dns.listen", *dns != next.dns),
-            ("dns.udp_workers", *udp_workers != next.udp_workers),
-            ("admin.listen", *admin != next.admin),
-            ("sync.listen", sync.listen != next.sync.listen),
-            (
-                "sync.tls_cert",
-                tls(self).map(|tls| tls.cert) != tls(next).map(|tls| tls.cert),
-            ),
-            (
-                "sync.tls_key",
-                tls(self).map(|tls| tls.key) != tls(next).map(|tls| tls.key),
-            ),
-            (
-                "sync.history_entries",
-                sync.history_entries != next.sync.history_entries,
-            ),
-            ("allow_root", *allow_root != next.allow_root),
-            ("cluster.raft", *raft != next.raft),
-            ("cluster.join", *join != next.join),
-            (
-                "cluster.commit_timeout_ms",
-                *commit_timeout != next.commit_timeout,
-            ),
-            (
-                "cluster.snapshot_every_entries",
-                *snapshots != next.snapshots,
-            ),
-        ];
-        changed
-            .into_iter()
-            .filter_map(|(key, changed)| changed.then_some(key))
-            .collect()
-    }
 }
 
 fn resolve_sync(raw: RawSync, listen: Option<String>) -> Result<SyncConfig, ConfigError> {
@@ -702,6 +701,43 @@ mod tests {
             expires_unix: 0,
         });
         assert_eq!(running.restart_required(&joining), ["cluster.join"]);
+        // Plugins are loaded with their deadlines when the node starts.
+        let patient = resolve(
+            "[forward]\nupstreams = [\"127.0.0.1\"]\n[plugins]\npolicy_deadline_ms = 50\ntransform_deadline_ms = 5000\n",
+        );
+        assert_eq!(
+            running.restart_required(&patient),
+            [
+                "plugins.policy_deadline_ms",
+                "plugins.transform_deadline_ms"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_plugins_section() {
+        let config = RawConfig::default().resolve(Overrides::default()).unwrap();
+        assert_eq!(config.plugins, PluginDeadlines::default());
+        let raw = RawConfig::from_toml("[plugins]\npolicy_deadline_ms = 250\n").unwrap();
+        let config = raw.resolve(Overrides::default()).unwrap();
+        assert_eq!(config.plugins.policy, Duration::from_millis(250));
+        assert_eq!(
+            config.plugins.transform,
+            PluginDeadlines::default().transform
+        );
+
+        let raw = RawConfig::from_toml("[plugins]\npolicy_deadline_ms = 0\n").unwrap();
+        let err = raw.resolve(Overrides::default()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "plugins.policy_deadline_ms: \"0\" is out of range (1 to 1000 milliseconds)"
+        );
+        let raw = RawConfig::from_toml("[plugins]\ntransform_deadline_ms = 60001\n").unwrap();
+        let err = raw.resolve(Overrides::default()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("plugins.transform_deadline_ms: \"60001\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use outpost_dns::forward::{ForwardConfig, Upstream, system_nameservers};
+use outpost_dns::plugin_runtime::PluginDeadlines;
 use tokio_rustls::rustls::ClientConfig;
 use tokio_tungstenite::tungstenite::http::Uri;
 
@@ -39,6 +40,8 @@ pub struct RunOptions {
     pub pin: Option<String>,
     /// PEM CA certificates for `wss://` appliances.
     pub ca: Option<PathBuf>,
+    /// How long a query-policy plugin's `decide` may run; `None`: the host's default.
+    pub policy_deadline_ms: Option<u64>,
 }
 
 /// The validated configuration.
@@ -54,6 +57,9 @@ pub struct LiteConfig {
     pub forward: ForwardConfig,
     /// Who may have names outside the replica forwarded: loopback only.
     pub recursion_networks: Vec<IpNet>,
+    /// How long a plugin's call may run (a Lite client runs query-policy plugins
+    /// only: writes are transformed on the appliances).
+    pub plugins: PluginDeadlines,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +80,12 @@ pub enum ConfigError {
     NoTrust { url: String },
     #[error("--pin and --ca are exclusive: a pinned certificate needs no CA")]
     PinAndCa,
+    #[error(
+        "--policy-deadline-ms {value} is out of range ({} to {} milliseconds)",
+        PluginDeadlines::POLICY_MS.start(),
+        PluginDeadlines::POLICY_MS.end()
+    )]
+    PolicyDeadline { value: u64 },
     #[error(transparent)]
     Trust(#[from] TrustError),
 }
@@ -119,6 +131,14 @@ impl RunOptions {
             .iter()
             .map(|text| parse_upstream(text))
             .collect::<Result<Vec<_>, _>>()?;
+        let plugins = match self.policy_deadline_ms {
+            None => PluginDeadlines::default(),
+            Some(ms) if PluginDeadlines::POLICY_MS.contains(&ms) => PluginDeadlines {
+                policy: Duration::from_millis(ms),
+                ..PluginDeadlines::default()
+            },
+            Some(value) => return Err(ConfigError::PolicyDeadline { value }),
+        };
         Ok(LiteConfig {
             appliances,
             tls,
@@ -134,6 +154,7 @@ impl RunOptions {
                 serve_stale: SERVE_STALE,
             },
             recursion_networks: loopback_networks(),
+            plugins,
         })
     }
 }
@@ -233,6 +254,26 @@ mod tests {
             ..RunOptions::default()
         };
         assert!(matches!(no_token.resolve(), Err(ConfigError::NoToken)));
+    }
+
+    #[test]
+    fn the_policy_deadline_is_the_hosts_unless_given_within_range() {
+        let options = |ms: Option<u64>| RunOptions {
+            appliances: vec!["ws://127.0.0.1:1".into()],
+            token: "t".into(),
+            upstreams: vec!["127.0.0.1:5300".into()],
+            policy_deadline_ms: ms,
+            ..RunOptions::default()
+        };
+        let config = options(None).resolve().unwrap();
+        assert_eq!(config.plugins, PluginDeadlines::default());
+        let config = options(Some(300)).resolve().unwrap();
+        assert_eq!(config.plugins.policy, Duration::from_millis(300));
+        let error = options(Some(0)).resolve().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "--policy-deadline-ms 0 is out of range (1 to 1000 milliseconds)"
+        );
     }
 
     #[test]

@@ -212,7 +212,7 @@ async fn serve_dns(
     ));
     let engine = PluginEngine::with_disk_cache(&config.data_dir.join("plugin-cache"))
         .map_err(|e| StartError::Plugins(e.to_string()))?;
-    let plugins = Arc::new(PluginRuntime::new(engine, handler.clone()));
+    let plugins = Arc::new(PluginRuntime::new(engine, handler.clone(), config.plugins));
     let definitions = published.state.load().zones.plugins().cloned().collect();
     plugins.reload(definitions, true).await;
     let dns_tracker = TaskTracker::new();

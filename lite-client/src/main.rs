@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Sync with an appliance and serve DNS from the local replica.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show the running client's sync state.
     Status {
         /// Print the status file's JSON (with "running" added).
@@ -68,6 +68,10 @@ struct RunArgs {
     /// For wss://: PEM file of CA certificates that sign the appliance's certificate.
     #[arg(long)]
     ca: Option<PathBuf>,
+    /// How long a query-policy plugin's decide may run before it is cut off, in
+    /// milliseconds (1 to 1000; default 2).
+    #[arg(long, value_name = "MS")]
+    policy_deadline_ms: Option<u64>,
     /// Log filter, e.g. info or outpost_lite=debug (RUST_LOG also works).
     #[arg(long, default_value = "info")]
     log: String,
@@ -76,7 +80,7 @@ struct RunArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => run(args).map(|()| ExitCode::SUCCESS),
+        Command::Run(args) => run(*args).map(|()| ExitCode::SUCCESS),
         Command::Status { json, data_dir } => show_status(json, &data_dir),
     };
     match result {
@@ -110,6 +114,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         upstreams: args.upstreams,
         pin: args.pin,
         ca: args.ca,
+        policy_deadline_ms: args.policy_deadline_ms,
     }
     .resolve()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

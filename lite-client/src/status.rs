@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use outpost_dns::plugin_runtime::PluginState;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -129,7 +130,7 @@ pub struct PluginStatus {
     /// The cluster's version of the definition.
     pub version: u64,
     /// `running`, `disabled`, `stopped: <why>`, `failed: <why>` or `loading`.
-    pub state: String,
+    pub state: PluginState,
 }
 
 /// The live facts, shared by the session task and the status writer.

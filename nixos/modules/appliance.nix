@@ -57,10 +57,12 @@ let
   # a reload would keep their old value, so a change of one restarts the unit.
   startOnlySettings = builtins.toJSON [
     cfg.settings.dns.listen
+    cfg.settings.dns.udp_workers
     cfg.settings.admin.listen
     cfg.settings.sync
     (cfg.settings.allow_root or null)
     cfg.settings.cluster.raft
+    cfg.settings.plugins
   ];
 
   # Null means "the daemon's default", so such keys are left out of the file.
@@ -375,6 +377,7 @@ in
               example = [ "10.0.0.0/8" ];
               description = "Networks (CIDR) whose clients may use the forwarder (daemon default: loopback and private ranges).";
             };
+            udp_workers = nullOrInt (types.ints.between 1 64) "UDP worker threads, each with its own socket on the DNS port (daemon default: one per core; changed by a restart, not a reload).";
           };
           admin.listen = mkOption {
             type = listenAddress;
@@ -413,6 +416,10 @@ in
             timeout_ms = nullOrInt (types.ints.between 10 30000) "Per-upstream timeout in milliseconds (daemon default: 1500).";
             cache_entries = nullOrInt (types.ints.between 0 10000000) "Answer cache bound in entries (daemon default: 10000).";
             serve_stale_secs = nullOrInt types.ints.unsigned "RFC 8767 serve-stale window in seconds (daemon default: 86400).";
+          };
+          plugins = {
+            policy_deadline_ms = nullOrInt (types.ints.between 1 1000) "How long a query-policy plugin's decide may run before it is cut off, in milliseconds (daemon default: 2; changed by a restart, not a reload).";
+            transform_deadline_ms = nullOrInt (types.ints.between 1 60000) "How long a record-transform plugin's transform may run before it is cut off, in milliseconds (daemon default: 2000; changed by a restart, not a reload).";
           };
           cluster.raft = mkOption {
             type = types.nullOr listenAddress;

@@ -1,6 +1,7 @@
 //! Host bindings generated from `wit/outpost-plugin.wit`, one module per world. The
 //! transform world reuses the policy world's `types` and `host` modules, so a record
-//! and the host trait are one Rust type each.
+//! and the host trait are one Rust type each. Generated code only: what the host does
+//! with them is in `host.rs` (the host interface) and `world.rs` (instantiation).
 
 pub mod policy {
     wasmtime::component::bindgen!({
@@ -21,64 +22,3 @@ pub mod transform {
 }
 
 pub use policy::outpost::plugin::{host, types};
-
-use wasmtime::Store;
-use wasmtime::component::InstancePre;
-
-use super::host::HostState;
-
-/// What the instance code needs from a world's generated bindings.
-pub(super) trait World: Sized + Send + Sync + 'static {
-    /// The pre-instantiated component: imports resolved, exports looked up.
-    type Pre: Send + Sync + 'static;
-
-    fn new_pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre>;
-
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self>;
-
-    fn call_init(
-        &self,
-        store: &mut Store<HostState>,
-        config: &[u8],
-    ) -> wasmtime::Result<Result<(), String>>;
-}
-
-impl World for policy::QueryPolicy {
-    type Pre = policy::QueryPolicyPre<HostState>;
-
-    fn new_pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        policy::QueryPolicyPre::new(pre)
-    }
-
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-
-    fn call_init(
-        &self,
-        store: &mut Store<HostState>,
-        config: &[u8],
-    ) -> wasmtime::Result<Result<(), String>> {
-        self.outpost_plugin_policy().call_init(store, config)
-    }
-}
-
-impl World for transform::RecordTransform {
-    type Pre = transform::RecordTransformPre<HostState>;
-
-    fn new_pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        transform::RecordTransformPre::new(pre)
-    }
-
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-
-    fn call_init(
-        &self,
-        store: &mut Store<HostState>,
-        config: &[u8],
-    ) -> wasmtime::Result<Result<(), String>> {
-        self.outpost_plugin_transform().call_init(store, config)
-    }
-}

@@ -37,8 +37,9 @@ pub struct PluginSet {
     transforms: Arc<TransformChain>,
 }
 
-/// How plugins are loaded. The defaults are what the daemons use; tests relax the
-/// deadlines.
+/// How plugins are loaded. The defaults are the hooks' limits; the daemons replace
+/// the call deadlines with their configured ones (`PluginDeadlines` in `outpost-dns`),
+/// and tests relax them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoadOptions {
     pub policy_limits: Limits,

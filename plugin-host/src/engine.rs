@@ -1,6 +1,11 @@
-//! The one wasmtime `Engine` of the process, its epoch clock, the compile cache, and
+//! The one wasmtime `Engine` of the process, its epoch clock, the compile caches, and
 //! loading: a plugin file becomes a [`LoadedPolicy`] or [`LoadedTransform`] only if it
 //! is a component of the right world that imports nothing we do not provide.
+//!
+//! A component is compiled once per content hash: a load looks in the in-memory cache,
+//! then (when the daemon gave a directory, [`PluginEngine::with_disk_cache`]) in the
+//! compiled components kept on disk between runs (`disk_cache.rs`), and compiles only
+//! when neither has it, writing the result to both.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,12 +16,14 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
-use super::bindings::{self, World, policy::QueryPolicy, transform::RecordTransform};
+use super::bindings::{self, policy::QueryPolicy, transform::RecordTransform};
 use super::disk_cache::DiskCache;
 use super::epoch::EpochClock;
 use super::host::HostState;
 use super::instance::{PolicyInstance, TransformInstance};
+use super::shared::Shared;
 use super::stats::PluginStats;
+use super::world::World;
 use super::{Limits, PluginError};
 
 /// The wasm stack one call may use (`Config::max_wasm_stack`). Well below the 2 MiB
@@ -48,14 +55,15 @@ pub struct PluginEngine {
 
 struct EngineInner {
     engine: Engine,
-    /// Compiled components by SHA-256 of their bytes. Only in memory: reading a
-    /// compiled component back from disk is `unsafe` in wasmtime
-    /// (`Component::deserialize`), and this workspace forbids unsafe code.
+    /// Compiled components by SHA-256 of their bytes, in memory: the first place a
+    /// load looks.
     cache: Mutex<HashMap<[u8; 32], Component>>,
-    /// Compiled components kept between runs, when the daemon gave a directory.
+    /// Compiled components kept between runs, when the daemon gave a directory: the
+    /// second place a load looks (`disk_cache.rs`).
     disk: Option<DiskCache>,
-    /// The clock deadlines count in; its `Drop` stops the thread.
-    clock: EpochClock,
+    /// The clock deadlines count in, shared with every loaded plugin; its `Drop`
+    /// (when the last holder goes) stops the thread.
+    clock: Arc<EpochClock>,
 }
 
 impl PluginEngine {
@@ -90,19 +98,9 @@ impl PluginEngine {
                 engine,
                 cache: Mutex::new(HashMap::new()),
                 disk,
-                clock,
+                clock: Arc::new(clock),
             }),
         })
-    }
-
-    pub(super) fn engine(&self) -> &Engine {
-        &self.inner.engine
-    }
-
-    /// Keeps the epoch clock going for a deadline of `ticks` just set on a store
-    /// (`epoch.rs`).
-    pub(super) fn keep_awake(&self, ticks: u64) {
-        self.inner.clock.keep_awake(ticks);
     }
 
     /// Whether the epoch clock is parked: for tests.
@@ -180,7 +178,8 @@ impl PluginEngine {
             found: format!("an export of another shape ({e:#})"),
         })?;
         Ok(Arc::new(Shared {
-            engine: self.clone(),
+            engine: self.inner.engine.clone(),
+            clock: self.inner.clock.clone(),
             name: name.into(),
             hook,
             limits,
@@ -283,18 +282,6 @@ fn check_world(engine: &Engine, component: &Component, hook: Hook) -> Result<(),
         }
     }
     Ok(())
-}
-
-/// What every instance of one loaded plugin shares.
-pub(super) struct Shared<W: World> {
-    /// Keeps the engine, and so the epoch clock, alive while instances run.
-    pub(super) engine: PluginEngine,
-    pub(super) name: Arc<str>,
-    pub(super) hook: Hook,
-    pub(super) limits: Limits,
-    pub(super) sha256: [u8; 32],
-    pub(super) stats: Arc<PluginStats>,
-    pub(super) pre: W::Pre,
 }
 
 /// A query-policy plugin, compiled and checked. Shared by every worker (`Send +

@@ -16,14 +16,14 @@ use hickory_proto::rr::{Name, Record};
 use tracing::warn;
 use wasmtime::{Store, Trap};
 
-use super::bindings::World;
 use super::bindings::policy::QueryPolicy;
 use super::bindings::transform::RecordTransform;
 use super::bindings::types::Query as WitQuery;
 use super::convert::{self, Query, Verdict};
-use super::engine::Shared;
 use super::host::HostState;
+use super::shared::Shared;
 use super::stats::PluginStats;
+use super::world::World;
 use super::{Limits, PluginError};
 
 /// An instance of a query-policy plugin. Not `Sync`: give each worker its own.
@@ -188,7 +188,7 @@ impl<W: World> InstanceCore<W> {
         } = live;
         store.data_mut().start_call();
         store.set_epoch_deadline(self.shared.limits.call_ticks);
-        self.shared.engine.keep_awake(self.shared.limits.call_ticks);
+        self.shared.clock.keep_awake(self.shared.limits.call_ticks);
         let started = Instant::now();
         let result = export(&bindings, &mut store);
         stats.record_call(started.elapsed());
@@ -235,10 +235,10 @@ impl<W: World> InstanceCore<W> {
 fn build<W: World>(shared: &Shared<W>, config: &Arc<[u8]>) -> Result<Live<W>, PluginError> {
     let limits = shared.limits;
     let state = HostState::new(shared.name.clone(), config.clone(), limits.memory_bytes);
-    let mut store = Store::new(shared.engine.engine(), state);
+    let mut store = Store::new(&shared.engine, state);
     store.limiter(|state| &mut state.limiter);
     store.set_epoch_deadline(limits.init_ticks);
-    shared.engine.keep_awake(limits.init_ticks);
+    shared.clock.keep_awake(limits.init_ticks);
     let bindings = match W::instantiate(&shared.pre, &mut store) {
         Ok(bindings) => bindings,
         Err(error) => return Err(classify(shared, &store, error, limits.init_ticks)),

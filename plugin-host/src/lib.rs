@@ -27,8 +27,11 @@
 //! - `chain`: the installed plugins as chains: loading a [`PluginSet`] from
 //!   definitions (carrying unchanged plugins over), the policy chain and its
 //!   instance pools, the transform chain, failure modes.
-//! - `engine`: the shared `Engine`, the epoch ticker thread, the compile cache, and
-//!   the load-time checks (component, world, imports).
+//! - `engine`: the shared `Engine`, the epoch ticker thread, the compile caches (in
+//!   memory, and on disk through `disk_cache`), the load-time checks (component,
+//!   world, imports), and the loaded plugins' handles.
+//! - `shared`: what every instance of one loaded plugin shares (engine, clock,
+//!   limits, counters, the pre-instantiated component).
 //! - `epoch`: the epoch clock, which parks while no call needs it.
 //! - `disk_cache`: compiled components kept on disk by content hash between runs
 //!   (the workspace's one `unsafe`, and why it is sound).
@@ -40,6 +43,8 @@
 //! - `host`: what the host interface offers a plugin (log, clock, config) and the
 //!   per-store memory limiter.
 //! - `bindings`: the host bindings generated from `wit/`, one module per world.
+//! - `world`: the one trait over both worlds' bindings that loading and instances
+//!   are written against.
 //! - `stats`: the per-plugin counters, time-per-call histogram and status.
 //!
 //! **Boundary:** `wit/` is a compatibility boundary: plugins built against
@@ -55,9 +60,11 @@ mod epoch;
 mod host;
 mod instance;
 mod memo;
+mod shared;
 mod stats;
 #[cfg(test)]
 mod tests;
+mod world;
 
 use std::time::Duration;
 
@@ -112,6 +119,21 @@ impl Limits {
             init_ticks: Self::SLOW_CALL_TICKS,
             memory_bytes: Self::MEMORY_BYTES,
         }
+    }
+
+    /// The defaults for a hook, with hook calls cut off after `deadline`: rounded up
+    /// to whole [`EPOCH_TICK`]s, at least one.
+    pub fn with_call_deadline(hook: Hook, deadline: Duration) -> Limits {
+        let ticks = deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos());
+        Limits {
+            call_ticks: u64::try_from(ticks).unwrap_or(u64::MAX).max(1),
+            ..Limits::for_hook(hook)
+        }
+    }
+
+    /// The wall-clock deadline of one hook call.
+    pub fn call_deadline(&self) -> Duration {
+        Self::budget(self.call_ticks)
     }
 
     /// The wall-clock budget `ticks` stands for, for error messages.

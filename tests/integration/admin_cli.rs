@@ -522,7 +522,7 @@ fn check_config_accepts_a_good_file_and_names_the_bad_key() {
             .unwrap();
         (path, output)
     };
-    let good = "data_dir = \"/tmp/outpost-check\"\nexample_zone = false\n\n[dns]\nlisten = \"127.0.0.1:5353\"\nallow_recursion = [\"127.0.0.0/8\", \"10.0.0.0/8\"]\n\n[admin]\nlisten = \"127.0.0.1:8053\"\n\n[sync]\nlisten = \"127.0.0.1:8054\"\n\n[forward]\nupstreams = [\"127.0.0.1:5300\", \"tcp://127.0.0.1:5301\"]\ntimeout_ms = 800\ncache_entries = 5000\nserve_stale_secs = 600\n";
+    let good = "data_dir = \"/tmp/outpost-check\"\nexample_zone = false\n\n[dns]\nlisten = \"127.0.0.1:5353\"\nallow_recursion = [\"127.0.0.0/8\", \"10.0.0.0/8\"]\n\n[admin]\nlisten = \"127.0.0.1:8053\"\n\n[sync]\nlisten = \"127.0.0.1:8054\"\n\n[forward]\nupstreams = [\"127.0.0.1:5300\", \"tcp://127.0.0.1:5301\"]\ntimeout_ms = 800\ncache_entries = 5000\nserve_stale_secs = 600\n\n[plugins]\npolicy_deadline_ms = 5\ntransform_deadline_ms = 3000\n";
     let (path, output) = check("good.toml", good);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout(&output).trim(), format!("{}: ok", path.display()));
@@ -557,6 +557,11 @@ fn check_config_accepts_a_good_file_and_names_the_bad_key() {
             "bad-timeout.toml",
             "[forward]\nupstreams = []\ntimeout_ms = 0\n",
             &["forward.timeout_ms"],
+        ),
+        (
+            "bad-plugin-deadline.toml",
+            "[plugins]\npolicy_deadline_ms = 5000\n",
+            &["plugins.policy_deadline_ms", "5000", "1 to 1000"],
         ),
         (
             "bad-type.toml",

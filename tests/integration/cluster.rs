@@ -17,7 +17,8 @@ use outpost_tests::cluster::{
     leader, start_cluster,
 };
 use outpost_tests::{
-    Appliance, Lite, create_lite_token, install_plugin, plugin, unused_upstream, wait_until,
+    Appliance, Lite, PATIENT_LITE_PLUGINS, PATIENT_PLUGINS, create_lite_token, install_plugin,
+    plugin, sync_url, unused_upstream, wait_until,
 };
 
 #[test]
@@ -456,7 +457,7 @@ fn assert_plugin_version_everywhere(
 fn a_plugin_installed_through_a_follower_runs_on_every_node_and_lite_client_without_restarts() {
     const BLOCKED: &str = "printer.example.internal.";
     const LATER: &str = "www.example.internal.";
-    let mut nodes = start_cluster(3, "");
+    let mut nodes = start_cluster(3, PATIENT_PLUGINS);
     let all = [0, 1, 2];
     let leader = leader(&nodes, &all);
     let follower = all.into_iter().find(|&i| i != leader).expect("a follower");
@@ -469,7 +470,7 @@ fn a_plugin_installed_through_a_follower_runs_on_every_node_and_lite_client_with
 
     // A Lite client syncing from the other follower.
     let token = create_lite_token(&nodes[leader], "laptop", "example.internal.");
-    let lite = Lite::start_for(&nodes[other], &token);
+    let lite = Lite::start_with_args(&[sync_url(&nodes[other])], &token, &PATIENT_LITE_PLUGINS);
     lite.wait_synced();
     lite.wait_for_a(BLOCKED, &["10.0.0.7"]);
 

@@ -5,6 +5,10 @@
 //!
 //! Installing is a Raft write and the node loads the plugin afterwards, so every test
 //! waits for `GET /v1/plugins` to show the installed version running before it asks.
+//!
+//! Tests that are not about deadlines give calls a patient deadline
+//! ([`outpost_tests::PATIENT_PLUGINS`]); the tests of cut-off calls check the counters and metrics
+//! of timeouts, never how long a query took, so a descheduled thread cannot flip them.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -13,12 +17,11 @@ use std::time::Instant;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
-use outpost_tests::dns::UDP_TRY_TIMEOUT;
 use outpost_tests::plugin::{LOAD_DEADLINE, plugin_bytes};
 use outpost_tests::{
     Appliance, Ask, answers_of, ask_udp, ask_udp_from, authoritative_config, describe,
-    install_plugin, plugin, plugin_list_row, plugin_path, plugins, put_plugin, query_udp,
-    wait_plugin_loaded, wait_until,
+    install_plugin, patient_plugins_config, plugin, plugin_list_row, plugin_path, plugins,
+    put_plugin, query_udp, wait_plugin_loaded, wait_until,
 };
 use serde_json::Value;
 
@@ -52,9 +55,9 @@ www       300 IN A   10.66.0.7
 /// (exactly one of them must rise), and the `kind` labels of
 /// `outpost_plugin_failures_total` that go with them.
 ///
-/// The query path's deadline is 2 ms, and an attack that takes a while to reach its
-/// own limit meets the deadline first: touching 64 MiB (the memory cap) one MiB at a
-/// time always does, building 10,000 records sometimes does. Those limits are seen
+/// The hostile tests' deadline is [`HOSTILE_DEADLINE`], and an attack that takes a
+/// while to reach its own limit may meet the deadline first: touching 64 MiB (the
+/// memory cap) one MiB at a time, or building 10,000 records. Those limits are seen
 /// with a longer deadline in `plugin-host/src/tests.rs`; here either kind is right.
 const ATTACKS: [(&str, &[(&str, &str)]); 5] = [
     ("loop", &[("timeouts", "timeout")]),
@@ -72,6 +75,12 @@ const ATTACKS: [(&str, &[(&str, &str)]); 5] = [
         ],
     ),
 ];
+
+/// The `[plugins]` section of the hostile tests: long enough that the attacks that
+/// are not about time (a trap, a stack overflow) finish before it even on a thread
+/// descheduled for a while, short enough that the endless loop is cut off well
+/// within one try of a DNS query.
+const HOSTILE_DEADLINE: &str = "\n[plugins]\npolicy_deadline_ms = 200\n";
 
 /// The failure counters of a `GET /v1/plugins` entry.
 const FAILURE_COUNTERS: [&str; 5] = [
@@ -101,10 +110,17 @@ fn assert_nxdomain(appliance: &Appliance, name: &str, rtype: RecordType) {
     assert!(answer.answers.is_empty(), "{name}: {}", describe(&answer));
 }
 
-/// The appliance with `origin` imported from `text`.
+/// The appliance, with patient plugin deadlines, with `origin` imported from `text`.
 fn appliance_with_zone(origin: &str, text: &str) -> Appliance {
-    let appliance = Appliance::start(&authoritative_config());
+    let appliance = Appliance::start(&patient_plugins_config());
     appliance.import_zone(origin, text);
+    appliance
+}
+
+/// The appliance with [`HOSTILE_ZONE`] and the [`HOSTILE_DEADLINE`].
+fn hostile_appliance() -> Appliance {
+    let appliance = Appliance::start(&(authoritative_config() + HOSTILE_DEADLINE));
+    appliance.import_zone("hostile.test.", HOSTILE_ZONE);
     appliance
 }
 
@@ -257,7 +273,7 @@ fn a_blocklist_with_a_sinkhole_answers_its_address_and_an_update_takes_effect() 
 
 #[test]
 fn split_horizon_answers_by_the_client_subnet() {
-    let appliance = Appliance::start(&authoritative_config());
+    let appliance = Appliance::start(&patient_plugins_config());
     install_plugin(
         &appliance,
         "split_horizon",
@@ -327,7 +343,7 @@ fn split_horizon_answers_by_the_client_subnet() {
 
 #[test]
 fn ttl_floor_raises_the_ttls_of_added_and_imported_records() {
-    let appliance = Appliance::start(&authoritative_config());
+    let appliance = Appliance::start(&patient_plugins_config());
     let ttl_of = |name: &str| {
         let answer = query(&appliance, name, RecordType::A);
         assert_rcode(&answer, ResponseCode::NoError, name);
@@ -436,7 +452,7 @@ fn ptr_synth_adds_ptr_records_to_the_reverse_zone() {
 
 #[test]
 fn each_attack_of_a_fail_closed_hostile_plugin_is_contained_and_counted() {
-    let mut appliance = appliance_with_zone("hostile.test.", HOSTILE_ZONE);
+    let mut appliance = hostile_appliance();
     install_plugin(
         &appliance,
         "hostile",
@@ -461,18 +477,11 @@ fn each_attack_of_a_fail_closed_hostile_plugin_is_contained_and_counted() {
         let before = plugin(&appliance, "hostile").expect("hostile is listed");
         let metrics_before: f64 = kinds.iter().map(|(_, kind)| metric(kind)).sum();
         let name = format!("{attack}.hostile.test.");
-        let started = Instant::now();
         let answer = ask_udp(appliance.dns_addr(), &Ask::new(&name, RecordType::A));
-        let elapsed = started.elapsed();
         if answer.metadata.response_code != ResponseCode::ServFail {
             problems.push(format!(
                 "{attack}: expected SERVFAIL, got {}",
                 describe(&answer)
-            ));
-        }
-        if elapsed >= UDP_TRY_TIMEOUT {
-            problems.push(format!(
-                "{attack}: answered after {elapsed:?} (not on the first try)"
             ));
         }
         let benign = appliance.a_records("www.hostile.test.");
@@ -533,7 +542,7 @@ fn each_attack_of_a_fail_closed_hostile_plugin_is_contained_and_counted() {
 
 #[test]
 fn a_fail_open_hostile_plugin_falls_through_to_the_zone_and_is_stopped_after_five_failures() {
-    let appliance = appliance_with_zone("hostile.test.", HOSTILE_ZONE);
+    let appliance = hostile_appliance();
     install_plugin(&appliance, "hostile", "hostile", "query-policy", "", &[]);
     let installed = wait_plugin_loaded(&appliance, "hostile");
     assert_eq!(installed["on_error"], "fail-open", "{installed}");
@@ -541,9 +550,7 @@ fn a_fail_open_hostile_plugin_falls_through_to_the_zone_and_is_stopped_after_fiv
     // Five failed calls in a row: each query still gets the zone's answer.
     for (index, (attack, _)) in ATTACKS.iter().enumerate() {
         let name = format!("{attack}.hostile.test.");
-        let started = Instant::now();
         let answer = ask_udp(appliance.dns_addr(), &Ask::new(&name, RecordType::A));
-        let elapsed = started.elapsed();
         assert_rcode(&answer, ResponseCode::NoError, &name);
         assert_eq!(
             answers_of(&answer, RecordType::A),
@@ -551,7 +558,6 @@ fn a_fail_open_hostile_plugin_falls_through_to_the_zone_and_is_stopped_after_fiv
             "{name}: {}",
             describe(&answer)
         );
-        assert!(elapsed < UDP_TRY_TIMEOUT, "{name} took {elapsed:?}");
     }
     let entry = plugin(&appliance, "hostile").unwrap();
     let failures: u64 = FAILURE_COUNTERS.iter().map(|c| counter(&entry, c)).sum();
@@ -570,6 +576,35 @@ fn a_fail_open_hostile_plugin_falls_through_to_the_zone_and_is_stopped_after_fiv
     assert_eq!(appliance.a_records("loop.hostile.test."), ["10.66.0.2"]);
     let later = plugin(&appliance, "hostile").unwrap();
     assert_eq!(later["calls"], entry["calls"], "{later}");
+}
+
+/// `plugins.policy_deadline_ms` is the deadline the node cuts `decide` off at: the
+/// endless loop is stopped (the query falls through, fail-open), counted as one
+/// timeout in `GET /v1/plugins` and `/metrics`, and logged with the configured budget.
+#[test]
+fn a_decide_past_the_configured_deadline_is_cut_off_and_counted_as_a_timeout() {
+    let appliance =
+        Appliance::start(&(authoritative_config() + "\n[plugins]\npolicy_deadline_ms = 300\n"));
+    appliance.import_zone("hostile.test.", HOSTILE_ZONE);
+    install_plugin(&appliance, "hostile", "hostile", "query-policy", "", &[]);
+    wait_plugin_loaded(&appliance, "hostile");
+
+    assert_eq!(appliance.a_records("loop.hostile.test."), ["10.66.0.2"]);
+    let entry = plugin(&appliance, "hostile").expect("hostile is listed");
+    for field in FAILURE_COUNTERS {
+        let expected = u64::from(field == "timeouts");
+        assert_eq!(counter(&entry, field), expected, "{field}: {entry}");
+    }
+    assert_eq!(
+        appliance.metric("outpost_plugin_failures_total{plugin=\"hostile\",kind=\"timeout\"}"),
+        1.0,
+        "one cut-off call in /metrics"
+    );
+    let log = appliance.log_tail();
+    assert!(
+        log.contains("300ms deadline"),
+        "the configured deadline: {log}"
+    );
 }
 
 /// Five failures in a row stop a plugin; docs/plugins.md tells the operator to
@@ -619,7 +654,7 @@ struct RefusedInstall {
 
 #[test]
 fn installs_that_cannot_run_are_refused_and_nothing_is_stored() {
-    let appliance = Appliance::start(&authoritative_config());
+    let appliance = Appliance::start(&patient_plugins_config());
     let scratch = appliance.scratch();
     // Not WebAssembly: bytes of a simple generator, the same every run.
     let random: Vec<u8> = (0u32..4096)

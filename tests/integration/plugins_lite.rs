@@ -9,8 +9,8 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use outpost_tests::lite::SYNC_DEADLINE;
 use outpost_tests::{
-    Appliance, Ask, Lite, answers_of, ask_udp_from, authoritative_config, create_lite_token,
-    describe, install_plugin, wait_plugin_loaded, wait_until,
+    Appliance, Ask, Lite, PATIENT_LITE_PLUGINS, answers_of, ask_udp_from, create_lite_token,
+    describe, install_plugin, patient_plugins_config, sync_url, wait_plugin_loaded, wait_until,
 };
 
 const EXAMPLE: &str = "example.internal.";
@@ -19,10 +19,10 @@ const BLOCKED: &str = "printer.example.internal.";
 /// An appliance (example zone included, its sync address pinned for restarts) and a
 /// Lite client synced to it with a token for `zones`.
 fn synced_pair(zones: &str) -> (Appliance, Lite) {
-    let mut appliance = Appliance::start(&authoritative_config());
+    let mut appliance = Appliance::start(&patient_plugins_config());
     appliance.pin_sync_address();
     let token = create_lite_token(&appliance, "laptop", zones);
-    let lite = Lite::start_for(&appliance, &token);
+    let lite = Lite::start_with_args(&[sync_url(&appliance)], &token, &PATIENT_LITE_PLUGINS);
     lite.wait_synced();
     (appliance, lite)
 }

@@ -18,6 +18,7 @@ use crate::store::{Store, StoreOptions};
 use outpost_dns::forward::{ForwardConfig, Forwarder};
 use outpost_dns::handler::QueryHandler;
 use outpost_dns::metrics::Metrics;
+use outpost_dns::plugin_runtime::PluginDeadlines;
 
 /// An admin API serving on a runtime of its own, so tests call it with blocking ureq.
 pub(crate) struct TestServer {
@@ -74,7 +75,11 @@ impl TestServer {
             token: token.clone(),
             ready: Arc::clone(&ready),
             hub: hub.clone(),
-            plugins: Arc::new(PluginRuntime::new(engine, handler)),
+            plugins: Arc::new(PluginRuntime::new(
+                engine,
+                handler,
+                PluginDeadlines::default(),
+            )),
         };
         let served = runtime.spawn(serve(listener, state, shutdown.clone()));
         TestServer {

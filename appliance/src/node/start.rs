@@ -279,7 +279,7 @@ async fn spawn_services(
     ));
     let engine = PluginEngine::with_disk_cache(&config.data_dir.join(PLUGIN_CACHE_DIR))
         .map_err(|e| NodeError::Plugins(e.to_string()))?;
-    let plugins = Arc::new(PluginRuntime::new(engine, handler.clone()));
+    let plugins = Arc::new(PluginRuntime::new(engine, handler.clone(), config.plugins));
     crate::plugin_reload::load_current(&plugins, store, true).await;
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();

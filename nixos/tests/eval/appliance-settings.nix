@@ -58,6 +58,7 @@ t.all [
     sync.listen = "127.0.0.1:8054";
     forward = { };
     cluster = { };
+    plugins = { };
   })
   (renderedAs "site settings render as TOML" site {
     example_zone = false;
@@ -79,6 +80,7 @@ t.all [
       serve_stale_secs = 3600;
     };
     cluster.raft = "10.20.0.2:7400";
+    plugins = { };
     future.option = "kept";
   })
   (t.eq "the freeform key is in the settings" "kept" site.services.outpost.settings.future.option)

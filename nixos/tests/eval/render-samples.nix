@@ -41,6 +41,7 @@ in
         cache_entries = 50000;
         serve_stale_secs = 3600;
       };
+      plugins.policy_deadline_ms = 20;
     };
   };
   # A member of a cluster. The join ticket is a flag (--join-file), not a setting.
