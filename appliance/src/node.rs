@@ -100,6 +100,8 @@ pub enum NodeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot start the DNS workers: {0} (lower dns.udp_workers?)")]
+    DnsWorkers(#[source] std::io::Error),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,

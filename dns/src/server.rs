@@ -90,15 +90,16 @@ impl DnsSockets {
     }
 
     /// Serves until `shutdown`; in-flight work (the UDP worker threads among it) is
-    /// tracked by `tracker`, so draining it waits for every worker to stop.
+    /// tracked by `tracker`, so draining it waits for every worker to stop. Fails when
+    /// the system refuses a thread; the workers started before it stop with `shutdown`.
     pub fn spawn(
         self,
         handler: Arc<QueryHandler>,
         shutdown: CancellationToken,
         tracker: &TaskTracker,
-    ) {
+    ) -> io::Result<()> {
         let forward_slots = Arc::new(Semaphore::new(MAX_FORWARDS_IN_FLIGHT));
-        for socket in self.udp {
+        for (index, socket) in self.udp.into_iter().enumerate() {
             let worker = udp::Worker {
                 socket: Arc::new(socket),
                 handler: handler.clone(),
@@ -107,9 +108,20 @@ impl DnsSockets {
                 tracker: tracker.clone(),
                 runtime: tokio::runtime::Handle::current(),
             };
-            tracker.spawn_blocking(move || worker.run());
+            // A thread of its own rather than the runtime's blocking pool, which a
+            // runtime being dropped waits for: the worker is tracked by a token
+            // instead, released when its loop ends.
+            let running = tracker.token();
+            let spawned = std::thread::Builder::new()
+                .name(format!("dns-udp-{index}"))
+                .spawn(move || {
+                    worker.run();
+                    drop(running);
+                });
+            spawned?;
         }
         tracker.spawn(tcp::serve(self.tcp, handler, shutdown, tracker.clone()));
+        Ok(())
     }
 }
 

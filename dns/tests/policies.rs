@@ -133,7 +133,9 @@ impl Server {
         let addr = sockets.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
-        sockets.spawn(handler.clone(), shutdown.clone(), &tracker);
+        sockets
+            .spawn(handler.clone(), shutdown.clone(), &tracker)
+            .unwrap();
         Server {
             addr,
             handler,

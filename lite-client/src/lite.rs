@@ -52,6 +52,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot start the DNS worker: {0}")]
+    DnsWorkers(#[source] std::io::Error),
     #[error(transparent)]
     Status(#[from] StatusError),
     #[error("the plugin host cannot start: {0}")]
@@ -216,7 +218,8 @@ async fn serve_dns(
     let definitions = published.state.load().zones.plugins().cloned().collect();
     plugins.reload(definitions, true).await;
     let dns_tracker = TaskTracker::new();
-    dns.spawn(handler, shutdown.clone(), &dns_tracker);
+    dns.spawn(handler, shutdown.clone(), &dns_tracker)
+        .map_err(StartError::DnsWorkers)?;
     tracker.spawn(async move {
         dns_tracker.close();
         dns_tracker.wait().await;

@@ -289,9 +289,15 @@ async fn spawn_services(
         store.clone(),
         shutdown.clone(),
     ));
-    listeners
+    if let Err(source) = listeners
         .dns
-        .spawn(handler.clone(), shutdown.clone(), &tracker);
+        .spawn(handler.clone(), shutdown.clone(), &tracker)
+    {
+        shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
+        return Err(NodeError::DnsWorkers(source));
+    }
     let ready = Arc::new(AtomicBool::new(false));
     let state = AdminState {
         store: store.clone(),
