@@ -1,4 +1,4 @@
-use hickory_proto::rr::RData;
+use hickory_proto::rr::{RData, Record, RecordType};
 
 use super::*;
 use crate::wire::encode_records;
