@@ -22,7 +22,7 @@ use std::io;
 use std::sync::Arc;
 
 use futures_util::{Stream, TryStreamExt};
-use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::storage::{ApplyResponder, EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use outpost_core::state::{Change, ReplicatedState};
 use outpost_replica::{Published, Rebuild, StateError, StateTables};
@@ -129,6 +129,88 @@ struct AppliedBatch {
     history_entries: u64,
 }
 
+/// A client's answer, sent once its entry is on disk and published.
+type Reply = (ApplyResponder<TypeConfig>, WriteResponse);
+
+/// Applies each committed entry of a batch to `zones` (a copy of the published state), and
+/// collects what the batch must write and answer; `None` for an empty batch.
+async fn apply_entries<Strm>(
+    zones: &mut ReplicatedState,
+    mut entries: Strm,
+    history_entries: u64,
+) -> Result<Option<(AppliedBatch, Vec<Reply>)>, io::Error>
+where
+    Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin,
+{
+    let mut history = Vec::new();
+    let mut last_applied = None;
+    let mut last_membership = None;
+    let mut replies = Vec::new();
+    while let Some((entry, responder)) = entries.try_next().await? {
+        let response = match entry.payload {
+            EntryPayload::Blank => Ok(Vec::new()),
+            EntryPayload::Normal(proposal) => {
+                let result = zones.apply_at(entry.log_id.index, &proposal.0);
+                if let Ok(made) = &result
+                    && !made.is_empty()
+                {
+                    history.push(CommittedEntry {
+                        index: entry.log_id.index,
+                        changes: made.clone(),
+                    });
+                }
+                result
+            }
+            EntryPayload::Membership(membership) => {
+                last_membership = Some(StoredMembership::new(Some(entry.log_id), membership));
+                Ok(Vec::new())
+            }
+        };
+        last_applied = Some(entry.log_id);
+        if let Some(responder) = responder {
+            replies.push((responder, WriteResponse(response)));
+        }
+    }
+    Ok(last_applied.map(|last_applied| {
+        let batch = AppliedBatch {
+            history,
+            last_applied,
+            last_membership,
+            history_entries,
+        };
+        (batch, replies)
+    }))
+}
+
+impl AppliedBatch {
+    /// Writes the batch in one durable transaction: its changes to the state tables, its
+    /// history, and the last applied id and membership.
+    fn write(self, db: &Database) -> io::Result<AppliedBatch> {
+        let txn = begin_durable_write(db)?;
+        {
+            let mut tables = StateTables::open(&txn).map_err(io_error)?;
+            for change in self.history.iter().flat_map(|entry| &entry.changes) {
+                tables.apply(change).map_err(state_error)?;
+            }
+        }
+        write_history(
+            &txn,
+            &self.history,
+            self.last_applied.index,
+            self.history_entries,
+        )?;
+        {
+            let mut meta = txn.open_table(SM_META).map_err(io_error)?;
+            put_value(&mut meta, LAST_APPLIED, &self.last_applied)?;
+            if let Some(membership) = &self.last_membership {
+                put_value(&mut meta, LAST_MEMBERSHIP, membership)?;
+            }
+        }
+        txn.commit().map_err(io_error)?;
+        Ok(self)
+    }
+}
+
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotData = Vec<u8>;
     type SnapshotBuilder = SnapshotBuilder;
@@ -144,7 +226,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .await
     }
 
-    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    async fn apply<Strm>(&mut self, entries: Strm) -> Result<(), io::Error>
     where
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
@@ -154,76 +236,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let view = self.published.view.load();
             (ReplicatedState::clone(&view.zones), view.applied)
         };
-        let mut history = Vec::new();
-        let mut last_applied = None;
-        let mut last_membership = None;
-        let mut replies = Vec::new();
-
-        while let Some((entry, responder)) = entries.try_next().await? {
-            let response = match entry.payload {
-                EntryPayload::Blank => Ok(Vec::new()),
-                EntryPayload::Normal(proposal) => {
-                    let result = zones.apply_at(entry.log_id.index, &proposal.0);
-                    if let Ok(made) = &result
-                        && !made.is_empty()
-                    {
-                        history.push(CommittedEntry {
-                            index: entry.log_id.index,
-                            changes: made.clone(),
-                        });
-                    }
-                    result
-                }
-                EntryPayload::Membership(membership) => {
-                    last_membership = Some(StoredMembership::new(Some(entry.log_id), membership));
-                    Ok(Vec::new())
-                }
-            };
-            last_applied = Some(entry.log_id);
-            if let Some(responder) = responder {
-                replies.push((responder, WriteResponse(response)));
-            }
-        }
-        let Some(last_applied) = last_applied else {
+        let Some((batch, replies)) =
+            apply_entries(&mut zones, entries, self.history_entries).await?
+        else {
             return Ok(());
         };
-
         tracing::debug!(
-            last_applied = last_applied.index,
-            entries_with_changes = history.len(),
+            last_applied = batch.last_applied.index,
+            entries_with_changes = batch.history.len(),
             "applying batch"
         );
-        let batch = AppliedBatch {
-            history,
-            last_applied,
-            last_membership,
-            history_entries: self.history_entries,
-        };
-        let batch = blocking(&self.db, move |db| {
-            let txn = begin_durable_write(db)?;
-            {
-                let mut tables = StateTables::open(&txn).map_err(io_error)?;
-                for change in batch.history.iter().flat_map(|entry| &entry.changes) {
-                    tables.apply(change).map_err(state_error)?;
-                }
-            }
-            write_history(
-                &txn,
-                &batch.history,
-                batch.last_applied.index,
-                batch.history_entries,
-            )?;
-            {
-                let mut meta = txn.open_table(SM_META).map_err(io_error)?;
-                put_value(&mut meta, LAST_APPLIED, &batch.last_applied)?;
-                if let Some(membership) = &batch.last_membership {
-                    put_value(&mut meta, LAST_MEMBERSHIP, membership)?;
-                }
-            }
-            txn.commit().map_err(io_error)?;
-            Ok(batch)
-        })
-        .await?;
+        let batch = blocking(&self.db, move |db| batch.write(db)).await?;
 
         let applied = StateEvent::Applied(Arc::new(CommittedBatch {
             first: before + 1,
