@@ -3,8 +3,8 @@
 //!
 //! **Invariant:** only committed entries reach [`StateMachine::apply`] (openraft calls it after
 //! commit; the log store never applies). A batch is applied in one durable write transaction
-//! (state changes, last applied id and membership together), then published, then clients are
-//! answered.
+//! (state changes, their history, last applied id and membership together), then published,
+//! then clients are answered.
 //!
 //! **Invariant:** every change of the state (the load at start, an applied batch, an installed
 //! snapshot) goes through [`StateMachine::publish`], the one place that swaps the views and
@@ -14,9 +14,14 @@
 //! **Invariant:** a command that [`ReplicatedState::apply`] refuses changes nothing, but its entry is
 //! still applied: the applied id advances and the client receives the refusal.
 //!
-//! A snapshot is the whole state as a list of `Change`s (a `ZonePut` per zone, then an
-//! `RRsetPut` per RRset) read in one read transaction; the last one built or installed is kept
-//! in `sm_meta` so it can be sent to a follower as is.
+//! [`StateMachine::apply`] is three steps: `apply_entries` runs each entry's command on a copy
+//! of the published model, `AppliedBatch::write` makes the batch durable, then `publish` and
+//! the answers.
+//!
+//! A snapshot is the whole state as a list of `Change`s (`outpost_replica::read_state`: a
+//! `ZonePut` per zone, the tokens, plugins, invites and idempotency keys, then an `RRsetPut`
+//! per RRset) read in one read transaction; the last one built or installed is kept in
+//! `sm_meta` so it can be sent to a follower as is.
 
 use std::io;
 use std::sync::Arc;
