@@ -1,4 +1,4 @@
-//! Why a command is refused: [`CommandError`], one variant per rule.
+//! Why a command is refused: [`CommandError`], each message naming the value and the fix.
 
 use serde::{Deserialize, Serialize};
 
