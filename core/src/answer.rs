@@ -60,14 +60,14 @@ pub struct ZoneSet {
     zones: HashMap<Box<[u8]>, Arc<ZoneIndex>>,
 }
 
-/// ReplicatedState with fewer nodes than this are indexed afresh after every write (it takes
+/// Zones with fewer nodes than this are indexed afresh after every write (it takes
 /// microseconds); larger ones are patched ([`ZoneIndex::patched`]).
-const PATCH_FROM_NODES: usize = if cfg!(test) { 4 } else { 4096 };
+const PATCH_FROM_NODES: usize = 4096;
 
 /// A patched index is built afresh once its patch holds more than this share of the
 /// zone's nodes (1/`REBUILD_SHARE`): a full build every few thousand writes to a large
 /// zone, and a patch that stays small beside the zone.
-const REBUILD_SHARE: usize = if cfg!(test) { 1 } else { 32 };
+const REBUILD_SHARE: usize = 32;
 
 /// One zone, indexed by owner.
 ///

@@ -7,7 +7,7 @@
 //! `outpost-plugin-host`; it depends on this one, never the reverse.
 //!
 //! # Layout
-//! - [`zones`]: the authoritative model (zones of RRsets, plugin definitions and their
+//! - [`state`]: the authoritative model (zones of RRsets, plugin definitions and their
 //!   [`state::Hook`]s), the write [`state::Command`]s that change it and the
 //!   [`state::Change`]s they produce; validation lives here.
 //! - [`zonefile`]: RFC 1035 master files in, with line-numbered errors.

@@ -1,14 +1,18 @@
 //! The state tables, as both redb files hold them (`outpost.redb` on an appliance,
 //! `lite.redb` on a Lite client; `docs/storage.md`):
 //!
-//! | table          | key                     | value                                      |
-//! |----------------|-------------------------|--------------------------------------------|
-//! | `zones`        | origin                  | `()`                                       |
-//! | `rrsets`       | `(zone, owner, rtype)`  | the RRset's records, DNS wire bytes        |
-//! | `plugins`      | name                    | postcard `PluginDefinition`                |
-//! | `lite_tokens`  | name                    | postcard `LiteToken` (appliances only)     |
-//! | `join_invites` | SHA-256 of the secret   | postcard `JoinInvite` (appliances only)    |
-//! | `idempotency_keys` | key                 | postcard `IdempotencyRecord` (appliances only) |
+//! | table              | key                    | value                                          |
+//! |--------------------|------------------------|------------------------------------------------|
+//! | `zones`            | origin                 | `()`                                           |
+//! | `rrsets`           | `(zone, owner, rtype)` | the RRset's records, DNS wire bytes            |
+//! | `plugins`          | name                   | postcard `PluginDefinition`                    |
+//! | `lite_tokens`      | name                   | postcard `LiteToken` (appliances only)         |
+//! | `join_invites`     | SHA-256 of the secret  | postcard `JoinInvite` (appliances only)        |
+//! | `idempotency_keys` | key                    | postcard `IdempotencyRecord` (appliances only) |
+//!
+//! Each file adds its own tables beside these: an appliance's Raft log, `history` and
+//! `sm_meta` (`appliance/src/store/tables.rs`), a Lite client's `meta`
+//! (`lite-client/src/replica/tables.rs`).
 //!
 //! Names in keys are absolute and lowercase, as [`parse_name`] writes them. A Lite client
 //! never receives tokens, invites or idempotency keys (`outpost_core::sync::from_wire`

@@ -3,8 +3,8 @@
 //!
 //! **Invariant:** only committed entries reach [`StateMachine::apply`] (openraft calls it after
 //! commit; the log store never applies). A batch is applied in one durable write transaction
-//! (state changes, last applied id and membership together), then published, then clients are
-//! answered.
+//! (state changes, their history, last applied id and membership together), then published,
+//! then clients are answered.
 //!
 //! **Invariant:** every change of the state (the load at start, an applied batch, an installed
 //! snapshot) goes through [`StateMachine::publish`], the one place that swaps the views and
@@ -14,15 +14,20 @@
 //! **Invariant:** a command that [`ReplicatedState::apply`] refuses changes nothing, but its entry is
 //! still applied: the applied id advances and the client receives the refusal.
 //!
-//! A snapshot is the whole state as a list of `Change`s (a `ZonePut` per zone, then an
-//! `RRsetPut` per RRset) read in one read transaction; the last one built or installed is kept
-//! in `sm_meta` so it can be sent to a follower as is.
+//! [`StateMachine::apply`] is three steps: `apply_entries` runs each entry's command on a copy
+//! of the published model, `AppliedBatch::write` makes the batch durable, then `publish` and
+//! the answers.
+//!
+//! A snapshot is the whole state as a list of `Change`s (`outpost_replica::read_state`: a
+//! `ZonePut` per zone, the tokens, plugins, invites and idempotency keys, then an `RRsetPut`
+//! per RRset) read in one read transaction; the last one built or installed is kept in
+//! `sm_meta` so it can be sent to a follower as is.
 
 use std::io;
 use std::sync::Arc;
 
 use futures_util::{Stream, TryStreamExt};
-use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::storage::{ApplyResponder, EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use outpost_core::state::{Change, ReplicatedState};
 use outpost_replica::{Published, Rebuild, StateError, StateTables};
@@ -129,6 +134,88 @@ struct AppliedBatch {
     history_entries: u64,
 }
 
+/// A client's answer, sent once its entry is on disk and published.
+type Reply = (ApplyResponder<TypeConfig>, WriteResponse);
+
+/// Applies each committed entry of a batch to `zones` (a copy of the published state), and
+/// collects what the batch must write and answer; `None` for an empty batch.
+async fn apply_entries<Strm>(
+    zones: &mut ReplicatedState,
+    mut entries: Strm,
+    history_entries: u64,
+) -> Result<Option<(AppliedBatch, Vec<Reply>)>, io::Error>
+where
+    Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin,
+{
+    let mut history = Vec::new();
+    let mut last_applied = None;
+    let mut last_membership = None;
+    let mut replies = Vec::new();
+    while let Some((entry, responder)) = entries.try_next().await? {
+        let response = match entry.payload {
+            EntryPayload::Blank => Ok(Vec::new()),
+            EntryPayload::Normal(proposal) => {
+                let result = zones.apply_at(entry.log_id.index, &proposal.0);
+                if let Ok(made) = &result
+                    && !made.is_empty()
+                {
+                    history.push(CommittedEntry {
+                        index: entry.log_id.index,
+                        changes: made.clone(),
+                    });
+                }
+                result
+            }
+            EntryPayload::Membership(membership) => {
+                last_membership = Some(StoredMembership::new(Some(entry.log_id), membership));
+                Ok(Vec::new())
+            }
+        };
+        last_applied = Some(entry.log_id);
+        if let Some(responder) = responder {
+            replies.push((responder, WriteResponse(response)));
+        }
+    }
+    Ok(last_applied.map(|last_applied| {
+        let batch = AppliedBatch {
+            history,
+            last_applied,
+            last_membership,
+            history_entries,
+        };
+        (batch, replies)
+    }))
+}
+
+impl AppliedBatch {
+    /// Writes the batch in one durable transaction: its changes to the state tables, its
+    /// history, and the last applied id and membership.
+    fn write(self, db: &Database) -> io::Result<AppliedBatch> {
+        let txn = begin_durable_write(db)?;
+        {
+            let mut tables = StateTables::open(&txn).map_err(io_error)?;
+            for change in self.history.iter().flat_map(|entry| &entry.changes) {
+                tables.apply(change).map_err(state_error)?;
+            }
+        }
+        write_history(
+            &txn,
+            &self.history,
+            self.last_applied.index,
+            self.history_entries,
+        )?;
+        {
+            let mut meta = txn.open_table(SM_META).map_err(io_error)?;
+            put_value(&mut meta, LAST_APPLIED, &self.last_applied)?;
+            if let Some(membership) = &self.last_membership {
+                put_value(&mut meta, LAST_MEMBERSHIP, membership)?;
+            }
+        }
+        txn.commit().map_err(io_error)?;
+        Ok(self)
+    }
+}
+
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotData = Vec<u8>;
     type SnapshotBuilder = SnapshotBuilder;
@@ -144,7 +231,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .await
     }
 
-    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    async fn apply<Strm>(&mut self, entries: Strm) -> Result<(), io::Error>
     where
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
@@ -154,76 +241,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let view = self.published.view.load();
             (ReplicatedState::clone(&view.zones), view.applied)
         };
-        let mut history = Vec::new();
-        let mut last_applied = None;
-        let mut last_membership = None;
-        let mut replies = Vec::new();
-
-        while let Some((entry, responder)) = entries.try_next().await? {
-            let response = match entry.payload {
-                EntryPayload::Blank => Ok(Vec::new()),
-                EntryPayload::Normal(proposal) => {
-                    let result = zones.apply_at(entry.log_id.index, &proposal.0);
-                    if let Ok(made) = &result
-                        && !made.is_empty()
-                    {
-                        history.push(CommittedEntry {
-                            index: entry.log_id.index,
-                            changes: made.clone(),
-                        });
-                    }
-                    result
-                }
-                EntryPayload::Membership(membership) => {
-                    last_membership = Some(StoredMembership::new(Some(entry.log_id), membership));
-                    Ok(Vec::new())
-                }
-            };
-            last_applied = Some(entry.log_id);
-            if let Some(responder) = responder {
-                replies.push((responder, WriteResponse(response)));
-            }
-        }
-        let Some(last_applied) = last_applied else {
+        let Some((batch, replies)) =
+            apply_entries(&mut zones, entries, self.history_entries).await?
+        else {
             return Ok(());
         };
-
         tracing::debug!(
-            last_applied = last_applied.index,
-            entries_with_changes = history.len(),
+            last_applied = batch.last_applied.index,
+            entries_with_changes = batch.history.len(),
             "applying batch"
         );
-        let batch = AppliedBatch {
-            history,
-            last_applied,
-            last_membership,
-            history_entries: self.history_entries,
-        };
-        let batch = blocking(&self.db, move |db| {
-            let txn = begin_durable_write(db)?;
-            {
-                let mut tables = StateTables::open(&txn).map_err(io_error)?;
-                for change in batch.history.iter().flat_map(|entry| &entry.changes) {
-                    tables.apply(change).map_err(state_error)?;
-                }
-            }
-            write_history(
-                &txn,
-                &batch.history,
-                batch.last_applied.index,
-                batch.history_entries,
-            )?;
-            {
-                let mut meta = txn.open_table(SM_META).map_err(io_error)?;
-                put_value(&mut meta, LAST_APPLIED, &batch.last_applied)?;
-                if let Some(membership) = &batch.last_membership {
-                    put_value(&mut meta, LAST_MEMBERSHIP, membership)?;
-                }
-            }
-            txn.commit().map_err(io_error)?;
-            Ok(batch)
-        })
-        .await?;
+        let batch = blocking(&self.db, move |db| batch.write(db)).await?;
 
         let applied = StateEvent::Applied(Arc::new(CommittedBatch {
             first: before + 1,

@@ -1,22 +1,24 @@
 //! The layout of `outpost.redb`, the value codec and the bridge from async code to redb.
 //!
 //! One file holds the Raft log and the state machine, in separate tables (the state tables,
-//! `zones` to `join_invites`, are `outpost_replica`'s, written the same way on a Lite
-//! client):
+//! `zones` to `idempotency_keys`, are `outpost_replica`'s, written the same way on a Lite
+//! client; `docs/storage.md` has every field):
 //!
 //! | table      | key                         | value                                      |
 //! |------------|-----------------------------|--------------------------------------------|
 //! | `log`      | index `u64`                 | postcard `Entry`                           |
-//! | `log_meta` | `"format"`, `"cluster_id"`, `"node_id"`, `"vote"`, `"last_purged"`, `"committed"` | postcard `u32` / `String` / `u64` / `Vote` / `LogId` |
+//! | `log_meta` | `"format"`, `"cluster_id"`, `"node_id"`, `"vote"`, `"last_purged"`, `"committed"` | postcard `u32` / `String` / `u64` / `Vote` / `LogId` / `LogId` |
 //! | `zones`    | origin                      | `()`                                       |
 //! | `rrsets`   | `(zone, owner, rtype)`      | the RRset's records, wire bytes            |
-//! | `lite_tokens`, `plugins` | name                | postcard `LiteToken` / `PluginDefinition` |
+//! | `lite_tokens`, `plugins` | name          | postcard `LiteToken` / `PluginDefinition`  |
 //! | `join_invites` | SHA-256 of the secret   | postcard `JoinInvite`                      |
-//! | `sm_meta`  | `"last_applied"`, `"last_membership"`, `"snapshot"` | postcard `LogId` / `StoredMembership` / stored snapshot |
+//! | `idempotency_keys` | key                 | postcard `IdempotencyRecord`               |
+//! | `history`  | log index `u64`             | postcard `Vec<Change>`, what that entry changed (absent when nothing) |
+//! | `sm_meta`  | `"last_applied"`, `"last_membership"`, `"snapshot"`, `"history_floor"` | postcard `LogId` / `StoredMembership` / stored snapshot / `u64` |
 //!
-//! **Invariant:** the state tables (`zones`, `rrsets`) and `sm_meta.last_applied` change only
+//! **Invariant:** the state tables, `history` and `sm_meta.last_applied` change only
 //! together, in one write transaction, so the state on disk is always exactly the state after
-//! `last_applied`.
+//! `last_applied`, and the history leads up to it.
 
 use std::io;
 use std::path::Path;

@@ -2,9 +2,10 @@
 //! the starting point (resume from the cursor or a snapshot), then live changes
 //! until either side closes.
 //!
-//! The session is one chain: [`run`] → `handshake` (Hello, register with the hub,
-//! read the view, check the token, negotiate) → `start` (Welcome, then history or a
-//! snapshot) → `live` (queued batches, heartbeats, acks) → `close` (an `Error` or
+//! The session is one chain: [`run`] → `serve` (`read_hello` within [`HELLO_TIMEOUT`])
+//! → `handshake` (register with the hub, read the view, check the token, negotiate) →
+//! `bring_up` (Welcome, then the history after the client's cursor or `send_snapshot`)
+//! → `live` (queued batches, heartbeats, acks) → `close` (an `Error` or
 //! `ResyncRequired` frame when there is something to say, then the close code).
 //!
 //! **Invariant:** the session registers with the hub before it reads the view it

@@ -230,18 +230,63 @@ impl Running {
     }
 }
 
+/// Waits for Synced at the head, then reports what the client holds and costs then and
+/// after it settled. `None` when it was not Synced within the timeout (said on stdout).
 fn measure(
     args: &LiteArgs,
     lite: &mut Running,
     started: Instant,
     new: bool,
 ) -> anyhow::Result<Option<Outcome>> {
+    let Some(synced) = wait_for_synced(args, lite, started)? else {
+        return Ok(None);
+    };
+    let at_sync = Memory::of(lite.pid())?;
+    println!(
+        "  Synced at cursor {} = head with {} records after {} (Syncing first seen after {})",
+        synced.status.cursor.unwrap_or(0),
+        synced.status.records,
+        ms(synced.after),
+        synced.first_syncing.map_or_else(|| "-".to_string(), ms),
+    );
+    println!(
+        "  memory at Synced: {at_sync}  (highest VmRSS sampled {})",
+        mib(synced.sampled_peak_kib)
+    );
+    let (settled, later) = settle(args, lite, synced.status, new)?;
+    Ok(Some(Outcome {
+        synced_after: synced.after,
+        records: later.records,
+        at_sync,
+        settled,
+    }))
+}
+
+/// What polling the client saw when it was first Synced at the head.
+struct Synced {
+    /// Time from the start of the client.
+    after: Duration,
+    status: Status,
+    /// When the status first said Syncing, if a poll caught it.
+    first_syncing: Option<Duration>,
+    /// The highest VmRSS of the polls until then.
+    sampled_peak_kib: u64,
+}
+
+/// Polls the client's status every `--poll-ms` until it is Synced with its cursor at the
+/// head (and at `--expect-index` or beyond); `None` after `--timeout-secs` (said on
+/// stdout), an error when the client exits first.
+fn wait_for_synced(
+    args: &LiteArgs,
+    lite: &mut Running,
+    started: Instant,
+) -> anyhow::Result<Option<Synced>> {
     let poll = Duration::from_millis(args.poll_ms);
     let timeout = Duration::from_secs(args.timeout_secs);
     let mut sampled_peak_kib = 0;
     let mut first_syncing = None;
     let mut last: Option<Status> = None;
-    let synced = loop {
+    loop {
         if let Some(exit) = lite
             .child
             .try_wait()
@@ -264,37 +309,39 @@ fn measure(
                 && at_head
                 && status.cursor.unwrap_or(0) >= args.expect_index
             {
-                break Some((started.elapsed(), status));
+                return Ok(Some(Synced {
+                    after: started.elapsed(),
+                    status,
+                    first_syncing,
+                    sampled_peak_kib,
+                }));
             }
             last = Some(status);
         }
         if started.elapsed() >= timeout {
-            break None;
+            break;
         }
         std::thread::sleep(poll);
-    };
-    let Some((elapsed, status)) = synced else {
-        println!(
-            "  not Synced at the head within {}; last status: {last:?}",
-            ms(timeout)
-        );
-        return Ok(None);
-    };
-    let at_sync = Memory::of(lite.pid())?;
+    }
     println!(
-        "  Synced at cursor {} = head with {} records after {} (Syncing first seen after {})",
-        status.cursor.unwrap_or(0),
-        status.records,
-        ms(elapsed),
-        first_syncing.map_or_else(|| "-".to_string(), ms),
+        "  not Synced at the head within {}; last status: {last:?}",
+        ms(timeout)
     );
-    println!(
-        "  memory at Synced: {at_sync}  (highest VmRSS sampled {})",
-        mib(sampled_peak_kib)
-    );
+    Ok(None)
+}
+
+/// Waits `--settle-secs`, then prints the client's state, memory and disk use, and
+/// warns when it holds other than the expected records or (a new client) does not
+/// answer `--check-name`. The memory and the status then.
+fn settle(
+    args: &LiteArgs,
+    lite: &Running,
+    at_sync: Status,
+    new: bool,
+) -> anyhow::Result<(Memory, Status)> {
     std::thread::sleep(Duration::from_secs(args.settle_secs));
     let settled = Memory::of(lite.pid())?;
-    let later = read_status(&args.lite_bin, &args.data_dir, lite.pid()).unwrap_or(status);
+    let later = read_status(&args.lite_bin, &args.data_dir, lite.pid()).unwrap_or(at_sync);
     println!(
         "  {} s later: {}, {} records, {settled}{}",
         args.settle_secs,
@@ -323,12 +370,7 @@ fn measure(
             Err(error) => println!("  WARNING: no answer to {name} A: {error:#}"),
         }
     }
-    Ok(Some(Outcome {
-        synced_after: elapsed,
-        records: later.records,
-        at_sync,
-        settled,
-    }))
+    Ok((settled, later))
 }
 
 /// Bytes of the files in `dir` (not in subdirectories), in KiB.

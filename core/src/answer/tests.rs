@@ -368,8 +368,11 @@ fn render(set: &ZoneSet, name: &str, qtype: RecordType) -> String {
 
 #[test]
 fn a_patched_index_answers_as_one_built_whole_through_random_writes() {
-    // Names at several depths, under a wildcard and a cut, so writes make and remove
-    // empty non-terminals, wildcards and delegations.
+    // A zone just past the size from which writes are patched, with names at several
+    // depths, under a wildcard and a cut, so writes make and remove empty non-terminals,
+    // wildcards and delegations. Half the writes go to owners of the index's base,
+    // enough of them for the patch to outgrow its share and the index to be built whole.
+    let fillers = PATCH_FROM_NODES;
     let pool = [
         "a.example.internal.",
         "b.a.example.internal.",
@@ -381,6 +384,8 @@ fn a_patched_index_answers_as_one_built_whole_through_random_writes() {
         "ent.example.internal.",
         "host.sub.example.internal.",
         "www.example.internal.",
+        "filler7.example.internal.",
+        "filler1000.example.internal.",
     ];
     let types = [
         RecordType::A,
@@ -402,13 +407,19 @@ fn a_patched_index_answers_as_one_built_whole_through_random_writes() {
             "q.w.example.internal.",
             "nope.example.internal.",
             "d.c.b.a.example.internal.",
+            "x.host.sub.example.internal.",
+            "filler8.example.internal.",
         ]
         .map(String::from),
     );
 
     let origin = Name::from_ascii("example.internal.").unwrap();
     let mut zones = ReplicatedState::default();
-    let records = parse_zone(EXAMPLE, &origin, 3600).unwrap();
+    let mut text = EXAMPLE.to_string();
+    for i in 0..fillers {
+        text.push_str(&format!("filler{i} A 10.8.{}.{}\n", i / 250, i % 250));
+    }
+    let records = parse_zone(&text, &origin, 3600).unwrap();
     let changes = zones
         .apply(&Command::CreateZone {
             origin: origin.to_ascii(),
@@ -416,6 +427,8 @@ fn a_patched_index_answers_as_one_built_whole_through_random_writes() {
         })
         .unwrap();
     let mut patched = ZoneSet::rebuild(&zones, &ZoneSet::empty(), &changes);
+    let key = key_of(&origin);
+    assert!(patched.zones[&key].base.len() >= PATCH_FROM_NODES);
 
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
     let mut random = |below: usize| {
@@ -424,9 +437,12 @@ fn a_patched_index_answers_as_one_built_whole_through_random_writes() {
         state ^= state << 17;
         usize::try_from(state % below as u64).unwrap()
     };
-    let mut saw_patch = false;
+    let (mut patches, mut rebuilt_after_patches) = (0, 0);
     for step in 0..400 {
-        let name = pool[random(pool.len())];
+        let name = match random(2) {
+            0 => pool[random(pool.len())].to_string(),
+            _ => format!("filler{}.example.internal.", random(fillers)),
+        };
         let command = match random(4) {
             0 | 1 => {
                 let text = match random(3) {
@@ -439,7 +455,7 @@ fn a_patched_index_answers_as_one_built_whole_through_random_writes() {
                 }
             }
             _ => Command::DeleteRecords {
-                owner: name.into(),
+                owner: name.clone(),
                 rtype: None,
                 records: Vec::new(),
             },
@@ -447,10 +463,13 @@ fn a_patched_index_answers_as_one_built_whole_through_random_writes() {
         let Ok(changes) = zones.apply(&command) else {
             continue;
         };
+        let had_patch = !patched.zones[&key].patch.is_empty();
         patched = ZoneSet::rebuild(&zones, &patched, &changes);
-        saw_patch |= patched.zones.values().any(|index| !index.patch.is_empty());
+        let has_patch = !patched.zones[&key].patch.is_empty();
+        patches += usize::from(has_patch);
+        rebuilt_after_patches += usize::from(had_patch && !has_patch);
         let whole = ZoneSet::build(&zones);
-        for question in &questions {
+        for question in questions.iter().chain([&name]) {
             for qtype in types {
                 assert_eq!(
                     render(&patched, question, qtype),
@@ -460,5 +479,9 @@ fn a_patched_index_answers_as_one_built_whole_through_random_writes() {
             }
         }
     }
-    assert!(saw_patch, "the writes were patched, not only indexed whole");
+    assert!(patches > 100, "the writes were patched: {patches}");
+    assert!(
+        rebuilt_after_patches > 0,
+        "a patch grown past 1/{REBUILD_SHARE} of the zone was indexed whole again"
+    );
 }

@@ -2,10 +2,10 @@
 //!
 //! | table    | key                     | value                                     |
 //! |----------|-------------------------|-------------------------------------------|
-//! | `zones`, `rrsets`, `plugins` (and `lite_tokens`, `join_invites`, always empty) | | the state tables of `outpost_replica`, written as an appliance writes them |
+//! | `zones`, `rrsets`, `plugins` (and `lite_tokens`, `join_invites`, `idempotency_keys`, always empty) | | the state tables of `outpost_replica`, written as an appliance writes them |
 //! | `meta`   | `"format"`, `"client_id"`, `"cursor"`, `"head"`, `"scope"` | postcard values |
 //!
-//! **Invariant:** `zones`, `rrsets` and `meta.cursor` change only together, in one
+//! **Invariant:** the state tables and `meta.cursor` change only together, in one
 //! durable write transaction, so the replica on disk is always exactly the state
 //! after `cursor`.
 

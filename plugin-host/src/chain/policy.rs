@@ -8,7 +8,7 @@
 //! a call takes one out, runs `decide` with no lock held, and puts it back. The
 //! pool's mutex is held only to pop and to push: about 25 ns for both, uncontended,
 //! against about 550 ns for a `decide` on a blocklist of 100,000 domains (release
-//! build; `chain_decide_time_with_100k_domains` in `chain/tests.rs` prints both).
+//! build; `cargo run --release -p outpost-plugin-host --example decide_time` prints both).
 //! Since `decide` never yields, at most one call per runtime thread is in flight,
 //! and a pool of one instance per thread never runs dry. When
 //! it does (more threads than instances), the call builds a new instance on the
