@@ -22,6 +22,34 @@ use outpost_plugin_host::{PluginEngine, PluginError, PluginInfo, PluginSet, Tran
 
 use crate::handler::QueryHandler;
 
+/// Where one plugin definition stands on this node. Displayed as `plugin list` and the Lite
+/// status show it: `running`, `disabled`, `stopped: <why>`, `failed: <why>`, `loading`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PluginState {
+    /// The version in force.
+    Running,
+    /// Switched off by the operator.
+    Disabled,
+    /// It kept failing and was switched off here; the reason.
+    Stopped(String),
+    /// It did not load; the reason.
+    Failed(String),
+    /// Not in force yet (or an older version is).
+    Loading,
+}
+
+impl std::fmt::Display for PluginState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PluginState::Running => f.write_str("running"),
+            PluginState::Disabled => f.write_str("disabled"),
+            PluginState::Stopped(reason) => write!(f, "stopped: {reason}"),
+            PluginState::Failed(reason) => write!(f, "failed: {reason}"),
+            PluginState::Loading => f.write_str("loading"),
+        }
+    }
+}
+
 /// The plugins in force.
 pub struct PluginRuntime {
     engine: PluginEngine,
@@ -57,29 +85,27 @@ impl PluginRuntime {
         self.failures.load_full()
     }
 
-    /// Where `definition` stands here: `running` (the version in force),
-    /// `disabled` (by the operator), `stopped: <why>` (it kept failing and was
-    /// switched off), `failed: <why>` (it did not load), or `loading`.
-    pub fn state_of(&self, definition: &PluginDefinition) -> (String, Option<PluginInfo>) {
+    /// Where `definition` stands here, and the loaded plugin of its name if any.
+    pub fn state_of(&self, definition: &PluginDefinition) -> (PluginState, Option<PluginInfo>) {
         let running = self
             .loaded()
             .plugins()
             .into_iter()
             .find(|plugin| *plugin.name == *definition.name);
         let state = if !definition.enabled {
-            "disabled".to_string()
+            PluginState::Disabled
         } else if let Some(failure) = self.failures.load().get(&definition.name) {
-            format!("failed: {failure}")
+            PluginState::Failed(failure.clone())
         } else {
             match running
                 .as_ref()
                 .map(|plugin| plugin.stats.disabled_reason())
             {
-                Some(Some(reason)) => format!("stopped: {reason}"),
+                Some(Some(reason)) => PluginState::Stopped(reason),
                 Some(None) if running.as_ref().map(|p| p.version) == Some(definition.version) => {
-                    "running".to_string()
+                    PluginState::Running
                 }
-                _ => "loading".to_string(),
+                _ => PluginState::Loading,
             }
         };
         (state, running)

@@ -8,30 +8,27 @@
 //!
 //! Shutdown: cancel, which makes the session close its WebSocket with a close frame
 //! (1000) and the DNS sockets stop accepting → the session task and in-flight queries
-//! finish within [`DRAIN_DEADLINE`] → the replica (redb) is closed with the session
+//! finish within [`DRAIN_DEADLINE`](outpost_dns::server::DRAIN_DEADLINE) → the replica (redb) is closed with the session
 //! task → a last `status.json` (Disconnected).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use outpost_dns::forward::Forwarder;
 use outpost_dns::handler::QueryHandler;
 use outpost_dns::metrics::Metrics;
 use outpost_dns::plugin_runtime::PluginRuntime;
-use outpost_dns::server::{DnsSockets, stop_and_drain};
+use outpost_dns::server::{DnsSockets, drain_in_flight};
 use outpost_plugin_host::PluginEngine;
+use outpost_plugin_host::PluginError;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::LiteConfig;
 use crate::replica::{LiveState, ReplicaError, ReplicaStore};
 use crate::status::{self, Digester, PluginStatus, StatusBoard, StatusError};
-
-/// How long shutdown waits for the session to close and queries to drain.
-pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -52,7 +49,7 @@ pub enum StartError {
     #[error(transparent)]
     Status(#[from] StatusError),
     #[error("the plugin host cannot start: {0}")]
-    Plugins(String),
+    Plugins(#[source] PluginError),
 }
 
 /// A running client.
@@ -141,14 +138,7 @@ impl LiteClient {
 
     /// Stops in the order the module documentation gives.
     pub async fn shutdown(self) -> Result<(), StatusError> {
-        tracing::info!("shutting down");
-        stop_and_drain(
-            &self.shutdown,
-            &self.tracker,
-            DRAIN_DEADLINE,
-            "in-flight work",
-        )
-        .await;
+        drain_in_flight(&self.shutdown, &self.tracker).await;
         self.board.disconnected(None);
         let digest = Digester::default()
             .digest(&self.published.state.view, true)
@@ -208,7 +198,7 @@ async fn serve_dns(
         metrics,
     ));
     let engine = PluginEngine::with_disk_cache(&config.data_dir.join("plugin-cache"))
-        .map_err(|e| StartError::Plugins(e.to_string()))?;
+        .map_err(StartError::Plugins)?;
     let plugins = Arc::new(PluginRuntime::new(engine, handler.clone()));
     let definitions = published.state.load().zones.plugins().cloned().collect();
     plugins.reload(definitions, true).await;
@@ -231,7 +221,7 @@ fn plugin_statuses(plugins: &PluginRuntime, published: &LiveState) -> Vec<Plugin
             name: definition.name.clone(),
             hook: definition.hook.world().to_string(),
             version: definition.version,
-            state: plugins.state_of(definition).0,
+            state: plugins.state_of(definition).0.to_string(),
         })
         .collect()
 }

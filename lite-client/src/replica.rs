@@ -68,9 +68,9 @@ pub enum ReplicaError {
     #[error("the appliance sent a change for zone {zone}, outside the token's zones {scope:?}")]
     OutOfScope { zone: String, scope: Vec<String> },
     #[error("no randomness for the client id: {0}")]
-    NoRandomness(String),
+    NoRandomness(#[source] getrandom::Error),
     #[error("the storage task failed: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
 }
 
 /// What the DNS path and the status file read: swapped after each commit.
@@ -154,7 +154,7 @@ impl ReplicaStore {
             Ok((db, client_id, cursor, head, scope, zones))
         })
         .await
-        .map_err(|e| ReplicaError::Task(e.to_string()))??;
+        .map_err(ReplicaError::Task)??;
         let (db, client_id, cursor, head, scope, zones) = loaded;
         let state = outpost_replica::Published::new();
         let applied = cursor.as_ref().map_or(0, |cursor| cursor.index);
@@ -335,7 +335,7 @@ impl ReplicaStore {
             Ok::<_, ReplicaError>(plan)
         })
         .await
-        .map_err(|e| ReplicaError::Task(e.to_string()))??;
+        .map_err(ReplicaError::Task)??;
         // A snapshot may replace every definition: it counts as removing them all.
         let (plugins_changed, plugins_removed) = match &plan.content {
             Content::Replace(_) => (true, true),

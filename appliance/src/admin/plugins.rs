@@ -17,6 +17,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use outpost_core::state::{
     Command, FailureMode, Hook, MAX_PLUGIN_BYTES, PluginDefinition, check_plugin_name,
 };
+use outpost_dns::plugin_runtime::PluginState;
 use outpost_plugin_host::{Limits, LoadedPlugin, PluginEngine};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -155,7 +156,7 @@ pub async fn install(
             version: existing.version,
             ..definition.clone()
         } == **existing;
-        same && state.plugins.state_of(existing).0.starts_with("stopped")
+        same && matches!(state.plugins.state_of(existing).0, PluginState::Stopped(_))
     });
     let existed = existing.is_some();
     drop(zones);
@@ -229,7 +230,7 @@ pub async fn list(
                 sha256: hex(&definition.sha256),
                 component_bytes: definition.component.len(),
                 config_bytes: definition.config.len(),
-                state: state_text,
+                state: state_text.to_string(),
                 loaded_version: running.as_ref().map(|plugin| plugin.version),
                 calls: stats.calls,
                 memo_hits: stats.memo_hits,

@@ -278,7 +278,7 @@ async fn spawn_services(
         metrics.clone(),
     ));
     let engine = PluginEngine::with_disk_cache(&config.data_dir.join(PLUGIN_CACHE_DIR))
-        .map_err(|e| NodeError::Plugins(e.to_string()))?;
+        .map_err(NodeError::Plugins)?;
     let plugins = Arc::new(PluginRuntime::new(engine, handler.clone()));
     crate::plugin_reload::load_current(&plugins, store, true).await;
     let shutdown = CancellationToken::new();

@@ -19,7 +19,7 @@ use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::{ChangeMembers, ReadPolicy};
 use outpost_core::state::Command;
 use outpost_replica::View;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::{MembershipError, ReadError, WriteError};
 use super::handle::{NodeState, Store};
@@ -43,13 +43,13 @@ fn is_healthy(peer: &PeerProgress) -> bool {
 }
 
 /// `outpost cluster status`: the cluster as one node sees it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClusterStatus {
     pub cluster_id: String,
     /// The node that answered.
     pub node_id: u64,
     /// Its Raft role: leader, follower, learner, candidate.
-    pub role: String,
+    pub role: NodeState,
     pub term: u64,
     pub leader: Option<u64>,
     pub commit_index: Option<u64>,
@@ -59,7 +59,7 @@ pub struct ClusterStatus {
 
 /// One member in [`ClusterStatus`]. The replication fields are the leader's view, `null` when
 /// the leader could not be asked.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NodeStatus {
     pub id: u64,
     pub address: String,
@@ -378,7 +378,7 @@ impl Store {
         ClusterStatus {
             cluster_id: self.cluster_id().to_string(),
             node_id: status.node_id,
-            role: status.state.to_string(),
+            role: status.state,
             term: status.term,
             leader: status.leader,
             commit_index: self.commit_index(),

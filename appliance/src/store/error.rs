@@ -19,7 +19,7 @@ use super::rpc::{RemoteMembershipError, RemoteReadError};
 pub enum WriteError {
     /// The zones model refused the command when it was applied; nothing changed.
     #[error("write refused: {0}")]
-    Rejected(CommandError),
+    Rejected(#[source] CommandError),
     /// Another node leads the cluster, or none is known; the write must go to the leader.
     #[error("{}", not_leader(*leader))]
     NotLeader { leader: Option<u64> },
@@ -65,12 +65,21 @@ pub enum StoreError {
     #[error("cannot create data directory {}: {cause}", path.display())]
     CreateDir {
         path: PathBuf,
+        #[source]
         cause: std::io::Error,
     },
     #[error("cannot open {}: {cause}: is another outpost running with this data dir?", path.display())]
-    AlreadyOpen { path: PathBuf, cause: redb::Error },
+    AlreadyOpen {
+        path: PathBuf,
+        #[source]
+        cause: redb::Error,
+    },
     #[error("cannot open {}: {cause}", path.display())]
-    Open { path: PathBuf, cause: redb::Error },
+    Open {
+        path: PathBuf,
+        #[source]
+        cause: redb::Error,
+    },
     #[error("{} has storage format {found}, this outpost reads format {expected}: run the outpost version that wrote it", path.display())]
     Format {
         path: PathBuf,
@@ -80,6 +89,7 @@ pub enum StoreError {
     #[error("cannot load the zones stored in {}: {cause}", path.display())]
     Load {
         path: PathBuf,
+        #[source]
         cause: std::io::Error,
     },
     #[error("{} belongs to node {found}, not node {wanted}: use the data directory of node {wanted}", path.display())]

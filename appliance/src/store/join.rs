@@ -182,7 +182,7 @@ pub enum InviteError {
     #[error(transparent)]
     Write(#[from] WriteError),
     #[error("no randomness for the join secret: {0}")]
-    Random(String),
+    Random(#[source] getrandom::Error),
 }
 
 /// Why a node did not join.
@@ -223,7 +223,7 @@ impl Store {
             return Err(InviteError::NoRaftAddress);
         }
         let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| InviteError::Random(e.to_string()))?;
+        getrandom::fill(&mut secret).map_err(InviteError::Random)?;
         let now_unix = unix_now();
         let expires_unix = now_unix + ttl.as_secs().max(1);
         self.write(Command::PutJoinInvite {
