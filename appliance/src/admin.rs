@@ -53,7 +53,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::Store;
-use crate::sync::Hub;
+use crate::sync::hub::Hub;
 use outpost_dns::metrics::Metrics;
 use outpost_dns::plugin_runtime::PluginRuntime;
 

@@ -26,7 +26,7 @@
 pub mod answer;
 pub mod digest;
 pub mod name;
-pub mod packed;
+pub(crate) mod packed;
 pub mod report;
 pub mod state;
 pub mod sync;

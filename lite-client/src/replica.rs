@@ -190,6 +190,7 @@ impl ReplicaStore {
         self.head
     }
 
+    #[cfg(test)]
     pub fn scope(&self) -> &[String] {
         &self.scope
     }

@@ -34,7 +34,8 @@ use crate::store::{
     PeerAddr, RaftEndpoint, RaftServer, RaftTiming, Store, StoreOptions, load_or_create_node_key,
     node_id_for,
 };
-use crate::sync::{Hub, SyncServer, TlsConfig};
+use crate::sync::hub::Hub;
+use crate::sync::{SyncServer, TlsConfig};
 
 impl Node {
     pub async fn start(config: Config) -> Result<Self, NodeError> {

@@ -71,6 +71,7 @@ pub struct StagedSnapshot {
 
 impl StagedSnapshot {
     /// The replica it describes (meaningful when nothing was refused).
+    #[cfg(test)]
     pub fn zones(&self) -> &ReplicatedState {
         &self.staged.zones
     }
@@ -92,11 +93,8 @@ impl SnapshotStaging {
         }
     }
 
-    pub fn as_of(&self) -> u64 {
-        self.as_of
-    }
-
     /// Staged bytes so far.
+    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.bytes
     }

@@ -45,7 +45,6 @@ use std::time::Duration;
 use ::iroh::EndpointId;
 use ::iroh::endpoint::VarInt;
 
-pub use self::client::IrohTransport;
 pub use self::endpoint::RaftEndpoint;
 pub use self::identity::{NODE_KEY_FILE_NAME, load_or_create_node_key};
 pub use self::server::RaftServer;
