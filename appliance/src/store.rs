@@ -74,6 +74,8 @@ use openraft::ServerState;
 use redb::Database;
 
 pub(crate) use self::cluster::ClusterStatus;
+#[cfg(test)]
+pub(crate) use self::error::LeaderError;
 pub(crate) use self::error::{MembershipError, ReadError, StoreError, WriteError};
 pub(crate) use self::events::{CommitObserver, CommittedBatch, CommittedEntry, StateEvent};
 use self::handle::Inner;

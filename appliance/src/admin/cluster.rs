@@ -99,11 +99,9 @@ impl FromRequestParts<Arc<AdminState>> for Consistent {
         }
         match state.store.read_linearizable().await {
             Ok(view) => Ok(Consistent(Arc::clone(&view.zones))),
-            Err(e @ (ReadError::NotLeader { .. } | ReadError::LeaderUnreachable { .. })) => {
-                Err(ApiError::Unavailable(format!(
-                    "no linearizable read: {e}; retry, or read with ?consistency=local"
-                )))
-            }
+            Err(e @ ReadError::Leader(_)) => Err(ApiError::Unavailable(format!(
+                "no linearizable read: {e}; retry, or read with ?consistency=local"
+            ))),
             Err(e) => Err(ApiError::Unavailable(format!("no linearizable read: {e}"))),
         }
     }
