@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use outpost_core::state::{Change, ReplicatedState, parse_name};
+use outpost_core::state::{Change, CommandError, ReplicatedState, parse_name};
 use outpost_core::sync::{Changes, from_wire, to_wire};
 use outpost_replica::{Rebuild, StateError, StateTables};
 use redb::Database;
@@ -61,8 +61,16 @@ pub enum ReplicaError {
         "the replica file is damaged: {0} (delete {REPLICA_FILE}: the next session takes a snapshot)"
     )]
     Corrupt(String),
+    #[error(
+        "the appliance sent Welcome {{ mode: Resume }}, which does not apply to the replica: the client holds no cursor of this cluster to resume from"
+    )]
+    NoCursorToResume,
     #[error("the appliance sent {change}, which does not apply to the replica: {reason}")]
-    Inconsistent { change: String, reason: String },
+    Inconsistent {
+        change: String,
+        #[source]
+        reason: CommandError,
+    },
     #[error("the appliance sent {0}")]
     BadChange(#[from] outpost_core::sync::WireChangeError),
     #[error("the appliance sent a change for zone {zone}, outside the token's zones {scope:?}")]
@@ -327,7 +335,7 @@ impl ReplicaStore {
                         .apply_change(change)
                         .map_err(|e| ReplicaError::Inconsistent {
                             change: describe(change),
-                            reason: e.to_string(),
+                            reason: e,
                         })?;
                 }
                 write_plan(&db, &plan, None)?;
@@ -411,7 +419,7 @@ fn check_scope<'a>(
         let zone = parse_name(zone).map(|name| name.to_ascii()).map_err(|e| {
             ReplicaError::Inconsistent {
                 change: format!("a change for zone {zone:?}"),
-                reason: e.to_string(),
+                reason: e,
             }
         })?;
         if !scope.contains(&zone) {
@@ -441,7 +449,7 @@ fn normalize_scope(scope: &[String]) -> Result<Vec<String>, ReplicaError> {
                 .map(|name| name.to_ascii())
                 .map_err(|e| ReplicaError::Inconsistent {
                     change: format!("a scope naming {zone:?}"),
-                    reason: e.to_string(),
+                    reason: e,
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
