@@ -22,6 +22,9 @@ use outpost_plugin_host::{PluginEngine, PluginError, PluginInfo, PluginSet, Tran
 
 use crate::handler::QueryHandler;
 
+mod watch;
+pub use watch::PluginWatch;
+
 /// Where one plugin definition stands on this node. Displayed as `plugin list` and the Lite
 /// status show it: `running`, `disabled`, `stopped: <why>`, `failed: <why>`, `loading`.
 #[derive(Clone, Debug, PartialEq, Eq)]

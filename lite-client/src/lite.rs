@@ -14,7 +14,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use outpost_dns::forward::Forwarder;
 use outpost_dns::handler::QueryHandler;
@@ -157,16 +156,10 @@ async fn reload_plugins(
     board: Arc<StatusBoard>,
     shutdown: CancellationToken,
 ) {
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = published.plugins_changed.notified() => {
-                let fresh = published.plugins_removed.swap(false, Ordering::SeqCst);
-                let definitions = published.state.load().zones.plugins().cloned().collect();
-                plugins.reload(definitions, fresh).await;
-                board.plugins(plugin_statuses(&plugins, &published));
-            }
-        }
+    while let Some(fresh) = published.plugins.next_change(&shutdown).await {
+        let definitions = published.state.load().zones.plugins().cloned().collect();
+        plugins.reload(definitions, fresh).await;
+        board.plugins(plugin_statuses(&plugins, &published));
     }
 }
 

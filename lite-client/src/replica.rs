@@ -20,14 +20,13 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use outpost_core::state::{Change, CommandError, ReplicatedState, parse_name};
 use outpost_core::sync::{Changes, from_wire, to_wire};
+use outpost_dns::plugin_runtime::PluginWatch;
 use outpost_replica::{Rebuild, StateError, StateTables};
 use redb::Database;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
 
 pub use staging::{MAX_SNAPSHOT_BYTES, SnapshotStaging, StagedSnapshot, StagingError, footprint};
 use tables::{
@@ -87,12 +86,9 @@ pub struct LiveState {
     /// The replica as of the cursor (`View::applied`) and its query index, published the
     /// way an appliance publishes its state (`outpost_replica::Published`).
     pub state: outpost_replica::Published,
-    /// Notified after a commit that changed the plugin definitions (a snapshot counts),
-    /// once the new model is published.
-    pub plugins_changed: Arc<Notify>,
-    /// Set with the notification when a definition was removed (or a snapshot replaced
-    /// them all): the next reload starts every plugin afresh.
-    pub plugins_removed: Arc<AtomicBool>,
+    /// Told of every commit that changed the plugin definitions (a snapshot counts), once
+    /// the new model is published.
+    pub plugins: Arc<PluginWatch>,
 }
 
 impl From<StateError> for ReplicaError {
@@ -175,8 +171,7 @@ impl ReplicaStore {
             scope,
             published: LiveState {
                 state,
-                plugins_changed: Arc::new(Notify::new()),
-                plugins_removed: Arc::new(AtomicBool::new(false)),
+                plugins: Arc::new(PluginWatch::default()),
             },
         })
     }
@@ -345,27 +340,9 @@ impl ReplicaStore {
         })
         .await
         .map_err(ReplicaError::Task)??;
-        // A snapshot may replace every definition: it counts as removing them all.
-        let (plugins_changed, plugins_removed) = match &plan.content {
-            Content::Replace(_) => (true, true),
-            Content::Changes(changes) => (
-                changes.iter().any(|change| {
-                    matches!(
-                        change,
-                        Change::PluginPut { .. } | Change::PluginDeleted { .. }
-                    )
-                }),
-                changes
-                    .iter()
-                    .any(|change| matches!(change, Change::PluginDeleted { .. })),
-            ),
-        };
-        if plugins_removed {
-            // Set before the notification, so the reload it wakes sees it.
-            self.published.plugins_removed.store(true, Ordering::SeqCst);
-        }
-        if plugins_changed {
-            self.published.plugins_changed.notify_one();
+        match &plan.content {
+            Content::Replace(_) => self.published.plugins.replaced(),
+            Content::Changes(changes) => self.published.plugins.applied(changes),
         }
         self.cursor = plan.cursor;
         self.head = plan.head;

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use outpost_dns::forward::Forwarder;
 use outpost_dns::handler::QueryHandler;
 use outpost_dns::metrics::Metrics;
-use outpost_dns::plugin_runtime::PluginRuntime;
+use outpost_dns::plugin_runtime::{PluginRuntime, PluginWatch};
 use outpost_dns::server::DnsSockets;
 use outpost_plugin_host::PluginEngine;
 use tokio::net::TcpListener;
@@ -28,7 +28,6 @@ use super::{
 };
 use crate::admin::{self, AdminState};
 use crate::config::Config;
-use crate::plugin_reload::PluginWatch;
 use crate::store::{
     ClusterOptions, ClusterStart, CommitObserver, DB_FILE_NAME, JoinTicket, NODE_KEY_FILE_NAME,
     PeerAddr, RaftEndpoint, RaftServer, RaftTiming, Store, StoreOptions, load_or_create_node_key,
@@ -45,7 +44,7 @@ impl Node {
             None => None,
         };
         let hub = Arc::new(Hub::new());
-        let plugin_watch = PluginWatch::new();
+        let plugin_watch = Arc::new(PluginWatch::default());
         let observers: Vec<Arc<dyn CommitObserver>> = vec![hub.clone(), plugin_watch.clone()];
         let cluster = open_cluster(&config, Arc::new(observers)).await?;
         let listeners = match prepare(&config, &cluster.store).await {
