@@ -10,6 +10,7 @@
 //!
 //! # Layout
 //! - [`auth`]: the admin token file and the bearer check on `/v1`.
+//! - [`body`]: the JSON bodies of the answers, shared with the CLI.
 //! - [`error`]: [`ApiError`], the one error type, and extractors that produce it.
 //! - [`status`]: `/health`, `/ready`, `/metrics` and `/v1/status`.
 //! - [`zones`]: `/v1/zones…`: list, create, delete, import a master file, export.
@@ -26,6 +27,7 @@
 //! they are the compatibility surface of the `outpost` CLI and of scripts.
 
 mod auth;
+pub(crate) mod body;
 mod cluster;
 mod connection;
 mod error;
@@ -51,7 +53,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::Store;
-use crate::sync::Hub;
+use crate::sync::hub::Hub;
 use outpost_dns::metrics::Metrics;
 use outpost_dns::plugin_runtime::PluginRuntime;
 

@@ -25,13 +25,15 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use serde::Deserialize;
 use serde_json::json;
 
 pub use self::api::Connection;
 use self::api::{Api, path_segment};
 use self::progress::{PROGRESS_MIN_BYTES, Progress, human_bytes};
 use self::table::write_table;
+use crate::admin::body::{
+    CreatedZone, ImportedZone, IndexBody, RecordBody, RecordsWritten, StatusBody, ZoneSummary,
+};
 
 pub use self::cluster::ClusterCommand;
 pub use self::plugins::PluginCommand;
@@ -84,11 +86,6 @@ pub enum RecordCommand {
     },
     /// List the records of a zone
     List { zone: String },
-}
-
-#[derive(Deserialize)]
-struct Index {
-    index: u64,
 }
 
 pub fn zone(connection: &Connection, command: ZoneCommand) -> anyhow::Result<()> {
@@ -146,13 +143,7 @@ fn run_zone(
             out.flush().context("writing to stdout")
         }
         ZoneCommand::List => {
-            #[derive(Deserialize)]
-            struct Zone {
-                origin: String,
-                records: usize,
-                serial: u32,
-            }
-            let zones: Vec<Zone> = api.get_json("/v1/zones")?;
+            let zones: Vec<ZoneSummary> = api.get_json("/v1/zones")?;
             let rows: Vec<[String; 3]> = zones
                 .into_iter()
                 .map(|zone| {
@@ -166,12 +157,7 @@ fn run_zone(
             write_table(out, ["ORIGIN", "RECORDS", "SERIAL"], &rows).context("writing to stdout")
         }
         ZoneCommand::Create { origin } => {
-            #[derive(Deserialize)]
-            struct Created {
-                origin: String,
-                index: u64,
-            }
-            let created: Created =
+            let created: CreatedZone =
                 api.send_json("POST", "/v1/zones", &json!({ "origin": origin }))?;
             writeln!(
                 out,
@@ -181,7 +167,7 @@ fn run_zone(
             .context("writing to stdout")
         }
         ZoneCommand::Rm { origin } => {
-            let deleted: Index =
+            let deleted: IndexBody =
                 api.delete(&format!("/v1/zones/{}", path_segment(&origin)), &[])?;
             writeln!(out, "deleted zone {origin} (index {})", deleted.index)
                 .context("writing to stdout")
@@ -195,12 +181,6 @@ fn import(
     origin: &str,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    #[derive(Deserialize)]
-    struct Imported {
-        origin: String,
-        records: usize,
-        index: u64,
-    }
     let opened =
         File::open(file).with_context(|| format!("cannot open zone file {}", file.display()))?;
     let length = opened
@@ -208,7 +188,7 @@ fn import(
         .with_context(|| format!("cannot read the size of {}", file.display()))?
         .len();
     let path = format!("/v1/zones/{}", path_segment(origin));
-    let imported: anyhow::Result<Imported> = if length >= PROGRESS_MIN_BYTES {
+    let imported: anyhow::Result<ImportedZone> = if length >= PROGRESS_MIN_BYTES {
         eprintln!("uploading {} ({})", file.display(), human_bytes(length));
         let mut body = Progress::new(opened, length, io::stderr());
         api.put_text(&path, &mut body, length)
@@ -240,14 +220,9 @@ fn run_record(
             data,
             ttl,
         } => {
-            #[derive(Deserialize)]
-            struct Added {
-                zone: String,
-                index: u64,
-            }
             let data = data.join(" ");
             let body = json!({ "name": name, "type": rtype, "data": data, "ttl": ttl });
-            let added: Added = api.send_json("POST", "/v1/records", &body)?;
+            let added: RecordsWritten = api.send_json("POST", "/v1/records", &body)?;
             writeln!(
                 out,
                 "added {name} {rtype} {data} to {} (index {})",
@@ -264,21 +239,13 @@ fn run_record(
             if !data.is_empty() {
                 query.push(("data", data.as_str()));
             }
-            let deleted: Index = api.delete("/v1/records", &query)?;
+            let deleted: IndexBody = api.delete("/v1/records", &query)?;
             let what: Vec<&str> = query.iter().map(|(_, value)| *value).collect();
             writeln!(out, "deleted {} (index {})", what.join(" "), deleted.index)
                 .context("writing to stdout")
         }
         RecordCommand::List { zone } => {
-            #[derive(Deserialize)]
-            struct Record {
-                name: String,
-                #[serde(rename = "type")]
-                rtype: String,
-                ttl: u32,
-                data: String,
-            }
-            let records: Vec<Record> =
+            let records: Vec<RecordBody> =
                 api.get_json(&format!("/v1/zones/{}/records", path_segment(&zone)))?;
             let rows: Vec<[String; 4]> = records
                 .into_iter()
@@ -303,24 +270,12 @@ fn run_status(connection: &Connection, json: bool, out: &mut dyn Write) -> anyho
         let status: serde_json::Value = api.get_json("/v1/status")?;
         return writeln!(out, "{status:#}").context("writing to stdout");
     }
-    #[derive(Deserialize)]
-    struct Status {
-        node_id: u64,
-        role: String,
-        leader: Option<u64>,
-        term: u64,
-        last_log_index: Option<u64>,
-        applied_index: Option<u64>,
-        zones: usize,
-        records: usize,
-        version: String,
-    }
-    let status: Status = api.get_json("/v1/status")?;
+    let status: StatusBody = api.get_json("/v1/status")?;
     let index =
         |index: Option<u64>| index.map_or_else(|| "-".to_string(), |index| index.to_string());
     let rows = [
         ["node".to_string(), status.node_id.to_string()],
-        ["role".to_string(), status.role],
+        ["role".to_string(), status.role.to_string()],
         [
             "leader".to_string(),
             status

@@ -19,11 +19,11 @@
 //! - [`systemd`]: readiness and watchdog notifications, and the refusal to run as root.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod client;
 pub mod config;
 pub mod node;
-pub mod plugin_reload;
+pub(crate) mod plugin_reload;
 mod secret_file;
 pub mod store;
 pub mod sync;

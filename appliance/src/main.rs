@@ -16,6 +16,7 @@ use outpost_appliance::config::{Config, Overrides, RawConfig};
 use outpost_appliance::node::Node;
 use outpost_appliance::sync::TlsConfig;
 use outpost_appliance::systemd::{self, Notifier};
+use outpost_core::report::Report;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -150,7 +151,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", Report(&*error));
             ExitCode::FAILURE
         }
     }
@@ -224,7 +225,7 @@ async fn run(config: Config, source: ConfigSource, mut log: LogFilter) -> anyhow
             Ok(restart) if restart.is_empty() => serving.clone(),
             Ok(restart) => format!("{serving} (restart to apply: {})", restart.join(", ")),
             Err(error) => {
-                let reason = one_line(&format!("{error:#}"));
+                let reason = one_line(&Report(&*error).to_string());
                 tracing::error!(%reason, "reload failed; the running configuration stays");
                 format!("reload failed: {reason}")
             }

@@ -10,7 +10,7 @@
 //! what the phases before it started when it fails.
 //!
 //! Shutdown: `/ready` turns 503 → stop accepting (DNS, admin) → drain in-flight work
-//! for at most [`DRAIN_DEADLINE`] (Lite sessions still receive what it commits) → Lite
+//! for at most [`DRAIN_DEADLINE`](outpost_dns::server::DRAIN_DEADLINE) (Lite sessions still receive what it commits) → Lite
 //! sessions closed with 1001, for at most [`SYNC_CLOSE_DEADLINE`] → Raft endpoint closed
 //! (peers' RPCs and this node's calls stop) → shut Raft down and close redb.
 //!
@@ -34,7 +34,8 @@ use outpost_core::state::Command;
 use outpost_core::wire::encode_records;
 use outpost_core::zonefile::parse_zone;
 use outpost_dns::handler::QueryHandler;
-use outpost_dns::server::stop_and_drain;
+use outpost_dns::server::{drain_in_flight, stop_and_drain};
+use outpost_plugin_host::PluginError;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -42,8 +43,6 @@ use crate::config::Config;
 use crate::store::{IrohError, JoinError, PeerAddr, RaftServer, Store, StoreError, WriteError};
 use crate::sync::TlsError;
 
-/// How long shutdown waits for in-flight queries and requests.
-pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 /// How long shutdown waits for Lite sessions to close (each waits at most 2 s for its
 /// client's close frame).
 pub const SYNC_CLOSE_DEADLINE: Duration = Duration::from_secs(3);
@@ -89,9 +88,9 @@ pub enum NodeError {
     #[error("cannot join the cluster: {0}")]
     Join(#[from] JoinError),
     #[error("cannot create the example zone: {0}")]
-    ExampleZone(String),
+    ExampleZone(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("the plugin host cannot start: {0}")]
-    Plugins(String),
+    Plugins(#[source] PluginError),
     #[error(
         "cannot bind {what} on {addr}: {source} (is another server using it? pick another with --{what})"
     )]
@@ -187,15 +186,8 @@ impl Node {
 
     /// Stops in the order the module documentation gives.
     pub async fn shutdown(self) -> Result<(), NodeError> {
-        tracing::info!("shutting down");
         self.ready.store(false, Ordering::SeqCst);
-        stop_and_drain(
-            &self.shutdown,
-            &self.tracker,
-            DRAIN_DEADLINE,
-            "in-flight work",
-        )
-        .await;
+        drain_in_flight(&self.shutdown, &self.tracker).await;
         stop_and_drain(
             &self.sync_shutdown,
             &self.sync_tracker,
@@ -227,10 +219,10 @@ async fn create_example_zone(store: &Store, data_dir: &Path) -> Result<(), NodeE
         return Ok(());
     }
     let origin = outpost_core::state::parse_name(EXAMPLE_ORIGIN)
-        .map_err(|e| NodeError::ExampleZone(e.to_string()))?;
-    let records = parse_zone(EXAMPLE_ZONE, &origin, 300)
-        .map_err(|e| NodeError::ExampleZone(e.to_string()))?;
-    let records = encode_records(&records).map_err(|e| NodeError::ExampleZone(e.to_string()))?;
+        .map_err(|e| NodeError::ExampleZone(e.into()))?;
+    let records =
+        parse_zone(EXAMPLE_ZONE, &origin, 300).map_err(|e| NodeError::ExampleZone(e.into()))?;
+    let records = encode_records(&records).map_err(|e| NodeError::ExampleZone(e.into()))?;
     match store
         .write(Command::CreateZone {
             origin: EXAMPLE_ORIGIN.into(),
@@ -240,7 +232,7 @@ async fn create_example_zone(store: &Store, data_dir: &Path) -> Result<(), NodeE
     {
         Ok(_) | Err(WriteError::Rejected(outpost_core::state::CommandError::ZoneExists { .. })) => {
         }
-        Err(error) => return Err(NodeError::ExampleZone(error.to_string())),
+        Err(error) => return Err(NodeError::ExampleZone(error.into())),
     }
     std::fs::write(&marker, b"").map_err(|source| NodeError::Write {
         path: marker,

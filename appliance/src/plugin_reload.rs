@@ -5,61 +5,23 @@
 //! query-policy chain in the DNS path; the admin write path runs its transforms.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use outpost_core::state::Change;
-use outpost_dns::plugin_runtime::PluginRuntime;
-use tokio::sync::Notify;
+use outpost_dns::plugin_runtime::{PluginRuntime, PluginWatch};
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{CommitObserver, StateEvent, Store};
 
-/// Tells the reload task that the plugin definitions may have changed: an applied batch
-/// that touched them, or a snapshot install. Cheap on the apply path: one scan of the
-/// batch's changes, one `Notify`.
-pub struct PluginWatch {
-    changed: Notify,
-    /// A plugin was removed since the last reload (see [`PluginRuntime::reload`]).
-    removed: AtomicBool,
-}
-
-impl PluginWatch {
-    pub fn new() -> Arc<PluginWatch> {
-        Arc::new(PluginWatch {
-            changed: Notify::new(),
-            removed: AtomicBool::new(false),
-        })
-    }
-}
-
+/// The store's applied batches and installed snapshots, told to the plugin watch. Cheap on
+/// the apply path: one scan of the batch's changes, one `Notify`.
 impl CommitObserver for PluginWatch {
     fn observe(&self, event: &StateEvent) {
-        let (touches_plugins, removes) = match event {
+        match event {
             // The node loads what the store holds before it serves.
-            StateEvent::Loaded { .. } => (false, false),
-            // A snapshot may install, update or remove any definition.
-            StateEvent::Replaced { .. } => (true, true),
+            StateEvent::Loaded { .. } => {}
+            StateEvent::Replaced { .. } => self.replaced(),
             StateEvent::Applied(batch) => {
-                let changes = || batch.entries.iter().flat_map(|entry| &entry.changes);
-                (
-                    changes().any(|change| {
-                        matches!(
-                            change,
-                            Change::PluginPut { .. } | Change::PluginDeleted { .. }
-                        )
-                    }),
-                    changes().any(|change| matches!(change, Change::PluginDeleted { .. })),
-                )
+                self.applied(batch.entries.iter().flat_map(|entry| &entry.changes));
             }
-        };
-        if removes {
-            // Set before the notification, so the reload it wakes sees it.
-            self.removed.store(true, Ordering::SeqCst);
-        }
-        if touches_plugins {
-            // A permit is stored while the task is busy loading, so the change after
-            // the one being loaded is never missed.
-            self.changed.notify_one();
         }
     }
 }
@@ -78,13 +40,7 @@ pub async fn run(
     store: Store,
     shutdown: CancellationToken,
 ) {
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = watch.changed.notified() => {
-                let fresh = watch.removed.swap(false, Ordering::SeqCst);
-                load_current(&runtime, &store, fresh).await;
-            }
-        }
+    while let Some(fresh) = watch.next_change(&shutdown).await {
+        load_current(&runtime, &store, fresh).await;
     }
 }

@@ -10,6 +10,22 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::Path;
 
+/// Compares two secrets (or their hashes) without stopping at the first difference, so the
+/// response time does not tell an attacker how much of a guess was right. The length is not
+/// secret: every secret we make of a kind has the same length.
+pub(crate) fn constant_time_eq(presented: &[u8], expected: &[u8]) -> bool {
+    if presented.len() != expected.len() {
+        return false;
+    }
+    let difference = presented
+        .iter()
+        .zip(expected)
+        .fold(0u8, |difference, (a, b)| {
+            difference | std::hint::black_box(a ^ b)
+        });
+    std::hint::black_box(difference) == 0
+}
+
 /// What [`create_once`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Created {

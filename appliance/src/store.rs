@@ -73,33 +73,39 @@ use std::time::Duration;
 use openraft::ServerState;
 use redb::Database;
 
-pub use self::cluster::{ClusterStatus, HEALTHY_WITHIN, Member, NodeStatus};
-pub use self::error::{MembershipError, ReadError, StoreError, WriteError};
-pub use self::events::{CommitObserver, CommittedBatch, CommittedEntry, StateEvent};
+pub(crate) use self::cluster::ClusterStatus;
+#[cfg(test)]
+pub(crate) use self::error::LeaderError;
+pub(crate) use self::error::{MembershipError, ReadError, StoreError, WriteError};
+pub(crate) use self::events::{CommitObserver, CommittedBatch, CommittedEntry, StateEvent};
 use self::handle::Inner;
-pub use self::handle::{NodeState, Store, StoreStatus};
-pub use self::join::{
-    DEFAULT_INVITE_TTL, InviteError, JoinError, JoinTicket, MAX_INVITE_TTL, TICKET_PREFIX,
-    TicketError, node_id_for,
-};
+#[cfg(test)]
+pub(crate) use self::handle::StoreStatus;
+pub(crate) use self::handle::{NodeState, Store};
+/// Public for the `join_ticket` fuzz target.
+pub use self::join::JoinTicket;
+pub(crate) use self::join::{DEFAULT_INVITE_TTL, InviteError, JoinError, TicketError, node_id_for};
 use self::log_store::LogStore;
 use self::network::PeerNetwork;
-pub use self::network::iroh_transport::{
-    IrohError, IrohTransport, NODE_KEY_FILE_NAME, PeerAddr, PeerAddrError, RAFT_ALPN, RaftEndpoint,
-    RaftServer, load_or_create_node_key,
+/// Public for the `raft_rpc` fuzz target.
+pub use self::network::codec::CodecError;
+#[cfg(test)]
+pub(crate) use self::network::codec::MAX_PROPOSAL_BYTES;
+pub(crate) use self::network::handler::RaftRpcHandler;
+pub(crate) use self::network::iroh_transport::{
+    IrohError, NODE_KEY_FILE_NAME, PeerAddr, RaftEndpoint, RaftServer, load_or_create_node_key,
 };
-pub use self::network::{
-    CodecError, MAX_PROPOSAL_BYTES, MAX_RAFT_MESSAGE, MAX_SNAPSHOT_BYTES, NoPeers, PeerId,
-    RaftRpcHandler, RaftTransport, TransportError,
-};
-pub use self::options::{
+#[cfg(test)]
+pub(crate) use self::network::transport::{RaftTransport, TransportError};
+pub(crate) use self::options::{
     ClusterOptions, ClusterStart, DEFAULT_HISTORY_ENTRIES, FIRST_NODE_ID, RaftTiming, StoreOptions,
     Tuning,
 };
-pub use self::relay::{APPLY_WAIT, Written};
+#[cfg(test)]
+pub(crate) use self::relay::Written;
 use self::state_machine::{Raft, StateMachine};
-pub use self::types::NodeInfo;
-pub use outpost_replica::View;
+pub(crate) use self::types::NodeInfo;
+pub(crate) use outpost_replica::View;
 
 /// Name of the database file inside the data directory.
 pub const DB_FILE_NAME: &str = "outpost.redb";

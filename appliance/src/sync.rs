@@ -21,11 +21,11 @@
 //! **Boundary:** frames are encoded and decoded by `outpost_core::sync` only; nothing
 //! here serializes an internal type onto the wire.
 
-pub mod hub;
-pub mod outbound;
-pub mod session;
-pub mod tls;
-pub mod token;
+pub(crate) mod hub;
+pub(crate) mod outbound;
+pub(crate) mod session;
+mod tls;
+pub(crate) mod token;
 
 #[cfg(test)]
 mod tests;
@@ -49,7 +49,7 @@ use tracing::Instrument as _;
 
 use crate::store::Store;
 
-pub use hub::{Hub, SESSION_QUEUE};
+use self::hub::Hub;
 pub use tls::{TlsConfig, TlsError};
 
 /// The one path the WebSocket is served on; others get 404.

@@ -20,12 +20,14 @@
 //! - [`sync`]: the Lite sync protocol's frames and wire types, encoded and decoded as
 //!   pure functions (`docs/sync-protocol.md` is the contract).
 //! - [`digest`]: a canonical hash of a replica's content, to compare two replicas.
+//! - [`report`]: an error and its causes on one line, for the CLI, logs and API answers.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod answer;
 pub mod digest;
 pub mod name;
-pub mod packed;
+pub(crate) mod packed;
+pub mod report;
 pub mod state;
 pub mod sync;
 pub mod wire;

@@ -286,7 +286,7 @@ impl<'a> RRset<'a> {
     }
 
     /// The records as [`crate::wire::encode_records`] writes them, byte for byte.
-    pub fn to_wire(&self) -> Vec<u8> {
+    pub fn to_wire(self) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(self.body.len() + self.len() * (self.owner.len() + 8));
         for rdata in self.rdata() {
             self.push_record(&mut bytes, rdata);

@@ -20,9 +20,9 @@
 //! **Boundary:** every type in [`wire`] and every constant here is part of the
 //! protocol: changing one is a new protocol version (see the doc).
 
-pub mod chunk;
-pub mod frame;
-pub mod wire;
+mod chunk;
+mod frame;
+mod wire;
 
 pub use chunk::{ChunkError, MAX_CHANGE_LEN, chain_after, chunk_changes, split_batch};
 pub use frame::{Frame, FrameError, frame_type};

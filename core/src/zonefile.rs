@@ -78,26 +78,42 @@ pub fn parse_zone(
     Ok(records)
 }
 
+/// Why [`parse_rdata`] refused record data. Each message is lower case and says how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum RDataTextError {
+    /// The text is not one entry of a master file (a quote left open, several lines); the
+    /// message does not quote the data, so a caller may.
+    #[error("{0}")]
+    Layout(String),
+    /// A field is wrong; the message names the type and quotes the data
+    /// (`bad MX record data "...": ...`).
+    #[error("{0}")]
+    Field(String),
+}
+
 /// Parses one record's RDATA in presentation format (e.g. "10 mail" for MX,
 /// "\"v=spf1 -all\"" for TXT), relative names resolved against `origin`.
 /// Parentheses may join several lines.
-pub fn parse_rdata(rtype: RecordType, text: &str, origin: &Name) -> Result<RData, String> {
+pub fn parse_rdata(rtype: RecordType, text: &str, origin: &Name) -> Result<RData, RDataTextError> {
     let mut origin = origin.clone();
     origin.set_fqdn(true);
     let mut lexer = Lexer::new(text);
     let mut tokens: Vec<Token<'_>> = Vec::new();
     let mut entries = 0;
-    while let Some(entry) = lexer.next_entry().map_err(|err| err.message)? {
+    while let Some(entry) = lexer
+        .next_entry()
+        .map_err(|err| RDataTextError::Layout(err.message))?
+    {
         entries += 1;
         tokens.extend(entry.tokens);
     }
     if entries > 1 {
-        return Err(format!(
+        return Err(RDataTextError::Layout(format!(
             "{} record data spans several lines (wrap it in parentheses)",
             type_name(rtype)
-        ));
+        )));
     }
-    build_rdata(rtype, &tokens, &origin).map_err(|err| err.message)
+    build_rdata(rtype, &tokens, &origin).map_err(|err| RDataTextError::Field(err.message))
 }
 
 /// What earlier lines decided for the ones that follow.

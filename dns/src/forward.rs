@@ -12,7 +12,7 @@ use hickory_proto::op::{Query, ResponseCode};
 use hickory_proto::rr::Record;
 
 use crate::metrics::Metrics;
-pub use cache::{Cache, CacheKey, Lookup};
+pub(crate) use cache::{Cache, CacheKey, Lookup};
 
 /// Where and how to forward.
 #[derive(Debug, Clone)]

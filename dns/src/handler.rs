@@ -3,7 +3,7 @@
 //! or continue) → answer from our zones → or, for clients allowed to recurse, the
 //! forwarder with its cache → encode.
 
-pub mod policy;
+pub(crate) mod policy;
 #[cfg(test)]
 mod tests;
 

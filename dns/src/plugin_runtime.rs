@@ -30,6 +30,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::handler::QueryHandler;
 
+mod watch;
+pub use watch::PluginWatch;
+
 /// The plugins in force.
 pub struct PluginRuntime {
     engine: PluginEngine,

@@ -138,6 +138,16 @@ fn bind_udp(addr: SocketAddr) -> io::Result<socket2::Socket> {
     Ok(socket)
 }
 
+/// How long a daemon's shutdown waits for its in-flight queries, requests and sessions.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The first step of both daemons' shutdown: logs it, cancels `shutdown` and waits for the
+/// tasks of `tracker` (the in-flight work) at most [`DRAIN_DEADLINE`].
+pub async fn drain_in_flight(shutdown: &CancellationToken, tracker: &TaskTracker) -> bool {
+    tracing::info!("shutting down");
+    stop_and_drain(shutdown, tracker, DRAIN_DEADLINE, "in-flight work").await
+}
+
 /// Cancels `shutdown`, then waits for the tasks of `tracker` to finish, at most
 /// `deadline`; `false` (logged) when some did not, and were left behind.
 pub async fn stop_and_drain(

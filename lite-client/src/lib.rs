@@ -21,9 +21,9 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
-pub mod connector;
+pub(crate) mod connector;
 pub mod lite;
-pub mod replica;
-pub mod session;
+pub(crate) mod replica;
+pub(crate) mod session;
 pub mod status;
-pub mod tls;
+pub(crate) mod tls;

@@ -8,22 +8,21 @@
 //!
 //! Shutdown: cancel, which makes the session close its WebSocket with a close frame
 //! (1000) and the DNS sockets stop accepting → the session task and in-flight queries
-//! finish within [`DRAIN_DEADLINE`] → the replica (redb) is closed with the session
+//! finish within [`DRAIN_DEADLINE`](outpost_dns::server::DRAIN_DEADLINE) → the replica (redb) is closed with the session
 //! task → a last `status.json` (Disconnected).
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use outpost_dns::forward::Forwarder;
 use outpost_dns::handler::QueryHandler;
 use outpost_dns::metrics::Metrics;
 use outpost_dns::plugin_runtime::PluginRuntime;
-use outpost_dns::server::{DnsSockets, stop_and_drain};
+use outpost_dns::server::{DnsSockets, drain_in_flight};
 use outpost_plugin_host::PluginEngine;
+use outpost_plugin_host::PluginError;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -31,8 +30,6 @@ use crate::config::LiteConfig;
 use crate::replica::{LiveState, ReplicaError, ReplicaStore};
 use crate::status::{self, Digester, PluginStatus, StatusBoard, StatusError};
 
-/// How long shutdown waits for the session to close and queries to drain.
-pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 /// UDP worker threads: one answers a laptop's own queries with room to spare.
 const LITE_UDP_WORKERS: NonZeroUsize = NonZeroUsize::MIN;
 
@@ -57,7 +54,7 @@ pub enum StartError {
     #[error(transparent)]
     Status(#[from] StatusError),
     #[error("the plugin host cannot start: {0}")]
-    Plugins(String),
+    Plugins(#[source] PluginError),
 }
 
 /// A running client.
@@ -146,14 +143,7 @@ impl LiteClient {
 
     /// Stops in the order the module documentation gives.
     pub async fn shutdown(self) -> Result<(), StatusError> {
-        tracing::info!("shutting down");
-        stop_and_drain(
-            &self.shutdown,
-            &self.tracker,
-            DRAIN_DEADLINE,
-            "in-flight work",
-        )
-        .await;
+        drain_in_flight(&self.shutdown, &self.tracker).await;
         self.board.disconnected(None);
         let digest = Digester::default()
             .digest(&self.published.state.view, true)
@@ -172,16 +162,10 @@ async fn reload_plugins(
     board: Arc<StatusBoard>,
     shutdown: CancellationToken,
 ) {
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = published.plugins_changed.notified() => {
-                let fresh = published.plugins_removed.swap(false, Ordering::SeqCst);
-                let definitions = published.state.load().zones.plugins().cloned().collect();
-                plugins.reload(definitions, fresh).await;
-                board.plugins(plugin_statuses(&plugins, &published));
-            }
-        }
+    while let Some(fresh) = published.plugins.next_change(&shutdown).await {
+        let definitions = published.state.load().zones.plugins().cloned().collect();
+        plugins.reload(definitions, fresh).await;
+        board.plugins(plugin_statuses(&plugins, &published));
     }
 }
 
@@ -213,7 +197,7 @@ async fn serve_dns(
         metrics,
     ));
     let engine = PluginEngine::with_disk_cache(&config.data_dir.join("plugin-cache"))
-        .map_err(|e| StartError::Plugins(e.to_string()))?;
+        .map_err(StartError::Plugins)?;
     let plugins = Arc::new(PluginRuntime::new(engine, handler.clone(), config.plugins));
     let definitions = published.state.load().zones.plugins().cloned().collect();
     plugins.reload(definitions, true).await;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use outpost_core::report::Report;
 use outpost_lite::config::{DEFAULT_DATA_DIR, RunOptions};
 use outpost_lite::lite::LiteClient;
 use outpost_lite::status::{self, StatusError};
@@ -86,7 +87,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", Report(&*error));
             ExitCode::FAILURE
         }
     }

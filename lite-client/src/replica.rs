@@ -20,14 +20,13 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use outpost_core::state::{Change, ReplicatedState, parse_name};
+use outpost_core::state::{Change, CommandError, ReplicatedState, parse_name};
 use outpost_core::sync::{Changes, from_wire, to_wire};
+use outpost_dns::plugin_runtime::PluginWatch;
 use outpost_replica::{Rebuild, StateError, StateTables};
 use redb::Database;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
 
 pub use staging::{MAX_SNAPSHOT_BYTES, SnapshotStaging, StagedSnapshot, StagingError, footprint};
 use tables::{
@@ -61,16 +60,24 @@ pub enum ReplicaError {
         "the replica file is damaged: {0} (delete {REPLICA_FILE}: the next session takes a snapshot)"
     )]
     Corrupt(String),
+    #[error(
+        "the appliance sent Welcome {{ mode: Resume }}, which does not apply to the replica: the client holds no cursor of this cluster to resume from"
+    )]
+    NoCursorToResume,
     #[error("the appliance sent {change}, which does not apply to the replica: {reason}")]
-    Inconsistent { change: String, reason: String },
+    Inconsistent {
+        change: String,
+        #[source]
+        reason: CommandError,
+    },
     #[error("the appliance sent {0}")]
     BadChange(#[from] outpost_core::sync::WireChangeError),
     #[error("the appliance sent a change for zone {zone}, outside the token's zones {scope:?}")]
     OutOfScope { zone: String, scope: Vec<String> },
     #[error("no randomness for the client id: {0}")]
-    NoRandomness(String),
+    NoRandomness(#[source] getrandom::Error),
     #[error("the storage task failed: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
 }
 
 /// What the DNS path and the status file read: swapped after each commit.
@@ -79,12 +86,9 @@ pub struct LiveState {
     /// The replica as of the cursor (`View::applied`) and its query index, published the
     /// way an appliance publishes its state (`outpost_replica::Published`).
     pub state: outpost_replica::Published,
-    /// Notified after a commit that changed the plugin definitions (a snapshot counts),
-    /// once the new model is published.
-    pub plugins_changed: Arc<Notify>,
-    /// Set with the notification when a definition was removed (or a snapshot replaced
-    /// them all): the next reload starts every plugin afresh.
-    pub plugins_removed: Arc<AtomicBool>,
+    /// Told of every commit that changed the plugin definitions (a snapshot counts), once
+    /// the new model is published.
+    pub plugins: Arc<PluginWatch>,
 }
 
 impl From<StateError> for ReplicaError {
@@ -154,7 +158,7 @@ impl ReplicaStore {
             Ok((db, client_id, cursor, head, scope, zones))
         })
         .await
-        .map_err(|e| ReplicaError::Task(e.to_string()))??;
+        .map_err(ReplicaError::Task)??;
         let (db, client_id, cursor, head, scope, zones) = loaded;
         let state = outpost_replica::Published::new();
         let applied = cursor.as_ref().map_or(0, |cursor| cursor.index);
@@ -167,8 +171,7 @@ impl ReplicaStore {
             scope,
             published: LiveState {
                 state,
-                plugins_changed: Arc::new(Notify::new()),
-                plugins_removed: Arc::new(AtomicBool::new(false)),
+                plugins: Arc::new(PluginWatch::default()),
             },
         })
     }
@@ -190,6 +193,7 @@ impl ReplicaStore {
         self.head
     }
 
+    #[cfg(test)]
     pub fn scope(&self) -> &[String] {
         &self.scope
     }
@@ -326,7 +330,7 @@ impl ReplicaStore {
                         .apply_change(change)
                         .map_err(|e| ReplicaError::Inconsistent {
                             change: describe(change),
-                            reason: e.to_string(),
+                            reason: e,
                         })?;
                 }
                 write_plan(&db, &plan, None)?;
@@ -335,28 +339,10 @@ impl ReplicaStore {
             Ok::<_, ReplicaError>(plan)
         })
         .await
-        .map_err(|e| ReplicaError::Task(e.to_string()))??;
-        // A snapshot may replace every definition: it counts as removing them all.
-        let (plugins_changed, plugins_removed) = match &plan.content {
-            Content::Replace(_) => (true, true),
-            Content::Changes(changes) => (
-                changes.iter().any(|change| {
-                    matches!(
-                        change,
-                        Change::PluginPut { .. } | Change::PluginDeleted { .. }
-                    )
-                }),
-                changes
-                    .iter()
-                    .any(|change| matches!(change, Change::PluginDeleted { .. })),
-            ),
-        };
-        if plugins_removed {
-            // Set before the notification, so the reload it wakes sees it.
-            self.published.plugins_removed.store(true, Ordering::SeqCst);
-        }
-        if plugins_changed {
-            self.published.plugins_changed.notify_one();
+        .map_err(ReplicaError::Task)??;
+        match &plan.content {
+            Content::Replace(_) => self.published.plugins.replaced(),
+            Content::Changes(changes) => self.published.plugins.applied(changes),
         }
         self.cursor = plan.cursor;
         self.head = plan.head;
@@ -410,7 +396,7 @@ fn check_scope<'a>(
         let zone = parse_name(zone).map(|name| name.to_ascii()).map_err(|e| {
             ReplicaError::Inconsistent {
                 change: format!("a change for zone {zone:?}"),
-                reason: e.to_string(),
+                reason: e,
             }
         })?;
         if !scope.contains(&zone) {
@@ -440,7 +426,7 @@ fn normalize_scope(scope: &[String]) -> Result<Vec<String>, ReplicaError> {
                 .map(|name| name.to_ascii())
                 .map_err(|e| ReplicaError::Inconsistent {
                     change: format!("a scope naming {zone:?}"),
-                    reason: e.to_string(),
+                    reason: e,
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -15,7 +15,7 @@ use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
 use tokio_rustls::rustls::crypto::{CryptoProvider, ring};
-use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+use tokio_rustls::rustls::pki_types::pem::{Error as PemError, PemObject as _};
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{
     ClientConfig, DigitallySignedStruct, Error as TlsError, RootCertStore, SignatureScheme,
@@ -37,11 +37,15 @@ pub enum TrustError {
     )]
     BadPin { value: String },
     #[error("--ca {}: cannot read PEM certificates: {reason}", path.display())]
-    CaFile { path: PathBuf, reason: String },
+    CaFile {
+        path: PathBuf,
+        #[source]
+        reason: PemError,
+    },
     #[error("--ca {}: no usable certificate in the file: {reason}", path.display())]
     NoCa { path: PathBuf, reason: String },
     #[error("TLS setup failed: {0}")]
-    Config(String),
+    Config(#[source] tokio_rustls::rustls::Error),
 }
 
 /// Parses `88:11:E7:…` or `8811e7…` into 32 bytes.
@@ -71,7 +75,7 @@ pub fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, TrustError> {
     let provider = Arc::new(ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| TrustError::Config(e.to_string()))?;
+        .map_err(TrustError::Config)?;
     let config = match trust {
         Trust::Pinned(sha256) => builder
             .dangerous()
@@ -90,9 +94,9 @@ pub fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, TrustError> {
 fn read_roots(path: &Path) -> Result<RootCertStore, TrustError> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| TrustError::CaFile {
+        .map_err(|reason| TrustError::CaFile {
             path: path.to_owned(),
-            reason: e.to_string(),
+            reason,
         })?;
     let mut roots = RootCertStore::empty();
     let (added, _ignored) = roots.add_parsable_certificates(certs);

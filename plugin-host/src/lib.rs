@@ -71,12 +71,15 @@ use std::time::Duration;
 use outpost_core::state::Hook;
 
 pub use chain::{
-    LoadFailure, LoadOptions, MAX_IDLE_INSTANCES, PluginInfo, PluginSet, PolicyChain,
-    PolicyOutcome, TransformChain, TransformFailure,
+    LoadOptions, MAX_IDLE_INSTANCES, PluginInfo, PluginSet, PolicyChain, PolicyOutcome,
+    TransformFailure,
 };
-pub use convert::{Action, Block, MAX_ANSWER_RECORDS, Query, Verdict};
-pub use engine::{LoadedPlugin, LoadedPolicy, LoadedTransform, PluginEngine};
-pub use instance::{PolicyInstance, TransformInstance};
+pub(crate) use convert::Verdict;
+pub use convert::{Action, Block, MAX_ANSWER_RECORDS, Query};
+pub use engine::{LoadedPlugin, PluginEngine};
+pub(crate) use engine::{LoadedPolicy, LoadedTransform};
+pub use instance::PolicyInstance;
+pub(crate) use instance::TransformInstance;
 pub use stats::{CALL_TIME_BUCKETS, PluginStats, StatsSnapshot};
 
 /// The epoch clock's period: every deadline is a whole number of ticks. A deadline of

@@ -20,8 +20,8 @@
 //! [`Change`]: outpost_core::state::Change
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod published;
-pub mod tables;
+mod published;
+mod tables;
 
 pub use published::{Published, Rebuild, View};
 

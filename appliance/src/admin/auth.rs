@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AdminState;
 use super::error::ApiError;
-use crate::secret_file::{Created, create_once, hex, warn_if_shared};
+use crate::secret_file::{Created, constant_time_eq, create_once, hex, warn_if_shared};
 
 /// Name of the token file inside the data directory.
 pub const TOKEN_FILE_NAME: &str = "admin.token";
@@ -80,20 +80,6 @@ pub async fn require_token(
         }
         _ => ApiError::Unauthorized.into_response(),
     }
-}
-
-/// Compares without stopping at the first difference, so response time does not tell
-/// an attacker how much of a guess was right. (The length is not secret: every token
-/// we create has the same length.)
-fn constant_time_eq(presented: &[u8], expected: &[u8]) -> bool {
-    if presented.len() != expected.len() {
-        return false;
-    }
-    let difference = presented
-        .iter()
-        .zip(expected)
-        .fold(0u8, |difference, (a, b)| difference | (a ^ b));
-    std::hint::black_box(difference) == 0
 }
 
 #[cfg(test)]

@@ -9,9 +9,10 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use outpost_core::state::ReplicatedState;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::AdminState;
+use super::body::{InviteBody, RemovedBody};
 use super::error::{ApiError, QueryParams};
 use crate::store::{ClusterStatus, DEFAULT_INVITE_TTL, InviteError, MembershipError, ReadError};
 
@@ -20,15 +21,6 @@ use crate::store::{ClusterStatus, DEFAULT_INVITE_TTL, InviteError, MembershipErr
 #[serde(deny_unknown_fields)]
 pub struct InviteQuery {
     pub ttl_secs: Option<u64>,
-}
-
-/// Body of a made invite. The ticket is shown this once; the cluster keeps only its hash.
-#[derive(Debug, Serialize)]
-pub struct InviteBody {
-    pub ticket: String,
-    pub expires_unix: u64,
-    /// The nodes the ticket names, `<endpoint id>@<ip:port>`.
-    pub nodes: Vec<String>,
 }
 
 pub async fn invite(
@@ -57,12 +49,6 @@ pub async fn invite(
 /// `GET /v1/cluster`.
 pub async fn status(State(state): State<Arc<AdminState>>) -> Json<ClusterStatus> {
     Json(state.store.cluster_status().await)
-}
-
-/// Body of a removal.
-#[derive(Debug, Serialize)]
-pub struct RemovedBody {
-    pub removed: u64,
 }
 
 /// `DELETE /v1/cluster/nodes/{id}`.
@@ -113,11 +99,9 @@ impl FromRequestParts<Arc<AdminState>> for Consistent {
         }
         match state.store.read_linearizable().await {
             Ok(view) => Ok(Consistent(Arc::clone(&view.zones))),
-            Err(e @ (ReadError::NotLeader { .. } | ReadError::LeaderUnreachable { .. })) => {
-                Err(ApiError::Unavailable(format!(
-                    "no linearizable read: {e}; retry, or read with ?consistency=local"
-                )))
-            }
+            Err(e @ ReadError::Leader(_)) => Err(ApiError::Unavailable(format!(
+                "no linearizable read: {e}; retry, or read with ?consistency=local"
+            ))),
             Err(e) => Err(ApiError::Unavailable(format!("no linearizable read: {e}"))),
         }
     }

@@ -239,7 +239,9 @@ mod tests {
 
     #[test]
     fn store_failures_are_unavailable() {
-        let error = ApiError::from(WriteError::NotLeader { leader: Some(2) });
+        let error = ApiError::from(WriteError::Leader(crate::store::LeaderError::NotLeader {
+            leader: Some(2),
+        }));
         assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(error.to_string().contains("not the raft leader"), "{error}");
         assert_eq!(

@@ -13,26 +13,17 @@ use axum::http::StatusCode;
 use hickory_proto::rr::{Name, Record, RecordType};
 use outpost_core::state::{Command, ReplicatedState, Zone};
 use outpost_core::wire::encode_records;
-use outpost_core::zonefile::parse_rdata;
-use serde::{Deserialize, Serialize};
+use outpost_core::zonefile::{RDataTextError, parse_rdata};
+use serde::Deserialize;
 
 use super::AdminState;
+use super::body::{IndexBody, RecordBody, RecordsWritten};
 use super::cluster::Consistent;
 use super::error::{ApiError, JsonBody, QueryParams};
 use super::idempotency::Idempotency;
 use super::presentation::{rdata_text, type_text};
 use super::transform;
 use super::zones::{DEFAULT_TTL, absolute_name, zone_of};
-
-/// One record in `GET /v1/zones/{origin}/records`.
-#[derive(Debug, Serialize)]
-pub struct RecordBody {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub rtype: String,
-    pub ttl: u32,
-    pub data: String,
-}
 
 pub async fn list(
     Path(origin): Path<String>,
@@ -67,7 +58,7 @@ pub async fn add(
     State(state): State<Arc<AdminState>>,
     key: Idempotency,
     JsonBody(request): JsonBody<AddRecord>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<RecordsWritten>), ApiError> {
     let name = absolute_name(&request.name)?;
     let rtype = record_type(&request.rtype)?;
     let (origin, record) = {
@@ -96,7 +87,10 @@ pub async fn add(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({ "zone": zone, "index": written.index })),
+        Json(RecordsWritten {
+            zone,
+            index: written.index,
+        }),
     ))
 }
 
@@ -116,7 +110,7 @@ pub async fn replace(
     State(state): State<Arc<AdminState>>,
     key: Idempotency,
     JsonBody(request): JsonBody<ReplaceRRset>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<RecordsWritten>, ApiError> {
     let name = absolute_name(&request.name)?;
     let rtype = record_type(&request.rtype)?;
     let ttl = request.ttl.unwrap_or(DEFAULT_TTL);
@@ -146,9 +140,10 @@ pub async fn replace(
         .store
         .write(key.wrap(transform::with_extra(command, &extra)?))
         .await?;
-    Ok(Json(
-        serde_json::json!({ "zone": zone, "index": written.index }),
-    ))
+    Ok(Json(RecordsWritten {
+        zone,
+        index: written.index,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,7 +161,7 @@ pub async fn delete(
     State(state): State<Arc<AdminState>>,
     key: Idempotency,
     QueryParams(query): QueryParams<DeleteQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<IndexBody>, ApiError> {
     let name = absolute_name(&query.name)?;
     let rtype = query.rtype.as_deref().map(record_type).transpose()?;
     let records = match (rtype, query.data.as_deref()) {
@@ -189,7 +184,9 @@ pub async fn delete(
         records,
     };
     let written = state.store.write(key.wrap(command)).await?;
-    Ok(Json(serde_json::json!({ "index": written.index })))
+    Ok(Json(IndexBody {
+        index: written.index,
+    }))
 }
 
 /// A type mnemonic (any case) or RFC 3597 `TYPEnnn`.
@@ -229,15 +226,12 @@ fn parse_record(
     data: &str,
     ttl: u32,
 ) -> Result<Record, ApiError> {
-    let rdata = parse_rdata(rtype, data, zone.origin()).map_err(|message| {
-        if message.starts_with("bad ") {
-            ApiError::BadRequest(message)
-        } else {
-            ApiError::BadRequest(format!(
-                "bad {} record data \"{data}\": {message}",
-                type_text(rtype)
-            ))
-        }
+    let rdata = parse_rdata(rtype, data, zone.origin()).map_err(|error| match error {
+        RDataTextError::Field(message) => ApiError::BadRequest(message),
+        RDataTextError::Layout(message) => ApiError::BadRequest(format!(
+            "bad {} record data \"{data}\": {message}",
+            type_text(rtype)
+        )),
     })?;
     Ok(Record::from_rdata(name.clone(), ttl, rdata))
 }

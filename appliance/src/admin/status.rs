@@ -9,9 +9,9 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use outpost_dns::metrics::{write_header, write_labelled, write_sample};
-use serde::Serialize;
 
 use super::AdminState;
+use super::body::StatusBody;
 use crate::store::{NodeState, Store};
 
 /// The Prometheus text exposition format.
@@ -142,38 +142,13 @@ fn render_replication(out: &mut String, store: &Store) {
     }
 }
 
-/// Body of `GET /v1/status`.
-#[derive(Debug, Serialize)]
-pub struct StatusBody {
-    pub node_id: u64,
-    /// The node's Raft role: leader, follower, learner, candidate.
-    pub role: String,
-    /// Kept for scripts written before `role`; the same value.
-    pub raft_state: String,
-    /// The leader this node knows (`null`: none).
-    pub leader: Option<u64>,
-    pub cluster_id: String,
-    pub term: u64,
-    /// `null` before the cluster was initialised.
-    pub last_log_index: Option<u64>,
-    pub applied_index: Option<u64>,
-    /// The last index the latest snapshot covers (`null` before the first).
-    pub snapshot_index: Option<u64>,
-    /// The last index removed from the log (`null` before the first purge): a follower
-    /// behind it catches up by snapshot.
-    pub purged_index: Option<u64>,
-    pub zones: usize,
-    pub records: usize,
-    pub version: &'static str,
-}
-
 pub async fn status(State(state): State<Arc<AdminState>>) -> Json<StatusBody> {
     let status = state.store.status();
     let zones = state.store.zones();
     Json(StatusBody {
         node_id: status.node_id,
-        role: status.state.to_string(),
-        raft_state: status.state.to_string(),
+        role: status.state,
+        raft_state: status.state,
         leader: status.leader,
         cluster_id: state.store.cluster_id().to_string(),
         term: status.term,
@@ -183,6 +158,6 @@ pub async fn status(State(state): State<Arc<AdminState>>) -> Json<StatusBody> {
         purged_index: status.purged_index,
         zones: zones.len(),
         records: zones.iter().map(|zone| zone.record_count()).sum(),
-        version: env!("CARGO_PKG_VERSION"),
+        version: env!("CARGO_PKG_VERSION").to_string(),
     })
 }

@@ -14,6 +14,7 @@ use outpost_core::state::{Change, Command, CommandError, LiteToken};
 use serde::{Deserialize, Serialize};
 
 use super::AdminState;
+use super::body::{CreatedToken, RevokedToken, TokenSummary};
 use super::cluster::Consistent;
 use super::error::{ApiError, JsonBody};
 use super::idempotency::Idempotency;
@@ -27,25 +28,6 @@ pub struct CreateToken {
     pub name: String,
     /// Origins of the zones the token may see; a missing final dot is added.
     pub zones: Vec<String>,
-}
-
-/// Body of `POST /v1/lite-tokens`: the only place the secret is ever shown.
-#[derive(Debug, Serialize)]
-pub struct CreatedToken {
-    pub name: String,
-    pub zones: Vec<String>,
-    /// `<name>:<secret>`, for `outpost-lite run --token`.
-    pub token: String,
-    pub index: u64,
-}
-
-/// One token in `GET /v1/lite-tokens`.
-#[derive(Debug, Serialize)]
-pub struct TokenSummary {
-    pub name: String,
-    pub zones: Vec<String>,
-    /// Sessions connected with it now, on this node.
-    pub sessions: usize,
 }
 
 /// `POST /v1/lite-tokens`: a token for zones that exist.
@@ -133,15 +115,16 @@ pub async fn revoke(
     State(state): State<Arc<AdminState>>,
     key: Idempotency,
     Path(name): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<RevokedToken>, ApiError> {
     let written = state
         .store
         .write(key.wrap(Command::RevokeLiteToken { name: name.clone() }))
         .await?;
     tracing::info!(%name, index = written.index, "Lite token revoked");
-    Ok(Json(
-        serde_json::json!({ "name": name, "index": written.index }),
-    ))
+    Ok(Json(RevokedToken {
+        name,
+        index: written.index,
+    }))
 }
 
 /// One session in `GET /v1/sync/sessions`.

@@ -11,9 +11,10 @@ use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{Name, RData, Record};
 use outpost_core::state::{Command, CommandError, ReplicatedState, parse_name};
 use outpost_core::zonefile::parse_zone;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::AdminState;
+use super::body::{CreatedZone, ImportedZone, IndexBody, ZoneSummary};
 use super::cluster::Consistent;
 use super::error::{ApiError, JsonBody, TextBody};
 use super::idempotency::Idempotency;
@@ -22,14 +23,6 @@ use super::transform;
 
 /// TTL of the records of a new zone and of imported records that name none.
 pub const DEFAULT_TTL: u32 = 3600;
-
-/// One zone in `GET /v1/zones`.
-#[derive(Debug, Serialize)]
-pub struct ZoneSummary {
-    pub origin: String,
-    pub records: usize,
-    pub serial: u32,
-}
 
 pub async fn list(Consistent(zones): Consistent) -> Json<Vec<ZoneSummary>> {
     Json(
@@ -58,7 +51,7 @@ pub async fn create(
     State(state): State<Arc<AdminState>>,
     key: Idempotency,
     JsonBody(request): JsonBody<CreateZone>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedZone>), ApiError> {
     let origin = absolute_name(&request.origin)?;
     let records = transform::transform(&state, &origin, default_records(&origin)?.into()).await?;
     let (records, extra) = transform::split_zone(records, &origin);
@@ -70,7 +63,10 @@ pub async fn create(
         .store
         .write(key.wrap(transform::with_extra(command, &extra)?))
         .await?;
-    let body = serde_json::json!({ "origin": origin.to_ascii(), "index": written.index });
+    let body = CreatedZone {
+        origin: origin.to_ascii(),
+        index: written.index,
+    };
     Ok((StatusCode::CREATED, Json(body)))
 }
 
@@ -92,7 +88,7 @@ pub async fn delete(
     State(state): State<Arc<AdminState>>,
     key: Idempotency,
     Path(origin): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<IndexBody>, ApiError> {
     let origin = absolute_name(&origin)?;
     let written = state
         .store
@@ -100,7 +96,9 @@ pub async fn delete(
             origin: origin.to_ascii(),
         }))
         .await?;
-    Ok(Json(serde_json::json!({ "index": written.index })))
+    Ok(Json(IndexBody {
+        index: written.index,
+    }))
 }
 
 /// `PUT /v1/zones/{origin}`: replaces the whole zone with a master file, in one Raft
@@ -110,7 +108,7 @@ pub async fn import(
     key: Idempotency,
     Path(origin): Path<String>,
     TextBody(text): TextBody,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ImportedZone>, ApiError> {
     let origin = absolute_name(&origin)?;
     let parse_origin = origin.clone();
     // A large file takes a while to parse: keep it off the async workers.
@@ -135,9 +133,11 @@ pub async fn import(
     .map_err(|e| ApiError::Unavailable(format!("zone file encoder stopped: {e}")))??;
     let written = state.store.write(key.wrap(command)).await?;
     tracing::info!(origin = %origin, records = count, index = written.index, "zone imported");
-    Ok(Json(
-        serde_json::json!({ "origin": origin.to_ascii(), "records": count, "index": written.index }),
-    ))
+    Ok(Json(ImportedZone {
+        origin: origin.to_ascii(),
+        records: count,
+        index: written.index,
+    }))
 }
 
 /// `GET /v1/zones/{origin}/export`: the zone as a master file.

@@ -3,10 +3,11 @@
 use std::io::Write;
 
 use anyhow::Context as _;
-use serde::Deserialize;
 
 use super::api::Api;
 use super::table::write_table;
+use crate::admin::body::{InviteBody, RemovedBody};
+use crate::store::ClusterStatus;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ClusterCommand {
@@ -34,13 +35,7 @@ pub enum ClusterCommand {
 pub fn run(api: &Api, command: ClusterCommand, out: &mut dyn Write) -> anyhow::Result<()> {
     match command {
         ClusterCommand::Invite { ttl } => {
-            #[derive(Deserialize)]
-            struct Invite {
-                ticket: String,
-                expires_unix: u64,
-                nodes: Vec<String>,
-            }
-            let invite: Invite = api.send_json(
+            let invite: InviteBody = api.send_json(
                 "POST",
                 &format!("/v1/cluster/invites?ttl_secs={ttl}"),
                 &serde_json::json!({}),
@@ -62,11 +57,7 @@ pub fn run(api: &Api, command: ClusterCommand, out: &mut dyn Write) -> anyhow::R
             print_status(&status, out)
         }
         ClusterCommand::Remove { node_id } => {
-            #[derive(Deserialize)]
-            struct Removed {
-                removed: u64,
-            }
-            let removed: Removed = api.delete(&format!("/v1/cluster/nodes/{node_id}"), &[])?;
+            let removed: RemovedBody = api.delete(&format!("/v1/cluster/nodes/{node_id}"), &[])?;
             writeln!(
                 out,
                 "removed node {} from the cluster; wipe its data directory before it joins again",
@@ -78,29 +69,7 @@ pub fn run(api: &Api, command: ClusterCommand, out: &mut dyn Write) -> anyhow::R
 }
 
 fn print_status(status: &serde_json::Value, out: &mut dyn Write) -> anyhow::Result<()> {
-    #[derive(Deserialize)]
-    struct Status {
-        cluster_id: String,
-        node_id: u64,
-        role: String,
-        term: u64,
-        leader: Option<u64>,
-        commit_index: Option<u64>,
-        applied_index: Option<u64>,
-        nodes: Vec<Node>,
-    }
-    #[derive(Deserialize)]
-    struct Node {
-        id: u64,
-        address: String,
-        voter: bool,
-        leader: bool,
-        matched_index: Option<u64>,
-        lag: Option<u64>,
-        last_contact_ms: Option<u64>,
-        healthy: Option<bool>,
-    }
-    let status: Status =
+    let status: ClusterStatus =
         serde_json::from_value(status.clone()).context("reading the cluster status")?;
     let text = |value: Option<u64>| value.map_or_else(|| "-".to_string(), |v| v.to_string());
     writeln!(

@@ -3,11 +3,11 @@
 use std::io::Write;
 
 use anyhow::Context as _;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::api::{Api, path_segment};
 use super::table::write_table;
+use crate::admin::body::{CreatedToken, RevokedToken, TokenSummary};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum LiteTokenCommand {
@@ -30,20 +30,13 @@ pub enum LiteTokenCommand {
 pub fn run(api: &Api, command: LiteTokenCommand, out: &mut dyn Write) -> anyhow::Result<()> {
     match command {
         LiteTokenCommand::Create { name, zones } => {
-            #[derive(Deserialize)]
-            struct Created {
-                name: String,
-                zones: Vec<String>,
-                token: String,
-                index: u64,
-            }
             let zones: Vec<String> = zones
                 .iter()
                 .map(|zone| zone.trim().to_string())
                 .filter(|zone| !zone.is_empty())
                 .collect();
             let body = json!({ "name": name, "zones": zones });
-            let created: Created = api.send_json("POST", "/v1/lite-tokens", &body)?;
+            let created: CreatedToken = api.send_json("POST", "/v1/lite-tokens", &body)?;
             writeln!(
                 out,
                 "created Lite token {} for {} (index {})",
@@ -60,13 +53,7 @@ pub fn run(api: &Api, command: LiteTokenCommand, out: &mut dyn Write) -> anyhow:
             writeln!(out, "{}", created.token).context("writing to stdout")
         }
         LiteTokenCommand::List => {
-            #[derive(Deserialize)]
-            struct Token {
-                name: String,
-                zones: Vec<String>,
-                sessions: usize,
-            }
-            let tokens: Vec<Token> = api.get_json("/v1/lite-tokens")?;
+            let tokens: Vec<TokenSummary> = api.get_json("/v1/lite-tokens")?;
             let rows: Vec<[String; 3]> = tokens
                 .into_iter()
                 .map(|token| {
@@ -80,11 +67,7 @@ pub fn run(api: &Api, command: LiteTokenCommand, out: &mut dyn Write) -> anyhow:
             write_table(out, ["NAME", "SESSIONS", "ZONES"], &rows).context("writing to stdout")
         }
         LiteTokenCommand::Revoke { name } => {
-            #[derive(Deserialize)]
-            struct Revoked {
-                index: u64,
-            }
-            let revoked: Revoked =
+            let revoked: RevokedToken =
                 api.delete(&format!("/v1/lite-tokens/{}", path_segment(&name)), &[])?;
             writeln!(
                 out,

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use outpost_dns::forward::Forwarder;
 use outpost_dns::handler::QueryHandler;
 use outpost_dns::metrics::Metrics;
-use outpost_dns::plugin_runtime::PluginRuntime;
-use outpost_dns::server::DnsSockets;
+use outpost_dns::plugin_runtime::{PluginRuntime, PluginWatch};
+use outpost_dns::server::{DnsSockets, drain_in_flight};
 use outpost_plugin_host::PluginEngine;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -28,13 +28,13 @@ use super::{
 };
 use crate::admin::{self, AdminState};
 use crate::config::Config;
-use crate::plugin_reload::PluginWatch;
 use crate::store::{
     ClusterOptions, ClusterStart, CommitObserver, DB_FILE_NAME, JoinTicket, NODE_KEY_FILE_NAME,
     PeerAddr, RaftEndpoint, RaftServer, RaftTiming, Store, StoreOptions, load_or_create_node_key,
     node_id_for,
 };
-use crate::sync::{Hub, SyncServer, TlsConfig};
+use crate::sync::hub::Hub;
+use crate::sync::{SyncServer, TlsConfig};
 
 impl Node {
     pub async fn start(config: Config) -> Result<Self, NodeError> {
@@ -44,7 +44,7 @@ impl Node {
             None => None,
         };
         let hub = Arc::new(Hub::new());
-        let plugin_watch = PluginWatch::new();
+        let plugin_watch = Arc::new(PluginWatch::default());
         let observers: Vec<Arc<dyn CommitObserver>> = vec![hub.clone(), plugin_watch.clone()];
         let cluster = open_cluster(&config, Arc::new(observers)).await?;
         let listeners = match prepare(&config, &cluster.store).await {
@@ -270,15 +270,9 @@ async fn spawn_services(
         .local_addr()
         .map_err(bind("admin", config.admin))?;
     let metrics = Arc::new(Metrics::default());
-    let forwarder = Arc::new(Forwarder::new(&config.forward, metrics.clone()));
-    let handler = Arc::new(QueryHandler::new(
-        store.zone_set(),
-        forwarder,
-        config.recursion_networks.clone(),
-        metrics.clone(),
-    ));
+    let handler = query_handler(config, store, &metrics);
     let engine = PluginEngine::with_disk_cache(&config.data_dir.join(PLUGIN_CACHE_DIR))
-        .map_err(|e| NodeError::Plugins(e.to_string()))?;
+        .map_err(NodeError::Plugins)?;
     let plugins = Arc::new(PluginRuntime::new(engine, handler.clone(), config.plugins));
     crate::plugin_reload::load_current(&plugins, store, true).await;
     let shutdown = CancellationToken::new();
@@ -293,9 +287,7 @@ async fn spawn_services(
         .dns
         .spawn(handler.clone(), shutdown.clone(), &tracker)
     {
-        shutdown.cancel();
-        tracker.close();
-        tracker.wait().await;
+        drain_in_flight(&shutdown, &tracker).await;
         return Err(NodeError::DnsWorkers(source));
     }
     let ready = Arc::new(AtomicBool::new(false));
@@ -318,9 +310,7 @@ async fn spawn_services(
     {
         Ok(sync) => sync,
         Err(source) => {
-            shutdown.cancel();
-            tracker.close();
-            tracker.wait().await;
+            drain_in_flight(&shutdown, &tracker).await;
             return Err(bind("sync", config.sync.listen)(source));
         }
     };
@@ -335,6 +325,17 @@ async fn spawn_services(
         admin_addr,
         sync_addr,
     })
+}
+
+/// The DNS query path over the store's replica, with its forwarder.
+fn query_handler(config: &Config, store: &Store, metrics: &Arc<Metrics>) -> Arc<QueryHandler> {
+    let forwarder = Arc::new(Forwarder::new(&config.forward, metrics.clone()));
+    Arc::new(QueryHandler::new(
+        store.zone_set(),
+        forwarder,
+        config.recursion_networks.clone(),
+        metrics.clone(),
+    ))
 }
 
 /// The Lite sync endpoint on `listener`, with its own shutdown and tracker: sessions stop

@@ -19,9 +19,9 @@ use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::{ChangeMembers, ReadPolicy};
 use outpost_core::state::Command;
 use outpost_replica::View;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::error::{MembershipError, ReadError, WriteError};
+use super::error::{LeaderError, MembershipError, ReadError, WriteError};
 use super::handle::{NodeState, Store};
 use super::network::codec;
 use super::relay::RELAY_MARGIN;
@@ -43,13 +43,13 @@ fn is_healthy(peer: &PeerProgress) -> bool {
 }
 
 /// `outpost cluster status`: the cluster as one node sees it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClusterStatus {
     pub cluster_id: String,
     /// The node that answered.
     pub node_id: u64,
     /// Its Raft role: leader, follower, learner, candidate.
-    pub role: String,
+    pub role: NodeState,
     pub term: u64,
     pub leader: Option<u64>,
     pub commit_index: Option<u64>,
@@ -59,7 +59,7 @@ pub struct ClusterStatus {
 
 /// One member in [`ClusterStatus`]. The replication fields are the leader's view, `null` when
 /// the leader could not be asked.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NodeStatus {
     pub id: u64,
     pub address: String,
@@ -101,7 +101,12 @@ impl Store {
                 {
                     Ok(RaftReply::ReadIndex(index)) => index?,
                     Ok(other) => return Err(ReadError::Raft(unexpected(leader, &other))),
-                    Err(reason) => return Err(ReadError::LeaderUnreachable { leader, reason }),
+                    Err(reason) => {
+                        return Err(ReadError::Leader(LeaderError::Unreachable {
+                            leader,
+                            reason,
+                        }));
+                    }
                 }
             }
             None => self.read_index().await?,
@@ -131,9 +136,9 @@ impl Store {
         match linearizer {
             Ok(linearizer) => Ok(linearizer.read_log_id().index()),
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(to_leader))) => {
-                Err(ReadError::NotLeader {
+                Err(ReadError::Leader(LeaderError::NotLeader {
                     leader: to_leader.leader_id,
-                })
+                }))
             }
             Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(e))) => {
                 Err(ReadError::NoQuorum(e.to_string()))
@@ -178,14 +183,17 @@ impl Store {
         {
             Ok(RaftReply::RemoveNode(result)) => result.map_err(MembershipError::from),
             Ok(other) => Err(MembershipError::Raft(unexpected(leader, &other))),
-            Err(reason) => Err(MembershipError::LeaderUnreachable { leader, reason }),
+            Err(reason) => Err(MembershipError::Leader(LeaderError::Unreachable {
+                leader,
+                reason,
+            })),
         }
     }
 
     /// [`Store::remove_node`] on the leader; never relays.
     pub(crate) async fn remove_on_leader(&self, id: u64) -> Result<(), MembershipError> {
         let progress = self.progress().map_err(|e| match e {
-            ReadError::NotLeader { leader } => MembershipError::NotLeader { leader },
+            ReadError::Leader(refusal) => MembershipError::Leader(refusal),
             other => MembershipError::Raft(other.to_string()),
         })?;
         let members = self.members();
@@ -235,7 +243,9 @@ impl Store {
     async fn retire(&self, id: u64) -> Result<(), MembershipError> {
         match self.write(Command::RetireNode { node_id: id }).await {
             Ok(_) => Ok(()),
-            Err(WriteError::NotLeader { leader }) => Err(MembershipError::NotLeader { leader }),
+            Err(WriteError::Leader(LeaderError::NotLeader { leader })) => {
+                Err(MembershipError::Leader(LeaderError::NotLeader { leader }))
+            }
             Err(other) => Err(MembershipError::Raft(format!(
                 "cannot retire node {id}'s join ticket: {other}"
             ))),
@@ -254,7 +264,7 @@ impl Store {
             node_id: id,
             addr: node.addr.clone(),
         };
-        let mut last = MembershipError::NotLeader { leader: None };
+        let mut last = MembershipError::Leader(LeaderError::NotLeader { leader: None });
         for member in self.members().into_iter().filter(|member| member.id != id) {
             match self
                 .ask(member.id, &member.node, &request, self.inner.timing.commit)
@@ -264,10 +274,10 @@ impl Store {
                 Ok(RaftReply::SetAddress(Err(e))) => last = e.into(),
                 Ok(other) => last = MembershipError::Raft(unexpected(member.id, &other)),
                 Err(reason) => {
-                    last = MembershipError::LeaderUnreachable {
+                    last = MembershipError::Leader(LeaderError::Unreachable {
                         leader: member.id,
                         reason,
-                    }
+                    })
                 }
             }
         }
@@ -287,7 +297,10 @@ impl Store {
             {
                 Ok(RaftReply::SetAddress(result)) => result.map_err(MembershipError::from),
                 Ok(other) => Err(MembershipError::Raft(unexpected(leader, &other))),
-                Err(reason) => Err(MembershipError::LeaderUnreachable { leader, reason }),
+                Err(reason) => Err(MembershipError::Leader(LeaderError::Unreachable {
+                    leader,
+                    reason,
+                })),
             };
         }
         if !self.members().iter().any(|member| member.id == id) {
@@ -302,9 +315,9 @@ impl Store {
         let metrics = self.inner.raft.metrics();
         let metrics = metrics.borrow_watched();
         if metrics.state != openraft::ServerState::Leader {
-            return Err(ReadError::NotLeader {
+            return Err(ReadError::Leader(LeaderError::NotLeader {
                 leader: metrics.current_leader,
-            });
+            }));
         }
         let replication = metrics.replication.clone().unwrap_or_default();
         let heartbeat = metrics.heartbeat.clone().unwrap_or_default();
@@ -378,7 +391,7 @@ impl Store {
         ClusterStatus {
             cluster_id: self.cluster_id().to_string(),
             node_id: status.node_id,
-            role: status.state.to_string(),
+            role: status.state,
             term: status.term,
             leader: status.leader,
             commit_index: self.commit_index(),
@@ -463,9 +476,9 @@ impl Store {
 fn membership_error(error: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> MembershipError {
     match error {
         RaftError::APIError(ClientWriteError::ForwardToLeader(to_leader)) => {
-            MembershipError::NotLeader {
+            MembershipError::Leader(LeaderError::NotLeader {
                 leader: to_leader.leader_id,
-            }
+            })
         }
         RaftError::APIError(ClientWriteError::ChangeMembershipError(refused)) => {
             MembershipError::Refused(refused.to_string())

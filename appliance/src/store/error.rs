@@ -1,5 +1,6 @@
 //! Why a store call failed, as callers see it: [`WriteError`], [`MembershipError`],
-//! [`ReadError`], [`StoreError`]. Messages are lower case, name the value and say what to do.
+//! [`ReadError`], [`StoreError`], and [`LeaderError`], the refusal the first three share.
+//! Messages are lower case, name the value and say what to do.
 //!
 //! **Boundary:** these are not wire types. A member that relays a membership change or asks
 //! the leader for a read index hears back the wire forms of `store::rpc`
@@ -19,10 +20,10 @@ use super::rpc::{RemoteMembershipError, RemoteReadError};
 pub enum WriteError {
     /// The zones model refused the command when it was applied; nothing changed.
     #[error("write refused: {0}")]
-    Rejected(CommandError),
-    /// Another node leads the cluster, or none is known; the write must go to the leader.
-    #[error("{}", not_leader(*leader))]
-    NotLeader { leader: Option<u64> },
+    Rejected(#[source] CommandError),
+    /// This node does not lead the cluster and did not reach the leader; nothing was written.
+    #[error("{0}{advice}", advice = nothing_written(.0))]
+    Leader(#[from] LeaderError),
     /// Raft stopped or failed; the write may or may not have been committed.
     #[error("raft: {0}")]
     Raft(String),
@@ -32,11 +33,6 @@ pub enum WriteError {
         "write not committed within {waited:?} (is a quorum of the cluster reachable?); it may still take effect"
     )]
     Timeout { waited: Duration },
-    /// This node is not the leader and could not reach the one it knows; nothing was written.
-    #[error(
-        "the leader, node {leader}, cannot be reached from this node ({reason}); nothing was written: retry, or write to another node"
-    )]
-    LeaderUnreachable { leader: u64, reason: String },
     /// The command is too large for one Raft entry; nothing was proposed.
     #[error(
         "write of {bytes} bytes exceeds the {MAX_PROPOSAL_BYTES} byte limit of one raft entry: split it into smaller writes"
@@ -51,8 +47,29 @@ pub enum WriteError {
     NotAppliedHere { index: u64, waited: Duration },
 }
 
+/// Why a request did not reach a leader that could serve it: the refusal writes
+/// ([`WriteError`]), membership changes ([`MembershipError`]) and consistent reads
+/// ([`ReadError`]) share.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeaderError {
+    /// Another node leads the cluster, or none is known; the request must go to the leader.
+    #[error("{}", not_leader(*leader))]
+    NotLeader { leader: Option<u64> },
+    /// This node does not lead and could not reach the one it knows.
+    #[error("the leader, node {leader}, cannot be reached from this node: {reason}")]
+    Unreachable { leader: u64, reason: String },
+}
+
+/// What a write adds when the leader could not be reached: the write never left this node.
+fn nothing_written(error: &LeaderError) -> &'static str {
+    match error {
+        LeaderError::NotLeader { .. } => "",
+        LeaderError::Unreachable { .. } => "; nothing was written: retry, or write to another node",
+    }
+}
+
 /// What a refusal for not leading says: whom to ask, or why nobody can be asked.
-pub(crate) fn not_leader(leader: Option<u64>) -> String {
+fn not_leader(leader: Option<u64>) -> String {
     match leader {
         Some(id) => format!("this node is not the raft leader (node {id} is)"),
         None => "no raft leader is known: an election is under way, or this node cannot reach a quorum of the cluster; nothing was done: retry".to_string(),
@@ -65,12 +82,21 @@ pub enum StoreError {
     #[error("cannot create data directory {}: {cause}", path.display())]
     CreateDir {
         path: PathBuf,
+        #[source]
         cause: std::io::Error,
     },
     #[error("cannot open {}: {cause}: is another outpost running with this data dir?", path.display())]
-    AlreadyOpen { path: PathBuf, cause: redb::Error },
+    AlreadyOpen {
+        path: PathBuf,
+        #[source]
+        cause: redb::Error,
+    },
     #[error("cannot open {}: {cause}", path.display())]
-    Open { path: PathBuf, cause: redb::Error },
+    Open {
+        path: PathBuf,
+        #[source]
+        cause: redb::Error,
+    },
     #[error("{} has storage format {found}, this outpost reads format {expected}: run the outpost version that wrote it", path.display())]
     Format {
         path: PathBuf,
@@ -80,6 +106,7 @@ pub enum StoreError {
     #[error("cannot load the zones stored in {}: {cause}", path.display())]
     Load {
         path: PathBuf,
+        #[source]
         cause: std::io::Error,
     },
     #[error("{} belongs to node {found}, not node {wanted}: use the data directory of node {wanted}", path.display())]
@@ -104,9 +131,9 @@ pub enum StoreError {
 /// address) to the leader hears this back as its wire form, `rpc::RemoteMembershipError`.
 #[derive(Debug, thiserror::Error)]
 pub enum MembershipError {
-    /// Only the leader changes the membership.
-    #[error("{}", not_leader(*leader))]
-    NotLeader { leader: Option<u64> },
+    /// Only the leader changes the membership, and this node did not reach it.
+    #[error(transparent)]
+    Leader(#[from] LeaderError),
     /// Raft refused the change (another one in progress, a voter that is not a learner yet).
     #[error("membership change refused: {0}")]
     Refused(String),
@@ -129,18 +156,15 @@ pub enum MembershipError {
         reachable: usize,
         quorum: usize,
     },
-    /// This node does not lead and could not reach the one that does.
-    #[error("the leader, node {leader}, cannot be reached from this node: {reason}")]
-    LeaderUnreachable { leader: u64, reason: String },
 }
 
 /// Why a consistent read did not happen. A member that asks the leader for its read index (or
 /// its progress) hears this back as its wire form, `rpc::RemoteReadError`.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    /// Only the leader serves consistent reads.
-    #[error("{}", not_leader(*leader))]
-    NotLeader { leader: Option<u64> },
+    /// Only the leader serves consistent reads, and this node did not reach it.
+    #[error(transparent)]
+    Leader(#[from] LeaderError),
     /// This node could not confirm it still leads: a quorum did not answer.
     #[error("no quorum confirmed this node still leads: {0}")]
     NoQuorum(String),
@@ -148,15 +172,14 @@ pub enum ReadError {
     Timeout(Duration),
     #[error("raft: {0}")]
     Raft(String),
-    /// This node does not lead and could not reach the one that does.
-    #[error("the leader, node {leader}, cannot be reached from this node: {reason}")]
-    LeaderUnreachable { leader: u64, reason: String },
 }
 
 impl From<MembershipError> for RemoteMembershipError {
     fn from(error: MembershipError) -> RemoteMembershipError {
         match error {
-            MembershipError::NotLeader { leader } => RemoteMembershipError::NotLeader { leader },
+            MembershipError::Leader(LeaderError::NotLeader { leader }) => {
+                RemoteMembershipError::NotLeader { leader }
+            }
             MembershipError::Refused(reason) => RemoteMembershipError::Refused(reason),
             MembershipError::Timeout(waited) => RemoteMembershipError::Timeout(waited),
             MembershipError::Raft(reason) => RemoteMembershipError::Raft(reason),
@@ -173,7 +196,7 @@ impl From<MembershipError> for RemoteMembershipError {
                 reachable,
                 quorum,
             },
-            MembershipError::LeaderUnreachable { leader, reason } => {
+            MembershipError::Leader(LeaderError::Unreachable { leader, reason }) => {
                 RemoteMembershipError::LeaderUnreachable { leader, reason }
             }
         }
@@ -183,7 +206,9 @@ impl From<MembershipError> for RemoteMembershipError {
 impl From<RemoteMembershipError> for MembershipError {
     fn from(error: RemoteMembershipError) -> MembershipError {
         match error {
-            RemoteMembershipError::NotLeader { leader } => MembershipError::NotLeader { leader },
+            RemoteMembershipError::NotLeader { leader } => {
+                MembershipError::Leader(LeaderError::NotLeader { leader })
+            }
             RemoteMembershipError::Refused(reason) => MembershipError::Refused(reason),
             RemoteMembershipError::Timeout(waited) => MembershipError::Timeout(waited),
             RemoteMembershipError::Raft(reason) => MembershipError::Raft(reason),
@@ -201,7 +226,7 @@ impl From<RemoteMembershipError> for MembershipError {
                 quorum,
             },
             RemoteMembershipError::LeaderUnreachable { leader, reason } => {
-                MembershipError::LeaderUnreachable { leader, reason }
+                MembershipError::Leader(LeaderError::Unreachable { leader, reason })
             }
         }
     }
@@ -210,11 +235,13 @@ impl From<RemoteMembershipError> for MembershipError {
 impl From<ReadError> for RemoteReadError {
     fn from(error: ReadError) -> RemoteReadError {
         match error {
-            ReadError::NotLeader { leader } => RemoteReadError::NotLeader { leader },
+            ReadError::Leader(LeaderError::NotLeader { leader }) => {
+                RemoteReadError::NotLeader { leader }
+            }
             ReadError::NoQuorum(reason) => RemoteReadError::NoQuorum(reason),
             ReadError::Timeout(waited) => RemoteReadError::Timeout(waited),
             ReadError::Raft(reason) => RemoteReadError::Raft(reason),
-            ReadError::LeaderUnreachable { leader, reason } => {
+            ReadError::Leader(LeaderError::Unreachable { leader, reason }) => {
                 RemoteReadError::LeaderUnreachable { leader, reason }
             }
         }
@@ -224,12 +251,14 @@ impl From<ReadError> for RemoteReadError {
 impl From<RemoteReadError> for ReadError {
     fn from(error: RemoteReadError) -> ReadError {
         match error {
-            RemoteReadError::NotLeader { leader } => ReadError::NotLeader { leader },
+            RemoteReadError::NotLeader { leader } => {
+                ReadError::Leader(LeaderError::NotLeader { leader })
+            }
             RemoteReadError::NoQuorum(reason) => ReadError::NoQuorum(reason),
             RemoteReadError::Timeout(waited) => ReadError::Timeout(waited),
             RemoteReadError::Raft(reason) => ReadError::Raft(reason),
             RemoteReadError::LeaderUnreachable { leader, reason } => {
-                ReadError::LeaderUnreachable { leader, reason }
+                ReadError::Leader(LeaderError::Unreachable { leader, reason })
             }
         }
     }

@@ -17,6 +17,7 @@ use outpost_core::answer::ZoneSet;
 use outpost_core::state::ReplicatedState;
 use outpost_replica::{Published, View};
 use redb::Database;
+use serde::{Deserialize, Serialize};
 
 use super::events::CommittedEntry;
 use super::network::transport::RaftTransport;
@@ -77,8 +78,10 @@ pub struct StoreStatus {
     pub purged_index: Option<u64>,
 }
 
-/// Role of a node in its Raft cluster.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Role of a node in its Raft cluster. In the admin API's bodies (`role`) it is spelled as
+/// [`fmt::Display`] writes it: `leader`, `follower`, `candidate`, `learner`, `shutdown`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum NodeState {
     Leader,
     Follower,

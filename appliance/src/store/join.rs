@@ -30,7 +30,7 @@ use outpost_core::state::{Command, JoinInvite};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::error::{MembershipError, WriteError};
+use super::error::{LeaderError, MembershipError, WriteError};
 use super::handle::Store;
 use super::network::codec;
 use super::network::iroh_transport::{PeerAddr, PeerAddrError};
@@ -182,7 +182,7 @@ pub enum InviteError {
     #[error(transparent)]
     Write(#[from] WriteError),
     #[error("no randomness for the join secret: {0}")]
-    Random(String),
+    Random(#[source] getrandom::Error),
 }
 
 /// Why a node did not join.
@@ -223,7 +223,7 @@ impl Store {
             return Err(InviteError::NoRaftAddress);
         }
         let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| InviteError::Random(e.to_string()))?;
+        getrandom::fill(&mut secret).map_err(InviteError::Random)?;
         let now_unix = unix_now();
         let expires_unix = now_unix + ttl.as_secs().max(1);
         self.write(Command::PutJoinInvite {
@@ -352,7 +352,9 @@ impl Store {
         {
             Ok(_) => {}
             Err(WriteError::Rejected(refused)) => return JoinOutcome::Refused(refused.to_string()),
-            Err(WriteError::NotLeader { .. }) => return JoinOutcome::NotLeader { leader: None },
+            Err(WriteError::Leader(LeaderError::NotLeader { .. })) => {
+                return JoinOutcome::NotLeader { leader: None };
+            }
             Err(e) => return JoinOutcome::Failed(e.to_string()),
         }
         if member.is_none()
@@ -431,7 +433,9 @@ fn check_joiner(remote: Option<PeerId>, node_id: u64, addr: &str) -> Result<(), 
 
 fn membership_failure(error: MembershipError) -> JoinOutcome {
     match error {
-        MembershipError::NotLeader { .. } => JoinOutcome::NotLeader { leader: None },
+        MembershipError::Leader(LeaderError::NotLeader { .. }) => {
+            JoinOutcome::NotLeader { leader: None }
+        }
         other => JoinOutcome::Failed(other.to_string()),
     }
 }

@@ -42,9 +42,8 @@ use openraft::errors::{
 use openraft::network::{RPCOption, RPCTypes};
 use openraft::{OptionalSend, RaftNetworkFactory, RaftNetworkV2};
 
-pub use self::codec::{CodecError, MAX_PROPOSAL_BYTES, MAX_RAFT_MESSAGE, MAX_SNAPSHOT_BYTES};
-pub use self::handler::RaftRpcHandler;
-pub use self::transport::{NoPeers, PeerId, RaftTransport, TransportError};
+use self::codec::{CodecError, MAX_RAFT_MESSAGE};
+use self::transport::{RaftTransport, TransportError};
 use super::rpc::{RaftReply, RaftRequest};
 use super::types::{
     AppendEntriesRequest, AppendEntriesResponse, NodeInfo, Snapshot, SnapshotResponse, TypeConfig,
@@ -292,6 +291,8 @@ impl PeerClient {
 
 #[cfg(test)]
 mod tests {
+    use super::handler::RaftRpcHandler;
+    use super::transport::NoPeers;
     use super::*;
 
     #[tokio::test]

@@ -19,7 +19,7 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, ForwardReason, RaftError};
 use outpost_core::state::{Change, Command, CommandError};
 
-use super::error::WriteError;
+use super::error::{LeaderError, WriteError};
 use super::handle::Store;
 use super::network::codec::{self, CodecError, MAX_PROPOSAL_BYTES};
 use super::network::transport::TransportError;
@@ -150,9 +150,9 @@ pub(crate) async fn propose(
                 tokio::time::sleep(LEASE_RETRY).await;
             }
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to_leader))) => {
-                return Err(WriteError::NotLeader {
+                return Err(WriteError::Leader(LeaderError::NotLeader {
                     leader: to_leader.leader_id,
-                });
+                }));
             }
             Err(e) => return Err(WriteError::Raft(e.to_string())),
         }
@@ -183,7 +183,9 @@ impl From<Result<Written, WriteError>> for RelayedOutcome {
                 changes: written.changes,
             },
             Err(WriteError::Rejected(refused)) => RelayedOutcome::Rejected(refused),
-            Err(WriteError::NotLeader { leader }) => RelayedOutcome::NotLeader { leader },
+            Err(WriteError::Leader(LeaderError::NotLeader { leader })) => {
+                RelayedOutcome::NotLeader { leader }
+            }
             Err(WriteError::TooLarge { bytes }) => RelayedOutcome::TooLarge {
                 bytes: bytes as u64,
             },
@@ -204,7 +206,9 @@ fn relayed_result(outcome: RelayedOutcome, leader: u64) -> Result<Written, Write
             replayed: false,
         }),
         RelayedOutcome::Rejected(refused) => Err(WriteError::Rejected(refused)),
-        RelayedOutcome::NotLeader { leader } => Err(WriteError::NotLeader { leader }),
+        RelayedOutcome::NotLeader { leader } => {
+            Err(WriteError::Leader(LeaderError::NotLeader { leader }))
+        }
         RelayedOutcome::TooLarge { bytes } => Err(WriteError::TooLarge {
             bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
         }),
@@ -281,7 +285,10 @@ impl Store {
         };
         let reply = match reply {
             Err(TransportError::Unreachable { reason, .. }) => {
-                return Err(WriteError::LeaderUnreachable { leader, reason });
+                return Err(WriteError::Leader(LeaderError::Unreachable {
+                    leader,
+                    reason,
+                }));
             }
             Err(e @ TransportError::Failed { .. }) => {
                 return Err(WriteError::Raft(format!(
@@ -293,7 +300,10 @@ impl Store {
         match codec::decode::<RaftReply>(&reply) {
             Ok(RaftReply::ClientWrite(outcome)) => relayed_result(outcome, leader),
             Ok(RaftReply::Unavailable(reason)) => {
-                Err(WriteError::LeaderUnreachable { leader, reason })
+                Err(WriteError::Leader(LeaderError::Unreachable {
+                    leader,
+                    reason,
+                }))
             }
             Ok(other) => Err(WriteError::Raft(format!(
                 "node {leader} answered a relayed write with {other:?}"

@@ -120,7 +120,7 @@ pub(crate) fn open_database(
             }
             (None, None) => {
                 let mut random = [0u8; 16];
-                getrandom::fill(&mut random).map_err(|e| io::Error::other(e.to_string()))?;
+                getrandom::fill(&mut random).map_err(io::Error::other)?;
                 let id: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
                 put_value(&mut meta, CLUSTER_ID, &id)?;
                 id

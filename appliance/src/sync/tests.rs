@@ -54,7 +54,7 @@ struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            queue: SESSION_QUEUE,
+            queue: super::hub::SESSION_QUEUE,
             history_entries: crate::store::DEFAULT_HISTORY_ENTRIES,
             max_sessions: MAX_SESSIONS,
             tls: None,

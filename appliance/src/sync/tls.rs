@@ -12,14 +12,18 @@ use sha2::{Digest, Sha256};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::crypto::ring;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::pem::{Error as PemError, PemObject};
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Why the certificate or key cannot be used. Each message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("sync.tls_cert {}: cannot read a PEM certificate: {cause}", path.display())]
-    Cert { path: PathBuf, cause: String },
+    Cert {
+        path: PathBuf,
+        #[source]
+        cause: PemError,
+    },
     #[error(
         "sync.tls_cert {}: no certificate in the file (expected -----BEGIN CERTIFICATE-----)",
         path.display()
@@ -29,7 +33,11 @@ pub enum TlsError {
         "sync.tls_key {}: cannot read a PEM private key: {cause} (expected PKCS#8, PKCS#1 or SEC1 PEM)",
         path.display()
     )]
-    Key { path: PathBuf, cause: String },
+    Key {
+        path: PathBuf,
+        #[source]
+        cause: PemError,
+    },
     #[error("sync.tls_cert {} and sync.tls_key {}: {cause}", cert.display(), key.display())]
     Config {
         cert: PathBuf,
@@ -60,7 +68,7 @@ impl TlsConfig {
             .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
             .map_err(|cause| TlsError::Cert {
                 path: cert.to_owned(),
-                cause: cause.to_string(),
+                cause,
             })?;
         let Some(leaf) = chain.first() else {
             return Err(TlsError::NoCert {
@@ -70,7 +78,7 @@ impl TlsConfig {
         let fingerprint = fingerprint(leaf);
         let private_key = PrivateKeyDer::from_pem_file(key).map_err(|cause| TlsError::Key {
             path: key.to_owned(),
-            cause: cause.to_string(),
+            cause,
         })?;
         let config_error = |cause: String| TlsError::Config {
             cert: cert.to_owned(),

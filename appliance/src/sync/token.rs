@@ -8,6 +8,8 @@
 use outpost_core::state::{LiteToken, ReplicatedState};
 use sha2::{Digest, Sha256};
 
+use crate::secret_file::constant_time_eq;
+
 /// Random bytes in a secret (256 bits), written as twice as many hex digits.
 const SECRET_BYTES: usize = 32;
 
@@ -55,16 +57,6 @@ pub fn check<'a>(zones: &'a ReplicatedState, presented: &str) -> Option<&'a Lite
 
 fn hash(secret_hex: &str) -> [u8; 32] {
     Sha256::digest(secret_hex.as_bytes()).into()
-}
-
-/// Compares without an early exit, so the time taken says nothing about how many
-/// leading bytes matched.
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    let difference = a
-        .iter()
-        .zip(b)
-        .fold(0u8, |acc, (x, y)| acc | std::hint::black_box(x ^ y));
-    difference == 0
 }
 
 #[cfg(test)]

@@ -82,10 +82,12 @@ impl Cache {
         Duration::from_secs(self.serve_stale_secs.load(Ordering::Relaxed))
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.lock().map_or(0, |entries| entries.len())
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

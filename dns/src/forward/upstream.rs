@@ -22,6 +22,12 @@ pub enum ExchangeError {
     Io(#[from] std::io::Error),
     #[error("bad answer: {0}")]
     Malformed(String),
+    /// hickory could not write the query.
+    #[error("bad answer: {0}")]
+    Proto(#[from] hickory_proto::ProtoError),
+    /// The answer does not decode.
+    #[error("bad answer: {0}")]
+    Decode(#[from] hickory_proto::serialize::binary::DecodeError),
 }
 
 pub async fn exchange(
@@ -56,8 +62,7 @@ pub async fn exchange(
 
 fn build_request(query: &Query) -> Result<(u16, Vec<u8>), ExchangeError> {
     let mut id = [0u8; 2];
-    getrandom::fill(&mut id)
-        .map_err(|e| ExchangeError::Io(std::io::Error::other(e.to_string())))?;
+    getrandom::fill(&mut id).map_err(|e| ExchangeError::Io(std::io::Error::other(e)))?;
     let id = u16::from_be_bytes(id);
     let mut message = Message::query();
     message.metadata.id = id;
@@ -66,9 +71,7 @@ fn build_request(query: &Query) -> Result<(u16, Vec<u8>), ExchangeError> {
     let mut edns = Edns::new();
     edns.set_max_payload(MAX_UDP_PAYLOAD);
     message.set_edns(edns);
-    let bytes = message
-        .to_vec()
-        .map_err(|e| ExchangeError::Malformed(e.to_string()))?;
+    let bytes = message.to_vec()?;
     Ok((id, bytes))
 }
 
@@ -121,7 +124,7 @@ async fn exchange_tcp(
         let len = usize::from(stream.read_u16().await?);
         let mut buffer = vec![0u8; len.min(MAX_TCP_MESSAGE)];
         stream.read_exact(&mut buffer).await?;
-        Message::from_vec(&buffer).map_err(|e| ExchangeError::Malformed(e.to_string()))
+        Message::from_vec(&buffer).map_err(ExchangeError::Decode)
     };
     timeout_at(deadline, work)
         .await

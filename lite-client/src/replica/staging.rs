@@ -13,7 +13,7 @@
 //! applied then: a zone outside the scope, then the first change that did not apply,
 //! refuses it.
 
-use outpost_core::state::{Change, ReplicatedState};
+use outpost_core::state::{Change, CommandError, ReplicatedState};
 use outpost_core::sync::{SnapshotChunk, WireChange, from_wire};
 
 /// The most snapshot content taken in (names and record bytes), 512 MiB: about five
@@ -58,7 +58,7 @@ pub(super) struct Staged {
     pub(super) zones_named: Vec<String>,
     /// The first change that did not apply (described) and why; nothing is applied
     /// after it.
-    pub(super) refused: Option<(String, String)>,
+    pub(super) refused: Option<(String, CommandError)>,
 }
 
 /// A complete snapshot, ready to replace the replica.
@@ -71,6 +71,7 @@ pub struct StagedSnapshot {
 
 impl StagedSnapshot {
     /// The replica it describes (meaningful when nothing was refused).
+    #[cfg(test)]
     pub fn zones(&self) -> &ReplicatedState {
         &self.staged.zones
     }
@@ -92,11 +93,8 @@ impl SnapshotStaging {
         }
     }
 
-    pub fn as_of(&self) -> u64 {
-        self.as_of
-    }
-
     /// Staged bytes so far.
+    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.bytes
     }
@@ -142,7 +140,7 @@ impl Staged {
         if self.refused.is_none()
             && let Err(error) = self.zones.apply_change(change)
         {
-            self.refused = Some((wire.describe(), error.to_string()));
+            self.refused = Some((wire.describe(), error));
             // The snapshot will be refused: its model is of no use.
             self.zones = ReplicatedState::default();
         }

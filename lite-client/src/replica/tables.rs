@@ -106,6 +106,6 @@ pub(super) fn open_database(path: &Path) -> Result<Database, ReplicaError> {
 /// 16 random bytes in hex.
 fn random_id() -> Result<String, ReplicaError> {
     let mut random = [0u8; 16];
-    getrandom::fill(&mut random).map_err(|e| ReplicaError::NoRandomness(e.to_string()))?;
+    getrandom::fill(&mut random).map_err(ReplicaError::NoRandomness)?;
     Ok(random.iter().map(|byte| format!("{byte:02x}")).collect())
 }

@@ -161,12 +161,9 @@ impl Session<'_> {
                 self.phase = Phase::AwaitSnapshot;
                 Ok(())
             }
-            SyncMode::Resume if !resumable => Err(self
-                .reject_data(ReplicaError::Inconsistent {
-                    change: "Welcome { mode: Resume }".into(),
-                    reason: "the client holds no cursor of this cluster to resume from".into(),
-                })
-                .await),
+            SyncMode::Resume if !resumable => {
+                Err(self.reject_data(ReplicaError::NoCursorToResume).await)
+            }
             SyncMode::Resume => match self.replica.resume(&zones, head).await {
                 Ok(ScopeCheck::Covered) => {
                     self.position = self.replica.cursor().map_or(0, |cursor| cursor.index);
@@ -276,6 +273,7 @@ impl Session<'_> {
     async fn reject_data(&mut self, error: ReplicaError) -> SessionEnd {
         match error {
             ReplicaError::Inconsistent { .. }
+            | ReplicaError::NoCursorToResume
             | ReplicaError::OutOfScope { .. }
             | ReplicaError::BadChange(_) => {
                 tracing::error!(%error, "refusing the appliance's data; the next session takes a snapshot");

@@ -45,7 +45,11 @@ pub enum StatusError {
         source: std::io::Error,
     },
     #[error("{path} is not a status file: {reason}")]
-    Parse { path: PathBuf, reason: String },
+    Parse {
+        path: PathBuf,
+        #[source]
+        reason: serde_json::Error,
+    },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -136,10 +140,7 @@ pub fn read_status_file(data_dir: &Path) -> Result<StatusFile, StatusError> {
         }
         Err(source) => return Err(StatusError::Read { path, source }),
     };
-    serde_json::from_str(&text).map_err(|e| StatusError::Parse {
-        path,
-        reason: e.to_string(),
-    })
+    serde_json::from_str(&text).map_err(|reason| StatusError::Parse { path, reason })
 }
 
 /// Whether the process that wrote `status` still runs: its pid is a live (not zombie)

@@ -45,7 +45,6 @@ use std::time::Duration;
 use ::iroh::EndpointId;
 use ::iroh::endpoint::VarInt;
 
-pub use self::client::IrohTransport;
 pub use self::endpoint::RaftEndpoint;
 pub use self::identity::{NODE_KEY_FILE_NAME, load_or_create_node_key};
 pub use self::server::RaftServer;
@@ -150,6 +149,9 @@ pub(crate) fn peer_id(endpoint: &EndpointId) -> PeerId {
     PeerId::from_bytes(*endpoint.as_bytes())
 }
 
+/// A cause of any type, kept for [`std::error::Error::source`].
+pub(crate) type BoxedError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why the Raft endpoint could not start or stop.
 #[derive(Debug, thiserror::Error)]
 pub enum IrohError {
@@ -159,7 +161,11 @@ pub enum IrohError {
     )]
     UnspecifiedAddress(SocketAddr),
     #[error("cannot bind the raft endpoint on {addr}: {reason}")]
-    Bind { addr: SocketAddr, reason: String },
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        reason: BoxedError,
+    },
     #[error("the raft endpoint did not shut down cleanly: {0}")]
     Shutdown(String),
 }

@@ -73,7 +73,12 @@ async fn three_stores_replicate_every_write_and_followers_relay_theirs() {
     );
     let refused = cluster.store(3).add_voters(BTreeSet::from([4])).await;
     assert!(
-        matches!(refused, Err(MembershipError::NotLeader { leader: Some(1) })),
+        matches!(
+            refused,
+            Err(MembershipError::Leader(LeaderError::NotLeader {
+                leader: Some(1)
+            }))
+        ),
         "{refused:?}"
     );
     cluster.shutdown().await;
@@ -188,7 +193,7 @@ async fn a_leader_cut_off_from_the_quorum_fails_writes_and_the_majority_carries_
     assert!(
         matches!(
             stranded,
-            Err(WriteError::Timeout { .. } | WriteError::NotLeader { .. })
+            Err(WriteError::Timeout { .. } | WriteError::Leader(LeaderError::NotLeader { .. }))
         ),
         "{stranded:?}"
     );
@@ -198,7 +203,9 @@ async fn a_leader_cut_off_from_the_quorum_fails_writes_and_the_majority_carries_
     assert!(
         matches!(
             stranded,
-            Err(ReadError::NoQuorum(_) | ReadError::Timeout(_) | ReadError::NotLeader { .. })
+            Err(ReadError::NoQuorum(_)
+                | ReadError::Timeout(_)
+                | ReadError::Leader(LeaderError::NotLeader { .. }))
         ),
         "{stranded:?}"
     );
@@ -341,7 +348,10 @@ async fn a_follower_cut_off_from_the_leader_says_so_and_writes_nothing() {
         .await
         .expect_err("the leader is unreachable");
     assert!(
-        matches!(err, WriteError::LeaderUnreachable { leader: 1, .. }),
+        matches!(
+            err,
+            WriteError::Leader(LeaderError::Unreachable { leader: 1, .. })
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("nothing was written"), "{err}");

@@ -248,13 +248,13 @@ impl<N: TestNetwork> TestCluster<N> {
                 .or_else(|| self.leader());
             let attempt = match node {
                 Some(id) => self.store(id).write(command.clone()).await,
-                None => Err(WriteError::NotLeader { leader: None }),
+                None => Err(WriteError::Leader(LeaderError::NotLeader { leader: None })),
             };
             match attempt {
                 Err(
-                    WriteError::NotLeader { .. }
+                    WriteError::Leader(LeaderError::NotLeader { .. })
                     | WriteError::Timeout { .. }
-                    | WriteError::LeaderUnreachable { .. }
+                    | WriteError::Leader(LeaderError::Unreachable { .. })
                     | WriteError::Raft(_),
                 ) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -55,6 +55,6 @@ pub(super) fn resync(reason: String) -> End {
 pub(super) fn overflow_reason() -> String {
     format!(
         "this session's queue of {} batches overflowed: resume from your cursor",
-        super::super::SESSION_QUEUE
+        super::super::hub::SESSION_QUEUE
     )
 }

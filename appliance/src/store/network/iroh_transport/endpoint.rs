@@ -11,7 +11,9 @@ use ::iroh::{Endpoint, EndpointId, RelayMode, SecretKey};
 
 use super::client::IrohTransport;
 use super::server::RaftServer;
-use super::{IDLE_TIMEOUT, IrohError, KEEP_ALIVE, MAX_STREAMS_PER_PEER, PeerAddr, RAFT_ALPN};
+use super::{
+    BoxedError, IDLE_TIMEOUT, IrohError, KEEP_ALIVE, MAX_STREAMS_PER_PEER, PeerAddr, RAFT_ALPN,
+};
 use crate::store::network::handler::RaftRpcHandler;
 use crate::store::types::NodeInfo;
 
@@ -29,7 +31,7 @@ impl RaftEndpoint {
         if addr.ip().is_unspecified() {
             return Err(IrohError::UnspecifiedAddress(addr));
         }
-        let bind_error = |reason: String| IrohError::Bind { addr, reason };
+        let bind_error = |reason: BoxedError| IrohError::Bind { addr, reason };
         let transport = QuicTransportConfig::builder()
             .max_idle_timeout(Some(idle_timeout()))
             .keep_alive_interval(KEEP_ALIVE)
@@ -42,19 +44,17 @@ impl RaftEndpoint {
             .transport_config(transport)
             .clear_ip_transports()
             .bind_addr(addr)
-            .map_err(|e| bind_error(e.to_string()))?
+            .map_err(|e| bind_error(e.into()))?
             .bind()
             .await
-            .map_err(|e| bind_error(e.to_string()))?;
+            .map_err(|e| bind_error(e.into()))?;
         let bound = endpoint
             .bound_sockets()
             .into_iter()
             .find(|bound| bound.ip() == addr.ip());
         let Some(bound) = bound else {
             endpoint.close().await;
-            return Err(bind_error(
-                "no socket was bound on that address".to_string(),
-            ));
+            return Err(bind_error("no socket was bound on that address".into()));
         };
         let addr = PeerAddr {
             id: endpoint.id(),
