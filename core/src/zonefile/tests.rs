@@ -580,6 +580,16 @@ fn data_that_does_not_survive_the_wire_is_refused_with_its_line() {
     let error = parse_zone(text, &origin, 300).unwrap_err();
     assert_eq!(error.line, 2, "{error}");
     assert!(error.to_string().contains("cannot be stored"), "{error}");
+    // An OPENPGPKEY without a key encodes to empty data, which reads back as no type.
+    let empty_key = "@ 300 IN SOA ns1 hostmaster 1 7200 3600 1209600 300\nk OPENPGPKEY \"\"\n";
+    let error = parse_zone(empty_key, &origin, 300).unwrap_err();
+    assert_eq!(error.line, 2, "{error}");
+    assert!(error.to_string().contains("cannot be stored"), "{error}");
+    // The API's record data is held to the same rule.
+    let error = parse_rdata(RecordType::OPENPGPKEY, "\"\"", &origin).unwrap_err();
+    assert!(error.to_string().contains("cannot be stored"), "{error}");
+    let error = parse_rdata(RecordType::CAA, "0 a.b c", &origin).unwrap_err();
+    assert!(error.to_string().contains("cannot be stored"), "{error}");
     // A well-formed CAA still imports.
     let fine =
         "@ 300 IN SOA ns1 hostmaster 1 7200 3600 1209600 300\n@ CAA 0 issue \"ca.example\"\n";
