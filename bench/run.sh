@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
-# Authoritative rate and latency: outpost against NSD, serving the same 10,000-record
-# zone, measured with dnsperf in the same run (only ratios measured together mean
+# Authoritative rate and latency: outpost against NSD and Knot, serving the same
+# 10,000-record zone, measured with dnsperf in the same run (only ratios measured together mean
 # anything on a shared machine). Not a test: it prints figures, it does not judge them.
 #
 # usage: bench/run.sh [ROUNDS=3] [SECONDS=15]
 # env:   BENCH_DIR     work folder (default /tmp/outpost-bench; recreated configs, kept results)
 #        SHARED_BENCH  the benchmark kit (default ../shared/bench, relative to the repo root)
 #        MODE=udp|tcp  passed to the kit's bench_server.sh (default udp)
-#        SERVER_CPU    core both servers are pinned to (default 0); dnsperf runs on CPU (default 1)
+#        SERVER_CPU    core the servers are pinned to (default 0); dnsperf runs on CPU (default 1)
+#        REFERENCES    reference servers of the kit, in order (default "nsd knot")
 #
-# What it does: installs dnsperf and NSD if missing; runs the kit's setup.sh (zone,
+# What it does: installs dnsperf, NSD and Knot if missing; runs the kit's setup.sh (zone,
 # queries, configs); builds outpost in release; starts outpost on a free loopback
 # port (example_zone = false, allow_recursion = []) and imports the kit's zone with
-# `outpost zone import`; starts NSD with the kit's servers.sh; checks both give the
-# same answers; runs bench_server.sh alternately against NSD and outpost, ROUNDS
-# times each; prints every run, the medians and the outpost/NSD ratio; stops
-# everything it started.
+# `outpost zone import`; starts the references with the kit's servers.sh; checks
+# they all give the same answers; runs bench_server.sh against each reference and
+# outpost in turn, ROUNDS times each; prints every run, the medians and outpost's
+# ratio to each reference; stops everything it started.
 set -euo pipefail
 
 ROUNDS=${1:-3}
@@ -29,6 +30,7 @@ export SERVER_CPU=${SERVER_CPU:-0}
 # The kit raises the priority of servers and dnsperf (nice -10); that needs root, and
 # falls back to the default priority (with a warning from nice) otherwise.
 export NICE=${NICE:--10}
+read -r -a REFS <<< "${REFERENCES:-nsd knot}"
 
 . "$repo/bench/lib.sh"
 
@@ -36,6 +38,7 @@ export NICE=${NICE:--10}
 missing=()
 command -v dnsperf >/dev/null || missing+=(dnsperf)
 command -v nsd >/dev/null || missing+=(nsd)
+command -v knotd >/dev/null || missing+=(knot)
 command -v dig >/dev/null || missing+=(bind9-dnsutils)
 for tool in taskset setsid bc python3; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is required" >&2; exit 1; }
@@ -66,10 +69,10 @@ rm -rf "$DATA"
 write_authoritative_config "$CONFIG"
 
 outpost_pid=""
-nsd_started=""
+started=()
 cleanup() {
   stop_pid "$outpost_pid" outpost
-  if [ -n "$nsd_started" ]; then "$BENCH_DIR/servers.sh" stop nsd >&2 || true; fi
+  for ref in "${started[@]}"; do "$BENCH_DIR/servers.sh" stop "$ref" >&2 || true; done
 }
 trap cleanup EXIT
 
@@ -93,40 +96,47 @@ OUTPOST_ADMIN=$ADMIN OUTPOST_TOKEN=$(cat "$DATA/admin.token") \
   "$OUTPOST" zone import "$ZONE" --origin example.test. >&2
 log "outpost up pid=$outpost_pid port=$OUTPOST_PORT"
 
-log "starting NSD"
-"$BENCH_DIR/servers.sh" start nsd >&2
-nsd_started=yes
-NSD_PORT=$("$BENCH_DIR/servers.sh" port nsd)
-nsd_pid=$(cat "$RUN/nsd.pid")
+declare -A PORT_OF=() PID_OF=()
+for ref in "${REFS[@]}"; do
+  log "starting $ref"
+  "$BENCH_DIR/servers.sh" start "$ref" >&2
+  started+=("$ref")
+  PORT_OF[$ref]=$("$BENCH_DIR/servers.sh" port "$ref")
+  PID_OF[$ref]=$(cat "$RUN/$ref.pid")
+done
+PORT_OF[outpost]=$OUTPOST_PORT
+PID_OF[outpost]=$outpost_pid
 
 # --- same answers from both ------------------------------------------------------------
 answer() {   # port name type: the rcode, then the answer section without TTLs, sorted
   dig +norec +time=2 +tries=2 @127.0.0.1 -p "$1" "$2" "$3" | awk '/status:/{print $6}'
   dig +norec +time=2 +tries=2 +noall +answer @127.0.0.1 -p "$1" "$2" "$3" | awk '{$2=""; print}' | sort
 }
-check() {   # name type: NSD and outpost must agree
-  local nsd outpost
-  nsd=$(answer "$NSD_PORT" "$1" "$2")
-  outpost=$(answer "$OUTPOST_PORT" "$1" "$2")
-  if [ "$nsd" != "$outpost" ]; then
-    printf 'bench: answers differ for %s %s\n--- nsd\n%s\n--- outpost\n%s\n' "$1" "$2" "$nsd" "$outpost" >&2
-    exit 1
-  fi
+check() {   # name type: every reference and outpost must agree
+  local expected got ref
+  expected=$(answer "${PORT_OF[${REFS[0]}]}" "$1" "$2")
+  for ref in "${REFS[@]:1}" outpost; do
+    got=$(answer "${PORT_OF[$ref]}" "$1" "$2")
+    if [ "$expected" != "$got" ]; then
+      printf 'bench: answers differ for %s %s\n--- %s\n%s\n--- %s\n%s\n' "$1" "$2" "${REFS[0]}" "$expected" "$ref" "$got" >&2
+      exit 1
+    fi
+  done
 }
 for q in "h1.example.test A" "h9999.example.test A" "h5.example.test AAAA" "h7.example.test TXT" \
          "c3.example.test A" "mx4.example.test MX" "example.test MX" "nx42.example.test A" "h1.example.test MX"; do
   read -r name type <<< "$q"
   check "$name" "$type"
 done
-log "outpost and NSD give the same answers"
+log "${REFS[*]} and outpost give the same answers"
 
 # --- measure -------------------------------------------------------------------------
 rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-results=$BENCH_DIR/results/outpost-vs-nsd.tsv
+results=$BENCH_DIR/results/outpost-vs-references.tsv
 printf 'server\tround\tqps\tlat_avg_ms\tlost\tsrv_cpu\tperf_cpu\n' > "$results"
 for round in $(seq 1 "$ROUNDS"); do
-  for server in nsd outpost; do
-    if [ "$server" = nsd ]; then port=$NSD_PORT; pid=$nsd_pid; else port=$OUTPOST_PORT; pid=$outpost_pid; fi
+  for server in "${REFS[@]}" outpost; do
+    port=${PORT_OF[$server]}; pid=${PID_OF[$server]}
     err=$BENCH_DIR/results/last-$server.err
     line=$(SERVER_PID=$pid TAG=$server-r$round "$BENCH_DIR/bench_server.sh" "$port" 1 "$SECS" 2> "$err")
     run=$(grep '^run' "$err" || true)
@@ -141,23 +151,24 @@ done
 # --- summary -------------------------------------------------------------------------
 echo
 echo "$MODE, ${SECS}s per run, $ROUNDS rounds, servers on CPU $SERVER_CPU, dnsperf on CPU ${CPU:-1}:"
-python3 - "$results" "$(rss_kb "$nsd_pid")" "$(rss_kb "$outpost_pid")" <<'EOF'
+rss_args=()
+for server in "${REFS[@]}" outpost; do rss_args+=("$server=$(rss_kb "${PID_OF[$server]}")"); done
+python3 - "$results" "${rss_args[@]}" <<'EOF'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-rss = {"nsd": int(sys.argv[2]) / 1024, "outpost": int(sys.argv[3]) / 1024}
+rss = {name: int(kib) / 1024 for name, kib in (arg.split("=") for arg in sys.argv[2:])}
 def med(server, key):
     values = [float(r[key].rstrip("%")) for r in rows if r["server"] == server and r[key] not in ("", "nan")]
     return statistics.median(values) if values else float("nan")
 print(f"{'server':<8} {'median q/s':>11} {'avg latency ms':>15} {'lost':>6} {'server CPU':>11} {'RSS MiB':>8}")
-for server in ("nsd", "outpost"):
+for server in rss:
     print(f"{server:<8} {med(server, 'qps'):>11,.0f} {med(server, 'lat_avg_ms'):>15.3f} {med(server, 'lost'):>6.0f} "
           f"{med(server, 'srv_cpu'):>10.0f}% {rss[server]:>8.1f}")
-nsd, outpost = med("nsd", "qps"), med("outpost", "qps")
-print(f"ratio outpost/NSD (q/s): {outpost / nsd:.2f}" if nsd else "ratio: NSD measured 0 q/s")
-nsd_cpu, outpost_cpu = med("nsd", "srv_cpu"), med("outpost", "srv_cpu")
-if nsd and outpost and nsd_cpu and outpost_cpu:
-    # When dnsperf saturates its core, q/s measures the harness; CPU per query does not.
-    per_query = lambda qps, cpu: cpu / 100 / qps * 1e6
-    print(f"server CPU per answered query: NSD {per_query(nsd, nsd_cpu):.2f} us, outpost {per_query(outpost, outpost_cpu):.2f} us")
+# When dnsperf saturates its core, q/s measures the harness; CPU per query does not.
+per_query = lambda server: med(server, "srv_cpu") / 100 / med(server, "qps") * 1e6
+for ref in [name for name in rss if name != "outpost"]:
+    ratio = med("outpost", "qps") / med(ref, "qps") if med(ref, "qps") else float("nan")
+    print(f"outpost/{ref}: {ratio:.2f} x the q/s; server CPU per answered query {ref} "
+          f"{per_query(ref):.2f} us, outpost {per_query('outpost'):.2f} us")
 EOF
 echo "raw dnsperf output: $BENCH_DIR/results/raw; rows: $results"
