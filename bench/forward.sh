@@ -103,20 +103,8 @@ udp_workers = 1
 upstreams = ["127.0.0.1:$UPSTREAM_PORT"]
 cache_entries = 100000
 CONFIG
-log "starting outpost on CPU $SERVER_CPU"
-setsid nice -n "$NICE" taskset -c "$SERVER_CPU" "$OUTPOST" serve --allow-root --config "$CONFIG_FILE" \
-  --data-dir "$DATA" --dns 127.0.0.1:0 --admin 127.0.0.1:0 --sync 127.0.0.1:0 --log warn \
-  > "$RUN/outpost-forward.log" 2>&1 < /dev/null &
-outpost_pid=$!
-OUTPOST_PORT=""
-for _ in $(seq 1 200); do
-  dns=$(address_of "$DATA" "$outpost_pid" dns)
-  [ -n "$dns" ] && { OUTPOST_PORT=${dns##*:}; break; }
-  kill -0 "$outpost_pid" 2>/dev/null || { tail -20 "$RUN/outpost-forward.log" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$OUTPOST_PORT" ] || { echo "bench: outpost did not start" >&2; exit 1; }
-for pid in "$outpost_pid" "$unbound_pid"; do echo "$NICE" > "/proc/$pid/autogroup" 2>/dev/null || true; done
+start_outpost "$CONFIG_FILE" "$DATA" "$RUN/outpost-forward.log"
+echo "$NICE" > "/proc/$unbound_pid/autogroup" 2>/dev/null || true
 for _ in $(seq 1 50); do
   dig +short +time=1 +tries=1 @127.0.0.1 -p "$UNBOUND_PORT" h1.example.test A | grep -q . && break
   sleep 0.2

@@ -11,15 +11,16 @@ busiest() {
     awk -v ours="${outpost_pid:-0}" '$9 > 5 && $1 != ours { printf "  %s%% %s (pid %s)\n", $9, $12, $1 }'
 }
 
-# write_authoritative_config FILE: an outpost that serves only the zones imported into
-# it (no example zone) and lets nobody recurse. The upstream is never used but is set
-# so that /etc/resolv.conf is not read.
+# write_authoritative_config FILE [UDP_WORKERS=1]: an outpost that serves only the
+# zones imported into it (no example zone) and lets nobody recurse. The upstream is
+# never used but is set so that /etc/resolv.conf is not read.
 write_authoritative_config() {
-  cat > "$1" <<'CONFIG'
+  cat > "$1" <<CONFIG
 example_zone = false
 
 [dns]
 allow_recursion = []
+udp_workers = ${2:-1}
 
 [forward]
 upstreams = ["127.0.0.1:9"]
@@ -58,4 +59,33 @@ try:
 except Exception:
     sys.exit(1)
 PY
+}
+
+# start_outpost CONFIG DATA_DIR LOG: starts $OUTPOST serve on CPU $SERVER_CPU (nice $NICE,
+# its own session and autogroup, as the kit treats the reference servers) on free
+# loopback ports; sets outpost_pid, OUTPOST_PORT and OUTPOST_ADMIN once it serves.
+start_outpost() {
+  local config=$1 data=$2 logfile=$3 dns=""
+  log "starting outpost on CPU $SERVER_CPU"
+  setsid nice -n "$NICE" taskset -c "$SERVER_CPU" "$OUTPOST" serve --allow-root --config "$config" \
+    --data-dir "$data" --dns 127.0.0.1:0 --admin 127.0.0.1:0 --sync 127.0.0.1:0 --log warn \
+    > "$logfile" 2>&1 < /dev/null &
+  outpost_pid=$!
+  for _ in $(seq 1 200); do
+    dns=$(address_of "$data" "$outpost_pid" dns)
+    [ -n "$dns" ] && break
+    kill -0 "$outpost_pid" 2>/dev/null || { echo "bench: outpost exited; log:" >&2; tail -20 "$logfile" >&2; exit 1; }
+    sleep 0.1
+  done
+  [ -n "$dns" ] || { echo "bench: outpost did not start; log:" >&2; tail -20 "$logfile" >&2; exit 1; }
+  OUTPOST_PORT=${dns##*:}
+  OUTPOST_ADMIN=$(address_of "$data" "$outpost_pid" admin)
+  echo "$NICE" > "/proc/$outpost_pid/autogroup" 2>/dev/null || true
+  log "outpost up pid=$outpost_pid port=$OUTPOST_PORT"
+}
+
+# import_zone DATA_DIR FILE ORIGIN: imports a zone file into the outpost start_outpost started.
+import_zone() {
+  log "importing $2 into outpost"
+  OUTPOST_ADMIN=$OUTPOST_ADMIN OUTPOST_TOKEN=$(cat "$1/admin.token") "$OUTPOST" zone import "$2" --origin "$3" >&2
 }

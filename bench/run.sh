@@ -9,6 +9,9 @@
 #        MODE=udp|tcp  passed to the kit's bench_server.sh (default udp)
 #        SERVER_CPU    core the servers are pinned to (default 0); dnsperf runs on CPU (default 1)
 #        REFERENCES    reference servers of the kit, in order (default "nsd knot")
+#        SERVER_WORKERS  workers of every server (default 1): NSD's server-count, Knot's
+#                      udp- and tcp-workers, outpost's dns.udp_workers; with 2, run with
+#                      SERVER_CPU=0,1 (dnsperf then shares core 1 with the servers)
 #
 # What it does: installs dnsperf, NSD and Knot if missing; runs the kit's setup.sh (zone,
 # queries, configs); builds outpost in release; starts outpost on a free loopback
@@ -16,7 +19,8 @@
 # `outpost zone import`; starts the references with the kit's servers.sh; checks
 # they all give the same answers; runs bench_server.sh against each reference and
 # outpost in turn, ROUNDS times each; prints every run, the medians and outpost's
-# ratio to each reference; stops everything it started.
+# ratio to each reference; then runs each at a fixed rate, half the first reference's
+# median peak, and prints p50/p99/p99.9 latency; stops everything it started.
 set -euo pipefail
 
 ROUNDS=${1:-3}
@@ -54,6 +58,9 @@ fi
 
 # --- the kit: configs, zone, queries -------------------------------------------------
 "$KIT/setup.sh" >&2
+WORKERS=${SERVER_WORKERS:-1}
+sed -i "s/server-count: 1/server-count: $WORKERS/" "$BENCH_DIR/conf/nsd.conf"
+sed -i "s/udp-workers: 1/udp-workers: $WORKERS/; s/tcp-workers: 1/tcp-workers: $WORKERS/" "$BENCH_DIR/conf/knot.conf"
 ZONE=$BENCH_DIR/zones/example.test.zone
 RUN=$BENCH_DIR/run
 
@@ -66,7 +73,7 @@ OUTPOST=${CARGO_TARGET_DIR:-$repo/target}/release/outpost
 DATA=$RUN/outpost-data
 CONFIG=$BENCH_DIR/conf/outpost.toml
 rm -rf "$DATA"
-write_authoritative_config "$CONFIG"
+write_authoritative_config "$CONFIG" "$WORKERS"
 
 outpost_pid=""
 started=()
@@ -76,25 +83,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "starting outpost on CPU $SERVER_CPU"
-setsid nice -n "$NICE" taskset -c "$SERVER_CPU" "$OUTPOST" serve --allow-root --config "$CONFIG" --data-dir "$DATA" \
-  --dns 127.0.0.1:0 --admin 127.0.0.1:0 --sync 127.0.0.1:0 --log warn \
-  > "$RUN/outpost.log" 2>&1 < /dev/null &
-outpost_pid=$!
-for _ in $(seq 1 200); do
-  [ -f "$DATA/addresses.json" ] && break
-  kill -0 "$outpost_pid" 2>/dev/null || { echo "bench: outpost exited; log:" >&2; tail -20 "$RUN/outpost.log" >&2; exit 1; }
-  sleep 0.1
-done
-[ -f "$DATA/addresses.json" ] || { echo "bench: outpost did not start; log:" >&2; tail -20 "$RUN/outpost.log" >&2; exit 1; }
-read -r OUTPOST_PORT ADMIN < <(python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); print(a["dns"].rsplit(":",1)[1], a["admin"])' "$DATA/addresses.json")
-# Same scheduling treatment as the kit gives the reference servers.
-echo "$NICE" > "/proc/$outpost_pid/autogroup" 2>/dev/null || true
-
-log "importing $ZONE into outpost"
-OUTPOST_ADMIN=$ADMIN OUTPOST_TOKEN=$(cat "$DATA/admin.token") \
-  "$OUTPOST" zone import "$ZONE" --origin example.test. >&2
-log "outpost up pid=$outpost_pid port=$OUTPOST_PORT"
+start_outpost "$CONFIG" "$DATA" "$RUN/outpost.log"
+import_zone "$DATA" "$ZONE" example.test.
 
 declare -A PORT_OF=() PID_OF=()
 for ref in "${REFS[@]}"; do
@@ -148,9 +138,30 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
+# --- latency at a fixed rate: half the first reference's median peak --------------------
+rate=$(python3 - "$results" "${REFS[0]}" <<'EOF'
+import csv, statistics, sys
+rows = [float(r["qps"]) for r in csv.DictReader(open(sys.argv[1]), delimiter="\t")
+        if r["server"] == sys.argv[2] and r["qps"] not in ("", "nan")]
+print(int(statistics.median(rows) / 2) if rows else 0)
+EOF
+)
+latency=$BENCH_DIR/results/latency.tsv
+printf 'server\trate\tp50_ms\tp99_ms\tp999_ms\tlost\n' > "$latency"
+if [ "$rate" -gt 0 ]; then
+  for server in "${REFS[@]}" outpost; do
+    line=$(LATENCY_QPS=$rate TAG=$server-latency "$BENCH_DIR/bench_server.sh" "${PORT_OF[$server]}" 1 "$SECS" 2>/dev/null)
+    get() { echo "$line" | grep -o "$1=[^ ]*" | head -1 | cut -d= -f2; }
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$rate" "$(get p50_ms)" "$(get p99_ms)" "$(get p999_ms)" \
+      "$(get lost)" >> "$latency"
+    printf '%-8s at %s q/s: p50_ms=%s p99_ms=%s p999_ms=%s lost=%s\n' "$server" "$rate" "$(get p50_ms)" \
+      "$(get p99_ms)" "$(get p999_ms)" "$(get lost)"
+  done
+fi
+
 # --- summary -------------------------------------------------------------------------
 echo
-echo "$MODE, ${SECS}s per run, $ROUNDS rounds, servers on CPU $SERVER_CPU, dnsperf on CPU ${CPU:-1}:"
+echo "$MODE, ${SECS}s per run, $ROUNDS rounds, $WORKERS worker(s) per server on CPU $SERVER_CPU, dnsperf on CPU ${CPU:-1}:"
 rss_args=()
 for server in "${REFS[@]}" outpost; do rss_args+=("$server=$(rss_kb "${PID_OF[$server]}")"); done
 python3 - "$results" "${rss_args[@]}" <<'EOF'
@@ -171,4 +182,7 @@ for ref in [name for name in rss if name != "outpost"]:
     print(f"outpost/{ref}: {ratio:.2f} x the q/s; server CPU per answered query {ref} "
           f"{per_query(ref):.2f} us, outpost {per_query('outpost'):.2f} us")
 EOF
+echo
+echo "latency at ${rate} q/s (half of ${REFS[0]}'s median peak), one run each:"
+column -t -s $'\t' "$latency"
 echo "raw dnsperf output: $BENCH_DIR/results/raw; rows: $results"

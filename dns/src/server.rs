@@ -9,7 +9,8 @@
 //!   shared port (`SO_REUSEPORT`: the kernel spreads clients over them), receiving and
 //!   sending in batches (`recvmmsg`/`sendmmsg`) and answering into reused buffers
 //!   without leaving the thread; only questions that need an upstream go to the async
-//!   runtime.
+//!   runtime. The kernel lets only a process of the same user join a `SO_REUSEPORT`
+//!   group, so another user cannot take a share of the port's queries.
 //! - [`tcp`]: RFC 7766 connections, pipelined: answers from our zones are written in
 //!   order at once, forwarded ones when they arrive, out of order.
 //!

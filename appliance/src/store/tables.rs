@@ -63,6 +63,12 @@ pub(crate) const LAST_MEMBERSHIP: &str = "last_membership";
 /// `sm_meta` key of the current snapshot (its meta and data, as sent to a follower).
 pub(crate) const SNAPSHOT: &str = "snapshot";
 
+/// redb's page cache, at most (redb's own default is 1 GiB). The state machine is read
+/// whole once at start and the log is read back only by followers catching up, so the
+/// cache mostly holds pages just written; past this bound they are read from the
+/// file (and the kernel's page cache) again.
+const REDB_CACHE_BYTES: usize = 16 << 20;
+
 /// What [`open_database`] found in (or gave to) the file.
 pub(crate) struct OpenedDatabase {
     pub(crate) db: Database,
@@ -81,7 +87,9 @@ pub(crate) fn open_database(
     new_node_id: u64,
     new_cluster_id: Option<String>,
 ) -> Result<OpenedDatabase, redb::Error> {
-    let db = Database::create(path)?;
+    let db = Database::builder()
+        .set_cache_size(REDB_CACHE_BYTES)
+        .create(path)?;
     let txn = db.begin_write()?;
     txn.open_table(LOG)?;
     let (format, created) = {
