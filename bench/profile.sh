@@ -63,6 +63,10 @@ wait "$load"
 
 report=$results/profile-$MODE.txt
 perf report -i "$samples" --stdio --no-children --sort dso,symbol 2> /dev/null > "$report"
+# Percentage rows only, without the empty columns perf adds after the symbol.
+rows() { grep -E '^ +[0-9.]+%' | sed 's/ \+- \+- *$//; s/ *$//' | awk -v n="$1" 'NR <= n'; }
 echo "outpost under dnsperf ($MODE, $(tail -1 "$results/profile-dnsperf.txt")):"
+echo "where the time goes, by object:"
+perf report -i "$samples" --stdio --no-children --sort dso 2> /dev/null | rows 8
 echo "top $TOP frames by self time (whole report: $report):"
-grep -E '^ +[0-9.]+%' "$report" | head -n "$TOP"
+rows "$TOP" < "$report"
