@@ -25,17 +25,7 @@ export SERVER_CPU=${SERVER_CPU:-0}
 export NICE=${NICE:--10}
 . "$repo/bench/lib.sh"
 
-missing=()
-command -v dnsperf >/dev/null || missing+=(dnsperf)
-command -v nsd >/dev/null || missing+=(nsd)
-command -v unbound >/dev/null || missing+=(unbound)
-command -v dig >/dev/null || missing+=(bind9-dnsutils)
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  log "installing ${missing[*]}"
-  $sudo apt-get update >&2
-  $sudo apt-get install -y --no-install-recommends "${missing[@]}" >&2
-fi
+install_missing dnsperf:dnsperf nsd:nsd unbound:unbound dig:bind9-dnsutils
 
 "$KIT/setup.sh" >&2
 RUN=$BENCH_DIR/run

@@ -3,6 +3,24 @@
 
 log() { printf '== %s\n' "$*" >&2; }
 
+# install_missing COMMAND:PACKAGE ...: installs from Debian the package of every command
+# not on PATH (one apt-get run for all); taskset, setsid, bc and python3 must be there.
+install_missing() {
+  local missing=() pair tool
+  for tool in taskset setsid bc python3; do
+    command -v "$tool" >/dev/null || { echo "bench: $tool is required" >&2; exit 1; }
+  done
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    log "installing ${missing[*]}"
+    $sudo apt-get update >&2
+    $sudo apt-get install -y --no-install-recommends "${missing[@]}" >&2
+  fi
+}
+
 machine() { printf '%s cores, load average %s' "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"; }
 
 # The busiest processes right now but ours (others' builds and tests share the cores).

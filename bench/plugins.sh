@@ -52,18 +52,7 @@ export NICE=${NICE:--10}
 . "$repo/bench/lib.sh"
 
 # --- tools -------------------------------------------------------------------------
-missing=()
-command -v dnsperf >/dev/null || missing+=(dnsperf)
-command -v dig >/dev/null || missing+=(bind9-dnsutils)
-for tool in taskset setsid bc python3; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is required" >&2; exit 1; }
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  log "installing ${missing[*]}"
-  $sudo apt-get update >&2
-  $sudo apt-get install -y --no-install-recommends "${missing[@]}" >&2
-fi
+install_missing dnsperf:dnsperf dig:bind9-dnsutils
 
 # --- the kit: zone, queries ------------------------------------------------------------
 "$KIT/setup.sh" >&2

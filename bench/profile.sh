@@ -24,15 +24,7 @@ export NICE=${NICE:--10}
 TOP=${TOP:-30}
 . "$repo/bench/lib.sh"
 
-missing=()
-command -v dnsperf >/dev/null || missing+=(dnsperf)
-command -v perf >/dev/null || missing+=(linux-perf)
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  log "installing ${missing[*]}"
-  $sudo apt-get update >&2
-  $sudo apt-get install -y --no-install-recommends "${missing[@]}" >&2
-fi
+install_missing dnsperf:dnsperf perf:linux-perf
 
 "$KIT/setup.sh" >&2
 RUN=$BENCH_DIR/run

@@ -39,20 +39,7 @@ read -r -a REFS <<< "${REFERENCES:-nsd knot}"
 . "$repo/bench/lib.sh"
 
 # --- tools -------------------------------------------------------------------------
-missing=()
-command -v dnsperf >/dev/null || missing+=(dnsperf)
-command -v nsd >/dev/null || missing+=(nsd)
-command -v knotd >/dev/null || missing+=(knot)
-command -v dig >/dev/null || missing+=(bind9-dnsutils)
-for tool in taskset setsid bc python3; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is required" >&2; exit 1; }
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  log "installing ${missing[*]}"
-  $sudo apt-get update >&2
-  $sudo apt-get install -y --no-install-recommends "${missing[@]}" >&2
-fi
+install_missing dnsperf:dnsperf nsd:nsd knotd:knot dig:bind9-dnsutils
 # Debian starts NSD as a service on install, on port 53; it is not ours and does not
 # take the kit's port, so it is left alone.
 
