@@ -73,7 +73,8 @@ else
   ./scripts/build-plugins.sh >&2
 fi
 OUTPOST=${CARGO_TARGET_DIR:-$repo/target}/release/outpost
-COMPONENT=${CARGO_TARGET_DIR:-$repo/target}/plugins/outpost_plugin_blocklist.wasm
+# scripts/build-plugins.sh puts the components in the repo's target/, whatever CARGO_TARGET_DIR says.
+COMPONENT=$repo/target/plugins/outpost_plugin_blocklist.wasm
 [ -x "$OUTPOST" ] || { echo "bench: $OUTPOST was not built" >&2; exit 1; }
 [ -f "$COMPONENT" ] || { echo "bench: $COMPONENT was not built (scripts/build-plugins.sh)" >&2; exit 1; }
 
