@@ -1,0 +1,232 @@
+use super::*;
+
+#[test]
+fn flags_override_the_file_which_overrides_defaults() {
+    let raw = RawConfig::from_toml(
+        "[dns]\nlisten = \"127.0.0.1:9953\"\n[admin]\nlisten = \"127.0.0.1:9080\"\n[forward]\nupstreams = [\"127.0.0.1:5300\", \"tcp://127.0.0.1:5301\"]\n",
+    )
+    .unwrap();
+    let config = raw
+        .resolve(Overrides {
+            dns: Some("127.0.0.1:7753".into()),
+            ..Overrides::default()
+        })
+        .unwrap();
+    assert_eq!(config.dns, "127.0.0.1:7753".parse().unwrap());
+    assert_eq!(config.admin, "127.0.0.1:9080".parse().unwrap());
+    assert_eq!(
+        config.sync,
+        SyncConfig {
+            listen: DEFAULT_SYNC.parse().unwrap(),
+            tls: None,
+            history_entries: DEFAULT_HISTORY_ENTRIES,
+        }
+    );
+    assert_eq!(
+        config.forward.upstreams,
+        vec![
+            Upstream {
+                addr: "127.0.0.1:5300".parse().unwrap(),
+                tcp_only: false
+            },
+            Upstream {
+                addr: "127.0.0.1:5301".parse().unwrap(),
+                tcp_only: true
+            },
+        ]
+    );
+    assert_eq!(
+        config.recursion_networks.len(),
+        DEFAULT_RECURSION_NETWORKS.len()
+    );
+}
+
+#[test]
+fn the_raft_address_is_off_by_default_and_must_be_one_peers_can_dial() {
+    let config = RawConfig::default().resolve(Overrides::default()).unwrap();
+    assert_eq!(config.raft, None);
+    let raw = RawConfig::from_toml("[cluster]\nraft = \"127.0.0.1:7400\"\n").unwrap();
+    let config = raw
+        .resolve(Overrides {
+            raft: Some("127.0.0.1:7401".into()),
+            ..Overrides::default()
+        })
+        .unwrap();
+    assert_eq!(config.raft, Some("127.0.0.1:7401".parse().unwrap()));
+    for (text, problem) in [("0.0.0.0:7400", "unspecified"), ("node-a:7400", "IP:PORT")] {
+        let error = RawConfig::from_toml(&format!("[cluster]\nraft = {text:?}\n"))
+            .unwrap()
+            .resolve(Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("cluster.raft"), "{error}");
+        assert!(error.contains(problem), "{error}");
+    }
+}
+
+#[test]
+fn the_sync_section() {
+    let raw = RawConfig::from_toml(
+        "[sync]\nlisten = \"127.0.0.1:9054\"\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\nhistory_entries = 10\n",
+    )
+    .unwrap();
+    let config = raw
+        .resolve(Overrides {
+            sync: Some("127.0.0.1:0".into()),
+            ..Overrides::default()
+        })
+        .unwrap();
+    assert_eq!(
+        config.sync,
+        SyncConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tls: Some(TlsFiles {
+                cert: "cert.pem".into(),
+                key: "key.pem".into(),
+            }),
+            history_entries: 10,
+        }
+    );
+
+    let raw = RawConfig::from_toml("[sync]\ntls_cert = \"cert.pem\"\n").unwrap();
+    let err = raw.resolve(Overrides::default()).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "sync.tls_key is missing while sync.tls_cert is cert.pem (set both for wss://, or neither for ws://)"
+    );
+
+    let raw = RawConfig::from_toml("[sync]\nhistory_entries = 100000001\n").unwrap();
+    let err = raw.resolve(Overrides::default()).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "sync.history_entries: \"100000001\" is too large (at most 100000000)"
+    );
+
+    let err = RawConfig::from_toml("[sync]\ntls = true\n").unwrap_err();
+    assert!(err.contains("unknown field `tls`"), "{err}");
+}
+
+#[test]
+fn a_reload_names_the_keys_that_need_a_restart() {
+    let resolve = |text: &str| {
+        RawConfig::from_toml(text)
+            .unwrap()
+            .resolve(Overrides {
+                data_dir: Some("/var/lib/outpost".into()),
+                ..Overrides::default()
+            })
+            .unwrap()
+    };
+    let running = resolve("[forward]\nupstreams = [\"127.0.0.1\"]\n");
+    let live = resolve(
+        "log = \"debug\"\n[dns]\nallow_recursion = []\n[forward]\nupstreams = [\"127.0.0.2\"]\ntimeout_ms = 100\n",
+    );
+    assert_eq!(running.restart_required(&live), Vec::<&str>::new());
+
+    let moved = resolve(
+        "data_dir = \"/elsewhere\"\nallow_root = true\n[dns]\nlisten = \"127.0.0.1:53\"\n[admin]\nlisten = \"127.0.0.1:1\"\n[sync]\nlisten = \"127.0.0.1:2\"\ntls_cert = \"c\"\ntls_key = \"k\"\nhistory_entries = 5\n[forward]\nupstreams = [\"127.0.0.1\"]\n",
+    );
+    // The data_dir flag wins over the file, so only the file's other keys moved.
+    assert_eq!(
+        running.restart_required(&moved),
+        [
+            "dns.listen",
+            "admin.listen",
+            "sync.listen",
+            "sync.tls_cert",
+            "sync.tls_key",
+            "sync.history_entries",
+            "allow_root"
+        ]
+    );
+    // A join ticket is read once, at start (it was missing from the list once).
+    let mut joining = running.clone();
+    joining.join = Some(JoinTicket {
+        cluster_id: "c".into(),
+        nodes: Vec::new(),
+        secret: [1; 32],
+        expires_unix: 0,
+    });
+    assert_eq!(running.restart_required(&joining), ["cluster.join"]);
+    // Plugins are loaded with their deadlines when the node starts.
+    let patient = resolve(
+        "[forward]\nupstreams = [\"127.0.0.1\"]\n[plugins]\npolicy_deadline_ms = 50\ntransform_deadline_ms = 5000\n",
+    );
+    assert_eq!(
+        running.restart_required(&patient),
+        [
+            "plugins.policy_deadline_ms",
+            "plugins.transform_deadline_ms"
+        ]
+    );
+}
+
+#[test]
+fn the_plugins_section() {
+    let config = RawConfig::default().resolve(Overrides::default()).unwrap();
+    assert_eq!(config.plugins, PluginDeadlines::default());
+    let raw = RawConfig::from_toml("[plugins]\npolicy_deadline_ms = 250\n").unwrap();
+    let config = raw.resolve(Overrides::default()).unwrap();
+    assert_eq!(config.plugins.policy, Duration::from_millis(250));
+    assert_eq!(
+        config.plugins.transform,
+        PluginDeadlines::default().transform
+    );
+
+    let raw = RawConfig::from_toml("[plugins]\npolicy_deadline_ms = 0\n").unwrap();
+    let err = raw.resolve(Overrides::default()).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "plugins.policy_deadline_ms: \"0\" is out of range (1 to 1000 milliseconds)"
+    );
+    let raw = RawConfig::from_toml("[plugins]\ntransform_deadline_ms = 60001\n").unwrap();
+    let err = raw.resolve(Overrides::default()).unwrap_err().to_string();
+    assert!(
+        err.starts_with("plugins.transform_deadline_ms: \"60001\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_log_filter_is_checked() {
+    let raw = RawConfig::from_toml("log = \"info,outpost_appliance=debug\"\n").unwrap();
+    let config = raw.resolve(Overrides::default()).unwrap();
+    assert_eq!(config.log.as_deref(), Some("info,outpost_appliance=debug"));
+
+    let raw = RawConfig::from_toml("log = \"info,[\"\n").unwrap();
+    let err = raw.resolve(Overrides::default()).unwrap_err().to_string();
+    assert!(
+        err.starts_with("log: \"info,[\" is not a log filter ("),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_name() {
+    let err = RawConfig::from_toml("[dns]\nlisten = \"127.0.0.1:53\"\nlisen = 1\n").unwrap_err();
+    assert!(err.contains("lisen"), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+}
+
+#[test]
+fn bad_values_name_the_key_and_the_fix() {
+    let raw = RawConfig::from_toml("[dns]\nallow_recursion = [\"10.0.0.0/33\"]\n").unwrap();
+    let err = raw.resolve(Overrides::default()).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "dns.allow_recursion: \"10.0.0.0/33\" is not a network (use CIDR, e.g. 10.0.0.0/8)"
+    );
+
+    let raw = RawConfig::default();
+    let err = raw
+        .resolve(Overrides {
+            admin: Some("localhost".into()),
+            ..Overrides::default()
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("admin.listen: \"localhost\" is not an address"),
+        "{err}"
+    );
+}
