@@ -169,18 +169,15 @@ impl QueryHandler {
             }
         };
         let may_recurse = self.may_recurse(client);
-        let limit = limit.unwrap_or_else(|| message::udp_limit(&question));
+        let hop = Hop {
+            transport,
+            limit: limit.unwrap_or_else(|| message::udp_limit(&question)),
+            started,
+        };
         let redirect = match self.apply_policies(&question, client, transport, may_recurse) {
             Applied::Continue => None,
             Applied::Redirect(redirect) => Some(redirect),
-            Applied::Reply(outcome) => {
-                return self.reply(&question, outcome, transport, limit, started, reply);
-            }
-        };
-        let hop = Hop {
-            transport,
-            limit,
-            started,
+            Applied::Reply(outcome) => return self.reply(&question, outcome, hop, reply),
         };
         self.resolve(question, redirect, may_recurse, hop, reply)
     }
@@ -221,14 +218,7 @@ impl QueryHandler {
                     return Handled::Forward(request);
                 };
                 let outcome = forwarded(Ok(resolved), request.redirect);
-                return self.reply(
-                    &request.question,
-                    outcome,
-                    hop.transport,
-                    hop.limit,
-                    hop.started,
-                    reply,
-                );
+                return self.reply(&request.question, outcome, hop, reply);
             }
             // The target is not ours and this client may not recurse: the CNAME alone,
             // as for any CNAME that leaves our zones.
@@ -244,14 +234,7 @@ impl QueryHandler {
             // Not ours, and this client may not recurse: never an open resolver.
             None => Outcome::bare(ResponseCode::Refused),
         };
-        self.reply(
-            &question,
-            outcome,
-            hop.transport,
-            hop.limit,
-            hop.started,
-            reply,
-        )
+        self.reply(&question, outcome, hop, reply)
     }
 
     /// The last hop: encodes the answer into `reply` and counts it.
@@ -259,13 +242,11 @@ impl QueryHandler {
         &self,
         question: &Question,
         outcome: Outcome<'_>,
-        transport: Transport,
-        limit: usize,
-        started: Instant,
+        hop: Hop,
         reply: &mut Vec<u8>,
     ) -> Handled {
-        message::encode_into(question, outcome, limit, reply);
-        self.count(transport, reply, started);
+        message::encode_into(question, outcome, hop.limit, reply);
+        self.count(hop.transport, reply, hop.started);
         Handled::Reply
     }
 
