@@ -2,6 +2,8 @@
 //! `target/plugins/` (built by `./scripts/build-plugins.sh`) loaded into a
 //! `PluginSet`, a server on loopback port 0, and real UDP queries.
 
+mod common;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -11,10 +13,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
-use outpost_core::answer::ZoneSet;
-use outpost_core::state::{Command, FailureMode, Hook, PluginDefinition, ReplicatedState};
-use outpost_core::wire::encode_records;
-use outpost_core::zonefile::parse_zone;
+use outpost_core::state::{FailureMode, Hook, PluginDefinition};
 use outpost_dns::forward::{ForwardConfig, Forwarder};
 use outpost_dns::handler::QueryHandler;
 use outpost_dns::metrics::{Metrics, render_plugins};
@@ -101,15 +100,6 @@ struct Server {
 
 impl Server {
     async fn start(plugins: &PluginSet) -> Server {
-        let origin = Name::from_ascii("example.internal.").unwrap();
-        let records = parse_zone(ZONE, &origin, 300).unwrap();
-        let mut zones = ReplicatedState::default();
-        zones
-            .apply(&Command::CreateZone {
-                origin: origin.to_string(),
-                records: encode_records(&records).unwrap(),
-            })
-            .unwrap();
         let metrics = Arc::new(Metrics::default());
         let forward = ForwardConfig {
             upstreams: Vec::new(),
@@ -118,7 +108,10 @@ impl Server {
             serve_stale: Duration::ZERO,
         };
         let handler = Arc::new(QueryHandler::new(
-            Arc::new(ArcSwap::from_pointee(ZoneSet::build(&zones))),
+            Arc::new(ArcSwap::from_pointee(common::zone_set(
+                "example.internal.",
+                ZONE,
+            ))),
             Arc::new(Forwarder::new(&forward, metrics.clone())),
             vec!["127.0.0.0/8".parse().unwrap()],
             metrics.clone(),

@@ -2,6 +2,8 @@
 //! port, a query longer than a worker's buffer, the forwarder's cache answered inline,
 //! TCP pipelining around a slow upstream, and shutdown stopping every worker.
 
+mod common;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -12,10 +14,6 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use outpost_core::answer::ZoneSet;
-use outpost_core::state::{Command, ReplicatedState};
-use outpost_core::wire::encode_records;
-use outpost_core::zonefile::parse_zone;
 use outpost_dns::forward::{ForwardConfig, Forwarder, Upstream};
 use outpost_dns::handler::QueryHandler;
 use outpost_dns::metrics::Metrics;
@@ -92,15 +90,6 @@ struct Server {
 }
 
 async fn server(upstream: SocketAddr, workers: usize) -> Server {
-    let origin = Name::from_ascii("example.internal.").unwrap();
-    let records = parse_zone(ZONE, &origin, 300).unwrap();
-    let mut zones = ReplicatedState::default();
-    zones
-        .apply(&Command::CreateZone {
-            origin: origin.to_string(),
-            records: encode_records(&records).unwrap(),
-        })
-        .unwrap();
     let metrics = Arc::new(Metrics::default());
     let forward = ForwardConfig {
         upstreams: vec![Upstream {
@@ -112,7 +101,10 @@ async fn server(upstream: SocketAddr, workers: usize) -> Server {
         serve_stale: Duration::ZERO,
     };
     let handler = Arc::new(QueryHandler::new(
-        Arc::new(ArcSwap::from_pointee(ZoneSet::build(&zones))),
+        Arc::new(ArcSwap::from_pointee(common::zone_set(
+            "example.internal.",
+            ZONE,
+        ))),
         Arc::new(Forwarder::new(&forward, metrics.clone())),
         vec!["127.0.0.0/8".parse().unwrap()],
         metrics.clone(),
