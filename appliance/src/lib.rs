@@ -16,10 +16,13 @@
 //! - [`plugin_reload`]: the replicated plugin definitions loaded into the wasmtime host and
 //!   swapped into the DNS path (query policy) and the admin write path (transforms).
 //! - `secret_file`: the admin token and the node key, written once, 0600, atomically.
+//! - [`allocator`]: glibc's malloc thresholds, so freed transient memory goes back to
+//!   the system.
 //! - [`systemd`]: readiness and watchdog notifications, and the refusal to run as root.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub(crate) mod admin;
+pub mod allocator;
 pub mod client;
 pub mod config;
 pub mod node;

@@ -186,6 +186,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = source.load()?;
     let log = LogFilter::install(args.log, config.log.as_deref())?;
     systemd::check_not_root(args.allow_root || config.allow_root)?;
+    outpost_appliance::allocator::return_freed_memory();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

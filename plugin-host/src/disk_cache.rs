@@ -6,7 +6,8 @@
 //! what `Component::serialize` wrote. It is written to a temporary name and renamed,
 //! in a directory only the daemon's user may write (the data directory is 0700).
 //!
-//! **Invariant:** the only `unsafe` of the workspace is here. Wasmtime's
+//! **Invariant:** the only `unsafe` of the workspace but `mallopt`'s (appliance
+//! `allocator.rs`) is here. Wasmtime's
 //! `Component::deserialize` runs the machine code it is given without checking it, so
 //! it must only ever see bytes wasmtime produced. We hand it exactly the bytes we
 //! wrote: the file's own hash is checked first, a file that fails it is ignored and

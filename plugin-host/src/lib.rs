@@ -34,7 +34,7 @@
 //!   limits, counters, the pre-instantiated component).
 //! - `epoch`: the epoch clock, which parks while no call needs it.
 //! - `disk_cache`: compiled components kept on disk by content hash between runs
-//!   (the workspace's one `unsafe`, and why it is sound).
+//!   (one of the workspace's two `unsafe`, and why it is sound).
 //! - `instance`: a live instance: deadlines, error classification, rebuild after a
 //!   trap, the failure count.
 //! - `memo`: the verdicts of a plugin that declares them memoizable, by question.
