@@ -29,8 +29,9 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(10);
 const MAX_IMMEDIATE_RECONNECTS: u32 = 3;
 /// Refusals of the token each appliance must give, with backoff between attempts,
 /// before the client stops syncing and reports the token refused. Reset by any
-/// `Welcome`.
-pub const REFUSALS_TO_STOP: u32 = 2;
+/// `Welcome`. With one appliance, the three waits between four refusals add up to
+/// 0.9 to 1.75 s: time for a lagging node to apply the token's creation.
+pub const REFUSALS_TO_STOP: u32 = 4;
 
 /// Exponential backoff with "equal jitter": each wait is drawn from
 /// `[step / 2, step]`, and the step doubles up to [`BACKOFF_MAX`].
@@ -240,6 +241,50 @@ mod tests {
         assert_eq!(*lows.last().unwrap(), BACKOFF_MAX / 2);
         backoff.reset();
         assert_eq!(backoff.next_delay(0.0), BACKOFF_INITIAL / 2);
+    }
+
+    fn refuse(rotation: &mut Rotation, index: usize) -> Next {
+        rotation.after(
+            index,
+            SessionEnd::Unauthorized(format!("appliance {index} refused")),
+        )
+    }
+
+    #[test]
+    fn a_refusal_is_believed_only_once_every_appliance_gave_it() {
+        let mut rotation = Rotation::new(2);
+        for _ in 0..REFUSALS_TO_STOP {
+            assert!(matches!(refuse(&mut rotation, 0), Next::Wait(..)));
+        }
+        // The first appliance refused enough; the second has not been asked.
+        for _ in 1..REFUSALS_TO_STOP {
+            assert!(matches!(refuse(&mut rotation, 1), Next::Wait(..)));
+        }
+        let Next::Stop(Some(message)) = refuse(&mut rotation, 1) else {
+            panic!("the last refusal was not believed");
+        };
+        assert!(
+            message.contains("every appliance refused the token"),
+            "{message}"
+        );
+        assert!(message.contains("appliance 1 refused"), "{message}");
+    }
+
+    #[test]
+    fn a_welcome_forgets_the_refusals_and_a_skipped_appliance_does_not_count() {
+        let mut rotation = Rotation::new(2);
+        for _ in 1..REFUSALS_TO_STOP {
+            refuse(&mut rotation, 0);
+        }
+        rotation.welcomed();
+        assert!(matches!(refuse(&mut rotation, 0), Next::Wait(..)));
+        // The second speaks no version of ours: only the first's refusals count now.
+        rotation.after(1, SessionEnd::Incompatible("no common version".into()));
+        for _ in 2..REFUSALS_TO_STOP {
+            assert!(matches!(refuse(&mut rotation, 0), Next::Wait(..)));
+        }
+        assert!(matches!(refuse(&mut rotation, 0), Next::Stop(Some(_))));
+        assert_eq!(rotation.next_appliance(), Some(0));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use outpost_tests::cluster::{
     CLUSTER_WAIT, add_record, assert_answers_everywhere, cluster_config, cluster_status, invite,
     leader, start_cluster,
 };
+use outpost_tests::dns::{answers_of, describe, query_udp};
 use outpost_tests::{
     Appliance, Lite, PATIENT_LITE_PLUGINS, PATIENT_PLUGINS, create_lite_token, install_plugin,
     plugin, sync_url, unused_upstream, wait_until,
@@ -59,6 +60,21 @@ fn three_boxes_join_by_ticket_and_a_write_through_a_follower_reaches_every_node(
         "60",
     ]);
     assert_answers_everywhere(&nodes, &all, "nas.example.internal.", "10.0.0.50");
+
+    // Read your writes: once a follower says "done", its own DNS answers the write, at
+    // once, without waiting for replication to be seen (one question each, no retry).
+    for n in 0..10 {
+        let name = format!("ryw{n}.example.internal.");
+        let ip = format!("10.0.1.{n}");
+        nodes[follower].cli_ok(["record", "add", &name, "A", &ip, "--ttl", "60"]);
+        let reply = query_udp(nodes[follower].dns_addr(), &name, RecordType::A, None);
+        assert_eq!(
+            answers_of(&reply, RecordType::A),
+            [ip],
+            "{}",
+            describe(&reply)
+        );
+    }
 
     // A linearizable read on a follower holds the acknowledged write.
     let (code, records) = nodes[follower].api_json(

@@ -222,6 +222,32 @@ fn a_wrong_token_is_refused_and_the_client_stops_trying() {
 }
 
 #[test]
+fn a_token_refused_by_one_appliance_is_asked_of_the_next() {
+    // The first appliance does not hold the token (as a node that has not applied its
+    // creation yet would): the client asks the second before believing the refusal.
+    let stranger = Appliance::start(&authoritative_config());
+    let appliance = Appliance::start(&authoritative_config());
+    let token = create_lite_token(&appliance, "laptop", EXAMPLE);
+    let stranger_url = sync_url(&stranger);
+    let lite = Lite::start(&[stranger_url.clone(), sync_url(&appliance)], &token);
+    lite.wait_for_status(
+        "synced through the second appliance",
+        SYNC_DEADLINE,
+        |status| status["state"] == "Synced",
+    );
+    lite.wait_for_a("www.example.internal.", &["10.0.0.10"]);
+    assert_eq!(stranger.metric("outpost_sync_auth_failures_total"), 1.0);
+    // The log names the appliance that refused, and why.
+    let log = lite.log();
+    assert!(
+        log.lines()
+            .any(|line| line.contains(&stranger_url) && line.contains("4003")),
+        "{}",
+        lite.log_tail()
+    );
+}
+
+#[test]
 fn a_revoked_token_is_refused_and_the_replica_keeps_answering() {
     let (appliance, mut lite) = synced_pair(EXAMPLE);
     appliance.cli_ok(["lite-token", "revoke", "laptop"]);
