@@ -4,7 +4,7 @@
 # dnsperf on the same query file in the same run. Not a test: it prints figures.
 #
 # usage: bench/forward.sh [ROUNDS=3] [SECONDS=10]
-# env:   BENCH_DIR, SHARED_BENCH, SERVER_CPU, NICE as for bench/run.sh
+# env:   BENCH_DIR, SHARED_BENCH, SERVER_CPU, NICE, SUMMARY as for bench/authoritative.sh
 #
 # What it does: installs dnsperf, NSD and Unbound if missing; runs the kit's setup.sh;
 # builds outpost in release; starts NSD (the upstream) on core 1 beside dnsperf, so the
@@ -142,7 +142,7 @@ done
 
 echo
 echo "cached forwarding, UDP, ${SECS}s per run, $ROUNDS rounds, servers on CPU $SERVER_CPU, dnsperf and the upstream on CPU 1:"
-python3 - "$results" <<'EOF'
+python3 - "$results" "${SUMMARY:-}" <<'EOF'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 def med(server, key):
@@ -155,4 +155,10 @@ for server in ("unbound", "outpost"):
           f"{cpu:>10.0f}% {cpu / 100 / qps * 1e6 if qps else float('nan'):>9.2f}")
 unbound, outpost = med("unbound", "qps"), med("outpost", "qps")
 print(f"ratio outpost/Unbound (q/s): {outpost / unbound:.2f}" if unbound else "ratio: Unbound measured 0 q/s")
+if sys.argv[2]:
+    per_query = lambda server: med(server, "srv_cpu") / 100 / med(server, "qps") * 1e6
+    with open(sys.argv[2], "a") as out:
+        print(f"cached forwarding (udp): q/s\tunbound\t{outpost:.3f}\t{unbound:.3f}", file=out)
+        print(f"cached forwarding (udp): server CPU us/query\tunbound\t{per_query('outpost'):.3f}\t"
+              f"{per_query('unbound'):.3f}", file=out)
 EOF

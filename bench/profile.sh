@@ -8,7 +8,7 @@
 # env:   MODE=udp|tcp  the transport dnsperf uses (default udp)
 #        CALL_GRAPH=1   also record call stacks (DWARF unwinding: larger and slower)
 #        TOP=N          frames printed (default 30)
-#        BENCH_DIR, SHARED_BENCH, SERVER_CPU, NICE as for bench/run.sh
+#        BENCH_DIR, SHARED_BENCH, SERVER_CPU, NICE as for bench/authoritative.sh
 # Output: the report in $BENCH_DIR/results/profile-$MODE.txt, perf.data beside it
 # (`perf report -i …` to explore).
 set -euo pipefail
