@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Query, ResponseCode};
+use hickory_proto::rr::{Record, RecordType};
 use ipnet::IpNet;
 use outpost_core::answer::ZoneSet;
 use outpost_plugin_host::{self as plugins, PolicyChain};
@@ -103,6 +104,16 @@ fn forwarded(
             ..Outcome::bare(ResponseCode::ServFail)
         },
     }
+}
+
+/// RFC 8482: an ANY question gets one of the name's RRsets, not all of them, so our
+/// zones never amplify a spoofed ANY; the first (lowest type) is the one kept.
+fn minimal_any(answers: &mut Vec<Cow<'_, Record>>) {
+    let Some(first) = answers.first() else {
+        return;
+    };
+    let (name, rtype) = (first.name.clone(), first.record_type());
+    answers.retain(|record| record.record_type() == rtype && record.name == name);
 }
 
 impl QueryHandler {
@@ -198,20 +209,26 @@ impl QueryHandler {
             .as_ref()
             .map_or(question.query.name(), |redirect| &redirect.target);
         let zones = self.zones.load();
-        let outcome = match zones.lookup(name, question.query.query_type()) {
-            Some(answer) => Outcome {
-                rcode: answer.rcode,
-                authoritative: answer.authoritative,
-                recursion_available: may_recurse,
-                answers: match redirect {
-                    None => answer.answers,
-                    Some(redirect) => std::iter::once(Cow::Owned(redirect.cname))
-                        .chain(answer.answers)
-                        .collect(),
-                },
-                authorities: answer.authorities,
-                additionals: answer.additionals,
-            },
+        let qtype = question.query.query_type();
+        let outcome = match zones.lookup(name, qtype) {
+            Some(mut answer) => {
+                if qtype == RecordType::ANY {
+                    minimal_any(&mut answer.answers);
+                }
+                Outcome {
+                    rcode: answer.rcode,
+                    authoritative: answer.authoritative,
+                    recursion_available: may_recurse,
+                    answers: match redirect {
+                        None => answer.answers,
+                        Some(redirect) => std::iter::once(Cow::Owned(redirect.cname))
+                            .chain(answer.answers)
+                            .collect(),
+                    },
+                    authorities: answer.authorities,
+                    additionals: answer.additionals,
+                }
+            }
             None if may_recurse && question.recursion_desired => {
                 let request = ForwardRequest { question, redirect };
                 let Some(resolved) = self.forwarder.cached(&request.upstream_query()) else {

@@ -132,7 +132,9 @@ fn refusal(question: &Question, message: &Message) -> Option<ResponseCode> {
         return Some(ResponseCode::NotImp);
     }
     match question.query.query_type() {
-        RecordType::OPT | RecordType::TSIG | RecordType::SIG | RecordType::Unknown(0) => {
+        // Meta types, which only ever travel in the additional section; SIG (24) is a data
+        // type like any other (RFC 8906: it gets its records or NODATA).
+        RecordType::OPT | RecordType::TSIG | RecordType::Unknown(0) => {
             return Some(ResponseCode::FormErr);
         }
         // Zone transfers are not offered.

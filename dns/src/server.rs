@@ -17,11 +17,13 @@
 //! **Bounds:** at most [`MAX_UDP_WORKERS`] UDP workers, each with [`udp::BATCH`]
 //! reply buffers; at most [`MAX_FORWARDS_IN_FLIGHT`] forwarded UDP queries wait on
 //! upstreams (beyond that a query is answered SERVFAIL at once); at most
-//! [`MAX_TCP_CONNECTIONS`] TCP connections are served (beyond that a new one is
-//! closed at once), each with at most [`tcp::MAX_PIPELINED_FORWARDS`] forwarded
-//! queries outstanding; a TCP connection idle for [`TCP_IDLE_TIMEOUT`] is closed.
+//! [`MAX_TCP_CONNECTIONS`] TCP connections are served, [`MAX_TCP_CONNECTIONS_PER_SOURCE`]
+//! from one source (beyond either, a new one is closed at once), each with at most
+//! [`tcp::MAX_PIPELINED_FORWARDS`] forwarded queries outstanding; a TCP connection idle
+//! for [`TCP_IDLE_TIMEOUT`] is closed, and one whose client does not read its replies
+//! within [`tcp::TCP_WRITE_TIMEOUT`].
 
-mod tcp;
+pub mod tcp;
 mod udp;
 
 use std::io;
@@ -43,7 +45,10 @@ pub const MAX_UDP_WORKERS: usize = 64;
 pub const MAX_FORWARDS_IN_FLIGHT: usize = 1024;
 /// TCP connections served at once.
 pub const MAX_TCP_CONNECTIONS: usize = 256;
-/// A TCP connection with no complete query for this long is closed (RFC 7766 section 6.2.3).
+/// TCP connections served at once from one source (an IPv4 address, an IPv6 /64).
+pub const MAX_TCP_CONNECTIONS_PER_SOURCE: usize = 32;
+/// A TCP connection with no complete query for this long is closed (RFC 7766 section
+/// 6.2.3); from the accept, this is also the time a new connection has to send its first.
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Kernel receive buffer asked for on each UDP socket, to ride out bursts.
 const UDP_SOCKET_RCVBUF: usize = 4 << 20;

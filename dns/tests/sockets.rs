@@ -1,6 +1,7 @@
 //! The socket loops end to end, on loopback port 0: several UDP workers sharing a
 //! port, a query longer than a worker's buffer, the forwarder's cache answered inline,
-//! TCP pipelining around a slow upstream, and shutdown stopping every worker.
+//! TCP pipelining around a slow upstream, a TCP client that never reads, one source
+//! that opens too many TCP connections, and shutdown stopping every worker.
 
 mod common;
 
@@ -278,4 +279,147 @@ async fn shutdown_stops_every_udp_worker_and_closes_the_port() {
     assert!(drained, "every worker thread stopped");
     // Every socket is closed: the port can be bound again.
     std::net::UdpSocket::bind(server.addr).expect("the DNS port is free after shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_client_that_never_reads_is_cut_off_and_others_are_served() {
+    let upstream = upstream().await;
+    let server = server(upstream.addr, 1).await;
+    // Pipelines queries and never reads: the answers fill both sockets' buffers, and the
+    // server's writes wait on a reader who never comes.
+    let hostile = TcpStream::connect(server.addr).await.unwrap();
+    let (_unread, mut writer) = hostile.into_split();
+    let flood = tokio::spawn(async move {
+        let message = query(1, "www.example.internal.");
+        let mut framed = u16::try_from(message.len()).unwrap().to_be_bytes().to_vec();
+        framed.extend_from_slice(&message);
+        let batch = framed.repeat(1024);
+        loop {
+            // Ends once the server has closed the connection (it resets it: our
+            // queries are still unread in its buffer).
+            if let Err(error) = writer.write_all(&batch).await {
+                return error;
+            }
+        }
+    });
+
+    // A well-behaved client is answered meanwhile.
+    let mut polite = TcpStream::connect(server.addr).await.unwrap();
+    let message = query(2, "ns1.example.internal.");
+    polite
+        .write_all(&u16::try_from(message.len()).unwrap().to_be_bytes())
+        .await
+        .unwrap();
+    polite.write_all(&message).await.unwrap();
+    assert_eq!(
+        read(&read_message(&mut polite).await),
+        (2, ResponseCode::NoError, vec![Ipv4Addr::new(10, 0, 0, 1)])
+    );
+
+    // The server gives up on the flood past its write deadline; without one, this waits
+    // forever.
+    let ended = tokio::time::timeout(
+        outpost_dns::server::tcp::TCP_WRITE_TIMEOUT + PATIENCE,
+        flood,
+    )
+    .await
+    .expect("the server cut off a client that never reads")
+    .unwrap();
+    assert!(
+        matches!(
+            ended.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "{ended}"
+    );
+    // And it still shuts down at once.
+    let drained = stop_and_drain(&server.shutdown, &server.tracker, PATIENCE, "dns").await;
+    assert!(drained, "shutdown was not held by the cut-off client");
+}
+
+/// A TCP connection from `source` that asked one question: its answer, or `None` when
+/// the server closed the connection instead.
+async fn tcp_ask_from(
+    source: Ipv4Addr,
+    server: SocketAddr,
+    id: u16,
+) -> (TcpStream, Option<Vec<u8>>) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((source, 0))).unwrap();
+    let mut stream = socket.connect(server).await.unwrap();
+    let message = query(id, "www.example.internal.");
+    let mut framed = u16::try_from(message.len()).unwrap().to_be_bytes().to_vec();
+    framed.extend_from_slice(&message);
+    // A closed connection may already refuse the write.
+    if stream.write_all(&framed).await.is_err() {
+        return (stream, None);
+    }
+    let read = async {
+        let len = usize::from(stream.read_u16().await.ok()?);
+        let mut reply = vec![0u8; len];
+        stream.read_exact(&mut reply).await.ok()?;
+        Some(reply)
+    };
+    let reply = tokio::time::timeout(PATIENCE, read)
+        .await
+        .expect("an answer or a close within the patience");
+    (stream, reply)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_source_cannot_take_every_tcp_connection() {
+    use outpost_dns::server::MAX_TCP_CONNECTIONS_PER_SOURCE;
+    let upstream = upstream().await;
+    let server = server(upstream.addr, 1).await;
+    let greedy = Ipv4Addr::new(127, 0, 0, 1);
+    let mut open = Vec::new();
+    for id in 0..MAX_TCP_CONNECTIONS_PER_SOURCE {
+        let (stream, reply) = tcp_ask_from(greedy, server.addr, u16::try_from(id).unwrap()).await;
+        assert!(
+            reply.is_some(),
+            "connection {id} of the allowance is served"
+        );
+        open.push(stream);
+    }
+    let refused_before = server
+        .metrics
+        .tcp_connections_refused
+        .load(Ordering::Relaxed);
+    let (_, reply) = tcp_ask_from(greedy, server.addr, 9000).await;
+    assert!(
+        reply.is_none(),
+        "one connection over the allowance is closed"
+    );
+    assert_eq!(
+        server
+            .metrics
+            .tcp_connections_refused
+            .load(Ordering::Relaxed),
+        refused_before + 1
+    );
+
+    // Another client is served meanwhile.
+    let (_, reply) = tcp_ask_from(Ipv4Addr::new(127, 0, 0, 2), server.addr, 9001).await;
+    assert_eq!(
+        read(&reply.expect("another source is served")),
+        (
+            9001,
+            ResponseCode::NoError,
+            vec![Ipv4Addr::new(10, 0, 0, 10)]
+        )
+    );
+
+    // A connection closed gives its slot back (once the server has seen the close).
+    drop(open.pop());
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if tcp_ask_from(greedy, server.addr, 9002).await.1.is_some() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -11,6 +11,8 @@
 //!   referrals, REFUSED).
 //! - [`edns_tcp`]: EDNS payload sizes, truncation, TCP.
 //! - [`malformed`]: bad packets, other opcodes, incoming responses.
+//! - [`rfc8906`]: the query shapes real resolvers send: every type, unknown EDNS options
+//!   and flags, the header's Z bit, minimal ANY (RFC 8482).
 //! - [`forwarding`]: a second `outpost` as the upstream; cache, serve-stale, access.
 //! - [`durability`]: kill -9 and restarts, SIGTERM and SIGINT.
 //! - [`cluster`]: 3 and 5 processes joined by ticket over iroh: forwarded writes, kill -9 of
@@ -49,4 +51,5 @@ mod malformed;
 mod partition;
 mod plugins;
 mod plugins_lite;
+mod rfc8906;
 mod systemd;

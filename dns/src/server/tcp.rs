@@ -9,9 +9,11 @@
 //! **Invariant:** a message is written whole under the writer's lock, so replies never
 //! interleave.
 
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
 
 use outpost_core::answer::Transport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
@@ -22,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::{MAX_TCP_CONNECTIONS, TCP_IDLE_TIMEOUT};
+use super::{MAX_TCP_CONNECTIONS, MAX_TCP_CONNECTIONS_PER_SOURCE, TCP_IDLE_TIMEOUT};
 use crate::handler::{Handled, QueryHandler};
 use crate::message::MAX_TCP_MESSAGE;
 use crate::metrics::Metrics;
@@ -30,6 +32,10 @@ use crate::metrics::Metrics;
 /// Forwarded queries of one connection waiting on upstreams at once; the connection
 /// reads no further query until one of them is answered.
 pub const MAX_PIPELINED_FORWARDS: usize = 16;
+/// Longest a write of replies may wait for the client to read: a client that pipelines
+/// queries and never reads its answers is disconnected past it, instead of holding its
+/// connection slot, and the server's shutdown, forever.
+pub const TCP_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes read from a connection at a time: several pipelined queries.
 const READ_BUFFER: usize = 16 * 1024;
 /// Replies gathered before they are written even if more queries are buffered.
@@ -42,6 +48,7 @@ pub(super) async fn serve(
     tracker: TaskTracker,
 ) {
     let connection_slots = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
+    let sources = Arc::new(Sources::default());
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -58,6 +65,10 @@ pub(super) async fn serve(
             Metrics::bump(&handler.metrics().tcp_connections_refused);
             continue;
         };
+        let Some(source_slot) = sources.admit(peer.ip()) else {
+            Metrics::bump(&handler.metrics().tcp_connections_refused);
+            continue;
+        };
         let connection = Connection {
             peer,
             handler: handler.clone(),
@@ -69,10 +80,56 @@ pub(super) async fn serve(
                 if let Err(error) = connection.serve(stream).await {
                     tracing::debug!(%error, "tcp connection ended");
                 }
-                drop(permit);
+                drop((permit, source_slot));
             }
             .instrument(tracing::debug_span!("tcp", %peer)),
         );
+    }
+}
+
+/// Connections open per source: an address for IPv4, a /64 for IPv6 (one host's
+/// addresses), so one client cannot take every one of [`MAX_TCP_CONNECTIONS`].
+#[derive(Default)]
+struct Sources {
+    open: std::sync::Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection counted against its source until dropped.
+struct SourceSlot {
+    sources: Arc<Sources>,
+    key: IpAddr,
+}
+
+impl Sources {
+    /// A slot for a connection from `ip`, or `None` when its source has
+    /// [`MAX_TCP_CONNECTIONS_PER_SOURCE`] open.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<SourceSlot> {
+        let key = match ip {
+            IpAddr::V4(_) => ip,
+            IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+        };
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(key).or_default();
+        if *count >= MAX_TCP_CONNECTIONS_PER_SOURCE {
+            return None;
+        }
+        *count += 1;
+        Some(SourceSlot {
+            sources: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut open = (self.sources.open.lock()).unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -184,9 +241,19 @@ fn frame(message: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// Writes `bytes` whole, or fails with `TimedOut` when the client has not read them
+/// within [`TCP_WRITE_TIMEOUT`] (the wait for the lock included).
 async fn write_all(writer: &Mutex<OwnedWriteHalf>, bytes: &[u8]) -> io::Result<()> {
     if bytes.is_empty() {
         return Ok(());
     }
-    writer.lock().await.write_all(bytes).await
+    let write = async { writer.lock().await.write_all(bytes).await };
+    tokio::time::timeout(TCP_WRITE_TIMEOUT, write)
+        .await
+        .unwrap_or_else(|_| {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client did not read its answers",
+            ))
+        })
 }
