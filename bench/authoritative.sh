@@ -24,7 +24,8 @@
 # they all give the same answers; runs bench_server.sh against each reference and
 # outpost in turn, ROUNDS times each; prints every run, the medians and outpost's
 # ratio to each reference; then runs each at a fixed rate, half the first reference's
-# median peak, and prints p50/p99/p99.9 latency; stops everything it started.
+# median peak, ROUNDS times, and prints p50/p99/p99.9 latency and the median p99; stops
+# everything it started.
 set -euo pipefail
 
 ROUNDS=${1:-3}
@@ -139,14 +140,18 @@ EOF
 )
 latency=$BENCH_DIR/results/latency.tsv
 printf 'server\trate\tp50_ms\tp99_ms\tp999_ms\tlost\n' > "$latency"
+# ROUNDS readings each, the servers in turn, so a burst of noise on the shared machine
+# spoils one reading of one server, not the figure.
 if [ "$rate" -gt 0 ]; then
-  for server in "${REFS[@]}" outpost; do
-    line=$(LATENCY_QPS=$rate TAG=$server-latency "$BENCH_DIR/bench_server.sh" "${PORT_OF[$server]}" 1 "$SECS" 2>/dev/null)
-    get() { echo "$line" | grep -o "$1=[^ ]*" | head -1 | cut -d= -f2; }
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$rate" "$(get p50_ms)" "$(get p99_ms)" "$(get p999_ms)" \
-      "$(get lost)" >> "$latency"
-    printf '%-8s at %s q/s: p50_ms=%s p99_ms=%s p999_ms=%s lost=%s\n' "$server" "$rate" "$(get p50_ms)" \
-      "$(get p99_ms)" "$(get p999_ms)" "$(get lost)"
+  for round in $(seq 1 "$ROUNDS"); do
+    for server in "${REFS[@]}" outpost; do
+      line=$(LATENCY_QPS=$rate TAG=$server-latency-r$round "$BENCH_DIR/bench_server.sh" "${PORT_OF[$server]}" 1 "$SECS" 2>/dev/null)
+      get() { echo "$line" | grep -o "$1=[^ ]*" | head -1 | cut -d= -f2; }
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$rate" "$(get p50_ms)" "$(get p99_ms)" "$(get p999_ms)" \
+        "$(get lost)" >> "$latency"
+      printf '%-8s at %s q/s, round %s: p50_ms=%s p99_ms=%s p999_ms=%s lost=%s\n' "$server" "$rate" "$round" \
+        "$(get p50_ms)" "$(get p99_ms)" "$(get p999_ms)" "$(get lost)"
+    done
   done
 fi
 
@@ -158,7 +163,8 @@ for server in "${REFS[@]}" outpost; do rss_args+=("$server=$(rss_kb "${PID_OF[$s
 python3 - "$results" "$latency" "${SUMMARY:-}" "${LABEL:-$MODE}" "${rss_args[@]}" <<'EOF'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-latency = {r["server"]: r for r in csv.DictReader(open(sys.argv[2]), delimiter="\t")}
+latency_rows = list(csv.DictReader(open(sys.argv[2]), delimiter="\t"))
+rate = latency_rows[0]["rate"] if latency_rows else "?"
 summary, label = sys.argv[3], sys.argv[4]
 rss = {name: int(kib) / 1024 for name, kib in (arg.split("=") for arg in sys.argv[5:])}
 def med(server, key):
@@ -175,23 +181,28 @@ for ref in [name for name in rss if name != "outpost"]:
     print(f"outpost/{ref}: {ratio:.2f} x the q/s; server CPU per answered query {ref} "
           f"{per_query(ref):.2f} us, outpost {per_query('outpost'):.2f} us")
 def p99(server):
-    try:
-        return float(latency[server]["p99_ms"])
-    except (KeyError, ValueError):
-        return float("nan")
+    values = [float(r["p99_ms"]) for r in latency_rows if r["server"] == server and r["p99_ms"] not in ("", "nan")]
+    return statistics.median(values) if values else float("nan")
 if summary:
     with open(summary, "a") as out:
         for ref in [name for name in rss if name != "outpost"]:
-            rate = latency.get(ref, {}).get("rate", "?")
             for measure, ours, theirs in [
                 (f"{label}: q/s", med("outpost", "qps"), med(ref, "qps")),
                 (f"{label}: server CPU us/query", per_query("outpost"), per_query(ref)),
-                (f"{label}: p99 ms at {rate} q/s", p99("outpost"), p99(ref)),
+                (f"{label}: median p99 ms at {rate} q/s", p99("outpost"), p99(ref)),
                 (f"{label}: RSS MiB at the end", rss["outpost"], rss[ref]),
             ]:
                 print(f"{measure}\t{ref}\t{ours:.3f}\t{theirs:.3f}", file=out)
 EOF
 echo
-echo "latency at ${rate} q/s (half of ${REFS[0]}'s median peak), one run each:"
+echo "latency at ${rate} q/s (half of ${REFS[0]}'s median peak), $ROUNDS runs each:"
 column -t -s $'\t' "$latency"
+python3 - "$latency" <<'EOF'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+for server in dict.fromkeys(r["server"] for r in rows):
+    values = [float(r["p99_ms"]) for r in rows if r["server"] == server and r["p99_ms"] not in ("", "nan")]
+    if values:
+        print(f"{server:<8} median p99 {statistics.median(values):.3f} ms")
+EOF
 echo "raw dnsperf output: $BENCH_DIR/results/raw; rows: $results"
