@@ -21,7 +21,8 @@
 # sent to its 2xx (committed on a majority, applied on the leader); WRITES writes from
 # CLIENTS concurrent clients to the leader; one IMPORT_RECORDS-record zone import (one
 # Raft entry) timed to its 2xx and until both followers applied it; LARGE_ZONE_WRITES
-# single writes to the leader into that large zone; stops the nodes (followers first)
+# single writes to the leader into that large zone; reads each node's VmRSS (the large
+# zone held); stops the nodes (followers first)
 # and times it; prints the summary with the targets, the machine's load and the
 # nodes' warnings; stops everything it started, on failure too. The three
 # nodes and the bench share the machine's cores: figures from a shared 2-core machine

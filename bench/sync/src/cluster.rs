@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow, bail};
 use serde::Deserialize;
 
-use crate::appliance::{Addresses, Admin, cpu_time};
+use crate::appliance::{Addresses, Admin, Memory, cpu_time, mib};
 use crate::stats::{Percentiles, ms, summary_line};
 use crate::zonefile;
 
@@ -199,6 +199,14 @@ pub fn main(args: ClusterArgs) -> anyhow::Result<()> {
             let label = format!("single writes, {}-record zone", args.import_records);
             report_single(&label, &run, summary)?;
         }
+    }
+
+    // What each node holds after the run (the imported zone included).
+    for node in &nodes {
+        let memory = Memory::of(node.addresses.pid)?;
+        println!("node {}: {memory}", node.id);
+        let label = format!("node {} VmRSS after the run", node.id);
+        summary_line(summary, &label, &mib(memory.rss_kib), "-", None)?;
     }
 
     // Figures taken across a change of leader mean something else: say so.
