@@ -14,13 +14,18 @@ use std::time::Duration;
 use ipnet::IpNet;
 use outpost_dns::forward::{ForwardConfig, Upstream, UpstreamError, system_nameservers};
 use outpost_dns::plugin_runtime::PluginDeadlines;
+use outpost_dns::rate_limit::RateLimit;
 use outpost_dns::server::{MAX_UDP_WORKERS, default_udp_workers};
 use serde::Deserialize;
 
 use crate::store::{DEFAULT_HISTORY_ENTRIES, JoinTicket, RaftTiming, Tuning};
 
 /// Defaults of a bare `outpost serve`: everything on loopback, high ports.
+mod rate_limit;
 mod reload;
+
+pub use rate_limit::RawRateLimit;
+use rate_limit::resolve_rate_limit;
 #[cfg(test)]
 mod tests;
 
@@ -109,6 +114,8 @@ pub struct RawDns {
     pub udp_workers: Option<usize>,
     /// Networks whose clients may recurse (CIDR).
     pub allow_recursion: Option<Vec<String>>,
+    /// Response rate limiting over UDP; off without this table.
+    pub rate_limit: Option<RawRateLimit>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -168,6 +175,8 @@ pub struct Config {
     pub admin: SocketAddr,
     pub sync: SyncConfig,
     pub recursion_networks: Vec<IpNet>,
+    /// Response rate limiting over UDP; `None`: off.
+    pub rate_limit: Option<RateLimit>,
     pub forward: ForwardConfig,
     /// Where the Raft endpoint listens, and what peers dial (port 0: any free port, named
     /// in `addresses.json`); `None`: no Raft endpoint, the node runs alone.
@@ -278,6 +287,7 @@ impl RawConfig {
             });
         }
         let recursion_networks = resolve_recursion(self.dns.allow_recursion)?;
+        let rate_limit = self.dns.rate_limit.map(resolve_rate_limit).transpose()?;
         let forward = resolve_forward(self.forward)?;
         let plugins = resolve_plugins(self.plugins)?;
         if let Some(filter) = &self.log {
@@ -301,6 +311,7 @@ impl RawConfig {
             admin,
             sync,
             recursion_networks,
+            rate_limit,
             raft,
             join,
             commit_timeout,

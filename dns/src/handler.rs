@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use hickory_proto::op::{Query, ResponseCode};
 use hickory_proto::rr::{Record, RecordType};
 use ipnet::IpNet;
@@ -22,6 +22,7 @@ use outpost_plugin_host::{self as plugins, PolicyChain};
 use crate::forward::{ForwardConfig, ForwardError, Forwarder, Resolved};
 use crate::message::{self, Decoded, Outcome, Question};
 use crate::metrics::Metrics;
+use crate::rate_limit::{RateLimit, RateLimiter, Verdict};
 use outpost_core::answer::Transport;
 use policy::{Applied, Redirect};
 
@@ -35,6 +36,8 @@ pub struct QueryHandler {
     /// The query-policy plugins, swapped whole when the plugin definitions change;
     /// empty (and then skipped at the cost of one atomic load) without plugins.
     policies: ArcSwap<PolicyChain>,
+    /// Response rate limiting over UDP; `None` (one atomic load) when off.
+    rate_limit: ArcSwapOption<RateLimiter>,
 }
 
 /// What to do with a packet.
@@ -129,6 +132,17 @@ impl QueryHandler {
             recursion_networks: ArcSwap::from_pointee(recursion_networks),
             metrics,
             policies: ArcSwap::from_pointee(PolicyChain::default()),
+            rate_limit: ArcSwapOption::empty(),
+        }
+    }
+
+    /// Turns response rate limiting on with `settings`, or off. A change of settings
+    /// starts the counts afresh; the same settings keep them.
+    pub fn set_rate_limit(&self, settings: Option<RateLimit>) {
+        let current = self.rate_limit.load();
+        if current.as_ref().map(|limiter| limiter.settings()) != settings {
+            self.rate_limit
+                .store(settings.map(|settings| Arc::new(RateLimiter::new(settings))));
         }
     }
 
@@ -185,6 +199,26 @@ impl QueryHandler {
             limit: limit.unwrap_or_else(|| message::udp_limit(&question)),
             started,
         };
+        if transport == Transport::Udp {
+            match self.rate_limited(client, may_recurse, started) {
+                Verdict::Answer => {}
+                Verdict::Slip => {
+                    Metrics::bump(&self.metrics.rate_limit_slipped);
+                    // The question alone, with TC: a real client retries over TCP.
+                    let truncated = Hop { limit: 0, ..hop };
+                    return self.reply(
+                        &question,
+                        Outcome::bare(ResponseCode::NoError),
+                        truncated,
+                        reply,
+                    );
+                }
+                Verdict::Drop => {
+                    Metrics::bump(&self.metrics.rate_limit_dropped);
+                    return Handled::Drop;
+                }
+            }
+        }
         let redirect = match self.apply_policies(&question, client, transport, may_recurse) {
             Applied::Continue => None,
             Applied::Redirect(redirect) => Some(redirect),
@@ -252,6 +286,16 @@ impl QueryHandler {
             None => Outcome::bare(ResponseCode::Refused),
         };
         self.reply(&question, outcome, hop, reply)
+    }
+
+    /// What response rate limiting makes of an answer to `client` over UDP.
+    fn rate_limited(&self, client: IpAddr, may_recurse: bool, now: Instant) -> Verdict {
+        match &*self.rate_limit.load() {
+            Some(limiter) if !(may_recurse && limiter.settings().exempt_recursion) => {
+                limiter.check(client, now)
+            }
+            _ => Verdict::Answer,
+        }
     }
 
     /// The last hop: encodes the answer into `reply` and counts it.

@@ -7,6 +7,7 @@
 //! - [`handler`]: the query chain: decode → who may recurse → policy plugins
 //!   ([`handler::policy`]: verdicts into answers) → our zones → forwarder or REFUSED →
 //!   encode.
+//! - [`rate_limit`]: response rate limiting over UDP (per prefix, with slip).
 //! - [`forward`]: upstream exchange and the answer cache (TTLs, negative, serve-stale).
 //! - [`metrics`]: counters rendered for Prometheus, the plugins' among them.
 //! - [`plugin_runtime`]: the plugins in force: definitions loaded into the wasmtime host,
@@ -21,4 +22,5 @@ pub mod handler;
 pub mod message;
 pub mod metrics;
 pub mod plugin_runtime;
+pub mod rate_limit;
 pub mod server;

@@ -62,6 +62,10 @@ pub struct Metrics {
     pub policy_redirected: AtomicU64,
     /// Queries answered SERVFAIL because a fail-closed policy plugin failed.
     pub policy_failed: AtomicU64,
+    /// UDP answers response rate limiting dropped.
+    pub rate_limit_dropped: AtomicU64,
+    /// UDP answers response rate limiting sent truncated instead (slip).
+    pub rate_limit_slipped: AtomicU64,
 }
 
 impl Metrics {
@@ -140,7 +144,7 @@ impl Metrics {
     }
 
     /// The plain counters: name, help and value.
-    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 11] {
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 13] {
         [
             (
                 "outpost_dns_dropped_total",
@@ -176,6 +180,16 @@ impl Metrics {
                 "outpost_dns_tcp_refused_total",
                 "TCP connections refused at the connection limit, overall or per source.",
                 &self.tcp_connections_refused,
+            ),
+            (
+                "outpost_dns_rate_limit_dropped_total",
+                "UDP answers response rate limiting dropped.",
+                &self.rate_limit_dropped,
+            ),
+            (
+                "outpost_dns_rate_limit_slipped_total",
+                "UDP answers response rate limiting sent truncated instead (slip).",
+                &self.rate_limit_slipped,
             ),
             (
                 "outpost_dns_policy_blocked_total",

@@ -353,6 +353,7 @@ in
       example = literalExpression ''
         {
           dns.allow_recursion = [ "10.20.0.0/16" ];
+          dns.rate_limit = { responses_per_second = 20; slip = 2; };
           forward.upstreams = [ "10.20.0.1" "tcp://9.9.9.9:53" ];
           sync.listen = "0.0.0.0:8054";
         }

@@ -11,6 +11,8 @@
 //!   referrals, REFUSED).
 //! - [`edns_tcp`]: EDNS payload sizes, truncation, TCP.
 //! - [`malformed`]: bad packets, other opcodes, incoming responses.
+//! - [`rate_limit`]: response rate limiting over UDP: allowance, slip, drops, TCP and
+//!   recursing clients exempt.
 //! - [`rfc8906`]: the query shapes real resolvers send: every type, unknown EDNS options
 //!   and flags, the header's Z bit, minimal ANY (RFC 8482).
 //! - [`forwarding`]: a second `outpost` as the upstream; cache, serve-stale, access.
@@ -51,5 +53,6 @@ mod malformed;
 mod partition;
 mod plugins;
 mod plugins_lite;
+mod rate_limit;
 mod rfc8906;
 mod systemd;

@@ -19,6 +19,7 @@ impl Config {
             admin,
             sync,
             recursion_networks: _,
+            rate_limit: _,
             forward: _,
             raft,
             join,

@@ -188,6 +188,33 @@ fn the_plugins_section() {
 }
 
 #[test]
+fn rate_limiting_is_off_unless_its_table_is_given_and_then_checked() {
+    let config = RawConfig::default().resolve(Overrides::default()).unwrap();
+    assert_eq!(config.rate_limit, None);
+    let raw = RawConfig::from_toml("[dns.rate_limit]\n").unwrap();
+    let config = raw.resolve(Overrides::default()).unwrap();
+    assert_eq!(
+        config.rate_limit,
+        Some(RateLimit {
+            responses_per_second: 20,
+            slip: 2,
+            exempt_recursion: true
+        })
+    );
+    let raw = RawConfig::from_toml("[dns.rate_limit]\nslip = 11\n").unwrap();
+    let err = raw.resolve(Overrides::default()).unwrap_err().to_string();
+    assert_eq!(err, "dns.rate_limit.slip: \"11\" is out of range (0 to 10)");
+    let raw = RawConfig::from_toml("[dns.rate_limit]\nresponses_per_second = 0\n").unwrap();
+    let err = raw.resolve(Overrides::default()).unwrap_err().to_string();
+    assert!(
+        err.starts_with("dns.rate_limit.responses_per_second: \"0\" is out of range"),
+        "{err}"
+    );
+    let err = RawConfig::from_toml("[dns.rate_limit]\nrate = 5\n").unwrap_err();
+    assert!(err.contains("unknown field `rate`"), "{err}");
+}
+
+#[test]
 fn the_log_filter_is_checked() {
     let raw = RawConfig::from_toml("log = \"info,outpost_appliance=debug\"\n").unwrap();
     let config = raw.resolve(Overrides::default()).unwrap();

@@ -330,12 +330,14 @@ async fn spawn_services(
 /// The DNS query path over the store's replica, with its forwarder.
 fn query_handler(config: &Config, store: &Store, metrics: &Arc<Metrics>) -> Arc<QueryHandler> {
     let forwarder = Arc::new(Forwarder::new(&config.forward, metrics.clone()));
-    Arc::new(QueryHandler::new(
+    let handler = QueryHandler::new(
         store.zone_set(),
         forwarder,
         config.recursion_networks.clone(),
         metrics.clone(),
-    ))
+    );
+    handler.set_rate_limit(config.rate_limit);
+    Arc::new(handler)
 }
 
 /// The Lite sync endpoint on `listener`, with its own shutdown and tracker: sessions stop

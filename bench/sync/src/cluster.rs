@@ -201,13 +201,7 @@ pub fn main(args: ClusterArgs) -> anyhow::Result<()> {
         }
     }
 
-    // What each node holds after the run (the imported zone included).
-    for node in &nodes {
-        let memory = Memory::of(node.addresses.pid)?;
-        println!("node {}: {memory}", node.id);
-        let label = format!("node {} VmRSS after the run", node.id);
-        summary_line(summary, &label, &mib(memory.rss_kib), "-", None)?;
-    }
+    report_memory(&nodes, summary)?;
 
     // Figures taken across a change of leader mean something else: say so.
     let now = leader.status()?;
@@ -216,6 +210,17 @@ pub fn main(args: ClusterArgs) -> anyhow::Result<()> {
             "WARNING: {leader} is {} now (leader {:?}): the cluster elected again during the run",
             now.role, now.leader
         );
+    }
+    Ok(())
+}
+
+/// What each node holds after the run (the imported zone included).
+fn report_memory(nodes: &[&Node], summary: Option<&Path>) -> anyhow::Result<()> {
+    for node in nodes {
+        let memory = Memory::of(node.addresses.pid)?;
+        println!("node {}: {memory}", node.id);
+        let label = format!("node {} VmRSS after the run", node.id);
+        summary_line(summary, &label, &mib(memory.rss_kib), "-", None)?;
     }
     Ok(())
 }

@@ -22,6 +22,8 @@ let
     settings = {
       example_zone = false;
       dns.allow_recursion = [ "10.20.0.0/16" ];
+      # Freeform under a declared section: response rate limiting.
+      dns.rate_limit.responses_per_second = 50;
       forward = {
         upstreams = [
           "10.20.0.1"
@@ -65,6 +67,7 @@ t.all [
     dns = {
       listen = "0.0.0.0:53";
       allow_recursion = [ "10.20.0.0/16" ];
+      rate_limit.responses_per_second = 50;
     };
     admin.listen = "127.0.0.1:8053";
     sync = {
