@@ -2,8 +2,10 @@
 # The fast path against the reference servers, every configuration the targets name, in
 # one run: authoritative UDP on one core, UDP on both cores, TCP, each against NSD and
 # Knot (bench/authoritative.sh, with latency at a fixed rate and RSS), then cached
-# forwarding against Unbound (bench/forward.sh). Ends with one table: each figure of
-# outpost beside the reference's, and the ratio. Not a test: it prints figures.
+# forwarding against Unbound (bench/forward.sh), then what response rate limiting costs
+# (bench/rate_limit.sh: outpost with it against outpost without). Ends with one table:
+# each figure of outpost beside the reference's, and the ratio. Not a test: it prints
+# figures.
 #
 # usage: bench/run.sh [ROUNDS=3] [SECONDS=10]
 # env:   BENCH_DIR, SHARED_BENCH, NICE, REFERENCES as for bench/authoritative.sh
@@ -13,6 +15,7 @@
 #   udp 2 cores   two workers per server on CPUs 0 and 1 (dnsperf shares CPU 1)
 #   tcp 1 core    one worker per server on CPU 0
 #   forwarding    one worker on CPU 0, the upstream (NSD) beside dnsperf on CPU 1
+#   rate limit    one worker on CPU 0, [dns.rate_limit] on against off
 set -euo pipefail
 
 ROUNDS=${1:-3}
@@ -30,6 +33,7 @@ LABEL="udp 2 cores" MODE=udp SERVER_WORKERS=2 SERVER_CPU=0,1 \
 LABEL="tcp 1 core" MODE=tcp SERVER_WORKERS=1 SERVER_CPU=0 \
   "$repo/bench/authoritative.sh" "$ROUNDS" "$SECS"
 SERVER_CPU=0 "$repo/bench/forward.sh" "$ROUNDS" "$SECS"
+SERVER_CPU=0 "$repo/bench/rate_limit.sh" "$ROUNDS" "$SECS"
 
 echo
 echo "summary, ${SECS}s per run, $ROUNDS rounds (medians; latency and RSS one reading each):"
