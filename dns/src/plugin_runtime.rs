@@ -213,8 +213,9 @@ pub enum PluginState {
     Running,
     /// Switched off by the operator (`enabled: false`).
     Disabled,
-    /// It kept failing and was switched off here; an install of the same plugin
-    /// starts it again.
+    /// It kept failing and was switched off here: the reason says when it is retried
+    /// (it runs again once a retry succeeds); an install of the same plugin starts it
+    /// again at once.
     Stopped(String),
     /// It did not load here (the error).
     Failed(String),

@@ -184,7 +184,7 @@ impl PluginEngine {
             hook,
             limits,
             sha256,
-            stats: Arc::default(),
+            stats: Arc::new(PluginStats::new(limits.first_retry)),
             pre,
         }))
     }

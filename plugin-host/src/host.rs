@@ -90,16 +90,27 @@ impl host::Host for HostState {
     }
 }
 
-/// wasmtime's `StoreLimits`, remembering whether it refused to grow a memory, so a
-/// trap that follows (Rust's allocator aborts when `memory.grow` fails) is reported
-/// as out of memory rather than as a bare `unreachable`.
+/// The store's resource limiter. Memory is counted for the instance as a whole: the
+/// bytes of every linear memory it created (each memory's creation is reported as a
+/// growth from 0) are added up and held to one cap, so a component that declares
+/// several memories gets no more than one with a single memory. wasmtime's
+/// `StoreLimits` caps each memory on its own and keeps the other bounds (tables,
+/// instances, the number of memories). It remembers whether it refused a growth, so
+/// a trap that follows (Rust's allocator aborts when `memory.grow` fails) is
+/// reported as out of memory rather than as a bare `unreachable`.
 pub(super) struct MemoryLimiter {
     limits: StoreLimits,
+    /// The cap on the sum of all memories' sizes.
+    memory_bytes: usize,
+    /// The sum of all memories' sizes granted so far.
+    granted: usize,
+    /// The last growth granted, given back if wasmtime could not carry it out.
+    last_grant: usize,
     pub(super) denied: bool,
 }
 
 impl MemoryLimiter {
-    fn new(memory_bytes: usize) -> MemoryLimiter {
+    pub(super) fn new(memory_bytes: usize) -> MemoryLimiter {
         let limits = StoreLimitsBuilder::new()
             .memory_size(memory_bytes)
             .table_elements(MAX_TABLE_ELEMENTS)
@@ -109,6 +120,9 @@ impl MemoryLimiter {
             .build();
         MemoryLimiter {
             limits,
+            memory_bytes,
+            granted: 0,
+            last_grant: 0,
             denied: false,
         }
     }
@@ -121,9 +135,23 @@ impl ResourceLimiter for MemoryLimiter {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = self.limits.memory_growing(current, desired, maximum)?;
-        self.denied |= !allowed;
+        let growth = desired.saturating_sub(current);
+        let total = self.granted.saturating_add(growth);
+        let allowed =
+            total <= self.memory_bytes && self.limits.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.granted = total;
+            self.last_grant = growth;
+        } else {
+            self.denied = true;
+        }
         Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.granted = self.granted.saturating_sub(self.last_grant);
+        self.last_grant = 0;
+        Ok(())
     }
 
     fn table_growing(
@@ -145,5 +173,48 @@ impl ResourceLimiter for MemoryLimiter {
 
     fn memories(&self) -> usize {
         self.limits.memories()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: usize = 1 << 20;
+
+    #[test]
+    fn the_memory_cap_holds_for_all_memories_together() {
+        let mut limiter = MemoryLimiter::new(16 * MIB);
+        // Two memories created at 10 and 6 MiB: 16 MiB in all, at the cap.
+        assert!(limiter.memory_growing(0, 10 * MIB, None).unwrap());
+        assert!(limiter.memory_growing(0, 6 * MIB, None).unwrap());
+        assert!(!limiter.denied);
+        // Either growing by one more page would go beyond it, though each memory
+        // alone is well under the cap.
+        assert!(
+            !limiter
+                .memory_growing(6 * MIB, 6 * MIB + 65_536, None)
+                .unwrap()
+        );
+        assert!(
+            !limiter
+                .memory_growing(10 * MIB, 10 * MIB + 65_536, None)
+                .unwrap()
+        );
+        assert!(limiter.denied);
+        // A third memory gets nothing either.
+        assert!(!limiter.memory_growing(0, 65_536, None).unwrap());
+    }
+
+    #[test]
+    fn a_growth_wasmtime_could_not_carry_out_is_given_back() {
+        let mut limiter = MemoryLimiter::new(16 * MIB);
+        assert!(limiter.memory_growing(0, 8 * MIB, None).unwrap());
+        // Granted, then not carried out (the system had no memory to give).
+        assert!(limiter.memory_growing(8 * MIB, 16 * MIB, None).unwrap());
+        limiter
+            .memory_grow_failed(wasmtime::Error::msg("maximum exceeded"))
+            .unwrap();
+        assert!(limiter.memory_growing(0, 8 * MIB, None).unwrap());
     }
 }

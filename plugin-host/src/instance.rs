@@ -3,9 +3,12 @@
 //!
 //! Every call runs under an epoch deadline and the store's memory cap. A call that
 //! traps (timeouts and memory exhaustion included) leaves the instance poisoned, so
-//! it is dropped and rebuilt, `init` included, before the next call. Every failure is
-//! counted in the plugin's shared [`PluginStats`](super::PluginStats), which disables
-//! the plugin after [`MAX_CONSECUTIVE_FAILURES`](super::MAX_CONSECUTIVE_FAILURES).
+//! its store is dropped; an instance used on its own is rebuilt, `init` included,
+//! before its next call, while the policy chain sees it is no longer live
+//! ([`PolicyInstance::is_live`]) and replaces it in the background instead. Every
+//! failure is counted in the plugin's shared [`PluginStats`](super::PluginStats), which
+//! disables the plugin after [`MAX_CONSECUTIVE_FAILURES`](super::MAX_CONSECUTIVE_FAILURES)
+//! and lets one call through after its backoff, to see whether it recovered.
 
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -13,7 +16,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hickory_proto::rr::{Name, Record};
-use tracing::warn;
 use wasmtime::{Store, Trap};
 
 use super::bindings::policy::QueryPolicy;
@@ -60,6 +62,12 @@ impl PolicyInstance {
     pub fn stats(&self) -> &PluginStats {
         &self.0.shared.stats
     }
+
+    /// Whether the instance can take a call as it is: false after a trap, when its
+    /// next call would first rebuild it.
+    pub fn is_live(&self) -> bool {
+        self.0.live.is_some()
+    }
 }
 
 impl TransformInstance {
@@ -94,7 +102,7 @@ impl TransformInstance {
                 convert::MAX_TRANSFORM_RECORDS,
             )),
             Err(message) => {
-                self.0.shared.stats.record_success();
+                self.0.shared.stats.record_success(&self.0.shared.name);
                 Err(PluginError::TransformRefused {
                     plugin: self.0.shared.name.to_string(),
                     message,
@@ -166,7 +174,7 @@ impl<W: World> InstanceCore<W> {
     ) -> Result<R, PluginError> {
         let _span = tracing::trace_span!("plugin_call", plugin = &*self.shared.name).entered();
         let stats = &self.shared.stats;
-        if stats.is_disabled() {
+        if !stats.admit() {
             return Err(PluginError::Disabled {
                 plugin: self.shared.name.to_string(),
                 reason: stats.disabled_reason().unwrap_or_default(),
@@ -209,7 +217,7 @@ impl<W: World> InstanceCore<W> {
     fn check_output<T>(&self, output: Result<T, String>) -> Result<T, PluginError> {
         match output {
             Ok(value) => {
-                self.shared.stats.record_success();
+                self.shared.stats.record_success(&self.shared.name);
                 Ok(value)
             }
             Err(reason) => Err(self.fail(PluginError::InvalidOutput {
@@ -221,12 +229,8 @@ impl<W: World> InstanceCore<W> {
 
     /// Counts a failure, logs it, and disables the plugin if it keeps failing.
     fn fail(&self, error: PluginError) -> PluginError {
-        let plugin = &*self.shared.name;
-        if self.shared.stats.record_failure(&error) {
-            warn!(plugin, %error, "plugin disabled after repeated failures");
-        } else {
-            warn!(plugin, %error, "plugin call failed");
-        }
+        let stats = &self.shared.stats;
+        stats.fail(&self.shared.name, &error, "plugin call failed");
         error
     }
 }

@@ -9,11 +9,19 @@
 //! wasmtime `Store`, is not `Sync`, and is reused for every call.
 //!
 //! A call that traps, runs out of time or memory, overflows its stack or returns
-//! invalid output is a [`PluginError`], counted in the plugin's [`PluginStats`]; a
-//! trapped instance is rebuilt (and re-initialised) before its next call, and a plugin
-//! that fails [`MAX_CONSECUTIVE_FAILURES`] calls in a row is disabled. What the query
-//! path does with an error (fail open or closed) is the chain's decision, by the
-//! plugin's [`FailureMode`](outpost_core::state::FailureMode).
+//! invalid output is a [`PluginError`], counted in the plugin's [`PluginStats`]. A
+//! trapped instance is rebuilt (and re-initialised): the policy chain drops it and
+//! builds its replacement on a background thread, so neither the query that trapped
+//! nor the next one waits for `init`. A plugin that fails [`MAX_CONSECUTIVE_FAILURES`]
+//! calls in a row is disabled, and retried after a backoff ([`Limits::first_retry`],
+//! doubling up to [`MAX_RETRY_BACKOFF`]): one call is let through, and the plugin is
+//! enabled again if it succeeds. What the query path does with an error (fail open or
+//! closed) is the chain's decision, by the plugin's
+//! [`FailureMode`](outpost_core::state::FailureMode).
+//!
+//! The memory cap holds for an instance as a whole: the bytes of all its linear
+//! memories are added up (`host.rs`), so a component that declares several memories
+//! gets no more than one that declares one.
 //!
 //! The replicated definitions
 //! ([`PluginDefinition`](outpost_core::state::PluginDefinition), each naming its
@@ -88,9 +96,14 @@ pub use stats::{CALL_TIME_BUCKETS, PluginStats, StatsSnapshot};
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// A plugin that fails this many calls in a row (across all its instances) is
-/// disabled until it is loaded again; every call then returns
-/// [`PluginError::Disabled`] at once.
+/// disabled; every call then returns [`PluginError::Disabled`] at once, until a retry
+/// after its backoff ([`Limits::first_retry`]) succeeds or it is loaded again.
 pub const MAX_CONSECUTIVE_FAILURES: u32 = 5;
+
+/// The longest wait between two retries of a disabled plugin: each failed retry
+/// doubles the wait, up to this. A plugin that never recovers costs one failed call
+/// every 5 minutes.
+pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(300);
 
 /// What one instance of a plugin may use. The defaults suit the hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,8 +112,11 @@ pub struct Limits {
     pub call_ticks: u64,
     /// Epoch ticks `init` may run (it parses the configuration, which may be large).
     pub init_ticks: u64,
-    /// Bytes of linear memory one instance may grow to.
+    /// Bytes of linear memory one instance may grow to, all its memories together.
     pub memory_bytes: usize,
+    /// How long a plugin disabled after [`MAX_CONSECUTIVE_FAILURES`] waits before its
+    /// first retry; each failed retry doubles it, up to [`MAX_RETRY_BACKOFF`].
+    pub first_retry: Duration,
 }
 
 impl Limits {
@@ -108,8 +124,10 @@ impl Limits {
     pub const POLICY_CALL_TICKS: u64 = 2;
     /// Default epoch ticks for `init` and for each `transform`: about 2 s.
     pub const SLOW_CALL_TICKS: u64 = 2_000;
-    /// Default memory cap per instance.
+    /// Default memory cap per instance (all its memories together).
     pub const MEMORY_BYTES: usize = 64 << 20;
+    /// Default wait before the first retry of a disabled plugin.
+    pub const FIRST_RETRY: Duration = Duration::from_secs(5);
 
     /// The defaults for a hook.
     pub fn for_hook(hook: Hook) -> Limits {
@@ -121,6 +139,7 @@ impl Limits {
             call_ticks,
             init_ticks: Self::SLOW_CALL_TICKS,
             memory_bytes: Self::MEMORY_BYTES,
+            first_retry: Self::FIRST_RETRY,
         }
     }
 
@@ -177,7 +196,10 @@ pub enum PluginError {
     ConfigRefused { plugin: String, message: String },
     #[error("plugin {plugin}: stopped after running longer than its {budget:?} deadline")]
     Timeout { plugin: String, budget: Duration },
-    #[error("plugin {plugin}: stopped when it tried to grow its memory beyond {limit_bytes} bytes")]
+    #[error(
+        "plugin {plugin}: stopped when it tried to grow its memory beyond {limit_bytes} bytes \
+         (all its linear memories together)"
+    )]
     OutOfMemory { plugin: String, limit_bytes: usize },
     #[error("plugin {plugin}: stopped when it overflowed its stack")]
     StackOverflow { plugin: String },
@@ -189,6 +211,6 @@ pub enum PluginError {
     InvalidInput { plugin: String, reason: String },
     #[error("plugin {plugin}: transform refused the records: {message}")]
     TransformRefused { plugin: String, message: String },
-    #[error("plugin {plugin} is disabled: {reason} (load it again to re-enable it)")]
+    #[error("plugin {plugin} is disabled: {reason} (load it again to re-enable it at once)")]
     Disabled { plugin: String, reason: String },
 }

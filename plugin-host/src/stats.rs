@@ -1,13 +1,17 @@
 //! Per-plugin counters and status, shared by every instance of the plugin (one per
 //! worker) and read by metrics and `outpost plugin list`: calls, failures by kind,
 //! a histogram of the time per call (with median and p99 estimated from it), and
-//! whether the plugin was disabled.
+//! whether the plugin is disabled, with its retries (`retry.rs`).
+
+mod retry;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::{MAX_CONSECUTIVE_FAILURES, PluginError};
+use super::PluginError;
+pub(super) use retry::AfterFailure;
+use retry::Retry;
 
 /// Upper bounds of the time-per-call histogram's buckets; a last bucket (+Inf)
 /// holds the slower calls. From well under a blocklist's `decide` (about 1 µs) to
@@ -34,6 +38,8 @@ const HISTOGRAM_LEN: usize = CALL_TIME_BUCKETS.len() + 1;
 /// snapshot taken during calls may mix counts from slightly different moments.
 #[derive(Debug, Default)]
 pub struct PluginStats {
+    /// The wait before the first retry of the plugin once disabled.
+    first_retry: Duration,
     calls: AtomicU64,
     timeouts: AtomicU64,
     out_of_memory: AtomicU64,
@@ -53,9 +59,16 @@ pub struct PluginStats {
     /// `CALL_TIME_BUCKETS[i]` and more than the bound before it (not cumulative).
     time_histogram: [AtomicU64; HISTOGRAM_LEN],
     consecutive_failures: AtomicU32,
-    /// Set once, never cleared: a disabled plugin stays disabled until reloaded.
+    /// Set after [`MAX_CONSECUTIVE_FAILURES`](super::MAX_CONSECUTIVE_FAILURES) failed
+    /// calls in a row; cleared by a retry that succeeds. Read before every call.
     disabled: AtomicBool,
-    disabled_reason: Mutex<Option<String>>,
+    /// When the next retry is due, in nanoseconds of `retry::now`: read without the
+    /// lock, so that skipping a disabled plugin costs a query two atomic loads.
+    retry_due_nanos: AtomicU64,
+    /// Calls let through to a disabled plugin after its backoff.
+    retries: AtomicU64,
+    /// Why the plugin is disabled, and its backoff; `None` while it is enabled.
+    retry: Mutex<Option<Retry>>,
 }
 
 /// A copy of a plugin's counters at one moment.
@@ -82,7 +95,9 @@ pub struct StatsSnapshot {
     /// one for slower calls (not cumulative).
     pub time_histogram: [u64; HISTOGRAM_LEN],
     pub consecutive_failures: u32,
-    /// Why the plugin was disabled, if it was.
+    /// Calls let through to the plugin while it was disabled, to see if it recovered.
+    pub retries: u64,
+    /// Why the plugin is disabled and when it is retried, if it is disabled.
     pub disabled: Option<String>,
 }
 
@@ -165,7 +180,17 @@ impl PluginStats {
                 self.time_histogram[index].load(Ordering::Relaxed)
             }),
             consecutive_failures: self.consecutive_failures.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
             disabled: self.disabled_reason(),
+        }
+    }
+
+    /// Counters for a plugin that, once disabled, is first retried after
+    /// `first_retry`.
+    pub(super) fn new(first_retry: Duration) -> PluginStats {
+        PluginStats {
+            first_retry,
+            ..PluginStats::default()
         }
     }
 
@@ -174,14 +199,12 @@ impl PluginStats {
         self.disabled.load(Ordering::Relaxed)
     }
 
+    /// Why the plugin is disabled and when it will be retried; `None` if it is not.
     pub fn disabled_reason(&self) -> Option<String> {
         if !self.is_disabled() {
             return None;
         }
-        self.disabled_reason
-            .lock()
-            .map(|reason| reason.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+        self.retry().as_ref().map(Retry::describe)
     }
 
     /// Counts one call that ran for `elapsed`, whatever its outcome.
@@ -208,10 +231,15 @@ impl PluginStats {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn record_success(&self) {
+    /// Counts a call of `plugin` that succeeded; a retry of a disabled plugin that
+    /// succeeds enables it again.
+    pub(super) fn record_success(&self, plugin: &str) {
         // A store, not a swap: on the hot path this is a plain write when already 0.
         if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
             self.consecutive_failures.store(0, Ordering::Relaxed);
+        }
+        if self.is_disabled() {
+            self.retry_succeeded(plugin);
         }
     }
 
@@ -220,8 +248,10 @@ impl PluginStats {
     }
 
     /// Counts a failure by kind; disables the plugin when it is the
-    /// [`MAX_CONSECUTIVE_FAILURES`]th in a row. Returns whether it did.
-    pub(super) fn record_failure(&self, error: &PluginError) -> bool {
+    /// [`MAX_CONSECUTIVE_FAILURES`](super::MAX_CONSECUTIVE_FAILURES)th in a row, and
+    /// backs off further when it was a retry. Returns what it did, for the one log
+    /// line the caller writes ([`AfterFailure::log`]).
+    pub(super) fn record_failure(&self, error: &PluginError) -> AfterFailure {
         let counter = match error {
             PluginError::Timeout { .. } => &self.timeouts,
             PluginError::OutOfMemory { .. } => &self.out_of_memory,
@@ -231,16 +261,20 @@ impl PluginStats {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if failures < MAX_CONSECUTIVE_FAILURES || self.is_disabled() {
-            return false;
+        if self.is_disabled() {
+            return self.retry_failed(error);
         }
-        let reason = format!("{failures} consecutive failed calls, the last: {error}");
-        match self.disabled_reason.lock() {
-            Ok(mut slot) => *slot = Some(reason),
-            Err(poisoned) => *poisoned.into_inner() = Some(reason),
+        if failures < super::MAX_CONSECUTIVE_FAILURES {
+            return AfterFailure::Counted;
         }
-        self.disabled.store(true, Ordering::Relaxed);
-        true
+        self.disable(format!(
+            "{failures} consecutive failed calls, the last: {error}"
+        ))
+    }
+
+    /// Records a failure and writes its one log line.
+    pub(super) fn fail(&self, plugin: &str, error: &PluginError, what: &str) {
+        self.record_failure(error).log(plugin, error, what);
     }
 }
 

@@ -13,6 +13,9 @@ use outpost_core::answer::Transport;
 
 use super::*;
 
+mod containment;
+mod extra_memory;
+
 /// One engine for all tests: components compile once (the cache is by content hash),
 /// while every `load` still gets its own counters.
 pub(super) fn engine() -> &'static PluginEngine {

@@ -68,7 +68,8 @@ pub struct PluginSummary {
     pub sha256: String,
     pub component_bytes: usize,
     pub config_bytes: usize,
-    /// `running`, `disabled` (by the operator), `stopped: <why>` (it kept failing),
+    /// `running`, `disabled` (by the operator), `stopped: <why>` (it kept failing; the
+    /// reason says when it is retried),
     /// `failed: <why>` (it did not load), or `loading`.
     pub state: PluginState,
     /// The version in force on this node, when one is.

@@ -20,7 +20,10 @@ type Counter = (&'static str, &'static str, fn(&StatsSnapshot) -> u64);
 /// - `outpost_plugin_instances_built_on_demand_total{plugin}`: instances a query had
 ///   to wait for, because every pre-built one was busy
 /// - `outpost_plugin_call_seconds{plugin}` (histogram): time per call
-/// - `outpost_plugin_disabled{plugin}` (gauge): 1 once the plugin is disabled
+/// - `outpost_plugin_retries_total{plugin}`: calls let through to a disabled plugin
+///   after its backoff, to see whether it recovered
+/// - `outpost_plugin_disabled{plugin}` (gauge): 1 while the plugin is disabled after
+///   repeated failures
 pub fn render_plugins(out: &mut String, plugins: &[PluginInfo]) {
     if plugins.is_empty() {
         return;
@@ -57,7 +60,7 @@ fn render_info(out: &mut String, plugins: &[PluginInfo]) {
 
 /// The counters per plugin, the failures by kind, and the disabled gauge.
 fn render_counters(out: &mut String, snapshots: &[(&str, StatsSnapshot)]) {
-    let counters: [Counter; 4] = [
+    let counters: [Counter; 5] = [
         (
             "outpost_plugin_calls_total",
             "Calls of a plugin's hook (decide or transform), failed ones included.",
@@ -77,6 +80,11 @@ fn render_counters(out: &mut String, snapshots: &[(&str, StatsSnapshot)]) {
             "outpost_plugin_memo_hits_total",
             "Queries a plugin that declared memoizable verdicts answered from a remembered one, without a call.",
             |stats| stats.memo_hits,
+        ),
+        (
+            "outpost_plugin_retries_total",
+            "Calls let through to a plugin disabled after repeated failures, once its backoff passed, to see whether it recovered.",
+            |stats| stats.retries,
         ),
     ];
     for (name, help, value) in counters {
@@ -110,7 +118,7 @@ fn render_counters(out: &mut String, snapshots: &[(&str, StatsSnapshot)]) {
         out,
         name,
         "gauge",
-        "1 when a plugin was disabled after repeated failures (until it is updated).",
+        "1 while a plugin is disabled after repeated failures (retried after a backoff, or until it is updated).",
     );
     for (plugin, stats) in snapshots {
         let disabled = u8::from(stats.disabled.is_some());

@@ -15,9 +15,18 @@
 //! query path, counted in [`StatsSnapshot::instances_built_on_demand`]. At most
 //! [`MAX_IDLE_INSTANCES`] are kept: an instance returned to a full pool is dropped.
 //!
+//! **Traps.** An instance that trapped cannot be entered again, and rebuilding it runs
+//! `init`. So it does not go back to the pool: the query that trapped gets its
+//! fail-open or fail-closed answer at once, and the instance's replacement is built on
+//! a background thread (at most one per plugin at a time, building every instance
+//! owed, then ending) and put in the pool, counted in
+//! [`StatsSnapshot::rebuilds`](crate::StatsSnapshot). No query waits for that `init`,
+//! unless the pool runs dry first.
+//!
 //! [`StatsSnapshot::instances_built_on_demand`]: crate::StatsSnapshot
 
 use std::cell::OnceCell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use outpost_core::name::LookupName;
@@ -107,6 +116,10 @@ struct PolicyPlugin {
     /// Taken from and returned to the back: the instance used last is the one whose
     /// memory is most likely still in the CPU's caches.
     idle: Mutex<Vec<PolicyInstance>>,
+    /// Instances dropped after a trap and not yet replaced.
+    owed: AtomicUsize,
+    /// Whether a thread is building the owed instances.
+    rebuilding: AtomicBool,
     /// The verdicts by question, when the plugin declares them memoizable.
     memo: Option<Memo>,
 }
@@ -127,9 +140,12 @@ impl PolicyChain {
         for link in &self.links {
             let plugin = &link.plugin;
             let stats = plugin.loaded.stats();
-            // A disabled plugin is not called: failing open costs nothing per query,
-            // and no instance is taken only to be refused.
-            if stats.is_disabled() && link.placement.on_error == FailureMode::FailOpen {
+            // A disabled plugin is not called, until its retry is due: failing open
+            // costs nothing per query, and no instance is taken only to be refused.
+            if stats.is_disabled()
+                && !stats.retry_due()
+                && link.placement.on_error == FailureMode::FailOpen
+            {
                 continue;
             }
             match plugin.decide(&query) {
@@ -220,6 +236,8 @@ impl PolicyLink {
                 identity: Identity::of(definition, limits),
                 loaded,
                 idle: Mutex::new(idle),
+                owed: AtomicUsize::new(0),
+                rebuilding: AtomicBool::new(false),
                 memo: memo::declares_memo(&definition.component).then(Memo::new),
             }),
         })
@@ -231,7 +249,7 @@ impl PolicyPlugin {
     /// verdicts memoizable, else from one `decide` on an idle instance (or a new one),
     /// which then goes back to the pool: after a trap too, since the instance rebuilds
     /// itself before its next call.
-    fn decide(&self, query: &Asked<'_>) -> Result<Verdict, PluginError> {
+    fn decide(self: &Arc<Self>, query: &Asked<'_>) -> Result<Verdict, PluginError> {
         let memo = self
             .memo
             .as_ref()
@@ -256,19 +274,78 @@ impl PolicyPlugin {
         verdict
     }
 
-    /// One call of the plugin, on an idle instance or a new one.
-    fn call(&self, query: &WitQuery) -> Result<Verdict, PluginError> {
+    /// One call of the plugin, on an idle instance or a new one. An instance that
+    /// trapped is replaced in the background, not rebuilt here.
+    fn call(self: &Arc<Self>, query: &WitQuery) -> Result<Verdict, PluginError> {
         let taken = self.idle().pop();
         let mut instance = match taken {
             Some(instance) => instance,
             None => self.build_on_demand()?,
         };
         let verdict = instance.decide_converted(query);
-        let mut idle = self.idle();
-        if idle.len() < MAX_IDLE_INSTANCES {
-            idle.push(instance);
+        if instance.is_live() {
+            let mut idle = self.idle();
+            if idle.len() < MAX_IDLE_INSTANCES {
+                idle.push(instance);
+            }
+        } else {
+            drop(instance);
+            self.replace_in_background();
         }
         verdict
+    }
+
+    /// Owes the pool one instance, and starts the thread that builds what is owed
+    /// unless one is already at it. If no thread can be started, the pool builds on
+    /// demand once it runs dry.
+    fn replace_in_background(self: &Arc<Self>) {
+        self.owed.fetch_add(1, Ordering::AcqRel);
+        if self.rebuilding.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let plugin = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("plugin-rebuild".into())
+            .spawn(move || plugin.rebuild_owed());
+        if let Err(error) = spawned {
+            self.owed.store(0, Ordering::Release);
+            self.rebuilding.store(false, Ordering::Release);
+            let plugin = &*self.identity.name;
+            tracing::warn!(plugin, %error, "no thread to rebuild a plugin instance: built on demand");
+        }
+    }
+
+    /// The rebuild thread: builds the owed instances into the pool, then ends. A
+    /// build that fails counts as a failed call of the plugin.
+    fn rebuild_owed(&self) {
+        let stats = self.loaded.stats();
+        let plugin = &*self.identity.name;
+        loop {
+            while self.owed.load(Ordering::Acquire) > 0 {
+                self.owed.fetch_sub(1, Ordering::AcqRel);
+                match self.loaded.instantiate_shared(self.identity.config.clone()) {
+                    Ok(instance) => {
+                        stats.record_rebuild();
+                        tracing::debug!(plugin, "plugin instance rebuilt after a trap");
+                        let mut idle = self.idle();
+                        if idle.len() < MAX_IDLE_INSTANCES {
+                            idle.push(instance);
+                        }
+                    }
+                    Err(error) => {
+                        stats.fail(plugin, &error, "plugin instance could not be rebuilt")
+                    }
+                }
+            }
+            self.rebuilding.store(false, Ordering::Release);
+            // A trap between the last check and the store above owes an instance
+            // that no thread was started for: take it on, unless another thread did.
+            if self.owed.load(Ordering::Acquire) == 0
+                || self.rebuilding.swap(true, Ordering::AcqRel)
+            {
+                return;
+            }
+        }
     }
 
     /// A new instance for a call that found the pool empty: the query waits for
@@ -280,14 +357,7 @@ impl PolicyPlugin {
         tracing::debug!(plugin, "no idle instance: building one for this query");
         self.loaded
             .instantiate_shared(self.identity.config.clone())
-            .map_err(|error| {
-                if stats.record_failure(&error) {
-                    tracing::warn!(plugin, %error, "plugin disabled after repeated failures");
-                } else {
-                    tracing::warn!(plugin, %error, "plugin instance could not be built");
-                }
-                error
-            })
+            .inspect_err(|error| stats.fail(plugin, error, "plugin instance could not be built"))
     }
 
     /// The pool holds no invariant a panic could break: a poisoned lock is used.
