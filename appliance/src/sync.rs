@@ -9,7 +9,9 @@
 //!
 //! # Layout
 //! - [`SyncServer`] (here): the accept loop, TLS, the WebSocket handshake on
-//!   `/v1/sync`, and the cap on concurrent sessions.
+//!   `/v1/sync`, and the refusal when the sessions are full.
+//! - [`preauth`]: the small pool connections wait in until their token is checked:
+//!   its caps (total and per source) and its one deadline.
 //! - [`hub`]: the fanout from the store's apply path to the sessions' queues, and the
 //!   sync counters of `/metrics`.
 //! - [`outbound`]: the scope filter, each batch's frames encoded once per scope, and
@@ -23,6 +25,7 @@
 
 pub(crate) mod hub;
 pub(crate) mod outbound;
+pub(crate) mod preauth;
 pub(crate) mod session;
 mod tls;
 pub(crate) mod token;
@@ -38,6 +41,7 @@ use outpost_core::sync::{HEADER_LEN, MAX_FRAME_BODY};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::time::{Instant, timeout_at};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -50,22 +54,22 @@ use tracing::Instrument as _;
 use crate::store::Store;
 
 use self::hub::Hub;
+use self::preauth::{PreauthLimits, PreauthPermit, PreauthPool};
 pub use tls::{TlsConfig, TlsError};
 
 /// The one path the WebSocket is served on; others get 404.
 pub const SYNC_PATH: &str = "/v1/sync";
 
-/// Concurrent sessions (and connections still in their handshake). Beyond it a
-/// connection gets its WebSocket and is closed at once with 1013 "try again later";
-/// the client backs off or tries another appliance.
+/// Concurrent authenticated sessions (connections still before their token is checked
+/// are in the [`preauth`] pool instead). When they are all taken, a new connection gets
+/// its WebSocket and is closed at once with 1013 "try again later", and so is a client
+/// whose token was accepted after the last one was taken; the client backs off or tries
+/// another appliance.
 pub const MAX_SESSIONS: usize = 4096;
 
 /// Connections being turned away with 1013 at the same time; beyond it a connection
 /// is dropped without a word, so a flood costs no more than this many tasks.
 const MAX_REFUSALS: usize = 64;
-
-/// Time for the TLS and WebSocket handshakes together.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// RFC 6455 "try again later": the session cap is reached.
 const TRY_AGAIN_LATER: u16 = 1013;
@@ -103,8 +107,43 @@ struct Shared {
     hub: Arc<Hub>,
     tls: Option<TlsConfig>,
     shutdown: CancellationToken,
+    /// Authenticated sessions; a session takes its permit once its token is checked.
     sessions: Arc<Semaphore>,
     refusals: Arc<Semaphore>,
+    preauth: Arc<PreauthPool>,
+    /// The pre-auth deadline, for the connections turned away with 1013.
+    refusal_deadline: Duration,
+}
+
+/// The server's caps (tests use smaller ones).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    sessions: usize,
+    preauth: PreauthLimits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            sessions: MAX_SESSIONS,
+            preauth: PreauthLimits::default(),
+        }
+    }
+}
+
+/// Why a connection task runs: to become a session, or to be told 1013.
+enum Entry {
+    Session(PreauthPermit),
+    Refusal(tokio::sync::OwnedSemaphorePermit),
+}
+
+impl Entry {
+    fn deadline(&self, shared: &Shared, accepted: Instant) -> Instant {
+        match self {
+            Entry::Session(permit) => permit.deadline(),
+            Entry::Refusal(_) => accepted + shared.refusal_deadline,
+        }
+    }
 }
 
 impl SyncServer {
@@ -118,7 +157,8 @@ impl SyncServer {
         shutdown: CancellationToken,
         tracker: &TaskTracker,
     ) -> std::io::Result<SyncServer> {
-        SyncServer::spawn_limited(listener, store, hub, tls, shutdown, tracker, MAX_SESSIONS)
+        let limits = Limits::default();
+        SyncServer::spawn_limited(listener, store, hub, tls, shutdown, tracker, limits)
     }
 
     fn spawn_limited(
@@ -128,7 +168,7 @@ impl SyncServer {
         tls: Option<TlsConfig>,
         shutdown: CancellationToken,
         tracker: &TaskTracker,
-        max_sessions: usize,
+        limits: Limits,
     ) -> std::io::Result<SyncServer> {
         let local_addr = listener.local_addr()?;
         match &tls {
@@ -139,13 +179,16 @@ impl SyncServer {
             ),
             None => tracing::info!(address = %local_addr, "Lite sync listening (ws, no TLS)"),
         }
+        let preauth = PreauthPool::new(limits.preauth, Arc::clone(&hub.preauth));
         let shared = Arc::new(Shared {
             store,
             hub,
             tls,
             shutdown,
-            sessions: Arc::new(Semaphore::new(max_sessions)),
+            sessions: Arc::new(Semaphore::new(limits.sessions)),
             refusals: Arc::new(Semaphore::new(MAX_REFUSALS)),
+            preauth: Arc::new(preauth),
+            refusal_deadline: limits.preauth.deadline,
         });
         tracker.spawn(accept_loop(listener, shared, tracker.clone()));
         Ok(SyncServer { local_addr })
@@ -170,18 +213,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
-        let admitted = Arc::clone(&shared.sessions).try_acquire_owned().ok();
-        let refusal = match admitted {
-            Some(_) => None,
-            None => match Arc::clone(&shared.refusals).try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    tracing::warn!(%remote, "sync session cap and refusal cap reached; connection dropped");
-                    continue;
-                }
-            },
+        let accepted = Instant::now();
+        let Some(entry) = admit(&shared, remote) else {
+            continue;
         };
+        let _ = stream.set_nodelay(true);
         let span = tracing::info_span!(
             "sync_session",
             %remote,
@@ -191,10 +227,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
         let shared = Arc::clone(&shared);
         tracker.spawn(
             async move {
-                let is_admitted = admitted.is_some();
-                // Held until the connection ends.
-                let _permits = (admitted, refusal);
-                serve_connection(stream, remote, &shared, is_admitted).await;
+                serve_connection(stream, remote, &shared, entry, accepted).await;
             }
             .instrument(span),
         );
@@ -202,31 +235,66 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
     tracing::info!("Lite sync stopped accepting");
 }
 
-/// TLS (when configured), the WebSocket handshake, then the session or the refusal.
-async fn serve_connection(stream: TcpStream, remote: SocketAddr, shared: &Shared, admitted: bool) {
-    match &shared.tls {
-        Some(tls) => {
-            let accepted = tokio::select! {
-                accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)) => accepted,
-                () = shared.shutdown.cancelled() => return,
-            };
-            match accepted {
-                Ok(Ok(stream)) => serve_websocket(stream, remote, shared, admitted).await,
-                Ok(Err(error)) => tracing::info!(%error, "TLS handshake failed"),
-                Err(_) => tracing::info!("TLS handshake timed out"),
+/// A place for a new connection: in the pre-auth pool while sessions are free, among
+/// the refusals when they are all taken; `None` (counted, logged at debug: a flood
+/// must not flood the log too) when there is none, and the connection is dropped.
+fn admit(shared: &Arc<Shared>, remote: SocketAddr) -> Option<Entry> {
+    if shared.sessions.available_permits() == 0 {
+        return match Arc::clone(&shared.refusals).try_acquire_owned() {
+            Ok(permit) => Some(Entry::Refusal(permit)),
+            Err(_) => {
+                tracing::warn!(%remote, "sync session cap and refusal cap reached; connection dropped");
+                None
             }
+        };
+    }
+    match shared.preauth.admit(remote.ip()) {
+        Ok(permit) => Some(Entry::Session(permit)),
+        Err(refusal) => {
+            tracing::debug!(%remote, reason = refusal.label(), "sync pre-auth pool full; connection dropped");
+            None
         }
-        None => serve_websocket(stream, remote, shared, admitted).await,
     }
 }
 
-async fn serve_websocket<S>(stream: S, remote: SocketAddr, shared: &Shared, admitted: bool)
-where
+/// TLS (when configured), the WebSocket handshake, then the session or the refusal,
+/// the handshakes within the connection's pre-auth deadline.
+async fn serve_connection(
+    stream: TcpStream,
+    remote: SocketAddr,
+    shared: &Shared,
+    entry: Entry,
+    accepted: Instant,
+) {
+    let deadline = entry.deadline(shared, accepted);
+    match &shared.tls {
+        Some(tls) => {
+            let handshake = tokio::select! {
+                handshake = timeout_at(deadline, tls.acceptor().accept(stream)) => handshake,
+                () = shared.shutdown.cancelled() => return,
+            };
+            match handshake {
+                Ok(Ok(stream)) => serve_websocket(stream, remote, shared, entry, deadline).await,
+                Ok(Err(error)) => tracing::info!(%error, "TLS handshake failed"),
+                Err(_) => expired(&entry, "TLS handshake"),
+            }
+        }
+        None => serve_websocket(stream, remote, shared, entry, deadline).await,
+    }
+}
+
+async fn serve_websocket<S>(
+    stream: S,
+    remote: SocketAddr,
+    shared: &Shared,
+    entry: Entry,
+    deadline: Instant,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let handshake = accept_hdr_async_with_config(stream, check_path, Some(websocket_config()));
     let ws = tokio::select! {
-        ws = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake) => ws,
+        ws = timeout_at(deadline, handshake) => ws,
         () = shared.shutdown.cancelled() => return,
     };
     let ws = match ws {
@@ -236,21 +304,31 @@ where
             return;
         }
         Err(_) => {
-            tracing::info!("WebSocket handshake timed out");
+            expired(&entry, "WebSocket handshake");
             return;
         }
     };
-    if admitted {
-        let context = session::SessionContext {
-            store: shared.store.clone(),
-            hub: Arc::clone(&shared.hub),
-            remote,
-            shutdown: shared.shutdown.clone(),
-        };
-        session::run(ws, context).await;
-    } else {
-        refuse(ws).await;
+    match entry {
+        Entry::Session(preauth) => {
+            let context = session::SessionContext {
+                store: shared.store.clone(),
+                hub: Arc::clone(&shared.hub),
+                remote,
+                shutdown: shared.shutdown.clone(),
+                sessions: Arc::clone(&shared.sessions),
+            };
+            session::run(ws, context, preauth).await;
+        }
+        Entry::Refusal(_permit) => refuse(ws).await,
     }
+}
+
+/// Logs and counts a connection that missed its deadline in `step`.
+fn expired(entry: &Entry, step: &str) {
+    if let Entry::Session(preauth) = entry {
+        preauth.count_expired();
+    }
+    tracing::info!(step, "pre-auth deadline passed; connection dropped");
 }
 
 /// Every WebSocket message carries one frame: nothing larger is read. The buffers are

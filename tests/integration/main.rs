@@ -28,6 +28,8 @@
 //! - [`admin_api`]: the HTTP API's errors, its token, `/metrics`.
 //! - [`lite`]: the Lite client against a real appliance: propagation, offline
 //!   answers, tokens, scope.
+//! - [`lite_flood`]: a Lite client syncs through an unauthenticated flood of the sync
+//!   port; the pre-auth pool's per-source cap and deadline hold.
 //! - [`lite_resync`]: a Lite client that was away: resume, snapshot, another cluster.
 //! - [`lite_protocol`]: the Lite client against a scripted fake appliance (unknown,
 //!   malformed and oversized frames).
@@ -49,6 +51,7 @@ mod durability;
 mod edns_tcp;
 mod forwarding;
 mod lite;
+mod lite_flood;
 mod lite_protocol;
 mod lite_resync;
 mod malformed;

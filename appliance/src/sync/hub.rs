@@ -26,6 +26,7 @@ use std::time::Instant;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::outbound::SharedBatch;
+use super::preauth::PreauthMetrics;
 use crate::store::{CommitObserver, StateEvent};
 
 /// Batches queued per session. When a session's queue is full (its client reads
@@ -43,6 +44,8 @@ pub struct Hub {
     queue_capacity: usize,
     next_id: AtomicU64,
     totals: Totals,
+    /// The pre-auth pool's counters, shown with the others.
+    pub(crate) preauth: Arc<PreauthMetrics>,
 }
 
 struct Slot {
@@ -156,6 +159,7 @@ impl Hub {
             queue_capacity: capacity.max(1),
             next_id: AtomicU64::new(1),
             totals: Totals::default(),
+            preauth: Arc::default(),
         }
     }
 
@@ -307,6 +311,7 @@ impl Hub {
                 outpost_dns::metrics::write_sample(out, name, kind, help, *value);
             }
         }
+        self.preauth.render(out);
     }
 
     /// The list, even if a thread panicked while holding it (every update under the

@@ -2,8 +2,9 @@
 //! the starting point (resume from the cursor or a snapshot), then live changes
 //! until either side closes.
 //!
-//! The session is one chain: [`run`] → `serve` (`read_hello` within [`HELLO_TIMEOUT`])
-//! → `handshake` (register with the hub, read the view, check the token, negotiate) →
+//! The session is one chain: [`run`] → `serve` (`read_hello` by the connection's
+//! pre-auth deadline) → `handshake` (register with the hub, read the view, check the
+//! token, negotiate, leave the pre-auth pool for a session slot) →
 //! `bring_up` (Welcome, then the history after the client's cursor or `send_snapshot`)
 //! → `live` (queued batches, heartbeats, acks) → `close` (an `Error` or
 //! `ResyncRequired` frame when there is something to say, then the close code).
@@ -28,7 +29,8 @@ use outpost_core::sync::{
     max_frame_body, negotiate, to_wire,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -40,11 +42,9 @@ mod end;
 use self::end::{End, overflow_reason, resync};
 use super::hub::{Hub, Registration, Update};
 use super::outbound::{ChangesForm, Scope, SharedBatch, encode_changes, fragments};
+use super::preauth::PreauthPermit;
 use super::token;
 use crate::store::{Store, View};
-
-/// How long a client has, once the WebSocket is open, to send its `Hello`.
-pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A `Heartbeat` goes out after this long without any other frame, so the client can
 /// tell a quiet cluster from a dead connection (it calls itself Stale after 15 s).
@@ -71,6 +71,8 @@ pub struct SessionContext {
     pub hub: Arc<Hub>,
     pub remote: SocketAddr,
     pub shutdown: CancellationToken,
+    /// Authenticated sessions: one permit is taken once the token is accepted.
+    pub sessions: Arc<Semaphore>,
 }
 
 /// A session between `Hello` and its end.
@@ -84,10 +86,16 @@ struct Session<S> {
     max_body: usize,
     /// How changes travel to this client, by the agreed version.
     form: ChangesForm,
+    /// The pre-auth place, given back once the token is accepted (kept through a
+    /// refusal's close, so refusals stay within the pool).
+    preauth: Option<PreauthPermit>,
+    /// The session slot, held from the accepted token to the end.
+    slot: Option<OwnedSemaphorePermit>,
 }
 
-/// Runs one session on an accepted WebSocket until it ends, then closes it.
-pub async fn run<S>(ws: WebSocketStream<S>, context: SessionContext)
+/// Runs one session on an accepted WebSocket until it ends, then closes it. `preauth`
+/// is the connection's place in the pre-auth pool, and its deadline for `Hello`.
+pub async fn run<S>(ws: WebSocketStream<S>, context: SessionContext, preauth: PreauthPermit)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -97,6 +105,8 @@ where
         heartbeat_at: Instant::now() + HEARTBEAT_INTERVAL,
         max_body: MAX_FRAME_BODY,
         form: ChangesForm::Plain,
+        preauth: Some(preauth),
+        slot: None,
     };
     let end = session.serve().await;
     session.close(end).await;
@@ -105,17 +115,14 @@ where
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     async fn serve(&mut self) -> End {
         let shutdown = self.context.shutdown.clone();
+        let Some(deadline) = self.preauth.as_ref().map(PreauthPermit::deadline) else {
+            return End::internal("a session started outside the pre-auth pool".to_string());
+        };
         let hello = tokio::select! {
-            hello = timeout(HELLO_TIMEOUT, self.read_hello()) => match hello {
+            hello = timeout_at(deadline, self.read_hello()) => match hello {
                 Ok(Ok(hello)) => hello,
                 Ok(Err(end)) => return end,
-                Err(_) => {
-                    self.context.hub.count_protocol_error();
-                    return End::error(
-                        close::PROTOCOL_ERROR,
-                        format!("no Hello within {} s of connecting", HELLO_TIMEOUT.as_secs()),
-                    );
-                }
+                Err(_) => return self.hello_too_late(),
             },
             () = shutdown.cancelled() => return End::shutdown(),
         };
@@ -129,6 +136,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         tracing::info!(head, "sync session live");
         self.live(&mut registration, &scope, head).await
+    }
+
+    /// The pre-auth deadline passed before a `Hello`: 4001, counted as a protocol error
+    /// and as a pre-auth refusal.
+    fn hello_too_late(&self) -> End {
+        self.context.hub.count_protocol_error();
+        let allowed = self.preauth.as_ref().map_or(Duration::ZERO, |preauth| {
+            preauth.count_expired();
+            preauth.allowed()
+        });
+        End::error(
+            close::PROTOCOL_ERROR,
+            format!("no Hello within {} s of connecting", allowed.as_secs()),
+        )
+    }
+
+    /// Takes a session slot for the accepted token, giving back the pre-auth place;
+    /// 1013 when every slot is taken.
+    fn take_slot(&mut self) -> Result<(), End> {
+        let Ok(slot) = Arc::clone(&self.context.sessions).try_acquire_owned() else {
+            tracing::warn!(
+                "sync session cap reached after the token was checked; refusing with 1013"
+            );
+            return Err(End::sessions_full());
+        };
+        self.slot = Some(slot);
+        self.preauth = None;
+        Ok(())
     }
 
     /// The first frame: a `Hello` (frames of unknown types are skipped).
@@ -179,6 +214,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 ),
             ));
         };
+        self.take_slot()?;
         self.max_body = max_frame_body(version);
         self.form = ChangesForm::for_version(version);
         let scope = Scope::new(lite_token.zones.iter().cloned());

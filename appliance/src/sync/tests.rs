@@ -27,6 +27,7 @@ use crate::store::{CommitObserver, CommittedBatch, StateEvent, StoreOptions, Wri
 
 mod fanout;
 mod overflow;
+mod preauth_pool;
 mod scope;
 mod transport;
 
@@ -48,6 +49,7 @@ struct Options {
     queue: usize,
     history_entries: u64,
     max_sessions: usize,
+    preauth: PreauthLimits,
     tls: Option<TlsConfig>,
 }
 
@@ -57,6 +59,7 @@ impl Default for Options {
             queue: super::hub::SESSION_QUEUE,
             history_entries: crate::store::DEFAULT_HISTORY_ENTRIES,
             max_sessions: MAX_SESSIONS,
+            preauth: PreauthLimits::default(),
             tls: None,
         }
     }
@@ -90,7 +93,10 @@ impl Harness {
             options.tls,
             shutdown.clone(),
             &tracker,
-            options.max_sessions,
+            Limits {
+                sessions: options.max_sessions,
+                preauth: options.preauth,
+            },
         )
         .unwrap();
         Harness {
@@ -481,12 +487,12 @@ async fn a_client_that_says_nothing_is_closed_with_4001() {
     let started = std::time::Instant::now();
     // Longer than the client's own patience (`WAIT`), so read the socket directly.
     let message = tokio::time::timeout(
-        session::HELLO_TIMEOUT + Duration::from_secs(5),
+        preauth::PREAUTH_DEADLINE + Duration::from_secs(5),
         silent.ws.next(),
     )
     .await
     .expect("no close after the Hello timeout");
-    assert!(started.elapsed() >= session::HELLO_TIMEOUT - Duration::from_millis(100));
+    assert!(started.elapsed() >= preauth::PREAUTH_DEADLINE - Duration::from_millis(100));
     let Some(Ok(Message::Binary(bytes))) = message else {
         panic!("expected an Error frame, got {message:?}");
     };

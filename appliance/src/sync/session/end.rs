@@ -33,6 +33,16 @@ impl End {
         End::error(INTERNAL_ERROR, message)
     }
 
+    /// Every session slot is taken: 1013, try again later (no frame, as for a
+    /// connection refused before its `Hello`).
+    pub(super) fn sessions_full() -> End {
+        End::Close {
+            code: super::super::TRY_AGAIN_LATER,
+            reason: "too many sessions, try again later".to_string(),
+            frame: None,
+        }
+    }
+
     pub(super) fn shutdown() -> End {
         End::Close {
             code: close::GOING_AWAY,
