@@ -116,6 +116,8 @@ pub struct RawDns {
     pub allow_recursion: Option<Vec<String>>,
     /// Response rate limiting over UDP; off without this table.
     pub rate_limit: Option<RawRateLimit>,
+    /// ANY over TCP gets every RRset of the name (default false: one, as over UDP).
+    pub full_any_over_tcp: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -177,6 +179,8 @@ pub struct Config {
     pub recursion_networks: Vec<IpNet>,
     /// Response rate limiting over UDP; `None`: off.
     pub rate_limit: Option<RateLimit>,
+    /// ANY over TCP gets every RRset of the name.
+    pub full_any_over_tcp: bool,
     pub forward: ForwardConfig,
     /// Where the Raft endpoint listens, and what peers dial (port 0: any free port, named
     /// in `addresses.json`); `None`: no Raft endpoint, the node runs alone.
@@ -312,6 +316,7 @@ impl RawConfig {
             sync,
             recursion_networks,
             rate_limit,
+            full_any_over_tcp: self.dns.full_any_over_tcp.unwrap_or(false),
             raft,
             join,
             commit_timeout,

@@ -147,13 +147,14 @@ impl Node {
         self.raft.as_ref().map(|(_, addr)| addr)
     }
 
-    /// Applies what `next` changes live: who may recurse, `[dns.rate_limit]` and
-    /// `[forward]` (upstreams, timeout, cache bounds). Returns the keys whose change needs a restart, which
+    /// Applies what `next` changes live: who may recurse, `[dns.rate_limit]`,
+    /// `dns.full_any_over_tcp` and `[forward]` (upstreams, timeout, cache bounds). Returns the keys whose change needs a restart, which
     /// keep their running value (and are logged here as a warning).
     pub fn reload(&self, next: &Config) -> Vec<&'static str> {
         self.handler
             .reconfigure(next.recursion_networks.clone(), &next.forward);
         self.handler.set_rate_limit(next.rate_limit);
+        self.handler.set_full_any_over_tcp(next.full_any_over_tcp);
         let upstreams: Vec<String> = next
             .forward
             .upstreams

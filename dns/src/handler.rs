@@ -10,6 +10,7 @@ mod tests;
 use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -38,6 +39,8 @@ pub struct QueryHandler {
     policies: ArcSwap<PolicyChain>,
     /// Response rate limiting over UDP; `None` (one atomic load) when off.
     rate_limit: ArcSwapOption<RateLimiter>,
+    /// ANY over TCP gets every RRset of the name (over UDP, always one: RFC 8482).
+    full_any_over_tcp: AtomicBool,
 }
 
 /// What to do with a packet.
@@ -110,7 +113,8 @@ fn forwarded(
 }
 
 /// RFC 8482: an ANY question gets one of the name's RRsets, not all of them, so our
-/// zones never amplify a spoofed ANY; the first (lowest type) is the one kept.
+/// zones never amplify a spoofed ANY; the first (lowest type) is the one kept. Over
+/// TCP, every RRset when the operator asked for it (`dns.full_any_over_tcp`).
 fn minimal_any(answers: &mut Vec<Cow<'_, Record>>) {
     let Some(first) = answers.first() else {
         return;
@@ -133,7 +137,13 @@ impl QueryHandler {
             metrics,
             policies: ArcSwap::from_pointee(PolicyChain::default()),
             rate_limit: ArcSwapOption::empty(),
+            full_any_over_tcp: AtomicBool::new(false),
         }
+    }
+
+    /// Whether ANY over TCP gets every RRset of the name rather than one.
+    pub fn set_full_any_over_tcp(&self, full: bool) {
+        self.full_any_over_tcp.store(full, Ordering::Relaxed);
     }
 
     /// Turns response rate limiting on with `settings`, or off. A change of settings
@@ -246,7 +256,9 @@ impl QueryHandler {
         let qtype = question.query.query_type();
         let outcome = match zones.lookup(name, qtype) {
             Some(mut answer) => {
-                if qtype == RecordType::ANY {
+                let full_any = hop.transport == Transport::Tcp
+                    && self.full_any_over_tcp.load(Ordering::Relaxed);
+                if qtype == RecordType::ANY && !full_any {
                     minimal_any(&mut answer.answers);
                 }
                 Outcome {

@@ -1,7 +1,7 @@
 //! The shapes of query real resolvers send (RFC 8906, "A Common Operational Problem in
 //! DNS Servers: Failure to Communicate"): every query type gets an answer, unknown EDNS
 //! options and flags are ignored (and not echoed), unknown header flags are ignored,
-//! and ANY gets one RRset (RFC 8482), over UDP and TCP alike.
+//! and ANY gets one RRset (RFC 8482), over UDP and, unless configured, TCP.
 
 use std::time::Duration;
 
@@ -9,6 +9,7 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use outpost_tests::{
     Appliance, Ask, answers_of, ask_tcp, ask_udp, authoritative_config, describe, send_udp,
+    unused_upstream,
 };
 
 /// How long to wait for an answer that should come (a loaded machine is slow).
@@ -63,7 +64,7 @@ fn every_query_type_gets_an_answer_and_only_its_own_records() {
 }
 
 #[test]
-fn any_gets_one_rrset_over_udp_and_tcp() {
+fn any_gets_one_rrset_over_udp_and_tcp_unless_full_answers_over_tcp_are_asked_for() {
     let appliance = Appliance::start(&authoritative_config());
     // www owns an A and an AAAA RRset, the apex an SOA and an NS: one of each is given.
     for (name, kept) in [
@@ -88,6 +89,31 @@ fn any_gets_one_rrset_over_udp_and_tcp() {
             );
         }
     }
+    // Asked for, every RRset over TCP; still one over UDP.
+    let full = Appliance::start(&format!(
+        "[dns]\nallow_recursion = []\nfull_any_over_tcp = true\n\n[forward]\nupstreams = [\"{}\"]\n",
+        unused_upstream()
+    ));
+    let ask = Ask::new("www.example.internal.", RecordType::ANY);
+    let answer = ask_tcp(full.dns_addr(), &ask);
+    let mut types: Vec<RecordType> = answer.answers.iter().map(|r| r.record_type()).collect();
+    types.sort_unstable();
+    assert_eq!(
+        types,
+        [RecordType::A, RecordType::AAAA],
+        "{}",
+        describe(&answer)
+    );
+    let answer = ask_udp(full.dns_addr(), &ask);
+    assert!(
+        answer
+            .answers
+            .iter()
+            .all(|r| r.record_type() == RecordType::A),
+        "{}",
+        describe(&answer)
+    );
+
     // A name that does not exist is still NXDOMAIN.
     let answer = ask_udp(
         appliance.dns_addr(),

@@ -20,6 +20,7 @@ impl Config {
             sync,
             recursion_networks: _,
             rate_limit: _,
+            full_any_over_tcp: _,
             forward: _,
             raft,
             join,

@@ -337,6 +337,7 @@ fn query_handler(config: &Config, store: &Store, metrics: &Arc<Metrics>) -> Arc<
         metrics.clone(),
     );
     handler.set_rate_limit(config.rate_limit);
+    handler.set_full_any_over_tcp(config.full_any_over_tcp);
     Arc::new(handler)
 }
 
