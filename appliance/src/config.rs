@@ -18,12 +18,14 @@ use outpost_dns::rate_limit::RateLimit;
 use outpost_dns::server::{MAX_UDP_WORKERS, default_udp_workers};
 use serde::Deserialize;
 
-use crate::store::{DEFAULT_HISTORY_ENTRIES, JoinTicket, RaftTiming, Tuning};
+use crate::store::{JoinTicket, RaftTiming, Tuning};
 
 /// Defaults of a bare `outpost serve`: everything on loopback, high ports.
+mod listen;
 mod rate_limit;
 mod reload;
 
+use listen::{check_admin_plaintext, resolve_sync};
 pub use rate_limit::RawRateLimit;
 use rate_limit::resolve_rate_limit;
 #[cfg(test)]
@@ -124,6 +126,9 @@ pub struct RawDns {
 #[serde(deny_unknown_fields)]
 pub struct RawListen {
     pub listen: Option<String>,
+    /// Serve the admin API without TLS on an address other than loopback (it has no
+    /// TLS: its bearer token then crosses the network in the clear).
+    pub insecure_plaintext: Option<bool>,
 }
 
 /// `[sync]`: the Lite sync WebSocket.
@@ -137,6 +142,9 @@ pub struct RawSync {
     pub tls_key: Option<PathBuf>,
     /// Log indexes of change history kept for Lite clients to resume from.
     pub history_entries: Option<u64>,
+    /// Serve ws:// (no TLS) on an address other than loopback: Lite tokens then cross
+    /// the network in the clear.
+    pub insecure_plaintext: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -213,10 +221,6 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// Most change history a node keeps; each entry holds what one write changed, so the
-/// window's disk cost is about that many writes.
-const MAX_HISTORY_ENTRIES: u64 = 100_000_000;
-
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -266,6 +270,7 @@ impl RawConfig {
             overrides.admin.or(self.admin.listen),
             DEFAULT_ADMIN,
         )?;
+        check_admin_plaintext(admin, self.admin.insecure_plaintext.unwrap_or(false))?;
         let sync = resolve_sync(self.sync, overrides.sync)?;
         let raft = resolve_raft(overrides.raft.or(self.cluster.raft))?;
         let join = resolve_join(
@@ -439,45 +444,6 @@ fn resolve_forward(raw: RawForward) -> Result<ForwardConfig, ConfigError> {
     })
 }
 
-fn resolve_sync(raw: RawSync, listen: Option<String>) -> Result<SyncConfig, ConfigError> {
-    let listen = parse_addr("sync.listen", listen.or(raw.listen), DEFAULT_SYNC)?;
-    let tls = match (raw.tls_cert, raw.tls_key) {
-        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
-        (None, None) => None,
-        (Some(cert), None) => {
-            return Err(ConfigError::Missing {
-                key: "sync.tls_key",
-                problem: format!(
-                    "sync.tls_cert is {} (set both for wss://, or neither for ws://)",
-                    cert.display()
-                ),
-            });
-        }
-        (None, Some(key)) => {
-            return Err(ConfigError::Missing {
-                key: "sync.tls_cert",
-                problem: format!(
-                    "sync.tls_key is {} (set both for wss://, or neither for ws://)",
-                    key.display()
-                ),
-            });
-        }
-    };
-    let history_entries = raw.history_entries.unwrap_or(DEFAULT_HISTORY_ENTRIES);
-    if history_entries > MAX_HISTORY_ENTRIES {
-        return Err(ConfigError::Invalid {
-            key: "sync.history_entries",
-            value: history_entries.to_string(),
-            problem: format!("is too large (at most {MAX_HISTORY_ENTRIES})"),
-        });
-    }
-    Ok(SyncConfig {
-        listen,
-        tls,
-        history_entries,
-    })
-}
-
 /// A count that must be at least 1.
 fn positive(key: &'static str, value: Option<u64>, default: u64) -> Result<u64, ConfigError> {
     match value {
@@ -545,7 +511,7 @@ fn resolve_raft(value: Option<String>) -> Result<Option<SocketAddr>, ConfigError
     Ok(Some(addr))
 }
 
-fn parse_addr(
+pub(super) fn parse_addr(
     key: &'static str,
     value: Option<String>,
     default: &str,

@@ -42,6 +42,9 @@ pub struct RunOptions {
     pub ca: Option<PathBuf>,
     /// How long a query-policy plugin's `decide` may run; `None`: the host's default.
     pub policy_deadline_ms: Option<u64>,
+    /// Allow `ws://` (no TLS) to a host other than loopback: the token then crosses the
+    /// network in the clear.
+    pub insecure_plaintext: bool,
 }
 
 /// The validated configuration.
@@ -100,6 +103,14 @@ impl RunOptions {
             .iter()
             .map(|url| sync_url(url))
             .collect::<Result<Vec<_>, _>>()?;
+        if !self.insecure_plaintext
+            && let Some(url) = appliances.iter().find(|url| is_plaintext_off_loopback(url))
+        {
+            return Err(ConfigError::Appliance {
+                url: url.clone(),
+                problem: "is ws:// to a host other than this machine: the token would cross the network in the clear (use wss:// with --pin or --ca, or pass --insecure-plaintext)".to_string(),
+            });
+        }
         let trust = match (&self.pin, &self.ca) {
             (Some(_), Some(_)) => return Err(ConfigError::PinAndCa),
             (Some(pin), None) => Some(Trust::Pinned(tls::parse_pin(pin)?)),
@@ -187,6 +198,23 @@ pub fn sync_url(url: &str) -> Result<String, ConfigError> {
     Ok(format!("{scheme}://{authority}{path}"))
 }
 
+/// Whether `url` (as [`sync_url`] wrote it) is `ws://` to a host that is not loopback:
+/// a name other than `localhost`, or an address outside 127.0.0.0/8 and ::1.
+pub fn is_plaintext_off_loopback(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("ws://") else {
+        return false;
+    };
+    let Ok(uri) = format!("http://{rest}").parse::<Uri>() else {
+        return true;
+    };
+    let host = uri.host().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    !(host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()))
+}
+
 fn parse_upstream(text: &str) -> Result<Upstream, ConfigError> {
     text.parse().map_err(|_| ConfigError::Upstream {
         value: text.to_string(),
@@ -254,6 +282,40 @@ mod tests {
             ..RunOptions::default()
         };
         assert!(matches!(no_token.resolve(), Err(ConfigError::NoToken)));
+    }
+
+    #[test]
+    fn ws_off_this_machine_is_refused_unless_asked_for() {
+        let options = |url: &str, insecure_plaintext: bool| RunOptions {
+            appliances: vec!["ws://127.0.0.1:1".into(), url.into()],
+            token: "t".into(),
+            upstreams: vec!["127.0.0.1:5300".into()],
+            insecure_plaintext,
+            ..RunOptions::default()
+        };
+        for url in [
+            "ws://10.0.0.2:8054",
+            "ws://dns1.site.internal:8054",
+            "ws://[fd00::2]:8054",
+        ] {
+            let error = options(url, false).resolve().unwrap_err().to_string();
+            assert!(
+                error.contains("the token would cross the network in the clear")
+                    && error.contains("--insecure-plaintext"),
+                "{url}: {error}"
+            );
+            assert!(options(url, true).resolve().is_ok(), "{url}");
+        }
+        for url in [
+            "ws://localhost:8054",
+            "ws://[::1]:8054",
+            "ws://127.0.0.2:8054",
+        ] {
+            assert!(options(url, false).resolve().is_ok(), "{url}");
+        }
+        // wss:// is never refused for being remote (it needs its trust instead).
+        let error = options("wss://10.0.0.2:8054", false).resolve().unwrap_err();
+        assert!(matches!(error, ConfigError::NoTrust { .. }), "{error}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use outpost_core::report::Report;
-use outpost_lite::config::{DEFAULT_DATA_DIR, RunOptions};
+use outpost_lite::config::{DEFAULT_DATA_DIR, RunOptions, is_plaintext_off_loopback};
 use outpost_lite::lite::LiteClient;
 use outpost_lite::status::{self, StatusError};
 
@@ -73,6 +73,10 @@ struct RunArgs {
     /// milliseconds (1 to 1000; default 2).
     #[arg(long, value_name = "MS")]
     policy_deadline_ms: Option<u64>,
+    /// Allow ws:// (no TLS) to an appliance that is not on this machine: the token
+    /// then crosses the network in the clear.
+    #[arg(long)]
+    insecure_plaintext: bool,
     /// Log filter, e.g. info or outpost_lite=debug (RUST_LOG also works).
     #[arg(long, default_value = "info")]
     log: String,
@@ -116,8 +120,16 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         pin: args.pin,
         ca: args.ca,
         policy_deadline_ms: args.policy_deadline_ms,
+        insecure_plaintext: args.insecure_plaintext,
     }
     .resolve()?;
+    for url in config
+        .appliances
+        .iter()
+        .filter(|url| is_plaintext_off_loopback(url))
+    {
+        tracing::warn!(%url, "syncing over ws:// without TLS (--insecure-plaintext): the token crosses the network in the clear");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -593,6 +593,17 @@ in
         message = "services.outpost: set both settings.sync.tls_cert and syncTlsKeyFile (wss://), or neither (ws://)";
       }
       {
+        assertion =
+          isLoopback cfg.settings.sync.listen
+          || cfg.settings.sync.tls_cert != null
+          || (cfg.settings.sync.insecure_plaintext or false);
+        message = "services.outpost: settings.sync.listen (${cfg.settings.sync.listen}) is not a loopback address: give the endpoint TLS (settings.sync.tls_cert and syncTlsKeyFile), or set settings.sync.insecure_plaintext = true to send Lite tokens in the clear";
+      }
+      {
+        assertion = isLoopback cfg.settings.admin.listen || (cfg.settings.admin.insecure_plaintext or false);
+        message = "services.outpost: settings.admin.listen (${cfg.settings.admin.listen}) is not a loopback address, and the admin API has no TLS: keep it on loopback (reach it over SSH), or set settings.admin.insecure_plaintext = true to send its token in the clear";
+      }
+      {
         assertion = !(cfg.settings ? data_dir);
         message = "services.outpost.settings.data_dir: the unit always uses /var/lib/outpost (its StateDirectory); remove the key";
       }

@@ -44,6 +44,7 @@ let
     "--ca"
     cfg.caFile
   ]
+  ++ lib.optional cfg.insecurePlaintext "--insecure-plaintext"
   ++ [
     "--log"
     cfg.logLevel
@@ -126,6 +127,12 @@ in
       type = types.nullOr types.str;
       default = null;
       description = "For wss://: PEM file of the CA certificates that sign the appliances' certificate (`--ca`).";
+    };
+
+    insecurePlaintext = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Allow `ws://` (no TLS) to an appliance on another machine (`--insecure-plaintext`): the token then crosses the network in the clear. Without it, such a URL is refused at start.";
     };
 
     logLevel = mkOption {

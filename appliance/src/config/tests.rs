@@ -1,4 +1,5 @@
 use super::*;
+use crate::store::DEFAULT_HISTORY_ENTRIES;
 
 #[test]
 fn flags_override_the_file_which_overrides_defaults() {
@@ -62,6 +63,70 @@ fn the_raft_address_is_off_by_default_and_must_be_one_peers_can_dial() {
         assert!(error.contains("cluster.raft"), "{error}");
         assert!(error.contains(problem), "{error}");
     }
+}
+
+#[test]
+fn secrets_in_the_clear_off_loopback_are_a_decision() {
+    // Sync off loopback: TLS, or the operator's explicit choice.
+    let err = RawConfig::from_toml("[sync]\nlisten = \"0.0.0.0:8054\"\n")
+        .unwrap()
+        .resolve(Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("sync.listen: \"0.0.0.0:8054\" is not a loopback address")
+            && err.contains("sync.insecure_plaintext = true"),
+        "{err}"
+    );
+    let tls = "[sync]\nlisten = \"0.0.0.0:8054\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n";
+    assert!(
+        RawConfig::from_toml(tls)
+            .unwrap()
+            .resolve(Overrides::default())
+            .is_ok()
+    );
+    let plain = "[sync]\nlisten = \"0.0.0.0:8054\"\ninsecure_plaintext = true\n";
+    assert!(
+        RawConfig::from_toml(plain)
+            .unwrap()
+            .resolve(Overrides::default())
+            .is_ok()
+    );
+    // The flag counts too.
+    let err = RawConfig::default()
+        .resolve(Overrides {
+            sync: Some("192.0.2.1:8054".into()),
+            ..Overrides::default()
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("sync.listen: \"192.0.2.1:8054\""), "{err}");
+
+    // The admin API has no TLS: off loopback only when asked.
+    let err = RawConfig::from_toml("[admin]\nlisten = \"[::]:8053\"\n")
+        .unwrap()
+        .resolve(Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("admin.listen: \"[::]:8053\" is not a loopback address")
+            && err.contains("admin.insecure_plaintext = true"),
+        "{err}"
+    );
+    let plain = "[admin]\nlisten = \"[::]:8053\"\ninsecure_plaintext = true\n";
+    assert!(
+        RawConfig::from_toml(plain)
+            .unwrap()
+            .resolve(Overrides::default())
+            .is_ok()
+    );
+    let ipv6_loopback = "[admin]\nlisten = \"[::1]:8053\"\n";
+    assert!(
+        RawConfig::from_toml(ipv6_loopback)
+            .unwrap()
+            .resolve(Overrides::default())
+            .is_ok()
+    );
 }
 
 #[test]

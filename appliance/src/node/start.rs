@@ -227,6 +227,13 @@ async fn prepare(config: &Config, store: &Store) -> Result<Listeners, NodeError>
     let sync = TcpListener::bind(config.sync.listen)
         .await
         .map_err(bind("sync", config.sync.listen))?;
+    // The config check let these through only under `insecure_plaintext = true`.
+    if !config.admin.ip().is_loopback() {
+        tracing::warn!(address = %config.admin, "the admin API listens off loopback without TLS (admin.insecure_plaintext): its bearer token crosses the network in the clear");
+    }
+    if config.sync.tls.is_none() && !config.sync.listen.ip().is_loopback() {
+        tracing::warn!(address = %config.sync.listen, "Lite sync listens off loopback without TLS (sync.insecure_plaintext): Lite tokens cross the network in the clear");
+    }
     Ok(Listeners {
         dns,
         admin,

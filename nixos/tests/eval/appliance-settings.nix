@@ -103,6 +103,12 @@ t.all [
   (t.throws "a listen address without a port is refused" (evalWith { settings.dns.listen = "0.0.0.0"; }).services.outpost.settings)
   (t.throws "a Raft address without a port is refused" (evalWith { settings.cluster.raft = "10.20.0.2"; }).services.outpost.settings)
   (t.assertionFails "data_dir is refused" "data_dir" (evalWith { settings.data_dir = "/srv/outpost"; }))
+  (t.assertionFails "sync off loopback without TLS is refused" "insecure_plaintext" (evalWith {
+    settings.sync.listen = "0.0.0.0:8054";
+  }))
+  (t.assertionFails "the admin API off loopback is refused" "admin.insecure_plaintext" (evalWith {
+    settings.admin.listen = "0.0.0.0:8053";
+  }))
   (t.assertionFails "a TLS certificate without its key is refused" "tls_cert" (evalWith {
     settings.sync.tls_cert = "/etc/outpost/sync.pem";
   }))

@@ -26,7 +26,10 @@ in
           "fd00::/8"
         ];
       };
-      admin.listen = "0.0.0.0:8053";
+      admin = {
+        listen = "0.0.0.0:8053";
+        insecure_plaintext = true;
+      };
       sync = {
         listen = "0.0.0.0:8054";
         tls_cert = "/etc/outpost/sync.pem";
