@@ -325,12 +325,14 @@ impl Store {
         if let Err(refused) = check_joiner(remote, node_id, &addr) {
             return refused;
         }
+        // The secret before anything about the cluster: a stranger without a valid invite
+        // learns no leader address.
+        let secret_sha256: [u8; 32] = Sha256::digest(secret).into();
+        if let Err(refused) = self.check_secret(&secret_sha256, node_id).await {
+            return refused;
+        }
         if let Some(outcome) = self.not_leader() {
             return outcome;
-        }
-        let secret_sha256: [u8; 32] = Sha256::digest(secret).into();
-        if let Err(refused) = self.check_invite(&secret_sha256, node_id) {
-            return refused;
         }
         let members = self.members();
         let member = members.iter().find(|member| member.id == node_id);
@@ -374,6 +376,31 @@ impl Store {
             .collect();
         tracing::info!(node_id, ?voters, "node joined as a voter");
         JoinOutcome::Joined { voters }
+    }
+
+    /// [`Store::check_invite`] on this node's replica; on a follower whose replica does not
+    /// know the invite (it may lag the leader by an entry), again once it has applied all the
+    /// leader committed ([`Store::read_linearizable`]). A check that cannot be made now is
+    /// `Failed` (the joiner tries again), saying nothing of the cluster.
+    async fn check_secret(
+        &self,
+        secret_sha256: &[u8; 32],
+        node_id: u64,
+    ) -> Result<(), JoinOutcome> {
+        let refused = match self.check_invite(secret_sha256, node_id) {
+            Ok(()) => return Ok(()),
+            Err(refused) => refused,
+        };
+        if self.leader_elsewhere().is_none() {
+            return Err(refused);
+        }
+        if let Err(error) = self.read_linearizable().await {
+            tracing::debug!(%error, "a join secret unknown here could not be checked with the leader");
+            return Err(JoinOutcome::Failed(
+                "this node cannot check the join secret now: try again".to_string(),
+            ));
+        }
+        self.check_invite(secret_sha256, node_id)
     }
 
     /// The invite whose secret hashes to `secret_sha256` is open, or was used by `node_id`
