@@ -9,6 +9,8 @@
 //! leader to hold every write acknowledged before the request ([`cluster::Consistent`]).
 //!
 //! # Layout
+//! - [`listener`]: the accept loop: hyper connections under a header-read timeout, a
+//!   connection cap, graceful shutdown.
 //! - [`auth`]: the admin token file and the bearer check on `/v1`.
 //! - [`body`]: the JSON bodies of the answers, shared with the CLI.
 //! - [`error`]: [`ApiError`], the one error type, and extractors that produce it.
@@ -32,6 +34,7 @@ mod cluster;
 mod connection;
 mod error;
 mod idempotency;
+mod listener;
 pub mod plugins;
 mod presentation;
 mod records;
@@ -59,6 +62,7 @@ use outpost_dns::plugin_runtime::PluginRuntime;
 
 pub use auth::{TOKEN_FILE_NAME, load_or_create_token};
 pub use error::ApiError;
+pub use listener::ConnectionCounters;
 
 /// Largest master file `PUT /v1/zones/{origin}` accepts. A zone import is one Raft
 /// entry, and the parsed records take several times the text in memory, so this bounds
@@ -80,10 +84,12 @@ pub struct AdminState {
     pub hub: Arc<Hub>,
     /// The plugins in force: checked installs, transforms on writes, counters.
     pub plugins: Arc<PluginRuntime>,
+    /// The accept loop's counters (refused and timed-out connections), for `/metrics`.
+    pub connections: Arc<ConnectionCounters>,
 }
 
-/// Serves until `shutdown` is cancelled, then finishes in-flight requests (axum graceful
-/// shutdown).
+/// Serves until `shutdown` is cancelled, then finishes in-flight requests for at most
+/// [`DRAIN_DEADLINE`](outpost_dns::server::DRAIN_DEADLINE) ([`listener`]'s shutdown order).
 pub async fn serve(
     listener: TcpListener,
     state: AdminState,
@@ -92,9 +98,9 @@ pub async fn serve(
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "admin API listening");
     }
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    let counters = Arc::clone(&state.connections);
+    listener::accept_loop(listener, router(state), counters, shutdown).await;
+    Ok(())
 }
 
 /// Every route; `/v1` behind the bearer token.

@@ -26,6 +26,8 @@
 //!   the convergence checker, under three seeds.
 //! - [`admin_cli`]: the CLI (`zone`, `record`, `status`, `check-config`).
 //! - [`admin_api`]: the HTTP API's errors, its token, `/metrics`.
+//! - [`admin_limits`]: slow, silent and idle admin clients closed past the header-read
+//!   timeout, the connection cap, a polite client served meanwhile.
 //! - [`lite`]: the Lite client against a real appliance: propagation, offline
 //!   answers, tokens, scope.
 //! - [`lite_flood`]: a Lite client syncs through an unauthenticated flood of the sync
@@ -45,6 +47,7 @@
 
 mod admin_api;
 mod admin_cli;
+mod admin_limits;
 mod authoritative;
 mod cluster;
 mod durability;

@@ -98,6 +98,7 @@ pub async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse 
     }
     render_replication(&mut out, &state.store);
     state.hub.render_metrics(&mut out);
+    state.connections.render(&mut out);
     outpost_dns::metrics::render_plugins(&mut out, &state.plugins.loaded().plugins());
     ([(CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], out)
 }

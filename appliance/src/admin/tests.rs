@@ -80,6 +80,7 @@ impl TestServer {
                 handler,
                 PluginDeadlines::default(),
             )),
+            connections: Arc::default(),
         };
         let served = runtime.spawn(serve(listener, state, shutdown.clone()));
         TestServer {

@@ -305,6 +305,7 @@ async fn spawn_services(
         ready: ready.clone(),
         hub: hub.clone(),
         plugins,
+        connections: Arc::default(),
     };
     let admin_shutdown = shutdown.clone();
     let admin_listener = listeners.admin;

@@ -4,12 +4,16 @@
 //!
 //! The chain of one join: `outpost serve --join TICKET` → [`Store::join`] sends
 //! `RaftRequest::Join` to a node of the ticket (a stranger's connection may carry nothing else,
-//! see `network::iroh_transport::server`) → that node, if it does not lead, answers with the leader's
-//! address and the joiner asks there → the leader's [`Store::admit`]: the caller's endpoint id
+//! see `network::iroh_transport::server`) → [`Store::admit`] there: the caller's endpoint id
 //! is the one in its address, its node id is the one its key gives ([`node_id_for`]), the
-//! secret hashes to an invite that is open (or already used by this very node) → the invite is
+//! secret hashes to an invite that is open (or already used by this very node) → a node that
+//! does not lead answers with the leader's address, and the joiner asks there → the invite is
 //! marked used through Raft → `add_learner` (the log or a snapshot reaches the node) →
 //! `add_voters` → [`JoinOutcome::Joined`].
+//!
+//! **Invariant:** a join request learns nothing of the cluster (not even where its leader
+//! is) before its secret is checked: a wrong secret gets only a refusal (or, when a follower
+//! cannot reach the leader to confirm it, a bare "try again").
 //!
 //! **Invariant:** a joiner's node id is derived from its node key, so a node id names one key,
 //! and a wiped data directory (a new key) joins as a new node: ids are never reused.
@@ -30,7 +34,7 @@ use outpost_core::state::{Command, JoinInvite};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::error::{LeaderError, MembershipError, WriteError};
+use super::error::{LeaderError, MembershipError, ReadError, WriteError};
 use super::handle::Store;
 use super::network::codec;
 use super::network::iroh_transport::{PeerAddr, PeerAddrError};
@@ -59,6 +63,11 @@ pub const JOIN_DEADLINE: Duration = Duration::from_secs(120);
 
 /// The pause between rounds of [`Store::join`] when no node of the ticket answered.
 const JOIN_RETRY: Duration = Duration::from_millis(500);
+
+/// How long a follower that does not know a join secret waits for the leader to confirm its
+/// replica is current before it answers (a stranger's request, served while the stranger
+/// holds one of few slots). Past it: `JoinOutcome::Failed`, and the joiner asks again.
+const SECRET_CHECK_WAIT: Duration = Duration::from_secs(5);
 
 /// Node ids of joiners are this many bits (plus [`FIRST_JOINER_ID`]): short enough to type in
 /// `outpost cluster remove`, wide enough that two keys of one cluster collide with a chance
@@ -325,12 +334,14 @@ impl Store {
         if let Err(refused) = check_joiner(remote, node_id, &addr) {
             return refused;
         }
+        // The secret before anything about the cluster: a stranger without a valid invite
+        // learns no leader address.
+        let secret_sha256: [u8; 32] = Sha256::digest(secret).into();
+        if let Err(refused) = self.check_secret(&secret_sha256, node_id).await {
+            return refused;
+        }
         if let Some(outcome) = self.not_leader() {
             return outcome;
-        }
-        let secret_sha256: [u8; 32] = Sha256::digest(secret).into();
-        if let Err(refused) = self.check_invite(&secret_sha256, node_id) {
-            return refused;
         }
         let members = self.members();
         let member = members.iter().find(|member| member.id == node_id);
@@ -374,6 +385,33 @@ impl Store {
             .collect();
         tracing::info!(node_id, ?voters, "node joined as a voter");
         JoinOutcome::Joined { voters }
+    }
+
+    /// [`Store::check_invite`] on this node's replica; on a follower whose replica does not
+    /// know the invite (it may lag the leader by an entry), again once it has applied all the
+    /// leader committed ([`Store::read_linearizable`], within [`SECRET_CHECK_WAIT`]). A check
+    /// that cannot be made now is `Failed` (the joiner tries again), saying nothing of the
+    /// cluster.
+    async fn check_secret(
+        &self,
+        secret_sha256: &[u8; 32],
+        node_id: u64,
+    ) -> Result<(), JoinOutcome> {
+        let refused = match self.check_invite(secret_sha256, node_id) {
+            Ok(()) => return Ok(()),
+            Err(refused) => refused,
+        };
+        if self.leader_elsewhere().is_none() {
+            return Err(refused);
+        }
+        let confirmed = tokio::time::timeout(SECRET_CHECK_WAIT, self.read_linearizable()).await;
+        if let Err(error) = confirmed.unwrap_or(Err(ReadError::Timeout(SECRET_CHECK_WAIT))) {
+            tracing::debug!(%error, "a join secret unknown here could not be checked with the leader");
+            return Err(JoinOutcome::Failed(
+                "this node cannot check the join secret now: try again".to_string(),
+            ));
+        }
+        self.check_invite(secret_sha256, node_id)
     }
 
     /// The invite whose secret hashes to `secret_sha256` is open, or was used by `node_id`

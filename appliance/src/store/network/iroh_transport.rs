@@ -26,8 +26,9 @@
 //! not in its own membership yet (a new node waiting to be added, or catching up on the log
 //! entries that add it) also admits the endpoints it was told to expect
 //! ([`RaftEndpoint::serve`]: its join ticket's nodes). Anyone else may only ask to join
-//! (`store::join`), one request at a time, on one of a few connections; any other request
-//! closes its connection with [`REFUSED`], which callers see as unreachable.
+//! (`store::join`), one request at a time, on one of a few connections, within a deadline
+//! from connecting; any other request, or the deadline passed, closes its connection with
+//! [`REFUSED`], which callers see as unreachable.
 //!
 //! **Boundary:** the address text is stored in the Raft log (inside membership entries), so
 //! [`PeerAddr`]'s format is part of the storage format: parse old forms forever.

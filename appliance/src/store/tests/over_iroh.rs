@@ -9,6 +9,7 @@ use std::path::Path;
 use ::iroh::SecretKey;
 
 use super::super::network::codec;
+use super::super::network::iroh_transport::{RAFT_ALPN, REFUSED};
 use super::super::rpc::{JoinOutcome, JoinRequest, RaftReply, RaftRequest};
 use super::super::types::{Vote, VoteRequest};
 use super::harness::{CONVERGE_WAIT, TEST_TIMING, TestCluster, TestNetwork};
@@ -356,6 +357,133 @@ async fn a_stranger_may_only_ask_to_join_and_only_as_itself() {
     assert!(
         matches!(&refused, Err(TransportError::Unreachable { reason, .. }) if reason.contains("not a member")),
         "{refused:?}"
+    );
+    stranger.close().await;
+    cluster.shutdown().await;
+}
+
+/// A bare iroh endpoint on 127.0.0.1 that keeps its connections alive (QUIC keep-alives) while
+/// it sends nothing: the silent stranger a deadline has to close.
+async fn bare_endpoint(key: u8) -> ::iroh::Endpoint {
+    use ::iroh::endpoint::{QuicTransportConfig, presets};
+    let transport = QuicTransportConfig::builder()
+        .keep_alive_interval(Duration::from_secs(1))
+        .build();
+    ::iroh::Endpoint::builder(presets::Minimal)
+        .secret_key(SecretKey::from_bytes(&[key; 32]))
+        .relay_mode(::iroh::RelayMode::Disabled)
+        .transport_config(transport)
+        .clear_ip_transports()
+        .bind_addr("127.0.0.1:0".parse::<SocketAddr>().expect("address"))
+        .expect("bind address")
+        .bind()
+        .await
+        .expect("bind")
+}
+
+/// How a connection ended, once it did, within a generous wait.
+async fn closed_by_peer(connection: &::iroh::endpoint::Connection) -> (u64, String) {
+    let wait = Duration::from_secs(60);
+    match tokio::time::timeout(wait, connection.closed()).await {
+        Ok(::iroh::endpoint::ConnectionError::ApplicationClosed(close)) => (
+            close.error_code.into_inner(),
+            String::from_utf8_lossy(&close.reason).into_owned(),
+        ),
+        Ok(other) => panic!("the connection ended otherwise: {other}"),
+        Err(_elapsed) => panic!("a stranger's connection was still open after {wait:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_or_dripping_stranger_is_closed_at_its_deadline() {
+    let cluster = iroh_cluster(1, Tuning::DEFAULT).await;
+    let node_1: PeerAddr = cluster
+        .net
+        .address(1)
+        .addr
+        .parse()
+        .expect("an iroh address");
+    let target = ::iroh::EndpointAddr::new(node_1.id).with_ip_addr(node_1.addr);
+
+    // One connects and opens nothing; the other opens a stream and sends one byte of a request.
+    let silent = bare_endpoint(31).await;
+    let dripping = bare_endpoint(32).await;
+    let silent_connection = silent
+        .connect(target.clone(), RAFT_ALPN)
+        .await
+        .expect("connect");
+    let dripping_connection = dripping.connect(target, RAFT_ALPN).await.expect("connect");
+    let (mut send, _recv) = dripping_connection.open_bi().await.expect("a stream");
+    send.write_all(&[0]).await.expect("one byte");
+
+    for connection in [&silent_connection, &dripping_connection] {
+        let (code, reason) = closed_by_peer(connection).await;
+        assert_eq!(code, REFUSED.into_inner(), "{reason}");
+        assert!(reason.contains("deadline"), "{reason}");
+    }
+
+    // A stranger's slot came back: a join request on a new connection is answered.
+    let key = SecretKey::from_bytes(&[33; 32]);
+    let stranger = RaftEndpoint::bind(key, "127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("bind");
+    let own = stranger.addr().clone();
+    let outcome = join_from(
+        &stranger,
+        &cluster.net.address(1),
+        [0; 32],
+        node_id_for(&own.id),
+        own.to_string(),
+    )
+    .await
+    .expect("answered");
+    assert!(matches!(outcome, JoinOutcome::Refused(_)), "{outcome:?}");
+
+    silent.close().await;
+    dripping.close().await;
+    stranger.close().await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_with_a_wrong_secret_learns_no_leader_address() {
+    let cluster = iroh_cluster(3, Tuning::DEFAULT).await;
+    let leader = cluster.wait_for_leader(&[]).await;
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let ticket = cluster
+        .store(follower)
+        .invite(Duration::from_secs(60))
+        .await
+        .expect("invite");
+    let leader_addr = cluster.net.address(leader).addr;
+
+    let key = SecretKey::from_bytes(&[34; 32]);
+    let stranger = RaftEndpoint::bind(key, "127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("bind");
+    let own = stranger.addr().clone();
+    let id = node_id_for(&own.id);
+    let to_follower = cluster.net.address(follower);
+
+    let outcome = join_from(&stranger, &to_follower, [7; 32], id, own.to_string())
+        .await
+        .expect("answered");
+    match &outcome {
+        JoinOutcome::Refused(reason) => {
+            assert!(reason.contains("not known to the cluster"), "{reason}");
+            assert!(!reason.contains(&leader_addr), "{reason}");
+        }
+        other => panic!("a wrong secret was answered {other:?}"),
+    }
+
+    // The invite's own secret is pointed to the leader, as a joiner needs.
+    let outcome = join_from(&stranger, &to_follower, ticket.secret, id, own.to_string())
+        .await
+        .expect("answered");
+    assert!(
+        matches!(&outcome, JoinOutcome::NotLeader { leader: Some((id, addr)) }
+            if *id == leader && *addr == leader_addr),
+        "{outcome:?}"
     );
     stranger.close().await;
     cluster.shutdown().await;

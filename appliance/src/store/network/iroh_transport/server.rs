@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ::iroh::endpoint::{Connection, ReadToEndError, RecvStream, SendStream};
 use ::iroh::protocol::{AcceptError, ProtocolHandler, Router};
 use ::iroh::{Endpoint, EndpointId};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
@@ -72,6 +72,14 @@ const MAX_STRANGERS: usize = 8;
 /// failed join a few times, a guesser of secrets gets no more tries than that.
 const MAX_JOINS_PER_CONNECTION: u32 = 4;
 
+/// How long a stranger has, from the moment its connection arrives, to open its streams and
+/// send its requests: it waits for no stream and reads no request past it, and its
+/// connection is closed ([`REFUSED`], "deadline" in the reason). A joiner sends its request
+/// as soon as it connected, and dials again for a later try; what holds a stranger's slot
+/// longer is silence or a request sent a byte at a time. Time this node spends answering a
+/// request (a join being admitted) is not counted.
+const STRANGER_DEADLINE: Duration = Duration::from_secs(10);
+
 /// The largest request a stranger may send: a join request is a secret, a node id and an
 /// address.
 const MAX_JOIN_REQUEST: usize = 1024;
@@ -120,6 +128,35 @@ impl RaftProtocol {
             tracing::debug!(remote = %remote, "raft rpc refused: the endpoint is not a member of this cluster");
         }
     }
+
+    /// A stranger's slot ([`MAX_STRANGERS`]) for a connection from `remote`, `None` for a
+    /// member's; `Err` once the connection is refused, every slot being taken.
+    fn take_slot(
+        &self,
+        connection: &Connection,
+        remote: EndpointId,
+        remote_hex: &str,
+    ) -> Result<Option<OwnedSemaphorePermit>, ()> {
+        if self.admits(remote, remote_hex) {
+            return Ok(None);
+        }
+        match Arc::clone(&self.strangers).try_acquire_owned() {
+            Ok(slot) => Ok(Some(slot)),
+            Err(_) => {
+                self.refuse(connection, remote);
+                Err(())
+            }
+        }
+    }
+
+    /// Closes a stranger's connection that used up its [`STRANGER_DEADLINE`].
+    fn refuse_late(&self, connection: &Connection, remote: EndpointId) {
+        connection.close(
+            REFUSED,
+            b"not a member, and past the deadline of a stranger's connection",
+        );
+        tracing::debug!(remote = %remote, deadline = ?STRANGER_DEADLINE, "a stranger's raft connection closed at its deadline");
+    }
 }
 
 /// Whether a member's address names endpoint `remote`. Checked on every RPC, so the hex form
@@ -138,35 +175,46 @@ impl ProtocolHandler for RaftProtocol {
         let remote_hex = remote.to_string();
         let span = tracing::info_span!("raft_peer", node_id = self.handler.node_id(), remote = %remote.fmt_short());
         async move {
-            // A stranger takes one of few slots, held while its connection lasts, or is refused
-            // before any stream, so strangers cannot hold many connections open.
-            let _stranger_slot = if self.admits(remote, &remote_hex) {
-                None
-            } else {
-                match Arc::clone(&self.strangers).try_acquire_owned() {
-                    Ok(slot) => Some(slot),
-                    Err(_) => {
-                        self.refuse(&connection, remote);
-                        return Ok(());
-                    }
-                }
+            // A stranger takes one of few slots, held while its connection lasts as a stranger's
+            // (at most STRANGER_DEADLINE of waiting on it), or is refused before any stream, so
+            // strangers cannot hold many connections open, nor for long.
+            let Ok(mut stranger_slot) = self.take_slot(&connection, remote, &remote_hex) else {
+                return Ok(());
             };
+            let stranger_deadline = tokio::time::Instant::now() + STRANGER_DEADLINE;
             let mut joins = 0;
             // Dropped with this future (connection closed, router shut down): aborts its RPCs.
             let mut streams = JoinSet::new();
             loop {
-                let (send, recv) = match connection.accept_bi().await {
-                    Ok(stream) => stream,
+                let accepted = match stranger_slot {
+                    Some(_) => {
+                        tokio::time::timeout_at(stranger_deadline, connection.accept_bi()).await
+                    }
+                    None => Ok(connection.accept_bi().await),
+                };
+                let (send, recv) = match accepted {
+                    Ok(Ok(stream)) => stream,
                     // The peer closed, went silent or we shut down: the connection's normal end.
-                    Err(e) => {
+                    Ok(Err(e)) => {
                         tracing::debug!(reason = %e, "raft connection ended");
+                        return Ok(());
+                    }
+                    // A stranger that became a member meanwhile (a joiner added) stays.
+                    Err(_elapsed) if self.admits(remote, &remote_hex) => {
+                        stranger_slot = None;
+                        continue;
+                    }
+                    Err(_elapsed) => {
+                        self.refuse_late(&connection, remote);
                         return Ok(());
                     }
                 };
                 if self.admits(remote, &remote_hex) {
+                    // A member now (a joiner added): its slot goes back to the strangers.
+                    stranger_slot = None;
                     let handler = self.handler.clone();
                     streams.spawn(
-                        async move { serve(&handler, remote, true, send, recv).await }
+                        async move { serve(&handler, remote, None, send, recv).await }
                             .in_current_span(),
                     );
                     while streams.try_join_next().is_some() {}
@@ -178,14 +226,19 @@ impl ProtocolHandler for RaftProtocol {
                     self.refuse(&connection, remote);
                     return Ok(());
                 }
-                if let Served::NotMember(unanswered) =
-                    serve(&self.handler, remote, false, send, recv).await
-                {
-                    // The connection closes before the stream is dropped (which resets it),
-                    // so the peer reads why: refused, not a broken exchange.
-                    self.refuse(&connection, remote);
-                    drop(unanswered);
-                    return Ok(());
+                match serve(&self.handler, remote, Some(stranger_deadline), send, recv).await {
+                    Served::Answered => {}
+                    Served::Late => {
+                        self.refuse_late(&connection, remote);
+                        return Ok(());
+                    }
+                    Served::NotMember(unanswered) => {
+                        // The connection closes before the stream is dropped (which resets
+                        // it), so the peer reads why: refused, not a broken exchange.
+                        self.refuse(&connection, remote);
+                        drop(unanswered);
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -195,20 +248,25 @@ impl ProtocolHandler for RaftProtocol {
 }
 
 /// Whether a request was answered, or refused because its sender is not a member (with
-/// the reply stream, still open, for the caller to drop once it closed the connection).
+/// the reply stream, still open, for the caller to drop once it closed the connection), or
+/// not read by a stranger's deadline.
 enum Served {
     Answered,
     NotMember(Outgoing),
+    Late,
 }
 
-/// Serves one RPC: the request read to its end, handled, the reply written and finished.
+/// Serves one RPC: the request read to its end, handled, the reply written and finished. A
+/// member's request is read within [`STREAM_TIMEOUT`]; a stranger's (`stranger_deadline`
+/// set) by that deadline too.
 async fn serve(
     handler: &RaftRpcHandler,
     remote: EndpointId,
-    member: bool,
+    stranger_deadline: Option<tokio::time::Instant>,
     send: SendStream,
     mut recv: RecvStream,
 ) -> Served {
+    let member = stranger_deadline.is_none();
     // Created first, so the stream is reset, not finished empty, on every early return.
     let reply_stream = Outgoing::new(send);
     // A stranger's request is a join: small.
@@ -217,7 +275,9 @@ async fn serve(
     } else {
         MAX_JOIN_REQUEST
     };
-    let request = match tokio::time::timeout(STREAM_TIMEOUT, recv.read_to_end(cap)).await {
+    let stream_deadline = tokio::time::Instant::now() + STREAM_TIMEOUT;
+    let read_by = stranger_deadline.map_or(stream_deadline, |at| at.min(stream_deadline));
+    let request = match tokio::time::timeout_at(read_by, recv.read_to_end(cap)).await {
         Ok(Ok(request)) => request,
         Ok(Err(ReadToEndError::TooLong)) => {
             tracing::warn!(cap, member, "raft request over the message cap refused");
@@ -229,6 +289,10 @@ async fn serve(
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "raft request not received");
             return Served::Answered;
+        }
+        Err(_elapsed) if !member => {
+            tracing::debug!(deadline = ?STRANGER_DEADLINE, "a stranger's request not received by its deadline");
+            return Served::Late;
         }
         Err(_elapsed) => {
             tracing::debug!(timeout = ?STREAM_TIMEOUT, "raft request not received in time");
