@@ -38,7 +38,7 @@
 //! - [`plugins`]: WebAssembly plugins on the appliance: blocklist, split horizon,
 //!   record transforms, hostile plugins under fail-closed and fail-open, refused
 //!   installs, kill -9.
-//! - [`plugins_hostile`]: a plugin cannot take the node down: two memories held to
+//! - [`plugins_limits`]: a plugin cannot take the node down: two memories held to
 //!   one cap, a stopped plugin retried after its backoff.
 //! - [`plugins_lite`]: query-policy plugins synced to a Lite client and run there,
 //!   offline too.
@@ -60,7 +60,7 @@ mod lite_resync;
 mod malformed;
 mod partition;
 mod plugins;
-mod plugins_hostile;
+mod plugins_limits;
 mod plugins_lite;
 mod rate_limit;
 mod rfc8906;

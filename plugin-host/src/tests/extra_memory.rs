@@ -5,7 +5,7 @@
 //! Plain byte surgery, with no WebAssembly crate: the component's top-level sections
 //! and the module's sections are walked by their lengths, the module's memory section
 //! gets one more entry, and the lengths around it are written again. Shared with the
-//! integration tests (`tests/integration/plugins_hostile.rs` includes this file).
+//! integration tests (`tests/integration/plugins_limits.rs` includes this file).
 
 /// The WebAssembly page size.
 const PAGE_BYTES: usize = 64 << 10;
