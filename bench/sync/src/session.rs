@@ -5,6 +5,7 @@
 //! message is read, before it is decoded.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use outpost_core::sync::{
     ChangesAfter, Frame, HEADER_LEN, Hello, MAX_FRAME_BODY, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
     SyncMode, frame_type,
 };
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -105,6 +107,32 @@ struct Session {
     snapshot_changes: usize,
 }
 
+/// Loopback addresses the sessions connect from, in turn.
+const SOURCES: usize = 250;
+
+/// The loopback address session `id` connects from, one of [`SOURCES`] in turn, so that
+/// many sessions look like many laptops: the appliance holds at most
+/// `MAX_PREAUTH_PER_SOURCE` handshakes per source at once, and the sessions connecting
+/// together have consecutive ids. All inside 127.0.0.0/8.
+fn source_address(id: usize) -> IpAddr {
+    let low = u8::try_from(id % SOURCES + 2).unwrap_or(u8::MAX);
+    IpAddr::V4(Ipv4Addr::new(127, 1, 0, low))
+}
+
+/// A TCP connection from `source` to the host and port of the `ws://` URL.
+async fn connect_from(source: IpAddr, url: &str) -> anyhow::Result<TcpStream> {
+    let authority = url
+        .strip_prefix("ws://")
+        .and_then(|rest| rest.split('/').next())
+        .with_context(|| format!("{url} is not a ws:// URL"))?;
+    let target: SocketAddr = authority
+        .parse()
+        .with_context(|| format!("{authority} is not IP:PORT"))?;
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    Ok(socket.connect(target).await?)
+}
+
 impl Session {
     async fn drive(
         &mut self,
@@ -120,11 +148,13 @@ impl Session {
         let config = WebSocketConfig::default()
             .max_message_size(Some(largest))
             .max_frame_size(Some(largest));
-        let connect = tokio_tungstenite::connect_async_with_config(
-            self.setup.url.as_str(),
-            Some(config),
-            true,
-        );
+        let url = self.setup.url.as_str();
+        let connect = async {
+            let stream = connect_from(source_address(id), url).await?;
+            tokio_tungstenite::client_async_with_config(url, stream, Some(config))
+                .await
+                .map_err(anyhow::Error::from)
+        };
         let (mut socket, _) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
             .map_err(|_| anyhow!("no WebSocket handshake within {CONNECT_TIMEOUT:?}"))?
