@@ -1,4 +1,7 @@
-//! The query path, hop by hop: decode and clean → who may recurse → the query-policy
+//! The query path, hop by hop: decode and clean → who may recurse → the DNS cookie
+//! (`check_cookie`: a fresh server cookie for the reply; a valid one proves the source)
+//! → response rate limiting over UDP (a proven source is exempt; an unproven one with a
+//! client cookie gets BADCOOKIE instead of a drop or slip) → the query-policy
 //! plugins ([`policy`]: block, answer, redirect, SERVFAIL on a fail-closed failure,
 //! or continue) → answer from our zones → or, for clients allowed to recurse, the
 //! forwarder with its cache → encode.

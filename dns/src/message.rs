@@ -2,9 +2,10 @@
 //!
 //! Decoding cleans the packet before any logic runs: responses are dropped (no
 //! reflection), opcodes other than QUERY get NOTIMP, anything malformed gets FORMERR
-//! with no question echoed. Encoding honours the client's EDNS payload size and, when
-//! the answer does not fit, sends the question alone with TC set so the client
-//! retries over TCP.
+//! with no question echoed; a COOKIE option of a wrong length gets FORMERR (RFC 7873
+//! section 5.2.2). Encoding adds the server cookie the handler chose, honours the
+//! client's EDNS payload size and, when the answer does not fit, sends the question
+//! alone with TC set so the client retries over TCP.
 
 use std::borrow::Cow;
 
