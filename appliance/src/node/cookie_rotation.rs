@@ -42,6 +42,12 @@ pub(super) async fn run(store: Store, shutdown: CancellationToken) {
     }
 }
 
+/// Whether a secret made at `rotated_unix` (`None`: no secret yet) is to be replaced at
+/// `now_unix`.
+fn is_due(rotated_unix: Option<u64>, now_unix: u64) -> bool {
+    rotated_unix.is_none_or(|at| now_unix >= at.saturating_add(COOKIE_SECRET_ROTATION.as_secs()))
+}
+
 /// Proposes a new secret when this node leads and the current one is missing or due.
 async fn rotate_if_due(store: &Store) {
     if store.status().state != NodeState::Leader {
@@ -54,7 +60,7 @@ async fn rotate_if_due(store: &Store) {
         .zones()
         .cookie_secrets()
         .map(|secrets| secrets.rotated_unix);
-    if replaces.is_some_and(|at| now_unix < at.saturating_add(COOKIE_SECRET_ROTATION.as_secs())) {
+    if !is_due(replaces, now_unix) {
         return;
     }
     let mut secret = [0u8; 16];
@@ -70,5 +76,21 @@ async fn rotate_if_due(store: &Store) {
     match store.write(command).await {
         Ok(written) => tracing::info!(index = written.index, "DNS cookie secret rotated"),
         Err(error) => tracing::debug!(%error, "DNS cookie secret not rotated; trying again later"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_secret_is_due_at_once_and_the_next_after_a_rotation_period() {
+        let period = COOKIE_SECRET_ROTATION.as_secs();
+        assert!(is_due(None, 0));
+        assert!(!is_due(Some(1_000), 1_000));
+        assert!(!is_due(Some(1_000), 1_000 + period - 1));
+        assert!(is_due(Some(1_000), 1_000 + period));
+        // A clock set back never rotates early.
+        assert!(!is_due(Some(1_000), 10));
     }
 }
