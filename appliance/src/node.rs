@@ -19,6 +19,7 @@
 //! keys that need a restart are named in a warning and keep their running value.
 //! [`Node::health`] is what the systemd watchdog checks (`node/health.rs`).
 
+mod cookie_rotation;
 mod health;
 mod start;
 

@@ -24,7 +24,7 @@
 //!   record, name or token.
 //! - `definitions`, `invites`, `idempotency`: plugin definitions, join invites and
 //!   idempotency keys, each with the commands that change it; `nesting`: the bound on
-//!   commands inside commands.
+//!   commands inside commands; `cookies`: the DNS cookie secrets and their rotation.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,6 +33,7 @@ use hickory_proto::rr::Name;
 
 mod apply;
 mod command;
+mod cookies;
 mod definitions;
 mod error;
 mod idempotency;
@@ -42,6 +43,7 @@ mod replay;
 mod rules;
 mod zone;
 pub use command::{Change, Command, LiteToken, MAX_TOKEN_NAME};
+pub use cookies::CookieSecrets;
 pub use definitions::{
     FailureMode, Hook, MAX_PLUGIN_BYTES, MAX_PLUGIN_NAME, PluginDefinition, check_plugin_name,
 };
@@ -71,6 +73,8 @@ pub struct ReplicatedState {
     invites: BTreeMap<[u8; 32], JoinInvite>,
     /// Writes applied under an idempotency key, by key.
     idempotency: BTreeMap<String, IdempotencyRecord>,
+    /// The DNS cookie secrets every node makes and checks server cookies with.
+    cookie_secrets: Option<CookieSecrets>,
 }
 
 impl ReplicatedState {

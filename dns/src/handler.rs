@@ -1,8 +1,13 @@
-//! The query path, hop by hop: decode and clean → who may recurse → the query-policy
+//! The query path, hop by hop: decode and clean → who may recurse → the DNS cookie
+//! (`check_cookie`: a fresh server cookie for the reply; a valid one proves the source)
+//! → response rate limiting over UDP (a proven source is exempt; an unproven one with a
+//! client cookie gets BADCOOKIE instead of a drop or slip) → the query-policy
 //! plugins ([`policy`]: block, answer, redirect, SERVFAIL on a fail-closed failure,
 //! or continue) → answer from our zones → or, for clients allowed to recurse, the
 //! forwarder with its cache → encode.
 
+#[cfg(test)]
+mod cookie_tests;
 pub(crate) mod policy;
 #[cfg(test)]
 mod tests;
@@ -18,8 +23,10 @@ use hickory_proto::op::{Query, ResponseCode};
 use hickory_proto::rr::{Record, RecordType};
 use ipnet::IpNet;
 use outpost_core::answer::ZoneSet;
+use outpost_core::state::CookieSecrets;
 use outpost_plugin_host::{self as plugins, PolicyChain};
 
+use crate::cookie::server_cookie;
 use crate::forward::{ForwardConfig, ForwardError, Forwarder, Resolved};
 use crate::message::{self, Decoded, Outcome, Question};
 use crate::metrics::Metrics;
@@ -41,6 +48,20 @@ pub struct QueryHandler {
     rate_limit: ArcSwapOption<RateLimiter>,
     /// ANY over TCP gets every RRset of the name (over UDP, always one: RFC 8482).
     full_any_over_tcp: AtomicBool,
+    /// The cluster's DNS cookie secrets, swapped by the store's publish step; empty (cookies
+    /// ignored) until there are some, and always on a Lite client.
+    cookie_secrets: Arc<ArcSwapOption<CookieSecrets>>,
+}
+
+/// What a query's DNS cookie proves about its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proof {
+    /// No cookie, or no secrets to check one with.
+    None,
+    /// A client cookie without a valid server cookie: the reply carries a fresh one.
+    Unproven,
+    /// A valid server cookie: the source is not spoofed (RFC 7873 section 5.2.4).
+    Proven,
 }
 
 /// What to do with a packet.
@@ -138,7 +159,15 @@ impl QueryHandler {
             policies: ArcSwap::from_pointee(PolicyChain::default()),
             rate_limit: ArcSwapOption::empty(),
             full_any_over_tcp: AtomicBool::new(false),
+            cookie_secrets: Arc::new(ArcSwapOption::empty()),
         }
+    }
+
+    /// Makes and checks DNS cookies with the secrets `secrets` holds (the store's, swapped
+    /// on every rotation). Without it, cookies are ignored.
+    pub fn with_cookie_secrets(mut self, secrets: Arc<ArcSwapOption<CookieSecrets>>) -> Self {
+        self.cookie_secrets = secrets;
+        self
     }
 
     /// Whether ANY over TCP gets every RRset of the name rather than one.
@@ -190,7 +219,7 @@ impl QueryHandler {
         reply: &mut Vec<u8>,
     ) -> Handled {
         let started = Instant::now();
-        let question = match message::decode(packet) {
+        let mut question = match message::decode(packet) {
             Decoded::Query(question) => question,
             Decoded::Reply(bytes) => {
                 self.count(transport, &bytes, started);
@@ -209,9 +238,18 @@ impl QueryHandler {
             limit: limit.unwrap_or_else(|| message::udp_limit(&question)),
             started,
         };
+        let proof = self.check_cookie(&mut question, client);
         if transport == Transport::Udp {
-            match self.rate_limited(client, may_recurse, started) {
+            match self.rate_limited(client, may_recurse, proof, started) {
                 Verdict::Answer => {}
+                // RFC 7873 section 5.2.3: instead of dropping a limited query that
+                // carries a client cookie, BADCOOKIE with a fresh one, which the client
+                // sends back and is then exempt (Knot does the same).
+                Verdict::Slip | Verdict::Drop if proof == Proof::Unproven => {
+                    Metrics::bump(&self.metrics.cookie_badcookie_sent);
+                    let outcome = Outcome::bare(ResponseCode::BADCOOKIE);
+                    return self.reply(&question, outcome, hop, reply);
+                }
                 Verdict::Slip => {
                     Metrics::bump(&self.metrics.rate_limit_slipped);
                     // The question alone, with TC: a real client retries over TCP.
@@ -300,13 +338,49 @@ impl QueryHandler {
         self.reply(&question, outcome, hop, reply)
     }
 
-    /// What response rate limiting makes of an answer to `client` over UDP.
-    fn rate_limited(&self, client: IpAddr, may_recurse: bool, now: Instant) -> Verdict {
+    /// What response rate limiting makes of an answer to `client` over UDP: a source
+    /// proven by its cookie is never limited.
+    fn rate_limited(
+        &self,
+        client: IpAddr,
+        may_recurse: bool,
+        proof: Proof,
+        now: Instant,
+    ) -> Verdict {
         match &*self.rate_limit.load() {
+            Some(_) if proof == Proof::Proven => Verdict::Answer,
             Some(limiter) if !(may_recurse && limiter.settings().exempt_recursion) => {
                 limiter.check(client, now)
             }
             _ => Verdict::Answer,
+        }
+    }
+
+    /// The cookie hop: checks the server cookie the query sent back and puts a fresh one
+    /// in the reply; nothing without a cookie or without secrets.
+    fn check_cookie(&self, question: &mut Question, client: IpAddr) -> Proof {
+        let Some(cookie) = question.cookie else {
+            return Proof::None;
+        };
+        let secrets = self.cookie_secrets.load();
+        let Some(secrets) = secrets.as_deref() else {
+            return Proof::None;
+        };
+        // Serial arithmetic over 32 bits (RFC 9018 section 4.3): the truncation is meant.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs() as u32);
+        question.server_cookie = Some(server_cookie(&secrets.current, &cookie.client, now, client));
+        match cookie.server() {
+            None => Proof::Unproven,
+            Some(_) if cookie.is_valid(secrets, client, now) => {
+                Metrics::bump(&self.metrics.cookie_valid);
+                Proof::Proven
+            }
+            Some(_) => {
+                Metrics::bump(&self.metrics.cookie_invalid);
+                Proof::Unproven
+            }
         }
     }
 

@@ -17,6 +17,7 @@
 //! `ArcSwap<ZoneSet>` that the owner swaps after each change.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod cookie;
 pub mod forward;
 pub mod handler;
 pub mod message;

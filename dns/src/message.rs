@@ -2,16 +2,20 @@
 //!
 //! Decoding cleans the packet before any logic runs: responses are dropped (no
 //! reflection), opcodes other than QUERY get NOTIMP, anything malformed gets FORMERR
-//! with no question echoed. Encoding honours the client's EDNS payload size and, when
-//! the answer does not fit, sends the question alone with TC set so the client
-//! retries over TCP.
+//! with no question echoed; a COOKIE option of a wrong length gets FORMERR (RFC 7873
+//! section 5.2.2). Encoding adds the server cookie the handler chose, honours the
+//! client's EDNS payload size and, when the answer does not fit, sends the question
+//! alone with TC set so the client retries over TCP.
 
 use std::borrow::Cow;
 
 use hickory_proto::op::{
     Edns, Message, MessageType, Metadata, OpCode, Query, ResponseCode, emit_message_parts,
 };
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, Record, RecordType};
+
+use crate::cookie::{COOKIE_OPTION, ClientCookie, SERVER_COOKIE_LEN};
 use hickory_proto::serialize::binary::BinEncoder;
 
 /// The EDNS payload size we advertise and the most we send over UDP, whatever the
@@ -33,6 +37,11 @@ pub struct Question {
     pub query: Query,
     /// Present when the client sent an OPT record.
     pub edns: Option<ClientEdns>,
+    /// The query's COOKIE option (the first, RFC 7873 section 5.2), well-formed.
+    pub cookie: Option<ClientCookie>,
+    /// The server cookie the reply carries, after the client cookie (set by the handler
+    /// when this node has cookie secrets).
+    pub server_cookie: Option<[u8; SERVER_COOKIE_LEN]>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -103,7 +112,15 @@ pub fn decode(packet: &[u8]) -> Decoded {
             ResponseCode::NotImp
         });
     };
-    let question = Question {
+    let cookie = message
+        .edns
+        .as_ref()
+        .and_then(|edns| match edns.option(EdnsCode::Cookie) {
+            // hickory keeps COOKIE's data as it came.
+            Some(EdnsOption::Unknown(_, data)) => Some(ClientCookie::parse(data)),
+            _ => None,
+        });
+    let mut question = Question {
         id,
         op_code,
         recursion_desired,
@@ -113,7 +130,18 @@ pub fn decode(packet: &[u8]) -> Decoded {
             payload: edns.max_payload().max(PLAIN_UDP_PAYLOAD),
             dnssec_ok: edns.flags().dnssec_ok,
         }),
+        cookie: None,
+        server_cookie: None,
     };
+    match cookie {
+        // RFC 7873 section 5.2.2: a COOKIE option of a wrong length is FORMERR.
+        Some(Err(_)) => {
+            let outcome = Outcome::bare(ResponseCode::FormErr);
+            return Decoded::Reply(encode(&question, outcome, usize::MAX));
+        }
+        Some(Ok(cookie)) => question.cookie = Some(cookie),
+        None => {}
+    }
     match refusal(&question, &message) {
         Some(rcode) => Decoded::Reply(encode(&question, Outcome::bare(rcode), usize::MAX)),
         None => Decoded::Query(question),
@@ -222,6 +250,11 @@ fn encode_sections(
         edns.set_max_payload(MAX_UDP_PAYLOAD);
         edns.set_version(0);
         edns.set_dnssec_ok(client.dnssec_ok);
+        if let (Some(cookie), Some(server)) = (question.cookie, question.server_cookie) {
+            let data = [cookie.client.as_slice(), server.as_slice()].concat();
+            edns.options_mut()
+                .insert(EdnsOption::Unknown(COOKIE_OPTION, data));
+        }
         edns
     });
     out.clear();

@@ -66,6 +66,12 @@ pub struct Metrics {
     pub rate_limit_dropped: AtomicU64,
     /// UDP answers response rate limiting sent truncated instead (slip).
     pub rate_limit_slipped: AtomicU64,
+    /// Queries whose server cookie was valid (the source is proven).
+    pub cookie_valid: AtomicU64,
+    /// Queries whose server cookie was not ours, stale, or made with a retired secret.
+    pub cookie_invalid: AtomicU64,
+    /// BADCOOKIE answers sent instead of a rate-limited answer.
+    pub cookie_badcookie_sent: AtomicU64,
 }
 
 impl Metrics {
@@ -93,7 +99,7 @@ impl Metrics {
     pub fn render(&self, out: &mut String) {
         self.render_queries(out);
         self.render_latency(out);
-        for (name, help, counter) in self.counters() {
+        for (name, help, counter) in self.counters().into_iter().chain(self.cookie_counters()) {
             write_sample(out, name, "counter", help, counter.load(Ordering::Relaxed));
         }
     }
@@ -210,6 +216,29 @@ impl Metrics {
                 "outpost_dns_policy_failed_total",
                 "Queries answered SERVFAIL because a fail-closed policy plugin failed.",
                 &self.policy_failed,
+            ),
+        ]
+    }
+}
+
+impl Metrics {
+    /// The DNS cookie counters: name, help and value.
+    fn cookie_counters(&self) -> [(&'static str, &'static str, &AtomicU64); 3] {
+        [
+            (
+                "outpost_dns_cookies_valid_total",
+                "Queries whose DNS server cookie was valid (exempt from rate limiting).",
+                &self.cookie_valid,
+            ),
+            (
+                "outpost_dns_cookies_invalid_total",
+                "Queries whose DNS server cookie was not valid (not ours, stale or from a retired secret).",
+                &self.cookie_invalid,
+            ),
+            (
+                "outpost_dns_cookies_badcookie_total",
+                "BADCOOKIE answers sent to rate-limited queries that carried a client cookie.",
+                &self.cookie_badcookie_sent,
             ),
         ]
     }

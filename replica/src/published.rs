@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use outpost_core::answer::ZoneSet;
-use outpost_core::state::{Change, ReplicatedState};
+use outpost_core::state::{Change, CookieSecrets, ReplicatedState};
 
 /// The replicated state as of one applied index.
 #[derive(Debug, Default)]
@@ -37,6 +37,9 @@ pub struct Published {
     pub view: Arc<ArcSwap<View>>,
     /// The query index the DNS path answers from.
     pub zone_set: Arc<ArcSwap<ZoneSet>>,
+    /// The DNS cookie secrets the DNS path makes and checks server cookies with; empty
+    /// until the cluster has some (always, on a Lite client).
+    pub cookie_secrets: Arc<ArcSwapOption<CookieSecrets>>,
 }
 
 impl Published {
@@ -51,7 +54,7 @@ impl Published {
     }
 
     /// Makes `zones`, the state after index `applied`, visible: the query index first
-    /// (rebuilt as `rebuild` says), then the view.
+    /// (rebuilt as `rebuild` says) and the cookie secrets, then the view.
     pub fn publish(&self, applied: u64, zones: ReplicatedState, rebuild: Rebuild<'_>) {
         let zone_set = match rebuild {
             Rebuild::Changes([]) => None,
@@ -62,6 +65,10 @@ impl Published {
         };
         if let Some(zone_set) = zone_set {
             self.zone_set.store(Arc::new(zone_set));
+        }
+        let secrets = zones.cookie_secrets().copied();
+        if self.cookie_secrets.load().as_deref() != secrets.as_ref() {
+            self.cookie_secrets.store(secrets.map(Arc::new));
         }
         self.view.store(Arc::new(View {
             applied,

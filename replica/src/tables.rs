@@ -9,14 +9,16 @@
 //! | `lite_tokens`      | name                   | postcard `LiteToken` (appliances only)         |
 //! | `join_invites`     | SHA-256 of the secret  | postcard `JoinInvite` (appliances only)        |
 //! | `idempotency_keys` | key                    | postcard `IdempotencyRecord` (appliances only) |
+//! | `cookie_secrets`   | `"secrets"`            | postcard `CookieSecrets` (appliances only)     |
 //!
 //! Each file adds its own tables beside these: an appliance's Raft log, `history` and
 //! `sm_meta` (`appliance/src/store/tables.rs`), a Lite client's `meta`
 //! (`lite-client/src/replica/tables.rs`).
 //!
 //! Names in keys are absolute and lowercase, as [`parse_name`] writes them. A Lite client
-//! never receives tokens, invites or idempotency keys (`outpost_core::sync::from_wire`
-//! makes none), so its last three tables stay empty.
+//! never receives tokens, invites, idempotency keys or cookie secrets
+//! (`outpost_core::sync::from_wire` makes none), so its last four tables stay empty. A file
+//! written before `cookie_secrets` existed gets the table, empty, when it is opened.
 //!
 //! **Invariant:** [`StateTables::apply`] writes a change exactly as
 //! [`ReplicatedState::apply_change`] applies it to the model, so the tables loaded back
@@ -37,6 +39,10 @@ pub const LITE_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("lite
 pub const JOIN_INVITES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("join_invites");
 /// Writes applied under an idempotency key, by key (postcard `IdempotencyRecord`).
 pub const IDEMPOTENCY_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency_keys");
+/// The DNS cookie secrets, one row under [`COOKIE_SECRETS_KEY`] (postcard `CookieSecrets`).
+pub const COOKIE_SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("cookie_secrets");
+/// The key of the one row of [`COOKIE_SECRETS`].
+pub const COOKIE_SECRETS_KEY: &str = "secrets";
 
 /// Why the state tables could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +63,7 @@ pub fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(LITE_TOKENS)?;
     txn.open_table(JOIN_INVITES)?;
     txn.open_table(IDEMPOTENCY_KEYS)?;
+    txn.open_table(COOKIE_SECRETS)?;
     Ok(())
 }
 
@@ -75,6 +82,7 @@ pub struct StateTables<'txn> {
     tokens: Table<'txn, &'static str, &'static [u8]>,
     invites: Table<'txn, &'static [u8], &'static [u8]>,
     keys: Table<'txn, &'static str, &'static [u8]>,
+    cookies: Table<'txn, &'static str, &'static [u8]>,
 }
 
 impl<'txn> StateTables<'txn> {
@@ -86,6 +94,7 @@ impl<'txn> StateTables<'txn> {
             tokens: txn.open_table(LITE_TOKENS)?,
             invites: txn.open_table(JOIN_INVITES)?,
             keys: txn.open_table(IDEMPOTENCY_KEYS)?,
+            cookies: txn.open_table(COOKIE_SECRETS)?,
         })
     }
 
@@ -131,6 +140,9 @@ impl<'txn> StateTables<'txn> {
                 put(&mut self.keys, record.key.as_str(), record)?;
             }
             Change::IdempotencyKeyRemoved { key } => remove(&mut self.keys, key.as_str())?,
+            Change::CookieSecretsPut { secrets } => {
+                put(&mut self.cookies, COOKIE_SECRETS_KEY, secrets)?;
+            }
         }
         Ok(())
     }
@@ -168,6 +180,7 @@ impl<'txn> StateTables<'txn> {
         self.tokens.retain(|_, _| false)?;
         self.invites.retain(|_, _| false)?;
         self.keys.retain(|_, _| false)?;
+        self.cookies.retain(|_, _| false)?;
         Ok(())
     }
 
@@ -211,13 +224,16 @@ impl<'txn> StateTables<'txn> {
                 .insert(record.key.as_str(), encode(record)?.as_slice())
                 .map_err(redb::Error::from)?;
         }
+        if let Some(secrets) = zones.cookie_secrets() {
+            put(&mut self.cookies, COOKIE_SECRETS_KEY, secrets)?;
+        }
         Ok(())
     }
 }
 
 /// The state tables as the changes that rebuild them from nothing, each handed to `each`
 /// as it is read: a `ZonePut` per zone, the Lite tokens, the plugins, the join invites,
-/// the idempotency keys, then an `RRsetPut` per RRset in key order.
+/// the idempotency keys, the cookie secrets, then an `RRsetPut` per RRset in key order.
 pub fn read_state(
     txn: &ReadTransaction,
     mut each: impl FnMut(Change) -> Result<(), StateError>,
@@ -256,6 +272,11 @@ pub fn read_state(
             format!("idempotency key {}", key.value())
         })?;
         each(Change::IdempotencyKeyPut { record })?;
+    }
+    let cookies = txn.open_table(COOKIE_SECRETS).map_err(redb::Error::from)?;
+    if let Some(secrets) = cookies.get(COOKIE_SECRETS_KEY).map_err(redb::Error::from)? {
+        let secrets = decode(secrets.value(), || "the DNS cookie secrets".to_string())?;
+        each(Change::CookieSecretsPut { secrets })?;
     }
     let rrsets = txn.open_table(RRSETS).map_err(redb::Error::from)?;
     for item in rrsets.iter().map_err(redb::Error::from)? {

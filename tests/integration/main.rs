@@ -50,6 +50,7 @@ mod admin_cli;
 mod admin_limits;
 mod authoritative;
 mod cluster;
+mod cookies;
 mod durability;
 mod edns_tcp;
 mod forwarding;

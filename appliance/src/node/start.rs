@@ -290,6 +290,7 @@ async fn spawn_services(
         store.clone(),
         shutdown.clone(),
     ));
+    tracker.spawn(super::cookie_rotation::run(store.clone(), shutdown.clone()));
     if let Err(source) = listeners
         .dns
         .spawn(handler.clone(), shutdown.clone(), &tracker)
@@ -343,7 +344,8 @@ fn query_handler(config: &Config, store: &Store, metrics: &Arc<Metrics>) -> Arc<
         forwarder,
         config.recursion_networks.clone(),
         metrics.clone(),
-    );
+    )
+    .with_cookie_secrets(store.cookie_secrets());
     handler.set_rate_limit(config.rate_limit);
     handler.set_full_any_over_tcp(config.full_any_over_tcp);
     Arc::new(handler)

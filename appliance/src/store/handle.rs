@@ -10,11 +10,11 @@
 use std::fmt;
 use std::sync::{Arc, Weak};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 use outpost_core::answer::ZoneSet;
-use outpost_core::state::ReplicatedState;
+use outpost_core::state::{CookieSecrets, ReplicatedState};
 use outpost_replica::{Published, View};
 use redb::Database;
 use serde::{Deserialize, Serialize};
@@ -133,6 +133,12 @@ impl Store {
     /// The query index, swapped after every applied batch; load it per query, lock-free.
     pub fn zone_set(&self) -> Arc<ArcSwap<ZoneSet>> {
         Arc::clone(&self.inner.published.zone_set)
+    }
+
+    /// The DNS cookie secrets, swapped when a rotation is applied; empty until the leader
+    /// made the first.
+    pub fn cookie_secrets(&self) -> Arc<ArcSwapOption<CookieSecrets>> {
+        Arc::clone(&self.inner.published.cookie_secrets)
     }
 
     /// The zones model as of the last applied batch, for admin reads.

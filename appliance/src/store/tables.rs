@@ -1,7 +1,7 @@
 //! The layout of `outpost.redb`, the value codec and the bridge from async code to redb.
 //!
 //! One file holds the Raft log and the state machine, in separate tables (the state tables,
-//! `zones` to `idempotency_keys`, are `outpost_replica`'s, written the same way on a Lite
+//! `zones` to `cookie_secrets`, are `outpost_replica`'s, written the same way on a Lite
 //! client; `docs/storage.md` has every field):
 //!
 //! | table      | key                         | value                                      |
@@ -13,6 +13,7 @@
 //! | `lite_tokens`, `plugins` | name          | postcard `LiteToken` / `PluginDefinition`  |
 //! | `join_invites` | SHA-256 of the secret   | postcard `JoinInvite`                      |
 //! | `idempotency_keys` | key                 | postcard `IdempotencyRecord`               |
+//! | `cookie_secrets` | `"secrets"`           | postcard `CookieSecrets`                   |
 //! | `history`  | log index `u64`             | postcard `Vec<Change>`, what that entry changed (absent when nothing) |
 //! | `sm_meta`  | `"last_applied"`, `"last_membership"`, `"snapshot"`, `"history_floor"` | postcard `LogId` / `StoredMembership` / stored snapshot / `u64` |
 //!
@@ -135,8 +136,8 @@ pub(crate) fn open_database(
             }
         }
     };
-    // `join_invites` is created on open too, so a format 1 file written before clusters
-    // gains it empty.
+    // `join_invites` and `cookie_secrets` are created on open too, so a format 1 file
+    // written before clusters or cookies gains them empty.
     outpost_replica::create_tables(&txn)?;
     txn.open_table(SM_META)?;
     txn.open_table(HISTORY)?;

@@ -105,6 +105,15 @@ async fn installing_a_snapshot_replaces_the_state_with_the_built_one() {
             normal_entry(1, create_zone(SITE)),
             normal_entry(2, add_host(7)),
             normal_entry(3, create_zone("lab.internal.")),
+            // The DNS cookie secrets travel in the snapshot too (the state, not the zones).
+            normal_entry(
+                4,
+                Command::RotateCookieSecret {
+                    secret: [5; 16],
+                    now_unix: 1,
+                    replaces: None,
+                },
+            ),
         ],
     )
     .await
@@ -115,7 +124,7 @@ async fn installing_a_snapshot_replaces_the_state_with_the_built_one() {
         .build_snapshot()
         .await
         .expect("build snapshot");
-    assert_eq!(snapshot.meta.last_log_id, Some(log_id(3)));
+    assert_eq!(snapshot.meta.last_log_id, Some(log_id(4)));
 
     let installed_dir = tempfile::tempdir().expect("tempdir");
     let (db, _, mut target) = open_parts(installed_dir.path()).await.expect("open target");
@@ -134,6 +143,8 @@ async fn installing_a_snapshot_replaces_the_state_with_the_built_one() {
     let expected = source.published().view.load().zones.to_changes();
     assert_eq!(target.published().view.load().zones.to_changes(), expected);
     assert_eq!(target.published().zone_set.load().len(), 2);
+    let secrets = target.published().cookie_secrets.load_full();
+    assert_eq!(secrets.map(|secrets| secrets.current), Some([5; 16]));
     assert_eq!(
         target.applied_state().await.expect("applied state"),
         source.applied_state().await.expect("applied state")
@@ -150,6 +161,7 @@ async fn installing_a_snapshot_replaces_the_state_with_the_built_one() {
         reloaded.published().view.load().zones.to_changes(),
         expected
     );
+    assert!(reloaded.published().cookie_secrets.load().is_some());
 }
 
 #[tokio::test]

@@ -61,6 +61,11 @@ impl ReplicatedState {
                 command,
             } => self.apply_once(index, key, *now_unix, command),
             Command::Batch { commands } => self.apply_batch(index, commands),
+            Command::RotateCookieSecret {
+                secret,
+                now_unix,
+                replaces,
+            } => self.rotate_cookie_secret(*secret, *now_unix, *replaces),
         }
     }
 

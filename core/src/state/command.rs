@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{IdempotencyRecord, JoinInvite, PluginDefinition};
+use super::{CookieSecrets, IdempotencyRecord, JoinInvite, PluginDefinition};
 
 /// A write, as proposed through Raft. Names are absolute, in presentation form.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -95,6 +95,14 @@ pub enum Command {
         #[serde(deserialize_with = "super::nesting::nested")]
         command: Box<Command>,
     },
+    /// Makes `secret` the DNS cookie secret, the current one the previous; refused unless
+    /// the current one is the one made at `replaces` (`None`: none yet), so racing
+    /// proposers rotate once. `now_unix` is the proposer's clock.
+    RotateCookieSecret {
+        secret: [u8; 16],
+        now_unix: u64,
+        replaces: Option<u64>,
+    },
 }
 
 /// A Lite client's credential: which zones it may see. The secret itself is shown to
@@ -160,6 +168,10 @@ pub enum Change {
     IdempotencyKeyRemoved {
         key: String,
     },
+    /// The DNS cookie secrets as they now are. Never sent to Lite clients.
+    CookieSecretsPut {
+        secrets: CookieSecrets,
+    },
 }
 
 impl Change {
@@ -175,7 +187,8 @@ impl Change {
             | Change::JoinInvitePut { .. }
             | Change::JoinInviteRemoved { .. }
             | Change::IdempotencyKeyPut { .. }
-            | Change::IdempotencyKeyRemoved { .. } => None,
+            | Change::IdempotencyKeyRemoved { .. }
+            | Change::CookieSecretsPut { .. } => None,
         }
     }
 }

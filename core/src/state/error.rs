@@ -92,4 +92,8 @@ pub enum CommandError {
     InvalidIdempotencyKey { key: String },
     #[error("an idempotency key wraps one whole write, not another keyed write")]
     OnceNested,
+    /// Another rotation of the cookie secret was applied first (not retried: the next
+    /// scheduled check sees the new secret).
+    #[error("the DNS cookie secret was rotated by another proposer first")]
+    CookieSecretRotated,
 }

@@ -61,13 +61,14 @@ impl ReplicatedState {
             Change::IdempotencyKeyRemoved { key } => {
                 self.idempotency.remove(key);
             }
+            Change::CookieSecretsPut { secrets } => self.cookie_secrets = Some(*secrets),
         }
         Ok(())
     }
 
     /// Everything, as the changes that rebuild it from nothing: each zone's
     /// `ZonePut`, then its RRsets; then the Lite tokens; then the plugins; then the
-    /// join invites; then the idempotency keys.
+    /// join invites; then the idempotency keys; then the cookie secrets.
     pub fn to_changes(&self) -> Vec<Change> {
         let mut changes = Vec::new();
         for zone in self.zones.values() {
@@ -85,6 +86,8 @@ impl ReplicatedState {
         changes.extend(invites.map(|invite| Change::JoinInvitePut { invite }));
         let records = self.idempotency.values().cloned();
         changes.extend(records.map(|record| Change::IdempotencyKeyPut { record }));
+        let secrets = self.cookie_secrets;
+        changes.extend(secrets.map(|secrets| Change::CookieSecretsPut { secrets }));
         changes
     }
 }

@@ -472,6 +472,7 @@ fn names_that_are_not_host_names_read_back_from_what_changes_write() {
     assert_eq!(rebuilt.to_changes(), zones.to_changes());
 }
 
+mod cookies;
 mod definitions;
 mod invites;
 mod keyed;

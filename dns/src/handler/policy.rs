@@ -215,6 +215,8 @@ mod tests {
             checking_disabled: false,
             query: Query::query(name(qname), qtype),
             edns: None,
+            cookie: None,
+            server_cookie: None,
         }
     }
 

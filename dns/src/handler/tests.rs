@@ -86,6 +86,11 @@ fn handler(upstream: SocketAddr) -> QueryHandler {
     )
 }
 
+/// A handler whose forwarder is never asked (the tests query our zones only).
+pub(super) fn handler_without_upstream() -> QueryHandler {
+    handler("127.0.0.1:9".parse().unwrap())
+}
+
 fn question(qname: &str) -> Question {
     Question {
         id: 7,
@@ -94,6 +99,8 @@ fn question(qname: &str) -> Question {
         checking_disabled: false,
         query: Query::query(name(qname), RecordType::A),
         edns: None,
+        cookie: None,
+        server_cookie: None,
     }
 }
 

@@ -133,3 +133,41 @@ fn names_are_keyed_lowercase_whatever_case_the_change_uses() {
         "the delete found the row it names"
     );
 }
+
+#[test]
+fn cookie_secrets_load_back_and_a_file_from_before_them_loads_without() {
+    let rotate = |secret: u8, now_unix, replaces| Command::RotateCookieSecret {
+        secret: [secret; 16],
+        now_unix,
+        replaces,
+    };
+    let (zones, _file, db) = write_through(&[
+        zone_command("site.internal.", 2),
+        rotate(1, 100, None),
+        rotate(2, 200, Some(100)),
+    ]);
+    let back = loaded(&db);
+    assert_eq!(back, zones);
+    let secrets = back.cookie_secrets().unwrap();
+    assert_eq!(
+        (secrets.current, secrets.previous),
+        ([2; 16], Some([1; 16]))
+    );
+
+    // A file written before `cookie_secrets` existed: every other state table, no rows
+    // for it. Opened (which creates the missing tables), it loads with no secrets.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let db = Database::create(file.path()).unwrap();
+    let txn = begin_durable_write(&db).unwrap();
+    for table in [PLUGINS, LITE_TOKENS, IDEMPOTENCY_KEYS] {
+        txn.open_table(table).unwrap();
+    }
+    txn.open_table(ZONES).unwrap();
+    txn.open_table(RRSETS).unwrap();
+    txn.open_table(JOIN_INVITES).unwrap();
+    txn.commit().unwrap();
+    let txn = begin_durable_write(&db).unwrap();
+    create_tables(&txn).unwrap();
+    txn.commit().unwrap();
+    assert_eq!(loaded(&db).cookie_secrets(), None);
+}

@@ -239,3 +239,32 @@ async fn a_protocol_2_client_gets_changes_frames() {
     }
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dns_cookie_secret_is_never_sent_to_a_session() {
+    let harness = Harness::start().await;
+    harness.create_zone("site.internal.").await;
+    let token = harness.token("alice-laptop", &["site.internal."]).await;
+    let mut client = Client::connect(harness.addr).await;
+    client.hello(&token, None).await;
+    let (welcome, _) = client.snapshot().await;
+    let rotated = harness
+        .write(Command::RotateCookieSecret {
+            secret: [7; 16],
+            now_unix: 1,
+            replaces: None,
+        })
+        .await
+        .index;
+    assert!(rotated > welcome.head);
+    let printer = harness.add_a("site.internal.", "printer", "10.0.0.7").await;
+    let entries = client.changes_until(printer).await;
+    let indexes: Vec<u64> = entries.iter().map(|entry| entry.index).collect();
+    assert_eq!(indexes, [printer], "{entries:?}");
+    // Nor in the snapshot a new session starts from.
+    let mut fresh = Client::connect(harness.addr).await;
+    fresh.hello(&token, None).await;
+    let (_, snapshot) = fresh.snapshot().await;
+    assert!(snapshot.iter().all(|c| zone_of(c) == "site.internal."));
+    harness.stop().await;
+}
