@@ -17,7 +17,7 @@
 //!   and flags, the header's Z bit, minimal ANY (RFC 8482).
 //! - [`forwarding`]: a second `outpost` as the upstream; cache, serve-stale, access.
 //! - [`durability`]: kill -9 and restarts, SIGTERM and SIGINT.
-//! - [`cluster`]: 3 and 5 processes joined by ticket over iroh: forwarded writes, kill -9 of
+//! - [`cluster`]: 3 and 5 processes joined by ticket over iroh: relayed writes, kill -9 of
 //!   the leader under writes, catch-up by snapshot after SIGSTOP, a minority refusing writes,
 //!   removals, refused tickets.
 //! - [`partition`]: a node's Raft traffic cut with iptables while Lite clients stay
