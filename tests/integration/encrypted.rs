@@ -1,0 +1,257 @@
+//! DNS over TLS and over HTTPS served by the appliance, asked with a real client
+//! (`kdig +tls`, `kdig +https` with POST, Debian's knot-dnsutils; hickory-server 0.26
+//! answers GET with an error): the same answers as over UDP,
+//! counted under their own transport; a certificate that cannot be read is a clear
+//! error at start and in `check-config`. DNS over QUIC is asked with hickory-net's DoQ
+//! client (kdig 3.2 has none), verifying the self-signed certificate.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::op::{DnsRequest, DnsRequestOptions, Message, Query};
+use hickory_proto::rr::{Name, RecordType};
+use outpost_tests::appliance::{allow_root_flag, serve_command};
+use outpost_tests::{Appliance, Ask, ask_udp, describe, unused_upstream};
+
+const ZONE: &str = "$ORIGIN enc.test.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 3600 1209600 300\n\
+@ IN NS ns1\nns1 IN A 10.9.0.1\nwww IN A 10.9.0.2\nwww IN A 10.9.0.3\nmail IN CNAME www\n\
+txt IN TXT \"hello over tls\"\n";
+
+/// The questions asked over each transport: an answer, a CNAME chain, TXT, NODATA,
+/// NXDOMAIN, and a name not ours (REFUSED: no recursion).
+const QUESTIONS: [(&str, &str); 6] = [
+    ("www.enc.test.", "A"),
+    ("mail.enc.test.", "A"),
+    ("txt.enc.test.", "TXT"),
+    ("www.enc.test.", "AAAA"),
+    ("nothing.enc.test.", "A"),
+    ("example.org.", "A"),
+];
+
+fn config() -> String {
+    format!(
+        "[dns]\nallow_recursion = []\ntls_listen = \"127.0.0.1:0\"\nhttps_listen = \"127.0.0.1:0\"\n\
+         quic_listen = \"127.0.0.1:0\"\n[forward]\nupstreams = [\"{}\"]\n",
+        unused_upstream()
+    )
+}
+
+/// An encrypted listener's address, as the appliance wrote it to `addresses.json`.
+fn listener(appliance: &Appliance, key: &str) -> SocketAddr {
+    let text = std::fs::read_to_string(appliance.data_dir().join("addresses.json")).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let Some(addr) = value[key].as_str() else {
+        panic!("addresses.json has no {key}: {text}");
+    };
+    addr.parse().unwrap()
+}
+
+/// What `kdig` printed for one question: the status and the answer section, sorted.
+fn kdig(addr: SocketAddr, transport: &[&str], name: &str, rtype: &str) -> (String, Vec<String>) {
+    let output = Command::new("kdig")
+        .arg(format!("@{}", addr.ip()))
+        .args(["-p", &addr.port().to_string()])
+        .args(transport)
+        .args([
+            "+timeout=5",
+            "+retry=0",
+            "+noall",
+            "+header",
+            "+answer",
+            name,
+            rtype,
+        ])
+        .output()
+        .expect("run kdig (Debian package knot-dnsutils; scripts/test.sh installs it)");
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "kdig {transport:?} {name} {rtype} failed: {text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let status = text
+        .split("; status: ")
+        .nth(1)
+        .and_then(|rest| rest.split([';', ',']).next())
+        .unwrap_or_else(|| panic!("no status in kdig's output: {text}"))
+        .to_string();
+    let mut answers: Vec<String> = text
+        .lines()
+        .filter(|line| !line.starts_with(';') && !line.trim().is_empty())
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    answers.sort();
+    (status, answers)
+}
+
+#[test]
+fn kdig_over_tls_and_https_gets_the_udp_answers() {
+    let appliance = Appliance::start(&config());
+    appliance.import_zone("enc.test.", ZONE);
+    let tls = listener(&appliance, "dns_tls");
+    let https = listener(&appliance, "dns_https");
+    listener(&appliance, "dns_quic");
+    for (name, rtype) in QUESTIONS {
+        let udp = kdig(appliance.dns_addr(), &["+notcp"], name, rtype);
+        assert!(
+            name == "example.org." || udp.0 != "REFUSED",
+            "{name} {rtype} over UDP: {udp:?}"
+        );
+        let over_tls = kdig(tls, &["+tls"], name, rtype);
+        assert_eq!(over_tls, udp, "{name} {rtype}: DoT against UDP");
+        let over_https = kdig(https, &["+https"], name, rtype);
+        assert_eq!(over_https, udp, "{name} {rtype}: DoH (POST) against UDP");
+    }
+    let www = kdig(tls, &["+tls"], "www.enc.test.", "A").1;
+    assert_eq!(www.len(), 2, "{www:?}");
+    // Counted under their own transport.
+    let tls_answered =
+        appliance.metric("outpost_dns_queries_total{protocol=\"tls\",rcode=\"NOERROR\"}");
+    let https_answered =
+        appliance.metric("outpost_dns_queries_total{protocol=\"https\",rcode=\"NOERROR\"}");
+    assert!(tls_answered >= 4.0, "tls NOERROR: {tls_answered}");
+    assert!(https_answered >= 4.0, "https NOERROR: {https_answered}");
+    // The self-signed certificate's pin is logged at start.
+    assert!(
+        appliance
+            .log()
+            .contains("clients pin this SHA-256 fingerprint"),
+        "{}",
+        appliance.log_tail()
+    );
+}
+
+fn assert_fails_with(output: &std::process::Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "should fail: {stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} not in: {stderr}");
+    }
+}
+
+fn config_with_files(cert: &Path, key: &Path) -> String {
+    format!(
+        "[dns]\ntls_listen = \"127.0.0.1:0\"\ntls_cert = {:?}\ntls_key = {:?}\n[forward]\nupstreams = [\"{}\"]\n",
+        cert.display().to_string(),
+        key.display().to_string(),
+        unused_upstream()
+    )
+}
+
+#[test]
+fn an_unreadable_or_half_given_certificate_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let config = config_with_files(&missing, &missing);
+    let output = serve_command(dir.path(), &config, allow_root_flag())
+        .output()
+        .unwrap();
+    assert_fails_with(&output, &["dns.tls_cert", "missing.pem"]);
+    let path = dir.path().join("check.toml");
+    std::fs::write(&path, &config).unwrap();
+    let output = Command::new(outpost_tests::outpost_bin())
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_fails_with(&output, &["dns.tls_cert", "missing.pem"]);
+
+    // Not a certificate.
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let output = serve_command(
+        dir.path(),
+        &config_with_files(&garbage, &garbage),
+        allow_root_flag(),
+    )
+    .output()
+    .unwrap();
+    assert_fails_with(&output, &["dns.tls_cert", "garbage.pem", "no certificate"]);
+
+    // A certificate without its key.
+    let half = format!(
+        "[dns]\ntls_listen = \"127.0.0.1:0\"\ntls_cert = {:?}\n[forward]\nupstreams = [\"{}\"]\n",
+        garbage.display().to_string(),
+        unused_upstream()
+    );
+    let output = serve_command(dir.path(), &half, allow_root_flag())
+        .output()
+        .unwrap();
+    assert_fails_with(&output, &["dns.tls_key"]);
+}
+
+/// Asks `name` over DoQ (RFC 9250) with hickory-net's QUIC client, trusting only the
+/// appliance's self-signed certificate (read from its data directory) for `localhost`.
+fn ask_quic(addr: SocketAddr, certificate: &Path, name: &str, rtype: RecordType) -> Message {
+    use futures_util::StreamExt;
+    use hickory_net::quic::QuicClientStream;
+    use hickory_net::xfer::DnsRequestSender;
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto::ring};
+
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(certificate).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let crypto = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut client = QuicClientStream::builder()
+            .crypto_config(crypto)
+            .request_timeout(Duration::from_secs(5))
+            .build(addr, Arc::from("localhost"))
+            .await
+            .expect("a DoQ connection");
+        let mut query = Message::query();
+        query.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+        let mut responses =
+            client.send_message(DnsRequest::new(query, DnsRequestOptions::default()));
+        let response = tokio::time::timeout(Duration::from_secs(10), responses.next())
+            .await
+            .expect("a DoQ answer in time")
+            .expect("a DoQ answer")
+            .expect("a DoQ answer without error");
+        response.into_message()
+    })
+}
+
+#[test]
+fn a_doq_client_gets_the_udp_answers() {
+    let appliance = Appliance::start(&config());
+    appliance.import_zone("enc.test.", ZONE);
+    let quic = listener(&appliance, "dns_quic");
+    let certificate = appliance.data_dir().join("dns-tls.pem");
+    for (name, rtype) in QUESTIONS {
+        let rtype: RecordType = rtype.parse().unwrap();
+        let udp = ask_udp(appliance.dns_addr(), &Ask::new(name, rtype));
+        let over_quic = ask_quic(quic, &certificate, name, rtype);
+        assert_eq!(
+            over_quic.metadata.response_code,
+            udp.metadata.response_code,
+            "{name} {rtype}: DoQ {} against UDP {}",
+            describe(&over_quic),
+            describe(&udp)
+        );
+        let records = |message: &Message| {
+            let mut records: Vec<String> =
+                message.answers.iter().map(ToString::to_string).collect();
+            records.sort();
+            records
+        };
+        assert_eq!(records(&over_quic), records(&udp), "{name} {rtype}");
+    }
+    let answered =
+        appliance.metric("outpost_dns_queries_total{protocol=\"quic\",rcode=\"NOERROR\"}");
+    assert!(answered >= 4.0, "quic NOERROR: {answered}");
+}
