@@ -114,14 +114,33 @@ fn kdig_over_tls_and_https_gets_the_udp_answers() {
         appliance.metric("outpost_dns_queries_total{protocol=\"https\",rcode=\"NOERROR\"}");
     assert!(tls_answered >= 4.0, "tls NOERROR: {tls_answered}");
     assert!(https_answered >= 4.0, "https NOERROR: {https_answered}");
-    // The self-signed certificate's pin is logged at start.
+    // The self-signed certificate's pin, as openssl computes it, is logged at start
+    // and shown by `outpost status`.
+    let pin = openssl_pin(&appliance.data_dir().join("dns-tls.pem"));
     assert!(
-        appliance
-            .log()
-            .contains("clients pin this SHA-256 fingerprint"),
-        "{}",
+        appliance.log().contains(&pin),
+        "{pin} not in the log: {}",
         appliance.log_tail()
     );
+    let status = appliance.cli_ok(["status"]);
+    assert!(
+        status.contains(&format!("dns tls pin:    {pin}")),
+        "{status}"
+    );
+}
+
+/// `openssl x509 -noout -fingerprint -sha256` of the certificate in `pem`.
+fn openssl_pin(pem: &Path) -> String {
+    let output = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(pem)
+        .output()
+        .expect("run openssl");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let Some((_, pin)) = text.trim().split_once('=') else {
+        panic!("no fingerprint from openssl: {text}");
+    };
+    pin.to_string()
 }
 
 fn assert_fails_with(output: &std::process::Output, needles: &[&str]) {
@@ -254,4 +273,84 @@ fn a_doq_client_gets_the_udp_answers() {
     let answered =
         appliance.metric("outpost_dns_queries_total{protocol=\"quic\",rcode=\"NOERROR\"}");
     assert!(answered >= 4.0, "quic NOERROR: {answered}");
+}
+
+/// A fresh self-signed certificate for localhost from `openssl req`, written to
+/// `cert` and `key`.
+fn openssl_certificate(cert: &Path, key: &Path) {
+    let output = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout"])
+        .arg(key)
+        .arg("-out")
+        .arg(cert)
+        .output()
+        .expect("run openssl");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn certificate_files_are_read_again_on_sighup() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (cert, key) = (
+        scratch.path().join("dns.crt"),
+        scratch.path().join("dns.key"),
+    );
+    openssl_certificate(&cert, &key);
+    let first = openssl_pin(&cert);
+    let appliance = Appliance::start(&config_with_files(&cert, &key));
+    appliance.import_zone("enc.test.", ZONE);
+    let tls = listener(&appliance, "dns_tls");
+    let pin_in_status = || {
+        let status = appliance.cli_ok(["status"]);
+        let line = status.lines().find(|line| line.starts_with("dns tls pin:"));
+        line.map(|line| line.trim_start_matches("dns tls pin:").trim().to_string())
+    };
+    assert_eq!(pin_in_status().as_deref(), Some(first.as_str()));
+    assert!(
+        !appliance.data_dir().join("dns-tls.pem").exists(),
+        "no self-signed one with files"
+    );
+
+    openssl_certificate(&cert, &key);
+    let second = openssl_pin(&cert);
+    assert_ne!(first, second);
+    appliance.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(
+        outpost_tests::wait_until(Duration::from_secs(20), || pin_in_status().as_deref()
+            == Some(second.as_str())),
+        "the new pin {second} is not shown: {:?}\n{}",
+        pin_in_status(),
+        appliance.log_tail()
+    );
+    let (status, answers) = kdig(tls, &["+tls"], "www.enc.test.", "A");
+    assert_eq!(
+        (status.as_str(), answers.len()),
+        ("NOERROR", 2),
+        "{answers:?}"
+    );
+
+    // A broken file on reload keeps the certificate in use.
+    std::fs::write(&cert, "broken\n").unwrap();
+    appliance.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(
+        outpost_tests::wait_until(Duration::from_secs(20), || appliance
+            .log()
+            .contains("kept the DNS over TLS, HTTPS and QUIC certificate in use")),
+        "{}",
+        appliance.log_tail()
+    );
+    assert_eq!(pin_in_status().as_deref(), Some(second.as_str()));
+    assert_eq!(kdig(tls, &["+tls"], "www.enc.test.", "A").0, "NOERROR");
 }

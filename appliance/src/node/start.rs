@@ -207,8 +207,7 @@ fn cluster_options(config: &Config, endpoint: Option<&RaftEndpoint>) -> ClusterO
 struct Listeners {
     dns: DnsSockets,
     /// DoT, DoH and DoQ, with the certificate they present (`None` when all are off).
-    encrypted: EncryptedSockets,
-    dns_cert: Option<DnsCertificate>,
+    encrypted: (EncryptedSockets, Option<DnsCertificate>),
     admin: TcpListener,
     sync: TcpListener,
     token: String,
@@ -233,7 +232,7 @@ async fn prepare(config: &Config, store: &Store) -> Result<Listeners, NodeError>
     let admin = TcpListener::bind(config.admin)
         .await
         .map_err(bind("admin", config.admin))?;
-    let (encrypted, dns_cert) = prepare_encrypted(config).await?;
+    let encrypted = prepare_encrypted(config).await?;
     let sync = TcpListener::bind(config.sync.listen)
         .await
         .map_err(bind("sync", config.sync.listen))?;
@@ -247,7 +246,6 @@ async fn prepare(config: &Config, store: &Store) -> Result<Listeners, NodeError>
     Ok(Listeners {
         dns,
         encrypted,
-        dns_cert,
         admin,
         sync,
         token,
@@ -285,8 +283,7 @@ async fn prepare_encrypted(
 /// failure, what was spawned is drained before the error returns.
 async fn spawn_dns(
     dns: DnsSockets,
-    encrypted: EncryptedSockets,
-    certificate: Option<DnsCertificate>,
+    (encrypted, certificate): (EncryptedSockets, Option<DnsCertificate>),
     handler: &Arc<QueryHandler>,
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
@@ -364,7 +361,6 @@ async fn spawn_services(
     let (encrypted_addrs, dns_cert) = spawn_dns(
         listeners.dns,
         listeners.encrypted,
-        listeners.dns_cert,
         &handler,
         &shutdown,
         &tracker,
@@ -379,6 +375,7 @@ async fn spawn_services(
         hub: hub.clone(),
         plugins,
         connections: Arc::default(),
+        dns_tls: dns_cert.clone(),
     };
     let admin_shutdown = shutdown.clone();
     let admin_listener = listeners.admin;

@@ -79,24 +79,29 @@ fn fingerprint(cert: &CertificateDer<'_>) -> String {
 /// for; [`CertResolver::replace`] swaps it for the connections that follow.
 #[derive(Debug)]
 pub struct CertResolver {
-    current: ArcSwap<CertifiedKey>,
+    current: ArcSwap<DnsCertificate>,
 }
 
 impl CertResolver {
     pub fn new(certificate: &DnsCertificate) -> Arc<CertResolver> {
         Arc::new(CertResolver {
-            current: ArcSwap::new(certificate.key.clone()),
+            current: ArcSwap::from_pointee(certificate.clone()),
         })
     }
 
     /// Serves `certificate` from the next handshake on.
     pub fn replace(&self, certificate: &DnsCertificate) {
-        self.current.store(certificate.key.clone());
+        self.current.store(Arc::new(certificate.clone()));
+    }
+
+    /// The SHA-256 pin of the certificate presented now.
+    pub fn fingerprint(&self) -> String {
+        self.current.load().fingerprint.clone()
     }
 }
 
 impl ResolvesServerCert for CertResolver {
     fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.load_full())
+        Some(self.current.load().key.clone())
     }
 }
