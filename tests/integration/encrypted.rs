@@ -1,6 +1,5 @@
 //! DNS over TLS and over HTTPS served by the appliance, asked with a real client
-//! (`kdig +tls`, `kdig +https` with POST, Debian's knot-dnsutils; hickory-server 0.26
-//! answers GET with an error): the same answers as over UDP,
+//! (`kdig +tls`, `kdig +https` with POST and GET, Debian's knot-dnsutils): the same answers as over UDP,
 //! counted under their own transport; a certificate that cannot be read is a clear
 //! error at start and in `check-config`. DNS over QUIC is asked with hickory-net's DoQ
 //! client (kdig 3.2 has none), verifying the self-signed certificate.
@@ -104,6 +103,8 @@ fn kdig_over_tls_and_https_gets_the_udp_answers() {
         assert_eq!(over_tls, udp, "{name} {rtype}: DoT against UDP");
         let over_https = kdig(https, &["+https"], name, rtype);
         assert_eq!(over_https, udp, "{name} {rtype}: DoH (POST) against UDP");
+        let over_get = kdig(https, &["+https", "+https-get"], name, rtype);
+        assert_eq!(over_get, udp, "{name} {rtype}: DoH (GET) against UDP");
     }
     let www = kdig(tls, &["+tls"], "www.enc.test.", "A").1;
     assert_eq!(www.len(), 2, "{www:?}");
@@ -113,7 +114,7 @@ fn kdig_over_tls_and_https_gets_the_udp_answers() {
     let https_answered =
         appliance.metric("outpost_dns_queries_total{protocol=\"https\",rcode=\"NOERROR\"}");
     assert!(tls_answered >= 4.0, "tls NOERROR: {tls_answered}");
-    assert!(https_answered >= 4.0, "https NOERROR: {https_answered}");
+    assert!(https_answered >= 8.0, "https NOERROR: {https_answered}");
     // The self-signed certificate's pin, as openssl computes it, is logged at start
     // and shown by `outpost status`.
     let pin = openssl_pin(&appliance.data_dir().join("dns-tls.pem"));
@@ -353,4 +354,47 @@ fn certificate_files_are_read_again_on_sighup() {
     );
     assert_eq!(pin_in_status().as_deref(), Some(second.as_str()));
     assert_eq!(kdig(tls, &["+tls"], "www.enc.test.", "A").0, "NOERROR");
+}
+
+/// The HTTP status `curl --http2` gets from the DoH listener for `path`, with `extra`
+/// arguments (method, headers, body).
+fn doh_status(addr: SocketAddr, path: &str, extra: &[&str]) -> String {
+    let output = Command::new("curl")
+        .args(["--http2", "--insecure", "--silent", "--max-time", "10"])
+        .args([
+            "--output",
+            "/dev/null",
+            "--write-out",
+            "%{http_version} %{http_code}",
+        ])
+        .args(extra)
+        .arg(format!("https://{addr}{path}"))
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+#[test]
+fn doh_requests_that_are_not_dns_get_http_errors() {
+    let appliance = Appliance::start(&config());
+    let https = listener(&appliance, "dns_https");
+    // A query for example.internal. A, base64url without padding (RFC 8484's form).
+    let good = "/dns-query?dns=AAABAAABAAAAAAAAB2V4YW1wbGUIaW50ZXJuYWwAAAEAAQ";
+    assert_eq!(doh_status(https, good, &[]), "2 200");
+    assert_eq!(doh_status(https, "/other?dns=AAAB", &[]), "2 404");
+    assert_eq!(doh_status(https, "/dns-query?dns=not*base64", &[]), "2 400");
+    assert_eq!(doh_status(https, "/dns-query", &[]), "2 400");
+    let form = ["--data-binary", "x", "-H", "content-type: text/plain"];
+    assert_eq!(doh_status(https, "/dns-query", &form), "2 415");
+    let put = [
+        "-X",
+        "PUT",
+        "--data-binary",
+        "x",
+        "-H",
+        "content-type: application/dns-message",
+    ];
+    assert_eq!(doh_status(https, "/dns-query", &put), "2 405");
+    // Still serving.
+    assert_eq!(doh_status(https, good, &[]), "2 200");
 }

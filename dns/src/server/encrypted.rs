@@ -1,19 +1,21 @@
 //! DNS over TLS (RFC 7858), over HTTPS (RFC 8484, HTTP/2, GET and POST) and over QUIC
-//! (RFC 9250): hickory-server's listeners in front of the same [`QueryHandler`] as our
-//! UDP and TCP loops, so answers, policy plugins, metrics and limits are the same.
+//! (RFC 9250), in front of the same [`QueryHandler`] as our UDP and TCP loops, so
+//! answers, policy plugins, metrics and limits are the same.
 //!
-//! hickory-server does the TLS, HTTP/2 and QUIC framing and hands each message to
-//! [`Encrypted`], which runs it through [`QueryHandler::handle`] (and
-//! [`QueryHandler::forward`] when it needs an upstream) under the transport it came
-//! on, and sends our encoded answer back as hickory-server's response. Every
-//! encrypted transport is treated as TCP: answers up to 65535 bytes, no response rate
-//! limiting (the handshake proves the client's address).
+//! DoT and DoQ are hickory-server's listeners: it does the TLS and QUIC framing and
+//! hands each message to [`Encrypted`], which runs it through [`QueryHandler::handle`]
+//! (and [`QueryHandler::forward`] when it needs an upstream) under the transport it
+//! came on, and sends our encoded answer back as hickory-server's response. DoH is
+//! ours ([`doh`], on the `h2` crate): hickory-server 0.26 answers GET with an error.
+//! Every encrypted transport is treated as TCP: answers up to 65535 bytes, no response
+//! rate limiting (the handshake proves the client's address).
 //!
 //! **Bounds:** a client that completes no TLS or QUIC handshake, or sends no message
 //! within [`ENCRYPTED_TIMEOUT`], is disconnected (hickory-server's one timer for
-//! handshake and idle).
+//! handshake and idle, and the same in [`doh`]); see [`doh`] for its stream cap.
 
 pub mod cert;
+mod doh;
 
 use std::io;
 use std::net::SocketAddr;
@@ -28,6 +30,9 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 use outpost_core::answer::Transport;
 use tokio::net::{TcpListener, UdpSocket};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::crypto::ring;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -128,18 +133,21 @@ impl EncryptedSockets {
         if self.is_empty() {
             return Ok(());
         }
-        let mut server = Server::new(Encrypted { handler });
+        let mut server = Server::new(Encrypted {
+            handler: handler.clone(),
+        });
         if let Some(listener) = self.tls {
             server.register_tls_listener(listener, ENCRYPTED_TIMEOUT, certificate.clone())?;
         }
         if let Some(listener) = self.https {
-            server.register_https_listener(
+            let acceptor = doh_acceptor(certificate.clone())?;
+            tracker.spawn(doh::serve(
                 listener,
-                ENCRYPTED_TIMEOUT,
-                certificate.clone(),
-                None,
-                DOH_PATH.to_owned(),
-            )?;
+                acceptor,
+                handler.clone(),
+                shutdown.clone(),
+                tracker.clone(),
+            ));
         }
         if let Some(socket) = self.quic {
             server.register_quic_listener(socket, ENCRYPTED_TIMEOUT, certificate)?;
@@ -157,6 +165,17 @@ impl EncryptedSockets {
     }
 }
 
+/// TLS for DoH: HTTP/2 only (RFC 8484 recommends it; ALPN `h2`).
+fn doh_acceptor(certificate: Arc<CertResolver>) -> io::Result<TlsAcceptor> {
+    let mut config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(io::Error::other)?
+        .with_no_client_auth()
+        .with_cert_resolver(certificate);
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
 /// hickory-server's request handler: our query path under the transport the message
 /// came on.
 struct Encrypted {
@@ -167,7 +186,6 @@ fn transport(protocol: Protocol) -> Transport {
     match protocol {
         Protocol::Udp => Transport::Udp,
         Protocol::Tls => Transport::Tls,
-        Protocol::Https => Transport::Https,
         Protocol::Quic => Transport::Quic,
         _ => Transport::Tcp,
     }
