@@ -181,7 +181,7 @@ impl Metrics {
             ),
             (
                 "outpost_dns_tcp_refused_total",
-                "TCP connections refused at the connection limit, overall or per source.",
+                "TCP and DoH connections refused at the connection limit, overall or per source.",
                 &self.tcp_connections_refused,
             ),
             (

@@ -398,3 +398,42 @@ fn doh_requests_that_are_not_dns_get_http_errors() {
     // Still serving.
     assert_eq!(doh_status(https, good, &[]), "2 200");
 }
+
+#[test]
+fn doh_holds_a_source_to_its_connection_cap_and_serves_others_meanwhile() {
+    use std::io::Read;
+    let appliance = Appliance::start(&config());
+    let https = listener(&appliance, "dns_https");
+    let good = "/dns-query?dns=AAABAAABAAAAAAAAB2V4YW1wbGUIaW50ZXJuYWwAAAEAAQ";
+    // 32 connections (MAX_TCP_CONNECTIONS_PER_SOURCE) that never start TLS hold every
+    // place of 127.0.0.1 until the handshake timeout.
+    let held: Vec<std::net::TcpStream> = (0..32)
+        .map(|_| std::net::TcpStream::connect(https).unwrap())
+        .collect();
+    // The next one from the same source is closed at once, without a TLS handshake.
+    let mut refused = std::net::TcpStream::connect(https).unwrap();
+    refused
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let read = refused.read(&mut byte);
+    assert!(
+        matches!(read, Ok(0))
+            || read
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the 33rd connection from one source should be closed at once: {read:?}"
+    );
+    // Another source is served meanwhile.
+    let other = ["--interface", "127.0.0.2"];
+    assert_eq!(doh_status(https, good, &other), "2 200");
+    let refusals = appliance.metric("outpost_dns_tcp_refused_total");
+    assert!(refusals >= 1.0, "refused: {refusals}");
+    // Once they close, the source is served again.
+    drop(held);
+    assert!(
+        outpost_tests::wait_until(Duration::from_secs(20), || doh_status(https, good, &[])
+            == "2 200"),
+        "127.0.0.1 is not served after its connections closed"
+    );
+}

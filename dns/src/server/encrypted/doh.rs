@@ -2,10 +2,14 @@
 //! (`application/dns-message`) on [`DOH_PATH`]. Ours rather than hickory-server's,
 //! whose 0.26 listener answers GET with an error while the RFC requires both.
 //!
-//! **Bounds:** the TLS handshake, the HTTP/2 handshake and the wait for each next
-//! request each within [`ENCRYPTED_TIMEOUT`] (then the connection is closed); at most
-//! [`DOH_MAX_STREAMS`] requests in flight on one connection (HTTP/2 refuses more);
-//! a POST body over 65535 bytes is refused (413).
+//! **Bounds:** as many connections as plain TCP, in a pool of their own: at most
+//! [`MAX_TCP_CONNECTIONS`], [`MAX_TCP_CONNECTIONS_PER_SOURCE`](crate::server::MAX_TCP_CONNECTIONS_PER_SOURCE)
+//! from one source (beyond
+//! either, a new one is closed at once and counted in `outpost_dns_tcp_refused_total`); the
+//! TLS handshake, the HTTP/2 handshake and the wait for each next request each within
+//! [`ENCRYPTED_TIMEOUT`] (then the connection is closed); at most [`DOH_MAX_STREAMS`]
+//! requests in flight on one connection (HTTP/2 refuses more); a POST body over 65535
+//! bytes is refused (413).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,14 +20,18 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use outpost_core::answer::Transport;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::super::MAX_TCP_CONNECTIONS;
+use super::super::tcp::Sources;
 use super::{DOH_PATH, ENCRYPTED_TIMEOUT};
 use crate::handler::{Handled, QueryHandler};
 use crate::message::MAX_TCP_MESSAGE;
+use crate::metrics::Metrics;
 
 /// Requests in flight on one DoH connection (HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`);
 /// a client opening more is refused the extra streams by HTTP/2 itself.
@@ -39,6 +47,8 @@ pub(super) async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let connection_slots = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
+    let sources = Arc::new(Sources::default());
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -50,6 +60,14 @@ pub(super) async fn serve(
             },
             () = shutdown.cancelled() => return,
         };
+        let Ok(permit) = connection_slots.clone().try_acquire_owned() else {
+            Metrics::bump(&handler.metrics().tcp_connections_refused);
+            continue;
+        };
+        let Some(source_slot) = sources.admit(peer.ip()) else {
+            Metrics::bump(&handler.metrics().tcp_connections_refused);
+            continue;
+        };
         let connection = connection(stream, peer, acceptor.clone(), handler.clone());
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
@@ -57,6 +75,7 @@ pub(super) async fn serve(
                 () = connection => {}
                 () = shutdown.cancelled() => {}
             }
+            drop((permit, source_slot));
         });
     }
 }
