@@ -5,14 +5,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rustup show active-toolchain >/dev/null   # installs the toolchain of rust-toolchain.toml if missing
-# The partition tests cut Raft traffic on loopback with iptables (as root).
-if ! command -v iptables >/dev/null; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo=sudo
-  echo "test: installing iptables with apt-get"
-  $sudo apt-get install -y --no-install-recommends iptables >/dev/null ||
-    { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends iptables >/dev/null; }
-fi
+# The partition tests cut Raft traffic on loopback with iptables (as root); the
+# encrypted DNS tests ask with kdig (knot-dnsutils) over TLS and HTTPS, and curl.
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+for needed in iptables:iptables kdig:knot-dnsutils curl:curl; do
+  command -v "${needed%%:*}" >/dev/null && continue
+  package="${needed#*:}"
+  echo "test: installing $package with apt-get"
+  $sudo apt-get install -y --no-install-recommends "$package" >/dev/null ||
+    { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends "$package" >/dev/null; }
+done
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins

@@ -59,6 +59,7 @@ use crate::store::Store;
 use crate::sync::hub::Hub;
 use outpost_dns::metrics::Metrics;
 use outpost_dns::plugin_runtime::PluginRuntime;
+use outpost_dns::server::encrypted::cert::CertResolver;
 
 pub use auth::{TOKEN_FILE_NAME, load_or_create_token};
 pub use error::ApiError;
@@ -86,6 +87,9 @@ pub struct AdminState {
     pub plugins: Arc<PluginRuntime>,
     /// The accept loop's counters (refused and timed-out connections), for `/metrics`.
     pub connections: Arc<ConnectionCounters>,
+    /// The certificate of DoT, DoH and DoQ, whose pin `/v1/status` shows; `None` when
+    /// every encrypted listener is off.
+    pub dns_tls: Option<Arc<CertResolver>>,
 }
 
 /// Serves until `shutdown` is cancelled, then finishes in-flight requests for at most

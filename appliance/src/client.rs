@@ -289,7 +289,10 @@ fn run_status(connection: &Connection, json: bool, out: &mut dyn Write) -> anyho
         ["records".to_string(), status.records.to_string()],
         ["version".to_string(), status.version],
     ];
-    for [key, value] in rows {
+    let pin = status
+        .dns_tls_fingerprint
+        .map(|pin| ["dns tls pin".to_string(), pin]);
+    for [key, value] in rows.into_iter().chain(pin) {
         writeln!(out, "{:<15} {value}", format!("{key}:")).context("writing to stdout")?;
     }
     Ok(())

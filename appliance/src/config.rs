@@ -21,10 +21,13 @@ use serde::Deserialize;
 use crate::store::{JoinTicket, RaftTiming, Tuning};
 
 /// Defaults of a bare `outpost serve`: everything on loopback, high ports.
+mod encrypted;
 mod listen;
 mod rate_limit;
 mod reload;
 
+pub use encrypted::EncryptedDns;
+use encrypted::resolve_encrypted;
 use listen::{check_admin_plaintext, resolve_sync};
 pub use rate_limit::RawRateLimit;
 use rate_limit::resolve_rate_limit;
@@ -120,6 +123,17 @@ pub struct RawDns {
     pub rate_limit: Option<RawRateLimit>,
     /// ANY over TCP gets every RRset of the name (default false: one, as over UDP).
     pub full_any_over_tcp: Option<bool>,
+    /// DNS over TLS (RFC 7858) on `IP:PORT`; off when absent.
+    pub tls_listen: Option<String>,
+    /// DNS over HTTPS (RFC 8484) on `IP:PORT`, path `/dns-query`; off when absent.
+    pub https_listen: Option<String>,
+    /// DNS over QUIC (RFC 9250) on `IP:PORT` (UDP); off when absent.
+    pub quic_listen: Option<String>,
+    /// PEM certificate chain (leaf first) of the encrypted listeners; without it (and
+    /// `tls_key`), a self-signed one is made in the data directory.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -189,6 +203,8 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     /// ANY over TCP gets every RRset of the name.
     pub full_any_over_tcp: bool,
+    /// DoT, DoH and DoQ listeners and their certificate.
+    pub encrypted: EncryptedDns,
     pub forward: ForwardConfig,
     /// Where the Raft endpoint listens, and what peers dial (port 0: any free port, named
     /// in `addresses.json`); `None`: no Raft endpoint, the node runs alone.
@@ -297,6 +313,13 @@ impl RawConfig {
         }
         let recursion_networks = resolve_recursion(self.dns.allow_recursion)?;
         let rate_limit = self.dns.rate_limit.map(resolve_rate_limit).transpose()?;
+        let encrypted = resolve_encrypted(
+            self.dns.tls_listen,
+            self.dns.https_listen,
+            self.dns.quic_listen,
+            self.dns.tls_cert,
+            self.dns.tls_key,
+        )?;
         let forward = resolve_forward(self.forward)?;
         let plugins = resolve_plugins(self.plugins)?;
         if let Some(filter) = &self.log {
@@ -322,6 +345,7 @@ impl RawConfig {
             recursion_networks,
             rate_limit,
             full_any_over_tcp: self.dns.full_any_over_tcp.unwrap_or(false),
+            encrypted,
             raft,
             join,
             commit_timeout,

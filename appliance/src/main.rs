@@ -166,6 +166,13 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
             loaded.fingerprint()
         );
     }
+    if let Some(files) = &config.encrypted.files {
+        let loaded = outpost_appliance::node::dns_tls::load_files(files)?;
+        println!(
+            "DNS over TLS/HTTPS/QUIC certificate SHA-256 fingerprint: {}",
+            loaded.fingerprint()
+        );
+    }
     println!("{}: ok", file.display());
     Ok(())
 }
@@ -290,7 +297,8 @@ struct LogFilter {
 /// Info, but openraft's heartbeat worker only on errors: it warns at every heartbeat (20 a
 /// second) for each peer that is down, which the replication warnings, `cluster status` and
 /// `outpost_raft_last_contact_seconds` already report.
-const DEFAULT_LOG: &str = "info,openraft::core::heartbeat=error";
+// hickory-server (the DoT/DoH/DoQ listeners) logs every request at info.
+const DEFAULT_LOG: &str = "info,openraft::core::heartbeat=error,hickory_server::server=warn";
 
 impl LogFilter {
     fn install(flag: Option<String>, file: Option<&str>) -> anyhow::Result<LogFilter> {

@@ -20,6 +20,7 @@
 //! [`Node::health`] is what the systemd watchdog checks (`node/health.rs`).
 
 mod cookie_rotation;
+pub mod dns_tls;
 mod health;
 mod start;
 
@@ -35,6 +36,8 @@ use outpost_core::state::Command;
 use outpost_core::wire::encode_records;
 use outpost_core::zonefile::parse_zone;
 use outpost_dns::handler::QueryHandler;
+use outpost_dns::server::encrypted::EncryptedAddrs;
+use outpost_dns::server::encrypted::cert::CertResolver;
 use outpost_dns::server::{drain_in_flight, stop_and_drain};
 use outpost_plugin_host::PluginError;
 use tokio_util::sync::CancellationToken;
@@ -100,6 +103,10 @@ pub enum NodeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    DnsTls(#[from] dns_tls::DnsTlsError),
+    #[error("cannot start the encrypted DNS listeners: {0}")]
+    Encrypted(#[source] std::io::Error),
     #[error("cannot start the DNS workers: {0} (lower dns.udp_workers?)")]
     DnsWorkers(#[source] std::io::Error),
     #[error("cannot write {path}: {source}")]
@@ -126,6 +133,10 @@ pub struct Node {
     dns_addr: SocketAddr,
     admin_addr: SocketAddr,
     sync_addr: SocketAddr,
+    /// The DoT, DoH and DoQ listeners bound (none when off), and the certificate they
+    /// present, swapped on reload when it comes from files.
+    encrypted_addrs: EncryptedAddrs,
+    dns_cert: Option<Arc<CertResolver>>,
     /// Serving peers' Raft RPCs, when the node has a Raft address.
     raft: Option<(RaftServer, PeerAddr)>,
 }
@@ -172,6 +183,7 @@ impl Node {
             cache_entries = next.forward.cache_entries,
             "reloaded recursion and forwarding settings"
         );
+        self.reload_dns_certificate(next);
         let restart = self.started.restart_required(next);
         if !restart.is_empty() {
             tracing::warn!(
@@ -180,6 +192,31 @@ impl Node {
             );
         }
         restart
+    }
+
+    /// Reads the encrypted listeners' certificate files again; a bad file keeps the
+    /// certificate in use (logged).
+    fn reload_dns_certificate(&self, next: &Config) {
+        let (Some(resolver), Some(files)) = (&self.dns_cert, &next.encrypted.files) else {
+            return;
+        };
+        match dns_tls::load_files(files) {
+            Ok(certificate) => {
+                resolver.replace(&certificate);
+                tracing::info!(
+                    fingerprint = certificate.fingerprint(),
+                    "reloaded the DNS over TLS, HTTPS and QUIC certificate"
+                );
+            }
+            Err(error) => {
+                tracing::error!(%error, "kept the DNS over TLS, HTTPS and QUIC certificate in use");
+            }
+        }
+    }
+
+    /// The DoT, DoH and DoQ addresses bound.
+    pub fn encrypted_addrs(&self) -> EncryptedAddrs {
+        self.encrypted_addrs
     }
 
     /// What the systemd watchdog checks.
@@ -248,6 +285,7 @@ fn write_addresses(
     dns: SocketAddr,
     admin: SocketAddr,
     sync: SocketAddr,
+    encrypted: EncryptedAddrs,
     raft: Option<&PeerAddr>,
 ) -> Result<(), NodeError> {
     let path = data_dir.join(ADDRESSES_FILE);
@@ -262,8 +300,17 @@ fn write_addresses(
             )
         })
         .unwrap_or_default();
+    // Each encrypted listener only when it is on.
+    let encrypted: String = [
+        ("dns_tls", encrypted.tls),
+        ("dns_https", encrypted.https),
+        ("dns_quic", encrypted.quic),
+    ]
+    .into_iter()
+    .filter_map(|(key, addr)| addr.map(|addr| format!("\"{key}\":\"{addr}\",")))
+    .collect();
     let body = format!(
-        "{{\"dns\":\"{dns}\",\"admin\":\"{admin}\",\"sync\":\"{sync}\",{raft}\"pid\":{}}}\n",
+        "{{\"dns\":\"{dns}\",\"admin\":\"{admin}\",\"sync\":\"{sync}\",{encrypted}{raft}\"pid\":{}}}\n",
         std::process::id()
     );
     std::fs::write(&temporary, body)

@@ -32,15 +32,40 @@ use std::sync::Arc;
 pub enum Transport {
     Udp,
     Tcp,
+    /// DNS over TLS (RFC 7858).
+    Tls,
+    /// DNS over HTTPS (RFC 8484), HTTP/2.
+    Https,
+    /// DNS over QUIC (RFC 9250).
+    Quic,
 }
 
 impl Transport {
+    /// Every transport, in the order the metrics list them.
+    pub const ALL: [Transport; 5] = [
+        Transport::Udp,
+        Transport::Tcp,
+        Transport::Tls,
+        Transport::Https,
+        Transport::Quic,
+    ];
+
     /// The name in metrics labels and logs.
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+            Transport::Https => "https",
+            Transport::Quic => "quic",
         }
+    }
+
+    /// Whether the client's address was proven by a handshake, as over TCP: every
+    /// transport but UDP. Such a transport takes answers up to 65535 bytes, may get
+    /// every RRset for ANY (`dns.full_any_over_tcp`), and is not rate limited.
+    pub fn is_connected(self) -> bool {
+        self != Transport::Udp
     }
 }
 

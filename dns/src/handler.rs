@@ -294,8 +294,8 @@ impl QueryHandler {
         let qtype = question.query.query_type();
         let outcome = match zones.lookup(name, qtype) {
             Some(mut answer) => {
-                let full_any = hop.transport == Transport::Tcp
-                    && self.full_any_over_tcp.load(Ordering::Relaxed);
+                let full_any =
+                    hop.transport.is_connected() && self.full_any_over_tcp.load(Ordering::Relaxed);
                 if qtype == RecordType::ANY && !full_any {
                     minimal_any(&mut answer.answers);
                 }

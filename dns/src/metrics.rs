@@ -35,13 +35,16 @@ fn transport_index(transport: Transport) -> usize {
     match transport {
         Transport::Udp => 0,
         Transport::Tcp => 1,
+        Transport::Tls => 2,
+        Transport::Https => 3,
+        Transport::Quic => 4,
     }
 }
 
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// `[transport][rcode index]`, the last index being "other".
-    queries: [[AtomicU64; RCODES.len() + 1]; 2],
+    queries: [[AtomicU64; RCODES.len() + 1]; Transport::ALL.len()],
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_nanos: AtomicU64,
@@ -111,7 +114,7 @@ impl Metrics {
             "# HELP outpost_dns_queries_total DNS queries answered, by transport and response code."
         );
         let _ = writeln!(out, "# TYPE outpost_dns_queries_total counter");
-        for transport in [Transport::Udp, Transport::Tcp] {
+        for transport in Transport::ALL {
             let names = RCODES.iter().map(|(_, name)| *name).chain(["OTHER"]);
             for (index, rcode) in names.enumerate() {
                 let value = self.queries[transport_index(transport)][index].load(Ordering::Relaxed);
@@ -184,7 +187,7 @@ impl Metrics {
             ),
             (
                 "outpost_dns_tcp_refused_total",
-                "TCP connections refused at the connection limit, overall or per source.",
+                "TCP and DoH connections refused at the connection limit, overall or per source.",
                 &self.tcp_connections_refused,
             ),
             (

@@ -23,6 +23,7 @@
 //! for [`TCP_IDLE_TIMEOUT`] is closed, and one whose client does not read its replies
 //! within [`tcp::TCP_WRITE_TIMEOUT`].
 
+pub mod encrypted;
 pub mod tcp;
 mod udp;
 

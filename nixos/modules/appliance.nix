@@ -44,6 +44,10 @@ let
   dnsPort = portOf cfg.settings.dns.listen;
   adminPort = portOf cfg.settings.admin.listen;
   syncPort = portOf cfg.settings.sync.listen;
+  # DNS over TLS and HTTPS (TCP) and over QUIC (UDP), each when configured.
+  optionalPort = address: lib.optional (address != null) (portOf address);
+  encryptedTcpPorts = optionalPort cfg.settings.dns.tls_listen ++ optionalPort cfg.settings.dns.https_listen;
+  encryptedUdpPorts = optionalPort cfg.settings.dns.quic_listen;
   # Null when the node has no Raft endpoint (it runs alone).
   raftAddress = cfg.settings.cluster.raft;
   raftPort = if raftAddress == null then null else portOf raftAddress;
@@ -58,6 +62,9 @@ let
   startOnlySettings = builtins.toJSON [
     cfg.settings.dns.listen
     cfg.settings.dns.udp_workers
+    cfg.settings.dns.tls_listen
+    cfg.settings.dns.https_listen
+    cfg.settings.dns.quic_listen
     cfg.settings.admin.listen
     cfg.settings.sync
     (cfg.settings.allow_root or null)
@@ -68,12 +75,18 @@ let
   # Null means "the daemon's default", so such keys are left out of the file.
   renderedSettings = lib.filterAttrsRecursive (_: value: value != null) cfg.settings;
   configFile = format.generate "outpost.toml" renderedSettings;
-  # `check-config` opens the sync TLS files, which exist only on the running machine
-  # (the key is a credential): the build checks everything else.
+  # `check-config` opens the sync and DNS TLS files, which exist only on the running
+  # machine (the key is a credential): the build checks everything else.
   buildCheckFile = format.generate "outpost-build-check.toml" (
     renderedSettings
     // lib.optionalAttrs (renderedSettings ? sync) {
       sync = builtins.removeAttrs renderedSettings.sync [
+        "tls_cert"
+        "tls_key"
+      ];
+    }
+    // lib.optionalAttrs (renderedSettings ? dns) {
+      dns = builtins.removeAttrs renderedSettings.dns [
         "tls_cert"
         "tls_key"
       ];
@@ -379,6 +392,34 @@ in
               description = "Networks (CIDR) whose clients may use the forwarder (daemon default: loopback and private ranges).";
             };
             udp_workers = nullOrInt (types.ints.between 1 64) "UDP worker threads, each with its own socket on the DNS port (daemon default: one per core; changed by a restart, not a reload).";
+            tls_listen = mkOption {
+              type = types.nullOr listenAddress;
+              default = null;
+              example = "0.0.0.0:853";
+              description = "DNS over TLS (RFC 7858) address; off when null.";
+            };
+            https_listen = mkOption {
+              type = types.nullOr listenAddress;
+              default = null;
+              example = "0.0.0.0:443";
+              description = "DNS over HTTPS (RFC 8484, HTTP/2, path `/dns-query`) address; off when null.";
+            };
+            quic_listen = mkOption {
+              type = types.nullOr listenAddress;
+              default = null;
+              example = "0.0.0.0:853";
+              description = "DNS over QUIC (RFC 9250) address (UDP); off when null.";
+            };
+            tls_cert = mkOption {
+              type = types.nullOr types.str;
+              default = null;
+              description = "Certificate chain (PEM) of the encrypted DNS listeners, re-read on reload; null: a self-signed one made in the data directory (its SHA-256 pin is logged).";
+            };
+            tls_key = mkOption {
+              type = types.nullOr types.str;
+              default = null;
+              description = "Private key (PEM) of `tls_cert`: a path on the machine, not a store path (the store is world-readable).";
+            };
           };
           admin.listen = mkOption {
             type = listenAddress;
@@ -453,7 +494,7 @@ in
     openFirewall = mkOption {
       type = types.bool;
       default = false;
-      description = "Open the DNS port of `settings.dns.listen` (UDP and TCP).";
+      description = "Open the DNS port of `settings.dns.listen` (UDP and TCP), and those of the encrypted listeners that are set (`tls_listen` and `https_listen` TCP, `quic_listen` UDP).";
     };
     openAdminFirewall = mkOption {
       type = types.bool;
@@ -661,8 +702,8 @@ in
 
     networking.firewall = mkMerge [
       (mkIf cfg.openFirewall {
-        allowedUDPPorts = [ dnsPort ];
-        allowedTCPPorts = [ dnsPort ];
+        allowedUDPPorts = [ dnsPort ] ++ encryptedUdpPorts;
+        allowedTCPPorts = [ dnsPort ] ++ encryptedTcpPorts;
       })
       (mkIf cfg.openAdminFirewall { allowedTCPPorts = [ adminPort ]; })
       (mkIf cfg.openSyncFirewall { allowedTCPPorts = [ syncPort ]; })

@@ -94,7 +94,11 @@ pub(super) fn query_to_wit(query: &Query) -> wit::Query {
         client: address_to_wit(query.client),
         transport: match query.transport {
             Transport::Udp => wit::Transport::Udp,
-            Transport::Tcp => wit::Transport::Tcp,
+            // The WIT interface knows datagram and stream: the encrypted transports
+            // are streams of whole messages, as TCP is.
+            Transport::Tcp | Transport::Tls | Transport::Https | Transport::Quic => {
+                wit::Transport::Tcp
+            }
         },
     }
 }

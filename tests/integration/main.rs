@@ -10,6 +10,8 @@
 //! - [`authoritative`]: answers from our zones (AA, NXDOMAIN/NODATA, CNAME, wildcards,
 //!   referrals, REFUSED).
 //! - [`edns_tcp`]: EDNS payload sizes, truncation, TCP.
+//! - [`encrypted`]: DoT and DoH asked with `kdig`, the same answers as over UDP; bad
+//!   certificate files.
 //! - [`malformed`]: bad packets, other opcodes, incoming responses.
 //! - [`rate_limit`]: response rate limiting over UDP: allowance, slip, drops, TCP and
 //!   recursing clients exempt.
@@ -53,6 +55,7 @@ mod cluster;
 mod cookies;
 mod durability;
 mod edns_tcp;
+mod encrypted;
 mod forwarding;
 mod lite;
 mod lite_flood;

@@ -119,4 +119,7 @@ pub struct StatusBody {
     pub zones: usize,
     pub records: usize,
     pub version: String,
+    /// The SHA-256 pin of the DoT/DoH/DoQ certificate (absent when they are off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_tls_fingerprint: Option<String>,
 }

@@ -160,5 +160,6 @@ pub async fn status(State(state): State<Arc<AdminState>>) -> Json<StatusBody> {
         zones: zones.len(),
         records: zones.iter().map(|zone| zone.record_count()).sum(),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        dns_tls_fingerprint: state.dns_tls.as_ref().map(|tls| tls.fingerprint()),
     })
 }

@@ -81,6 +81,7 @@ impl TestServer {
                 PluginDeadlines::default(),
             )),
             connections: Arc::default(),
+            dns_tls: None,
         };
         let served = runtime.spawn(serve(listener, state, shutdown.clone()));
         TestServer {

@@ -21,6 +21,7 @@ impl Config {
             recursion_networks: _,
             rate_limit: _,
             full_any_over_tcp: _,
+            encrypted,
             forward: _,
             raft,
             join,
@@ -70,6 +71,7 @@ impl Config {
         ];
         changed
             .into_iter()
+            .chain(encrypted.restart_required(&next.encrypted))
             .filter_map(|(key, changed)| changed.then_some(key))
             .collect()
     }

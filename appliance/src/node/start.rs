@@ -17,6 +17,8 @@ use outpost_dns::forward::Forwarder;
 use outpost_dns::handler::QueryHandler;
 use outpost_dns::metrics::Metrics;
 use outpost_dns::plugin_runtime::{PluginRuntime, PluginWatch};
+use outpost_dns::server::encrypted::cert::{CertResolver, DnsCertificate};
+use outpost_dns::server::encrypted::{EncryptedAddrs, EncryptedSockets};
 use outpost_dns::server::{DnsSockets, drain_in_flight};
 use outpost_plugin_host::PluginEngine;
 use tokio::net::TcpListener;
@@ -24,7 +26,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{
-    Node, NodeError, PLUGIN_CACHE_DIR, create_data_dir, create_example_zone, write_addresses,
+    Node, NodeError, PLUGIN_CACHE_DIR, create_data_dir, create_example_zone, dns_tls,
+    write_addresses,
 };
 use crate::admin::{self, AdminState};
 use crate::config::Config;
@@ -77,6 +80,8 @@ impl Node {
             dns_addr: services.dns_addr,
             admin_addr: services.admin_addr,
             sync_addr: services.sync_addr,
+            encrypted_addrs: services.encrypted_addrs,
+            dns_cert: services.dns_cert,
             raft,
         };
         node.ready.store(true, Ordering::SeqCst);
@@ -86,6 +91,7 @@ impl Node {
             node.dns_addr,
             node.admin_addr,
             node.sync_addr,
+            node.encrypted_addrs,
             raft_addr,
         ) {
             if let Err(stopped) = node.shutdown().await {
@@ -200,6 +206,8 @@ fn cluster_options(config: &Config, endpoint: Option<&RaftEndpoint>) -> ClusterO
 /// The sockets a node serves on, bound before anything is spawned, and the admin token.
 struct Listeners {
     dns: DnsSockets,
+    /// DoT, DoH and DoQ, with the certificate they present (`None` when all are off).
+    encrypted: (EncryptedSockets, Option<DnsCertificate>),
     admin: TcpListener,
     sync: TcpListener,
     token: String,
@@ -224,6 +232,7 @@ async fn prepare(config: &Config, store: &Store) -> Result<Listeners, NodeError>
     let admin = TcpListener::bind(config.admin)
         .await
         .map_err(bind("admin", config.admin))?;
+    let encrypted = prepare_encrypted(config).await?;
     let sync = TcpListener::bind(config.sync.listen)
         .await
         .map_err(bind("sync", config.sync.listen))?;
@@ -236,14 +245,73 @@ async fn prepare(config: &Config, store: &Store) -> Result<Listeners, NodeError>
     }
     Ok(Listeners {
         dns,
+        encrypted,
         admin,
         sync,
         token,
     })
 }
 
+/// The encrypted listeners bound and, when any is on, their certificate (its pin
+/// logged, as the sync endpoint's is).
+async fn prepare_encrypted(
+    config: &Config,
+) -> Result<(EncryptedSockets, Option<DnsCertificate>), NodeError> {
+    let addrs = config.encrypted.addrs;
+    let certificate = match addrs.any() {
+        true => Some(dns_tls::load(config)?),
+        false => None,
+    };
+    let sockets = EncryptedSockets::bind(addrs)
+        .await
+        .map_err(NodeError::Encrypted)?;
+    if let Some(certificate) = &certificate {
+        let bound = sockets.local_addrs().map_err(NodeError::Encrypted)?;
+        tracing::info!(
+            tls = ?bound.tls.map(|addr| addr.to_string()),
+            https = ?bound.https.map(|addr| addr.to_string()),
+            quic = ?bound.quic.map(|addr| addr.to_string()),
+            fingerprint = certificate.fingerprint(),
+            "DNS over TLS, HTTPS and QUIC listening (clients pin this SHA-256 fingerprint)"
+        );
+    }
+    Ok((sockets, certificate))
+}
+
+/// Serves DNS over UDP and TCP (our loops), then DoT, DoH and DoQ (hickory-server's);
+/// what the encrypted listeners bound and the certificate to swap on reload. On
+/// failure, what was spawned is drained before the error returns.
+async fn spawn_dns(
+    dns: DnsSockets,
+    (encrypted, certificate): (EncryptedSockets, Option<DnsCertificate>),
+    handler: &Arc<QueryHandler>,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<(EncryptedAddrs, Option<Arc<CertResolver>>), NodeError> {
+    let spawned = dns
+        .spawn(handler.clone(), shutdown.clone(), tracker)
+        .map_err(NodeError::DnsWorkers)
+        .and_then(|()| {
+            let addrs = encrypted.local_addrs().map_err(NodeError::Encrypted)?;
+            let Some(certificate) = certificate else {
+                return Ok((addrs, None));
+            };
+            let resolver = CertResolver::new(&certificate);
+            encrypted
+                .spawn(handler.clone(), resolver.clone(), shutdown.clone(), tracker)
+                .map_err(NodeError::Encrypted)?;
+            Ok((addrs, Some(resolver)))
+        });
+    if spawned.is_err() {
+        drain_in_flight(shutdown, tracker).await;
+    }
+    spawned
+}
+
 /// What [`spawn_services`] started.
 struct Services {
+    encrypted_addrs: EncryptedAddrs,
+    dns_cert: Option<Arc<CertResolver>>,
     handler: Arc<QueryHandler>,
     ready: Arc<AtomicBool>,
     shutdown: CancellationToken,
@@ -291,13 +359,14 @@ async fn spawn_services(
         shutdown.clone(),
     ));
     tracker.spawn(super::cookie_rotation::run(store.clone(), shutdown.clone()));
-    if let Err(source) = listeners
-        .dns
-        .spawn(handler.clone(), shutdown.clone(), &tracker)
-    {
-        drain_in_flight(&shutdown, &tracker).await;
-        return Err(NodeError::DnsWorkers(source));
-    }
+    let (encrypted_addrs, dns_cert) = spawn_dns(
+        listeners.dns,
+        listeners.encrypted,
+        &handler,
+        &shutdown,
+        &tracker,
+    )
+    .await?;
     let ready = Arc::new(AtomicBool::new(false));
     let state = AdminState {
         store: store.clone(),
@@ -307,6 +376,7 @@ async fn spawn_services(
         hub: hub.clone(),
         plugins,
         connections: Arc::default(),
+        dns_tls: dns_cert.clone(),
     };
     let admin_shutdown = shutdown.clone();
     let admin_listener = listeners.admin;
@@ -324,6 +394,8 @@ async fn spawn_services(
         }
     };
     Ok(Services {
+        encrypted_addrs,
+        dns_cert,
         handler,
         ready,
         shutdown,

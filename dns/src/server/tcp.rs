@@ -90,12 +90,12 @@ pub(super) async fn serve(
 /// Connections open per source: an address for IPv4, a /64 for IPv6 (one host's
 /// addresses), so one client cannot take every one of [`MAX_TCP_CONNECTIONS`].
 #[derive(Default)]
-struct Sources {
+pub(super) struct Sources {
     open: std::sync::Mutex<HashMap<IpAddr, usize>>,
 }
 
 /// One connection counted against its source until dropped.
-struct SourceSlot {
+pub(super) struct SourceSlot {
     sources: Arc<Sources>,
     key: IpAddr,
 }
@@ -103,7 +103,7 @@ struct SourceSlot {
 impl Sources {
     /// A slot for a connection from `ip`, or `None` when its source has
     /// [`MAX_TCP_CONNECTIONS_PER_SOURCE`] open.
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<SourceSlot> {
+    pub(super) fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<SourceSlot> {
         let key = match ip {
             IpAddr::V4(_) => ip,
             IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
