@@ -352,13 +352,7 @@ async fn spawn_services(
     crate::plugin_reload::load_current(&plugins, store, true).await;
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    tracker.spawn(crate::plugin_reload::run(
-        Arc::clone(&plugins),
-        plugin_watch,
-        store.clone(),
-        shutdown.clone(),
-    ));
-    tracker.spawn(super::cookie_rotation::run(store.clone(), shutdown.clone()));
+    spawn_background_tasks(&tracker, &plugins, plugin_watch, store, &shutdown);
     let (encrypted_addrs, dns_cert) = spawn_dns(
         listeners.dns,
         listeners.encrypted,
@@ -406,6 +400,23 @@ async fn spawn_services(
         admin_addr,
         sync_addr,
     })
+}
+
+/// The node's background tasks: the plugin reload and the cookie secret's rotation.
+fn spawn_background_tasks(
+    tracker: &TaskTracker,
+    plugins: &Arc<PluginRuntime>,
+    plugin_watch: Arc<PluginWatch>,
+    store: &Store,
+    shutdown: &CancellationToken,
+) {
+    tracker.spawn(crate::plugin_reload::run(
+        Arc::clone(plugins),
+        plugin_watch,
+        store.clone(),
+        shutdown.clone(),
+    ));
+    tracker.spawn(super::cookie_rotation::run(store.clone(), shutdown.clone()));
 }
 
 /// The DNS query path over the store's replica, with its forwarder.
