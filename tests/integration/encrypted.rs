@@ -10,6 +10,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hickory_proto::op::{DnsRequest, DnsRequestOptions, Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 use outpost_tests::appliance::{allow_root_flag, serve_command};
@@ -372,6 +374,42 @@ fn doh_status(addr: SocketAddr, path: &str, extra: &[&str]) -> String {
         .output()
         .expect("run curl");
     String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+/// The response headers of a DoH GET, lowercased.
+fn doh_headers(addr: SocketAddr, path: &str) -> String {
+    let output = Command::new("curl")
+        .args(["--http2", "--insecure", "--silent", "--max-time", "10"])
+        .args(["--output", "/dev/null", "--dump-header", "-"])
+        .arg(format!("https://{addr}{path}"))
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&output.stdout).to_lowercase()
+}
+
+#[test]
+fn doh_answers_may_be_cached_no_longer_than_their_ttl() {
+    let appliance = Appliance::start(&config());
+    let https = listener(&appliance, "dns_https");
+    appliance.cli_ok([
+        "record",
+        "add",
+        "short.example.internal.",
+        "A",
+        "10.0.0.77",
+        "--ttl",
+        "42",
+    ]);
+    // short.example.internal. A (TTL 42), and example.internal. A (NODATA: the SOA's
+    // negative TTL, min(3600, 300)), base64url without padding.
+    for (name, expected) in [("short.example.internal.", 42), ("example.internal.", 300)] {
+        let encoded = URL_SAFE_NO_PAD.encode(Ask::new(name, RecordType::A).to_bytes(0));
+        let headers = doh_headers(https, &format!("/dns-query?dns={encoded}"));
+        assert!(
+            headers.contains(&format!("cache-control: max-age={expected}\r\n")),
+            "{name}: {headers}"
+        );
+    }
 }
 
 #[test]

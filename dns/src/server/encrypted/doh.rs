@@ -10,6 +10,9 @@
 //! [`ENCRYPTED_TIMEOUT`] (then the connection is closed); at most [`DOH_MAX_STREAMS`]
 //! requests in flight on one connection (HTTP/2 refuses more); a POST body over 65535
 //! bytes is refused (413).
+//!
+//! An answer carries `Cache-Control: max-age` no longer than its smallest TTL (section
+//! 5.1), so an HTTP cache between client and server never serves it stale.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +20,8 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
+use hickory_proto::op::Message;
+use hickory_proto::rr::RecordType;
 use http::{Method, Request, Response, StatusCode};
 use outpost_core::answer::Transport;
 use tokio::net::{TcpListener, TcpStream};
@@ -176,6 +181,22 @@ async fn read_body(mut body: h2::RecvStream) -> Result<Vec<u8>, StatusCode> {
     Ok(query)
 }
 
+/// How long an HTTP cache may keep an answer (RFC 8484 section 5.1): the smallest TTL
+/// of its answer section or, for a negative answer, its SOA's, which is already the
+/// negative TTL (RFC 2308); 0 when it has neither, or cannot be read back.
+fn max_age(reply: &[u8]) -> u32 {
+    let Ok(message) = Message::from_vec(reply) else {
+        return 0;
+    };
+    (message.answers.iter().map(|record| record.ttl).min())
+        .or_else(|| {
+            (message.authorities.iter())
+                .find(|record| record.record_type() == RecordType::SOA)
+                .map(|record| record.ttl)
+        })
+        .unwrap_or(0)
+}
+
 fn reply(
     mut respond: h2::server::SendResponse<Bytes>,
     status: StatusCode,
@@ -183,7 +204,12 @@ fn reply(
 ) -> Result<(), h2::Error> {
     let mut response = Response::builder().status(status);
     if status == StatusCode::OK {
-        response = response.header(http::header::CONTENT_TYPE, DNS_MESSAGE);
+        response = response
+            .header(http::header::CONTENT_TYPE, DNS_MESSAGE)
+            .header(
+                http::header::CACHE_CONTROL,
+                format!("max-age={}", max_age(&body)),
+            );
     }
     let response = response
         .header(http::header::CONTENT_LENGTH, body.len())
