@@ -14,6 +14,16 @@
 use crate::state::ReplicatedState;
 use sha2::{Digest as _, Sha256};
 
+/// SHA-256 of a certificate (DER) as colon-separated upper-case hex: what
+/// `openssl x509 -noout -fingerprint -sha256` prints, and what a client pins. The
+/// sync endpoint's and the encrypted DNS listeners' certificates are shown this way.
+pub fn certificate_fingerprint(der: &[u8]) -> String {
+    let hex: Vec<String> = (Sha256::digest(der).iter())
+        .map(|byte| format!("{byte:02X}"))
+        .collect();
+    hex.join(":")
+}
+
 /// Lowercase hex SHA-256 of `zones`' canonical form.
 pub fn digest(zones: &ReplicatedState) -> String {
     let mut hasher = Sha256::new();

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
+use outpost_core::digest::certificate_fingerprint;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::crypto::ring;
@@ -75,7 +75,7 @@ impl TlsConfig {
                 path: cert.to_owned(),
             });
         };
-        let fingerprint = fingerprint(leaf);
+        let fingerprint = certificate_fingerprint(leaf);
         let private_key = PrivateKeyDer::from_pem_file(key).map_err(|cause| TlsError::Key {
             path: key.to_owned(),
             cause,
@@ -106,10 +106,4 @@ impl TlsConfig {
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
     }
-}
-
-fn fingerprint(cert: &CertificateDer<'_>) -> String {
-    let digest = Sha256::digest(cert.as_ref());
-    let hex: Vec<String> = digest.iter().map(|byte| format!("{byte:02X}")).collect();
-    hex.join(":")
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use sha2::{Digest, Sha256};
+use outpost_core::digest::certificate_fingerprint;
 use tokio_rustls::rustls::crypto::ring::sign::any_supported_type;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -48,7 +48,7 @@ impl DnsCertificate {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| CertError::Cert(error.to_string()))?;
         let leaf = chain.first().ok_or(CertError::NoCert)?;
-        let fingerprint = fingerprint(leaf);
+        let fingerprint = certificate_fingerprint(leaf);
         let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| CertError::Key(e.to_string()))?;
         let signing =
             any_supported_type(&key).map_err(|e| CertError::Unsupported(e.to_string()))?;
@@ -67,12 +67,6 @@ impl DnsCertificate {
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
     }
-}
-
-fn fingerprint(cert: &CertificateDer<'_>) -> String {
-    let digest = Sha256::digest(cert.as_ref());
-    let hex: Vec<String> = digest.iter().map(|byte| format!("{byte:02X}")).collect();
-    hex.join(":")
 }
 
 /// The certificate every encrypted listener presents, whatever name the client asks
