@@ -28,7 +28,7 @@ pub mod tcp;
 mod udp;
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +48,17 @@ pub const MAX_FORWARDS_IN_FLIGHT: usize = 1024;
 pub const MAX_TCP_CONNECTIONS: usize = 256;
 /// TCP connections served at once from one source (an IPv4 address, an IPv6 /64).
 pub const MAX_TCP_CONNECTIONS_PER_SOURCE: usize = 32;
+
+/// The source a per-source connection cap counts `ip` under: an IPv4 address (an
+/// IPv4-mapped IPv6 address, as a dual-stack socket reports an IPv4 client, is that
+/// address), or the /64 of an IPv6 address, the smallest block a host on a LAN is
+/// handed. Shared by the DNS TCP and DoH listeners and the Lite sync pre-auth pool.
+pub fn connection_source(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+    }
+}
 /// A TCP connection with no complete query for this long is closed (RFC 7766 section
 /// 6.2.3); from the accept, this is also the time a new connection has to send its first.
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -170,4 +181,20 @@ pub async fn stop_and_drain(
         tracing::warn!(?deadline, what, "did not finish in time; stopping anyway");
     }
     drained
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_source_is_an_ipv4_address_even_mapped_or_an_ipv6_64() {
+        let source = |text: &str| connection_source(text.parse().unwrap()).to_string();
+        assert_eq!(source("192.0.2.7"), "192.0.2.7");
+        // A dual-stack socket reports IPv4 clients as mapped addresses: each is its own.
+        assert_eq!(source("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(source("::ffff:192.0.2.8"), "192.0.2.8");
+        assert_eq!(source("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_eq!(source("2001:db8:1:2:ffff::9"), "2001:db8:1:2::");
+    }
 }

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use outpost_dns::server::connection_source;
 use tokio::time::Instant;
 
 /// Connections in the pre-auth stage at once, from every source together. Beyond it a
@@ -120,28 +121,11 @@ impl PreauthMetrics {
     }
 }
 
-/// Where a connection comes from, as far as the per-source cap cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Source {
-    V4([u8; 4]),
-    /// The upper 64 bits of an IPv6 address.
-    V6Prefix(u64),
-}
-
-impl Source {
-    fn of(ip: IpAddr) -> Source {
-        match ip.to_canonical() {
-            IpAddr::V4(v4) => Source::V4(v4.octets()),
-            IpAddr::V6(v6) => Source::V6Prefix((u128::from(v6) >> 64) as u64),
-        }
-    }
-}
-
 /// Who is in the stage now.
 #[derive(Default)]
 struct Occupancy {
     total: usize,
-    per_source: HashMap<Source, usize>,
+    per_source: HashMap<IpAddr, usize>,
 }
 
 /// The pre-auth stage's places.
@@ -154,7 +138,7 @@ pub struct PreauthPool {
 /// A connection's place in the pre-auth stage, given back when dropped.
 pub struct PreauthPermit {
     pool: Arc<PreauthPool>,
-    source: Source,
+    source: IpAddr,
     deadline: Instant,
 }
 
@@ -169,7 +153,7 @@ impl PreauthPool {
 
     /// A place for a connection from `ip` accepted now, or why there is none (counted).
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<PreauthPermit, PreauthRefusal> {
-        let source = Source::of(ip);
+        let source = connection_source(ip);
         let mut occupancy = self.lock();
         let refusal = if occupancy.total >= self.limits.connections {
             Some(PreauthRefusal::PoolFull)

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
@@ -87,8 +87,8 @@ pub(super) async fn serve(
     }
 }
 
-/// Connections open per source: an address for IPv4, a /64 for IPv6 (one host's
-/// addresses), so one client cannot take every one of [`MAX_TCP_CONNECTIONS`].
+/// Connections open per source ([`super::connection_source`]: an IPv4 address or an
+/// IPv6 /64), so one client cannot take every one of [`MAX_TCP_CONNECTIONS`].
 #[derive(Default)]
 pub(super) struct Sources {
     open: std::sync::Mutex<HashMap<IpAddr, usize>>,
@@ -104,10 +104,7 @@ impl Sources {
     /// A slot for a connection from `ip`, or `None` when its source has
     /// [`MAX_TCP_CONNECTIONS_PER_SOURCE`] open.
     pub(super) fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<SourceSlot> {
-        let key = match ip {
-            IpAddr::V4(_) => ip,
-            IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
-        };
+        let key = super::connection_source(ip);
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let count = open.entry(key).or_default();
         if *count >= MAX_TCP_CONNECTIONS_PER_SOURCE {
