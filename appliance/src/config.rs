@@ -164,8 +164,11 @@ pub struct RawSync {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawForward {
-    /// `IP:PORT` or `tcp://IP:PORT`; default: the nameservers of /etc/resolv.conf.
+    /// `IP:PORT`, `tcp://IP:PORT`, `tls://IP:PORT#NAME` or `https://HOST/PATH`;
+    /// default: the nameservers of /etc/resolv.conf.
     pub upstreams: Option<Vec<String>>,
+    /// PEM CA certificates DoT and DoH upstreams may chain to, besides the system's.
+    pub tls_ca_file: Option<PathBuf>,
     pub timeout_ms: Option<u64>,
     pub cache_entries: Option<usize>,
     pub serve_stale_secs: Option<u64>,
@@ -460,8 +463,19 @@ fn resolve_forward(raw: RawForward) -> Result<ForwardConfig, ConfigError> {
             problem: "is too large (at most 10000000)".into(),
         });
     }
+    let tls = ForwardConfig::tls_for(&upstreams, raw.tls_ca_file.as_deref()).map_err(|error| {
+        ConfigError::Invalid {
+            key: "forward.tls_ca_file",
+            value: raw
+                .tls_ca_file
+                .as_ref()
+                .map_or_else(String::new, |path| path.display().to_string()),
+            problem: error.to_string(),
+        }
+    })?;
     Ok(ForwardConfig {
         upstreams,
+        tls,
         timeout: Duration::from_millis(timeout_ms),
         cache_entries,
         serve_stale: Duration::from_secs(raw.serve_stale_secs.unwrap_or(DEFAULT_SERVE_STALE_SECS)),
@@ -550,9 +564,9 @@ pub(super) fn parse_addr(
 
 fn parse_upstream(text: &str) -> Result<Upstream, ConfigError> {
     text.parse()
-        .map_err(|_: UpstreamError| ConfigError::Invalid {
+        .map_err(|error: UpstreamError| ConfigError::Invalid {
             key: "forward.upstreams",
             value: text.to_string(),
-            problem: "is not an upstream (use IP, IP:PORT or tcp://IP:PORT)".into(),
+            problem: format!("is not an upstream: {}", error.problem),
         })
 }

@@ -171,10 +171,7 @@ impl Node {
             .forward
             .upstreams
             .iter()
-            .map(|upstream| match upstream.tcp_only {
-                true => format!("tcp://{}", upstream.addr),
-                false => upstream.addr.to_string(),
-            })
+            .map(ToString::to_string)
             .collect();
         tracing::info!(
             allow_recursion = ?next.recursion_networks,

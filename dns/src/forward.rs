@@ -1,9 +1,14 @@
 //! Forwarding for names outside our zones: the cache first, then each upstream in
-//! order (UDP, retried over TCP when truncated), then, if every upstream failed, a
-//! stale answer (RFC 8767), then SERVFAIL. A query is resolved before it is
-//! answered: nothing is "filled in later".
+//! order (UDP retried over TCP when truncated, TCP, DoT or DoH), then, if every
+//! upstream failed, a stale answer (RFC 8767), then SERVFAIL. A query is resolved
+//! before it is answered: nothing is "filled in later".
 
+mod address;
 mod cache;
+mod doh;
+pub mod dot;
+mod exchange;
+mod tls;
 mod upstream;
 
 use std::time::{Duration, Instant};
@@ -12,7 +17,10 @@ use hickory_proto::op::{Query, ResponseCode};
 use hickory_proto::rr::Record;
 
 use crate::metrics::Metrics;
+pub use address::{HttpsUpstream, UPSTREAM_FORMS, Upstream, UpstreamError};
 pub(crate) use cache::{Cache, CacheKey, Lookup};
+pub use tls::{UpstreamTls, UpstreamTlsError};
+use upstream::Link;
 
 /// Where and how to forward.
 #[derive(Debug, Clone)]
@@ -24,41 +32,20 @@ pub struct ForwardConfig {
     pub cache_entries: usize,
     /// How long past expiry an answer may be served when every upstream fails.
     pub serve_stale: Duration,
+    /// What DoT and DoH upstreams are trusted by; needed when one is configured.
+    pub tls: Option<UpstreamTls>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Upstream {
-    pub addr: std::net::SocketAddr,
-    /// Always TCP; otherwise UDP with a TCP retry on truncation.
-    pub tcp_only: bool,
-}
-
-/// An upstream as an operator writes it, which does not read as one.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{text:?} is not an upstream (use IP, IP:PORT or tcp://IP:PORT)")]
-pub struct UpstreamError {
-    pub text: String,
-}
-
-impl std::str::FromStr for Upstream {
-    type Err = UpstreamError;
-
-    /// `IP`, `IP:PORT` (port 53 when left out), `udp://…` or `tcp://…` (TCP only).
-    fn from_str(text: &str) -> Result<Upstream, UpstreamError> {
-        let (tcp_only, addr) = match text.strip_prefix("tcp://") {
-            Some(rest) => (true, rest),
-            None => (false, text.strip_prefix("udp://").unwrap_or(text)),
-        };
-        let addr = addr
-            .parse::<std::net::SocketAddr>()
-            .or_else(|_| {
-                addr.parse::<std::net::IpAddr>()
-                    .map(|ip| std::net::SocketAddr::new(ip, 53))
-            })
-            .map_err(|_| UpstreamError {
-                text: text.to_string(),
-            })?;
-        Ok(Upstream { addr, tcp_only })
+impl ForwardConfig {
+    /// The TLS settings `upstreams` need: none unless one of them is encrypted.
+    pub fn tls_for(
+        upstreams: &[Upstream],
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Option<UpstreamTls>, UpstreamTlsError> {
+        match upstreams.iter().any(Upstream::encrypted) {
+            true => UpstreamTls::new(ca_file).map(Some),
+            false => Ok(None),
+        }
     }
 }
 
@@ -74,17 +61,24 @@ pub fn system_nameservers() -> Vec<String> {
         .collect()
 }
 
-/// The upstreams and how long to wait for each.
-#[derive(Debug)]
+/// The upstreams, how each is reached, and how long to wait for each.
 struct Route {
-    upstreams: Vec<Upstream>,
+    upstreams: Vec<(Upstream, Link)>,
     timeout: Duration,
 }
 
 impl Route {
-    fn of(config: &ForwardConfig) -> Self {
+    fn of(config: &ForwardConfig, metrics: &std::sync::Arc<Metrics>) -> Self {
+        let upstreams = config
+            .upstreams
+            .iter()
+            .map(|upstream| {
+                let link = Link::new(upstream, config.tls.as_ref(), metrics);
+                (upstream.clone(), link)
+            })
+            .collect();
         Self {
-            upstreams: config.upstreams.clone(),
+            upstreams,
             timeout: config.timeout,
         }
     }
@@ -146,7 +140,7 @@ pub struct Forwarder {
 impl Forwarder {
     pub fn new(config: &ForwardConfig, metrics: std::sync::Arc<Metrics>) -> Self {
         Self {
-            route: arc_swap::ArcSwap::from_pointee(Route::of(config)),
+            route: arc_swap::ArcSwap::from_pointee(Route::of(config, &metrics)),
             cache: Cache::new(config.cache_entries, config.serve_stale),
             metrics,
         }
@@ -155,7 +149,8 @@ impl Forwarder {
     /// Applies a reloaded config: new upstreams and timeout at once, cache settings
     /// for what is cached from now on. The cached answers stay.
     pub fn reconfigure(&self, config: &ForwardConfig) {
-        self.route.store(std::sync::Arc::new(Route::of(config)));
+        self.route
+            .store(std::sync::Arc::new(Route::of(config, &self.metrics)));
         self.cache
             .reconfigure(config.cache_entries, config.serve_stale);
     }
@@ -188,8 +183,8 @@ impl Forwarder {
             return Err(ForwardError::NoUpstreams);
         }
         let mut last_error = String::new();
-        for upstream in &route.upstreams {
-            match upstream::exchange(upstream, query, route.timeout).await {
+        for (upstream, link) in &route.upstreams {
+            match link.exchange(query, route.timeout).await {
                 Ok(resolved)
                     if matches!(
                         resolved.rcode,
@@ -199,10 +194,8 @@ impl Forwarder {
                     self.cache.put(key, &resolved, Instant::now());
                     return Ok(resolved);
                 }
-                Ok(resolved) => {
-                    last_error = format!("{} answered {}", upstream.addr, resolved.rcode)
-                }
-                Err(error) => last_error = format!("{}: {error}", upstream.addr),
+                Ok(resolved) => last_error = format!("{upstream} answered {}", resolved.rcode),
+                Err(error) => last_error = format!("{upstream}: {error}"),
             }
             Metrics::bump(&self.metrics.upstream_failures);
         }

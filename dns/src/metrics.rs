@@ -56,6 +56,8 @@ pub struct Metrics {
     pub cache_misses: AtomicU64,
     pub cache_stale_served: AtomicU64,
     pub upstream_failures: AtomicU64,
+    /// DoT and DoH upstream connections opened (each then carries many queries).
+    pub upstream_connections: AtomicU64,
     pub tcp_connections_refused: AtomicU64,
     /// Queries a policy plugin blocked (NXDOMAIN, REFUSED or a sinkhole address).
     pub policy_blocked: AtomicU64,
@@ -153,7 +155,7 @@ impl Metrics {
     }
 
     /// The plain counters: name, help and value.
-    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 13] {
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 14] {
         [
             (
                 "outpost_dns_dropped_total",
@@ -184,6 +186,11 @@ impl Metrics {
                 "outpost_upstream_failures_total",
                 "Upstream exchanges that failed or timed out.",
                 &self.upstream_failures,
+            ),
+            (
+                "outpost_upstream_connections_total",
+                "DoT and DoH upstream connections opened; each carries many queries.",
+                &self.upstream_connections,
             ),
             (
                 "outpost_dns_tcp_refused_total",

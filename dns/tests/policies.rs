@@ -106,6 +106,7 @@ impl Server {
             timeout: Duration::from_secs(1),
             cache_entries: 100,
             serve_stale: Duration::ZERO,
+            tls: None,
         };
         let handler = Arc::new(QueryHandler::new(
             Arc::new(ArcSwap::from_pointee(common::zone_set(

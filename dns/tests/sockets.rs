@@ -93,13 +93,11 @@ struct Server {
 async fn server(upstream: SocketAddr, workers: usize) -> Server {
     let metrics = Arc::new(Metrics::default());
     let forward = ForwardConfig {
-        upstreams: vec![Upstream {
-            addr: upstream,
-            tcp_only: false,
-        }],
+        upstreams: vec![Upstream::Udp(upstream)],
         timeout: PATIENCE,
         cache_entries: 100,
         serve_stale: Duration::ZERO,
+        tls: None,
     };
     let handler = Arc::new(QueryHandler::new(
         Arc::new(ArcSwap::from_pointee(common::zone_set(

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use outpost_dns::forward::{ForwardConfig, Upstream, system_nameservers};
+use outpost_dns::forward::{
+    ForwardConfig, Upstream, UpstreamError, UpstreamTlsError, system_nameservers,
+};
 use outpost_dns::plugin_runtime::PluginDeadlines;
 use tokio_rustls::rustls::ClientConfig;
 use tokio_tungstenite::tungstenite::http::Uri;
@@ -36,6 +38,8 @@ pub struct RunOptions {
     pub data_dir: Option<PathBuf>,
     /// Empty: the nameservers of /etc/resolv.conf.
     pub upstreams: Vec<String>,
+    /// PEM CA certificates for DoT and DoH upstreams, besides the system's.
+    pub upstream_ca: Option<PathBuf>,
     /// SHA-256 fingerprint of a `wss://` appliance's certificate.
     pub pin: Option<String>,
     /// PEM CA certificates for `wss://` appliances.
@@ -75,8 +79,13 @@ pub enum ConfigError {
     NoToken,
     #[error("--dns {value:?} is not an address (use IP:PORT, e.g. {DEFAULT_DNS})")]
     Dns { value: String },
-    #[error("--upstream {value:?} is not an upstream (use IP, IP:PORT or tcp://IP:PORT)")]
-    Upstream { value: String },
+    #[error("--upstream {value:?} is not an upstream: {problem}")]
+    Upstream {
+        value: String,
+        problem: &'static str,
+    },
+    #[error("--upstream-ca: {0}")]
+    UpstreamTls(#[from] UpstreamTlsError),
     #[error(
         "{url} is wss:// but no trust is given: pass --pin FINGERPRINT (the SHA-256 the appliance logs at start) or --ca FILE"
     )]
@@ -142,6 +151,7 @@ impl RunOptions {
             .iter()
             .map(|text| parse_upstream(text))
             .collect::<Result<Vec<_>, _>>()?;
+        let upstream_tls = ForwardConfig::tls_for(&upstreams, self.upstream_ca.as_deref())?;
         let plugins = match self.policy_deadline_ms {
             None => PluginDeadlines::default(),
             Some(ms) if PluginDeadlines::POLICY_MS.contains(&ms) => PluginDeadlines {
@@ -163,6 +173,7 @@ impl RunOptions {
                 timeout: UPSTREAM_TIMEOUT,
                 cache_entries: CACHE_ENTRIES,
                 serve_stale: SERVE_STALE,
+                tls: upstream_tls,
             },
             recursion_networks: loopback_networks(),
             plugins,
@@ -216,9 +227,11 @@ pub fn is_plaintext_off_loopback(url: &str) -> bool {
 }
 
 fn parse_upstream(text: &str) -> Result<Upstream, ConfigError> {
-    text.parse().map_err(|_| ConfigError::Upstream {
-        value: text.to_string(),
-    })
+    text.parse()
+        .map_err(|error: UpstreamError| ConfigError::Upstream {
+            value: text.to_string(),
+            problem: error.problem,
+        })
 }
 
 /// 127.0.0.0/8 and ::1: forwarding is for this machine only, never an open resolver.
@@ -270,7 +283,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.token, "secret");
         assert_eq!(config.forward.upstreams.len(), 2);
-        assert!(config.forward.upstreams[1].tcp_only);
+        assert!(matches!(config.forward.upstreams[1], Upstream::Tcp(_)));
         assert!(
             config
                 .recursion_networks

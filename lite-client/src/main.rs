@@ -58,10 +58,15 @@ struct RunArgs {
     /// Data directory for the replica and status.json (default ./outpost-lite-data).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Upstream resolver for names outside the replica: IP, IP:PORT or tcp://IP:PORT
-    /// (repeatable; default: the nameservers of /etc/resolv.conf).
+    /// Upstream resolver for names outside the replica: IP, IP:PORT, tcp://IP:PORT,
+    /// tls://IP:PORT#NAME or https://HOST/dns-query (repeatable; default: the
+    /// nameservers of /etc/resolv.conf).
     #[arg(long = "upstream")]
     upstreams: Vec<String>,
+    /// For tls:// and https:// upstreams: PEM file of CA certificates to trust besides
+    /// the system's.
+    #[arg(long, value_name = "FILE")]
+    upstream_ca: Option<PathBuf>,
     /// For wss://: SHA-256 fingerprint of the appliance's certificate (the appliance
     /// logs it at start; `openssl x509 -noout -fingerprint -sha256 -in cert.pem`).
     #[arg(long)]
@@ -117,6 +122,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         dns: args.dns,
         data_dir: args.data_dir,
         upstreams: args.upstreams,
+        upstream_ca: args.upstream_ca,
         pin: args.pin,
         ca: args.ca,
         policy_deadline_ms: args.policy_deadline_ms,

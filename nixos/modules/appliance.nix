@@ -452,8 +452,21 @@ in
               example = [
                 "10.0.0.1"
                 "tcp://10.0.0.2:53"
+                "tls://9.9.9.9:853#dns.quad9.net"
+                "https://9.9.9.9/dns-query#dns.quad9.net"
               ];
-              description = "Upstream resolvers: `IP`, `IP:PORT` or `tcp://IP:PORT` (daemon default: the nameservers of /etc/resolv.conf).";
+              description = ''
+                Upstream resolvers: `IP`, `IP:PORT`, `tcp://IP:PORT`, DNS over TLS
+                `tls://IP:PORT#NAME` or DNS over HTTPS `https://HOST[:PORT]/PATH[#NAME]`
+                (`NAME`: what the certificate must name). A DoH host written as a name is
+                looked up through the system's resolver: where outpost is that resolver,
+                write the IP and `#NAME`. Daemon default: the nameservers of /etc/resolv.conf.
+              '';
+            };
+            tls_ca_file = mkOption {
+              type = types.nullOr types.str;
+              default = null;
+              description = "PEM CA certificates that DoT and DoH upstreams may chain to, besides the system's (another outpost's `dns-tls.pem`, a site CA).";
             };
             timeout_ms = nullOrInt (types.ints.between 10 30000) "Per-upstream timeout in milliseconds (daemon default: 1500).";
             cache_entries = nullOrInt (types.ints.between 0 10000000) "Answer cache bound in entries (daemon default: 10000).";

@@ -20,6 +20,11 @@ let
   port = lib.toInt (builtins.head (builtins.match ".*:([0-9]+)" cfg.listen));
   host = builtins.head (builtins.match "\\[?([^]]*)]?:[0-9]+" cfg.listen);
   bindsPrivilegedPort = port < 1024;
+  # An upstream other than DoH, or DoH whose host is an IPv4 or [IPv6] address.
+  dohHostIsAddress =
+    upstream:
+    !(lib.hasPrefix "https://" upstream)
+    || builtins.match "https://([0-9.]+|\\[[0-9a-fA-F:.]+])([:/#].*)?" upstream != null;
 
   runArgs = [
     "run"
@@ -43,6 +48,10 @@ let
   ++ lib.optionals (cfg.caFile != null) [
     "--ca"
     cfg.caFile
+  ]
+  ++ lib.optionals (cfg.upstreamCaFile != null) [
+    "--upstream-ca"
+    cfg.upstreamCaFile
   ]
   ++ lib.optional cfg.insecurePlaintext "--insecure-plaintext"
   ++ [
@@ -111,10 +120,18 @@ in
         "tcp://149.112.112.112:53"
       ];
       description = ''
-        Resolvers for names outside the site's zones (`--upstream`: `IP`, `IP:PORT` or
-        `tcp://IP:PORT`). Empty: the nameservers of /etc/resolv.conf, which is why
-        `resolver.enable` requires this.
+        Resolvers for names outside the site's zones (`--upstream`: `IP`, `IP:PORT`,
+        `tcp://IP:PORT`, `tls://IP:PORT#NAME` or `https://HOST[:PORT]/PATH[#NAME]`).
+        Empty: the nameservers of /etc/resolv.conf, which is why `resolver.enable`
+        requires this (and requires a DoH host to be an IP: a name would be looked up
+        through the client itself).
       '';
+    };
+
+    upstreamCaFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      description = "For tls:// and https:// upstreams: PEM CA certificates to trust besides the system's (`--upstream-ca`).";
     };
 
     pin = mkOption {
@@ -179,6 +196,10 @@ in
           {
             assertion = cfg.resolver.enable -> cfg.upstreams != [ ];
             message = "services.outpost-lite.upstreams: set them with resolver.enable, or the client would forward to itself (its default upstreams are the nameservers of resolv.conf)";
+          }
+          {
+            assertion = cfg.resolver.enable -> lib.all dohHostIsAddress cfg.upstreams;
+            message = "services.outpost-lite.upstreams: with resolver.enable, write a DoH upstream's host as an IP (https://IP/dns-query#NAME): a name would be looked up through the client itself";
           }
           {
             assertion = cfg.resolver.enable && !resolved -> port == 53;

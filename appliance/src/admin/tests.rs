@@ -61,6 +61,7 @@ impl TestServer {
             timeout: std::time::Duration::from_secs(1),
             cache_entries: 16,
             serve_stale: std::time::Duration::ZERO,
+            tls: None,
         };
         let handler = Arc::new(QueryHandler::new(
             store.zone_set(),

@@ -26,14 +26,8 @@ fn flags_override_the_file_which_overrides_defaults() {
     assert_eq!(
         config.forward.upstreams,
         vec![
-            Upstream {
-                addr: "127.0.0.1:5300".parse().unwrap(),
-                tcp_only: false
-            },
-            Upstream {
-                addr: "127.0.0.1:5301".parse().unwrap(),
-                tcp_only: true
-            },
+            Upstream::Udp("127.0.0.1:5300".parse().unwrap()),
+            Upstream::Tcp("127.0.0.1:5301".parse().unwrap()),
         ]
     );
     assert_eq!(

@@ -1,8 +1,10 @@
-//! One exchange with one upstream: a random query id from a fresh ephemeral port,
-//! answers accepted only if id and question match, TCP when the UDP answer is
-//! truncated or the upstream is TCP-only.
+//! One exchange with one upstream. Plain UDP and TCP: a random query id from a fresh
+//! ephemeral port, TCP when the UDP answer is truncated or the upstream is TCP-only.
+//! DoT and DoH go over the upstream's kept connection ([`super::dot`], [`super::doh`]).
+//! Whatever the transport, an answer is accepted only if its id and question match.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, Query};
@@ -10,60 +12,102 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{Instant, timeout_at};
 
-use super::Resolved;
-use super::Upstream;
+use super::doh::DohLink;
+use super::dot::DotLink;
+use super::exchange::ExchangeError;
+use super::exchange::random_id;
+use super::tls::UpstreamTls;
+use super::{Resolved, Upstream};
 use crate::message::{MAX_TCP_MESSAGE, MAX_UDP_PAYLOAD};
+use crate::metrics::Metrics;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ExchangeError {
-    #[error("timed out")]
-    Timeout,
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    #[error("bad answer: {0}")]
-    Malformed(String),
-    /// hickory could not write the query.
-    #[error("bad answer: {0}")]
-    Proto(#[from] hickory_proto::ProtoError),
-    /// The answer does not decode.
-    #[error("bad answer: {0}")]
-    Decode(#[from] hickory_proto::serialize::binary::DecodeError),
+/// How one upstream is reached; the encrypted ones hold their open connection.
+pub(super) enum Link {
+    Udp(SocketAddr),
+    Tcp(SocketAddr),
+    Tls(DotLink),
+    Https(DohLink),
+    /// An encrypted upstream configured without TLS settings (a caller's mistake the
+    /// config loaders do not make): every exchange fails, saying so.
+    NoTls,
 }
 
-pub async fn exchange(
-    upstream: &Upstream,
-    query: &Query,
-    timeout: Duration,
-) -> Result<Resolved, ExchangeError> {
-    let deadline = Instant::now() + timeout;
-    let (id, request) = build_request(query)?;
-    let answer = if upstream.tcp_only {
-        exchange_tcp(upstream.addr, &request, deadline).await?
-    } else {
-        let answer = exchange_udp(upstream.addr, id, query, &request, deadline).await?;
-        if answer.metadata.truncation {
-            exchange_tcp(upstream.addr, &request, deadline).await?
-        } else {
-            answer
+impl Link {
+    pub(super) fn new(
+        upstream: &Upstream,
+        tls: Option<&UpstreamTls>,
+        metrics: &Arc<Metrics>,
+    ) -> Link {
+        match (upstream, tls) {
+            (Upstream::Udp(addr), _) => Link::Udp(*addr),
+            (Upstream::Tcp(addr), _) => Link::Tcp(*addr),
+            (Upstream::Tls { addr, name }, Some(tls)) => Link::Tls(DotLink::new(
+                *addr,
+                name.clone(),
+                tls.clone(),
+                metrics.clone(),
+            )),
+            (Upstream::Https(https), Some(tls)) => {
+                Link::Https(DohLink::new(https.clone(), tls.clone(), metrics.clone()))
+            }
+            (Upstream::Tls { .. } | Upstream::Https(_), None) => Link::NoTls,
         }
-    };
-    if answer.metadata.id != id || answer.queries.first() != Some(query) {
-        return Err(ExchangeError::Malformed(
-            "answer does not match the question".into(),
-        ));
     }
-    Ok(Resolved {
-        rcode: answer.metadata.response_code,
-        answers: answer.answers,
-        authorities: answer.authorities,
-        additionals: answer.additionals,
-    })
+
+    /// Asks this upstream `query`; the answer must match it.
+    pub(super) async fn exchange(
+        &self,
+        query: &Query,
+        timeout: Duration,
+    ) -> Result<Resolved, ExchangeError> {
+        let deadline = Instant::now() + timeout;
+        // DoH carries id 0 (RFC 8484 section 4.1): the HTTP/2 stream pairs the answer.
+        let id = match self {
+            Link::Https(_) => 0,
+            _ => random_id()?,
+        };
+        let mut request = build_request(query, id)?;
+        let answer = match self {
+            Link::Udp(addr) => {
+                let answer = exchange_udp(*addr, id, query, &request, deadline).await?;
+                if answer.metadata.truncation {
+                    exchange_tcp(*addr, &request, deadline).await?
+                } else {
+                    answer
+                }
+            }
+            Link::Tcp(addr) => exchange_tcp(*addr, &request, deadline).await?,
+            Link::Tls(link) => {
+                let mut answer = link.exchange(&mut request, deadline).await?;
+                // The connection chose its own id and matched the answer by it.
+                answer[..2].copy_from_slice(&id.to_be_bytes());
+                Message::from_vec(&answer)?
+            }
+            Link::Https(link) => Message::from_vec(&link.exchange(&request, deadline).await?)?,
+            Link::NoTls => {
+                return Err(ExchangeError::Malformed(
+                    "no TLS settings for an encrypted upstream".into(),
+                ));
+            }
+        };
+        if answer.metadata.message_type != MessageType::Response
+            || answer.metadata.id != id
+            || answer.queries.first() != Some(query)
+        {
+            return Err(ExchangeError::Malformed(
+                "answer does not match the question".into(),
+            ));
+        }
+        Ok(Resolved {
+            rcode: answer.metadata.response_code,
+            answers: answer.answers,
+            authorities: answer.authorities,
+            additionals: answer.additionals,
+        })
+    }
 }
 
-fn build_request(query: &Query) -> Result<(u16, Vec<u8>), ExchangeError> {
-    let mut id = [0u8; 2];
-    getrandom::fill(&mut id).map_err(|e| ExchangeError::Io(std::io::Error::other(e)))?;
-    let id = u16::from_be_bytes(id);
+fn build_request(query: &Query, id: u16) -> Result<Vec<u8>, ExchangeError> {
     let mut message = Message::query();
     message.metadata.id = id;
     message.metadata.recursion_desired = true;
@@ -71,8 +115,7 @@ fn build_request(query: &Query) -> Result<(u16, Vec<u8>), ExchangeError> {
     let mut edns = Edns::new();
     edns.set_max_payload(MAX_UDP_PAYLOAD);
     message.set_edns(edns);
-    let bytes = message.to_vec()?;
-    Ok((id, bytes))
+    Ok(message.to_vec()?)
 }
 
 async fn exchange_udp(

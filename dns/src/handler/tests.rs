@@ -70,13 +70,11 @@ async fn fake_upstream() -> SocketAddr {
 fn handler(upstream: SocketAddr) -> QueryHandler {
     let metrics = Arc::new(Metrics::default());
     let forward = ForwardConfig {
-        upstreams: vec![Upstream {
-            addr: upstream,
-            tcp_only: false,
-        }],
+        upstreams: vec![Upstream::Udp(upstream)],
         timeout: Duration::from_secs(2),
         cache_entries: 100,
         serve_stale: Duration::ZERO,
+        tls: None,
     };
     QueryHandler::new(
         Arc::new(ArcSwap::from_pointee(zone_set())),

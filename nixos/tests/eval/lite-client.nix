@@ -46,6 +46,19 @@ let
     listen = "127.0.0.1:5354";
   } { };
   noToken = evalWith { tokenFile = null; } { };
+  dohByAddress = evalWith {
+    resolver.enable = true;
+    upstreams = [
+      "https://9.9.9.9/dns-query#dns.quad9.net"
+      "https://[2620:fe::fe]:443/dns-query#dns.quad9.net"
+      "tls://9.9.9.9:853#dns.quad9.net"
+    ];
+    upstreamCaFile = "/etc/site-ca.pem";
+  } { services.resolved.enable = true; };
+  dohByName = evalWith {
+    resolver.enable = true;
+    upstreams = [ "https://dns.quad9.net/dns-query" ];
+  } { services.resolved.enable = true; };
 
   hardening = {
     DynamicUser = true;
@@ -104,6 +117,8 @@ t.all (
     (t.assertionFails "the resolver needs an upstream" "forward to itself" noUpstream)
     (t.assertionFails "resolv.conf cannot name port 5354" "resolv.conf has no port" highPortNoResolved)
     (t.assertionFails "a token file is required" "token file" noToken)
+    (t.noFailedAssertions "a resolver may use DoH by address" dohByAddress)
+    (t.assertionFails "a resolver's DoH host must be an address" "write a DoH upstream's host as an IP" dohByName)
   ]
   ++ map (key: t.eq "serviceConfig.${key}" hardening.${key} ((service plain).${key} or "(unset)")) (
     builtins.attrNames hardening
