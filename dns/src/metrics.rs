@@ -194,7 +194,7 @@ impl Metrics {
             ),
             (
                 "outpost_dns_tcp_refused_total",
-                "TCP and DoH connections refused at the connection limit, overall or per source.",
+                "TCP, DoT and DoH connections refused at the connection limit, overall or per source.",
                 &self.tcp_connections_refused,
             ),
             (

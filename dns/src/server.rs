@@ -138,7 +138,13 @@ impl DnsSockets {
                 });
             spawned?;
         }
-        tracker.spawn(tcp::serve(self.tcp, handler, shutdown, tracker.clone()));
+        tracker.spawn(tcp::serve(
+            self.tcp,
+            None,
+            handler,
+            shutdown,
+            tracker.clone(),
+        ));
         Ok(())
     }
 }

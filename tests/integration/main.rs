@@ -56,6 +56,7 @@ mod cookies;
 mod durability;
 mod edns_tcp;
 mod encrypted;
+mod encrypted_limits;
 mod encrypted_upstreams;
 mod forwarding;
 mod lite;

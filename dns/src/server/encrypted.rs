@@ -2,17 +2,26 @@
 //! (RFC 9250), in front of the same [`QueryHandler`] as our UDP and TCP loops, so
 //! answers, policy plugins, metrics and limits are the same.
 //!
-//! DoT and DoQ are hickory-server's listeners: it does the TLS and QUIC framing and
-//! hands each message to [`Encrypted`], which runs it through [`QueryHandler::handle`]
-//! (and [`QueryHandler::forward`] when it needs an upstream) under the transport it
-//! came on, and sends our encoded answer back as hickory-server's response. DoH is
-//! ours ([`doh`], on the `h2` crate): hickory-server 0.26 answers GET with an error.
+//! - **DoT** is our TCP loop ([`super::tcp`]) behind a TLS handshake: after it, DoT is
+//!   RFC 7766 TCP, and our loop has what hickory-server 0.26's TLS listener lacks: a
+//!   cap on connections overall and per source, a write timeout, out-of-order
+//!   pipelining, and answers written without being decoded and encoded again.
+//! - **DoH** is ours too ([`doh`], on the `h2` crate): hickory-server 0.26 answers GET
+//!   with an error.
+//! - **DoQ** is hickory-server's listener: it does the QUIC framing and hands each
+//!   message to [`Encrypted`], which runs it through [`QueryHandler::handle`] (and
+//!   [`QueryHandler::forward`] when it needs an upstream) and sends our encoded answer
+//!   back as hickory-server's response.
+//!
 //! Every encrypted transport is treated as TCP: answers up to 65535 bytes, no response
 //! rate limiting (the handshake proves the client's address).
 //!
 //! **Bounds:** a client that completes no TLS or QUIC handshake, or sends no message
-//! within [`ENCRYPTED_TIMEOUT`], is disconnected (hickory-server's one timer for
-//! handshake and idle, and the same in [`doh`]); see [`doh`] for its stream cap.
+//! within [`ENCRYPTED_TIMEOUT`], is disconnected (our TCP loop's idle timeout for DoT,
+//! hickory-server's one timer for DoQ, the same in [`doh`]); DoT has the TCP loop's
+//! connection caps in a pool of its own; see [`doh`] for its stream cap. DoQ
+//! connections are not capped (hickory-server's QUIC listener has no cap; each
+//! connection is closed after 100 queries or [`ENCRYPTED_TIMEOUT`] idle).
 
 pub mod cert;
 mod doh;
@@ -137,10 +146,16 @@ impl EncryptedSockets {
             handler: handler.clone(),
         });
         if let Some(listener) = self.tls {
-            server.register_tls_listener(listener, ENCRYPTED_TIMEOUT, certificate.clone())?;
+            tracker.spawn(super::tcp::serve(
+                listener,
+                Some(acceptor(certificate.clone(), b"dot")?),
+                handler.clone(),
+                shutdown.clone(),
+                tracker.clone(),
+            ));
         }
         if let Some(listener) = self.https {
-            let acceptor = doh_acceptor(certificate.clone())?;
+            let acceptor = acceptor(certificate.clone(), b"h2")?;
             tracker.spawn(doh::serve(
                 listener,
                 acceptor,
@@ -165,14 +180,15 @@ impl EncryptedSockets {
     }
 }
 
-/// TLS for DoH: HTTP/2 only (RFC 8484 recommends it; ALPN `h2`).
-fn doh_acceptor(certificate: Arc<CertResolver>) -> io::Result<TlsAcceptor> {
+/// TLS presenting `certificate`, for one protocol: `dot` (RFC 7858 as registered) or
+/// `h2` (DoH: HTTP/2 only, as RFC 8484 recommends).
+fn acceptor(certificate: Arc<CertResolver>, alpn: &[u8]) -> io::Result<TlsAcceptor> {
     let mut config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(io::Error::other)?
         .with_no_client_auth()
         .with_cert_resolver(certificate);
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

@@ -1,4 +1,6 @@
-//! DNS over TCP (RFC 7766): length-prefixed messages, pipelined.
+//! DNS over TCP (RFC 7766): length-prefixed messages, pipelined; and DNS over TLS
+//! (RFC 7858), which is the same once the TLS handshake is done, so it is served by the
+//! same loop with the same limits (a pool of connections of its own).
 //!
 //! A connection's reader answers what it can at once (our zones, policy, the fresh
 //! cache) in the order the queries came, and hands a question that needs an upstream
@@ -16,10 +18,11 @@ use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use outpost_core::answer::Transport;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -41,12 +44,19 @@ const READ_BUFFER: usize = 16 * 1024;
 /// Replies gathered before they are written even if more queries are buffered.
 const WRITE_BATCH: usize = 16 * 1024;
 
+/// Serves DNS over TCP on `listener`, or DNS over TLS when `tls` is given, until
+/// `shutdown`.
 pub(super) async fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     handler: Arc<QueryHandler>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let transport = match tls {
+        Some(_) => Transport::Tls,
+        None => Transport::Tcp,
+    };
     let connection_slots = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
     let sources = Arc::new(Sources::default());
     loop {
@@ -71,18 +81,24 @@ pub(super) async fn serve(
         };
         let connection = Connection {
             peer,
+            transport,
             handler: handler.clone(),
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
         };
+        let tls = tls.clone();
         tracker.spawn(
             async move {
-                if let Err(error) = connection.serve(stream).await {
+                let served = match tls {
+                    None => connection.serve(stream).await,
+                    Some(tls) => connection.serve_tls(&tls, stream).await,
+                };
+                if let Err(error) = served {
                     tracing::debug!(%error, "tcp connection ended");
                 }
                 drop((permit, source_slot));
             }
-            .instrument(tracing::debug_span!("tcp", %peer)),
+            .instrument(tracing::debug_span!("tcp", %peer, transport = transport.as_str())),
         );
     }
 }
@@ -130,8 +146,33 @@ impl Drop for SourceSlot {
     }
 }
 
+/// A connection's stream, split so forwarded answers can be written while the next
+/// query is read.
+trait Stream: Send + 'static {
+    type Read: AsyncRead + Unpin + Send;
+    type Write: AsyncWrite + Unpin + Send + 'static;
+    fn halves(self) -> (Self::Read, Self::Write);
+}
+
+impl Stream for TcpStream {
+    type Read = tokio::net::tcp::OwnedReadHalf;
+    type Write = tokio::net::tcp::OwnedWriteHalf;
+    fn halves(self) -> (Self::Read, Self::Write) {
+        self.into_split()
+    }
+}
+
+impl Stream for TlsStream<TcpStream> {
+    type Read = tokio::io::ReadHalf<Self>;
+    type Write = tokio::io::WriteHalf<Self>;
+    fn halves(self) -> (Self::Read, Self::Write) {
+        tokio::io::split(self)
+    }
+}
+
 struct Connection {
     peer: SocketAddr,
+    transport: Transport,
     handler: Arc<QueryHandler>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -143,7 +184,26 @@ impl Connection {
     async fn serve(self, stream: TcpStream) -> io::Result<()> {
         // Replies are small and pipelined: Nagle would hold each behind the last ACK.
         stream.set_nodelay(true)?;
-        let (reader, writer) = stream.into_split();
+        self.serve_stream(stream).await
+    }
+
+    /// [`Connection::serve`] after a TLS handshake, which must end within the idle
+    /// timeout (and before shutdown).
+    async fn serve_tls(self, tls: &TlsAcceptor, stream: TcpStream) -> io::Result<()> {
+        stream.set_nodelay(true)?;
+        let handshake = tokio::time::timeout(TCP_IDLE_TIMEOUT, tls.accept(stream));
+        let stream = tokio::select! {
+            done = handshake => match done {
+                Ok(stream) => stream?,
+                Err(_) => return Ok(()),
+            },
+            () = self.shutdown.cancelled() => return Ok(()),
+        };
+        self.serve_stream(stream).await
+    }
+
+    async fn serve_stream<S: Stream>(self, stream: S) -> io::Result<()> {
+        let (reader, writer) = stream.halves();
         let mut reader = BufReader::with_capacity(READ_BUFFER, reader);
         let writer = Arc::new(Mutex::new(writer));
         let forwards = Arc::new(Semaphore::new(MAX_PIPELINED_FORWARDS));
@@ -163,7 +223,7 @@ impl Connection {
             match self.handler.handle(
                 &query[..len],
                 self.peer.ip(),
-                Transport::Tcp,
+                self.transport,
                 limit,
                 &mut reply,
             ) {
@@ -185,8 +245,9 @@ impl Connection {
                     };
                     let handler = self.handler.clone();
                     let writer = writer.clone();
+                    let transport = self.transport;
                     self.tracker.spawn(async move {
-                        let bytes = handler.forward(request, Transport::Tcp, limit).await;
+                        let bytes = handler.forward(request, transport, limit).await;
                         let mut framed = Vec::with_capacity(bytes.len() + 2);
                         frame(&bytes, &mut framed);
                         // The connection may be gone: nothing to tell anyone.
@@ -202,7 +263,7 @@ impl Connection {
     /// out or the server is shutting down.
     async fn read_query(
         &self,
-        reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+        reader: &mut BufReader<impl AsyncRead + Unpin>,
         query: &mut [u8],
     ) -> io::Result<Option<usize>> {
         let read = async {
@@ -240,11 +301,16 @@ fn frame(message: &[u8], out: &mut Vec<u8>) {
 
 /// Writes `bytes` whole, or fails with `TimedOut` when the client has not read them
 /// within [`TCP_WRITE_TIMEOUT`] (the wait for the lock included).
-async fn write_all(writer: &Mutex<OwnedWriteHalf>, bytes: &[u8]) -> io::Result<()> {
+async fn write_all(writer: &Mutex<impl AsyncWrite + Unpin>, bytes: &[u8]) -> io::Result<()> {
     if bytes.is_empty() {
         return Ok(());
     }
-    let write = async { writer.lock().await.write_all(bytes).await };
+    let write = async {
+        let mut writer = writer.lock().await;
+        writer.write_all(bytes).await?;
+        // TLS holds records until flushed; a socket has nothing to flush.
+        writer.flush().await
+    };
     tokio::time::timeout(TCP_WRITE_TIMEOUT, write)
         .await
         .unwrap_or_else(|_| {
