@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# What response rate limiting costs on the fast path: two outposts serving the kit's
-# 10,000-record zone on the same core, one with `[dns.rate_limit]` set (at a rate
-# dnsperf never reaches, so every answer is counted and none is limited), one without,
-# measured with dnsperf in turn in the same run. Not a test: it prints figures.
+# What response rate limiting and DNS cookies cost on the fast path: two outposts serving
+# the kit's 10,000-record zone on the same core, one with `[dns.rate_limit]` set (at a
+# rate dnsperf never reaches, so every answer is counted and none is limited), one
+# without, measured with dnsperf in turn in the same run; then the limited one again with
+# every query carrying a client cookie (dnsperf -E 10:…), so every answer also carries a
+# server cookie computed for it (SipHash-2-4, RFC 9018). Not a test: it prints figures.
 #
 # usage: bench/rate_limit.sh [ROUNDS=3] [SECONDS=10]
 # env:   BENCH_DIR, SHARED_BENCH, SERVER_CPU, NICE, SUMMARY as for bench/authoritative.sh
@@ -44,13 +46,22 @@ for variant in plain limited; do
   PID_OF[$variant]=$outpost_pid
 done
 outpost_pid=""
+# The "cookies" runs: dnsperf with a client cookie (EDNS option 10) in every query, asked
+# of the limited server.
+mkdir -p "$BENCH_DIR/cookie-bin"
+printf '#!/bin/sh\nexec %s -E 10:0123456789abcdef "$@"\n' "$(command -v dnsperf)" > "$BENCH_DIR/cookie-bin/dnsperf"
+chmod +x "$BENCH_DIR/cookie-bin/dnsperf"
+PORT_OF[cookies]=${PORT_OF[limited]}
 
 results=$BENCH_DIR/results/rate-limit.tsv
 printf 'server\tround\tqps\tsrv_cpu\n' > "$results"
 for round in $(seq 1 "$ROUNDS"); do
-  for variant in plain limited; do
+  for variant in plain limited cookies; do
     err=$BENCH_DIR/results/last-rrl-$variant.err
-    line=$(SERVER_PID=${PID_OF[$variant]} TAG=rrl-$variant-r$round "$BENCH_DIR/bench_server.sh" \
+    path=$PATH
+    [ "$variant" = cookies ] && path=$BENCH_DIR/cookie-bin:$PATH
+    server=${PID_OF[$variant]:-${PID_OF[limited]}}
+    line=$(PATH=$path SERVER_PID=$server TAG=rrl-$variant-r$round "$BENCH_DIR/bench_server.sh" \
       "${PORT_OF[$variant]}" 1 "$SECS" 2> "$err")
     run=$(grep '^run' "$err" || true)
     get() { echo "$line $run" | grep -o "$1=[^ ]*" | head -1 | cut -d= -f2; }
@@ -77,13 +88,15 @@ rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 def med(variant, key):
     values = [float(r[key].rstrip("%")) for r in rows if r["server"] == variant and r[key] not in ("", "nan")]
     return statistics.median(values) if values else float("nan")
-for variant in ("plain", "limited"):
+for variant in ("plain", "limited", "cookies"):
     qps, cpu = med(variant, "qps"), med(variant, "srv_cpu")
     print(f"{variant:<8} median {qps:>9,.0f} q/s  server CPU {cpu:.0f}%  {cpu / 100 / qps * 1e6:.2f} us/query")
-plain, limited = med("plain", "qps"), med("limited", "qps")
+plain, limited, cookies = med("plain", "qps"), med("limited", "qps"), med("cookies", "qps")
 print(f"with rate limiting: {limited / plain:.3f} x the q/s ({(1 - limited / plain) * 100:+.1f}% cost); "
       f"answers it limited: {sys.argv[2]} (expected 0)")
+print(f"with rate limiting and cookies: {cookies / plain:.3f} x the q/s ({(1 - cookies / plain) * 100:+.1f}% cost)")
 if sys.argv[3]:
     with open(sys.argv[3], "a") as out:
         print(f"rate limiting on (udp): q/s\toutpost off\t{limited:.3f}\t{plain:.3f}", file=out)
+        print(f"rate limiting and cookies (udp): q/s\toutpost off\t{cookies:.3f}\t{plain:.3f}", file=out)
 EOF

@@ -2,8 +2,9 @@
 # The fast path against the reference servers, every configuration the targets name, in
 # one run: authoritative UDP on one core, UDP on both cores, TCP, each against NSD and
 # Knot (bench/authoritative.sh, with latency at a fixed rate and RSS), then cached
-# forwarding against Unbound (bench/forward.sh), then what response rate limiting costs
-# (bench/rate_limit.sh: outpost with it against outpost without). Ends with one table:
+# forwarding against Unbound (bench/forward.sh), then what response rate limiting and
+# cookies cost (bench/rate_limit.sh: outpost with them against outpost without), then DoT
+# and DoH against plain TCP (bench/encrypted.sh). Ends with one table:
 # each figure of outpost beside the reference's, and the ratio. Not a test: it prints
 # figures.
 #
@@ -15,7 +16,8 @@
 #   udp 2 cores   two workers per server on CPUs 0 and 1 (dnsperf shares CPU 1)
 #   tcp 1 core    one worker per server on CPU 0
 #   forwarding    one worker on CPU 0, the upstream (NSD) beside dnsperf on CPU 1
-#   rate limit    one worker on CPU 0, [dns.rate_limit] on against off
+#   rate limit    one worker on CPU 0, [dns.rate_limit] on against off, then with cookies
+#   encrypted     one worker on CPU 0, DoT and DoH against TCP
 set -euo pipefail
 
 ROUNDS=${1:-3}
@@ -34,6 +36,7 @@ LABEL="tcp 1 core" MODE=tcp SERVER_WORKERS=1 SERVER_CPU=0 \
   "$repo/bench/authoritative.sh" "$ROUNDS" "$SECS"
 SERVER_CPU=0 "$repo/bench/forward.sh" "$ROUNDS" "$SECS"
 SERVER_CPU=0 "$repo/bench/rate_limit.sh" "$ROUNDS" "$SECS"
+SERVER_CPU=0 "$repo/bench/encrypted.sh" "$ROUNDS" "$SECS"
 
 echo
 echo "summary, ${SECS}s per run, $ROUNDS rounds (medians; latency and RSS one reading each):"

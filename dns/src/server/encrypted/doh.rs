@@ -92,6 +92,11 @@ async fn connection(
     acceptor: TlsAcceptor,
     handler: Arc<QueryHandler>,
 ) {
+    // HTTP/2 writes an answer as two frames (HEADERS, DATA): with Nagle on, the second
+    // waits for the client's delayed ACK, 40 ms per answer.
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, %error, "cannot set TCP_NODELAY on a DoH connection");
+    }
     let Ok(Ok(tls)) = timeout(ENCRYPTED_TIMEOUT, acceptor.accept(stream)).await else {
         tracing::debug!(%peer, "DoH TLS handshake failed or timed out");
         return;
