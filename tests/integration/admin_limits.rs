@@ -1,7 +1,8 @@
 //! The admin API on a hostile LAN: clients that drip a request head, send nothing, or
 //! idle on a kept-alive connection are closed past the header-read timeout; the connection
 //! cap closes the connections past it and counts them; and a polite client (the CLI, a
-//! script) is served meanwhile, and again once slots free.
+//! script) is served meanwhile, and again once slots free. A request body that stalls
+//! fails and frees its connection.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -152,4 +153,38 @@ fn the_admin_connection_cap_closes_and_counts_the_excess_then_serves_again() {
     let list = appliance.cli_ok(["zone", "list"]);
     assert!(list.contains("example.internal."), "{list}");
     drop(held);
+}
+
+#[test]
+fn a_request_body_that_stalls_fails_and_frees_its_connection() {
+    let appliance = Appliance::start(&authoritative_config());
+    let admin = appliance.admin_addr();
+    // A token holder announces a zone file of 1000 bytes, sends 10, and stops.
+    let mut stream = connect(admin);
+    let head = format!(
+        "PUT /v1/zones/stall.test. HTTP/1.1\r\nHost: outpost\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: text/plain\r\nContent-Length: 1000\r\n\r\n$ORIGIN s",
+        appliance.token()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let started = Instant::now();
+    stream
+        .set_read_timeout(Some(HEADER_READ_TIMEOUT + CLOSE_MARGIN))
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response);
+    // BODY_STALL_TIMEOUT (10 s) after the last byte: a 400 naming the stall, then the
+    // connection closes (read_to_end returned).
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert!(response.contains("no request body data for 10 s"), "{response}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "cut off before the stall timeout: {:?}",
+        started.elapsed()
+    );
+    // Nothing was written, and the API serves others.
+    assert!(health(admin));
+    let zones = appliance.cli_ok(["zone", "list"]);
+    assert!(!zones.contains("stall.test"), "{zones}");
 }

@@ -8,11 +8,15 @@
 //! read (a wrong token, an unknown route, a body over the limit) whenever the body arrives
 //! after the refusal. Marking those responses `Connection: close` makes clients open a new
 //! connection instead.
+//!
+//! The same wrapper bounds how long a body may stall: a client that sends no body data
+//! for [`BODY_STALL_TIMEOUT`] fails its request (400), and the connection closes.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::Request;
@@ -21,6 +25,12 @@ use axum::http::header::CONNECTION;
 use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+
+/// Longest wait for the next piece of a request body; past it the request fails. Reset by
+/// every piece, so a large zone file or plugin on a slow link is not cut off while it
+/// moves; a body that drips slower than this cannot hold a connection.
+pub const BODY_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The middleware: runs the request with its body watched, and marks the response
 /// `Connection: close` if the body was not read to its end.
@@ -30,6 +40,7 @@ pub async fn close_if_body_unread(request: Request, next: Next) -> Response {
     let watched = Body::new(Watched {
         inner: body,
         finished: Arc::clone(&finished),
+        stall: Box::pin(tokio::time::sleep(BODY_STALL_TIMEOUT)),
     });
     let mut response = next.run(Request::from_parts(parts, watched)).await;
     if !finished.load(Ordering::Acquire) {
@@ -40,10 +51,12 @@ pub async fn close_if_body_unread(request: Request, next: Next) -> Response {
     response
 }
 
-/// A request body that records when it has been read to its end.
+/// A request body that records when it has been read to its end, and fails when it stalls.
 struct Watched {
     inner: Body,
     finished: Arc<AtomicBool>,
+    /// Fires [`BODY_STALL_TIMEOUT`] after the last piece of the body.
+    stall: Pin<Box<Sleep>>,
 }
 
 impl HttpBody for Watched {
@@ -57,6 +70,16 @@ impl HttpBody for Watched {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
             self.finished.store(true, Ordering::Release);
+        }
+        if polled.is_ready() {
+            self.stall
+                .as_mut()
+                .reset(Instant::now() + BODY_STALL_TIMEOUT);
+        } else if self.stall.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(axum::Error::new(format!(
+                "no request body data for {} s",
+                BODY_STALL_TIMEOUT.as_secs()
+            )))));
         }
         polled
     }
