@@ -138,7 +138,7 @@ mutant ticket-in-argv appliance.nix appliance-secrets "FAIL the join ticket is p
 mutant store-secrets-accepted appliance.nix appliance-secrets "FAIL a secret in the store is refused" \
   'assertion = cfg.${option} == null || !lib.hasPrefix builtins.storeDir cfg.${option};' 'assertion = true;'
 mutant nulls-rendered appliance.nix appliance-settings "cannot render a null" \
-  'lib.filterAttrsRecursive (_: value: value != null) cfg.settings' 'cfg.settings'
+  'withoutNulls = lib.filterAttrsRecursive (_: value: value != null);' 'withoutNulls = settings: settings;'
 mutant tls-files-checked-at-build appliance.nix appliance-secrets "FAIL the build-time check runs on that file" \
   'check-config ${buildCheckFile}' 'check-config ${configFile}'
 mutant config-unchecked appliance.nix appliance-settings "FAIL the file is checked with the daemon at build time" \

@@ -11,8 +11,9 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use forward::RawForward;
 use ipnet::IpNet;
-use outpost_dns::forward::{ForwardConfig, Upstream, UpstreamError, system_nameservers};
+use outpost_dns::forward::ForwardConfig;
 use outpost_dns::plugin_runtime::PluginDeadlines;
 use outpost_dns::rate_limit::RateLimit;
 use outpost_dns::server::{MAX_UDP_WORKERS, default_udp_workers};
@@ -22,6 +23,7 @@ use crate::store::{JoinTicket, RaftTiming, Tuning};
 
 /// Defaults of a bare `outpost serve`: everything on loopback, high ports.
 mod encrypted;
+pub mod forward;
 mod listen;
 mod rate_limit;
 mod reload;
@@ -39,12 +41,12 @@ pub const DEFAULT_DNS: &str = "127.0.0.1:5353";
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:8053";
 pub const DEFAULT_SYNC: &str = "127.0.0.1:8054";
 /// Per-upstream wait before trying the next one.
-const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 1500;
+pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 1500;
 /// Answer cache capacity in entries (one entry per name, type and class).
-const DEFAULT_CACHE_ENTRIES: usize = 10_000;
+pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
 /// How long past expiry an answer may be served when every upstream fails
 /// (RFC 8767 suggests one to three days).
-const DEFAULT_SERVE_STALE_SECS: u64 = 86_400;
+pub const DEFAULT_SERVE_STALE_SECS: u64 = 86_400;
 /// Networks allowed to recurse by default: loopback and private ranges. Never
 /// everyone: an open resolver is an amplifier.
 const DEFAULT_RECURSION_NETWORKS: [&str; 7] = [
@@ -114,7 +116,8 @@ pub struct RawCluster {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDns {
-    pub listen: Option<String>,
+    /// `IP:PORT`, or a list of them (several interfaces, IPv4 and IPv6).
+    pub listen: Option<OneOrMany>,
     /// UDP worker threads, each with its own socket (default: one per core).
     pub udp_workers: Option<usize>,
     /// Networks whose clients may recurse (CIDR).
@@ -161,17 +164,12 @@ pub struct RawSync {
     pub insecure_plaintext: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawForward {
-    /// `IP:PORT`, `tcp://IP:PORT`, `tls://IP:PORT#NAME` or `https://HOST/PATH`;
-    /// default: the nameservers of /etc/resolv.conf.
-    pub upstreams: Option<Vec<String>>,
-    /// PEM CA certificates DoT and DoH upstreams may chain to, besides the system's.
-    pub tls_ca_file: Option<PathBuf>,
-    pub timeout_ms: Option<u64>,
-    pub cache_entries: Option<usize>,
-    pub serve_stale_secs: Option<u64>,
+/// A key that takes one value or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// Flag values, which override the file.
@@ -196,8 +194,9 @@ pub struct Config {
     pub allow_root: bool,
     /// The file's log filter, already checked to parse; `None` when not set.
     pub log: Option<String>,
-    pub dns: SocketAddr,
-    /// UDP worker threads, each with its own socket on `dns`.
+    /// Every address DNS is served on (UDP and TCP), at least one.
+    pub dns: Vec<SocketAddr>,
+    /// UDP worker threads per address, each with its own socket.
     pub udp_workers: NonZeroUsize,
     pub admin: SocketAddr,
     pub sync: SyncConfig,
@@ -282,7 +281,7 @@ impl RawConfig {
             .data_dir
             .or(self.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        let dns = parse_addr("dns.listen", overrides.dns.or(self.dns.listen), DEFAULT_DNS)?;
+        let dns = resolve_dns_listen(overrides.dns.map(OneOrMany::One).or(self.dns.listen))?;
         let udp_workers = resolve_udp_workers(self.dns.udp_workers)?;
         let admin = parse_addr(
             "admin.listen",
@@ -323,7 +322,7 @@ impl RawConfig {
             self.dns.tls_cert,
             self.dns.tls_key,
         )?;
-        let forward = resolve_forward(self.forward)?;
+        let forward = forward::resolve(self.forward)?;
         let plugins = resolve_plugins(self.plugins)?;
         if let Some(filter) = &self.log {
             tracing_subscriber::EnvFilter::try_new(filter).map_err(|error| {
@@ -439,49 +438,6 @@ fn resolve_recursion(networks: Option<Vec<String>>) -> Result<Vec<IpNet>, Config
         .collect()
 }
 
-/// The `[forward]` section, checked (upstreams default to /etc/resolv.conf's).
-fn resolve_forward(raw: RawForward) -> Result<ForwardConfig, ConfigError> {
-    let upstreams = raw
-        .upstreams
-        .unwrap_or_else(system_nameservers)
-        .iter()
-        .map(|text| parse_upstream(text))
-        .collect::<Result<Vec<_>, _>>()?;
-    let timeout_ms = raw.timeout_ms.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT_MS);
-    if !(10..=30_000).contains(&timeout_ms) {
-        return Err(ConfigError::Invalid {
-            key: "forward.timeout_ms",
-            value: timeout_ms.to_string(),
-            problem: "is out of range (10 to 30000)".into(),
-        });
-    }
-    let cache_entries = raw.cache_entries.unwrap_or(DEFAULT_CACHE_ENTRIES);
-    if cache_entries > 10_000_000 {
-        return Err(ConfigError::Invalid {
-            key: "forward.cache_entries",
-            value: cache_entries.to_string(),
-            problem: "is too large (at most 10000000)".into(),
-        });
-    }
-    let tls = ForwardConfig::tls_for(&upstreams, raw.tls_ca_file.as_deref()).map_err(|error| {
-        ConfigError::Invalid {
-            key: "forward.tls_ca_file",
-            value: raw
-                .tls_ca_file
-                .as_ref()
-                .map_or_else(String::new, |path| path.display().to_string()),
-            problem: error.to_string(),
-        }
-    })?;
-    Ok(ForwardConfig {
-        upstreams,
-        tls,
-        timeout: Duration::from_millis(timeout_ms),
-        cache_entries,
-        serve_stale: Duration::from_secs(raw.serve_stale_secs.unwrap_or(DEFAULT_SERVE_STALE_SECS)),
-    })
-}
-
 /// A count that must be at least 1.
 fn positive(key: &'static str, value: Option<u64>, default: u64) -> Result<u64, ConfigError> {
     match value {
@@ -549,6 +505,35 @@ fn resolve_raft(value: Option<String>) -> Result<Option<SocketAddr>, ConfigError
     Ok(Some(addr))
 }
 
+/// `dns.listen`: one address or several, each once.
+fn resolve_dns_listen(value: Option<OneOrMany>) -> Result<Vec<SocketAddr>, ConfigError> {
+    let texts = match value {
+        None => vec![DEFAULT_DNS.to_string()],
+        Some(OneOrMany::One(text)) => vec![text],
+        Some(OneOrMany::Many(texts)) => texts,
+    };
+    if texts.is_empty() {
+        return Err(ConfigError::Invalid {
+            key: "dns.listen",
+            value: "[]".into(),
+            problem: "is empty (give at least one IP:PORT)".into(),
+        });
+    }
+    let mut addrs = Vec::with_capacity(texts.len());
+    for text in texts {
+        let addr = parse_addr("dns.listen", Some(text.clone()), DEFAULT_DNS)?;
+        if addrs.contains(&addr) {
+            return Err(ConfigError::Invalid {
+                key: "dns.listen",
+                value: text,
+                problem: "is listed twice".into(),
+            });
+        }
+        addrs.push(addr);
+    }
+    Ok(addrs)
+}
+
 pub(super) fn parse_addr(
     key: &'static str,
     value: Option<String>,
@@ -560,13 +545,4 @@ pub(super) fn parse_addr(
         value: text.clone(),
         problem: format!("is not an address (use IP:PORT, e.g. {default})"),
     })
-}
-
-fn parse_upstream(text: &str) -> Result<Upstream, ConfigError> {
-    text.parse()
-        .map_err(|error: UpstreamError| ConfigError::Invalid {
-            key: "forward.upstreams",
-            value: text.to_string(),
-            problem: format!("is not an upstream: {}", error.problem),
-        })
 }

@@ -130,7 +130,8 @@ pub struct Node {
     /// Lite sessions stop after DNS and admin drained, so they see every last write.
     sync_shutdown: CancellationToken,
     sync_tracker: TaskTracker,
-    dns_addr: SocketAddr,
+    /// Every DNS address, in the order configured.
+    dns_addrs: Vec<SocketAddr>,
     admin_addr: SocketAddr,
     sync_addr: SocketAddr,
     /// The DoT, DoH and DoQ listeners bound (none when off), and the certificate they
@@ -142,8 +143,9 @@ pub struct Node {
 }
 
 impl Node {
+    /// The first DNS address (the one the health probe and `addresses.json`'s `dns` name).
     pub fn dns_addr(&self) -> SocketAddr {
-        self.dns_addr
+        self.dns_addrs[0]
     }
 
     pub fn admin_addr(&self) -> SocketAddr {
@@ -218,7 +220,7 @@ impl Node {
 
     /// What the systemd watchdog checks.
     pub fn health(&self) -> Health {
-        Health::new(self.store.clone(), self.dns_addr)
+        Health::new(self.store.clone(), self.dns_addr())
     }
 
     /// Stops in the order the module documentation gives.
@@ -279,7 +281,7 @@ async fn create_example_zone(store: &Store, data_dir: &Path) -> Result<(), NodeE
 
 fn write_addresses(
     data_dir: &Path,
-    dns: SocketAddr,
+    dns: &[SocketAddr],
     admin: SocketAddr,
     sync: SocketAddr,
     encrypted: EncryptedAddrs,
@@ -306,8 +308,11 @@ fn write_addresses(
     .into_iter()
     .filter_map(|(key, addr)| addr.map(|addr| format!("\"{key}\":\"{addr}\",")))
     .collect();
+    let dns_listen: Vec<String> = dns.iter().map(|addr| format!("\"{addr}\"")).collect();
     let body = format!(
-        "{{\"dns\":\"{dns}\",\"admin\":\"{admin}\",\"sync\":\"{sync}\",{encrypted}{raft}\"pid\":{}}}\n",
+        "{{\"dns\":\"{}\",\"dns_listen\":[{}],\"admin\":\"{admin}\",\"sync\":\"{sync}\",{encrypted}{raft}\"pid\":{}}}\n",
+        dns[0],
+        dns_listen.join(","),
         std::process::id()
     );
     std::fs::write(&temporary, body)

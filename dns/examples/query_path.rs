@@ -46,6 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cache_entries: 16,
         serve_stale: Duration::from_secs(1),
         tls: None,
+        zones: Vec::new(),
     };
     let forwarder = Arc::new(Forwarder::new(&forward, metrics.clone()));
     let handler = QueryHandler::new(zone_set, forwarder, Vec::new(), metrics);

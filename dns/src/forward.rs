@@ -8,6 +8,7 @@ mod cache;
 mod doh;
 pub mod dot;
 mod exchange;
+mod route;
 mod tls;
 mod upstream;
 
@@ -18,9 +19,9 @@ use hickory_proto::rr::Record;
 
 use crate::metrics::Metrics;
 pub use address::{HttpsUpstream, UPSTREAM_FORMS, Upstream, UpstreamError};
-pub(crate) use cache::{Cache, CacheKey, Lookup};
+pub(crate) use cache::{CacheKey, Lookup};
+use route::{Routes, Target};
 pub use tls::{UpstreamTls, UpstreamTlsError};
-use upstream::Link;
 
 /// Where and how to forward.
 #[derive(Debug, Clone)]
@@ -34,15 +35,26 @@ pub struct ForwardConfig {
     pub serve_stale: Duration,
     /// What DoT and DoH upstreams are trusted by; needed when one is configured.
     pub tls: Option<UpstreamTls>,
+    /// Domains forwarded to upstreams of their own (`[[forward.zones]]`).
+    pub zones: Vec<ForwardZone>,
+}
+
+/// A domain whose names go to upstreams of its own, with a cache of its own.
+#[derive(Debug, Clone)]
+pub struct ForwardZone {
+    pub name: hickory_proto::rr::Name,
+    pub upstreams: Vec<Upstream>,
+    pub cache_entries: usize,
+    pub serve_stale: Duration,
 }
 
 impl ForwardConfig {
     /// The TLS settings `upstreams` need: none unless one of them is encrypted.
-    pub fn tls_for(
-        upstreams: &[Upstream],
+    pub fn tls_for<'a>(
+        mut upstreams: impl Iterator<Item = &'a Upstream>,
         ca_file: Option<&std::path::Path>,
     ) -> Result<Option<UpstreamTls>, UpstreamTlsError> {
-        match upstreams.iter().any(Upstream::encrypted) {
+        match upstreams.any(Upstream::encrypted) {
             true => UpstreamTls::new(ca_file).map(Some),
             false => Ok(None),
         }
@@ -61,29 +73,6 @@ pub fn system_nameservers() -> Vec<String> {
         .collect()
 }
 
-/// The upstreams, how each is reached, and how long to wait for each.
-struct Route {
-    upstreams: Vec<(Upstream, Link)>,
-    timeout: Duration,
-}
-
-impl Route {
-    fn of(config: &ForwardConfig, metrics: &std::sync::Arc<Metrics>) -> Self {
-        let upstreams = config
-            .upstreams
-            .iter()
-            .map(|upstream| {
-                let link = Link::new(upstream, config.tls.as_ref(), metrics);
-                (upstream.clone(), link)
-            })
-            .collect();
-        Self {
-            upstreams,
-            timeout: config.timeout,
-        }
-    }
-}
-
 /// TTL given to a stale answer (RFC 8767 section 4 recommends 30 seconds).
 const STALE_ANSWER_TTL: u32 = 30;
 
@@ -91,6 +80,8 @@ const STALE_ANSWER_TTL: u32 = 30;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Resolved {
     pub rcode: ResponseCode,
+    /// Answered here (a private reverse zone), not by an upstream.
+    pub authoritative: bool,
     pub answers: Vec<Record>,
     pub authorities: Vec<Record>,
     pub additionals: Vec<Record>,
@@ -115,6 +106,7 @@ impl Resolved {
         };
         Self {
             rcode: self.rcode,
+            authoritative: self.authoritative,
             answers: adjust(&self.answers),
             authorities: adjust(&self.authorities),
             additionals: adjust(&self.additionals),
@@ -131,34 +123,35 @@ pub enum ForwardError {
 }
 
 pub struct Forwarder {
-    /// Swapped whole on a config reload; queries in flight keep the set they loaded.
-    route: arc_swap::ArcSwap<Route>,
-    cache: Cache,
+    /// Swapped whole on a config reload; queries in flight keep the routes they loaded.
+    routes: arc_swap::ArcSwap<Routes>,
     metrics: std::sync::Arc<Metrics>,
 }
 
 impl Forwarder {
     pub fn new(config: &ForwardConfig, metrics: std::sync::Arc<Metrics>) -> Self {
         Self {
-            route: arc_swap::ArcSwap::from_pointee(Route::of(config, &metrics)),
-            cache: Cache::new(config.cache_entries, config.serve_stale),
+            routes: arc_swap::ArcSwap::from_pointee(Routes::new(config, &metrics, None)),
             metrics,
         }
     }
 
-    /// Applies a reloaded config: new upstreams and timeout at once, cache settings
-    /// for what is cached from now on. The cached answers stay.
+    /// Applies a reloaded config: new routes, upstreams and timeout at once; the caches
+    /// of the default route and of zones still configured stay, with the new bounds.
     pub fn reconfigure(&self, config: &ForwardConfig) {
-        self.route
-            .store(std::sync::Arc::new(Route::of(config, &self.metrics)));
-        self.cache
-            .reconfigure(config.cache_entries, config.serve_stale);
+        let routes = Routes::new(config, &self.metrics, Some(&self.routes.load()));
+        self.routes.store(std::sync::Arc::new(routes));
     }
 
-    /// The cached answer to `query` while it is fresh: what the socket loops answer
-    /// inline, without a task or the network.
+    /// The cached answer to `query` while it is fresh, or a private reverse zone's:
+    /// what the socket loops answer inline, without a task or the network.
     pub fn cached(&self, query: &Query) -> Option<Resolved> {
-        match self.cache.get(&CacheKey::of(query), Instant::now()) {
+        let routes = self.routes.load();
+        let route = match routes.select(query.name()) {
+            Target::Forward(route) => route,
+            Target::Local(zone) => return Some(route::local_answer(zone, query)),
+        };
+        match route.cache.get(&CacheKey::of(query), Instant::now()) {
             Lookup::Fresh(resolved) => {
                 Metrics::bump(&self.metrics.cache_hits);
                 Some(resolved)
@@ -168,8 +161,13 @@ impl Forwarder {
     }
 
     pub async fn resolve(&self, query: &Query) -> Result<Resolved, ForwardError> {
+        let routes = self.routes.load_full();
+        let route = match routes.select(query.name()) {
+            Target::Forward(route) => route,
+            Target::Local(zone) => return Ok(route::local_answer(zone, query)),
+        };
         let key = CacheKey::of(query);
-        let stale = match self.cache.get(&key, Instant::now()) {
+        let stale = match route.cache.get(&key, Instant::now()) {
             Lookup::Fresh(resolved) => {
                 Metrics::bump(&self.metrics.cache_hits);
                 return Ok(resolved);
@@ -178,7 +176,6 @@ impl Forwarder {
             Lookup::Miss => None,
         };
         Metrics::bump(&self.metrics.cache_misses);
-        let route = self.route.load();
         if route.upstreams.is_empty() {
             return Err(ForwardError::NoUpstreams);
         }
@@ -191,7 +188,7 @@ impl Forwarder {
                         ResponseCode::NoError | ResponseCode::NXDomain
                     ) =>
                 {
-                    self.cache.put(key, &resolved, Instant::now());
+                    route.cache.put(key, &resolved, Instant::now());
                     return Ok(resolved);
                 }
                 Ok(resolved) => last_error = format!("{upstream} answered {}", resolved.rcode),

@@ -115,7 +115,7 @@ fn forwarded(
     match resolved {
         Ok(resolved) => Outcome {
             rcode: resolved.rcode,
-            authoritative: false,
+            authoritative: resolved.authoritative,
             recursion_available: true,
             answers: redirect
                 .map(|redirect| redirect.cname)

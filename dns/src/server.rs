@@ -70,17 +70,41 @@ pub fn default_udp_workers() -> NonZeroUsize {
     std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
 }
 
-/// The bound sockets: one UDP socket per worker and a TCP listener, on the same port.
+/// The bound sockets: on each address, one UDP socket per worker and a TCP listener on
+/// the same port.
 pub struct DnsSockets {
     udp: Vec<socket2::Socket>,
-    tcp: TcpListener,
+    tcp: Vec<TcpListener>,
 }
 
 impl DnsSockets {
+    /// Binds every address of `addrs` (see [`DnsSockets::bind_one`]); an error comes
+    /// with the address that failed.
+    pub async fn bind(
+        addrs: &[SocketAddr],
+        udp_workers: NonZeroUsize,
+    ) -> Result<Self, (SocketAddr, io::Error)> {
+        let mut sockets = DnsSockets {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+        };
+        for addr in addrs {
+            let (udp, tcp) = Self::bind_one(*addr, udp_workers)
+                .await
+                .map_err(|error| (*addr, error))?;
+            sockets.udp.extend(udp);
+            sockets.tcp.push(tcp);
+        }
+        Ok(sockets)
+    }
+
     /// Binds `udp_workers` UDP sockets (at most [`MAX_UDP_WORKERS`]) and a TCP listener
     /// on `addr`. With port 0, every socket takes the port the kernel gave the first UDP
     /// one (retrying if another process holds it for TCP).
-    pub async fn bind(addr: SocketAddr, udp_workers: NonZeroUsize) -> io::Result<Self> {
+    async fn bind_one(
+        addr: SocketAddr,
+        udp_workers: NonZeroUsize,
+    ) -> io::Result<(Vec<socket2::Socket>, TcpListener)> {
         let workers = udp_workers.get().min(MAX_UDP_WORKERS);
         let mut last_error = None;
         for _ in 0..16 {
@@ -95,7 +119,7 @@ impl DnsSockets {
                 udp.push(bind_udp(shared)?);
             }
             match TcpListener::bind(shared).await {
-                Ok(tcp) => return Ok(Self { udp, tcp }),
+                Ok(tcp) => return Ok((udp, tcp)),
                 Err(error) if addr.port() == 0 => last_error = Some(error),
                 Err(error) => return Err(error),
             }
@@ -103,8 +127,17 @@ impl DnsSockets {
         Err(last_error.unwrap_or_else(|| io::Error::other("no free port for UDP and TCP together")))
     }
 
+    /// The first address bound (with the port chosen for port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.tcp.local_addr()
+        self.tcp
+            .first()
+            .ok_or_else(|| io::Error::other("no DNS address"))?
+            .local_addr()
+    }
+
+    /// The addresses bound, in the order given (with the ports chosen for port 0).
+    pub fn local_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        self.tcp.iter().map(TcpListener::local_addr).collect()
     }
 
     /// Serves until `shutdown`; in-flight work (the UDP worker threads among it) is
@@ -138,13 +171,7 @@ impl DnsSockets {
                 });
             spawned?;
         }
-        tracker.spawn(tcp::serve(
-            self.tcp,
-            None,
-            handler,
-            shutdown,
-            tracker.clone(),
-        ));
+        tcp::spawn(self.tcp, None, handler, shutdown, tracker);
         Ok(())
     }
 }

@@ -107,6 +107,7 @@ impl Server {
             cache_entries: 100,
             serve_stale: Duration::ZERO,
             tls: None,
+            zones: Vec::new(),
         };
         let handler = Arc::new(QueryHandler::new(
             Arc::new(ArcSwap::from_pointee(common::zone_set(
@@ -119,7 +120,7 @@ impl Server {
         ));
         handler.set_policies(plugins.policies().clone());
         let sockets = DnsSockets::bind(
-            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            &[SocketAddr::from((Ipv4Addr::LOCALHOST, 0))],
             NonZeroUsize::MIN,
         )
         .await

@@ -98,6 +98,7 @@ async fn server(upstream: SocketAddr, workers: usize) -> Server {
         cache_entries: 100,
         serve_stale: Duration::ZERO,
         tls: None,
+        zones: Vec::new(),
     };
     let handler = Arc::new(QueryHandler::new(
         Arc::new(ArcSwap::from_pointee(common::zone_set(
@@ -109,7 +110,7 @@ async fn server(upstream: SocketAddr, workers: usize) -> Server {
         metrics.clone(),
     ));
     let workers = NonZeroUsize::new(workers).unwrap();
-    let sockets = DnsSockets::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), workers)
+    let sockets = DnsSockets::bind(&[SocketAddr::from((Ipv4Addr::LOCALHOST, 0))], workers)
         .await
         .unwrap();
     let addr = sockets.local_addr().unwrap();

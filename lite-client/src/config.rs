@@ -151,7 +151,7 @@ impl RunOptions {
             .iter()
             .map(|text| parse_upstream(text))
             .collect::<Result<Vec<_>, _>>()?;
-        let upstream_tls = ForwardConfig::tls_for(&upstreams, self.upstream_ca.as_deref())?;
+        let upstream_tls = ForwardConfig::tls_for(upstreams.iter(), self.upstream_ca.as_deref())?;
         let plugins = match self.policy_deadline_ms {
             None => PluginDeadlines::default(),
             Some(ms) if PluginDeadlines::POLICY_MS.contains(&ms) => PluginDeadlines {
@@ -174,6 +174,7 @@ impl RunOptions {
                 cache_entries: CACHE_ENTRIES,
                 serve_stale: SERVE_STALE,
                 tls: upstream_tls,
+                zones: Vec::new(),
             },
             recursion_networks: loopback_networks(),
             plugins,

@@ -178,12 +178,9 @@ async fn serve_dns(
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<(SocketAddr, Arc<PluginRuntime>), StartError> {
-    let dns = DnsSockets::bind(config.dns, LITE_UDP_WORKERS)
+    let dns = DnsSockets::bind(&[config.dns], LITE_UDP_WORKERS)
         .await
-        .map_err(|source| StartError::Bind {
-            addr: config.dns,
-            source,
-        })?;
+        .map_err(|(addr, source)| StartError::Bind { addr, source })?;
     let dns_addr = dns.local_addr().map_err(|source| StartError::Bind {
         addr: config.dns,
         source,

@@ -41,7 +41,10 @@ let
   portOf = address: lib.toInt (builtins.head (builtins.match ".*:([0-9]+)" address));
   isLoopback = address: lib.hasPrefix "127." address || lib.hasPrefix "[::1]:" address;
 
-  dnsPort = portOf cfg.settings.dns.listen;
+  # dns.listen is one address or a list of them.
+  dnsAddresses =
+    if builtins.isList cfg.settings.dns.listen then cfg.settings.dns.listen else [ cfg.settings.dns.listen ];
+  dnsPorts = lib.unique (map portOf dnsAddresses);
   adminPort = portOf cfg.settings.admin.listen;
   syncPort = portOf cfg.settings.sync.listen;
   # DNS over TLS and HTTPS (TCP) and over QUIC (UDP), each when configured.
@@ -72,8 +75,19 @@ let
     cfg.settings.plugins
   ];
 
-  # Null means "the daemon's default", so such keys are left out of the file.
-  renderedSettings = lib.filterAttrsRecursive (_: value: value != null) cfg.settings;
+  # Null means "the daemon's default", so such keys are left out of the file (in the
+  # entries of forward.zones too, which filterAttrsRecursive does not enter: a list).
+  withoutNulls = lib.filterAttrsRecursive (_: value: value != null);
+  renderedSettings = withoutNulls (
+    cfg.settings
+    // {
+      forward =
+        cfg.settings.forward
+        // lib.optionalAttrs (cfg.settings.forward.zones != null) {
+          zones = map withoutNulls cfg.settings.forward.zones;
+        };
+    }
+  );
   configFile = format.generate "outpost.toml" renderedSettings;
   # `check-config` opens the sync and DNS TLS files, which exist only on the running
   # machine (the key is a credential): the build checks everything else.
@@ -381,9 +395,13 @@ in
           };
           dns = {
             listen = mkOption {
-              type = listenAddress;
+              type = types.either listenAddress (types.nonEmptyListOf listenAddress);
               default = "0.0.0.0:53";
-              description = "DNS address, UDP and TCP (`IP:PORT`).";
+              example = [
+                "10.20.0.2:53"
+                "[fd00:20::2]:53"
+              ];
+              description = "DNS address, UDP and TCP (`IP:PORT`), or a list of them (several interfaces, IPv4 and IPv6).";
             };
             allow_recursion = mkOption {
               type = types.nullOr (types.listOf types.str);
@@ -471,6 +489,35 @@ in
             timeout_ms = nullOrInt (types.ints.between 10 30000) "Per-upstream timeout in milliseconds (daemon default: 1500).";
             cache_entries = nullOrInt (types.ints.between 0 10000000) "Answer cache bound in entries (daemon default: 10000).";
             serve_stale_secs = nullOrInt types.ints.unsigned "RFC 8767 serve-stale window in seconds (daemon default: 86400).";
+            zones = mkOption {
+              type = types.nullOr (
+                types.listOf (
+                  types.submodule {
+                    options = {
+                      name = mkOption {
+                        type = types.str;
+                        example = "corp.example.";
+                        description = "The domain, absolute (with its final dot).";
+                      };
+                      upstreams = mkOption {
+                        type = types.nonEmptyListOf types.str;
+                        example = [ "10.0.0.53" ];
+                        description = "Its upstreams, in the forms of `forward.upstreams`.";
+                      };
+                      cache_entries = nullOrInt (types.ints.between 0 10000000) "Its answer cache bound in entries (daemon default: 1000).";
+                      serve_stale_secs = nullOrInt types.ints.unsigned "Its serve-stale window (daemon default: the section's).";
+                    };
+                  }
+                )
+              );
+              default = null;
+              description = ''
+                Conditional forwarding (`[[forward.zones]]`): names under each domain go to
+                its own upstreams, with a cache of its own; the longest domain wins and a
+                zone of ours always wins. Private reverse zones (RFC 6303) are answered
+                locally unless an entry covers them.
+              '';
+            };
           };
           plugins = {
             policy_deadline_ms = nullOrInt (types.ints.between 1 1000) "How long a query-policy plugin's decide may run before it is cut off, in milliseconds (daemon default: 2; changed by a restart, not a reload).";
@@ -700,8 +747,8 @@ in
     );
 
     warnings =
-      lib.optional (cfg.openFirewall && isLoopback cfg.settings.dns.listen)
-        "services.outpost.openFirewall opens port ${toString dnsPort}, but settings.dns.listen (${cfg.settings.dns.listen}) is a loopback address"
+      lib.optional (cfg.openFirewall && lib.all isLoopback dnsAddresses)
+        "services.outpost.openFirewall opens port ${lib.concatMapStringsSep ", " toString dnsPorts}, but settings.dns.listen (${lib.concatStringsSep ", " dnsAddresses}) is only loopback addresses"
       ++ lib.optional (cfg.openAdminFirewall && isLoopback cfg.settings.admin.listen)
         "services.outpost.openAdminFirewall opens port ${toString adminPort}, but settings.admin.listen (${cfg.settings.admin.listen}) is a loopback address"
       ++ lib.optional (cfg.openSyncFirewall && isLoopback cfg.settings.sync.listen)
@@ -715,8 +762,8 @@ in
 
     networking.firewall = mkMerge [
       (mkIf cfg.openFirewall {
-        allowedUDPPorts = [ dnsPort ] ++ encryptedUdpPorts;
-        allowedTCPPorts = [ dnsPort ] ++ encryptedTcpPorts;
+        allowedUDPPorts = dnsPorts ++ encryptedUdpPorts;
+        allowedTCPPorts = dnsPorts ++ encryptedTcpPorts;
       })
       (mkIf cfg.openAdminFirewall { allowedTCPPorts = [ adminPort ]; })
       (mkIf cfg.openSyncFirewall { allowedTCPPorts = [ syncPort ]; })

@@ -177,7 +177,10 @@ fn a_request_body_that_stalls_fails_and_frees_its_connection() {
     // BODY_STALL_TIMEOUT (10 s) after the last byte: a 400 naming the stall, then the
     // connection closes (read_to_end returned).
     assert!(response.starts_with("HTTP/1.1 400"), "{response}");
-    assert!(response.contains("no request body data for 10 s"), "{response}");
+    assert!(
+        response.contains("no request body data for 10 s"),
+        "{response}"
+    );
     assert!(
         started.elapsed() >= Duration::from_secs(9),
         "cut off before the stall timeout: {:?}",

@@ -59,6 +59,8 @@ mod encrypted;
 mod encrypted_limits;
 mod encrypted_upstreams;
 mod forwarding;
+mod forwarding_zones;
+mod listen;
 mod lite;
 mod lite_flood;
 mod lite_protocol;

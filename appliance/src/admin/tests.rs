@@ -62,6 +62,7 @@ impl TestServer {
             cache_entries: 16,
             serve_stale: std::time::Duration::ZERO,
             tls: None,
+            zones: Vec::new(),
         };
         let handler = Arc::new(QueryHandler::new(
             store.zone_set(),

@@ -1,3 +1,5 @@
+use outpost_dns::forward::Upstream;
+
 use super::*;
 use crate::store::DEFAULT_HISTORY_ENTRIES;
 
@@ -13,7 +15,7 @@ fn flags_override_the_file_which_overrides_defaults() {
             ..Overrides::default()
         })
         .unwrap();
-    assert_eq!(config.dns, "127.0.0.1:7753".parse().unwrap());
+    assert_eq!(config.dns, ["127.0.0.1:7753".parse().unwrap()]);
     assert_eq!(config.admin, "127.0.0.1:9080".parse().unwrap());
     assert_eq!(
         config.sync,
@@ -315,4 +317,35 @@ fn bad_values_name_the_key_and_the_fix() {
         err.starts_with("admin.listen: \"localhost\" is not an address"),
         "{err}"
     );
+}
+
+#[test]
+fn forward_zones_and_a_listen_list_are_read() {
+    let raw = RawConfig::from_toml(
+        "[dns]\nlisten = [\"127.0.0.1:53\", \"[::1]:5353\"]\n\
+         [forward]\nupstreams = [\"10.0.0.1\"]\nserve_stale_secs = 60\n\
+         [[forward.zones]]\nname = \"corp.example.\"\nupstreams = [\"10.1.0.53\", \"tls://10.1.0.54#dc2.corp.example\"]\n\
+         [[forward.zones]]\nname = \"lab.example.\"\nupstreams = [\"10.2.0.53\"]\ncache_entries = 50\nserve_stale_secs = 0\n",
+    )
+    .unwrap();
+    let config = raw.resolve(Overrides::default()).unwrap();
+    assert_eq!(
+        config.dns,
+        [
+            "127.0.0.1:53".parse().unwrap(),
+            "[::1]:5353".parse().unwrap()
+        ]
+    );
+    let zones = &config.forward.zones;
+    assert_eq!(zones.len(), 2);
+    assert_eq!(zones[0].name.to_string(), "corp.example.");
+    assert_eq!(zones[0].upstreams.len(), 2);
+    assert_eq!(zones[0].cache_entries, forward::DEFAULT_ZONE_CACHE_ENTRIES);
+    assert_eq!(zones[0].serve_stale, Duration::from_secs(60));
+    assert_eq!(
+        (zones[1].cache_entries, zones[1].serve_stale),
+        (50, Duration::ZERO)
+    );
+    // A zone's DoT upstream needs the TLS settings, as a default one would.
+    assert!(config.forward.tls.is_some());
 }

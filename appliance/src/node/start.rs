@@ -77,7 +77,7 @@ impl Node {
             tracker: services.tracker,
             sync_shutdown: services.sync_shutdown,
             sync_tracker: services.sync_tracker,
-            dns_addr: services.dns_addr,
+            dns_addrs: services.dns_addrs,
             admin_addr: services.admin_addr,
             sync_addr: services.sync_addr,
             encrypted_addrs: services.encrypted_addrs,
@@ -88,7 +88,7 @@ impl Node {
         let raft_addr = node.raft_addr();
         if let Err(error) = write_addresses(
             &node.started.data_dir,
-            node.dns_addr,
+            &node.dns_addrs,
             node.admin_addr,
             node.sync_addr,
             node.encrypted_addrs,
@@ -99,7 +99,7 @@ impl Node {
             }
             return Err(error);
         }
-        tracing::info!(dns = %node.dns_addr, admin = %node.admin_addr, sync = %node.sync_addr, raft = ?node.raft_addr().map(ToString::to_string), data_dir = %node.started.data_dir.display(), "serving");
+        tracing::info!(dns = ?node.dns_addrs, admin = %node.admin_addr, sync = %node.sync_addr, raft = ?node.raft_addr().map(ToString::to_string), data_dir = %node.started.data_dir.display(), "serving");
         Ok(node)
     }
 }
@@ -226,9 +226,9 @@ async fn prepare(config: &Config, store: &Store) -> Result<Listeners, NodeError>
         })?;
     let bind =
         |what: &'static str, addr: SocketAddr| move |source| NodeError::Bind { what, addr, source };
-    let dns = DnsSockets::bind(config.dns, config.udp_workers)
+    let dns = DnsSockets::bind(&config.dns, config.udp_workers)
         .await
-        .map_err(bind("dns", config.dns))?;
+        .map_err(|(addr, source)| bind("dns", addr)(source))?;
     let admin = TcpListener::bind(config.admin)
         .await
         .map_err(bind("admin", config.admin))?;
@@ -318,7 +318,7 @@ struct Services {
     tracker: TaskTracker,
     sync_shutdown: CancellationToken,
     sync_tracker: TaskTracker,
-    dns_addr: SocketAddr,
+    dns_addrs: Vec<SocketAddr>,
     admin_addr: SocketAddr,
     sync_addr: SocketAddr,
 }
@@ -336,10 +336,10 @@ async fn spawn_services(
 ) -> Result<Services, NodeError> {
     let bind =
         |what: &'static str, addr: SocketAddr| move |source| NodeError::Bind { what, addr, source };
-    let dns_addr = listeners
+    let dns_addrs = listeners
         .dns
-        .local_addr()
-        .map_err(bind("dns", config.dns))?;
+        .local_addrs()
+        .map_err(bind("dns", config.dns[0]))?;
     let admin_addr = listeners
         .admin
         .local_addr()
@@ -396,7 +396,7 @@ async fn spawn_services(
         tracker,
         sync_shutdown,
         sync_tracker,
-        dns_addr,
+        dns_addrs,
         admin_addr,
         sync_addr,
     })

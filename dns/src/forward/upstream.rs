@@ -100,6 +100,7 @@ impl Link {
         }
         Ok(Resolved {
             rcode: answer.metadata.response_code,
+            authoritative: false,
             answers: answer.answers,
             authorities: answer.authorities,
             additionals: answer.additionals,

@@ -75,6 +75,7 @@ fn handler(upstream: SocketAddr) -> QueryHandler {
         cache_entries: 100,
         serve_stale: Duration::ZERO,
         tls: None,
+        zones: Vec::new(),
     };
     QueryHandler::new(
         Arc::new(ArcSwap::from_pointee(zone_set())),

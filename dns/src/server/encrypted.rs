@@ -146,13 +146,13 @@ impl EncryptedSockets {
             handler: handler.clone(),
         });
         if let Some(listener) = self.tls {
-            tracker.spawn(super::tcp::serve(
-                listener,
+            super::tcp::spawn(
+                vec![listener],
                 Some(acceptor(certificate.clone(), b"dot")?),
                 handler.clone(),
                 shutdown.clone(),
-                tracker.clone(),
-            ));
+                tracker,
+            );
         }
         if let Some(listener) = self.https {
             let acceptor = acceptor(certificate.clone(), b"h2")?;

@@ -44,62 +44,97 @@ const READ_BUFFER: usize = 16 * 1024;
 /// Replies gathered before they are written even if more queries are buffered.
 const WRITE_BATCH: usize = 16 * 1024;
 
-/// Serves DNS over TCP on `listener`, or DNS over TLS when `tls` is given, until
-/// `shutdown`.
-pub(super) async fn serve(
-    listener: TcpListener,
+/// Serves DNS over TCP on `listeners`, or DNS over TLS when `tls` is given, until
+/// `shutdown`. The listeners share one pool of connections.
+pub(super) fn spawn(
+    listeners: Vec<TcpListener>,
     tls: Option<TlsAcceptor>,
     handler: Arc<QueryHandler>,
     shutdown: CancellationToken,
-    tracker: TaskTracker,
+    tracker: &TaskTracker,
 ) {
-    let transport = match tls {
-        Some(_) => Transport::Tls,
-        None => Transport::Tcp,
+    let pool = Pool {
+        transport: match tls {
+            Some(_) => Transport::Tls,
+            None => Transport::Tcp,
+        },
+        tls,
+        handler,
+        connection_slots: Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS)),
+        sources: Arc::new(Sources::default()),
+        shutdown,
+        tracker: tracker.clone(),
     };
-    let connection_slots = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
-    let sources = Arc::new(Sources::default());
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = shutdown.cancelled() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::debug!(%error, "tcp accept failed");
-                continue;
-            }
-        };
-        let Ok(permit) = connection_slots.clone().try_acquire_owned() else {
-            Metrics::bump(&handler.metrics().tcp_connections_refused);
-            continue;
-        };
-        let Some(source_slot) = sources.admit(peer.ip()) else {
-            Metrics::bump(&handler.metrics().tcp_connections_refused);
-            continue;
-        };
-        let connection = Connection {
-            peer,
+    for listener in listeners {
+        tracker.spawn(pool.clone().serve(listener));
+    }
+}
+
+/// What the accept loops of one transport share.
+#[derive(Clone)]
+struct Pool {
+    transport: Transport,
+    tls: Option<TlsAcceptor>,
+    handler: Arc<QueryHandler>,
+    connection_slots: Arc<Semaphore>,
+    sources: Arc<Sources>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Pool {
+    async fn serve(self, listener: TcpListener) {
+        let Pool {
             transport,
-            handler: handler.clone(),
-            shutdown: shutdown.clone(),
-            tracker: tracker.clone(),
-        };
-        let tls = tls.clone();
-        tracker.spawn(
-            async move {
-                let served = match tls {
-                    None => connection.serve(stream).await,
-                    Some(tls) => connection.serve_tls(&tls, stream).await,
-                };
-                if let Err(error) = served {
-                    tracing::debug!(%error, "tcp connection ended");
+            tls,
+            handler,
+            connection_slots,
+            sources,
+            shutdown,
+            tracker,
+        } = self;
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = shutdown.cancelled() => return,
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::debug!(%error, "tcp accept failed");
+                    continue;
                 }
-                drop((permit, source_slot));
-            }
-            .instrument(tracing::debug_span!("tcp", %peer, transport = transport.as_str())),
-        );
+            };
+            let Ok(permit) = connection_slots.clone().try_acquire_owned() else {
+                Metrics::bump(&handler.metrics().tcp_connections_refused);
+                continue;
+            };
+            let Some(source_slot) = sources.admit(peer.ip()) else {
+                Metrics::bump(&handler.metrics().tcp_connections_refused);
+                continue;
+            };
+            let connection = Connection {
+                peer,
+                transport,
+                handler: handler.clone(),
+                shutdown: shutdown.clone(),
+                tracker: tracker.clone(),
+            };
+            let tls = tls.clone();
+            tracker.spawn(
+                async move {
+                    let served = match tls {
+                        None => connection.serve(stream).await,
+                        Some(tls) => connection.serve_tls(&tls, stream).await,
+                    };
+                    if let Err(error) = served {
+                        tracing::debug!(%error, "tcp connection ended");
+                    }
+                    drop((permit, source_slot));
+                }
+                .instrument(tracing::debug_span!("tcp", %peer, transport = transport.as_str())),
+            );
+        }
     }
 }
 

@@ -24,6 +24,14 @@ let
     openFirewall = true;
     settings.dns.listen = "10.0.0.2:5300";
   };
+  dnsTwice = evalWith {
+    openFirewall = true;
+    settings.dns.listen = [
+      "10.0.0.2:53"
+      "[fd00::2]:53"
+      "10.0.1.2:5300"
+    ];
+  };
   admin = evalWith {
     openAdminFirewall = true;
     settings.admin.listen = "0.0.0.0:9053";
@@ -62,6 +70,7 @@ t.all [
   (t.eq "openFirewall opens DNS over UDP" [ 53 ] (udp dns))
   (t.eq "openFirewall opens DNS over TCP" [ 53 ] (tcp dns))
   (t.eq "the DNS port follows dns.listen" [ 5300 ] (udp dnsElsewhere))
+  (t.eq "each port of a dns.listen list is opened once" [ 53 5300 ] (tcp dnsTwice))
   (t.eq "openAdminFirewall opens the admin port only" [ 9053 ] (tcp admin))
   (t.eq "openAdminFirewall opens no UDP" [ ] (udp admin))
   (t.eq "openSyncFirewall opens the sync port only" [ 8054 ] (tcp sync))

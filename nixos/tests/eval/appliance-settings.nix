@@ -31,6 +31,12 @@ let
         ];
         timeout_ms = 800;
         serve_stale_secs = 3600;
+        zones = [
+          {
+            name = "corp.example.";
+            upstreams = [ "10.0.0.53" ];
+          }
+        ];
       };
       sync.history_entries = 5000;
       cluster.raft = "10.20.0.2:7400";
@@ -81,6 +87,12 @@ t.all [
       ];
       timeout_ms = 800;
       serve_stale_secs = 3600;
+      zones = [
+        {
+          name = "corp.example.";
+          upstreams = [ "10.0.0.53" ];
+        }
+      ];
     };
     cluster.raft = "10.20.0.2:7400";
     plugins = { };

@@ -161,6 +161,13 @@ let
           mkType "list of ${elemType.name}" (v: b.isList v && b.all elemType.check v) {
             merge = "concat";
           };
+        nonEmptyListOf =
+          elemType:
+          mkType "non-empty list of ${elemType.name}" (v: b.isList v && v != [ ] && b.all elemType.check v) {
+            merge = "concat";
+          };
+        # Merged as a single value: a definition is one of the two, whole.
+        either = left: right: mkType "${left.name} or ${right.name}" (v: left.check v || right.check v) { };
         nullOr =
           elemType:
           mkType "null or ${elemType.name}" (v: v == null || elemType.check v) {
