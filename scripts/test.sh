@@ -6,10 +6,12 @@ cd "$(dirname "$0")/.."
 
 rustup show active-toolchain >/dev/null   # installs the toolchain of rust-toolchain.toml if missing
 # The partition tests cut Raft traffic on loopback with iptables (as root); the
-# encrypted DNS tests ask with kdig (knot-dnsutils) over TLS and HTTPS, and curl.
+# encrypted DNS tests ask with kdig (knot-dnsutils) over TLS and HTTPS, and curl; the
+# zone interop test checks our exports with BIND's named-checkzone (bind9-utils) and
+# Knot's kzonecheck (knot-dnssecutils).
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo=sudo
-for needed in iptables:iptables kdig:knot-dnsutils curl:curl; do
+for needed in iptables:iptables kdig:knot-dnsutils curl:curl named-checkzone:bind9-utils kzonecheck:knot-dnssecutils; do
   command -v "${needed%%:*}" >/dev/null && continue
   package="${needed#*:}"
   echo "test: installing $package with apt-get"

@@ -73,3 +73,4 @@ mod plugins_lite;
 mod rate_limit;
 mod rfc8906;
 mod systemd;
+mod zone_interop;
