@@ -163,6 +163,18 @@ impl Appliance {
         self.admin
     }
 
+    /// An address the appliance wrote to `addresses.json` under `key` (`dns_tls`,
+    /// `dns_https`, `dns_quic`: the encrypted listeners, on when configured).
+    pub fn listener(&self, key: &str) -> SocketAddr {
+        let text = fs::read_to_string(self.data_dir().join("addresses.json"))
+            .expect("read addresses.json");
+        let value: serde_json::Value = serde_json::from_str(&text).expect("addresses.json is JSON");
+        let Some(addr) = value[key].as_str() else {
+            panic!("addresses.json has no {key}: {text}");
+        };
+        addr.parse().expect("an address")
+    }
+
     /// The admin bearer token, read from `<data-dir>/admin.token`.
     pub fn token(&self) -> &str {
         &self.token
@@ -682,4 +694,19 @@ pub fn kill_child(child: &mut Option<std::process::Child>) {
         let _ = child.kill();
         let _ = child.wait();
     }
+}
+
+/// `outpost check-config` on a config file holding `toml`: it must fail, and what it
+/// printed on stderr is returned.
+pub fn check_config_error(toml: &str) -> String {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let path = dir.path().join("outpost.toml");
+    fs::write(&path, toml).expect("write the config");
+    let output = Command::new(outpost_bin())
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .expect("run outpost check-config");
+    assert!(!output.status.success(), "check-config accepted:\n{toml}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }

@@ -40,16 +40,6 @@ fn config() -> String {
     )
 }
 
-/// An encrypted listener's address, as the appliance wrote it to `addresses.json`.
-fn listener(appliance: &Appliance, key: &str) -> SocketAddr {
-    let text = std::fs::read_to_string(appliance.data_dir().join("addresses.json")).unwrap();
-    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let Some(addr) = value[key].as_str() else {
-        panic!("addresses.json has no {key}: {text}");
-    };
-    addr.parse().unwrap()
-}
-
 /// What `kdig` printed for one question: the status and the answer section, sorted.
 fn kdig(addr: SocketAddr, transport: &[&str], name: &str, rtype: &str) -> (String, Vec<String>) {
     let output = Command::new("kdig")
@@ -92,9 +82,9 @@ fn kdig(addr: SocketAddr, transport: &[&str], name: &str, rtype: &str) -> (Strin
 fn kdig_over_tls_and_https_gets_the_udp_answers() {
     let appliance = Appliance::start(&config());
     appliance.import_zone("enc.test.", ZONE);
-    let tls = listener(&appliance, "dns_tls");
-    let https = listener(&appliance, "dns_https");
-    listener(&appliance, "dns_quic");
+    let tls = appliance.listener("dns_tls");
+    let https = appliance.listener("dns_https");
+    appliance.listener("dns_quic");
     for (name, rtype) in QUESTIONS {
         let udp = kdig(appliance.dns_addr(), &["+notcp"], name, rtype);
         assert!(
@@ -252,7 +242,7 @@ fn ask_quic(addr: SocketAddr, certificate: &Path, name: &str, rtype: RecordType)
 fn a_doq_client_gets_the_udp_answers() {
     let appliance = Appliance::start(&config());
     appliance.import_zone("enc.test.", ZONE);
-    let quic = listener(&appliance, "dns_quic");
+    let quic = appliance.listener("dns_quic");
     let certificate = appliance.data_dir().join("dns-tls.pem");
     for (name, rtype) in QUESTIONS {
         let rtype: RecordType = rtype.parse().unwrap();
@@ -314,7 +304,7 @@ fn certificate_files_are_read_again_on_sighup() {
     let first = openssl_pin(&cert);
     let appliance = Appliance::start(&config_with_files(&cert, &key));
     appliance.import_zone("enc.test.", ZONE);
-    let tls = listener(&appliance, "dns_tls");
+    let tls = appliance.listener("dns_tls");
     let pin_in_status = || {
         let status = appliance.cli_ok(["status"]);
         let line = status.lines().find(|line| line.starts_with("dns tls pin:"));
@@ -390,7 +380,7 @@ fn doh_headers(addr: SocketAddr, path: &str) -> String {
 #[test]
 fn doh_answers_may_be_cached_no_longer_than_their_ttl() {
     let appliance = Appliance::start(&config());
-    let https = listener(&appliance, "dns_https");
+    let https = appliance.listener("dns_https");
     appliance.cli_ok([
         "record",
         "add",
@@ -415,7 +405,7 @@ fn doh_answers_may_be_cached_no_longer_than_their_ttl() {
 #[test]
 fn doh_requests_that_are_not_dns_get_http_errors() {
     let appliance = Appliance::start(&config());
-    let https = listener(&appliance, "dns_https");
+    let https = appliance.listener("dns_https");
     // A query for example.internal. A, base64url without padding (RFC 8484's form).
     let good = "/dns-query?dns=AAABAAABAAAAAAAAB2V4YW1wbGUIaW50ZXJuYWwAAAEAAQ";
     assert_eq!(doh_status(https, good, &[]), "2 200");
@@ -441,7 +431,7 @@ fn doh_requests_that_are_not_dns_get_http_errors() {
 fn doh_holds_a_source_to_its_connection_cap_and_serves_others_meanwhile() {
     use std::io::Read;
     let appliance = Appliance::start(&config());
-    let https = listener(&appliance, "dns_https");
+    let https = appliance.listener("dns_https");
     let good = "/dns-query?dns=AAABAAABAAAAAAAAB2V4YW1wbGUIaW50ZXJuYWwAAAEAAQ";
     // 32 connections (MAX_TCP_CONNECTIONS_PER_SOURCE) that never start TLS hold every
     // place of 127.0.0.1 until the handshake timeout.

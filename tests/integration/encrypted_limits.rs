@@ -29,9 +29,7 @@ fn start() -> (Appliance, SocketAddr) {
         "[dns]\nallow_recursion = []\ntls_listen = \"127.0.0.1:0\"\n[forward]\nupstreams = [\"{}\"]\n",
         unused_upstream()
     ));
-    let text = std::fs::read_to_string(appliance.data_dir().join("addresses.json")).unwrap();
-    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let tls = value["dns_tls"].as_str().unwrap().parse().unwrap();
+    let tls = appliance.listener("dns_tls");
     (appliance, tls)
 }
 
@@ -208,9 +206,7 @@ fn a_doh_client_that_never_reads_is_cut_off() {
         "[dns]\nallow_recursion = []\nhttps_listen = \"127.0.0.1:0\"\n[forward]\nupstreams = [\"{}\"]\n",
         unused_upstream()
     ));
-    let text = std::fs::read_to_string(appliance.data_dir().join("addresses.json")).unwrap();
-    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let https: SocketAddr = value["dns_https"].as_str().unwrap().parse().unwrap();
+    let https = appliance.listener("dns_https");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
