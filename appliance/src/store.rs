@@ -56,6 +56,7 @@ mod join;
 mod log_store;
 mod network;
 mod options;
+mod quiet;
 mod relay;
 mod rpc;
 mod state_machine;
@@ -192,6 +193,7 @@ impl Store {
                 node_id,
                 timing: cluster.timing,
                 transport: cluster.transport,
+                ticking: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             }),
         };
         drop(db);
@@ -203,6 +205,7 @@ impl Store {
             }
             return Err(e);
         }
+        quiet::spawn(&store);
         let status = store.status();
         tracing::info!(
             path = %path.display(),

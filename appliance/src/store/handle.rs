@@ -46,6 +46,8 @@ pub(super) struct Inner {
     pub(super) timing: RaftTiming,
     /// How this node reaches its peers: Raft's network and relayed writes.
     pub(super) transport: Arc<dyn RaftTransport>,
+    /// Whether Raft's tick loop runs (`quiet.rs`: off while this node leads alone).
+    pub(super) ticking: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A [`Store`] that does not keep it open. The RPC handler holds one: a transport holds the
@@ -123,6 +125,14 @@ impl Store {
     /// This node's Raft node; clones share it.
     pub(crate) fn raft(&self) -> &Raft {
         &self.inner.raft
+    }
+
+    /// Whether Raft ticks here now: off while this node leads a membership of one.
+    #[cfg(test)]
+    pub(crate) fn raft_ticking(&self) -> bool {
+        self.inner
+            .ticking
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Raft's clock for this node.

@@ -416,3 +416,43 @@ async fn a_keyed_write_retried_after_a_failover_applies_once() {
     assert_eq!(cluster.store(other).zones().to_changes(), serial_after);
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raft_ticks_stop_while_a_node_leads_alone_and_resume_when_a_member_joins() {
+    let mut cluster = TestCluster::start(1, 5, Tuning::DEFAULT).await;
+    let quiet = |cluster: &TestCluster, want: bool| {
+        let store = cluster.store(1).clone();
+        async move {
+            tokio::time::timeout(CONVERGE_WAIT, async {
+                while store.raft_ticking() != want {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await
+            .is_ok()
+        }
+    };
+    assert!(quiet(&cluster, false).await, "a node alone stops ticking");
+    // Alone and not ticking, it still takes writes.
+    let created = cluster
+        .store(1)
+        .write(create_zone(SITE))
+        .await
+        .expect("write");
+    // A joining node is first a learner: ticks resume so the leader heartbeats it, and
+    // it becomes a voter and follows as in a cluster started whole.
+    cluster.open_joiner(2).await;
+    cluster
+        .store(1)
+        .add_learner(2, address(2))
+        .await
+        .expect("add learner");
+    assert!(quiet(&cluster, true).await, "a member joined: ticks resume");
+    cluster
+        .store(1)
+        .add_voters(BTreeSet::from([2]))
+        .await
+        .expect("promote");
+    cluster.converge(created.index).await;
+    cluster.shutdown().await;
+}

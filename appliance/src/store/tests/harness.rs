@@ -174,6 +174,12 @@ impl<N: TestNetwork> TestCluster<N> {
         self.stores.insert(id, store);
     }
 
+    /// Opens a new node `id` that waits to be added to the cluster.
+    pub(super) async fn open_joiner(&mut self, id: u64) {
+        self.dirs.insert(id, tempfile::tempdir().expect("tempdir"));
+        self.open(id, ClusterStart::Join).await;
+    }
+
     pub(super) fn store(&self, id: u64) -> &Store {
         self.stores.get(&id).expect("node is running")
     }
