@@ -20,7 +20,7 @@ use std::time::Duration;
 use outpost_core::answer::Transport;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
@@ -60,8 +60,7 @@ pub(super) fn spawn(
         },
         tls,
         handler,
-        connection_slots: Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS)),
-        sources: Arc::new(Sources::default()),
+        limits: Limits::new(),
         shutdown,
         tracker: tracker.clone(),
     };
@@ -76,8 +75,7 @@ struct Pool {
     transport: Transport,
     tls: Option<TlsAcceptor>,
     handler: Arc<QueryHandler>,
-    connection_slots: Arc<Semaphore>,
-    sources: Arc<Sources>,
+    limits: Limits,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -88,8 +86,7 @@ impl Pool {
             transport,
             tls,
             handler,
-            connection_slots,
-            sources,
+            limits,
             shutdown,
             tracker,
         } = self;
@@ -105,12 +102,7 @@ impl Pool {
                     continue;
                 }
             };
-            let Ok(permit) = connection_slots.clone().try_acquire_owned() else {
-                Metrics::bump(&handler.metrics().tcp_connections_refused);
-                continue;
-            };
-            let Some(source_slot) = sources.admit(peer.ip()) else {
-                Metrics::bump(&handler.metrics().tcp_connections_refused);
+            let Some(admitted) = limits.admit(peer.ip(), handler.metrics()) else {
                 continue;
             };
             let connection = Connection {
@@ -130,7 +122,7 @@ impl Pool {
                     if let Err(error) = served {
                         tracing::debug!(%error, "tcp connection ended");
                     }
-                    drop((permit, source_slot));
+                    drop(admitted);
                 }
                 .instrument(tracing::debug_span!("tcp", %peer, transport = transport.as_str())),
             );
@@ -138,15 +130,53 @@ impl Pool {
     }
 }
 
+/// The connection caps of one pool of connections (plain TCP, DoT, DoH each have one):
+/// [`MAX_TCP_CONNECTIONS`] in all, [`MAX_TCP_CONNECTIONS_PER_SOURCE`] from one source.
+#[derive(Clone)]
+pub(super) struct Limits {
+    slots: Arc<Semaphore>,
+    sources: Arc<Sources>,
+}
+
+/// A connection's place under both caps, given back when dropped.
+pub(super) struct Admitted {
+    _slot: OwnedSemaphorePermit,
+    _source: SourceSlot,
+}
+
+impl Limits {
+    pub(super) fn new() -> Limits {
+        Limits {
+            slots: Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS)),
+            sources: Arc::new(Sources::default()),
+        }
+    }
+
+    /// A place for a connection from `ip`, or `None` when either cap is reached (counted
+    /// in `outpost_dns_tcp_refused_total`; the caller closes the connection).
+    pub(super) fn admit(&self, ip: IpAddr, metrics: &Metrics) -> Option<Admitted> {
+        let admitted = (self.slots.clone().try_acquire_owned().ok())
+            .zip(self.sources.admit(ip))
+            .map(|(slot, source)| Admitted {
+                _slot: slot,
+                _source: source,
+            });
+        if admitted.is_none() {
+            Metrics::bump(&metrics.tcp_connections_refused);
+        }
+        admitted
+    }
+}
+
 /// Connections open per source ([`super::connection_source`]: an IPv4 address or an
 /// IPv6 /64), so one client cannot take every one of [`MAX_TCP_CONNECTIONS`].
 #[derive(Default)]
-pub(super) struct Sources {
+struct Sources {
     open: std::sync::Mutex<HashMap<IpAddr, usize>>,
 }
 
 /// One connection counted against its source until dropped.
-pub(super) struct SourceSlot {
+struct SourceSlot {
     sources: Arc<Sources>,
     key: IpAddr,
 }
@@ -154,7 +184,7 @@ pub(super) struct SourceSlot {
 impl Sources {
     /// A slot for a connection from `ip`, or `None` when its source has
     /// [`MAX_TCP_CONNECTIONS_PER_SOURCE`] open.
-    pub(super) fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<SourceSlot> {
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<SourceSlot> {
         let key = super::connection_source(ip);
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let count = open.entry(key).or_default();

@@ -3,7 +3,7 @@
 //! whose 0.26 listener answers GET with an error while the RFC requires both.
 //!
 //! **Bounds:** as many connections as plain TCP, in a pool of their own: at most
-//! [`MAX_TCP_CONNECTIONS`], [`MAX_TCP_CONNECTIONS_PER_SOURCE`](crate::server::MAX_TCP_CONNECTIONS_PER_SOURCE)
+//! [`MAX_TCP_CONNECTIONS`](crate::server::MAX_TCP_CONNECTIONS), [`MAX_TCP_CONNECTIONS_PER_SOURCE`](crate::server::MAX_TCP_CONNECTIONS_PER_SOURCE)
 //! from one source (beyond
 //! either, a new one is closed at once and counted in `outpost_dns_tcp_refused_total`); the
 //! TLS handshake, the HTTP/2 handshake and the wait for each next request each within
@@ -25,18 +25,15 @@ use hickory_proto::rr::RecordType;
 use http::{Method, Request, Response, StatusCode};
 use outpost_core::answer::Transport;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::super::MAX_TCP_CONNECTIONS;
-use super::super::tcp::Sources;
+use super::super::tcp::Limits;
 use super::{DOH_PATH, ENCRYPTED_TIMEOUT};
 use crate::handler::{Handled, QueryHandler};
 use crate::message::MAX_TCP_MESSAGE;
-use crate::metrics::Metrics;
 
 /// Requests in flight on one DoH connection (HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`);
 /// a client opening more is refused the extra streams by HTTP/2 itself.
@@ -52,8 +49,7 @@ pub(super) async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let connection_slots = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
-    let sources = Arc::new(Sources::default());
+    let limits = Limits::new();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -65,12 +61,7 @@ pub(super) async fn serve(
             },
             () = shutdown.cancelled() => return,
         };
-        let Ok(permit) = connection_slots.clone().try_acquire_owned() else {
-            Metrics::bump(&handler.metrics().tcp_connections_refused);
-            continue;
-        };
-        let Some(source_slot) = sources.admit(peer.ip()) else {
-            Metrics::bump(&handler.metrics().tcp_connections_refused);
+        let Some(admitted) = limits.admit(peer.ip(), handler.metrics()) else {
             continue;
         };
         let connection = connection(stream, peer, acceptor.clone(), handler.clone());
@@ -80,7 +71,7 @@ pub(super) async fn serve(
                 () = connection => {}
                 () = shutdown.cancelled() => {}
             }
-            drop((permit, source_slot));
+            drop(admitted);
         });
     }
 }
