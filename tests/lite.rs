@@ -41,13 +41,7 @@ pub fn lite_bin() -> PathBuf {
 
 /// `ws://` URL of the appliance's sync endpoint, from its `addresses.json`.
 pub fn sync_url(appliance: &Appliance) -> String {
-    let text = fs::read_to_string(appliance.data_dir().join("addresses.json"))
-        .expect("addresses.json of a started appliance");
-    let value: Value = serde_json::from_str(&text).expect("addresses.json is JSON");
-    let sync = value["sync"]
-        .as_str()
-        .expect("addresses.json names the sync address");
-    format!("ws://{sync}")
+    format!("ws://{}", appliance.listener("sync"))
 }
 
 /// `outpost lite-token create --name NAME --zones ZONES`; returns the token (the

@@ -47,10 +47,7 @@ const GENEROUS: Duration = Duration::from_secs(40);
 
 /// The sync endpoint's address, from the appliance's `addresses.json`.
 fn sync_addr(appliance: &Appliance) -> SocketAddr {
-    outpost_tests::sync_url(appliance)
-        .trim_start_matches("ws://")
-        .parse()
-        .expect("the sync address")
+    appliance.listener("sync")
 }
 
 /// A blocking TCP connection to `addr` from `127.0.0.<last>`.
