@@ -8,10 +8,11 @@ rustup show active-toolchain >/dev/null   # installs the toolchain of rust-toolc
 # The partition tests cut Raft traffic on loopback with iptables (as root); the
 # encrypted DNS tests ask with kdig (knot-dnsutils) over TLS and HTTPS, and curl; the
 # zone interop test checks our exports with BIND's named-checkzone (bind9-utils) and
-# Knot's kzonecheck (knot-dnssecutils).
+# Knot's kzonecheck (knot-dnssecutils); the zone transfer tests run Knot itself (knot) as
+# a secondary.
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo=sudo
-for needed in iptables:iptables kdig:knot-dnsutils curl:curl named-checkzone:bind9-utils kzonecheck:knot-dnssecutils; do
+for needed in iptables:iptables kdig:knot-dnsutils curl:curl named-checkzone:bind9-utils kzonecheck:knot-dnssecutils knotd:knot; do
   command -v "${needed%%:*}" >/dev/null && continue
   package="${needed#*:}"
   echo "test: installing $package with apt-get"

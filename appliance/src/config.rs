@@ -17,6 +17,7 @@ use outpost_dns::forward::ForwardConfig;
 use outpost_dns::plugin_runtime::PluginDeadlines;
 use outpost_dns::rate_limit::RateLimit;
 use outpost_dns::server::{MAX_UDP_WORKERS, default_udp_workers};
+use outpost_dns::transfer::TransferRules;
 use serde::Deserialize;
 
 use crate::store::{JoinTicket, RaftTiming, Tuning};
@@ -27,6 +28,7 @@ pub mod forward;
 mod listen;
 mod rate_limit;
 mod reload;
+pub mod transfer;
 
 pub use encrypted::EncryptedDns;
 use encrypted::resolve_encrypted;
@@ -83,6 +85,9 @@ pub struct RawConfig {
     pub cluster: RawCluster,
     #[serde(default)]
     pub plugins: RawPlugins,
+    /// `[transfer]`: TSIG keys, and the secondaries of our zones.
+    #[serde(default)]
+    pub transfer: transfer::RawTransfer,
 }
 
 /// `[plugins]`: how long a WebAssembly plugin's call may run before it is cut off.
@@ -219,6 +224,8 @@ pub struct Config {
     pub snapshots: Tuning,
     /// How long a plugin's call may run, by hook.
     pub plugins: PluginDeadlines,
+    /// Who may transfer our zones, with which keys, and where NOTIFY goes.
+    pub transfer: TransferRules,
 }
 
 /// The validated `[sync]` section.
@@ -296,17 +303,10 @@ impl RawConfig {
             overrides.join_file.or(self.cluster.join_file),
         )?;
         let commit_timeout = resolve_commit_timeout(self.cluster.commit_timeout_ms)?;
-        let snapshots = Tuning {
-            snapshot_every_entries: positive(
-                "cluster.snapshot_every_entries",
-                self.cluster.snapshot_every_entries,
-                Tuning::DEFAULT.snapshot_every_entries,
-            )?,
-            log_entries_kept_after_snapshot: self
-                .cluster
-                .log_entries_kept
-                .unwrap_or(Tuning::DEFAULT.log_entries_kept_after_snapshot),
-        };
+        let snapshots = resolve_snapshots(
+            self.cluster.snapshot_every_entries,
+            self.cluster.log_entries_kept,
+        )?;
         if join.is_some() && raft.is_none() {
             return Err(ConfigError::Missing {
                 key: "cluster.raft",
@@ -354,8 +354,22 @@ impl RawConfig {
             snapshots,
             forward,
             plugins,
+            transfer: transfer::resolve(self.transfer)?,
         })
     }
+}
+
+/// `cluster.snapshot_every_entries` and `cluster.log_entries_kept`.
+fn resolve_snapshots(every: Option<u64>, kept: Option<u64>) -> Result<Tuning, ConfigError> {
+    Ok(Tuning {
+        snapshot_every_entries: positive(
+            "cluster.snapshot_every_entries",
+            every,
+            Tuning::DEFAULT.snapshot_every_entries,
+        )?,
+        log_entries_kept_after_snapshot: kept
+            .unwrap_or(Tuning::DEFAULT.log_entries_kept_after_snapshot),
+    })
 }
 
 /// `dns.udp_workers`: 1 to [`MAX_UDP_WORKERS`], one per core by default.

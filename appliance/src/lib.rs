@@ -18,6 +18,8 @@
 //! - `secret_file`: the admin token and the node key, written once, 0600, atomically.
 //! - [`allocator`]: glibc's malloc thresholds, so freed transient memory goes back to
 //!   the system.
+//! - [`transfers`]: zone transfers out: the IXFR journal fed from the store's commits,
+//!   NOTIFY sent while this node leads.
 //! - [`systemd`]: readiness and watchdog notifications, and the refusal to run as root.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -31,3 +33,4 @@ mod secret_file;
 pub mod store;
 pub mod sync;
 pub mod systemd;
+pub(crate) mod transfers;

@@ -39,6 +39,7 @@ use outpost_dns::handler::QueryHandler;
 use outpost_dns::server::encrypted::EncryptedAddrs;
 use outpost_dns::server::encrypted::cert::CertResolver;
 use outpost_dns::server::{drain_in_flight, stop_and_drain};
+use outpost_dns::transfer::Transfers;
 use outpost_plugin_host::PluginError;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -121,6 +122,8 @@ pub struct Node {
     store: Store,
     /// Kept to reconfigure recursion and forwarding on reload.
     handler: Arc<QueryHandler>,
+    /// Kept to apply the transfer rules on reload.
+    transfers: Arc<Transfers>,
     /// The configuration the node started with: what its sockets, data directory and
     /// store were built from, which a reload cannot change.
     started: Config,
@@ -162,13 +165,15 @@ impl Node {
     }
 
     /// Applies what `next` changes live: who may recurse, `[dns.rate_limit]`,
-    /// `dns.full_any_over_tcp` and `[forward]` (upstreams, timeout, cache bounds). Returns the keys whose change needs a restart, which
+    /// `dns.full_any_over_tcp`, `[forward]` (upstreams, timeout, cache bounds) and
+    /// `[transfer]`. Returns the keys whose change needs a restart, which
     /// keep their running value (and are logged here as a warning).
     pub fn reload(&self, next: &Config) -> Vec<&'static str> {
         self.handler
             .reconfigure(next.recursion_networks.clone(), &next.forward);
         self.handler.set_rate_limit(next.rate_limit);
         self.handler.set_full_any_over_tcp(next.full_any_over_tcp);
+        self.transfers.set_rules(next.transfer.clone());
         let upstreams: Vec<String> = next
             .forward
             .upstreams

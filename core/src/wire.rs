@@ -59,6 +59,31 @@ pub fn decode_records(bytes: &[u8]) -> Result<Vec<Record>, WireError> {
     Ok(records)
 }
 
+/// Splits a blob written by [`encode_records`] (uncompressed names) into the bytes of
+/// each record, whole, as it goes into a message; `None` when the blob is not
+/// such a sequence.
+pub fn split_records(mut bytes: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut records = Vec::new();
+    while !bytes.is_empty() {
+        let mut at = 0;
+        loop {
+            let len = usize::from(*bytes.get(at)?);
+            if len >= 64 {
+                return None;
+            }
+            at += 1 + len;
+            if len == 0 {
+                break;
+            }
+        }
+        let rdlen = bytes.get(at + 8..at + 10)?;
+        let end = at + 10 + usize::from(u16::from_be_bytes([rdlen[0], rdlen[1]]));
+        records.push(bytes.get(..end)?);
+        bytes = &bytes[end..];
+    }
+    Some(records)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +119,22 @@ mod tests {
     fn garbage_is_an_error_not_a_panic() {
         let err = decode_records(&[0x03, b'w', b'w']).unwrap_err();
         assert!(matches!(err, WireError::Decode { index: 0, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_blob_splits_into_the_records_it_holds() {
+        let name = Name::from_ascii("mail.example.internal.").unwrap();
+        let records = vec![
+            Record::from_rdata(name.clone(), 300, RData::A(A::new(10, 0, 0, 7))),
+            Record::from_rdata(name.clone(), 60, RData::MX(MX::new(10, name))),
+        ];
+        let bytes = encode_records(&records).unwrap();
+        let split = split_records(&bytes).unwrap();
+        assert_eq!(split.len(), 2);
+        for (bytes, record) in split.into_iter().zip(&records) {
+            assert_eq!(decode_records(bytes).unwrap(), std::slice::from_ref(record));
+        }
+        assert_eq!(split_records(&bytes[..bytes.len() - 1]), None);
+        assert_eq!(split_records(&[0xc0, 0x0c]), None, "a compression pointer");
     }
 }

@@ -9,6 +9,7 @@
 #[cfg(test)]
 mod cookie_tests;
 pub(crate) mod policy;
+mod signed;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +32,7 @@ use crate::forward::{ForwardConfig, ForwardError, Forwarder, Resolved};
 use crate::message::{self, Decoded, Outcome, Question};
 use crate::metrics::Metrics;
 use crate::rate_limit::{RateLimit, RateLimiter, Verdict};
+use crate::transfer::{Outgoing, Transfers};
 use outpost_core::answer::Transport;
 use policy::{Applied, Redirect};
 
@@ -51,6 +53,8 @@ pub struct QueryHandler {
     /// The cluster's DNS cookie secrets, swapped by the store's publish step; empty (cookies
     /// ignored) until there are some, and always on a Lite client.
     cookie_secrets: Arc<ArcSwapOption<CookieSecrets>>,
+    /// Zone transfers out; `None` (every transfer REFUSED) on a Lite client.
+    transfers: Option<Arc<Transfers>>,
 }
 
 /// What a query's DNS cookie proves about its source.
@@ -72,6 +76,9 @@ pub enum Handled {
     /// loop.
     Forward(ForwardRequest),
     Drop,
+    /// A zone transfer the client may have: send its messages in order (TCP and TLS
+    /// only).
+    Transfer(Box<Outgoing>),
 }
 
 /// Where an answer goes: the transport it is counted under, the most it may take, and
@@ -160,7 +167,14 @@ impl QueryHandler {
             rate_limit: ArcSwapOption::empty(),
             full_any_over_tcp: AtomicBool::new(false),
             cookie_secrets: Arc::new(ArcSwapOption::empty()),
+            transfers: None,
         }
+    }
+
+    /// Serves zone transfers by `transfers`' rules. Without it, every one is REFUSED.
+    pub fn with_transfers(mut self, transfers: Arc<Transfers>) -> Self {
+        self.transfers = Some(transfers);
+        self
     }
 
     /// Makes and checks DNS cookies with the secrets `secrets` holds (the store's, swapped
@@ -219,19 +233,35 @@ impl QueryHandler {
         reply: &mut Vec<u8>,
     ) -> Handled {
         let started = Instant::now();
-        let mut question = match message::decode(packet) {
+        let question = match message::decode(packet) {
             Decoded::Query(question) => question,
-            Decoded::Reply(bytes) => {
-                self.count(transport, &bytes, started);
-                reply.clear();
-                reply.extend_from_slice(&bytes);
-                return Handled::Reply;
-            }
+            Decoded::Reply(bytes) => return self.reply_with(&bytes, transport, started, reply),
             Decoded::Drop => {
                 Metrics::bump(&self.metrics.dropped);
                 return Handled::Drop;
             }
+            Decoded::Transfer(query) => {
+                return self.transfer(packet, *query, client, transport, started, reply);
+            }
+            Decoded::Signed(query) => {
+                let at = (client, transport, started);
+                return self.signed(packet, *query, at, limit, reply);
+            }
         };
+        self.answer(question, client, transport, limit, started, reply)
+    }
+
+    /// [`QueryHandler::handle`] after decoding: the cookie, rate limiting, the policy
+    /// plugins, then the answer engine.
+    fn answer(
+        &self,
+        mut question: Question,
+        client: IpAddr,
+        transport: Transport,
+        limit: Option<usize>,
+        started: Instant,
+        reply: &mut Vec<u8>,
+    ) -> Handled {
         let may_recurse = self.may_recurse(client);
         let hop = Hop {
             transport,
@@ -394,6 +424,21 @@ impl QueryHandler {
     ) -> Handled {
         message::encode_into(question, outcome, hop.limit, reply);
         self.count(hop.transport, reply, hop.started);
+        Handled::Reply
+    }
+
+    /// Sends `bytes`, a reply made before the answer engine (an early refusal, a TSIG
+    /// error).
+    fn reply_with(
+        &self,
+        bytes: &[u8],
+        transport: Transport,
+        started: Instant,
+        reply: &mut Vec<u8>,
+    ) -> Handled {
+        self.count(transport, bytes, started);
+        reply.clear();
+        reply.extend_from_slice(bytes);
         Handled::Reply
     }
 

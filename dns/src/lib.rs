@@ -25,3 +25,4 @@ pub mod metrics;
 pub mod plugin_runtime;
 pub mod rate_limit;
 pub mod server;
+pub mod transfer;

@@ -50,6 +50,12 @@ pub struct ClientEdns {
     pub dnssec_ok: bool,
 }
 
+/// A query with its whole message: a zone transfer, or a query signed with TSIG.
+pub struct WholeQuery {
+    pub question: Question,
+    pub message: Message,
+}
+
 /// What decoding decided.
 pub enum Decoded {
     Query(Question),
@@ -57,6 +63,10 @@ pub enum Decoded {
     Reply(Vec<u8>),
     /// Send nothing: a response, or too short to hold a header.
     Drop,
+    /// An AXFR or IXFR query, for [`crate::transfer`], which needs the whole message.
+    Transfer(Box<WholeQuery>),
+    /// A query signed with TSIG: its reply is signed too, once the signature is checked.
+    Signed(Box<WholeQuery>),
 }
 
 /// Records a query may carry in its answer, authority or additional section (an OPT,
@@ -144,14 +154,24 @@ pub fn decode(packet: &[u8]) -> Decoded {
     }
     match refusal(&question, &message) {
         Some(rcode) => Decoded::Reply(encode(&question, Outcome::bare(rcode), usize::MAX)),
+        None if matches!(
+            question.query.query_type(),
+            RecordType::AXFR | RecordType::IXFR
+        ) =>
+        {
+            Decoded::Transfer(Box::new(WholeQuery { question, message }))
+        }
+        None if message.signature.is_some() => {
+            Decoded::Signed(Box::new(WholeQuery { question, message }))
+        }
         None => Decoded::Query(question),
     }
 }
 
 /// The answer a well-formed question gets at once, with the question and OPT echoed:
 /// BADVERS for an EDNS version over 0 (RFC 6891 section 6.1.3, with the version we
-/// speak), NOTIMP for opcodes other than QUERY, FORMERR for meta types, REFUSED for zone
-/// transfers and classes other than IN; `None` for a question to answer.
+/// speak), NOTIMP for opcodes other than QUERY, FORMERR for meta types, REFUSED for
+/// classes other than IN; `None` for a question to answer or a zone transfer to weigh.
 fn refusal(question: &Question, message: &Message) -> Option<ResponseCode> {
     if message.edns.as_ref().is_some_and(|edns| edns.version() > 0) {
         return Some(ResponseCode::BADVERS);
@@ -165,8 +185,6 @@ fn refusal(question: &Question, message: &Message) -> Option<ResponseCode> {
         RecordType::OPT | RecordType::TSIG | RecordType::Unknown(0) => {
             return Some(ResponseCode::FormErr);
         }
-        // Zone transfers are not offered.
-        RecordType::AXFR | RecordType::IXFR => return Some(ResponseCode::Refused),
         _ => {}
     }
     (question.query.query_class() != DNSClass::IN).then_some(ResponseCode::Refused)
@@ -310,7 +328,9 @@ mod tests {
                 assert_eq!(message.metadata.message_type, MessageType::Response);
                 message.metadata.response_code
             }
-            Decoded::Query(_) => panic!("expected an early reply, got a query"),
+            Decoded::Query(_) | Decoded::Transfer(_) | Decoded::Signed(_) => {
+                panic!("expected an early reply, got a query")
+            }
             Decoded::Drop => panic!("expected an early reply, got a drop"),
         }
     }
@@ -342,7 +362,10 @@ mod tests {
         let axfr = query_bytes(|m| {
             m.queries[0].set_query_type(RecordType::AXFR);
         });
-        assert_eq!(reply_rcode(decode(&axfr)), ResponseCode::Refused);
+        assert!(
+            matches!(decode(&axfr), Decoded::Transfer(_)),
+            "for the transfer rules"
+        );
 
         let chaos = query_bytes(|m| {
             m.queries[0].set_query_class(DNSClass::CH);

@@ -77,6 +77,16 @@ pub struct Metrics {
     pub cookie_invalid: AtomicU64,
     /// BADCOOKIE answers sent instead of a rate-limited answer.
     pub cookie_badcookie_sent: AtomicU64,
+    /// Zone transfers served whole (AXFR, and IXFR the journal could not answer).
+    pub transfers_axfr: AtomicU64,
+    /// IXFR queries answered (incrementally, or with the SOA alone when current).
+    pub transfers_ixfr: AtomicU64,
+    /// Zone transfer queries refused (not allowed, bad TSIG, not our zone).
+    pub transfers_refused: AtomicU64,
+    /// NOTIFYs the secondaries answered.
+    pub notify_sent: AtomicU64,
+    /// NOTIFYs not answered after every attempt, or not sent (too many out).
+    pub notify_failed: AtomicU64,
 }
 
 impl Metrics {
@@ -104,7 +114,12 @@ impl Metrics {
     pub fn render(&self, out: &mut String) {
         self.render_queries(out);
         self.render_latency(out);
-        for (name, help, counter) in self.counters().into_iter().chain(self.cookie_counters()) {
+        for (name, help, counter) in self
+            .counters()
+            .into_iter()
+            .chain(self.cookie_counters())
+            .chain(self.transfer_counters())
+        {
             write_sample(out, name, "counter", help, counter.load(Ordering::Relaxed));
         }
     }
@@ -249,6 +264,39 @@ impl Metrics {
                 "outpost_dns_cookies_badcookie_total",
                 "BADCOOKIE answers sent to rate-limited queries that carried a client cookie.",
                 &self.cookie_badcookie_sent,
+            ),
+        ]
+    }
+}
+
+impl Metrics {
+    /// The zone transfer and NOTIFY counters: name, help and value.
+    fn transfer_counters(&self) -> [(&'static str, &'static str, &AtomicU64); 5] {
+        [
+            (
+                "outpost_transfers_axfr_total",
+                "Zone transfers served whole (AXFR, or IXFR beyond the journal).",
+                &self.transfers_axfr,
+            ),
+            (
+                "outpost_transfers_ixfr_total",
+                "IXFR queries answered.",
+                &self.transfers_ixfr,
+            ),
+            (
+                "outpost_transfers_refused_total",
+                "Zone transfer queries refused (not allowed, bad TSIG, not our zone).",
+                &self.transfers_refused,
+            ),
+            (
+                "outpost_notify_sent_total",
+                "NOTIFYs sent and answered.",
+                &self.notify_sent,
+            ),
+            (
+                "outpost_notify_failed_total",
+                "NOTIFYs unanswered after every attempt, or not sent.",
+                &self.notify_failed,
             ),
         ]
     }

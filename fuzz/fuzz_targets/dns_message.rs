@@ -30,6 +30,14 @@ fuzz_target!(init: outpost_fuzz::init(), |packet: &[u8]| {
             "a query with a full header was dropped without a reply"
         ),
         Decoded::Reply(reply) => check_reply(packet, &reply),
+        // A transfer or a signed query: what the handler answers first is the question
+        // with a bare reply (a refusal, a TSIG error), so it must encode as any other.
+        Decoded::Transfer(query) | Decoded::Signed(query) => {
+            let question = &query.question;
+            let limit = message::udp_limit(question);
+            let reply = message::encode(question, Outcome::bare(ResponseCode::Refused), limit);
+            check_reply(packet, &reply);
+        }
         Decoded::Query(question) => {
             let limit = message::udp_limit(&question);
             let reply = message::encode(&question, Outcome::bare(ResponseCode::NoError), limit);

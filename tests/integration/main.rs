@@ -73,4 +73,5 @@ mod plugins_lite;
 mod rate_limit;
 mod rfc8906;
 mod systemd;
+mod transfers_out;
 mod zone_interop;

@@ -29,6 +29,9 @@ impl Config {
             snapshots,
             // Every plugin is loaded with them when the node starts.
             plugins,
+            // Applied live (`Node::reload`): transfers and NOTIFYs under way finish
+            // with the rules they started with.
+            transfer: _,
         } = self;
         let tls = |config: &Config| config.sync.tls.clone();
         let changed = [

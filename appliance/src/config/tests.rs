@@ -349,3 +349,76 @@ fn forward_zones_and_a_listen_list_are_read() {
     // A zone's DoT upstream needs the TLS settings, as a default one would.
     assert!(config.forward.tls.is_some());
 }
+
+#[test]
+fn the_transfer_section_is_read_and_its_mistakes_named() {
+    let secret = "c2VjcmV0IHNoYXJlZCB3aXRoIHRoZSBzZWNvbmRhcnk=";
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("knot.tsig");
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    let keys = format!(
+        "[[transfer.keys]]\nname = \"knot.\"\nsecret_file = \"{}\"\n\
+         [[transfer.keys]]\nname = \"bind.\"\nalgorithm = \"hmac-sha512\"\nsecret = \"{secret}\"\n",
+        secret_file.display()
+    );
+    let text = format!(
+        "{keys}[[transfer.secondaries]]\nzones = [\"Site.Internal.\"]\n\
+         allow = [\"192.0.2.10\", \"2001:db8::/64\"]\nnotify = [\"192.0.2.10\", \"[2001:db8::1]:5300\"]\n\
+         key = \"knot.\"\n"
+    );
+    let config = RawConfig::from_toml(&text)
+        .unwrap()
+        .resolve(Overrides::default())
+        .unwrap();
+    let secondary = &config.transfer.secondaries[0];
+    assert_eq!(secondary.zones[0].to_string(), "site.internal.");
+    assert_eq!(secondary.allow.len(), 2);
+    assert_eq!(
+        secondary.notify,
+        [
+            "192.0.2.10:53".parse().unwrap(),
+            "[2001:db8::1]:5300".parse().unwrap()
+        ]
+    );
+    assert_eq!(secondary.key.as_ref().unwrap().to_string(), "knot.");
+
+    let error = |text: &str| {
+        RawConfig::from_toml(text)
+            .unwrap()
+            .resolve(Overrides::default())
+            .unwrap_err()
+            .to_string()
+    };
+    let unknown_key = "[[transfer.secondaries]]\nallow = [\"192.0.2.10\"]\nkey = \"nobody.\"\n";
+    assert_eq!(
+        error(unknown_key),
+        "transfer.secondaries.key: \"nobody.\" is not a [[transfer.keys]] name"
+    );
+    let bad_secret = "[[transfer.keys]]\nname = \"k.\"\nsecret = \"not base64!\"\n";
+    assert_eq!(
+        error(bad_secret),
+        "transfer.keys: \"k.\" TSIG secret of key k. is not base64"
+    );
+    let md5 = format!(
+        "[[transfer.keys]]\nname = \"k.\"\nalgorithm = \"hmac-md5\"\nsecret = \"{secret}\"\n"
+    );
+    assert!(
+        error(&md5).contains("hmac-md5\" is not supported"),
+        "{}",
+        error(&md5)
+    );
+    let nobody = "[[transfer.secondaries]]\nallow = []\n";
+    assert!(
+        error(nobody).starts_with("transfer.secondaries.allow"),
+        "{}",
+        error(nobody)
+    );
+    let relative = "[[transfer.secondaries]]\nzones = [\"site\"]\nallow = [\"192.0.2.1\"]\n";
+    assert!(
+        error(relative).contains("end it with a dot"),
+        "{}",
+        error(relative)
+    );
+    let no_secret = "[[transfer.keys]]\nname = \"k.\"\n";
+    assert!(error(no_secret).contains("exactly one of secret and secret_file"));
+}

@@ -20,6 +20,8 @@ use outpost_dns::plugin_runtime::{PluginRuntime, PluginWatch};
 use outpost_dns::server::encrypted::cert::{CertResolver, DnsCertificate};
 use outpost_dns::server::encrypted::{EncryptedAddrs, EncryptedSockets};
 use outpost_dns::server::{DnsSockets, drain_in_flight};
+use outpost_dns::transfer::Transfers;
+use outpost_dns::transfer::notify::Notifier;
 use outpost_plugin_host::PluginEngine;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +40,7 @@ use crate::store::{
 };
 use crate::sync::hub::Hub;
 use crate::sync::{SyncServer, TlsConfig};
+use crate::transfers::TransferFeed;
 
 impl Node {
     pub async fn start(config: Config) -> Result<Self, NodeError> {
@@ -48,7 +51,9 @@ impl Node {
         };
         let hub = Arc::new(Hub::new());
         let plugin_watch = Arc::new(PluginWatch::default());
-        let observers: Vec<Arc<dyn CommitObserver>> = vec![hub.clone(), plugin_watch.clone()];
+        let transfer_feed = Arc::new(TransferFeed::default());
+        let observers: Vec<Arc<dyn CommitObserver>> =
+            vec![hub.clone(), plugin_watch.clone(), transfer_feed.clone()];
         let cluster = open_cluster(&config, Arc::new(observers)).await?;
         let listeners = match prepare(&config, &cluster.store).await {
             Ok(listeners) => listeners,
@@ -59,7 +64,7 @@ impl Node {
             &cluster.store,
             listeners,
             hub,
-            plugin_watch,
+            (plugin_watch, transfer_feed),
             tls,
         )
         .await
@@ -71,6 +76,7 @@ impl Node {
         let node = Node {
             store,
             handler: services.handler,
+            transfers: services.transfers,
             started: config,
             ready: services.ready,
             shutdown: services.shutdown,
@@ -313,6 +319,7 @@ struct Services {
     encrypted_addrs: EncryptedAddrs,
     dns_cert: Option<Arc<CertResolver>>,
     handler: Arc<QueryHandler>,
+    transfers: Arc<Transfers>,
     ready: Arc<AtomicBool>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -331,7 +338,7 @@ async fn spawn_services(
     store: &Store,
     listeners: Listeners,
     hub: Arc<Hub>,
-    plugin_watch: Arc<PluginWatch>,
+    (plugin_watch, transfer_feed): (Arc<PluginWatch>, Arc<TransferFeed>),
     tls: Option<TlsConfig>,
 ) -> Result<Services, NodeError> {
     let bind =
@@ -345,13 +352,20 @@ async fn spawn_services(
         .local_addr()
         .map_err(bind("admin", config.admin))?;
     let metrics = Arc::new(Metrics::default());
-    let handler = query_handler(config, store, &metrics);
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let transfers = start_transfers(
+        config,
+        store,
+        &metrics,
+        &transfer_feed,
+        (&tracker, &shutdown),
+    );
+    let handler = query_handler(config, store, &metrics, transfers.clone());
     let engine = PluginEngine::with_disk_cache(&config.data_dir.join(PLUGIN_CACHE_DIR))
         .map_err(NodeError::Plugins)?;
     let plugins = Arc::new(PluginRuntime::new(engine, handler.clone(), config.plugins));
     crate::plugin_reload::load_current(&plugins, store, true).await;
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
     spawn_background_tasks(&tracker, &plugins, plugin_watch, store, &shutdown);
     let (encrypted_addrs, dns_cert) = spawn_dns(
         listeners.dns,
@@ -372,13 +386,7 @@ async fn spawn_services(
         connections: Arc::default(),
         dns_tls: dns_cert.clone(),
     };
-    let admin_shutdown = shutdown.clone();
-    let admin_listener = listeners.admin;
-    tracker.spawn(async move {
-        if let Err(error) = admin::serve(admin_listener, state, admin_shutdown).await {
-            tracing::error!(%error, "admin API stopped");
-        }
-    });
+    spawn_admin(listeners.admin, state, &shutdown, &tracker);
     let (sync_addr, sync_shutdown, sync_tracker) = match spawn_sync(store, listeners.sync, hub, tls)
     {
         Ok(sync) => sync,
@@ -391,6 +399,7 @@ async fn spawn_services(
         encrypted_addrs,
         dns_cert,
         handler,
+        transfers,
         ready,
         shutdown,
         tracker,
@@ -400,6 +409,21 @@ async fn spawn_services(
         admin_addr,
         sync_addr,
     })
+}
+
+/// The admin API on `listener`, until `shutdown`.
+fn spawn_admin(
+    listener: TcpListener,
+    state: AdminState,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) {
+    let shutdown = shutdown.clone();
+    tracker.spawn(async move {
+        if let Err(error) = admin::serve(listener, state, shutdown).await {
+            tracing::error!(%error, "admin API stopped");
+        }
+    });
 }
 
 /// The node's background tasks: the plugin reload and the cookie secret's rotation.
@@ -419,8 +443,37 @@ fn spawn_background_tasks(
     tracker.spawn(super::cookie_rotation::run(store.clone(), shutdown.clone()));
 }
 
+/// Zone transfers out over the store's state, under the config's rules; the feed starts
+/// their journal and NOTIFY, which this node sends while it leads.
+fn start_transfers(
+    config: &Config,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+    feed: &TransferFeed,
+    (tracker, shutdown): (&TaskTracker, &CancellationToken),
+) -> Arc<Transfers> {
+    let state = store.clone();
+    let transfers = Arc::new(Transfers::new(Box::new(move || state.zones())));
+    transfers.set_rules(config.transfer.clone());
+    let leader = store.clone();
+    let notifier = Notifier::new(
+        transfers.clone(),
+        metrics.clone(),
+        Box::new(move || leader.is_leader()),
+        tracker.clone(),
+        shutdown.clone(),
+    );
+    feed.start(store.clone(), transfers.clone(), notifier);
+    transfers
+}
+
 /// The DNS query path over the store's replica, with its forwarder.
-fn query_handler(config: &Config, store: &Store, metrics: &Arc<Metrics>) -> Arc<QueryHandler> {
+fn query_handler(
+    config: &Config,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+    transfers: Arc<Transfers>,
+) -> Arc<QueryHandler> {
     let forwarder = Arc::new(Forwarder::new(&config.forward, metrics.clone()));
     let handler = QueryHandler::new(
         store.zone_set(),
@@ -428,7 +481,8 @@ fn query_handler(config: &Config, store: &Store, metrics: &Arc<Metrics>) -> Arc<
         config.recursion_networks.clone(),
         metrics.clone(),
     )
-    .with_cookie_secrets(store.cookie_secrets());
+    .with_cookie_secrets(store.cookie_secrets())
+    .with_transfers(transfers);
     handler.set_rate_limit(config.rate_limit);
     handler.set_full_any_over_tcp(config.full_any_over_tcp);
     Arc::new(handler)

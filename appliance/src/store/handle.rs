@@ -186,6 +186,13 @@ impl Store {
         self.inner.node_id
     }
 
+    /// Whether this node leads the cluster now (a single node always does).
+    pub fn is_leader(&self) -> bool {
+        let metrics = self.inner.raft.metrics();
+        let leader = metrics.borrow_watched().current_leader;
+        leader == Some(self.inner.node_id)
+    }
+
     /// This node's Raft role and log positions.
     pub fn status(&self) -> StoreStatus {
         let metrics = self.inner.raft.metrics();

@@ -84,6 +84,19 @@ impl Zone {
         self.owners.get(&Owner::empty(key))
     }
 
+    /// The owner after the one whose lowercase wire name is `key` in canonical order
+    /// (the first for `None`): where a zone transfer resumes.
+    pub fn owner_after(&self, key: Option<&[u8]>) -> Option<&Owner> {
+        match key {
+            None => self.owners.iter().next(),
+            Some(key) => {
+                let probe = Owner::empty(key);
+                let after = (Bound::Excluded(&probe), Bound::Unbounded);
+                self.owners.range(after).next()
+            }
+        }
+    }
+
     /// Whether an owner lies strictly below the name `key`: in canonical order a name's
     /// descendants come right after it, so only the next owner needs a look.
     pub fn has_descendant(&self, key: &[u8]) -> bool {

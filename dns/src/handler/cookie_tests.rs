@@ -49,7 +49,7 @@ fn ask(handler: &QueryHandler, packet: &[u8]) -> Option<(ResponseCode, Option<Ve
     let mut reply = Vec::new();
     match handler.handle(packet, client(), Transport::Udp, None, &mut reply) {
         Handled::Reply => {}
-        Handled::Drop => return None,
+        Handled::Drop | Handled::Transfer(_) => return None,
         Handled::Forward(_) => panic!("a name of ours was forwarded"),
     }
     let message = Message::from_vec(&reply).unwrap();

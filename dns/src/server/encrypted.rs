@@ -228,7 +228,8 @@ impl RequestHandler for Encrypted {
             Handled::Reply => reply,
             Handled::Forward(forward) => self.handler.forward(forward, transport, limit).await,
             // Not a query worth an answer: nothing is sent.
-            Handled::Drop => return unanswered(request),
+            // Transfers are TCP's and TLS's only (the handler refuses them here).
+            Handled::Drop | Handled::Transfer(_) => return unanswered(request),
         };
         // Our answer, already encoded, goes back through hickory-server's builder: its
         // sections are re-emitted after the request's own question section.

@@ -295,6 +295,17 @@ impl Connection {
                 Handled::Reply => frame(&reply, &mut pending),
                 // Not a query: this is not a DNS client worth serving.
                 Handled::Drop => return write_all(&writer, &pending).await,
+                Handled::Transfer(mut outgoing) => {
+                    write_all(&writer, &pending).await?;
+                    pending.clear();
+                    // Each message whole under the lock, so a forwarded answer may
+                    // come between two of them, never inside one.
+                    while let Some(message) = outgoing.next_message().map_err(io::Error::other)? {
+                        frame(&message, &mut pending);
+                        write_all(&writer, &pending).await?;
+                        pending.clear();
+                    }
+                }
                 Handled::Forward(request) => {
                     let slot = match forwards.clone().try_acquire_owned() {
                         Ok(slot) => slot,

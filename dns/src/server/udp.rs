@@ -121,7 +121,8 @@ impl Worker {
             .handle(query, peer.ip(), Transport::Udp, None, reply)
         {
             Handled::Reply => Some(peer),
-            Handled::Drop => None,
+            // Transfers are only ever TCP's (the handler answers TC over UDP).
+            Handled::Drop | Handled::Transfer(_) => None,
             Handled::Forward(request) => self.forward(request, peer, reply),
         }
     }

@@ -149,7 +149,8 @@ async fn answer(
             let bytes = handler.forward(forward, Transport::Https, limit).await;
             (StatusCode::OK, Bytes::from(bytes))
         }
-        Handled::Drop => (StatusCode::BAD_REQUEST, Bytes::new()),
+        // Transfers are TCP's and TLS's only (the handler refuses them here).
+        Handled::Drop | Handled::Transfer(_) => (StatusCode::BAD_REQUEST, Bytes::new()),
     }
 }
 

@@ -1,0 +1,240 @@
+//! outpost as the primary of a real Knot secondary (Debian `knot`): Knot takes the zone
+//! by AXFR, signed with TSIG; after a write, outpost's NOTIFY wakes it and it takes the
+//! change by IXFR; both then answer the same. Transfers are refused to everyone else:
+//! unsigned, or signed with a wrong secret; over UDP, IXFR gets the SOA alone.
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use outpost_tests::{Appliance, authoritative_config, wait_until};
+
+const ZONE: &str = "xfr.test.";
+const KEY: &str = "knot-xfr.";
+const SECRET: &str = "c2VjcmV0IHNoYXJlZCB3aXRoIHRoZSBzZWNvbmRhcnkgMDEyMzQ1Njc4OQ==";
+const WRONG_SECRET: &str = "bm90IHRoZSBzZWNyZXQgc2hhcmVkIHdpdGggdGhlIHNlY29uZGFyeQ==";
+
+const ZONE_TEXT: &str = "$ORIGIN xfr.test.
+$TTL 300
+@    IN SOA ns1 hostmaster 1 7200 3600 1209600 300
+@    IN NS  ns1
+ns1  IN A   192.0.2.1
+www  IN A   192.0.2.80
+mail IN MX  10 ns1
+";
+
+/// A port free on loopback for both UDP and TCP, for Knot, which cannot be given port 0
+/// and report the one it took.
+fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// knotd as a secondary of `primary` for [`ZONE`], on `port`, in `dir`.
+struct Knot {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Knot {
+    fn start(dir: &Path, port: u16, primary: SocketAddr) -> Knot {
+        let dir = dir.display();
+        let config = format!(
+            r#"server:
+    rundir: "{dir}"
+    listen: 127.0.0.1@{port}
+log:
+  - target: stderr
+    any: info
+database:
+    storage: "{dir}"
+key:
+  - id: {KEY}
+    algorithm: hmac-sha256
+    secret: {SECRET}
+remote:
+  - id: outpost
+    address: {ip}@{primary_port}
+    key: {KEY}
+acl:
+  - id: notify_from_outpost
+    address: {ip}
+    action: notify
+    key: {KEY}
+template:
+  - id: default
+    storage: "{dir}"
+    zonefile-load: none
+    zonefile-sync: -1
+zone:
+  - domain: {ZONE}
+    master: outpost
+    acl: notify_from_outpost
+"#,
+            ip = primary.ip(),
+            primary_port = primary.port(),
+        );
+        let path = format!("{dir}/knot.conf");
+        std::fs::write(&path, config).unwrap();
+        // Debian puts it in /usr/sbin, which a user's PATH may not hold.
+        let knotd = ["/usr/sbin/knotd", "knotd"]
+            .into_iter()
+            .find(|path| Path::new(path).exists())
+            .unwrap_or("knotd");
+        let child = Command::new(knotd)
+            .args(["-c", &path])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(format!("{dir}/knot.log")).unwrap())
+            .spawn()
+            .expect("run knotd (Debian package knot; scripts/test.sh installs it)");
+        Knot {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+}
+
+impl Drop for Knot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `kdig` at `addr` with `args`: its output.
+fn kdig(addr: SocketAddr, args: &[&str]) -> String {
+    let output = Command::new("kdig")
+        .args([&format!("@{}", addr.ip()), "-p", &addr.port().to_string()])
+        .args(["+timeout=5", "+retry=0"])
+        .args(args)
+        .output()
+        .expect("run kdig (Debian package knot-dnsutils)");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The serial `addr` serves for [`ZONE`], if it answers.
+fn serial(addr: SocketAddr) -> Option<u32> {
+    let answer = kdig(addr, &["+short", ZONE, "SOA"]);
+    answer.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// What `addr` answers for each of `questions`, as `kdig +short` prints it.
+fn answers(addr: SocketAddr, questions: &[(&str, &str)]) -> Vec<String> {
+    questions
+        .iter()
+        .map(|(name, rtype)| kdig(addr, &["+short", name, rtype]).trim().to_string())
+        .collect()
+}
+
+fn config(knot_port: u16) -> String {
+    format!(
+        "{}\n[[transfer.keys]]\nname = \"{KEY}\"\nalgorithm = \"hmac-sha256\"\nsecret = \"{SECRET}\"\n\n\
+         [[transfer.secondaries]]\nzones = [\"{ZONE}\"]\nallow = [\"127.0.0.1\"]\n\
+         notify = [\"127.0.0.1:{knot_port}\"]\nkey = \"{KEY}\"\n",
+        authoritative_config()
+    )
+}
+
+#[test]
+fn knot_follows_outpost_by_axfr_then_ixfr_woken_by_notify() {
+    let knot_port = free_port();
+    let appliance = Appliance::start(&config(knot_port));
+    appliance.import_zone(ZONE, ZONE_TEXT);
+    let primary_serial = serial(appliance.dns_addr()).expect("outpost serves the zone");
+    let dir = tempfile::tempdir().unwrap();
+    let knot = Knot::start(dir.path(), knot_port, appliance.dns_addr());
+    let knot_log = || std::fs::read_to_string(dir.path().join("knot.log")).unwrap_or_default();
+
+    // Knot bootstraps the zone by AXFR.
+    assert!(
+        wait_until(Duration::from_secs(30), || serial(knot.addr)
+            == Some(primary_serial)),
+        "Knot did not take the zone; its log:\n{}",
+        knot_log()
+    );
+    assert_eq!(appliance.metric("outpost_transfers_axfr_total"), 1.0);
+    let questions = [
+        ("www.xfr.test.", "A"),
+        ("mail.xfr.test.", "MX"),
+        ("xfr.test.", "NS"),
+    ];
+    assert_eq!(
+        answers(knot.addr, &questions),
+        answers(appliance.dns_addr(), &questions)
+    );
+
+    // A write: NOTIFY wakes Knot (its refresh timer is two hours), which asks for IXFR.
+    appliance.cli_ok(["record", "add", "new.xfr.test.", "A", "192.0.2.99"]);
+    appliance.cli_ok(["record", "rm", "www.xfr.test.", "A"]);
+    let after = serial(appliance.dns_addr()).unwrap();
+    assert!(after > primary_serial);
+    assert!(
+        wait_until(Duration::from_secs(30), || serial(knot.addr) == Some(after)),
+        "Knot did not follow the change; its log:\n{}",
+        knot_log()
+    );
+    assert!(appliance.metric("outpost_notify_sent_total") >= 1.0);
+    assert!(appliance.metric("outpost_transfers_ixfr_total") >= 1.0);
+    assert_eq!(
+        appliance.metric("outpost_transfers_axfr_total"),
+        1.0,
+        "the change went by IXFR, not a second AXFR"
+    );
+    let questions = [
+        ("new.xfr.test.", "A"),
+        ("www.xfr.test.", "A"),
+        ("mail.xfr.test.", "MX"),
+    ];
+    let from_knot = answers(knot.addr, &questions);
+    assert_eq!(from_knot, answers(appliance.dns_addr(), &questions));
+    assert_eq!(from_knot[0], "192.0.2.99");
+    assert_eq!(from_knot[1], "", "the deleted record is gone from Knot too");
+}
+
+#[test]
+fn transfers_are_refused_unsigned_or_with_a_wrong_key() {
+    let appliance = Appliance::start(&config(free_port()));
+    appliance.import_zone(ZONE, ZONE_TEXT);
+    let dns = appliance.dns_addr();
+
+    let unsigned = kdig(dns, &["+tcp", ZONE, "AXFR"]);
+    assert!(unsigned.contains("REFUSED"), "{unsigned}");
+
+    let wrong = format!("hmac-sha256:{KEY}:{WRONG_SECRET}");
+    let forged = kdig(dns, &["-y", &wrong, "+tcp", ZONE, "AXFR"]);
+    assert!(
+        forged.contains("NOTAUTH") || forged.contains("BADSIG"),
+        "{forged}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || appliance
+            .log()
+            .contains("bad TSIG")),
+        "the bad signature is logged"
+    );
+
+    let right = format!("hmac-sha256:{KEY}:{SECRET}");
+    let signed = kdig(dns, &["-y", &right, ZONE, "AXFR"]);
+    assert!(signed.contains("www.xfr.test."), "{signed}");
+    assert!(!signed.contains("failed"), "{signed}");
+
+    // IXFR over UDP from an older serial gets the current SOA alone, signed: ask again
+    // over TCP (RFC 1995 section 2).
+    appliance.cli_ok(["record", "add", "new.xfr.test.", "A", "192.0.2.99"]);
+    let udp = kdig(dns, &["-y", &right, "+notcp", "+ignore", ZONE, "IXFR=1"]);
+    assert!(udp.contains("(UDP)"), "{udp}");
+    assert!(udp.contains("hostmaster.xfr.test. 2 "), "{udp}");
+    assert!(udp.contains("(1 messages, 1 records)"), "{udp}");
+    assert!(!udp.contains(";; ERROR"), "the TSIG verifies: {udp}");
+    assert!(appliance.metric("outpost_transfers_refused_total") >= 2.0);
+}
