@@ -13,6 +13,8 @@ appliance/src/store/network/codec.rs and openraft's serde derives), join tickets
 """
 
 import base64
+import hashlib
+import hmac
 import pathlib
 import shutil
 import struct
@@ -51,6 +53,32 @@ def dns_query(qname, qtype, qclass=1, opcode=0, rd=True, cd=False, opt=None, qid
     return header + dns_name(qname) + struct.pack(">HH", qtype, qclass) + (opt or b"")
 
 
+# The TSIG key of fuzz_targets/dns_message.rs: name, base64 secret.
+FUZZ_KEY = ("fuzz.", "ZnV6emluZyBrZXkgb2Ygb3V0cG9zdA==")
+
+
+def ixfr_query(zone, serial, qid=0x1234):
+    """IXFR (RFC 1995): the client's SOA in the authority section."""
+    header = struct.pack(">HHHHHH", qid, 0, 1, 0, 1, 0)
+    rdata = dns_name("ns1." + zone) + dns_name("hostmaster." + zone) + struct.pack(">IIIII", serial, 1, 1, 1, 1)
+    soa = dns_name(zone) + struct.pack(">HHIH", 6, 1, 0, len(rdata)) + rdata
+    return header + dns_name(zone) + struct.pack(">HH", 251, 1) + soa
+
+
+def tsig_signed(message, key=FUZZ_KEY, time=1_700_000_000):
+    """`message` with a TSIG record (RFC 8945 section 4.3.3), hmac-sha256."""
+    name, secret = key
+    algorithm = dns_name("hmac-sha256.")
+    qid = message[:2]
+    variables = dns_name(name) + struct.pack(">HI", 255, 0) + algorithm
+    timers = struct.pack(">HIH", time >> 32, time & 0xFFFFFFFF, 300)
+    mac = hmac.new(base64.b64decode(secret), message + variables + timers + struct.pack(">HH", 0, 0), hashlib.sha256).digest()
+    rdata = algorithm + timers + struct.pack(">H", len(mac)) + mac + qid + struct.pack(">HH", 0, 0)
+    record = dns_name(name) + struct.pack(">HHIH", 250, 255, 0, len(rdata)) + rdata
+    arcount = struct.unpack(">H", message[10:12])[0] + 1
+    return message[:10] + struct.pack(">H", arcount) + message[12:] + record
+
+
 def dns_message():
     write("dns_message", "a-rd", dns_query("www.example.internal.", 1))
     write("dns_message", "aaaa-edns-do", dns_query("www.example.internal.", 28, opt=opt_record(dnssec_ok=True)))
@@ -60,6 +88,9 @@ def dns_message():
     write("dns_message", "txt-chaos", dns_query("version.bind.", 16, qclass=3))
     write("dns_message", "axfr", dns_query("example.internal.", 252, rd=False))
     write("dns_message", "notify-soa", dns_query("example.internal.", 6, opcode=4, rd=False))
+    write("dns_message", "ixfr", ixfr_query("example.internal.", 1))
+    write("dns_message", "axfr-tsig", tsig_signed(dns_query("example.internal.", 252, rd=False)))
+    write("dns_message", "soa-tsig", tsig_signed(dns_query("example.internal.", 6, rd=False)))
 
 
 # --- zone_file: master files for example.internal. ----------------------------

@@ -2,7 +2,7 @@
 #
 # The unit runs `outpost serve` as a dynamic user whose only writable directory is
 # /var/lib/outpost and whose only capability is CAP_NET_BIND_SERVICE (for port 53).
-# Secrets (admin token, join ticket, sync TLS key) reach it through LoadCredential,
+# Secrets (admin token, join ticket, sync TLS key, TSIG keys) reach it through LoadCredential,
 # never through the Nix store. Settings are rendered to /etc/outpost/outpost.toml,
 # checked by `outpost check-config` when the system is built, and applied by a reload
 # (SIGHUP), so a settings change does not restart the daemon. Declared plugins are
@@ -87,6 +87,11 @@ let
           zones = map withoutNulls cfg.settings.forward.zones;
         };
     }
+    // lib.optionalAttrs (transferKeys != [ ]) {
+      transfer = (cfg.settings.transfer or { }) // {
+        keys = transferKeys;
+      };
+    }
   );
   configFile = format.generate "outpost.toml" renderedSettings;
   # `check-config` opens the sync and DNS TLS files, which exist only on the running
@@ -104,6 +109,19 @@ let
         "tls_cert"
         "tls_key"
       ];
+    }
+    # The secret files are credentials too: the build checks the rest of each key
+    # with a stand-in secret.
+    // lib.optionalAttrs (transferKeys != [ ]) {
+      transfer = renderedSettings.transfer // {
+        keys = map (
+          key:
+          builtins.removeAttrs key [ "secret_file" ]
+          // {
+            secret = "YnVpbGQtdGltZSBzdGFuZC1pbg==";
+          }
+        ) transferKeys;
+      };
     }
   );
   # The package cannot run on the build machine when cross-compiling an image.
@@ -124,11 +142,22 @@ let
   };
   # LoadCredential entries: systemd reads each file as root and hands the unit a
   # private copy under $CREDENTIALS_DIRECTORY.
-  credentials = lib.concatLists (
-    lib.mapAttrsToList (
-      option: id: lib.optional (cfg.${option} != null) "${id}:${cfg.${option}}"
-    ) secretOptions
-  );
+  credentials =
+    lib.concatLists (
+      lib.mapAttrsToList (
+        option: id: lib.optional (cfg.${option} != null) "${id}:${cfg.${option}}"
+      ) secretOptions
+    )
+    ++ lib.mapAttrsToList (name: key: "tsig-${name}:${key.secretFile}") cfg.transferKeys;
+  # `[[transfer.keys]]`: those of the settings, then one per transferKeys entry, its
+  # secret read from the credential.
+  transferKeys =
+    (cfg.settings.transfer.keys or [ ])
+    ++ lib.mapAttrsToList (name: key: {
+      inherit name;
+      inherit (key) algorithm;
+      secret_file = "${credentialsDir}/tsig-${name}";
+    }) cfg.transferKeys;
 
   serveArgs = [
     "serve"
@@ -610,6 +639,35 @@ in
         Nix store.
       '';
     };
+    transferKeys = mkOption {
+      type = types.attrsOf (
+        types.submodule {
+          options = {
+            secretFile = mkOption {
+              type = types.str;
+              example = "/run/secrets/hq-secondary.tsig";
+              description = "File holding the key's base64 secret (as `keymgr -t` or `tsig-keygen` print it), loaded with `LoadCredential`. Must not be in the Nix store.";
+            };
+            algorithm = mkOption {
+              type = types.enum [
+                "hmac-sha256"
+                "hmac-sha384"
+                "hmac-sha512"
+              ];
+              default = "hmac-sha256";
+              description = "The key's HMAC.";
+            };
+          };
+        }
+      );
+      default = { };
+      example = literalExpression ''{ "hq-secondary." = { secretFile = "/run/secrets/hq-secondary.tsig"; }; }'';
+      description = ''
+        TSIG keys for zone transfers (`[[transfer.keys]]`, {file}`docs/transfers.md`), by
+        key name: each secret reaches the daemon as a credential, never through the Nix
+        store. Name the key in a `settings.transfer.secondaries` entry's `key`.
+      '';
+    };
     environmentFile = mkOption {
       type = types.nullOr types.str;
       default = null;
@@ -705,6 +763,16 @@ in
         message = "services.outpost: settings.admin.listen (${cfg.settings.admin.listen}) is not a loopback address, and the admin API has no TLS: keep it on loopback (reach it over SSH), or set settings.admin.insecure_plaintext = true to send its token in the clear";
       }
       {
+        assertion = builtins.all (key: !(key ? secret)) (cfg.settings.transfer.keys or [ ]);
+        message = "services.outpost.settings.transfer.keys: a secret written here lands in the world-readable Nix store; use services.outpost.transferKeys.<name>.secretFile";
+      }
+      {
+        assertion = builtins.all (name: builtins.match "[A-Za-z0-9._-]+" name != null) (
+          builtins.attrNames cfg.transferKeys
+        );
+        message = "services.outpost.transferKeys: a key name is letters, digits, '.', '-' and '_' (it names the key's credential file)";
+      }
+      {
         assertion = !(cfg.settings ? data_dir);
         message = "services.outpost.settings.data_dir: the unit always uses /var/lib/outpost (its StateDirectory); remove the key";
       }
@@ -733,6 +801,10 @@ in
       assertion = cfg.${option} == null || !lib.hasPrefix builtins.storeDir cfg.${option};
       message = "services.outpost.${option}: ${toString cfg.${option}} is in the Nix store, which every local user can read; use a path outside it (for example under /run/secrets)";
     }) secretOptions
+    ++ lib.mapAttrsToList (name: key: {
+      assertion = !lib.hasPrefix builtins.storeDir key.secretFile;
+      message = "services.outpost.transferKeys.\"${name}\".secretFile: ${key.secretFile} is in the Nix store, which every local user can read; use a path outside it (for example under /run/secrets)";
+    }) cfg.transferKeys
     ++ lib.concatLists (
       lib.mapAttrsToList (name: plugin: [
         {

@@ -44,6 +44,8 @@
 //!   one cap, a stopped plugin retried after its backoff.
 //! - [`plugins_lite`]: query-policy plugins synced to a Lite client and run there,
 //!   offline too.
+//! - [`transfers_out`]: a real Knot as the secondary of outpost and of a cluster:
+//!   AXFR, IXFR woken by NOTIFY, TSIG; transfers refused unsigned or with a wrong key.
 //! - [`systemd`]: readiness, watchdog and stop notifications, SIGHUP reload without a
 //!   failed query, the root refusal, `outpost-lite run --token-file`.
 

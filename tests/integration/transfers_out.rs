@@ -1,6 +1,8 @@
 //! outpost as the primary of a real Knot secondary (Debian `knot`): Knot takes the zone
 //! by AXFR, signed with TSIG; after a write, outpost's NOTIFY wakes it and it takes the
-//! change by IXFR; both then answer the same. Transfers are refused to everyone else:
+//! change by IXFR; both then answer the same. In a cluster, Knot may know one follower
+//! alone: it transfers from it, and only the leader notifies. Transfers are refused to
+//! everyone else:
 //! unsigned, or signed with a wrong secret; over UDP, IXFR gets the SOA alone.
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -8,6 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use outpost_tests::cluster::{CLUSTER_WAIT, leader, start_cluster};
 use outpost_tests::{Appliance, authoritative_config, wait_until};
 
 const ZONE: &str = "xfr.test.";
@@ -136,13 +139,17 @@ fn answers(addr: SocketAddr, questions: &[(&str, &str)]) -> Vec<String> {
         .collect()
 }
 
-fn config(knot_port: u16) -> String {
+/// The `[transfer]` tables: Knot on `knot_port` is the secondary of [`ZONE`].
+fn transfer_section(knot_port: u16) -> String {
     format!(
-        "{}\n[[transfer.keys]]\nname = \"{KEY}\"\nalgorithm = \"hmac-sha256\"\nsecret = \"{SECRET}\"\n\n\
+        "\n[[transfer.keys]]\nname = \"{KEY}\"\nalgorithm = \"hmac-sha256\"\nsecret = \"{SECRET}\"\n\n\
          [[transfer.secondaries]]\nzones = [\"{ZONE}\"]\nallow = [\"127.0.0.1\"]\n\
-         notify = [\"127.0.0.1:{knot_port}\"]\nkey = \"{KEY}\"\n",
-        authoritative_config()
+         notify = [\"127.0.0.1:{knot_port}\"]\nkey = \"{KEY}\"\n"
     )
+}
+
+fn config(knot_port: u16) -> String {
+    authoritative_config() + &transfer_section(knot_port)
 }
 
 #[test]
@@ -237,4 +244,52 @@ fn transfers_are_refused_unsigned_or_with_a_wrong_key() {
     assert!(udp.contains("(1 messages, 1 records)"), "{udp}");
     assert!(!udp.contains(";; ERROR"), "the TSIG verifies: {udp}");
     assert!(appliance.metric("outpost_transfers_refused_total") >= 2.0);
+}
+
+#[test]
+fn a_secondary_follows_a_cluster_through_a_follower_notified_by_the_leader() {
+    let knot_port = free_port();
+    let nodes = start_cluster(3, &transfer_section(knot_port));
+    let lead = leader(&nodes, &[0, 1, 2]);
+    let follower = (lead + 1) % nodes.len();
+    nodes[follower].import_zone(ZONE, ZONE_TEXT);
+    let everywhere = |serial_now: u32| {
+        wait_until(CLUSTER_WAIT, || {
+            nodes
+                .iter()
+                .all(|node| serial(node.dns_addr()) == Some(serial_now))
+        })
+    };
+    assert!(everywhere(1), "the zone reached every node");
+
+    // Knot knows the follower alone as its primary; the leader notifies it.
+    let dir = tempfile::tempdir().unwrap();
+    let knot = Knot::start(dir.path(), knot_port, nodes[follower].dns_addr());
+    let knot_log = || std::fs::read_to_string(dir.path().join("knot.log")).unwrap_or_default();
+    assert!(
+        wait_until(CLUSTER_WAIT, || serial(knot.addr) == Some(1)),
+        "Knot did not take the zone from the follower; its log:\n{}",
+        knot_log()
+    );
+    nodes[follower].cli_ok(["record", "add", "new.xfr.test.", "A", "192.0.2.99"]);
+    assert!(everywhere(2), "the write reached every node");
+    assert!(
+        wait_until(CLUSTER_WAIT, || serial(knot.addr) == Some(2)),
+        "Knot did not follow the write; its log:\n{}",
+        knot_log()
+    );
+    assert_eq!(
+        answers(knot.addr, &[("new.xfr.test.", "A")]),
+        ["192.0.2.99"]
+    );
+    let notified: Vec<f64> = (nodes.iter())
+        .map(|node| node.metric("outpost_notify_sent_total"))
+        .collect();
+    assert!(notified[lead] >= 1.0, "the leader notified: {notified:?}");
+    let others = (0..nodes.len()).filter(|&i| i != lead);
+    assert!(
+        others.map(|i| notified[i]).all(|sent| sent == 0.0),
+        "only the leader notifies: {notified:?}"
+    );
+    assert!(nodes[follower].metric("outpost_transfers_ixfr_total") >= 1.0);
 }

@@ -27,6 +27,24 @@ let
     settings.cluster.raft = "10.20.0.3:7400";
   };
   storeToken = evalWith { adminTokenFile = "${builtins.storeDir}/0000-token"; };
+  tsig = evalWith {
+    transferKeys."hq-secondary.".secretFile = "/run/secrets/hq.tsig";
+    settings.transfer.secondaries = [
+      {
+        allow = [ "192.0.2.53" ];
+        key = "hq-secondary.";
+      }
+    ];
+  };
+  inlineTsig = evalWith {
+    settings.transfer.keys = [
+      {
+        name = "k.";
+        secret = "c2VjcmV0";
+      }
+    ];
+  };
+  storeTsig = evalWith { transferKeys."k.".secretFile = "${builtins.storeDir}/0000-tsig"; };
   bootstrap = evalWith { bootstrap.enable = true; };
   bootstrapOnFirmware = evalWith {
     bootstrap = {
@@ -57,6 +75,15 @@ t.all [
     secrets.environment.etc."outpost/outpost.toml".source.buildCommand or ""
   ))
   (t.noFailedAssertions "secret files outside the store pass" secrets)
+  (t.contains "a TSIG key is a credential" "tsig-hq-secondary.:/run/secrets/hq.tsig" (service tsig).LoadCredential)
+  (t.hasInfix "the rendered key reads the credential" "/run/credentials/outpost.service/tsig-hq-secondary." (text tsig))
+  (t.lacksInfix "no TSIG secret path in the rendered settings" "/run/secrets" (text tsig))
+  (t.lacksInfix "the build-time check leaves out the TSIG files" "secret_file" (
+    tsig.environment.etc."outpost/outpost.toml".source.buildCheckFile.text or ""
+  ))
+  (t.noFailedAssertions "a TSIG key from a file passes" tsig)
+  (t.assertionFails "a TSIG secret written in the settings is refused" "world-readable Nix store" inlineTsig)
+  (t.assertionFails "a TSIG secret file in the store is refused" "transferKeys" storeTsig)
   (t.assertionFails "a secret in the store is refused" "Nix store" storeToken)
 
   (t.check "bootstrap runs as root and may fail without stopping DNS" (

@@ -47,6 +47,18 @@ in
       plugins.policy_deadline_ms = 20;
     };
   };
+  # The primary of a secondary, its TSIG key a credential.
+  transfer = render {
+    transferKeys."hq-secondary.".secretFile = "/run/secrets/hq.tsig";
+    settings.transfer.secondaries = [
+      {
+        zones = [ "site.internal." ];
+        allow = [ "192.0.2.53" ];
+        notify = [ "192.0.2.53" ];
+        key = "hq-secondary.";
+      }
+    ];
+  };
   # A member of a cluster. The join ticket is a flag (--join-file), not a setting.
   cluster = render {
     settings.cluster.raft = "10.20.0.2:7400";
