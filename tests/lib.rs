@@ -12,6 +12,7 @@
 //!   waiting until a node runs what was installed.
 //! - [`cluster`]: clusters of real processes joined by ticket, the leader, writes
 //!   through any node.
+//! - [`knot`]: a real Knot server as a secondary or a primary of outpost, and `kdig`.
 //! - [`partition`]: cutting a node's Raft traffic on loopback with iptables.
 //! - [`convergence`]: the convergence checker, comparing every replica (appliances and
 //!   Lite clients) with what the cluster holds, over DNS and by digest.
@@ -23,6 +24,7 @@ pub mod appliance;
 pub mod cluster;
 pub mod convergence;
 pub mod dns;
+pub mod knot;
 pub mod lite;
 pub mod partition;
 pub mod plugin;

@@ -33,6 +33,7 @@ pub(crate) mod body;
 mod cluster;
 mod connection;
 mod error;
+pub(crate) mod follow;
 mod idempotency;
 mod listener;
 pub mod plugins;
@@ -120,6 +121,8 @@ pub fn router(state: AdminState) -> Router {
                 .layer(DefaultBodyLimit::max(ZONE_FILE_LIMIT_BYTES)),
         )
         .route("/v1/zones/{origin}/export", get(zones::export))
+        .route("/v1/follows", get(follow::list).post(follow::follow))
+        .route("/v1/follows/{origin}", delete(follow::unfollow))
         .route("/v1/zones/{origin}/records", get(records::list))
         .route(
             "/v1/records",

@@ -15,6 +15,7 @@
 
 mod api;
 mod cluster;
+mod follow;
 mod plugins;
 mod progress;
 mod table;
@@ -57,6 +58,27 @@ pub enum ZoneCommand {
     Create { origin: String },
     /// Delete a zone and all its records
     Rm { origin: String },
+    /// Follow a zone from an external primary (a secondary zone): the cluster transfers
+    /// it by AXFR/IXFR, and it refuses local writes
+    Follow {
+        origin: String,
+        /// The primary, IP or IP:PORT (repeat for several, tried in order)
+        #[arg(long = "primary", required = true)]
+        primaries: Vec<String>,
+        /// TSIG key the transfers are signed with: NAME:ALGORITHM:BASE64-SECRET (the
+        /// algorithm hmac-sha256, hmac-sha384 or hmac-sha512)
+        #[arg(long)]
+        tsig: Option<String>,
+    },
+    /// Stop following a zone
+    Unfollow {
+        origin: String,
+        /// Keep its data as a zone written here (default: delete it)
+        #[arg(long)]
+        keep_data: bool,
+    },
+    /// List the followed zones and how their last refresh went
+    Follows,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -166,6 +188,15 @@ fn run_zone(
             )
             .context("writing to stdout")
         }
+        ZoneCommand::Follow {
+            origin,
+            primaries,
+            tsig,
+        } => follow::follow(&api, &origin, &primaries, tsig.as_deref(), out),
+        ZoneCommand::Unfollow { origin, keep_data } => {
+            follow::unfollow(&api, &origin, keep_data, out)
+        }
+        ZoneCommand::Follows => follow::list(&api, out),
         ZoneCommand::Rm { origin } => {
             let deleted: IndexBody =
                 api.delete(&format!("/v1/zones/{}", path_segment(&origin)), &[])?;

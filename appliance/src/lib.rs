@@ -18,6 +18,8 @@
 //! - `secret_file`: the admin token and the node key, written once, 0600, atomically.
 //! - [`allocator`]: glibc's malloc thresholds, so freed transient memory goes back to
 //!   the system.
+//! - [`follow`]: followed zones: refreshed from their primaries by the leader, what a
+//!   transfer brings proposed through Raft.
 //! - [`transfers`]: zone transfers out: the IXFR journal fed from the store's commits,
 //!   NOTIFY sent while this node leads.
 //! - [`systemd`]: readiness and watchdog notifications, and the refusal to run as root.
@@ -27,6 +29,7 @@ pub(crate) mod admin;
 pub mod allocator;
 pub mod client;
 pub mod config;
+pub(crate) mod follow;
 pub mod node;
 pub(crate) mod plugin_reload;
 mod secret_file;

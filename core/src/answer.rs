@@ -83,6 +83,9 @@ pub const MAX_CNAME_CHAIN: usize = 12;
 #[derive(Clone, Debug, Default)]
 pub struct ZoneSet {
     zones: HashMap<Box<[u8]>, Arc<ZoneIndex>>,
+    /// Followed zones that cannot be answered from (expired, or not transferred yet):
+    /// names under them get SERVFAIL. Empty, and then never hashed into, without them.
+    unavailable: HashSet<Box<[u8]>>,
 }
 
 /// Zones with fewer nodes than this are indexed afresh after every write (it takes
@@ -180,8 +183,20 @@ fn current_node(zone: &Zone, key: &[u8]) -> Option<Node> {
     }
 }
 
+/// The followed zones that cannot be answered from, as index keys.
+fn unavailable(zones: &ReplicatedState) -> HashSet<Box<[u8]>> {
+    zones
+        .followed_zones()
+        .filter(|zone| zones.follow_unavailable(&zone.origin))
+        .filter_map(|zone| Name::from_ascii(&zone.origin).ok())
+        .map(|origin| key_of(&origin))
+        .collect()
+}
+
 /// What one name resolves to inside one zone.
 enum Step<'a> {
+    /// The name is in a followed zone that cannot be answered from.
+    Unavailable,
     Data(Vec<Cow<'a, Record>>),
     Cname(Box<Cow<'a, Record>>, Name),
     NoData(&'a ZoneIndex),
@@ -196,11 +211,12 @@ impl ZoneSet {
 
     /// Indexes every zone.
     pub fn build(zones: &ReplicatedState) -> Self {
+        let unavailable = unavailable(zones);
         let zones = zones
             .iter()
             .filter_map(|zone| Some((key_of(zone.origin()), Arc::new(ZoneIndex::build(zone)?))))
             .collect();
-        Self { zones }
+        Self { zones, unavailable }
     }
 
     /// Builds the next index from `previous`, changing only the zones that `changes`
@@ -208,6 +224,7 @@ impl ZoneSet {
     /// ([`ZoneIndex::patched`]).
     pub fn rebuild(zones: &ReplicatedState, previous: &ZoneSet, changes: &[Change]) -> Self {
         let mut next = previous.clone();
+        next.unavailable = unavailable(zones);
         // Per touched zone: the owners whose RRsets changed, or `None` to index it whole.
         let mut touched: HashMap<&str, Option<Vec<Box<[u8]>>>> = HashMap::new();
         for change in changes {
@@ -269,6 +286,15 @@ impl ZoneSet {
         let mut step = first;
         for _ in 0..MAX_CNAME_CHAIN {
             match step {
+                // RFC 1035 section 3.3.13: an expired secondary zone is not answered
+                // from; after a CNAME of ours, the resolver follows the chain.
+                Step::Unavailable => {
+                    if answer.answers.is_empty() {
+                        answer.rcode = ResponseCode::ServFail;
+                        answer.authoritative = false;
+                    }
+                    return Some(answer);
+                }
                 Step::Data(records) => {
                     self.add_additionals(&records, &mut answer.additionals);
                     answer.answers.extend(records);
@@ -310,11 +336,16 @@ impl ZoneSet {
     /// Resolves one name inside the deepest zone that holds it.
     fn step(&self, qname: &Name, qtype: RecordType) -> Option<Step<'_>> {
         let lookup = LookupName::new(qname)?;
-        let (zone, zone_skip) = (0..=lookup.labels()).find_map(|skip| {
-            self.zones
-                .get(lookup.ancestor(skip))
-                .map(|zone| (&**zone, skip))
+        let found = (0..=lookup.labels()).find_map(|skip| {
+            let key = lookup.ancestor(skip);
+            if !self.unavailable.is_empty() && self.unavailable.contains(key) {
+                return Some(None);
+            }
+            self.zones.get(key).map(|zone| Some((&**zone, skip)))
         })?;
+        let Some((zone, zone_skip)) = found else {
+            return Some(Step::Unavailable);
+        };
 
         // Walk down from the apex: the first cut wins; the deepest existing node is
         // the closest encloser.

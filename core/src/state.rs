@@ -24,7 +24,8 @@
 //!   record, name or token.
 //! - `definitions`, `invites`, `idempotency`: plugin definitions, join invites and
 //!   idempotency keys, each with the commands that change it; `nesting`: the bound on
-//!   commands inside commands; `cookies`: the DNS cookie secrets and their rotation.
+//!   commands inside commands; `cookies`: the DNS cookie secrets and their rotation;
+//!   `follow`: zones followed from external primaries, and the transfers that feed them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,6 +37,7 @@ mod command;
 mod cookies;
 mod definitions;
 mod error;
+mod follow;
 mod idempotency;
 mod invites;
 mod nesting;
@@ -48,6 +50,7 @@ pub use definitions::{
     FailureMode, Hook, MAX_PLUGIN_BYTES, MAX_PLUGIN_NAME, PluginDefinition, check_plugin_name,
 };
 pub use error::CommandError;
+pub use follow::{FollowedZone, MAX_PRIMARIES, TSIG_ALGORITHMS, TransferredRRset, TsigKey};
 pub use idempotency::{
     IDEMPOTENCY_WINDOW_SECS, IdempotencyRecord, MAX_IDEMPOTENCY_KEY, MAX_IDEMPOTENCY_KEYS,
     check_idempotency_key,
@@ -75,6 +78,8 @@ pub struct ReplicatedState {
     idempotency: BTreeMap<String, IdempotencyRecord>,
     /// The DNS cookie secrets every node makes and checks server cookies with.
     cookie_secrets: Option<CookieSecrets>,
+    /// Zones followed from external primaries, by origin (absolute, lowercase).
+    followed: BTreeMap<String, FollowedZone>,
 }
 
 impl ReplicatedState {

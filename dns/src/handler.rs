@@ -243,6 +243,9 @@ impl QueryHandler {
             Decoded::Transfer(query) => {
                 return self.transfer(packet, *query, client, transport, started, reply);
             }
+            Decoded::Notify(query) => {
+                return self.notify(packet, *query, client, (transport, started), reply);
+            }
             Decoded::Signed(query) => {
                 let at = (client, transport, started);
                 return self.signed(packet, *query, at, limit, reply);

@@ -67,6 +67,8 @@ pub enum Decoded {
     Transfer(Box<WholeQuery>),
     /// A query signed with TSIG: its reply is signed too, once the signature is checked.
     Signed(Box<WholeQuery>),
+    /// A NOTIFY (RFC 1996) for [`crate::transfer`]: a primary says a zone we follow changed.
+    Notify(Box<WholeQuery>),
 }
 
 /// Records a query may carry in its answer, authority or additional section (an OPT,
@@ -151,6 +153,18 @@ pub fn decode(packet: &[u8]) -> Decoded {
         }
         Some(Ok(cookie)) => question.cookie = Some(cookie),
         None => {}
+    }
+    classify(question, message)
+}
+
+/// What a well-formed question is: a NOTIFY, an early refusal, a zone transfer, a signed
+/// query (all with their whole message), or a query to answer.
+fn classify(question: Question, message: Message) -> Decoded {
+    let notify = question.op_code == OpCode::Notify
+        && question.query.query_type() == RecordType::SOA
+        && message.edns.as_ref().is_none_or(|edns| edns.version() == 0);
+    if notify {
+        return Decoded::Notify(Box::new(WholeQuery { question, message }));
     }
     match refusal(&question, &message) {
         Some(rcode) => Decoded::Reply(encode(&question, Outcome::bare(rcode), usize::MAX)),
@@ -328,7 +342,7 @@ mod tests {
                 assert_eq!(message.metadata.message_type, MessageType::Response);
                 message.metadata.response_code
             }
-            Decoded::Query(_) | Decoded::Transfer(_) | Decoded::Signed(_) => {
+            Decoded::Query(_) | Decoded::Transfer(_) | Decoded::Signed(_) | Decoded::Notify(_) => {
                 panic!("expected an early reply, got a query")
             }
             Decoded::Drop => panic!("expected an early reply, got a drop"),

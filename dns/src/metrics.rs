@@ -87,6 +87,10 @@ pub struct Metrics {
     pub notify_sent: AtomicU64,
     /// NOTIFYs not answered after every attempt, or not sent (too many out).
     pub notify_failed: AtomicU64,
+    /// NOTIFYs accepted from a followed zone's primary.
+    pub notify_received: AtomicU64,
+    /// NOTIFYs refused: not a zone we follow, not from its primary, or badly signed.
+    pub notify_refused: AtomicU64,
 }
 
 impl Metrics {
@@ -271,7 +275,7 @@ impl Metrics {
 
 impl Metrics {
     /// The zone transfer and NOTIFY counters: name, help and value.
-    fn transfer_counters(&self) -> [(&'static str, &'static str, &AtomicU64); 5] {
+    fn transfer_counters(&self) -> [(&'static str, &'static str, &AtomicU64); 7] {
         [
             (
                 "outpost_transfers_axfr_total",
@@ -297,6 +301,16 @@ impl Metrics {
                 "outpost_notify_failed_total",
                 "NOTIFYs unanswered after every attempt, or not sent.",
                 &self.notify_failed,
+            ),
+            (
+                "outpost_notify_received_total",
+                "NOTIFYs accepted from a followed zone's primary.",
+                &self.notify_received,
+            ),
+            (
+                "outpost_notify_refused_total",
+                "NOTIFYs refused: not a zone we follow, not from its primary, or badly signed.",
+                &self.notify_refused,
             ),
         ]
     }

@@ -10,6 +10,7 @@
 //! it starts): a write committed meanwhile is in the next transfer, never half in this
 //! one.
 
+pub mod client;
 pub mod journal;
 pub mod notify;
 mod stream;
@@ -65,11 +66,15 @@ pub enum Transfer {
     Stream(Box<Outgoing>),
 }
 
-/// Zone transfers out, as a node serves them.
+/// Told the zone a primary's NOTIFY named (a zone we follow changed there).
+pub type NotifyHook = Box<dyn Fn(&Name) + Send + Sync>;
+
+/// Zone transfers out, as a node serves them, and the NOTIFYs of our primaries.
 pub struct Transfers {
     state: StateSource,
     rules: ArcSwap<TransferRules>,
     journal: Journal,
+    notified: std::sync::OnceLock<NotifyHook>,
 }
 
 impl Transfers {
@@ -78,6 +83,14 @@ impl Transfers {
             state,
             rules: ArcSwap::default(),
             journal: Journal::new(),
+            notified: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Who hears of the NOTIFYs accepted (the appliance's refresh task); set once.
+    pub fn on_notify(&self, hook: NotifyHook) {
+        if self.notified.set(hook).is_err() {
+            tracing::warn!("the NOTIFY hook was set twice; the first stays");
         }
     }
 
@@ -182,6 +195,69 @@ impl Transfers {
         };
         tracing::info!(%client, zone = %question.query.name(), qtype = %question.query.query_type(), "zone transfer");
         Transfer::Stream(Box::new(outgoing))
+    }
+
+    /// A NOTIFY (RFC 1996) from `client`: accepted (NOERROR, the refresh task told) when
+    /// the zone is one we follow, the source is one of its primaries and, when the zone
+    /// has a key, the NOTIFY is signed with it; REFUSED otherwise (NOTAUTH for a bad
+    /// signature), logged and counted. The answer is signed like the NOTIFY.
+    pub fn notify(
+        &self,
+        packet: &[u8],
+        query: WholeQuery,
+        client: IpAddr,
+        metrics: &Metrics,
+    ) -> Vec<u8> {
+        let WholeQuery { question, message } = query;
+        let zone = question.query.name().to_lowercase();
+        let refuse = |rcode, reason: &str| {
+            Metrics::bump(&metrics.notify_refused);
+            tracing::warn!(%client, %zone, reason, "NOTIFY refused");
+            message::encode(&question, Outcome::bare(rcode), usize::MAX)
+        };
+        let state = self.state();
+        let Some(followed) = state.followed(&zone.to_ascii()) else {
+            return refuse(ResponseCode::Refused, "not a zone we follow");
+        };
+        if !followed
+            .primaries
+            .iter()
+            .any(|primary| primary.ip() == client)
+        {
+            return refuse(
+                ResponseCode::Refused,
+                "not from one of the zone's primaries",
+            );
+        }
+        let mut keys = TsigKeys::default();
+        if let Some(key) = &followed.tsig {
+            keys.insert(tsig::signer(&key.name, &key.algorithm, key.secret.clone()).ok());
+        }
+        let signed = match keys.verify(packet, &message) {
+            Ok(signed) => signed,
+            Err(rejected) => {
+                let mut reply = refuse(ResponseCode::NotAuth, rejected.reason());
+                rejected.append_tsig(&mut reply);
+                return reply;
+            }
+        };
+        if followed.tsig.is_some() && signed.is_none() {
+            return refuse(ResponseCode::Refused, "unsigned, and the zone has a key");
+        }
+        Metrics::bump(&metrics.notify_received);
+        tracing::info!(%client, %zone, "NOTIFY");
+        if let Some(hook) = self.notified.get() {
+            hook(&zone);
+        }
+        let outcome = Outcome {
+            authoritative: true,
+            ..Outcome::bare(ResponseCode::NoError)
+        };
+        let mut reply = message::encode(&question, outcome, usize::MAX);
+        if let Some(mut signed) = signed {
+            signed.sign(&mut reply);
+        }
+        reply
     }
 
     /// Checks the TSIG of a query (a transfer, or any query signed with one of our

@@ -45,6 +45,10 @@ fuzz_target!(init: outpost_fuzz::init(), |packet: &[u8]| {
         Decoded::Reply(reply) => check_reply(packet, &reply),
         Decoded::Transfer(query) => transfer(packet, *query),
         Decoded::Signed(query) => signed(packet, &query),
+        Decoded::Notify(query) => {
+            let metrics = Metrics::default();
+            check_reply(packet, &transfers().notify(packet, *query, CLIENT, &metrics));
+        }
         Decoded::Query(question) => {
             let limit = message::udp_limit(&question);
             let reply = message::encode(&question, Outcome::bare(ResponseCode::NoError), limit);

@@ -10,15 +10,17 @@
 //! | `join_invites`     | SHA-256 of the secret  | postcard `JoinInvite` (appliances only)        |
 //! | `idempotency_keys` | key                    | postcard `IdempotencyRecord` (appliances only) |
 //! | `cookie_secrets`   | `"secrets"`            | postcard `CookieSecrets` (appliances only)     |
+//! | `followed_zones`   | origin                 | postcard `FollowedZone` (appliances only)      |
 //!
 //! Each file adds its own tables beside these: an appliance's Raft log, `history` and
 //! `sm_meta` (`appliance/src/store/tables.rs`), a Lite client's `meta`
 //! (`lite-client/src/replica/tables.rs`).
 //!
 //! Names in keys are absolute and lowercase, as [`parse_name`] writes them. A Lite client
-//! never receives tokens, invites, idempotency keys or cookie secrets
-//! (`outpost_core::sync::from_wire` makes none), so its last four tables stay empty. A file
-//! written before `cookie_secrets` existed gets the table, empty, when it is opened.
+//! never receives tokens, invites, idempotency keys, cookie secrets or follow settings
+//! (`outpost_core::sync::from_wire` makes none), so its last five tables stay empty. A file
+//! written before `cookie_secrets` or `followed_zones` existed gets the table, empty, when
+//! it is opened.
 //!
 //! **Invariant:** [`StateTables::apply`] writes a change exactly as
 //! [`ReplicatedState::apply_change`] applies it to the model, so the tables loaded back
@@ -43,6 +45,8 @@ pub const IDEMPOTENCY_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new(
 pub const COOKIE_SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("cookie_secrets");
 /// The key of the one row of [`COOKIE_SECRETS`].
 pub const COOKIE_SECRETS_KEY: &str = "secrets";
+/// Zones followed from external primaries, by origin (postcard `FollowedZone`).
+pub const FOLLOWED_ZONES: TableDefinition<&str, &[u8]> = TableDefinition::new("followed_zones");
 
 /// Why the state tables could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +68,7 @@ pub fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(JOIN_INVITES)?;
     txn.open_table(IDEMPOTENCY_KEYS)?;
     txn.open_table(COOKIE_SECRETS)?;
+    txn.open_table(FOLLOWED_ZONES)?;
     Ok(())
 }
 
@@ -83,6 +88,7 @@ pub struct StateTables<'txn> {
     invites: Table<'txn, &'static [u8], &'static [u8]>,
     keys: Table<'txn, &'static str, &'static [u8]>,
     cookies: Table<'txn, &'static str, &'static [u8]>,
+    followed: Table<'txn, &'static str, &'static [u8]>,
 }
 
 impl<'txn> StateTables<'txn> {
@@ -95,6 +101,7 @@ impl<'txn> StateTables<'txn> {
             invites: txn.open_table(JOIN_INVITES)?,
             keys: txn.open_table(IDEMPOTENCY_KEYS)?,
             cookies: txn.open_table(COOKIE_SECRETS)?,
+            followed: txn.open_table(FOLLOWED_ZONES)?,
         })
     }
 
@@ -143,6 +150,10 @@ impl<'txn> StateTables<'txn> {
             Change::CookieSecretsPut { secrets } => {
                 put(&mut self.cookies, COOKIE_SECRETS_KEY, secrets)?;
             }
+            Change::FollowedZonePut { zone } => {
+                put(&mut self.followed, zone.origin.as_str(), zone)?
+            }
+            Change::FollowedZoneRemoved { origin } => remove(&mut self.followed, origin.as_str())?,
         }
         Ok(())
     }
@@ -181,6 +192,7 @@ impl<'txn> StateTables<'txn> {
         self.invites.retain(|_, _| false)?;
         self.keys.retain(|_, _| false)?;
         self.cookies.retain(|_, _| false)?;
+        self.followed.retain(|_, _| false)?;
         Ok(())
     }
 
@@ -227,13 +239,17 @@ impl<'txn> StateTables<'txn> {
         if let Some(secrets) = zones.cookie_secrets() {
             put(&mut self.cookies, COOKIE_SECRETS_KEY, secrets)?;
         }
+        for zone in zones.followed_zones() {
+            put(&mut self.followed, zone.origin.as_str(), zone)?;
+        }
         Ok(())
     }
 }
 
 /// The state tables as the changes that rebuild them from nothing, each handed to `each`
 /// as it is read: a `ZonePut` per zone, the Lite tokens, the plugins, the join invites,
-/// the idempotency keys, the cookie secrets, then an `RRsetPut` per RRset in key order.
+/// the idempotency keys, the cookie secrets, the followed zones, then an `RRsetPut` per
+/// RRset in key order.
 pub fn read_state(
     txn: &ReadTransaction,
     mut each: impl FnMut(Change) -> Result<(), StateError>,
@@ -277,6 +293,12 @@ pub fn read_state(
     if let Some(secrets) = cookies.get(COOKIE_SECRETS_KEY).map_err(redb::Error::from)? {
         let secrets = decode(secrets.value(), || "the DNS cookie secrets".to_string())?;
         each(Change::CookieSecretsPut { secrets })?;
+    }
+    let followed = txn.open_table(FOLLOWED_ZONES).map_err(redb::Error::from)?;
+    for item in followed.iter().map_err(redb::Error::from)? {
+        let (origin, zone) = item.map_err(redb::Error::from)?;
+        let zone = decode(zone.value(), || format!("followed zone {}", origin.value()))?;
+        each(Change::FollowedZonePut { zone })?;
     }
     let rrsets = txn.open_table(RRSETS).map_err(redb::Error::from)?;
     for item in rrsets.iter().map_err(redb::Error::from)? {

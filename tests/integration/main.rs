@@ -75,5 +75,6 @@ mod plugins_lite;
 mod rate_limit;
 mod rfc8906;
 mod systemd;
+mod transfers_in;
 mod transfers_out;
 mod zone_interop;

@@ -218,14 +218,17 @@ fn meta_query_types_get_formerr_and_other_classes_refused() {
 #[test]
 fn opcodes_other_than_query_get_notimp() {
     let mut appliance = Appliance::start(&authoritative_config());
-    for (index, op_code) in [
-        OpCode::Status,
-        OpCode::Notify,
-        OpCode::Update,
-        OpCode::Unknown(15),
-    ]
-    .into_iter()
-    .enumerate()
+    // NOTIFY is spoken (for followed zones), and refused for a zone we do not follow.
+    let packet = Ask::new("example.internal.", RecordType::SOA)
+        .op_code(OpCode::Notify)
+        .to_bytes(0x2299);
+    let bytes = send_udp(appliance.dns_addr(), &packet, ANSWER_WAIT).expect("an answer");
+    let answer = Message::from_vec(&bytes).expect("the answer decodes");
+    assert_eq!(answer.metadata.response_code, ResponseCode::Refused);
+    assert_eq!(answer.metadata.op_code, OpCode::Notify);
+    for (index, op_code) in [OpCode::Status, OpCode::Update, OpCode::Unknown(15)]
+        .into_iter()
+        .enumerate()
     {
         let id = 0x2200 + index as u16;
         let packet = Ask::new("example.internal.", RecordType::SOA)

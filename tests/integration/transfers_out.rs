@@ -5,17 +5,15 @@
 //! everyone else:
 //! unsigned, or signed with a wrong secret; over UDP, IXFR gets the SOA alone.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use outpost_tests::cluster::{CLUSTER_WAIT, leader, start_cluster};
+use outpost_tests::knot::{self, Knot, TSIG_KEY as KEY, TSIG_SECRET as SECRET, free_port, kdig};
 use outpost_tests::{Appliance, authoritative_config, wait_until};
 
 const ZONE: &str = "xfr.test.";
-const KEY: &str = "knot-xfr.";
-const SECRET: &str = "c2VjcmV0IHNoYXJlZCB3aXRoIHRoZSBzZWNvbmRhcnkgMDEyMzQ1Njc4OQ==";
 const WRONG_SECRET: &str = "bm90IHRoZSBzZWNyZXQgc2hhcmVkIHdpdGggdGhlIHNlY29uZGFyeQ==";
 
 const ZONE_TEXT: &str = "$ORIGIN xfr.test.
@@ -27,116 +25,17 @@ www  IN A   192.0.2.80
 mail IN MX  10 ns1
 ";
 
-/// A port free on loopback for both UDP and TCP, for Knot, which cannot be given port 0
-/// and report the one it took.
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
+/// Knot in `dir`, on `port`, as the secondary of [`ZONE`] with `primary` its primary.
+fn secondary(dir: &Path, port: u16, primary: SocketAddr) -> Knot {
+    let zones = format!(
+        "  - domain: {ZONE}\n    master: outpost\n    acl: notify_from_outpost\n    zonefile-load: none\n"
+    );
+    Knot::start(dir, port, &[primary], &zones)
 }
 
-/// knotd as a secondary of `primary` for [`ZONE`], on `port`, in `dir`.
-struct Knot {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Knot {
-    fn start(dir: &Path, port: u16, primary: SocketAddr) -> Knot {
-        let dir = dir.display();
-        let config = format!(
-            r#"server:
-    rundir: "{dir}"
-    listen: 127.0.0.1@{port}
-log:
-  - target: stderr
-    any: info
-database:
-    storage: "{dir}"
-key:
-  - id: {KEY}
-    algorithm: hmac-sha256
-    secret: {SECRET}
-remote:
-  - id: outpost
-    address: {ip}@{primary_port}
-    key: {KEY}
-acl:
-  - id: notify_from_outpost
-    address: {ip}
-    action: notify
-    key: {KEY}
-template:
-  - id: default
-    storage: "{dir}"
-    zonefile-load: none
-    zonefile-sync: -1
-zone:
-  - domain: {ZONE}
-    master: outpost
-    acl: notify_from_outpost
-"#,
-            ip = primary.ip(),
-            primary_port = primary.port(),
-        );
-        let path = format!("{dir}/knot.conf");
-        std::fs::write(&path, config).unwrap();
-        // Debian puts it in /usr/sbin, which a user's PATH may not hold.
-        let knotd = ["/usr/sbin/knotd", "knotd"]
-            .into_iter()
-            .find(|path| Path::new(path).exists())
-            .unwrap_or("knotd");
-        let child = Command::new(knotd)
-            .args(["-c", &path])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(format!("{dir}/knot.log")).unwrap())
-            .spawn()
-            .expect("run knotd (Debian package knot; scripts/test.sh installs it)");
-        Knot {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        }
-    }
-}
-
-impl Drop for Knot {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `kdig` at `addr` with `args`: its output.
-fn kdig(addr: SocketAddr, args: &[&str]) -> String {
-    let output = Command::new("kdig")
-        .args([&format!("@{}", addr.ip()), "-p", &addr.port().to_string()])
-        .args(["+timeout=5", "+retry=0"])
-        .args(args)
-        .output()
-        .expect("run kdig (Debian package knot-dnsutils)");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// The serial `addr` serves for [`ZONE`], if it answers.
+/// The serial `addr` serves for [`ZONE`].
 fn serial(addr: SocketAddr) -> Option<u32> {
-    let answer = kdig(addr, &["+short", ZONE, "SOA"]);
-    answer.split_whitespace().nth(2)?.parse().ok()
-}
-
-/// What `addr` answers for each of `questions`, as `kdig +short` prints it.
-fn answers(addr: SocketAddr, questions: &[(&str, &str)]) -> Vec<String> {
-    questions
-        .iter()
-        .map(|(name, rtype)| kdig(addr, &["+short", name, rtype]).trim().to_string())
-        .collect()
+    knot::serial(addr, ZONE)
 }
 
 /// The `[transfer]` tables: Knot on `knot_port` is the secondary of [`ZONE`].
@@ -159,8 +58,8 @@ fn knot_follows_outpost_by_axfr_then_ixfr_woken_by_notify() {
     appliance.import_zone(ZONE, ZONE_TEXT);
     let primary_serial = serial(appliance.dns_addr()).expect("outpost serves the zone");
     let dir = tempfile::tempdir().unwrap();
-    let knot = Knot::start(dir.path(), knot_port, appliance.dns_addr());
-    let knot_log = || std::fs::read_to_string(dir.path().join("knot.log")).unwrap_or_default();
+    let knot = secondary(dir.path(), knot_port, appliance.dns_addr());
+    let knot_log = || knot.log();
 
     // Knot bootstraps the zone by AXFR.
     assert!(
@@ -176,8 +75,8 @@ fn knot_follows_outpost_by_axfr_then_ixfr_woken_by_notify() {
         ("xfr.test.", "NS"),
     ];
     assert_eq!(
-        answers(knot.addr, &questions),
-        answers(appliance.dns_addr(), &questions)
+        knot::answers(knot.addr, &questions),
+        knot::answers(appliance.dns_addr(), &questions)
     );
 
     // A write: NOTIFY wakes Knot (its refresh timer is two hours), which asks for IXFR.
@@ -202,8 +101,8 @@ fn knot_follows_outpost_by_axfr_then_ixfr_woken_by_notify() {
         ("www.xfr.test.", "A"),
         ("mail.xfr.test.", "MX"),
     ];
-    let from_knot = answers(knot.addr, &questions);
-    assert_eq!(from_knot, answers(appliance.dns_addr(), &questions));
+    let from_knot = knot::answers(knot.addr, &questions);
+    assert_eq!(from_knot, knot::answers(appliance.dns_addr(), &questions));
     assert_eq!(from_knot[0], "192.0.2.99");
     assert_eq!(from_knot[1], "", "the deleted record is gone from Knot too");
 }
@@ -264,8 +163,8 @@ fn a_secondary_follows_a_cluster_through_a_follower_notified_by_the_leader() {
 
     // Knot knows the follower alone as its primary; the leader notifies it.
     let dir = tempfile::tempdir().unwrap();
-    let knot = Knot::start(dir.path(), knot_port, nodes[follower].dns_addr());
-    let knot_log = || std::fs::read_to_string(dir.path().join("knot.log")).unwrap_or_default();
+    let knot = secondary(dir.path(), knot_port, nodes[follower].dns_addr());
+    let knot_log = || knot.log();
     assert!(
         wait_until(CLUSTER_WAIT, || serial(knot.addr) == Some(1)),
         "Knot did not take the zone from the follower; its log:\n{}",
@@ -279,7 +178,7 @@ fn a_secondary_follows_a_cluster_through_a_follower_notified_by_the_leader() {
         knot_log()
     );
     assert_eq!(
-        answers(knot.addr, &[("new.xfr.test.", "A")]),
+        knot::answers(knot.addr, &[("new.xfr.test.", "A")]),
         ["192.0.2.99"]
     );
     let notified: Vec<f64> = (nodes.iter())

@@ -69,10 +69,14 @@ fn refusal_status(refused: &CommandError) -> StatusCode {
         | CommandError::NoSuchRecord { .. }
         | CommandError::NotInAnyZone { .. }
         | CommandError::NoSuchToken { .. }
-        | CommandError::NoSuchPlugin { .. } => StatusCode::NOT_FOUND,
+        | CommandError::NoSuchPlugin { .. }
+        | CommandError::NotFollowed { .. } => StatusCode::NOT_FOUND,
         CommandError::ZoneExists { .. }
         | CommandError::TokenExists { .. }
-        | CommandError::TooManyInvites => StatusCode::CONFLICT,
+        | CommandError::TooManyInvites
+        | CommandError::ZoneFollowed { .. }
+        | CommandError::ZoneIsLocal { .. }
+        | CommandError::TransferStale { .. } => StatusCode::CONFLICT,
         _ => StatusCode::BAD_REQUEST,
     }
 }

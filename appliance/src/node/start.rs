@@ -33,6 +33,7 @@ use super::{
 };
 use crate::admin::{self, AdminState};
 use crate::config::Config;
+use crate::follow::FollowTrigger;
 use crate::store::{
     ClusterOptions, ClusterStart, CommitObserver, DB_FILE_NAME, JoinTicket, NODE_KEY_FILE_NAME,
     PeerAddr, RaftEndpoint, RaftServer, RaftTiming, Store, StoreOptions, load_or_create_node_key,
@@ -50,28 +51,23 @@ impl Node {
             None => None,
         };
         let hub = Arc::new(Hub::new());
-        let plugin_watch = Arc::new(PluginWatch::default());
-        let transfer_feed = Arc::new(TransferFeed::default());
-        let observers: Vec<Arc<dyn CommitObserver>> =
-            vec![hub.clone(), plugin_watch.clone(), transfer_feed.clone()];
+        let watchers = Watchers::default();
+        let observers: Vec<Arc<dyn CommitObserver>> = vec![
+            hub.clone(),
+            watchers.plugins.clone(),
+            watchers.transfers.clone(),
+            watchers.follow.clone(),
+        ];
         let cluster = open_cluster(&config, Arc::new(observers)).await?;
         let listeners = match prepare(&config, &cluster.store).await {
             Ok(listeners) => listeners,
             Err(error) => return Err(cluster.release(error).await),
         };
-        let services = match spawn_services(
-            &config,
-            &cluster.store,
-            listeners,
-            hub,
-            (plugin_watch, transfer_feed),
-            tls,
-        )
-        .await
-        {
-            Ok(services) => services,
-            Err(error) => return Err(cluster.release(error).await),
-        };
+        let services =
+            match spawn_services(&config, &cluster.store, listeners, hub, watchers, tls).await {
+                Ok(services) => services,
+                Err(error) => return Err(cluster.release(error).await),
+            };
         let Cluster { store, raft } = cluster;
         let node = Node {
             store,
@@ -338,7 +334,7 @@ async fn spawn_services(
     store: &Store,
     listeners: Listeners,
     hub: Arc<Hub>,
-    (plugin_watch, transfer_feed): (Arc<PluginWatch>, Arc<TransferFeed>),
+    watchers: Watchers,
     tls: Option<TlsConfig>,
 ) -> Result<Services, NodeError> {
     let bind =
@@ -354,19 +350,15 @@ async fn spawn_services(
     let metrics = Arc::new(Metrics::default());
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let transfers = start_transfers(
-        config,
-        store,
-        &metrics,
-        &transfer_feed,
-        (&tracker, &shutdown),
-    );
+    let transfers = start_transfers(config, store, &metrics, &watchers, (&tracker, &shutdown));
     let handler = query_handler(config, store, &metrics, transfers.clone());
     let engine = PluginEngine::with_disk_cache(&config.data_dir.join(PLUGIN_CACHE_DIR))
         .map_err(NodeError::Plugins)?;
     let plugins = Arc::new(PluginRuntime::new(engine, handler.clone(), config.plugins));
     crate::plugin_reload::load_current(&plugins, store, true).await;
-    spawn_background_tasks(&tracker, &plugins, plugin_watch, store, &shutdown);
+    let follow = watchers.follow;
+    tracker.spawn(crate::follow::run(store.clone(), follow, shutdown.clone()));
+    spawn_background_tasks(&tracker, &plugins, watchers.plugins, store, &shutdown);
     let (encrypted_addrs, dns_cert) = spawn_dns(
         listeners.dns,
         listeners.encrypted,
@@ -443,18 +435,31 @@ fn spawn_background_tasks(
     tracker.spawn(super::cookie_rotation::run(store.clone(), shutdown.clone()));
 }
 
+/// The commit observers registered before the store opens, which the services started
+/// after it use.
+#[derive(Default)]
+struct Watchers {
+    plugins: Arc<PluginWatch>,
+    transfers: Arc<TransferFeed>,
+    follow: Arc<FollowTrigger>,
+}
+
 /// Zone transfers out over the store's state, under the config's rules; the feed starts
-/// their journal and NOTIFY, which this node sends while it leads.
+/// their journal and NOTIFY, which this node sends while it leads. Our primaries'
+/// NOTIFYs wake the followed zones' refresh.
 fn start_transfers(
     config: &Config,
     store: &Store,
     metrics: &Arc<Metrics>,
-    feed: &TransferFeed,
+    watchers: &Watchers,
     (tracker, shutdown): (&TaskTracker, &CancellationToken),
 ) -> Arc<Transfers> {
     let state = store.clone();
     let transfers = Arc::new(Transfers::new(Box::new(move || state.zones())));
     transfers.set_rules(config.transfer.clone());
+    let follow = watchers.follow.clone();
+    transfers.on_notify(Box::new(move |zone| follow.notified(zone)));
+    let feed = &watchers.transfers;
     let leader = store.clone();
     let notifier = Notifier::new(
         transfers.clone(),

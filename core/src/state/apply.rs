@@ -24,6 +24,7 @@ impl ReplicatedState {
     /// Applies the command of the log entry at `index` (remembered with an idempotency
     /// key). On error nothing changed.
     pub fn apply_at(&mut self, index: u64, command: &Command) -> Result<Vec<Change>, CommandError> {
+        self.refuse_followed_write(command)?;
         match command {
             Command::CreateZone { origin, records } => self.create_zone(origin, records),
             Command::ReplaceZone { origin, records } => {
@@ -66,6 +67,25 @@ impl ReplicatedState {
                 now_unix,
                 replaces,
             } => self.rotate_cookie_secret(*secret, *now_unix, *replaces),
+            Command::FollowZone { zone } => self.follow_zone(zone),
+            Command::UnfollowZone { origin, keep_data } => self.unfollow_zone(origin, *keep_data),
+            Command::TransferZone {
+                origin,
+                records,
+                now_unix,
+            } => self.transfer_zone(origin, records, *now_unix),
+            Command::TransferChanges {
+                origin,
+                from_serial,
+                rrsets,
+                now_unix,
+            } => self.transfer_changes(origin, *from_serial, rrsets, *now_unix),
+            Command::FollowStatus {
+                origin,
+                now_unix,
+                error,
+                expired,
+            } => self.follow_status(origin, *now_unix, error.as_deref(), *expired),
         }
     }
 
@@ -185,7 +205,11 @@ impl ReplicatedState {
         Ok(vec![Change::LiteTokenPut { token }])
     }
 
-    fn put_zone(&mut self, origin: Name, records: &[u8]) -> Result<Vec<Change>, CommandError> {
+    pub(super) fn put_zone(
+        &mut self,
+        origin: Name,
+        records: &[u8],
+    ) -> Result<Vec<Change>, CommandError> {
         let records = decode(records)?;
         let mut zone = Zone::new(origin.clone());
         // Sorted into runs of one owner each, so every owner is packed once, and the

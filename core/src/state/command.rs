@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CookieSecrets, IdempotencyRecord, JoinInvite, PluginDefinition};
+use super::{
+    CookieSecrets, FollowedZone, IdempotencyRecord, JoinInvite, PluginDefinition, TransferredRRset,
+};
 
 /// A write, as proposed through Raft. Names are absolute, in presentation form.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -103,6 +105,39 @@ pub enum Command {
         now_unix: u64,
         replaces: Option<u64>,
     },
+    /// Follows a zone from external primaries (or changes how), keeping what the last
+    /// refresh found. Refused for a zone written here.
+    FollowZone {
+        zone: FollowedZone,
+    },
+    /// Stops following a zone; its data stays as a zone written here, or goes.
+    UnfollowZone {
+        origin: String,
+        keep_data: bool,
+    },
+    /// A followed zone as the primary sent it whole (AXFR), at `now_unix` (the leader's
+    /// clock).
+    TransferZone {
+        origin: String,
+        records: Vec<u8>,
+        now_unix: u64,
+    },
+    /// An IXFR's result: each changed RRset as it now is, applied only to the zone at
+    /// `from_serial`.
+    TransferChanges {
+        origin: String,
+        from_serial: u32,
+        rrsets: Vec<TransferredRRset>,
+        now_unix: u64,
+    },
+    /// A refresh that transferred nothing: the zone was current (`error` none), or the
+    /// refresh failed with `error` and the zone is `expired` or not.
+    FollowStatus {
+        origin: String,
+        now_unix: u64,
+        error: Option<String>,
+        expired: bool,
+    },
 }
 
 /// A Lite client's credential: which zones it may see. The secret itself is shown to
@@ -172,6 +207,14 @@ pub enum Change {
     CookieSecretsPut {
         secrets: CookieSecrets,
     },
+    /// A followed zone's settings and refresh state as they now are. Never sent to Lite
+    /// clients (it holds the TSIG secret).
+    FollowedZonePut {
+        zone: FollowedZone,
+    },
+    FollowedZoneRemoved {
+        origin: String,
+    },
 }
 
 impl Change {
@@ -188,7 +231,9 @@ impl Change {
             | Change::JoinInviteRemoved { .. }
             | Change::IdempotencyKeyPut { .. }
             | Change::IdempotencyKeyRemoved { .. }
-            | Change::CookieSecretsPut { .. } => None,
+            | Change::CookieSecretsPut { .. }
+            | Change::FollowedZonePut { .. }
+            | Change::FollowedZoneRemoved { .. } => None,
         }
     }
 }

@@ -96,4 +96,21 @@ pub enum CommandError {
     /// scheduled check sees the new secret).
     #[error("the DNS cookie secret was rotated by another proposer first")]
     CookieSecretRotated,
+    #[error(
+        "zone {origin} is followed from its primary and changes only by transfer (outpost zone unfollow {origin} first)"
+    )]
+    ZoneFollowed { origin: String },
+    #[error("zone {origin} is written here; delete it before following it from a primary")]
+    ZoneIsLocal { origin: String },
+    #[error("zone {origin} is not followed")]
+    NotFollowed { origin: String },
+    #[error("{0}")]
+    BadFollow(String),
+    /// The zone moved on since the IXFR was made (another transfer applied first).
+    #[error("zone {origin} is at serial {serial}, not {from}, which the transfer starts from")]
+    TransferStale {
+        origin: String,
+        serial: u32,
+        from: u32,
+    },
 }

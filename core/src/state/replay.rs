@@ -62,13 +62,17 @@ impl ReplicatedState {
                 self.idempotency.remove(key);
             }
             Change::CookieSecretsPut { secrets } => self.cookie_secrets = Some(*secrets),
+            Change::FollowedZonePut { .. } | Change::FollowedZoneRemoved { .. } => {
+                self.replay_follow(change);
+            }
         }
         Ok(())
     }
 
     /// Everything, as the changes that rebuild it from nothing: each zone's
     /// `ZonePut`, then its RRsets; then the Lite tokens; then the plugins; then the
-    /// join invites; then the idempotency keys; then the cookie secrets.
+    /// join invites; then the idempotency keys; then the cookie secrets; then the
+    /// followed zones.
     pub fn to_changes(&self) -> Vec<Change> {
         let mut changes = Vec::new();
         for zone in self.zones.values() {
@@ -88,6 +92,8 @@ impl ReplicatedState {
         changes.extend(records.map(|record| Change::IdempotencyKeyPut { record }));
         let secrets = self.cookie_secrets;
         changes.extend(secrets.map(|secrets| Change::CookieSecretsPut { secrets }));
+        let followed = self.followed.values().cloned();
+        changes.extend(followed.map(|zone| Change::FollowedZonePut { zone }));
         changes
     }
 }

@@ -45,6 +45,29 @@ impl QueryHandler {
         handled
     }
 
+    /// A NOTIFY: for the transfer rules to weigh; NOTIMP without them (a Lite client,
+    /// which follows no zone).
+    pub(super) fn notify(
+        &self,
+        packet: &[u8],
+        query: WholeQuery,
+        client: IpAddr,
+        (transport, started): (Transport, Instant),
+        reply: &mut Vec<u8>,
+    ) -> Handled {
+        let Some(transfers) = &self.transfers else {
+            let hop = Hop {
+                transport,
+                limit: usize::MAX,
+                started,
+            };
+            let outcome = Outcome::bare(ResponseCode::NotImp);
+            return self.reply(&query.question, outcome, hop, reply);
+        };
+        let bytes = transfers.notify(packet, query, client, &self.metrics);
+        self.reply_with(&bytes, transport, started, reply)
+    }
+
     /// A zone transfer query: over TCP or TLS, what the transfer rules make of it; over
     /// UDP, the question with TC, for the client to ask again over TCP (RFC 1995 section
     /// 2 and RFC 5936 section 4.2); REFUSED without transfer rules, or over DoH and DoQ.

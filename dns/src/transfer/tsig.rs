@@ -60,25 +60,21 @@ impl std::fmt::Debug for TsigKeys {
 impl TsigKeys {
     /// Adds the key `name` (`algorithm` as BIND and Knot write it, `secret` in base64).
     pub fn add(&mut self, name: &str, algorithm: &str, secret: &str) -> Result<(), KeyError> {
-        let key_name = Name::from_ascii(name)
-            .map(|name| name.to_lowercase())
-            .map_err(|_| KeyError::Name(name.to_string()))?;
-        let algorithm = ALGORITHMS
-            .iter()
-            .find(|(written, _)| written.eq_ignore_ascii_case(algorithm))
-            .map(|(_, algorithm)| algorithm.clone())
-            .ok_or_else(|| KeyError::Algorithm(algorithm.to_string()))?;
         let secret = base64::engine::general_purpose::STANDARD
             .decode(secret.trim())
             .map_err(|_| KeyError::Secret(name.to_string()))?;
-        if secret.is_empty() {
-            return Err(KeyError::EmptySecret(name.to_string()));
-        }
-        let signer = TSigner::new(secret, algorithm, key_name.clone(), TSIG_FUDGE)
-            .map_err(|_| KeyError::Algorithm(name.to_string()))?;
+        let signer = signer(name, algorithm, secret)?;
+        let key_name = signer.signer_name().clone();
         match self.keys.insert(key_name.clone(), signer) {
             Some(_) => Err(KeyError::Duplicate(key_name.to_ascii())),
             None => Ok(()),
+        }
+    }
+
+    /// Adds a key made with [`signer`] (none: nothing).
+    pub fn insert(&mut self, signer: Option<TSigner>) {
+        if let Some(signer) = signer {
+            self.keys.insert(signer.signer_name().clone(), signer);
         }
     }
 
@@ -108,6 +104,23 @@ impl TsigKeys {
             first: true,
         }))
     }
+}
+
+/// The key `name` (`algorithm` as BIND and Knot write it) with its `secret`.
+pub fn signer(name: &str, algorithm: &str, secret: Vec<u8>) -> Result<TSigner, KeyError> {
+    let key_name = Name::from_ascii(name)
+        .map(|name| name.to_lowercase())
+        .map_err(|_| KeyError::Name(name.to_string()))?;
+    let algorithm = ALGORITHMS
+        .iter()
+        .find(|(written, _)| written.eq_ignore_ascii_case(algorithm))
+        .map(|(_, algorithm)| algorithm.clone())
+        .ok_or_else(|| KeyError::Algorithm(algorithm.to_string()))?;
+    if secret.is_empty() {
+        return Err(KeyError::EmptySecret(name.to_string()));
+    }
+    TSigner::new(secret, algorithm, key_name, TSIG_FUDGE)
+        .map_err(|_| KeyError::Algorithm(name.to_string()))
 }
 
 /// Why a signed query was refused (RFC 8945 section 5.2), with what the unsigned or

@@ -1,0 +1,292 @@
+//! Followed zones on an appliance (`docs/transfers.md`): while this node leads, each zone
+//! the cluster follows is refreshed from its primaries on the SOA's timers, or at once when
+//! a primary's NOTIFY came, and what a transfer brought is proposed through Raft
+//! (`outpost_core::state::follow`), so every node and Lite client gets it.
+//!
+//! A refresh asks each primary in turn for its serial; a newer one is transferred (IXFR
+//! from ours, AXFR when we hold nothing or the IXFR does not apply); a zone whose primaries
+//! all failed past the SOA's expire is marked expired, and answered SERVFAIL everywhere.
+//!
+//! **Invariant:** only the leader transfers, and each transfer is proposed whole or not
+//! at all: one command per refresh.
+
+mod changes;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hickory_proto::rr::{Name, RData};
+use outpost_core::state::{Command, FollowedZone, ReplicatedState};
+use outpost_core::wire::encode_records;
+use outpost_dns::transfer::client::{Fetched, Primary};
+use outpost_dns::transfer::serial_is_older;
+use outpost_dns::transfer::tsig::signer;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{CommitObserver, StateEvent, Store};
+
+/// Bounds on the SOA's refresh and retry intervals as a refresh uses them (a primary's SOA
+/// may say 0 or a year).
+pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+pub const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+/// How often a node with followed zones checks whether it leads.
+pub const LEADER_CHECK: Duration = Duration::from_secs(1);
+
+/// Wakes the refresh task: a NOTIFY came for a zone, or the follow settings changed.
+#[derive(Default)]
+pub struct FollowTrigger {
+    notified: Mutex<HashSet<String>>,
+    wake: Notify,
+}
+
+impl FollowTrigger {
+    /// A primary's NOTIFY for `origin`: refresh it now.
+    pub fn notified(&self, origin: &Name) {
+        let origin = origin.to_lowercase().to_ascii();
+        self.lock().insert(origin);
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> HashSet<String> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.notified.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Wakes the refresh task when a batch changed the follow settings.
+impl CommitObserver for FollowTrigger {
+    fn observe(&self, event: &StateEvent) {
+        let changed = match event {
+            StateEvent::Applied(batch) => batch.entries.iter().any(|entry| {
+                entry.changes.iter().any(|change| {
+                    matches!(
+                        change,
+                        outpost_core::state::Change::FollowedZonePut { .. }
+                            | outpost_core::state::Change::FollowedZoneRemoved { .. }
+                    )
+                })
+            }),
+            StateEvent::Loaded { .. } | StateEvent::Replaced { .. } => true,
+        };
+        if changed {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// Refreshes the followed zones while this node leads, until `shutdown`.
+pub async fn run(store: Store, trigger: Arc<FollowTrigger>, shutdown: CancellationToken) {
+    // When each zone is next due; a zone not in it is due now.
+    let mut due: HashMap<String, Instant> = HashMap::new();
+    loop {
+        let state = store.zones();
+        let notified = trigger.take();
+        if store.is_leader() {
+            for zone in state.followed_zones() {
+                let now = Instant::now();
+                let is_due = due.get(&zone.origin).is_none_or(|at| *at <= now);
+                if is_due || notified.contains(&zone.origin) {
+                    let next = tokio::select! {
+                        next = refresh(&store, &state, zone) => next,
+                        () = shutdown.cancelled() => return,
+                    };
+                    due.insert(zone.origin.clone(), Instant::now() + next);
+                }
+            }
+            due.retain(|origin, _| state.followed(origin).is_some());
+        } else {
+            due.clear();
+        }
+        let wait = match (state.followed_zones().next(), due.values().min()) {
+            (None, _) => None,
+            (Some(_), None) => Some(LEADER_CHECK),
+            (Some(_), Some(at)) => Some(
+                at.saturating_duration_since(Instant::now())
+                    .min(LEADER_CHECK),
+            ),
+        };
+        tokio::select! {
+            () = sleep_or_forever(wait) => {}
+            () = trigger.wake.notified() => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+async fn sleep_or_forever(wait: Option<Duration>) {
+    match wait {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The zone's SOA timers as a refresh uses them.
+struct Timers {
+    serial: Option<u32>,
+    refresh: Duration,
+    retry: Duration,
+    expire: Duration,
+}
+
+fn timers(state: &ReplicatedState, origin: &Name) -> Timers {
+    let soa = state.get(origin).and_then(|zone| zone.soa());
+    let clamp = |seconds: u32| {
+        Duration::from_secs(u64::from(seconds)).clamp(MIN_REFRESH_INTERVAL, MAX_REFRESH_INTERVAL)
+    };
+    match soa.map(|soa| soa.data) {
+        Some(RData::SOA(soa)) => Timers {
+            serial: Some(soa.serial),
+            refresh: clamp(soa.refresh as u32),
+            retry: clamp(soa.retry as u32),
+            expire: Duration::from_secs(u64::from(soa.expire as u32)),
+        },
+        // Nothing transferred yet: retry soon, never expire what we do not hold.
+        _ => Timers {
+            serial: None,
+            refresh: MIN_REFRESH_INTERVAL,
+            retry: Duration::from_secs(10),
+            expire: Duration::MAX,
+        },
+    }
+}
+
+/// One refresh of `zone`: returns when the next is due.
+async fn refresh(store: &Store, state: &ReplicatedState, zone: &FollowedZone) -> Duration {
+    let Ok(origin) = Name::from_ascii(&zone.origin) else {
+        return MAX_REFRESH_INTERVAL;
+    };
+    let timers = timers(state, &origin);
+    let key = match &zone.tsig {
+        Some(key) => match signer(&key.name, &key.algorithm, key.secret.clone()) {
+            Ok(signer) => Some(signer),
+            Err(error) => {
+                record_failure(store, zone, &error.to_string(), &timers).await;
+                return timers.retry;
+            }
+        },
+        None => None,
+    };
+    let mut last_error = String::from("no primary");
+    for addr in &zone.primaries {
+        let primary = Primary {
+            addr: *addr,
+            key: key.as_ref(),
+        };
+        match transfer(store, state, &origin, &primary, timers.serial).await {
+            Ok(()) => return timers_after(store, &origin).refresh,
+            Err(error) => {
+                tracing::warn!(zone = %origin, primary = %addr, %error, "refresh failed");
+                last_error = format!("{addr}: {error}");
+            }
+        }
+    }
+    record_failure(store, zone, &last_error, &timers).await;
+    timers.retry
+}
+
+/// The timers of the zone as it now is (a transfer may have brought a new SOA).
+fn timers_after(store: &Store, origin: &Name) -> Timers {
+    timers(&store.zones(), origin)
+}
+
+/// Asks `primary` and proposes what it has that we do not.
+async fn transfer(
+    store: &Store,
+    state: &ReplicatedState,
+    origin: &Name,
+    primary: &Primary<'_>,
+    serial: Option<u32>,
+) -> Result<(), String> {
+    let now_unix = now_unix();
+    let current = Command::FollowStatus {
+        origin: origin.to_ascii(),
+        now_unix,
+        error: None,
+        expired: false,
+    };
+    if let Some(ours) = serial {
+        let theirs = primary.serial(origin).await.map_err(|e| e.to_string())?;
+        if !serial_is_older(ours, theirs) {
+            return propose(store, current).await;
+        }
+    }
+    let fetched = primary
+        .fetch(origin, serial)
+        .await
+        .map_err(|e| e.to_string())?;
+    let command = match fetched {
+        Fetched::Current { .. } => current,
+        Fetched::Whole(records) => whole(origin, &records, now_unix)?,
+        Fetched::Changes { soa, steps } => {
+            let from = serial.unwrap_or_default();
+            let command = changes::command(state, origin, from, *soa, &steps, now_unix)?;
+            match propose(store, command).await {
+                Ok(()) => return Ok(()),
+                // The differences do not apply to what we hold: take the whole zone.
+                Err(error) => {
+                    tracing::warn!(zone = %origin, %error, "IXFR did not apply; asking for AXFR");
+                    match primary.fetch(origin, None).await {
+                        Ok(Fetched::Whole(records)) => whole(origin, &records, now_unix)?,
+                        Ok(_) => return Err("the AXFR after a failed IXFR was not a zone".into()),
+                        Err(error) => return Err(error.to_string()),
+                    }
+                }
+            }
+        }
+    };
+    propose(store, command).await
+}
+
+fn whole(
+    origin: &Name,
+    records: &[hickory_proto::rr::Record],
+    now_unix: u64,
+) -> Result<Command, String> {
+    let records = encode_records(records).map_err(|e| e.to_string())?;
+    Ok(Command::TransferZone {
+        origin: origin.to_ascii(),
+        records,
+        now_unix,
+    })
+}
+
+async fn propose(store: &Store, command: Command) -> Result<(), String> {
+    store
+        .write(command)
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// Records a refresh that failed everywhere: expired once the SOA's expire has passed
+/// since the last success.
+async fn record_failure(store: &Store, zone: &FollowedZone, error: &str, timers: &Timers) {
+    let now_unix = now_unix();
+    let expired = zone
+        .refreshed_unix
+        .is_some_and(|at| Duration::from_secs(now_unix.saturating_sub(at)) >= timers.expire);
+    if expired && !zone.expired {
+        tracing::error!(zone = %zone.origin, error, "followed zone expired: answering SERVFAIL until a primary answers");
+    }
+    let status = Command::FollowStatus {
+        origin: zone.origin.clone(),
+        now_unix,
+        error: Some(error.to_string()),
+        expired,
+    };
+    if let Err(error) = propose(store, status).await {
+        tracing::warn!(zone = %zone.origin, %error, "could not record the failed refresh");
+    }
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
