@@ -87,46 +87,6 @@ stop_nodes() {
 }
 trap stop_nodes EXIT
 
-# start_node N [TICKET]: starts node N (joining with TICKET if given) and waits until it
-# is ready.
-start_node() {
-  local n=$1 ticket=${2:-} data=$RUN/node$1 pid admin=""
-  local join=()
-  [ -n "$ticket" ] && join=(--join "$ticket")
-  setsid "$OUTPOST" serve --allow-root --config "$CONFIG" --data-dir "$data" \
-    --dns 127.0.0.1:0 --admin 127.0.0.1:0 --sync 127.0.0.1:0 --raft 127.0.0.1:0 \
-    --log "$LOG" ${join[@]+"${join[@]}"} > "$RUN/node$n.log" 2>&1 < /dev/null &
-  pid=$!
-  node_pids[n]=$pid
-  local started=$SECONDS
-  while [ $((SECONDS - started)) -lt "$READY_TIMEOUT_SECS" ]; do
-    kill -0 "$pid" 2>/dev/null || { echo "bench: node $n exited; log:" >&2; tail -20 "$RUN/node$n.log" >&2; exit 1; }
-    [ -n "$admin" ] || admin=$(address_of "$data" "$pid" admin)
-    if [ -n "$admin" ] && admin_ready "$admin"; then
-      admins[n]=$admin
-      log "node $n (pid $pid): admin $admin, raft $(address_of "$data" "$pid" raft), ready after $((SECONDS - started)) s"
-      return 0
-    fi
-    sleep 0.2
-  done
-  echo "bench: node $n is not ready after $READY_TIMEOUT_SECS s; log:" >&2
-  tail -20 "$RUN/node$n.log" >&2
-  exit 1
-}
-
-# A one-time join ticket from node 1 (the last line `cluster invite` prints).
-invite() {
-  "$OUTPOST" cluster --admin "${admins[1]}" --data-dir "$RUN/node1" invite | tail -n 1
-}
-
-# Voters in node 1's view of the cluster, once it knows a leader.
-voters() {
-  "$OUTPOST" cluster --admin "${admins[1]}" --data-dir "$RUN/node1" status --json |
-    python3 -c 'import json, sys
-status = json.load(sys.stdin)
-print(sum(node["voter"] for node in status["nodes"]) if status.get("leader") else 0)'
-}
-
 # busiest, but none of our nodes.
 busy_others() {
   local ours
@@ -137,20 +97,8 @@ busy_others() {
 load_before=$(machine)
 busy_before=$(busiest)
 log "starting $NODES nodes ($load_before)"
-forming=$SECONDS
-start_node 1
+form_cluster "$NODES"
 outpost_pid=${node_pids[1]}
-for n in $(seq 2 "$NODES"); do
-  ticket=$(invite)
-  [ -n "$ticket" ] || { echo "bench: outpost cluster invite printed no ticket" >&2; exit 1; }
-  start_node "$n" "$ticket"
-done
-for _ in $(seq 1 100); do
-  [ "$(voters)" = "$NODES" ] && break
-  sleep 0.2
-done
-[ "$(voters)" = "$NODES" ] || { echo "bench: the cluster has $(voters) voters, not $NODES" >&2; exit 1; }
-log "cluster of $NODES voters formed in $((SECONDS - forming)) s"
 "$OUTPOST" cluster --admin "${admins[1]}" --data-dir "$RUN/node1" status >&2
 "$OUTPOST" zone --admin "${admins[1]}" --data-dir "$RUN/node1" create "$ORIGIN" >&2
 

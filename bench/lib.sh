@@ -107,3 +107,66 @@ import_zone() {
   log "importing $2 into outpost"
   OUTPOST_ADMIN=$OUTPOST_ADMIN OUTPOST_TOKEN=$(cat "$1/admin.token") "$OUTPOST" zone import "$2" --origin "$3" >&2
 }
+
+# --- clusters (bench/cluster.sh, bench/transfers.sh) ------------------------------------
+# They use: OUTPOST, RUN, CONFIG, LOG, READY_TIMEOUT_SECS; node N's data is $RUN/nodeN,
+# its process ${node_pids[N]}, its admin address ${admins[N]}.
+
+# start_node N [TICKET]: starts node N (joining with TICKET if given) and waits until it
+# is ready.
+start_node() {
+  local n=$1 ticket=${2:-} data=$RUN/node$1 pid admin=""
+  local join=()
+  [ -n "$ticket" ] && join=(--join "$ticket")
+  setsid "$OUTPOST" serve --allow-root --config "$CONFIG" --data-dir "$data" \
+    --dns 127.0.0.1:0 --admin 127.0.0.1:0 --sync 127.0.0.1:0 --raft 127.0.0.1:0 \
+    --log "$LOG" ${join[@]+"${join[@]}"} > "$RUN/node$n.log" 2>&1 < /dev/null &
+  pid=$!
+  node_pids[n]=$pid
+  local started=$SECONDS
+  while [ $((SECONDS - started)) -lt "$READY_TIMEOUT_SECS" ]; do
+    kill -0 "$pid" 2>/dev/null || { echo "bench: node $n exited; log:" >&2; tail -20 "$RUN/node$n.log" >&2; exit 1; }
+    [ -n "$admin" ] || admin=$(address_of "$data" "$pid" admin)
+    if [ -n "$admin" ] && admin_ready "$admin"; then
+      admins[n]=$admin
+      log "node $n (pid $pid): admin $admin, raft $(address_of "$data" "$pid" raft), ready after $((SECONDS - started)) s"
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "bench: node $n is not ready after $READY_TIMEOUT_SECS s; log:" >&2
+  tail -20 "$RUN/node$n.log" >&2
+  exit 1
+}
+
+# A one-time join ticket from node 1 (the last line `cluster invite` prints).
+invite() {
+  "$OUTPOST" cluster --admin "${admins[1]}" --data-dir "$RUN/node1" invite | tail -n 1
+}
+
+# Voters in node 1's view of the cluster, once it knows a leader.
+voters() {
+  "$OUTPOST" cluster --admin "${admins[1]}" --data-dir "$RUN/node1" status --json |
+    python3 -c 'import json, sys
+status = json.load(sys.stdin)
+print(sum(node["voter"] for node in status["nodes"]) if status.get("leader") else 0)'
+}
+
+
+# form_cluster NODES: node 1, then nodes 2..NODES joined with its tickets; returns once
+# the cluster has NODES voters.
+form_cluster() {
+  local nodes=$1 forming=$SECONDS n ticket
+  start_node 1
+  for n in $(seq 2 "$nodes"); do
+    ticket=$(invite)
+    [ -n "$ticket" ] || { echo "bench: outpost cluster invite printed no ticket" >&2; exit 1; }
+    start_node "$n" "$ticket"
+  done
+  for _ in $(seq 1 100); do
+    [ "$(voters)" = "$nodes" ] && break
+    sleep 0.2
+  done
+  [ "$(voters)" = "$nodes" ] || { echo "bench: the cluster has $(voters) voters, not $nodes" >&2; exit 1; }
+  log "cluster of $nodes voters formed in $((SECONDS - forming)) s"
+}

@@ -34,6 +34,11 @@ pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 pub const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 /// How often a node with followed zones checks whether it leads.
 pub const LEADER_CHECK: Duration = Duration::from_secs(1);
+/// A refresh that finds the zone current writes that through Raft (the time expiry counts
+/// from) only when the last one written is older than this; a failure repeating the
+/// last one written is not written again. So a primary with a 1 s refresh, or one that
+/// is down, costs a write a minute, not a write a second.
+pub const STATUS_WRITE_EVERY: Duration = Duration::from_secs(60);
 
 /// Wakes the refresh task: a NOTIFY came for a zone, or the follow settings changed.
 #[derive(Default)]
@@ -178,7 +183,7 @@ async fn refresh(store: &Store, state: &ReplicatedState, zone: &FollowedZone) ->
             addr: *addr,
             key: key.as_ref(),
         };
-        match transfer(store, state, &origin, &primary, timers.serial).await {
+        match transfer(store, state, zone, &primary, timers.serial).await {
             Ok(()) => return timers_after(store, &origin).refresh,
             Err(error) => {
                 tracing::warn!(zone = %origin, primary = %addr, %error, "refresh failed");
@@ -199,10 +204,11 @@ fn timers_after(store: &Store, origin: &Name) -> Timers {
 async fn transfer(
     store: &Store,
     state: &ReplicatedState,
-    origin: &Name,
+    zone: &FollowedZone,
     primary: &Primary<'_>,
     serial: Option<u32>,
 ) -> Result<(), String> {
+    let origin = &Name::from_ascii(&zone.origin).map_err(|e| e.to_string())?;
     let now_unix = now_unix();
     let current = Command::FollowStatus {
         origin: origin.to_ascii(),
@@ -213,6 +219,12 @@ async fn transfer(
     if let Some(ours) = serial {
         let theirs = primary.serial(origin).await.map_err(|e| e.to_string())?;
         if !serial_is_older(ours, theirs) {
+            let written_lately = zone
+                .refreshed_unix
+                .is_some_and(|at| now_unix.saturating_sub(at) < STATUS_WRITE_EVERY.as_secs());
+            if written_lately && zone.last_error.is_none() && !zone.expired {
+                return Ok(());
+            }
             return propose(store, current).await;
         }
     }
@@ -271,6 +283,9 @@ async fn record_failure(store: &Store, zone: &FollowedZone, error: &str, timers:
     let expired = zone
         .refreshed_unix
         .is_some_and(|at| Duration::from_secs(now_unix.saturating_sub(at)) >= timers.expire);
+    if zone.last_error.as_deref() == Some(error) && zone.expired == expired {
+        return;
+    }
     if expired && !zone.expired {
         tracing::error!(zone = %zone.origin, error, "followed zone expired: answering SERVFAIL until a primary answers");
     }
