@@ -28,6 +28,7 @@ pub mod forward;
 mod listen;
 mod rate_limit;
 mod reload;
+pub mod sources;
 pub mod transfer;
 
 pub use encrypted::EncryptedDns;
@@ -88,6 +89,9 @@ pub struct RawConfig {
     /// `[transfer]`: TSIG keys, and the secondaries of our zones.
     #[serde(default)]
     pub transfer: transfer::RawTransfer,
+    /// `[[sources]]`: hosts and lease files this node feeds into zones.
+    #[serde(default)]
+    pub sources: Vec<sources::RawSource>,
 }
 
 /// `[plugins]`: how long a WebAssembly plugin's call may run before it is cut off.
@@ -226,6 +230,8 @@ pub struct Config {
     pub plugins: PluginDeadlines,
     /// Who may transfer our zones, with which keys, and where NOTIFY goes.
     pub transfer: TransferRules,
+    /// The record sources this node watches.
+    pub sources: Vec<crate::sources::SourceConfig>,
 }
 
 /// The validated `[sync]` section.
@@ -355,6 +361,7 @@ impl RawConfig {
             forward,
             plugins,
             transfer: transfer::resolve(self.transfer)?,
+            sources: sources::resolve(self.sources)?,
         })
     }
 }

@@ -15,6 +15,8 @@
 //!   per Lite client.
 //! - [`plugin_reload`]: the replicated plugin definitions loaded into the wasmtime host and
 //!   swapped into the DNS path (query policy) and the admin write path (transforms).
+//! - [`sources`]: record sources: hosts and DHCP lease files this node reads and feeds
+//!   into zones through Raft.
 //! - `secret_file`: the admin token and the node key, written once, 0600, atomically.
 //! - [`allocator`]: glibc's malloc thresholds, so freed transient memory goes back to
 //!   the system.
@@ -33,6 +35,7 @@ pub(crate) mod follow;
 pub mod node;
 pub(crate) mod plugin_reload;
 mod secret_file;
+pub mod sources;
 pub mod store;
 pub mod sync;
 pub mod systemd;

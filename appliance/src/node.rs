@@ -124,6 +124,8 @@ pub struct Node {
     handler: Arc<QueryHandler>,
     /// Kept to apply the transfer rules on reload.
     transfers: Arc<Transfers>,
+    /// Kept to apply `[[sources]]` on reload.
+    sources: Arc<crate::sources::SourceSet>,
     /// The configuration the node started with: what its sockets, data directory and
     /// store were built from, which a reload cannot change.
     started: Config,
@@ -165,8 +167,8 @@ impl Node {
     }
 
     /// Applies what `next` changes live: who may recurse, `[dns.rate_limit]`,
-    /// `dns.full_any_over_tcp`, `[forward]` (upstreams, timeout, cache bounds) and
-    /// `[transfer]`. Returns the keys whose change needs a restart, which
+    /// `dns.full_any_over_tcp`, `[forward]` (upstreams, timeout, cache bounds),
+    /// `[transfer]` and `[[sources]]`. Returns the keys whose change needs a restart, which
     /// keep their running value (and are logged here as a warning).
     pub fn reload(&self, next: &Config) -> Vec<&'static str> {
         self.handler
@@ -174,6 +176,7 @@ impl Node {
         self.handler.set_rate_limit(next.rate_limit);
         self.handler.set_full_any_over_tcp(next.full_any_over_tcp);
         self.transfers.set_rules(next.transfer.clone());
+        self.sources.set(next.sources.clone());
         let upstreams: Vec<String> = next
             .forward
             .upstreams

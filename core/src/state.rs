@@ -25,7 +25,8 @@
 //! - `definitions`, `invites`, `idempotency`: plugin definitions, join invites and
 //!   idempotency keys, each with the commands that change it; `nesting`: the bound on
 //!   commands inside commands; `cookies`: the DNS cookie secrets and their rotation;
-//!   `follow`: zones followed from external primaries, and the transfers that feed them.
+//!   `follow`: zones followed from external primaries, and the transfers that feed them;
+//!   `sources`: records read from hosts and lease files, and which RRsets each owns.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,6 +44,7 @@ mod invites;
 mod nesting;
 mod replay;
 mod rules;
+mod sources;
 mod zone;
 pub use command::{Change, Command, LiteToken, MAX_TOKEN_NAME};
 pub use cookies::CookieSecrets;
@@ -58,6 +60,7 @@ pub use idempotency::{
 pub use invites::{JoinInvite, MAX_JOIN_INVITES};
 pub use nesting::MAX_COMMAND_NESTING;
 pub use rules::{check_record, parse_name};
+pub use sources::{MAX_SOURCE_NAME, OwnedRRset};
 pub use zone::Zone;
 
 /// Largest TTL a record may carry (RFC 2181 section 8: 2^31 - 1).
@@ -80,6 +83,8 @@ pub struct ReplicatedState {
     cookie_secrets: Option<CookieSecrets>,
     /// Zones followed from external primaries, by origin (absolute, lowercase).
     followed: BTreeMap<String, FollowedZone>,
+    /// The RRsets each record source owns, by source name.
+    sources: BTreeMap<String, std::collections::BTreeSet<OwnedRRset>>,
 }
 
 impl ReplicatedState {

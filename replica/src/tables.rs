@@ -11,6 +11,7 @@
 //! | `idempotency_keys` | key                    | postcard `IdempotencyRecord` (appliances only) |
 //! | `cookie_secrets`   | `"secrets"`            | postcard `CookieSecrets` (appliances only)     |
 //! | `followed_zones`   | origin                 | postcard `FollowedZone` (appliances only)      |
+//! | `record_sources`   | source name            | postcard `Vec<OwnedRRset>` (appliances only)   |
 //!
 //! Each file adds its own tables beside these: an appliance's Raft log, `history` and
 //! `sm_meta` (`appliance/src/store/tables.rs`), a Lite client's `meta`
@@ -47,6 +48,8 @@ pub const COOKIE_SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("c
 pub const COOKIE_SECRETS_KEY: &str = "secrets";
 /// Zones followed from external primaries, by origin (postcard `FollowedZone`).
 pub const FOLLOWED_ZONES: TableDefinition<&str, &[u8]> = TableDefinition::new("followed_zones");
+/// The RRsets each record source owns, by source name (postcard `Vec<OwnedRRset>`).
+pub const RECORD_SOURCES: TableDefinition<&str, &[u8]> = TableDefinition::new("record_sources");
 
 /// Why the state tables could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +72,7 @@ pub fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(IDEMPOTENCY_KEYS)?;
     txn.open_table(COOKIE_SECRETS)?;
     txn.open_table(FOLLOWED_ZONES)?;
+    txn.open_table(RECORD_SOURCES)?;
     Ok(())
 }
 
@@ -89,6 +93,7 @@ pub struct StateTables<'txn> {
     keys: Table<'txn, &'static str, &'static [u8]>,
     cookies: Table<'txn, &'static str, &'static [u8]>,
     followed: Table<'txn, &'static str, &'static [u8]>,
+    sources: Table<'txn, &'static str, &'static [u8]>,
 }
 
 impl<'txn> StateTables<'txn> {
@@ -102,6 +107,7 @@ impl<'txn> StateTables<'txn> {
             keys: txn.open_table(IDEMPOTENCY_KEYS)?,
             cookies: txn.open_table(COOKIE_SECRETS)?,
             followed: txn.open_table(FOLLOWED_ZONES)?,
+            sources: txn.open_table(RECORD_SOURCES)?,
         })
     }
 
@@ -154,6 +160,7 @@ impl<'txn> StateTables<'txn> {
                 put(&mut self.followed, zone.origin.as_str(), zone)?
             }
             Change::FollowedZoneRemoved { origin } => remove(&mut self.followed, origin.as_str())?,
+            Change::SourcePut { name, owned } => put(&mut self.sources, name.as_str(), owned)?,
         }
         Ok(())
     }
@@ -193,6 +200,7 @@ impl<'txn> StateTables<'txn> {
         self.keys.retain(|_, _| false)?;
         self.cookies.retain(|_, _| false)?;
         self.followed.retain(|_, _| false)?;
+        self.sources.retain(|_, _| false)?;
         Ok(())
     }
 
@@ -242,13 +250,18 @@ impl<'txn> StateTables<'txn> {
         for zone in zones.followed_zones() {
             put(&mut self.followed, zone.origin.as_str(), zone)?;
         }
+        for (name, owned) in zones.sources() {
+            let owned: Vec<_> = owned.iter().collect();
+            put(&mut self.sources, name.as_str(), &owned)?;
+        }
         Ok(())
     }
 }
 
 /// The state tables as the changes that rebuild them from nothing, each handed to `each`
 /// as it is read: a `ZonePut` per zone, the Lite tokens, the plugins, the join invites,
-/// the idempotency keys, the cookie secrets, the followed zones, then an `RRsetPut` per
+/// the idempotency keys, the cookie secrets, the followed zones, the record sources, then
+/// an `RRsetPut` per
 /// RRset in key order.
 pub fn read_state(
     txn: &ReadTransaction,
@@ -299,6 +312,15 @@ pub fn read_state(
         let (origin, zone) = item.map_err(redb::Error::from)?;
         let zone = decode(zone.value(), || format!("followed zone {}", origin.value()))?;
         each(Change::FollowedZonePut { zone })?;
+    }
+    let sources = txn.open_table(RECORD_SOURCES).map_err(redb::Error::from)?;
+    for item in sources.iter().map_err(redb::Error::from)? {
+        let (name, owned) = item.map_err(redb::Error::from)?;
+        let owned = decode(owned.value(), || format!("record source {}", name.value()))?;
+        each(Change::SourcePut {
+            name: name.value().to_owned(),
+            owned,
+        })?;
     }
     let rrsets = txn.open_table(RRSETS).map_err(redb::Error::from)?;
     for item in rrsets.iter().map_err(redb::Error::from)? {

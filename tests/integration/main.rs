@@ -74,6 +74,7 @@ mod plugins_limits;
 mod plugins_lite;
 mod rate_limit;
 mod rfc8906;
+mod sources;
 mod systemd;
 mod transfers_in;
 mod transfers_out;

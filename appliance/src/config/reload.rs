@@ -32,6 +32,9 @@ impl Config {
             // Applied live (`Node::reload`): transfers and NOTIFYs under way finish
             // with the rules they started with.
             transfer: _,
+            // Applied live (`Node::reload`): the watcher reads the new list at its next
+            // poll.
+            sources: _,
         } = self;
         let tls = |config: &Config| config.sync.tls.clone();
         let changed = [

@@ -422,3 +422,37 @@ fn the_transfer_section_is_read_and_its_mistakes_named() {
     let no_secret = "[[transfer.keys]]\nname = \"k.\"\n";
     assert!(error(no_secret).contains("exactly one of secret and secret_file"));
 }
+
+#[test]
+fn the_sources_are_read_and_their_mistakes_named() {
+    let text = "[[sources]]\nname = \"dhcp\"\nkind = \"kea\"\npath = \"/var/lib/kea/kea-leases4.csv\"\nzone = \"Site.Internal.\"\n";
+    let config = RawConfig::from_toml(text)
+        .unwrap()
+        .resolve(Overrides::default())
+        .unwrap();
+    let source = &config.sources[0];
+    assert_eq!(source.zone.to_string(), "site.internal.");
+    assert_eq!((source.ttl, source.reverse), (300, true));
+
+    let error = |text: &str| {
+        RawConfig::from_toml(text)
+            .unwrap()
+            .resolve(Overrides::default())
+            .unwrap_err()
+            .to_string()
+    };
+    let kind = "[[sources]]\nname = \"a\"\nkind = \"isc\"\npath = \"/x\"\nzone = \"a.\"\n";
+    assert_eq!(
+        error(kind),
+        "sources.kind: \"isc\" is not hosts, dnsmasq or kea"
+    );
+    let twice = "[[sources]]\nname = \"a\"\nkind = \"hosts\"\npath = \"/x\"\nzone = \"a.\"\n\
+                 [[sources]]\nname = \"a\"\nkind = \"hosts\"\npath = \"/y\"\nzone = \"a.\"\n";
+    assert!(error(twice).contains("unique"), "{}", error(twice));
+    let relative = "[[sources]]\nname = \"a\"\nkind = \"hosts\"\npath = \"/x\"\nzone = \"a\"\n";
+    assert!(
+        error(relative).contains("end it with a dot"),
+        "{}",
+        error(relative)
+    );
+}

@@ -34,6 +34,7 @@ use super::{
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::follow::FollowTrigger;
+use crate::sources::SourceSet;
 use crate::store::{
     ClusterOptions, ClusterStart, CommitObserver, DB_FILE_NAME, JoinTicket, NODE_KEY_FILE_NAME,
     PeerAddr, RaftEndpoint, RaftServer, RaftTiming, Store, StoreOptions, load_or_create_node_key,
@@ -73,6 +74,7 @@ impl Node {
             store,
             handler: services.handler,
             transfers: services.transfers,
+            sources: services.sources,
             started: config,
             ready: services.ready,
             shutdown: services.shutdown,
@@ -316,6 +318,7 @@ struct Services {
     dns_cert: Option<Arc<CertResolver>>,
     handler: Arc<QueryHandler>,
     transfers: Arc<Transfers>,
+    sources: Arc<SourceSet>,
     ready: Arc<AtomicBool>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -358,6 +361,12 @@ async fn spawn_services(
     crate::plugin_reload::load_current(&plugins, store, true).await;
     let follow = watchers.follow;
     tracker.spawn(crate::follow::run(store.clone(), follow, shutdown.clone()));
+    let sources = Arc::new(SourceSet::new(config.sources.clone()));
+    tracker.spawn(crate::sources::run(
+        store.clone(),
+        sources.clone(),
+        shutdown.clone(),
+    ));
     spawn_background_tasks(&tracker, &plugins, watchers.plugins, store, &shutdown);
     let (encrypted_addrs, dns_cert) = spawn_dns(
         listeners.dns,
@@ -392,6 +401,7 @@ async fn spawn_services(
         dns_cert,
         handler,
         transfers,
+        sources,
         ready,
         shutdown,
         tracker,

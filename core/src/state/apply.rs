@@ -86,6 +86,7 @@ impl ReplicatedState {
                 error,
                 expired,
             } => self.follow_status(origin, *now_unix, error.as_deref(), *expired),
+            Command::SyncSource { name, records } => self.sync_source(name, records),
         }
     }
 
@@ -333,7 +334,7 @@ impl ReplicatedState {
 
     /// Bumps the serial of every touched zone and lists the final state of every
     /// touched RRset (the SOA included).
-    fn finish_edit(
+    pub(super) fn finish_edit(
         &mut self,
         mut touched: Vec<(Name, Name, RecordType)>,
     ) -> Result<Vec<Change>, CommandError> {

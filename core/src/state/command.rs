@@ -138,6 +138,12 @@ pub enum Command {
         error: Option<String>,
         expired: bool,
     },
+    /// A record source's whole desired set (hosts file, DHCP leases): the RRsets it owns
+    /// become these, under the conflict rule of `state::sources`.
+    SyncSource {
+        name: String,
+        records: Vec<u8>,
+    },
 }
 
 /// A Lite client's credential: which zones it may see. The secret itself is shown to
@@ -215,6 +221,11 @@ pub enum Change {
     FollowedZoneRemoved {
         origin: String,
     },
+    /// The RRsets a record source owns, as they now are. Never sent to Lite clients.
+    SourcePut {
+        name: String,
+        owned: Vec<super::OwnedRRset>,
+    },
 }
 
 impl Change {
@@ -233,7 +244,8 @@ impl Change {
             | Change::IdempotencyKeyRemoved { .. }
             | Change::CookieSecretsPut { .. }
             | Change::FollowedZonePut { .. }
-            | Change::FollowedZoneRemoved { .. } => None,
+            | Change::FollowedZoneRemoved { .. }
+            | Change::SourcePut { .. } => None,
         }
     }
 }

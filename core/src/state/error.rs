@@ -113,4 +113,6 @@ pub enum CommandError {
         serial: u32,
         from: u32,
     },
+    #[error("{0}")]
+    BadSource(String),
 }

@@ -65,6 +65,7 @@ impl ReplicatedState {
             Change::FollowedZonePut { .. } | Change::FollowedZoneRemoved { .. } => {
                 self.replay_follow(change);
             }
+            Change::SourcePut { name, owned } => self.replay_source(name, owned),
         }
         Ok(())
     }
@@ -72,7 +73,7 @@ impl ReplicatedState {
     /// Everything, as the changes that rebuild it from nothing: each zone's
     /// `ZonePut`, then its RRsets; then the Lite tokens; then the plugins; then the
     /// join invites; then the idempotency keys; then the cookie secrets; then the
-    /// followed zones.
+    /// followed zones; then the record sources.
     pub fn to_changes(&self) -> Vec<Change> {
         let mut changes = Vec::new();
         for zone in self.zones.values() {
@@ -94,6 +95,7 @@ impl ReplicatedState {
         changes.extend(secrets.map(|secrets| Change::CookieSecretsPut { secrets }));
         let followed = self.followed.values().cloned();
         changes.extend(followed.map(|zone| Change::FollowedZonePut { zone }));
+        changes.extend(self.source_changes());
         changes
     }
 }
