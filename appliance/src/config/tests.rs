@@ -382,13 +382,6 @@ fn the_transfer_section_is_read_and_its_mistakes_named() {
     );
     assert_eq!(secondary.key.as_ref().unwrap().to_string(), "knot.");
 
-    let error = |text: &str| {
-        RawConfig::from_toml(text)
-            .unwrap()
-            .resolve(Overrides::default())
-            .unwrap_err()
-            .to_string()
-    };
     let unknown_key = "[[transfer.secondaries]]\nallow = [\"192.0.2.10\"]\nkey = \"nobody.\"\n";
     assert_eq!(
         error(unknown_key),
@@ -434,13 +427,6 @@ fn the_sources_are_read_and_their_mistakes_named() {
     assert_eq!(source.zone.to_string(), "site.internal.");
     assert_eq!((source.ttl, source.reverse), (300, true));
 
-    let error = |text: &str| {
-        RawConfig::from_toml(text)
-            .unwrap()
-            .resolve(Overrides::default())
-            .unwrap_err()
-            .to_string()
-    };
     let kind = "[[sources]]\nname = \"a\"\nkind = \"isc\"\npath = \"/x\"\nzone = \"a.\"\n";
     assert_eq!(
         error(kind),
@@ -455,4 +441,13 @@ fn the_sources_are_read_and_their_mistakes_named() {
         "{}",
         error(relative)
     );
+}
+
+/// The error a config file's text resolves to.
+fn error(text: &str) -> String {
+    RawConfig::from_toml(text)
+        .unwrap()
+        .resolve(Overrides::default())
+        .unwrap_err()
+        .to_string()
 }

@@ -168,10 +168,7 @@ impl Rejected {
     /// Appends the TSIG the NOTAUTH answer to the rejected query carries to `message`
     /// (encoded, with its id): unsigned with BADKEY or BADSIG, signed with BADTIME.
     pub fn append_tsig(self, message: &mut Vec<u8>) {
-        let Some(id) = message
-            .get(..2)
-            .map(|id| u16::from_be_bytes([id[0], id[1]]))
-        else {
+        let Some(id) = message_id(message) else {
             return;
         };
         let now = unix_now();
@@ -204,10 +201,7 @@ impl Signed {
 
     /// Signs the encoded `message` in place: its TSIG appended, ARCOUNT raised.
     pub fn sign(&mut self, message: &mut Vec<u8>) {
-        let Some(id) = message
-            .get(..2)
-            .map(|id| u16::from_be_bytes([id[0], id[1]]))
-        else {
+        let Some(id) = message_id(message) else {
             return;
         };
         let now = unix_now();
@@ -252,6 +246,13 @@ impl Signed {
         );
         Some(make_tsig_record(self.signer.signer_name().clone(), tsig))
     }
+}
+
+/// An encoded message's id.
+fn message_id(message: &[u8]) -> Option<u16> {
+    message
+        .get(..2)
+        .map(|id| u16::from_be_bytes([id[0], id[1]]))
 }
 
 /// Appends `record` to an encoded message's additional section.
