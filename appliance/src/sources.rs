@@ -21,7 +21,7 @@ use outpost_core::wire::encode_records;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::Store;
+use crate::store::{Store, WriteError};
 
 /// How often each source's file is read.
 pub const SOURCE_POLL: Duration = Duration::from_secs(2);
@@ -97,6 +97,12 @@ pub async fn run(store: Store, sources: Arc<SourceSet>, shutdown: CancellationTo
                     if !written_now.changes.is_empty() {
                         tracing::info!(source = %source.name, index = written_now.index, "record source changed");
                     }
+                    written.insert(source.name.clone(), records);
+                }
+                // Refused by the model, or too large for one write: the same set would be
+                // again, so it waits for the file to change.
+                Err(error @ (WriteError::Rejected(_) | WriteError::TooLarge { .. })) => {
+                    tracing::warn!(source = %source.name, %error, "the record source's records were refused; waiting for the file to change");
                     written.insert(source.name.clone(), records);
                 }
                 Err(error) => {

@@ -2,7 +2,8 @@
 //! secondary asks for them (RFC 1995, 5936), signed with TSIG when the zone has a key.
 //!
 //! Everything a transfer brings is checked before anyone sees it: each message's TSIG in
-//! the chain, each record inside the zone, the count under [`MAX_TRANSFER_RECORDS`], and
+//! the chain, each record inside the zone, the count under [`MAX_TRANSFER_RECORDS`] and
+//! the bytes under [`MAX_TRANSFER_BYTES`], and
 //! the closing SOA; a transfer that breaks off, times out or says anything else is an
 //! error, and nothing of it is used.
 
@@ -19,6 +20,9 @@ use crate::message::MAX_TCP_MESSAGE;
 
 /// Most records one transfer may bring (the most one write may carry).
 pub const MAX_TRANSFER_RECORDS: usize = outpost_core::wire::MAX_RECORDS_PER_BLOB;
+/// Most bytes of messages one transfer may bring: the largest write a cluster takes (a
+/// Raft entry of 16 MiB), so a primary cannot make us hold more than we could apply.
+pub const MAX_TRANSFER_BYTES: usize = 16 * 1024 * 1024;
 /// Longest wait for the connection, the SOA answer, or each message of a transfer.
 pub const TRANSFER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -56,7 +60,7 @@ pub enum FetchError {
     Tsig(String),
     #[error("the transfer broke off after {0} records, before its closing SOA")]
     BrokeOff(usize),
-    #[error("more than {MAX_TRANSFER_RECORDS} records")]
+    #[error("more than {MAX_TRANSFER_RECORDS} records or {MAX_TRANSFER_BYTES} bytes")]
     TooLarge,
     #[error("malformed transfer: {0}")]
     Malformed(String),
@@ -110,6 +114,7 @@ impl Primary<'_> {
         stream.write_all(&framed).await?;
         let mut reader = Reader::new(zone.clone(), serial);
         let mut buffer = vec![0u8; MAX_TCP_MESSAGE];
+        let mut bytes = 0;
         while !reader.done() {
             let len = match timeout(stream.read_u16()).await? {
                 Ok(len) => usize::from(len),
@@ -124,6 +129,10 @@ impl Primary<'_> {
                     return Err(FetchError::BrokeOff(reader.count));
                 }
                 Err(error) => return Err(error.into()),
+            }
+            bytes += len;
+            if bytes > MAX_TRANSFER_BYTES {
+                return Err(FetchError::TooLarge);
             }
             let message = check(&buffer[..len], verifier.as_mut())?;
             reader.take(message.answers)?;

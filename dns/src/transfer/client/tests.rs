@@ -242,3 +242,21 @@ async fn a_transfer_that_breaks_off_or_strays_outside_the_zone_is_an_error() {
         Fetched::Whole(vec![soa(5), www])
     );
 }
+
+#[tokio::test]
+async fn a_transfer_larger_than_one_write_is_refused_before_it_is_held() {
+    // 300 messages of about 60 KiB each: 18 MB, past the 16 MiB a write may carry, and
+    // never closed, so only the bound ends it.
+    let txt = "\"".to_string() + &"x".repeat(250) + "\"";
+    let filler: Vec<Record> = (0..230)
+        .map(|i| rec(&format!("t{i}.hq.example."), RecordType::TXT, &txt))
+        .collect();
+    let mut messages = vec![response(vec![soa(5)])];
+    messages.extend((0..300).map(|_| response(filler.clone())));
+    let primary = Primary {
+        addr: scripted(messages).await,
+        key: None,
+    };
+    let error = primary.fetch(&zone(), None).await.unwrap_err();
+    assert!(matches!(error, FetchError::TooLarge), "{error}");
+}
