@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hickory_proto::rr::{Name, RData};
-use outpost_core::state::{Command, FollowedZone, ReplicatedState};
+use outpost_core::state::{Command, CommandError, FollowedZone, ReplicatedState};
 use outpost_core::wire::encode_records;
 use outpost_dns::transfer::client::{Fetched, Primary};
 use outpost_dns::transfer::serial_is_older;
@@ -26,12 +26,15 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{CommitObserver, StateEvent, Store};
+use crate::store::{CommitObserver, StateEvent, Store, WriteError};
 
 /// Bounds on the SOA's refresh and retry intervals as a refresh uses them (a primary's SOA
 /// may say 0 or a year).
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 pub const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long a follower that received a NOTIFY leaves the leader (which the primary may
+/// have notified too) before it takes the change itself.
+pub const NOTIFY_GRACE: Duration = Duration::from_secs(2);
 /// How often a node with followed zones checks whether it leads.
 pub const LEADER_CHECK: Duration = Duration::from_secs(1);
 /// A refresh that finds the zone current writes that through Raft (the time expiry counts
@@ -85,30 +88,39 @@ impl CommitObserver for FollowTrigger {
     }
 }
 
-/// Refreshes the followed zones while this node leads, until `shutdown`.
+/// Refreshes the followed zones while this node leads, until `shutdown`; on a follower,
+/// takes a change itself when a primary's NOTIFY came here and the leader has not
+/// applied it within [`NOTIFY_GRACE`] (the primary may notify this node alone).
 pub async fn run(store: Store, trigger: Arc<FollowTrigger>, shutdown: CancellationToken) {
-    // When each zone is next due; a zone not in it is due now.
+    // When each zone is next due on the leader; a zone not in it is due now.
     let mut due: HashMap<String, Instant> = HashMap::new();
+    // On a follower: zones notified here, and when to look whether the leader took them.
+    let mut noticed: HashMap<String, Instant> = HashMap::new();
     loop {
         let state = store.zones();
         let notified = trigger.take();
-        if store.is_leader() {
-            for zone in state.followed_zones() {
-                let now = Instant::now();
-                let is_due = due.get(&zone.origin).is_none_or(|at| *at <= now);
-                if is_due || notified.contains(&zone.origin) {
-                    let next = tokio::select! {
-                        next = refresh(&store, &state, zone) => next,
-                        () = shutdown.cancelled() => return,
-                    };
-                    due.insert(zone.origin.clone(), Instant::now() + next);
+        let round = async {
+            if store.is_leader() {
+                noticed.clear();
+                lead(&store, &state, &notified, &mut due).await;
+            } else {
+                due.clear();
+                let grace = Instant::now() + NOTIFY_GRACE;
+                for origin in notified
+                    .into_iter()
+                    .filter(|origin| state.followed(origin).is_some())
+                {
+                    noticed.entry(origin).or_insert(grace);
                 }
+                catch_up(&store, &state, &mut noticed).await;
             }
-            due.retain(|origin, _| state.followed(origin).is_some());
-        } else {
-            due.clear();
+        };
+        tokio::select! {
+            () = round => {}
+            () = shutdown.cancelled() => return,
         }
-        let wait = match (state.followed_zones().next(), due.values().min()) {
+        let next = due.values().chain(noticed.values()).min();
+        let wait = match (state.followed_zones().next(), next) {
             (None, _) => None,
             (Some(_), None) => Some(LEADER_CHECK),
             (Some(_), Some(at)) => Some(
@@ -120,6 +132,62 @@ pub async fn run(store: Store, trigger: Arc<FollowTrigger>, shutdown: Cancellati
             () = sleep_or_forever(wait) => {}
             () = trigger.wake.notified() => {}
             () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// The leader's round: each zone due, or notified, is refreshed.
+async fn lead(
+    store: &Store,
+    state: &ReplicatedState,
+    notified: &HashSet<String>,
+    due: &mut HashMap<String, Instant>,
+) {
+    for zone in state.followed_zones() {
+        let is_due = due.get(&zone.origin).is_none_or(|at| *at <= Instant::now());
+        if is_due || notified.contains(&zone.origin) {
+            let next = refresh(store, state, zone).await;
+            due.insert(zone.origin.clone(), Instant::now() + next);
+        }
+    }
+    due.retain(|origin, _| state.followed(origin).is_some());
+}
+
+/// A follower's round: each zone notified here whose grace has passed is transferred
+/// when the primary still has a newer serial than the cluster. The transfer is proposed
+/// like any write (relayed to the leader); if the leader got there first, the write is
+/// stale and changes nothing. Failures are logged, not written: the leader keeps the
+/// zone's status.
+async fn catch_up(store: &Store, state: &ReplicatedState, noticed: &mut HashMap<String, Instant>) {
+    let now = Instant::now();
+    let ripe: Vec<String> = (noticed.iter())
+        .filter(|(_, at)| **at <= now)
+        .map(|(origin, _)| origin.clone())
+        .collect();
+    for origin in ripe {
+        noticed.remove(&origin);
+        let Some(zone) = state.followed(&origin) else {
+            continue;
+        };
+        let Ok(name) = Name::from_ascii(&zone.origin) else {
+            continue;
+        };
+        let serial = timers(&store.zones(), &name).serial;
+        let key = zone
+            .tsig
+            .as_ref()
+            .and_then(|key| signer(&key.name, &key.algorithm, key.secret.clone()).ok());
+        for addr in &zone.primaries {
+            let primary = Primary {
+                addr: *addr,
+                key: key.as_ref(),
+            };
+            match transfer(store, &store.zones(), zone, &primary, serial, Status::Leave).await {
+                Ok(()) => break,
+                Err(error) => {
+                    tracing::warn!(zone = %origin, primary = %addr, %error, "catching up after a NOTIFY failed");
+                }
+            }
         }
     }
 }
@@ -183,7 +251,7 @@ async fn refresh(store: &Store, state: &ReplicatedState, zone: &FollowedZone) ->
             addr: *addr,
             key: key.as_ref(),
         };
-        match transfer(store, state, zone, &primary, timers.serial).await {
+        match transfer(store, state, zone, &primary, timers.serial, Status::Write).await {
             Ok(()) => return timers_after(store, &origin).refresh,
             Err(error) => {
                 tracing::warn!(zone = %origin, primary = %addr, %error, "refresh failed");
@@ -200,6 +268,14 @@ fn timers_after(store: &Store, origin: &Name) -> Timers {
     timers(&store.zones(), origin)
 }
 
+/// Whether a refresh writes the zone's status (the leader) or leaves it (a follower
+/// catching up after a NOTIFY).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Write,
+    Leave,
+}
+
 /// Asks `primary` and proposes what it has that we do not.
 async fn transfer(
     store: &Store,
@@ -207,6 +283,7 @@ async fn transfer(
     zone: &FollowedZone,
     primary: &Primary<'_>,
     serial: Option<u32>,
+    status: Status,
 ) -> Result<(), String> {
     let origin = &Name::from_ascii(&zone.origin).map_err(|e| e.to_string())?;
     let now_unix = now_unix();
@@ -222,7 +299,8 @@ async fn transfer(
             let written_lately = zone
                 .refreshed_unix
                 .is_some_and(|at| now_unix.saturating_sub(at) < STATUS_WRITE_EVERY.as_secs());
-            if written_lately && zone.last_error.is_none() && !zone.expired {
+            let fresh = written_lately && zone.last_error.is_none() && !zone.expired;
+            if fresh || status == Status::Leave {
                 return Ok(());
             }
             return propose(store, current).await;
@@ -269,11 +347,12 @@ fn whole(
 }
 
 async fn propose(store: &Store, command: Command) -> Result<(), String> {
-    store
-        .write(command)
-        .await
-        .map(drop)
-        .map_err(|e| e.to_string())
+    match store.write(command).await {
+        Ok(_) => Ok(()),
+        // Another node applied this transfer first: the zone is already there.
+        Err(WriteError::Rejected(CommandError::TransferStale { .. })) => Ok(()),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 /// Records a refresh that failed everywhere: expired once the SOA's expire has passed

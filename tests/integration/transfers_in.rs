@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hickory_proto::op::{OpCode, ResponseCode};
 use hickory_proto::rr::RecordType;
-use outpost_tests::cluster::{CLUSTER_WAIT, start_cluster};
+use outpost_tests::cluster::{CLUSTER_WAIT, leader, start_cluster};
 use outpost_tests::knot::{self, Knot, TSIG_KEY, TSIG_SECRET, free_port};
 use outpost_tests::{
     Appliance, Ask, Lite, ask_udp_from, authoritative_config, create_lite_token, query_udp,
@@ -22,9 +22,14 @@ const ZONE: &str = "hq.test.";
 
 /// The primary's zone at `serial`: refresh 2 s, retry 1 s, expire `expire` s.
 fn zone_text(serial: u32, expire: u32, extra: &str) -> String {
+    zone_timed(serial, 2, expire, extra)
+}
+
+/// The primary's zone at `serial`: refresh `refresh` s, retry 1 s, expire `expire` s.
+fn zone_timed(serial: u32, refresh: u32, expire: u32, extra: &str) -> String {
     format!(
-        "$ORIGIN hq.test.\n$TTL 300\n@ SOA ns1 hostmaster {serial} 2 1 {expire} 300\n@ NS ns1\n\
-         ns1 A 192.0.2.1\nwww A 192.0.2.80\n{extra}"
+        "$ORIGIN hq.test.\n$TTL 300\n@ SOA ns1 hostmaster {serial} {refresh} 1 {expire} 300\n\
+         @ NS ns1\nns1 A 192.0.2.1\nwww A 192.0.2.80\n{extra}"
     )
 }
 
@@ -126,6 +131,49 @@ fn a_cluster_follows_knot_by_axfr_then_ixfr_woken_by_notify() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success());
     assert!(stderr.contains("is followed from its primary"), "{stderr}");
+}
+
+#[test]
+fn a_notify_to_a_follower_alone_is_taken_without_waiting_for_the_refresh() {
+    let knot_port = free_port();
+    let nodes = start_cluster(3, "");
+    let lead = leader(&nodes, &[0, 1, 2]);
+    let follower = (lead + 1) % nodes.len();
+    let addrs: Vec<SocketAddr> = nodes.iter().map(Appliance::dns_addr).collect();
+    let dir = tempfile::tempdir().unwrap();
+    // A one-hour refresh: only the NOTIFY can bring the change within the test's wait.
+    let text = zone_timed(1, 3600, 600, "");
+    let knot = primary(dir.path(), knot_port, &[addrs[follower]], &text);
+    let serial_on = |addr| knot::serial(addr, ZONE);
+    assert!(wait_until(Duration::from_secs(10), || serial_on(knot.addr) == Some(1)));
+    follow(&nodes[lead], knot.addr, TSIG_SECRET);
+    let everywhere = |serial| {
+        wait_until(CLUSTER_WAIT, || {
+            addrs.iter().all(|addr| serial_on(*addr) == Some(serial))
+        })
+    };
+    assert!(
+        everywhere(1),
+        "AXFR reached every node:\n{}",
+        follows(&nodes[0])
+    );
+
+    let changed = zone_timed(2, 3600, 600, "new A 192.0.2.99\n");
+    std::fs::write(dir.path().join("hq.test.zone"), changed).unwrap();
+    knot.control(&["zone-reload", ZONE]);
+    assert!(
+        everywhere(2),
+        "the follower took the change:\n{}",
+        follows(&nodes[0])
+    );
+    assert_eq!(nodes[lead].a_records("new.hq.test."), ["192.0.2.99"]);
+    assert_eq!(nodes[lead].metric("outpost_notify_received_total"), 0.0);
+    assert!(nodes[follower].metric("outpost_notify_received_total") >= 1.0);
+    assert!(
+        follows(&nodes[0]).contains("current"),
+        "{}",
+        follows(&nodes[0])
+    );
 }
 
 #[test]
