@@ -18,7 +18,8 @@
 # command until every node answers the zone's serial ("follow"). Then IXFR_ROUNDS times:
 # CHANGED records changed in Knot's zone file and `knotc zone-reload`, timed from the
 # reload until every node answers the new serial (Knot's NOTIFY, the leader's IXFR, the
-# Raft write, every node's apply). Each node's RSS at the end. The nodes, Knot and the
+# Raft write, every node's apply). Then the zone served on: an AXFR of it by kdig from a
+# follower and from Knot, same run. Each node's RSS at the end. The nodes, Knot and the
 # timing loop share the machine's cores.
 set -euo pipefail
 
@@ -49,6 +50,10 @@ rm -rf "$RUN"
 mkdir -p "$RUN/knot"
 CONFIG=$RUN/outpost.toml
 write_authoritative_config "$CONFIG"
+# The nodes serve the followed zone on to secondaries too, signed with the same key:
+# timed against Knot below.
+printf '\n[[transfer.keys]]\nname = "%s"\nsecret = "%s"\n\n[[transfer.secondaries]]\nallow = ["127.0.0.1"]\nkey = "%s"\n' \
+  "$KEY" "$SECRET" "$KEY" >> "$CONFIG"
 
 node_pids=()
 admins=()
@@ -160,6 +165,20 @@ for round in $(seq 1 "$IXFR_ROUNDS"); do
   ixfr+=("$(until_everywhere $((round + 1)))")
   log "IXFR round $round: ${ixfr[-1]} s"
 done
+# axfr_seconds ADDR: the median of 3 AXFRs of the zone from ADDR (kdig, TSIG, TCP).
+axfr_seconds() {
+  local runs=() from count
+  for _ in 1 2 3; do
+    from=$EPOCHREALTIME
+    count=$(kdig "@${1%:*}" -p "${1##*:}" -y "hmac-sha256:$KEY:$SECRET" +noall +answer +timeout=30 \
+      "$ORIGIN" AXFR | grep -vc TSIG)
+    runs+=("$(awk -v from="$from" -v to="$EPOCHREALTIME" 'BEGIN { printf "%.3f", to - from }')")
+  done
+  [ "$count" -gt "$RECORDS" ] || { echo "bench: AXFR from $1 gave $count records" >&2; exit 1; }
+  printf '%s\n' "${runs[@]}" | sort -n | sed -n 2p
+}
+axfr_outpost=$(axfr_seconds "${dns[2]}")
+axfr_knot=$(axfr_seconds "127.0.0.1:$port")
 sorted=$(printf '%s\n' "${ixfr[@]}" | sort -n)
 median=$(echo "$sorted" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
 worst=$(echo "$sorted" | tail -n 1)
@@ -175,6 +194,7 @@ echo "== Secondary zones: $NODES nodes following knotd on loopback"
 printf '%-58s %s\n' "figure" "measured"
 printf '%-58s %s s\n' "follow a $RECORDS-record zone by AXFR (command to every node)" "$follow_seconds"
 printf '%-58s %s s (median of %s), worst %s s\n' "apply a $CHANGED-record IXFR (reload in Knot to every node)" "$median" "$IXFR_ROUNDS" "$worst"
+printf '%-58s %s s (outpost, a follower) vs %s s (knotd), median of 3\n' "AXFR out of the $RECORDS-record zone to kdig" "$axfr_outpost" "$axfr_knot"
 printf '%-58s %s\n' "RSS with the zone" "${rss%,}"
 printf '%-58s %s AXFR, %s IXFR\n' "transfers Knot served (its log)" "$axfr_count" "$ixfr_count"
 echo "machine: before $load_before; at the end $(machine)"
