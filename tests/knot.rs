@@ -4,6 +4,7 @@
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 /// The TSIG key both sides know in the transfer tests.
 pub const TSIG_KEY: &str = "knot-xfr.";
@@ -156,6 +157,20 @@ pub fn kdig(addr: SocketAddr, args: &[&str]) -> String {
 pub fn serial(addr: SocketAddr, zone: &str) -> Option<u32> {
     let answer = kdig(addr, &["+short", zone, "SOA"]);
     answer.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// Whether every server of `addrs` answers `serial` for `zone` within `wait`.
+pub fn serial_everywhere(
+    addrs: &[SocketAddr],
+    zone: &str,
+    serial_now: u32,
+    wait: Duration,
+) -> bool {
+    crate::wait_until(wait, || {
+        addrs
+            .iter()
+            .all(|addr| serial(*addr, zone) == Some(serial_now))
+    })
 }
 
 /// What `addr` answers for each of `questions`, as `kdig +short` prints it.

@@ -21,7 +21,7 @@ use outpost_core::state::{Command, CommandError, FollowedZone, ReplicatedState};
 use outpost_core::wire::encode_records;
 use outpost_dns::transfer::client::{Fetched, Primary};
 use outpost_dns::transfer::serial_is_older;
-use outpost_dns::transfer::tsig::signer;
+use outpost_dns::transfer::tsig::key_signer;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -173,10 +173,7 @@ async fn catch_up(store: &Store, state: &ReplicatedState, noticed: &mut HashMap<
             continue;
         };
         let serial = timers(&store.zones(), &name).serial;
-        let key = zone
-            .tsig
-            .as_ref()
-            .and_then(|key| signer(&key.name, &key.algorithm, key.secret.clone()).ok());
+        let key = zone.tsig.as_ref().and_then(|key| key_signer(key).ok());
         for addr in &zone.primaries {
             let primary = Primary {
                 addr: *addr,
@@ -236,7 +233,7 @@ async fn refresh(store: &Store, state: &ReplicatedState, zone: &FollowedZone) ->
     };
     let timers = timers(state, &origin);
     let key = match &zone.tsig {
-        Some(key) => match signer(&key.name, &key.algorithm, key.secret.clone()) {
+        Some(key) => match key_signer(key) {
             Ok(signer) => Some(signer),
             Err(error) => {
                 record_failure(store, zone, &error.to_string(), &timers).await;
@@ -263,17 +260,17 @@ async fn refresh(store: &Store, state: &ReplicatedState, zone: &FollowedZone) ->
     timers.retry
 }
 
-/// The timers of the zone as it now is (a transfer may have brought a new SOA).
-fn timers_after(store: &Store, origin: &Name) -> Timers {
-    timers(&store.zones(), origin)
-}
-
 /// Whether a refresh writes the zone's status (the leader) or leaves it (a follower
 /// catching up after a NOTIFY).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Status {
     Write,
     Leave,
+}
+
+/// The timers of the zone as it now is (a transfer may have brought a new SOA).
+fn timers_after(store: &Store, origin: &Name) -> Timers {
+    timers(&store.zones(), origin)
 }
 
 /// Asks `primary` and proposes what it has that we do not.

@@ -231,7 +231,7 @@ impl Transfers {
         }
         let mut keys = TsigKeys::default();
         if let Some(key) = &followed.tsig {
-            keys.insert(tsig::signer(&key.name, &key.algorithm, key.secret.clone()).ok());
+            keys.insert(tsig::key_signer(key).ok());
         }
         let signed = match keys.verify(packet, &message) {
             Ok(signed) => signed,

@@ -85,11 +85,7 @@ fn a_cluster_follows_knot_by_axfr_then_ixfr_woken_by_notify() {
         knot.log()
     );
     follow(&nodes[1], knot.addr, TSIG_SECRET);
-    let everywhere = |serial| {
-        wait_until(CLUSTER_WAIT, || {
-            addrs.iter().all(|addr| serial_on(*addr) == Some(serial))
-        })
-    };
+    let everywhere = |serial| knot::serial_everywhere(&addrs, ZONE, serial, CLUSTER_WAIT);
     assert!(
         everywhere(1),
         "AXFR reached every node:\n{}",
@@ -147,11 +143,7 @@ fn a_notify_to_a_follower_alone_is_taken_without_waiting_for_the_refresh() {
     let serial_on = |addr| knot::serial(addr, ZONE);
     assert!(wait_until(Duration::from_secs(10), || serial_on(knot.addr) == Some(1)));
     follow(&nodes[lead], knot.addr, TSIG_SECRET);
-    let everywhere = |serial| {
-        wait_until(CLUSTER_WAIT, || {
-            addrs.iter().all(|addr| serial_on(*addr) == Some(serial))
-        })
-    };
+    let everywhere = |serial| knot::serial_everywhere(&addrs, ZONE, serial, CLUSTER_WAIT);
     assert!(
         everywhere(1),
         "AXFR reached every node:\n{}",

@@ -152,13 +152,8 @@ fn a_secondary_follows_a_cluster_through_a_follower_notified_by_the_leader() {
     let lead = leader(&nodes, &[0, 1, 2]);
     let follower = (lead + 1) % nodes.len();
     nodes[follower].import_zone(ZONE, ZONE_TEXT);
-    let everywhere = |serial_now: u32| {
-        wait_until(CLUSTER_WAIT, || {
-            nodes
-                .iter()
-                .all(|node| serial(node.dns_addr()) == Some(serial_now))
-        })
-    };
+    let addrs: Vec<SocketAddr> = nodes.iter().map(Appliance::dns_addr).collect();
+    let everywhere = |serial| knot::serial_everywhere(&addrs, ZONE, serial, CLUSTER_WAIT);
     assert!(everywhere(1), "the zone reached every node");
 
     // Knot knows the follower alone as its primary; the leader notifies it.

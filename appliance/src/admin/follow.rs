@@ -2,7 +2,7 @@
 //! zones): follow one, stop, and how each refresh went. The TSIG secret goes in and never
 //! comes out.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
@@ -17,6 +17,7 @@ use super::cluster::Consistent;
 use super::error::{ApiError, JsonBody};
 use super::idempotency::Idempotency;
 use super::zones::absolute_name;
+use crate::config::transfer::server_addr;
 
 /// `POST /v1/follows`.
 #[derive(Debug, Deserialize)]
@@ -112,9 +113,8 @@ pub async fn unfollow(
 
 /// `IP` or `IP:PORT`.
 fn primary(text: &str) -> Result<SocketAddr, ApiError> {
-    text.parse::<SocketAddr>()
-        .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-        .map_err(|_| ApiError::BadRequest(format!("primary {text:?} is not IP or IP:PORT")))
+    server_addr(text)
+        .ok_or_else(|| ApiError::BadRequest(format!("primary {text:?} is not IP or IP:PORT")))
 }
 
 /// `name:algorithm:secret` (the secret in base64, as BIND and Knot print it).

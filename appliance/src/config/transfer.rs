@@ -118,15 +118,13 @@ fn resolve_secondary(raw: RawSecondary, keys: &TsigKeys) -> Result<Secondary, Co
         .collect::<Result<_, _>>()?;
     let notify = (raw.notify.iter())
         .map(|text| {
-            (text.parse::<SocketAddr>())
-                .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-                .map_err(|_| {
-                    invalid(
-                        "transfer.secondaries.notify",
-                        text,
-                        "is not IP or IP:PORT".into(),
-                    )
-                })
+            server_addr(text).ok_or_else(|| {
+                invalid(
+                    "transfer.secondaries.notify",
+                    text,
+                    "is not IP or IP:PORT".into(),
+                )
+            })
         })
         .collect::<Result<_, _>>()?;
     let key = match raw.key {
@@ -148,6 +146,16 @@ fn resolve_secondary(raw: RawSecondary, keys: &TsigKeys) -> Result<Secondary, Co
         allow,
         key,
         notify,
+    })
+}
+
+/// A DNS server written `IP` or `IP:PORT` (port 53 by default): a NOTIFY target here, a
+/// followed zone's primary in the admin API.
+pub fn server_addr(text: &str) -> Option<SocketAddr> {
+    (text.parse::<SocketAddr>().ok()).or_else(|| {
+        text.parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, 53))
     })
 }
 

@@ -8,8 +8,7 @@ use hickory_proto::op::ResponseCode;
 use outpost_core::answer::Transport;
 
 use super::{Handled, Hop, QueryHandler};
-use crate::message::WholeQuery;
-use crate::message::{self, Outcome};
+use crate::message::{self, Outcome, Question, WholeQuery};
 use crate::transfer::Transfer;
 use crate::transfer::tsig::TSIG_ROOM;
 
@@ -56,21 +55,16 @@ impl QueryHandler {
         reply: &mut Vec<u8>,
     ) -> Handled {
         let Some(transfers) = &self.transfers else {
-            let hop = Hop {
-                transport,
-                limit: usize::MAX,
-                started,
-            };
-            let outcome = Outcome::bare(ResponseCode::NotImp);
-            return self.reply(&query.question, outcome, hop, reply);
+            let at = (transport, started);
+            return self.bare(&query.question, ResponseCode::NotImp, at, reply);
         };
         let bytes = transfers.notify(packet, query, client, &self.metrics);
         self.reply_with(&bytes, transport, started, reply)
     }
 
-    /// A zone transfer query: over TCP or TLS, what the transfer rules make of it; over
-    /// UDP, the question with TC, for the client to ask again over TCP (RFC 1995 section
-    /// 2 and RFC 5936 section 4.2); REFUSED without transfer rules, or over DoH and DoQ.
+    /// A zone transfer query: what the transfer rules make of it over TCP, TLS and UDP
+    /// (where IXFR gets the SOA alone and AXFR the question with TC, RFC 1995 section 2
+    /// and RFC 5936 section 4.2); REFUSED without transfer rules, or over DoH and DoQ.
     pub(super) fn transfer(
         &self,
         packet: &[u8],
@@ -80,21 +74,13 @@ impl QueryHandler {
         started: Instant,
         reply: &mut Vec<u8>,
     ) -> Handled {
-        let datagram = match (&self.transfers, transport) {
-            (Some(_), Transport::Tcp | Transport::Tls) => false,
-            (Some(_), Transport::Udp) => true,
+        let (transfers, datagram) = match (&self.transfers, transport) {
+            (Some(transfers), Transport::Tcp | Transport::Tls) => (transfers, false),
+            (Some(transfers), Transport::Udp) => (transfers, true),
             _ => {
-                let hop = Hop {
-                    transport,
-                    limit: usize::MAX,
-                    started,
-                };
-                let outcome = Outcome::bare(ResponseCode::Refused);
-                return self.reply(&query.question, outcome, hop, reply);
+                let at = (transport, started);
+                return self.bare(&query.question, ResponseCode::Refused, at, reply);
             }
-        };
-        let Some(transfers) = &self.transfers else {
-            return Handled::Drop;
         };
         match transfers.answer(packet, query, client, &self.metrics, datagram) {
             Transfer::Reply(bytes) => self.reply_with(&bytes, transport, started, reply),
@@ -105,5 +91,21 @@ impl QueryHandler {
             },
             Transfer::Stream(outgoing) => Handled::Transfer(outgoing),
         }
+    }
+
+    /// The question alone with `rcode`.
+    fn bare(
+        &self,
+        question: &Question,
+        rcode: ResponseCode,
+        (transport, started): (Transport, Instant),
+        reply: &mut Vec<u8>,
+    ) -> Handled {
+        let hop = Hop {
+            transport,
+            limit: usize::MAX,
+            started,
+        };
+        self.reply(question, Outcome::bare(rcode), hop, reply)
     }
 }

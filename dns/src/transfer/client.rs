@@ -9,13 +9,14 @@
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, TSigVerifier, TSigner};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
+use super::tsig::sign_query;
 use crate::message::MAX_TCP_MESSAGE;
 
 /// Most records one transfer may bring (the most one write may carry).
@@ -157,17 +158,10 @@ impl Primary<'_> {
                 hickory_proto::rr::rdata::SOA::new(zone.clone(), zone.clone(), serial, 0, 0, 0, 0);
             message.add_authority(Record::from_rdata(zone.clone(), 0, RData::SOA(soa)));
         }
-        let mut verifier = None;
-        if let Some(key) = self.key {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |elapsed| elapsed.as_secs());
-            let (tsig, chain) = key
-                .sign_message(&message, now)
-                .map_err(|error| FetchError::Tsig(error.to_string()))?;
-            message.signature = Some(tsig);
-            verifier = chain;
-        }
+        let verifier = match self.key {
+            Some(key) => sign_query(key, &mut message).map_err(FetchError::Tsig)?,
+            None => None,
+        };
         let packet = message
             .to_vec()
             .map_err(|error| FetchError::Malformed(error.to_string()))?;

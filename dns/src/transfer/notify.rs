@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Transfers;
+use super::tsig::sign_query;
 use crate::metrics::Metrics;
 
 /// How long a NOTIFY waits for its answer before it is sent again.
@@ -174,13 +175,7 @@ impl Notifier {
             .and_then(|secondary| secondary.key.as_ref())
             .and_then(|key| rules.keys.get(key));
         if let Some(signer) = key {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |elapsed| elapsed.as_secs());
-            let (tsig, _) = signer
-                .sign_message(&message, now)
-                .map_err(io::Error::other)?;
-            message.signature = Some(tsig);
+            sign_query(signer, &mut message).map_err(io::Error::other)?;
         }
         message.to_vec().map_err(io::Error::other)
     }

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use hickory_proto::op::Message;
 use hickory_proto::rr::rdata::tsig::{TSIG, TsigAlgorithm, TsigError, make_tsig_record};
-use hickory_proto::rr::{Name, Record, TSigResponseContext, TSigner};
+use hickory_proto::rr::{Name, Record, TSigResponseContext, TSigVerifier, TSigner};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 /// How far the signer's clock may be from ours (RFC 8945 section 10 recommends 300 s).
@@ -121,6 +121,21 @@ pub fn signer(name: &str, algorithm: &str, secret: Vec<u8>) -> Result<TSigner, K
     }
     TSigner::new(secret, algorithm, key_name, TSIG_FUDGE)
         .map_err(|_| KeyError::Algorithm(name.to_string()))
+}
+
+/// Signs a query we send (a NOTIFY, a transfer request) with `signer`, now: its TSIG set
+/// as the message's signature; returns the verifier of the answer's chain.
+pub fn sign_query(signer: &TSigner, message: &mut Message) -> Result<Option<TSigVerifier>, String> {
+    let (tsig, verifier) = signer
+        .sign_message(message, unix_now())
+        .map_err(|error| error.to_string())?;
+    message.signature = Some(tsig);
+    Ok(verifier)
+}
+
+/// The key a followed zone's exchanges are signed with, as the cluster keeps it.
+pub fn key_signer(key: &outpost_core::state::TsigKey) -> Result<TSigner, KeyError> {
+    signer(&key.name, &key.algorithm, key.secret.clone())
 }
 
 /// Why a signed query was refused (RFC 8945 section 5.2), with what the unsigned or
