@@ -9,16 +9,20 @@ rustup show active-toolchain >/dev/null   # installs the toolchain of rust-toolc
 # encrypted DNS tests ask with kdig (knot-dnsutils) over TLS and HTTPS, and curl; the
 # zone interop test checks our exports with BIND's named-checkzone (bind9-utils) and
 # Knot's kzonecheck (knot-dnssecutils); the zone transfer tests run Knot itself (knot) as
-# a secondary.
+# a secondary; the console's browser tests drive Chromium (chromium) through ChromeDriver
+# (chromium-driver).
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo=sudo
-for needed in iptables:iptables kdig:knot-dnsutils curl:curl named-checkzone:bind9-utils kzonecheck:knot-dnssecutils knotd:knot; do
+for needed in iptables:iptables kdig:knot-dnsutils curl:curl named-checkzone:bind9-utils kzonecheck:knot-dnssecutils knotd:knot chromium:chromium chromedriver:chromium-driver; do
   command -v "${needed%%:*}" >/dev/null && continue
   package="${needed#*:}"
   echo "test: installing $package with apt-get"
   $sudo apt-get install -y --no-install-recommends "$package" >/dev/null ||
     { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends "$package" >/dev/null; }
 done
+# axe-core, the accessibility checker the browser tests run in each console page, pinned
+# by tests/console-tools/package-lock.json.
+npm ci --prefix tests/console-tools --no-audit --no-fund --silent
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins

@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`appliance`]: one `outpost serve` process and how a user reaches it (admin API,
 //!   CLI, signals, `/metrics`).
+//! - [`browser`]: a real headless Chromium through ChromeDriver (WebDriver), and
+//!   axe-core's accessibility check, for the console's tests.
 //! - [`dns`]: a blocking DNS client over UDP and TCP, and raw packet sending for
 //!   malformed input.
 //! - [`lite`]: one `outpost-lite run` process (DNS, `outpost-lite status`, signals),
@@ -21,6 +23,7 @@
 //! config without `forward.upstreams`, whose default would be /etc/resolv.conf.
 
 pub mod appliance;
+pub mod browser;
 pub mod cluster;
 pub mod convergence;
 pub mod dns;

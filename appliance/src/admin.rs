@@ -12,6 +12,7 @@
 //! - [`listener`]: the accept loop: hyper connections under a header-read timeout, a
 //!   connection cap, graceful shutdown.
 //! - [`auth`]: the admin token file and the bearer check on `/v1`.
+//! - [`console`]: the operator's web console under `/ui/`, and its sign-in sessions.
 //! - [`body`]: the JSON bodies of the answers, shared with the CLI.
 //! - [`error`]: [`ApiError`], the one error type, and extractors that produce it.
 //! - [`status`]: `/health`, `/ready`, `/metrics` and `/v1/status`.
@@ -22,6 +23,7 @@
 //!   removed.
 //! - [`cluster`]: `/v1/cluster…`: join invites, cluster status, retiring a node; and the
 //!   read view of listings (`?consistency=local|linearizable`).
+//! - [`querylog`]: `/v1/querylog…`: this node's recent queries and per-minute aggregates.
 //! - [`transform`]: record-transform plugins over the records of a write.
 //! - [`presentation`]: records as master-file text, for export and listings.
 //!
@@ -32,12 +34,14 @@ mod auth;
 pub(crate) mod body;
 mod cluster;
 mod connection;
+pub mod console;
 mod error;
 pub(crate) mod follow;
 mod idempotency;
 mod listener;
 pub mod plugins;
 mod presentation;
+mod querylog;
 mod records;
 mod status;
 mod tokens;
@@ -60,6 +64,7 @@ use crate::store::Store;
 use crate::sync::hub::Hub;
 use outpost_dns::metrics::Metrics;
 use outpost_dns::plugin_runtime::PluginRuntime;
+use outpost_dns::querylog::QueryLog;
 use outpost_dns::server::encrypted::cert::CertResolver;
 
 pub use auth::{TOKEN_FILE_NAME, load_or_create_token};
@@ -91,6 +96,10 @@ pub struct AdminState {
     /// The certificate of DoT, DoH and DoQ, whose pin `/v1/status` shows; `None` when
     /// every encrypted listener is off.
     pub dns_tls: Option<Arc<CertResolver>>,
+    /// What this node's DNS clients asked, for `/v1/querylog`; `None`: no log kept.
+    pub query_log: Option<Arc<QueryLog>>,
+    /// The console's signed-in sessions.
+    pub sessions: console::Sessions,
 }
 
 /// Serves until `shutdown` is cancelled, then finishes in-flight requests for at most
@@ -134,6 +143,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/lite-tokens/{name}", delete(tokens::revoke))
         .route("/v1/sync/sessions", get(tokens::sessions))
         .route("/v1/plugins", get(plugins::list))
+        .route("/v1/querylog", get(querylog::search))
+        .route("/v1/querylog/stats", get(querylog::stats))
         .route("/v1/cluster", get(cluster::status))
         .route("/v1/cluster/invites", post(cluster::invite))
         .route("/v1/cluster/nodes/{id}", delete(cluster::remove))
@@ -148,11 +159,23 @@ pub fn router(state: AdminState) -> Router {
             Arc::clone(&state),
             auth::require_token,
         ));
+    let ui = Router::new()
+        .route("/ui", get(console::redirect))
+        .route("/ui/", get(console::index))
+        .route("/ui/app.js", get(console::script))
+        .route("/ui/app.css", get(console::style))
+        .route(
+            "/ui/session",
+            get(console::current)
+                .post(console::sign_in)
+                .delete(console::sign_out),
+        );
     Router::new()
         .route("/health", get(status::health))
         .route("/ready", get(status::ready))
         .route("/metrics", get(status::metrics))
         .merge(v1)
+        .merge(ui)
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(axum::middleware::from_fn(connection::close_if_body_unread))

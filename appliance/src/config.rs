@@ -26,6 +26,7 @@ use crate::store::{JoinTicket, RaftTiming, Tuning};
 mod encrypted;
 pub mod forward;
 mod listen;
+pub mod query_log;
 mod rate_limit;
 mod reload;
 pub mod sources;
@@ -92,6 +93,9 @@ pub struct RawConfig {
     /// `[[sources]]`: hosts and lease files this node feeds into zones.
     #[serde(default)]
     pub sources: Vec<sources::RawSource>,
+    /// `[query_log]`: what the in-memory query log keeps.
+    #[serde(default)]
+    pub query_log: query_log::RawQueryLog,
 }
 
 /// `[plugins]`: how long a WebAssembly plugin's call may run before it is cut off.
@@ -232,6 +236,8 @@ pub struct Config {
     pub transfer: TransferRules,
     /// The record sources this node watches.
     pub sources: Vec<crate::sources::SourceConfig>,
+    /// What the in-memory query log keeps.
+    pub query_log: outpost_dns::querylog::Settings,
 }
 
 /// The validated `[sync]` section.
@@ -362,6 +368,7 @@ impl RawConfig {
             plugins,
             transfer: transfer::resolve(self.transfer)?,
             sources: sources::resolve(self.sources)?,
+            query_log: query_log::resolve(self.query_log)?,
         })
     }
 }

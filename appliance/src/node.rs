@@ -177,6 +177,9 @@ impl Node {
         self.handler.set_full_any_over_tcp(next.full_any_over_tcp);
         self.transfers.set_rules(next.transfer.clone());
         self.sources.set(next.sources.clone());
+        if let Some(log) = self.handler.query_log() {
+            log.reconfigure(next.query_log);
+        }
         let upstreams: Vec<String> = next
             .forward
             .upstreams

@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use hickory_proto::op::{Query, ResponseCode};
@@ -31,6 +31,7 @@ use crate::cookie::server_cookie;
 use crate::forward::{ForwardConfig, ForwardError, Forwarder, Resolved};
 use crate::message::{self, Decoded, Outcome, Question};
 use crate::metrics::Metrics;
+use crate::querylog::{self, Answered, QueryLog, Source};
 use crate::rate_limit::{RateLimit, RateLimiter, Verdict};
 use crate::transfer::{Outgoing, Transfers};
 use outpost_core::answer::Transport;
@@ -55,6 +56,8 @@ pub struct QueryHandler {
     cookie_secrets: Arc<ArcSwapOption<CookieSecrets>>,
     /// Zone transfers out; `None` (every transfer REFUSED) on a Lite client.
     transfers: Option<Arc<Transfers>>,
+    /// Where answered queries are recorded; `None` when this daemon keeps no log.
+    query_log: Option<Arc<QueryLog>>,
 }
 
 /// What a query's DNS cookie proves about its source.
@@ -81,10 +84,11 @@ pub enum Handled {
     Transfer(Box<Outgoing>),
 }
 
-/// Where an answer goes: the transport it is counted under, the most it may take, and
-/// when its query arrived.
+/// Where an answer goes: who asked, the transport it is counted under, the most it may
+/// take, and when its query arrived.
 #[derive(Clone, Copy)]
 struct Hop {
+    client: IpAddr,
     transport: Transport,
     limit: usize,
     started: Instant,
@@ -94,6 +98,8 @@ struct Hop {
 #[derive(Debug)]
 pub struct ForwardRequest {
     pub question: Question,
+    /// Who asked, for the query log.
+    client: IpAddr,
     /// Set when a policy plugin redirected the query: the forwarder resolves the
     /// target, and the answer starts with the CNAME to it.
     redirect: Option<Box<Redirect>>,
@@ -140,6 +146,14 @@ fn forwarded(
     }
 }
 
+/// The query log's source of an answer behind a plugin's redirect.
+fn redirected(redirect: Option<&Redirect>) -> Option<Source> {
+    redirect.map(|redirect| Source::Plugin {
+        plugin: Arc::clone(&redirect.plugin),
+        verdict: querylog::Verdict::Redirect,
+    })
+}
+
 /// RFC 8482: an ANY question gets one of the name's RRsets, not all of them, so our
 /// zones never amplify a spoofed ANY; the first (lowest type) is the one kept. Over
 /// TCP, every RRset when the operator asked for it (`dns.full_any_over_tcp`).
@@ -168,7 +182,14 @@ impl QueryHandler {
             full_any_over_tcp: AtomicBool::new(false),
             cookie_secrets: Arc::new(ArcSwapOption::empty()),
             transfers: None,
+            query_log: None,
         }
+    }
+
+    /// Records every answered query in `log` (as its settings say).
+    pub fn with_query_log(mut self, log: Arc<QueryLog>) -> Self {
+        self.query_log = Some(log);
+        self
     }
 
     /// Serves zone transfers by `transfers`' rules. Without it, every one is REFUSED.
@@ -203,6 +224,11 @@ impl QueryHandler {
     /// set). Queries in flight finish with the chain they started with.
     pub fn set_policies(&self, policies: Arc<PolicyChain>) {
         self.policies.store(policies);
+    }
+
+    /// The query log this handler records into, if any.
+    pub fn query_log(&self) -> Option<&Arc<QueryLog>> {
+        self.query_log.as_ref()
     }
 
     /// The query-policy plugins in use.
@@ -267,6 +293,7 @@ impl QueryHandler {
     ) -> Handled {
         let may_recurse = self.may_recurse(client);
         let hop = Hop {
+            client,
             transport,
             limit: limit.unwrap_or_else(|| message::udp_limit(&question)),
             started,
@@ -281,18 +308,14 @@ impl QueryHandler {
                 Verdict::Slip | Verdict::Drop if proof == Proof::Unproven => {
                     Metrics::bump(&self.metrics.cookie_badcookie_sent);
                     let outcome = Outcome::bare(ResponseCode::BADCOOKIE);
-                    return self.reply(&question, outcome, hop, reply);
+                    return self.reply(&question, outcome, hop, Source::RateLimited, reply);
                 }
                 Verdict::Slip => {
                     Metrics::bump(&self.metrics.rate_limit_slipped);
                     // The question alone, with TC: a real client retries over TCP.
                     let truncated = Hop { limit: 0, ..hop };
-                    return self.reply(
-                        &question,
-                        Outcome::bare(ResponseCode::NoError),
-                        truncated,
-                        reply,
-                    );
+                    let outcome = Outcome::bare(ResponseCode::NoError);
+                    return self.reply(&question, outcome, truncated, Source::RateLimited, reply);
                 }
                 Verdict::Drop => {
                     Metrics::bump(&self.metrics.rate_limit_dropped);
@@ -303,7 +326,9 @@ impl QueryHandler {
         let redirect = match self.apply_policies(&question, client, transport, may_recurse) {
             Applied::Continue => None,
             Applied::Redirect(redirect) => Some(redirect),
-            Applied::Reply(outcome) => return self.reply(&question, outcome, hop, reply),
+            Applied::Reply(outcome, source) => {
+                return self.reply(&question, outcome, hop, source, reply);
+            }
         };
         self.resolve(question, redirect, may_recurse, hop, reply)
     }
@@ -325,6 +350,7 @@ impl QueryHandler {
             .map_or(question.query.name(), |redirect| &redirect.target);
         let zones = self.zones.load();
         let qtype = question.query.query_type();
+        let mut source = redirected(redirect.as_deref()).unwrap_or(Source::Zone);
         let outcome = match zones.lookup(name, qtype) {
             Some(mut answer) => {
                 let full_any =
@@ -347,12 +373,17 @@ impl QueryHandler {
                 }
             }
             None if may_recurse && question.recursion_desired => {
-                let request = ForwardRequest { question, redirect };
+                let request = ForwardRequest {
+                    question,
+                    client: hop.client,
+                    redirect,
+                };
                 let Some(resolved) = self.forwarder.cached(&request.upstream_query()) else {
                     return Handled::Forward(request);
                 };
+                let source = redirected(request.redirect.as_deref()).unwrap_or(Source::Cache);
                 let outcome = forwarded(Ok(resolved), request.redirect);
-                return self.reply(&request.question, outcome, hop, reply);
+                return self.reply(&request.question, outcome, hop, source, reply);
             }
             // The target is not ours and this client may not recurse: the CNAME alone,
             // as for any CNAME that leaves our zones.
@@ -366,9 +397,12 @@ impl QueryHandler {
                 ..Outcome::bare(ResponseCode::NoError)
             },
             // Not ours, and this client may not recurse: never an open resolver.
-            None => Outcome::bare(ResponseCode::Refused),
+            None => {
+                source = Source::Refused;
+                Outcome::bare(ResponseCode::Refused)
+            }
         };
-        self.reply(&question, outcome, hop, reply)
+        self.reply(&question, outcome, hop, source, reply)
     }
 
     /// What response rate limiting makes of an answer to `client` over UDP: a source
@@ -417,17 +451,47 @@ impl QueryHandler {
         }
     }
 
-    /// The last hop: encodes the answer into `reply` and counts it.
+    /// The last hop: encodes the answer into `reply`, counts it and logs it.
     fn reply(
         &self,
         question: &Question,
         outcome: Outcome<'_>,
         hop: Hop,
+        source: Source,
         reply: &mut Vec<u8>,
     ) -> Handled {
         message::encode_into(question, outcome, hop.limit, reply);
-        self.count(hop.transport, reply, hop.started);
+        let (rcode, latency) = self.count(hop.transport, reply, hop.started);
+        self.log(
+            question,
+            (hop.client, hop.transport),
+            rcode,
+            source,
+            latency,
+        );
         Handled::Reply
+    }
+
+    /// Records an answered query in the query log, if this daemon keeps one.
+    fn log(
+        &self,
+        question: &Question,
+        (client, transport): (IpAddr, Transport),
+        rcode: ResponseCode,
+        source: Source,
+        latency: Duration,
+    ) {
+        if let Some(log) = &self.query_log {
+            log.record(Answered {
+                client,
+                name: question.query.name(),
+                qtype: question.query.query_type(),
+                transport,
+                rcode,
+                source,
+                latency,
+            });
+        }
     }
 
     /// Sends `bytes`, a reply made before the answer engine (an early refusal, a TSIG
@@ -481,9 +545,12 @@ impl QueryHandler {
         if let Err(error) = &resolved {
             tracing::debug!(name = %request.question.query.name(), %error, "forwarding failed");
         }
+        let source = redirected(request.redirect.as_deref()).unwrap_or(Source::Upstream);
         let outcome = forwarded(resolved, request.redirect);
         let bytes = message::encode(&request.question, outcome, limit);
-        self.count(transport, &bytes, started);
+        let (rcode, latency) = self.count(transport, &bytes, started);
+        let at = (request.client, transport);
+        self.log(&request.question, at, rcode, source, latency);
         bytes
     }
 
@@ -498,14 +565,21 @@ impl QueryHandler {
             .any(|network| network.contains(&client))
     }
 
-    fn count(&self, transport: Transport, bytes: &[u8], started: Instant) {
+    /// Counts an answer in the metrics; its rcode and how long it took.
+    fn count(
+        &self,
+        transport: Transport,
+        bytes: &[u8],
+        started: Instant,
+    ) -> (ResponseCode, Duration) {
         let rcode = bytes
             .get(3)
             .map_or(ResponseCode::ServFail, |b| ResponseCode::from(0, b & 0x0f));
         if bytes.get(2).is_some_and(|flags| flags & 0x02 != 0) {
             Metrics::bump(&self.metrics.truncated);
         }
-        self.metrics
-            .record_answer(transport, rcode, started.elapsed());
+        let latency = started.elapsed();
+        self.metrics.record_answer(transport, rcode, latency);
+        (rcode, latency)
     }
 }

@@ -10,6 +10,7 @@
 //! - [`rate_limit`]: response rate limiting over UDP (per prefix, with slip).
 //! - [`forward`]: upstream exchange and the answer cache (TTLs, negative, serve-stale).
 //! - [`metrics`]: counters rendered for Prometheus, the plugins' among them.
+//! - [`querylog`]: recent queries and per-minute aggregates, in memory, for the console.
 //! - [`plugin_runtime`]: the plugins in force: definitions loaded into the wasmtime host,
 //!   the policy chain put in the handler, transforms for the write path.
 //!
@@ -23,6 +24,7 @@ pub mod handler;
 pub mod message;
 pub mod metrics;
 pub mod plugin_runtime;
+pub mod querylog;
 pub mod rate_limit;
 pub mod server;
 pub mod transfer;

@@ -26,6 +26,9 @@
 //!   attached (a follower behind the purged log, with plugins and a zone deleted in the
 //!   gap; an isolated leader; a Lite client moved to a node behind it), each ending with
 //!   the convergence checker, under three seeds.
+//! - [`console`]: the web console in a real headless Chromium: sign-in, records,
+//!   the live query log, a blocked query, a revoked Lite token, axe-core on every page;
+//!   the session's refusals over HTTP.
 //! - [`admin_cli`]: the CLI (`zone`, `record`, `status`, `check-config`).
 //! - [`admin_api`]: the HTTP API's errors, its token, `/metrics`.
 //! - [`admin_limits`]: slow, silent and idle admin clients closed past the header-read
@@ -54,6 +57,7 @@ mod admin_cli;
 mod admin_limits;
 mod authoritative;
 mod cluster;
+mod console;
 mod cookies;
 mod durability;
 mod edns_tcp;

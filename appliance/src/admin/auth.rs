@@ -14,6 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AdminState;
+use super::console::{self, Access};
 use super::error::ApiError;
 use crate::secret_file::{Created, constant_time_eq, create_once, hex, warn_if_shared};
 
@@ -62,7 +63,8 @@ fn new_token() -> io::Result<String> {
     Ok(hex(&bytes))
 }
 
-/// Middleware for `/v1`: passes requests that carry `Authorization: Bearer <token>`.
+/// Middleware for `/v1`: passes requests that carry `Authorization: Bearer <token>`,
+/// or the console's session cookie (with its CSRF token on a change).
 pub async fn require_token(
     State(state): State<Arc<AdminState>>,
     request: Request,
@@ -78,7 +80,12 @@ pub async fn require_token(
         Some(token) if constant_time_eq(token.as_bytes(), state.token.as_bytes()) => {
             next.run(request).await
         }
-        _ => ApiError::Unauthorized.into_response(),
+        Some(_) => ApiError::Unauthorized.into_response(),
+        None => match state.sessions.access(request.method(), request.headers()) {
+            Access::Granted => next.run(request).await,
+            Access::MissingCsrf => console::csrf_refused().into_response(),
+            Access::None => ApiError::Unauthorized.into_response(),
+        },
     }
 }
 

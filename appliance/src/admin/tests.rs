@@ -84,6 +84,8 @@ impl TestServer {
             )),
             connections: Arc::default(),
             dns_tls: None,
+            query_log: None,
+            sessions: Default::default(),
         };
         let served = runtime.spawn(serve(listener, state, shutdown.clone()));
         TestServer {

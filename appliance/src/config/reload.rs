@@ -35,6 +35,8 @@ impl Config {
             // Applied live (`Node::reload`): the watcher reads the new list at its next
             // poll.
             sources: _,
+            // Applied live (`Node::reload`); a new capacity empties the recent queries.
+            query_log: _,
         } = self;
         let tls = |config: &Config| config.sync.tls.clone();
         let changed = [

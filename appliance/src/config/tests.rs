@@ -451,3 +451,36 @@ fn error(text: &str) -> String {
         .unwrap_err()
         .to_string()
 }
+
+#[test]
+fn the_query_log_keeps_every_query_by_default_and_its_keys_are_checked() {
+    use outpost_dns::querylog::{Mode, Settings};
+    let config = RawConfig::default().resolve(Overrides::default()).unwrap();
+    assert_eq!(config.query_log, Settings::default());
+    assert_eq!(config.query_log.mode, Mode::All);
+    let raw = RawConfig::from_toml(
+        "[query_log]\nmode = \"blocked-or-failed\"\ncapacity = 50\nanonymize_clients = true\n",
+    )
+    .unwrap();
+    let config = raw.resolve(Overrides::default()).unwrap();
+    assert_eq!(
+        config.query_log,
+        Settings {
+            mode: Mode::BlockedOrFailed,
+            capacity: 50,
+            anonymize_clients: true
+        }
+    );
+    let raw = RawConfig::from_toml("[query_log]\nmode = \"some\"\n").unwrap();
+    let err = raw.resolve(Overrides::default()).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "query_log.mode: \"some\" is not a mode (all, blocked-or-failed or off)"
+    );
+    let raw = RawConfig::from_toml("[query_log]\ncapacity = 0\n").unwrap();
+    let err = raw.resolve(Overrides::default()).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "query_log.capacity: \"0\" is out of range (1 to 1000000)"
+    );
+}

@@ -17,6 +17,7 @@ use outpost_dns::forward::Forwarder;
 use outpost_dns::handler::QueryHandler;
 use outpost_dns::metrics::Metrics;
 use outpost_dns::plugin_runtime::{PluginRuntime, PluginWatch};
+use outpost_dns::querylog::QueryLog;
 use outpost_dns::server::encrypted::cert::{CertResolver, DnsCertificate};
 use outpost_dns::server::encrypted::{EncryptedAddrs, EncryptedSockets};
 use outpost_dns::server::{DnsSockets, drain_in_flight};
@@ -359,14 +360,7 @@ async fn spawn_services(
         .map_err(NodeError::Plugins)?;
     let plugins = Arc::new(PluginRuntime::new(engine, handler.clone(), config.plugins));
     crate::plugin_reload::load_current(&plugins, store, true).await;
-    let follow = watchers.follow;
-    tracker.spawn(crate::follow::run(store.clone(), follow, shutdown.clone()));
-    let sources = Arc::new(SourceSet::new(config.sources.clone()));
-    tracker.spawn(crate::sources::run(
-        store.clone(),
-        sources.clone(),
-        shutdown.clone(),
-    ));
+    let sources = spawn_zone_feeds(config, store, watchers.follow, (&tracker, &shutdown));
     spawn_background_tasks(&tracker, &plugins, watchers.plugins, store, &shutdown);
     let (encrypted_addrs, dns_cert) = spawn_dns(
         listeners.dns,
@@ -386,6 +380,8 @@ async fn spawn_services(
         plugins,
         connections: Arc::default(),
         dns_tls: dns_cert.clone(),
+        query_log: handler.query_log().cloned(),
+        sessions: Default::default(),
     };
     spawn_admin(listeners.admin, state, &shutdown, &tracker);
     let (sync_addr, sync_shutdown, sync_tracker) = match spawn_sync(store, listeners.sync, hub, tls)
@@ -411,6 +407,24 @@ async fn spawn_services(
         admin_addr,
         sync_addr,
     })
+}
+
+/// The tasks that write zones from elsewhere: followed zones (from their primaries) and
+/// record sources (from files). The sources' set, for a reload.
+fn spawn_zone_feeds(
+    config: &Config,
+    store: &Store,
+    follow: Arc<FollowTrigger>,
+    (tracker, shutdown): (&TaskTracker, &CancellationToken),
+) -> Arc<SourceSet> {
+    tracker.spawn(crate::follow::run(store.clone(), follow, shutdown.clone()));
+    let sources = Arc::new(SourceSet::new(config.sources.clone()));
+    tracker.spawn(crate::sources::run(
+        store.clone(),
+        sources.clone(),
+        shutdown.clone(),
+    ));
+    sources
 }
 
 /// The admin API on `listener`, until `shutdown`.
@@ -497,7 +511,8 @@ fn query_handler(
         metrics.clone(),
     )
     .with_cookie_secrets(store.cookie_secrets())
-    .with_transfers(transfers);
+    .with_transfers(transfers)
+    .with_query_log(Arc::new(QueryLog::new(config.query_log)));
     handler.set_rate_limit(config.rate_limit);
     handler.set_full_any_over_tcp(config.full_any_over_tcp);
     Arc::new(handler)

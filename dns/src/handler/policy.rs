@@ -16,6 +16,7 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME};
@@ -24,6 +25,7 @@ use outpost_plugin_host::{Action, Block, MAX_ANSWER_RECORDS, PolicyOutcome};
 
 use crate::message::{Outcome, Question};
 use crate::metrics::Metrics;
+use crate::querylog::{Source, Verdict};
 
 /// TTL of a sinkhole answer: short, so that a name taken off a blocklist resolves
 /// again within a minute.
@@ -36,8 +38,9 @@ pub const REDIRECT_TTL: u32 = 60;
 pub enum Applied {
     /// Answer as if there were no plugins.
     Continue,
-    /// Send this answer; neither the answer engine nor the forwarder is asked.
-    Reply(Outcome<'static>),
+    /// Send this answer; neither the answer engine nor the forwarder is asked. The
+    /// source names the plugin and its verdict, for the query log.
+    Reply(Outcome<'static>, Source),
     /// Resolve the target instead of the question's name, behind the CNAME. Boxed:
     /// rare, and a record is large.
     Redirect(Box<Redirect>),
@@ -49,6 +52,8 @@ pub struct Redirect {
     /// `qname CNAME target`, first in the answer section.
     pub cname: Record,
     pub target: Name,
+    /// The plugin that redirected, for the query log.
+    pub plugin: Arc<str>,
 }
 
 /// Turns the chain's outcome into what the query path does next, counts it, and logs
@@ -69,10 +74,11 @@ pub fn apply(
         PolicyOutcome::Fail { plugin, error } => {
             Metrics::bump(&metrics.policy_failed);
             tracing::debug!(plugin = &*plugin, %error, "fail-closed plugin failed: SERVFAIL");
-            return Applied::Reply(Outcome {
+            let outcome = Outcome {
                 recursion_available: may_recurse,
                 ..Outcome::bare(ResponseCode::ServFail)
-            });
+            };
+            return Applied::Reply(outcome, decided(plugin, Verdict::Fail));
         }
     };
     let qname = question.query.name();
@@ -93,7 +99,7 @@ pub fn apply(
         Action::Allow => Applied::Continue,
         Action::Block(block) => {
             Metrics::bump(&metrics.policy_blocked);
-            Applied::Reply(match block {
+            let outcome = match block {
                 Block::NxDomain => bare(ResponseCode::NXDomain),
                 Block::Refused => bare(ResponseCode::Refused),
                 Block::Sinkhole(address) => Outcome {
@@ -103,18 +109,20 @@ pub fn apply(
                         .collect(),
                     ..bare(ResponseCode::NoError)
                 },
-            })
+            };
+            Applied::Reply(outcome, decided(plugin, Verdict::Block))
         }
         Action::Answer(records) => {
             Metrics::bump(&metrics.policy_answered);
-            Applied::Reply(Outcome {
+            let outcome = Outcome {
                 authoritative: true,
                 answers: answer_records(qname, qtype, records)
                     .into_iter()
                     .map(Cow::Owned)
                     .collect(),
                 ..bare(ResponseCode::NoError)
-            })
+            };
+            Applied::Reply(outcome, decided(plugin, Verdict::Answer))
         }
         Action::Redirect(target) => {
             Metrics::bump(&metrics.policy_redirected);
@@ -125,9 +133,14 @@ pub fn apply(
                     RData::CNAME(CNAME(target.clone())),
                 ),
                 target,
+                plugin,
             }))
         }
     }
+}
+
+fn decided(plugin: Arc<str>, verdict: Verdict) -> Source {
+    Source::Plugin { plugin, verdict }
 }
 
 fn action_name(action: &Action) -> &'static str {
@@ -238,7 +251,7 @@ mod tests {
 
     /// The rcode, AA, and the answer section as "owner TTL data" lines.
     fn reply(applied: Applied) -> (ResponseCode, bool, Vec<String>) {
-        let Applied::Reply(outcome) = applied else {
+        let Applied::Reply(outcome, _) = applied else {
             panic!("expected a reply, got {applied:?}");
         };
         let answers = outcome

@@ -9,6 +9,7 @@ use outpost_core::answer::Transport;
 
 use super::{Handled, Hop, QueryHandler};
 use crate::message::{self, Outcome, Question, WholeQuery};
+use crate::querylog::Source;
 use crate::transfer::Transfer;
 use crate::transfer::tsig::TSIG_ROOM;
 
@@ -55,7 +56,7 @@ impl QueryHandler {
         reply: &mut Vec<u8>,
     ) -> Handled {
         let Some(transfers) = &self.transfers else {
-            let at = (transport, started);
+            let at = (client, transport, started);
             return self.bare(&query.question, ResponseCode::NotImp, at, reply);
         };
         let bytes = transfers.notify(packet, query, client, &self.metrics);
@@ -78,7 +79,7 @@ impl QueryHandler {
             (Some(transfers), Transport::Tcp | Transport::Tls) => (transfers, false),
             (Some(transfers), Transport::Udp) => (transfers, true),
             _ => {
-                let at = (transport, started);
+                let at = (client, transport, started);
                 return self.bare(&query.question, ResponseCode::Refused, at, reply);
             }
         };
@@ -98,14 +99,15 @@ impl QueryHandler {
         &self,
         question: &Question,
         rcode: ResponseCode,
-        (transport, started): (Transport, Instant),
+        (client, transport, started): (IpAddr, Transport, Instant),
         reply: &mut Vec<u8>,
     ) -> Handled {
         let hop = Hop {
+            client,
             transport,
             limit: usize::MAX,
             started,
         };
-        self.reply(question, Outcome::bare(rcode), hop, reply)
+        self.reply(question, Outcome::bare(rcode), hop, Source::Early, reply)
     }
 }

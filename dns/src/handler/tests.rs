@@ -111,6 +111,7 @@ fn redirect(from: &str, to: &str) -> Redirect {
             RData::CNAME(CNAME(name(to))),
         ),
         target: name(to),
+        plugin: Arc::from("redirector"),
     }
 }
 
@@ -135,6 +136,7 @@ fn show(bytes: &[u8]) -> (ResponseCode, bool, Vec<String>) {
 /// decided, and the reply it wrote (empty unless it answered).
 fn resolve(handler: &QueryHandler, to: &str, may_recurse: bool) -> (Handled, Vec<u8>) {
     let hop = Hop {
+        client: IpAddr::from([192, 0, 2, 1]),
         transport: Transport::Udp,
         limit: 512,
         started: Instant::now(),

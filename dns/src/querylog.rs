@@ -1,0 +1,525 @@
+//! The query log: what this node's clients asked, kept in memory, never sent anywhere
+//! unless an operator asks for it (`/v1/querylog`, the console).
+//!
+//! Two views, both bounded:
+//! - **recent queries**: the last [`Settings::capacity`] answered queries (time, client,
+//!   name, type, transport, rcode, where the answer came from, latency), searched by
+//!   the console's log page and tailed by its live view;
+//! - **per-minute aggregates** for the last [`aggregate::HISTORY_MINUTES`] minutes
+//!   (`aggregate`): counts, cache hits, blocks, failures, upstream latency and the
+//!   busiest clients, names and blocked names.
+//!
+//! Cost: the query path records each answer with one uncontended lock of its worker's
+//! shard (one per thread, up to [`SHARDS`]), a name copied into a reused buffer and
+//! three counting-table updates; no allocation once the tables are warm. `mode = "off"`
+//! costs one atomic load.
+//!
+//! **Invariant:** a record's sequence number is unique and grows with the time it was
+//! taken, so a reader that remembers the last number it saw (the live tail) misses
+//! nothing that is still in the log.
+
+pub mod aggregate;
+
+use std::cell::Cell;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RecordType};
+use outpost_core::answer::Transport;
+use serde::Serialize;
+
+use aggregate::{History, Minute};
+
+/// Recent queries kept by default.
+pub const DEFAULT_CAPACITY: usize = 10_000;
+/// The most recent queries a log may be configured to keep (about 100 bytes each, so
+/// 100 MiB at most).
+pub const MAX_CAPACITY: usize = 1_000_000;
+/// Shards of the log: the query path's threads take one each (round robin), so two
+/// workers never wait on the same lock.
+pub const SHARDS: usize = 8;
+/// Records one search returns at most.
+pub const MAX_SEARCH_RESULTS: usize = 1_000;
+
+/// Which queries the log keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Every answered query.
+    #[default]
+    All,
+    /// Only queries a plugin decided, and answers with an error rcode (SERVFAIL,
+    /// REFUSED, FORMERR, NOTIMP, ...; NXDOMAIN is an answer, not an error).
+    BlockedOrFailed,
+    /// Nothing: neither recent queries nor aggregates.
+    Off,
+}
+
+/// The log's settings, from `[query_log]`; swapped whole on a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    pub mode: Mode,
+    /// Recent queries kept.
+    pub capacity: usize,
+    /// Keep clients' addresses without their last octet (IPv4) or last 80 bits
+    /// (IPv6), as AdGuard Home does.
+    pub anonymize_clients: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            mode: Mode::All,
+            capacity: DEFAULT_CAPACITY,
+            anonymize_clients: false,
+        }
+    }
+}
+
+/// Where an answer came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Our zones (an answer, a referral, NXDOMAIN).
+    Zone,
+    /// The forwarder's cache, without asking an upstream.
+    Cache,
+    /// An upstream, asked for this query (or SERVFAIL when none answered).
+    Upstream,
+    /// A query-policy plugin decided it.
+    Plugin { plugin: Arc<str>, verdict: Verdict },
+    /// Refused: not ours, and the client may not recurse.
+    Refused,
+    /// Response rate limiting answered it (a slip or BADCOOKIE).
+    RateLimited,
+    /// Answered before the answer engine: FORMERR, NOTIMP, a TSIG error.
+    Early,
+}
+
+/// What a plugin decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Block,
+    Answer,
+    Redirect,
+    /// A fail-closed plugin failed: SERVFAIL.
+    Fail,
+}
+
+impl Source {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Source::Zone => "zone",
+            Source::Cache => "cache",
+            Source::Upstream => "upstream",
+            Source::Plugin { .. } => "plugin",
+            Source::Refused => "refused",
+            Source::RateLimited => "rate-limited",
+            Source::Early => "early",
+        }
+    }
+
+    fn is_block(&self) -> bool {
+        matches!(
+            self,
+            Source::Plugin {
+                verdict: Verdict::Block,
+                ..
+            }
+        )
+    }
+}
+
+/// One answered query, as the query path hands it over.
+pub struct Answered<'a> {
+    pub client: IpAddr,
+    pub name: &'a Name,
+    pub qtype: RecordType,
+    pub transport: Transport,
+    pub rcode: ResponseCode,
+    pub source: Source,
+    pub latency: Duration,
+}
+
+/// One kept query, as a search returns it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    /// Grows by one per kept query on this node; the live tail's cursor.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    pub client: IpAddr,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub qtype: String,
+    pub transport: &'static str,
+    pub rcode: String,
+    /// `zone`, `cache`, `upstream`, `plugin`, `refused`, `rate-limited` or `early`.
+    pub source: &'static str,
+    /// The deciding plugin, when `source` is `plugin`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    pub latency_us: u64,
+}
+
+/// What a search asks for; every field set must match.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only records after this sequence number (the live tail).
+    pub after: Option<u64>,
+    pub client: Option<IpAddr>,
+    /// A part of the name, lowercase.
+    pub name: Option<String>,
+    pub qtype: Option<RecordType>,
+    pub rcode: Option<ResponseCode>,
+    /// `zone`, `cache`, ..., or a verdict (`block`, `answer`, `redirect`, `fail`).
+    pub source: Option<String>,
+    pub limit: usize,
+}
+
+/// The log of one node. Shared by every socket loop through the query handler.
+pub struct QueryLog {
+    settings: ArcSwap<Settings>,
+    shards: Box<[Mutex<Shard>]>,
+    history: Mutex<History>,
+    next_seq: AtomicU64,
+}
+
+/// One shard: a ring of recent queries and the minute being counted.
+struct Shard {
+    ring: Vec<Slot>,
+    /// Where the next record goes.
+    head: usize,
+    capacity: usize,
+    minute: Minute,
+}
+
+/// A ring slot, reused: its name buffer keeps its allocation.
+struct Slot {
+    seq: u64,
+    time_ms: u64,
+    client: IpAddr,
+    /// The name's labels, lowercase, each behind its length (wire form, no root).
+    name: Vec<u8>,
+    qtype: RecordType,
+    transport: Transport,
+    rcode: ResponseCode,
+    source: Source,
+    latency_us: u64,
+}
+
+thread_local! {
+    /// The shard this thread writes to, chosen on its first record.
+    static SHARD: Cell<Option<usize>> = const { Cell::new(None) };
+}
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+impl QueryLog {
+    pub fn new(settings: Settings) -> Self {
+        let log = Self {
+            settings: ArcSwap::from_pointee(settings),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::new(0))).collect(),
+            history: Mutex::new(History::default()),
+            next_seq: AtomicU64::new(1),
+        };
+        log.resize(settings.capacity);
+        log
+    }
+
+    pub fn settings(&self) -> Settings {
+        **self.settings.load()
+    }
+
+    /// Applies reloaded settings. A new capacity starts the recent queries afresh; the
+    /// aggregates are kept.
+    pub fn reconfigure(&self, settings: Settings) {
+        let old = self.settings.swap(Arc::new(settings));
+        if old.capacity != settings.capacity {
+            self.resize(settings.capacity);
+        }
+    }
+
+    fn resize(&self, capacity: usize) {
+        let per_shard = capacity.min(MAX_CAPACITY).div_ceil(SHARDS);
+        for shard in self.shards.iter() {
+            let mut shard = lock(shard);
+            let minute = std::mem::take(&mut shard.minute);
+            *shard = Shard::new(per_shard);
+            shard.minute = minute;
+        }
+    }
+
+    /// Records an answered query, as the settings say.
+    pub fn record(&self, answered: Answered<'_>) {
+        let settings = self.settings.load();
+        let keep = match settings.mode {
+            Mode::Off => return,
+            Mode::All => true,
+            Mode::BlockedOrFailed => {
+                matches!(answered.source, Source::Plugin { .. }) || is_error(answered.rcode)
+            }
+        };
+        if !keep {
+            return;
+        }
+        let client = if settings.anonymize_clients {
+            anonymize(answered.client)
+        } else {
+            answered.client
+        };
+        let time_ms = unix_ms();
+        let mut shard = lock(&self.shards[shard_index()]);
+        let minute = time_ms / 60_000;
+        if shard.minute.minute != minute {
+            let done = std::mem::replace(&mut shard.minute, Minute::starting(minute));
+            lock(&self.history).add(done.summary());
+        }
+        shard.minute.count(&answered, client);
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        shard.push(seq, time_ms, client, answered);
+    }
+
+    /// The most recent records that match `filter`, newest first.
+    pub fn search(&self, filter: &Filter) -> Vec<Record> {
+        let limit = filter.limit.clamp(1, MAX_SEARCH_RESULTS);
+        let mut found = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = lock(shard);
+            // Newest first within the shard, at most `limit` of them.
+            let mut taken = 0;
+            for slot in shard.newest_first() {
+                if taken == limit || filter.after.is_some_and(|after| slot.seq <= after) {
+                    break;
+                }
+                if slot.matches(filter) {
+                    found.push(slot.record());
+                    taken += 1;
+                }
+            }
+        }
+        found.sort_unstable_by_key(|record| std::cmp::Reverse(record.seq));
+        found.truncate(limit);
+        found
+    }
+
+    /// The aggregates of the last `minutes` minutes (at most a day), the minutes still
+    /// being counted included.
+    pub fn stats(&self, minutes: u64) -> aggregate::Stats {
+        let now = unix_ms() / 60_000;
+        let mut current = Vec::with_capacity(SHARDS);
+        for shard in self.shards.iter() {
+            let shard = lock(shard);
+            if shard.minute.queries > 0 {
+                current.push(shard.minute.summary());
+            }
+        }
+        lock(&self.history).stats(now, minutes, current)
+    }
+}
+
+impl Shard {
+    fn new(capacity: usize) -> Self {
+        Self {
+            ring: Vec::new(),
+            head: 0,
+            capacity,
+            minute: Minute::default(),
+        }
+    }
+
+    fn push(&mut self, seq: u64, time_ms: u64, client: IpAddr, answered: Answered<'_>) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.ring.len() < self.capacity {
+            self.ring.push(Slot::empty());
+        }
+        let head = self.head;
+        self.head = (head + 1) % self.capacity;
+        let slot = &mut self.ring[head];
+        slot.seq = seq;
+        slot.time_ms = time_ms;
+        slot.client = client;
+        write_name(&mut slot.name, answered.name);
+        slot.qtype = answered.qtype;
+        slot.transport = answered.transport;
+        slot.rcode = answered.rcode;
+        slot.source = answered.source;
+        slot.latency_us = answered.latency.as_micros().try_into().unwrap_or(u64::MAX);
+    }
+
+    fn newest_first(&self) -> impl Iterator<Item = &Slot> {
+        let (older, newer) = self.ring.split_at(self.head.min(self.ring.len()));
+        newer.iter().chain(older).rev()
+    }
+}
+
+impl Slot {
+    fn empty() -> Self {
+        Self {
+            seq: 0,
+            time_ms: 0,
+            client: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            name: Vec::new(),
+            qtype: RecordType::A,
+            transport: Transport::Udp,
+            rcode: ResponseCode::NoError,
+            source: Source::Zone,
+            latency_us: 0,
+        }
+    }
+
+    fn matches(&self, filter: &Filter) -> bool {
+        filter.client.is_none_or(|client| client == self.client)
+            && filter.qtype.is_none_or(|qtype| qtype == self.qtype)
+            && filter.rcode.is_none_or(|rcode| rcode == self.rcode)
+            && filter.source.as_deref().is_none_or(|source| {
+                source == self.source.as_str()
+                    || matches!(&self.source, Source::Plugin { verdict, .. }
+                        if verdict_name(*verdict) == source)
+            })
+            && filter
+                .name
+                .as_deref()
+                .is_none_or(|part| read_name(&self.name).contains(part))
+    }
+
+    fn record(&self) -> Record {
+        let (plugin, verdict) = match &self.source {
+            Source::Plugin { plugin, verdict } => (Some(Arc::clone(plugin)), Some(*verdict)),
+            _ => (None, None),
+        };
+        Record {
+            seq: self.seq,
+            time_ms: self.time_ms,
+            client: self.client,
+            name: read_name(&self.name),
+            qtype: self.qtype.to_string(),
+            transport: self.transport.as_str(),
+            rcode: rcode_name(self.rcode),
+            source: self.source.as_str(),
+            plugin,
+            verdict,
+            latency_us: self.latency_us,
+        }
+    }
+}
+
+fn verdict_name(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Block => "block",
+        Verdict::Answer => "answer",
+        Verdict::Redirect => "redirect",
+        Verdict::Fail => "fail",
+    }
+}
+
+/// The rcodes a log shows by name, as dig prints them.
+const RCODE_NAMES: [(ResponseCode, &str); 11] = [
+    (ResponseCode::NoError, "NOERROR"),
+    (ResponseCode::FormErr, "FORMERR"),
+    (ResponseCode::ServFail, "SERVFAIL"),
+    (ResponseCode::NXDomain, "NXDOMAIN"),
+    (ResponseCode::NotImp, "NOTIMP"),
+    (ResponseCode::Refused, "REFUSED"),
+    (ResponseCode::YXDomain, "YXDOMAIN"),
+    (ResponseCode::NotAuth, "NOTAUTH"),
+    (ResponseCode::NotZone, "NOTZONE"),
+    (ResponseCode::BADVERS, "BADVERS"),
+    (ResponseCode::BADCOOKIE, "BADCOOKIE"),
+];
+
+/// `rcode` as dig names it (`NOERROR`, `NXDOMAIN`, ...), or `RCODE<n>`.
+pub fn rcode_name(rcode: ResponseCode) -> String {
+    RCODE_NAMES
+        .iter()
+        .find(|(known, _)| *known == rcode)
+        .map_or_else(
+            || format!("RCODE{}", u16::from(rcode)),
+            |(_, name)| (*name).to_owned(),
+        )
+}
+
+/// An rcode by its name (any case) or number.
+pub fn parse_rcode(text: &str) -> Option<ResponseCode> {
+    if let Ok(number) = text.parse::<u16>() {
+        // 12 bits: the header's 4 and the OPT record's 8 (RFC 6891).
+        return (number <= 0xfff)
+            .then(|| ResponseCode::from((number >> 4) as u8, (number & 0xf) as u8));
+    }
+    RCODE_NAMES
+        .iter()
+        .find(|(_, name)| name.eq_ignore_ascii_case(text))
+        .map(|(rcode, _)| *rcode)
+}
+
+/// An rcode that says the query was not answered: everything but NOERROR and NXDOMAIN.
+fn is_error(rcode: ResponseCode) -> bool {
+    !matches!(rcode, ResponseCode::NoError | ResponseCode::NXDomain)
+}
+
+/// `client` without what identifies one host: the last octet of an IPv4 address, the
+/// last 80 bits of an IPv6 one.
+pub fn anonymize(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            IpAddr::V4(Ipv4Addr::new(a, b, c, 0))
+        }
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 80) - 1);
+            IpAddr::V6(Ipv6Addr::from(bits))
+        }
+    }
+}
+
+/// Writes `name`'s labels, lowercase, each behind its length, into `buffer`.
+fn write_name(buffer: &mut Vec<u8>, name: &Name) {
+    buffer.clear();
+    for label in name.iter() {
+        buffer.push(label.len() as u8);
+        buffer.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+}
+
+/// The presentation form (`www.example.com.`) of labels [`write_name`] wrote.
+fn read_name(mut wire: &[u8]) -> String {
+    let mut labels = Vec::new();
+    while let Some((&len, rest)) = wire.split_first() {
+        let len = usize::from(len).min(rest.len());
+        labels.push(&rest[..len]);
+        wire = &rest[len..];
+    }
+    Name::from_labels(labels).map_or_else(|_| "?".to_owned(), |name| name.to_ascii())
+}
+
+/// The shard of the calling thread.
+fn shard_index() -> usize {
+    SHARD.with(|cell| {
+        cell.get().unwrap_or_else(|| {
+            let index = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+            cell.set(Some(index));
+            index
+        })
+    })
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
+/// A poisoned lock only means a panic elsewhere; the log's data is still whole.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests;
