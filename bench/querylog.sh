@@ -25,6 +25,7 @@ RUN=$BENCH_DIR/run
 ZONE=$BENCH_DIR/zones/example.test.zone
 log "building outpost (release)"
 cargo build --release -p outpost-appliance --bin outpost >&2
+OUTPOST=${CARGO_TARGET_DIR:-$repo/target}/release/outpost
 
 VARIANTS=(off on big)
 declare -A PORT_OF=() PID_OF=()

@@ -173,6 +173,11 @@ impl Browser {
             .to_string()
     }
 
+    /// Resizes the window (a phone's is about 390 × 844).
+    pub fn resize(&self, width: u32, height: u32) {
+        self.post("/window/rect", &json!({ "width": width, "height": height }));
+    }
+
     /// Accepts the `confirm()` dialog the page opened (waiting for it).
     pub fn accept_alert(&self) {
         let url = format!("{}{}", self.base, self.url("/alert/accept"));

@@ -148,6 +148,15 @@ impl Lite {
         self.dns
     }
 
+    /// The status page's address, from `status.json` (bound on port 0).
+    pub fn page_addr(&self) -> SocketAddr {
+        let status = self.status_file();
+        status["page"]
+            .as_str()
+            .and_then(|page| page.parse().ok())
+            .unwrap_or_else(|| panic!("no page address in status.json: {status}"))
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -306,7 +315,7 @@ impl Lite {
         let child = command
             .arg("--token")
             .arg(&self.token)
-            .args(["--dns", "127.0.0.1:0"])
+            .args(["--dns", "127.0.0.1:0", "--page", "127.0.0.1:0"])
             // The test's own upstream, or one that goes nowhere (never /etc/resolv.conf).
             .args(if self.extra_args.iter().any(|arg| arg == "--upstream") {
                 Vec::new()

@@ -462,13 +462,8 @@ impl QueryHandler {
     ) -> Handled {
         message::encode_into(question, outcome, hop.limit, reply);
         let (rcode, latency) = self.count(hop.transport, reply, hop.started);
-        self.log(
-            question,
-            (hop.client, hop.transport),
-            rcode,
-            source,
-            latency,
-        );
+        let timing = (hop.started, latency);
+        self.log(question, (hop.client, hop.transport), rcode, source, timing);
         Handled::Reply
     }
 
@@ -479,10 +474,11 @@ impl QueryHandler {
         (client, transport): (IpAddr, Transport),
         rcode: ResponseCode,
         source: Source,
-        latency: Duration,
+        (at, latency): (Instant, Duration),
     ) {
         if let Some(log) = &self.query_log {
             log.record(Answered {
+                at,
                 client,
                 name: question.query.name(),
                 qtype: question.query.query_type(),
@@ -550,7 +546,7 @@ impl QueryHandler {
         let bytes = message::encode(&request.question, outcome, limit);
         let (rcode, latency) = self.count(transport, &bytes, started);
         let at = (request.client, transport);
-        self.log(&request.question, at, rcode, source, latency);
+        self.log(&request.question, at, rcode, source, (started, latency));
         bytes
     }
 

@@ -10,23 +10,30 @@
 //!   busiest clients, names and blocked names.
 //!
 //! Cost: the query path records each answer with one uncontended lock of its worker's
-//! shard (one per thread, up to [`SHARDS`]), a name copied into a reused buffer and
-//! three counting-table updates; no allocation once the tables are warm. `mode = "off"`
-//! costs one atomic load.
+//! shard (one per thread, up to [`SHARDS`]), a name copied into a reused buffer, three
+//! counting-table updates and no system call (a shard reads the clock once a second);
+//! no allocation once the ring and the tables are warm. `mode = "off"` costs one
+//! atomic load.
 //!
+//! **Bound:** the recent queries are shared among the shards in use: each keeps at most
+//! `capacity` / (shards in use), oldest dropped first.
 //! **Invariant:** a record's sequence number is unique and grows with the time it was
 //! taken, so a reader that remembers the last number it saw (the live tail) misses
 //! nothing that is still in the log.
 
 pub mod aggregate;
+mod text;
+
+pub use text::{parse_rcode, rcode_name};
+use text::{read_name, write_name};
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwap;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RecordType};
 use outpost_core::answer::Transport;
@@ -45,6 +52,10 @@ pub const SHARDS: usize = 8;
 /// Records one search returns at most.
 pub const MAX_SEARCH_RESULTS: usize = 1_000;
 
+/// How often a shard reads the system clock; between two reads, a query's time is
+/// counted from its arrival instant.
+const CLOCK_REREAD: Duration = Duration::from_secs(1);
+
 /// Which queries the log keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -57,6 +68,24 @@ pub enum Mode {
     BlockedOrFailed,
     /// Nothing: neither recent queries nor aggregates.
     Off,
+}
+
+impl Mode {
+    fn code(self) -> u8 {
+        match self {
+            Mode::All => 0,
+            Mode::BlockedOrFailed => 1,
+            Mode::Off => 2,
+        }
+    }
+
+    fn from_code(code: u8) -> Mode {
+        match code {
+            0 => Mode::All,
+            1 => Mode::BlockedOrFailed,
+            _ => Mode::Off,
+        }
+    }
 }
 
 /// The log's settings, from `[query_log]`; swapped whole on a reload.
@@ -136,6 +165,8 @@ impl Source {
 
 /// One answered query, as the query path hands it over.
 pub struct Answered<'a> {
+    /// When the query arrived.
+    pub at: Instant,
     pub client: IpAddr,
     pub name: &'a Name,
     pub qtype: RecordType,
@@ -185,18 +216,27 @@ pub struct Filter {
 
 /// The log of one node. Shared by every socket loop through the query handler.
 pub struct QueryLog {
-    settings: ArcSwap<Settings>,
+    /// [`Settings::mode`], as [`Mode::code`]: read with one relaxed load per query.
+    mode: AtomicU8,
+    anonymize_clients: AtomicBool,
+    capacity: AtomicUsize,
     shards: Box<[Mutex<Shard>]>,
+    /// Which shards have taken a record, and how many: the capacity is shared among them.
+    shard_active: [AtomicBool; SHARDS],
+    active_shards: AtomicUsize,
     history: Mutex<History>,
     next_seq: AtomicU64,
 }
 
 /// One shard: a ring of recent queries and the minute being counted.
 struct Shard {
-    ring: Vec<Slot>,
-    /// Where the next record goes.
-    head: usize,
-    capacity: usize,
+    /// Oldest first.
+    ring: VecDeque<Slot>,
+    /// The oldest slots dropped when the capacity shrank, kept for their buffers.
+    spare: Vec<Slot>,
+    /// An instant and the Unix time in milliseconds it was: a query's time is read
+    /// from its arrival instant, and the clock is asked again at most once a second.
+    clock: Option<(Instant, u64)>,
     minute: Minute,
 }
 
@@ -223,42 +263,60 @@ static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
 impl QueryLog {
     pub fn new(settings: Settings) -> Self {
         let log = Self {
-            settings: ArcSwap::from_pointee(settings),
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::new(0))).collect(),
+            mode: AtomicU8::new(settings.mode.code()),
+            anonymize_clients: AtomicBool::new(settings.anonymize_clients),
+            capacity: AtomicUsize::new(settings.capacity.clamp(1, MAX_CAPACITY)),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
+            shard_active: std::array::from_fn(|_| AtomicBool::new(false)),
+            active_shards: AtomicUsize::new(0),
             history: Mutex::new(History::default()),
             next_seq: AtomicU64::new(1),
         };
-        log.resize(settings.capacity);
+        log.reconfigure(settings);
         log
     }
 
     pub fn settings(&self) -> Settings {
-        **self.settings.load()
-    }
-
-    /// Applies reloaded settings. A new capacity starts the recent queries afresh; the
-    /// aggregates are kept.
-    pub fn reconfigure(&self, settings: Settings) {
-        let old = self.settings.swap(Arc::new(settings));
-        if old.capacity != settings.capacity {
-            self.resize(settings.capacity);
+        Settings {
+            mode: Mode::from_code(self.mode.load(Ordering::Relaxed)),
+            capacity: self.capacity.load(Ordering::Relaxed),
+            anonymize_clients: self.anonymize_clients.load(Ordering::Relaxed),
         }
     }
 
-    fn resize(&self, capacity: usize) {
-        let per_shard = capacity.min(MAX_CAPACITY).div_ceil(SHARDS);
+    /// Applies reloaded settings. A smaller capacity drops the oldest queries at once
+    /// and gives their memory back; the aggregates are kept.
+    pub fn reconfigure(&self, settings: Settings) {
+        self.mode.store(settings.mode.code(), Ordering::Relaxed);
+        self.anonymize_clients
+            .store(settings.anonymize_clients, Ordering::Relaxed);
+        let capacity = settings.capacity.clamp(1, MAX_CAPACITY);
+        self.capacity.store(capacity, Ordering::Relaxed);
+        self.trim();
+    }
+
+    /// The most a shard keeps: its share of the capacity.
+    fn per_shard(&self) -> usize {
+        let active = self.active_shards.load(Ordering::Relaxed).max(1);
+        self.capacity.load(Ordering::Relaxed).div_ceil(active)
+    }
+
+    /// Drops every shard's oldest queries beyond its share, giving their memory back.
+    fn trim(&self) {
+        let per_shard = self.per_shard();
         for shard in self.shards.iter() {
             let mut shard = lock(shard);
-            let minute = std::mem::take(&mut shard.minute);
-            *shard = Shard::new(per_shard);
-            shard.minute = minute;
+            let excess = shard.ring.len().saturating_sub(per_shard);
+            if excess > 0 {
+                shard.ring.drain(..excess);
+                shard.ring.shrink_to_fit();
+            }
         }
     }
 
     /// Records an answered query, as the settings say.
     pub fn record(&self, answered: Answered<'_>) {
-        let settings = self.settings.load();
-        let keep = match settings.mode {
+        let keep = match Mode::from_code(self.mode.load(Ordering::Relaxed)) {
             Mode::Off => return,
             Mode::All => true,
             Mode::BlockedOrFailed => {
@@ -268,21 +326,37 @@ impl QueryLog {
         if !keep {
             return;
         }
-        let client = if settings.anonymize_clients {
+        let client = if self.anonymize_clients.load(Ordering::Relaxed) {
             anonymize(answered.client)
         } else {
             answered.client
         };
-        let time_ms = unix_ms();
-        let mut shard = lock(&self.shards[shard_index()]);
+        let index = shard_index();
+        if !self.shard_active[index].swap(true, Ordering::Relaxed) {
+            // One more shard shares the capacity: the others give up their excess now,
+            // so the log never holds more than the capacity (at most SHARDS times).
+            self.active_shards.fetch_add(1, Ordering::Relaxed);
+            self.trim();
+        }
+        let mut shard = lock(&self.shards[index]);
+        let time_ms = shard.unix_ms(answered.at);
         let minute = time_ms / 60_000;
         if shard.minute.minute != minute {
             let done = std::mem::replace(&mut shard.minute, Minute::starting(minute));
             lock(&self.history).add(done.summary());
         }
-        shard.minute.count(&answered, client);
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        shard.push(seq, time_ms, client, answered);
+        let mut slot = shard.take_slot(self.per_shard());
+        write_name(&mut slot.name, answered.name);
+        shard.minute.count(&answered, client, &slot.name);
+        slot.seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        slot.time_ms = time_ms;
+        slot.client = client;
+        slot.qtype = answered.qtype;
+        slot.transport = answered.transport;
+        slot.rcode = answered.rcode;
+        slot.latency_us = answered.latency.as_micros().try_into().unwrap_or(u64::MAX);
+        slot.source = answered.source;
+        shard.ring.push_back(slot);
     }
 
     /// The most recent records that match `filter`, newest first.
@@ -324,39 +398,46 @@ impl QueryLog {
 }
 
 impl Shard {
-    fn new(capacity: usize) -> Self {
+    fn new() -> Self {
         Self {
-            ring: Vec::new(),
-            head: 0,
-            capacity,
+            ring: VecDeque::new(),
+            spare: Vec::new(),
+            clock: None,
             minute: Minute::default(),
         }
     }
 
-    fn push(&mut self, seq: u64, time_ms: u64, client: IpAddr, answered: Answered<'_>) {
-        if self.capacity == 0 {
-            return;
+    /// A slot for the next record, the ring left with room for it within `capacity`:
+    /// the oldest record's slot once the ring is full, a new one while it grows.
+    fn take_slot(&mut self, capacity: usize) -> Slot {
+        while self.ring.len() > capacity.saturating_sub(1) {
+            let Some(oldest) = self.ring.pop_front() else {
+                break;
+            };
+            self.spare.push(oldest);
         }
-        if self.ring.len() < self.capacity {
-            self.ring.push(Slot::empty());
+        // Keep one spare at most: the rest of a shrunk ring's memory is given back.
+        self.spare.truncate(1);
+        self.spare.pop().unwrap_or_else(Slot::empty)
+    }
+
+    /// The Unix time in milliseconds of `at`.
+    fn unix_ms(&mut self, at: Instant) -> u64 {
+        match self.clock {
+            Some((base, base_ms)) if at >= base && at - base < CLOCK_REREAD => {
+                base_ms + (at - base).as_millis() as u64
+            }
+            _ => {
+                let now = Instant::now();
+                let now_ms = unix_ms();
+                self.clock = Some((now, now_ms));
+                now_ms.saturating_sub(now.saturating_duration_since(at).as_millis() as u64)
+            }
         }
-        let head = self.head;
-        self.head = (head + 1) % self.capacity;
-        let slot = &mut self.ring[head];
-        slot.seq = seq;
-        slot.time_ms = time_ms;
-        slot.client = client;
-        write_name(&mut slot.name, answered.name);
-        slot.qtype = answered.qtype;
-        slot.transport = answered.transport;
-        slot.rcode = answered.rcode;
-        slot.source = answered.source;
-        slot.latency_us = answered.latency.as_micros().try_into().unwrap_or(u64::MAX);
     }
 
     fn newest_first(&self) -> impl Iterator<Item = &Slot> {
-        let (older, newer) = self.ring.split_at(self.head.min(self.ring.len()));
-        newer.iter().chain(older).rev()
+        self.ring.iter().rev()
     }
 }
 
@@ -420,45 +501,6 @@ fn verdict_name(verdict: Verdict) -> &'static str {
     }
 }
 
-/// The rcodes a log shows by name, as dig prints them.
-const RCODE_NAMES: [(ResponseCode, &str); 11] = [
-    (ResponseCode::NoError, "NOERROR"),
-    (ResponseCode::FormErr, "FORMERR"),
-    (ResponseCode::ServFail, "SERVFAIL"),
-    (ResponseCode::NXDomain, "NXDOMAIN"),
-    (ResponseCode::NotImp, "NOTIMP"),
-    (ResponseCode::Refused, "REFUSED"),
-    (ResponseCode::YXDomain, "YXDOMAIN"),
-    (ResponseCode::NotAuth, "NOTAUTH"),
-    (ResponseCode::NotZone, "NOTZONE"),
-    (ResponseCode::BADVERS, "BADVERS"),
-    (ResponseCode::BADCOOKIE, "BADCOOKIE"),
-];
-
-/// `rcode` as dig names it (`NOERROR`, `NXDOMAIN`, ...), or `RCODE<n>`.
-pub fn rcode_name(rcode: ResponseCode) -> String {
-    RCODE_NAMES
-        .iter()
-        .find(|(known, _)| *known == rcode)
-        .map_or_else(
-            || format!("RCODE{}", u16::from(rcode)),
-            |(_, name)| (*name).to_owned(),
-        )
-}
-
-/// An rcode by its name (any case) or number.
-pub fn parse_rcode(text: &str) -> Option<ResponseCode> {
-    if let Ok(number) = text.parse::<u16>() {
-        // 12 bits: the header's 4 and the OPT record's 8 (RFC 6891).
-        return (number <= 0xfff)
-            .then(|| ResponseCode::from((number >> 4) as u8, (number & 0xf) as u8));
-    }
-    RCODE_NAMES
-        .iter()
-        .find(|(_, name)| name.eq_ignore_ascii_case(text))
-        .map(|(rcode, _)| *rcode)
-}
-
 /// An rcode that says the query was not answered: everything but NOERROR and NXDOMAIN.
 fn is_error(rcode: ResponseCode) -> bool {
     !matches!(rcode, ResponseCode::NoError | ResponseCode::NXDomain)
@@ -477,26 +519,6 @@ pub fn anonymize(client: IpAddr) -> IpAddr {
             IpAddr::V6(Ipv6Addr::from(bits))
         }
     }
-}
-
-/// Writes `name`'s labels, lowercase, each behind its length, into `buffer`.
-fn write_name(buffer: &mut Vec<u8>, name: &Name) {
-    buffer.clear();
-    for label in name.iter() {
-        buffer.push(label.len() as u8);
-        buffer.extend(label.iter().map(u8::to_ascii_lowercase));
-    }
-}
-
-/// The presentation form (`www.example.com.`) of labels [`write_name`] wrote.
-fn read_name(mut wire: &[u8]) -> String {
-    let mut labels = Vec::new();
-    while let Some((&len, rest)) = wire.split_first() {
-        let len = usize::from(len).min(rest.len());
-        labels.push(&rest[..len]);
-        wire = &rest[len..];
-    }
-    Name::from_labels(labels).map_or_else(|_| "?".to_owned(), |name| name.to_ascii())
 }
 
 /// The shard of the calling thread.

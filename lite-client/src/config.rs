@@ -14,6 +14,7 @@ use outpost_dns::plugin_runtime::PluginDeadlines;
 use tokio_rustls::rustls::ClientConfig;
 use tokio_tungstenite::tungstenite::http::Uri;
 
+use crate::page::DEFAULT_PAGE;
 use crate::tls::{self, Trust, TrustError};
 
 /// Default DNS address: loopback, beside the appliance's default 5353.
@@ -49,6 +50,8 @@ pub struct RunOptions {
     /// Allow `ws://` (no TLS) to a host other than loopback: the token then crosses the
     /// network in the clear.
     pub insecure_plaintext: bool,
+    /// The status page's address (loopback), or `off`; `None`: [`DEFAULT_PAGE`].
+    pub page: Option<String>,
 }
 
 /// The validated configuration.
@@ -67,6 +70,8 @@ pub struct LiteConfig {
     /// How long a plugin's call may run (a Lite client runs query-policy plugins
     /// only: writes are transformed on the appliances).
     pub plugins: PluginDeadlines,
+    /// Where the status page is served (loopback only); `None`: off.
+    pub page: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +105,10 @@ pub enum ConfigError {
     PolicyDeadline { value: u64 },
     #[error(transparent)]
     Trust(#[from] TrustError),
+    #[error(
+        "--page {value:?} is not a loopback address (the page shows this laptop's queries: use 127.0.0.1:PORT or [::1]:PORT, or off)"
+    )]
+    Page { value: String },
 }
 
 impl RunOptions {
@@ -178,7 +187,20 @@ impl RunOptions {
             },
             recursion_networks: loopback_networks(),
             plugins,
+            page: resolve_page(self.page)?,
         })
+    }
+}
+
+/// `--page`: a loopback address, [`DEFAULT_PAGE`] when not given, or `off`.
+fn resolve_page(page: Option<String>) -> Result<Option<SocketAddr>, ConfigError> {
+    let text = page.unwrap_or_else(|| DEFAULT_PAGE.to_string());
+    if text == "off" {
+        return Ok(None);
+    }
+    match text.parse::<SocketAddr>() {
+        Ok(addr) if addr.ip().is_loopback() => Ok(Some(addr)),
+        _ => Err(ConfigError::Page { value: text }),
     }
 }
 

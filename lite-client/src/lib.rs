@@ -14,6 +14,7 @@
 //! - [`session`]: one session: the socket (`session/transport.rs`), each frame where
 //!   the session stands (`session/inbound.rs`), close codes (`session/ending.rs`).
 //! - [`replica`]: the redb replica and cursor, snapshot staging, the published views.
+//! - [`page`]: the status page on loopback (state, zones, recent queries, `/metrics`).
 //! - [`status`]: the honest sync state and `status.json` (`status/report.rs`).
 //! - [`tls`]: trust for `wss://` appliances (a pinned fingerprint or a CA file).
 //!
@@ -23,6 +24,7 @@
 pub mod config;
 pub(crate) mod connector;
 pub mod lite;
+pub(crate) mod page;
 pub(crate) mod replica;
 pub(crate) mod session;
 pub mod status;

@@ -20,13 +20,16 @@ use outpost_dns::forward::Forwarder;
 use outpost_dns::handler::QueryHandler;
 use outpost_dns::metrics::Metrics;
 use outpost_dns::plugin_runtime::PluginRuntime;
+use outpost_dns::querylog::{QueryLog, Settings};
 use outpost_dns::server::{DnsSockets, drain_in_flight};
 use outpost_plugin_host::PluginEngine;
 use outpost_plugin_host::PluginError;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::LiteConfig;
+use crate::page::Page;
 use crate::replica::{LiveState, ReplicaError, ReplicaStore};
 use crate::status::{self, Digester, PluginStatus, StatusBoard, StatusError};
 
@@ -82,7 +85,8 @@ impl LiteClient {
 
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let (dns_addr, plugins) = serve_dns(&config, &published, &shutdown, &tracker).await?;
+        let served = serve_dns(&config, &published, &shutdown, &tracker).await?;
+        let (dns_addr, plugins) = (served.dns_addr, served.plugins.clone());
         let stored_head = (replica.head() > 0).then_some(replica.head());
         let board = Arc::new(StatusBoard::new(
             dns_addr,
@@ -91,6 +95,15 @@ impl LiteClient {
             (zones, records),
         ));
         board.plugins(plugin_statuses(&plugins, &published));
+        if let Some(addr) = config.page {
+            let page = Page {
+                board: board.clone(),
+                published: published.clone(),
+                log: served.log,
+                metrics: served.metrics,
+            };
+            serve_page(addr, page, &board, (&shutdown, &tracker)).await;
+        }
         let mut digester = Digester::default();
         let digest = digester.digest(&published.state.view, true).await;
         status::write_status_file(&config.data_dir, &board.to_file(digest)).await?;
@@ -169,7 +182,35 @@ async fn reload_plugins(
     }
 }
 
-/// Every definition in the replica, and where it stands here.
+/// What [`serve_dns`] started.
+struct ServedDns {
+    dns_addr: SocketAddr,
+    plugins: Arc<PluginRuntime>,
+    log: Arc<QueryLog>,
+    metrics: Arc<Metrics>,
+}
+
+/// The status page on `addr`. A page that cannot bind is logged and left off: DNS is the
+/// client's job, the page only shows it.
+async fn serve_page(
+    addr: SocketAddr,
+    page: Page,
+    board: &StatusBoard,
+    (shutdown, tracker): (&CancellationToken, &TaskTracker),
+) {
+    match TcpListener::bind(addr).await {
+        Ok(listener) => {
+            let bound = listener.local_addr().unwrap_or(addr);
+            board.page(bound);
+            tracing::info!(page = %format!("http://{bound}/"), "status page");
+            crate::page::spawn(listener, Arc::new(page), shutdown.clone(), tracker);
+        }
+        Err(error) => {
+            tracing::warn!(%addr, %error, "the status page is off: its address is taken (choose another with --page ADDR, or --page off)");
+        }
+    }
+}
+
 /// Binds the DNS sockets and serves the replica (its plugins loaded first), until
 /// `shutdown`; the DNS tasks are drained with `tracker`'s.
 async fn serve_dns(
@@ -177,7 +218,7 @@ async fn serve_dns(
     published: &LiveState,
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
-) -> Result<(SocketAddr, Arc<PluginRuntime>), StartError> {
+) -> Result<ServedDns, StartError> {
     let dns = DnsSockets::bind(&[config.dns], LITE_UDP_WORKERS)
         .await
         .map_err(|(addr, source)| StartError::Bind { addr, source })?;
@@ -187,12 +228,16 @@ async fn serve_dns(
     })?;
     let metrics = Arc::new(Metrics::default());
     let forwarder = Arc::new(Forwarder::new(&config.forward, metrics.clone()));
-    let handler = Arc::new(QueryHandler::new(
-        published.state.zone_set.clone(),
-        forwarder,
-        config.recursion_networks.clone(),
-        metrics,
-    ));
+    let log = Arc::new(QueryLog::new(Settings::default()));
+    let handler = Arc::new(
+        QueryHandler::new(
+            published.state.zone_set.clone(),
+            forwarder,
+            config.recursion_networks.clone(),
+            metrics.clone(),
+        )
+        .with_query_log(log.clone()),
+    );
     let engine = PluginEngine::with_disk_cache(&config.data_dir.join("plugin-cache"))
         .map_err(StartError::Plugins)?;
     let plugins = Arc::new(PluginRuntime::new(engine, handler.clone(), config.plugins));
@@ -205,7 +250,12 @@ async fn serve_dns(
         dns_tracker.close();
         dns_tracker.wait().await;
     });
-    Ok((dns_addr, plugins))
+    Ok(ServedDns {
+        dns_addr,
+        plugins,
+        log,
+        metrics,
+    })
 }
 
 fn plugin_statuses(plugins: &PluginRuntime, published: &LiveState) -> Vec<PluginStatus> {

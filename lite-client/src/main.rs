@@ -55,6 +55,10 @@ struct RunArgs {
     /// DNS address, UDP and TCP (default 127.0.0.1:5354).
     #[arg(long)]
     dns: Option<String>,
+    /// The status page (state, zones, recent queries, /metrics), on a loopback
+    /// IP:PORT (default 127.0.0.1:5380), or off.
+    #[arg(long, value_name = "ADDR")]
+    page: Option<String>,
     /// Data directory for the replica and status.json (default ./outpost-lite-data).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -127,6 +131,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         ca: args.ca,
         policy_deadline_ms: args.policy_deadline_ms,
         insecure_plaintext: args.insecure_plaintext,
+        page: args.page,
     }
     .resolve()?;
     for url in config

@@ -120,6 +120,12 @@ pub struct StatusFile {
     /// The plugin definitions in the replica and where each stands here.
     #[serde(default)]
     pub plugins: Vec<PluginStatus>,
+    /// When the replica last stored a snapshot or a batch of changes (this run).
+    #[serde(default)]
+    pub last_change_unix: Option<u64>,
+    /// The bound address of the status page (`http://ADDR/`), when it is on.
+    #[serde(default)]
+    pub page: Option<String>,
 }
 
 /// One plugin in `status.json`.
@@ -150,6 +156,8 @@ struct Inner {
     error: Option<String>,
     dns: SocketAddr,
     plugins: Vec<PluginStatus>,
+    last_change_unix: Option<u64>,
+    page: Option<SocketAddr>,
 }
 
 impl StatusBoard {
@@ -176,6 +184,8 @@ impl StatusBoard {
                 error: None,
                 dns,
                 plugins: Vec::new(),
+                last_change_unix: None,
+                page: None,
             }),
             changed: Notify::new(),
         }
@@ -187,6 +197,11 @@ impl StatusBoard {
         change(&mut inner);
         drop(inner);
         self.changed.notify_one();
+    }
+
+    /// The status page is served on `page`.
+    pub fn page(&self, page: SocketAddr) {
+        self.update(|inner| inner.page = Some(page));
     }
 
     pub fn connecting(&self, appliance: &str) {
@@ -228,6 +243,7 @@ impl StatusBoard {
             inner.facts.in_snapshot = false;
             inner.zones = counts.0;
             inner.records = counts.1;
+            inner.last_change_unix = Some(unix_now());
         });
     }
 
@@ -276,6 +292,8 @@ impl StatusBoard {
             pid: std::process::id(),
             updated_unix: unix_now(),
             plugins: inner.plugins,
+            last_change_unix: inner.last_change_unix,
+            page: inner.page.map(|page| page.to_string()),
         }
     }
 

@@ -162,6 +162,26 @@ fn the_console_signs_in_edits_records_shows_queries_and_signs_out() {
         check_page(&browser, &axe, page);
     }
 
+    // On a phone's width, every page fits: nothing wider than the screen but the
+    // tables, which scroll inside their own box.
+    browser.resize(390, 844);
+    for page in ["", "log", "zones", "cluster", "lite", "plugins"] {
+        browser.goto(&format!("{}#/{page}", console_url(&appliance)));
+        browser.wait_for("main h1");
+        let overflow = browser.execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+            serde_json::json!([]),
+        );
+        assert!(
+            overflow.as_i64().is_some_and(|px| px <= 0),
+            "#/{page} is {overflow} px too wide for a phone"
+        );
+    }
+    browser.goto(&format!("{}#/log", console_url(&appliance)));
+    browser.wait_for_text("nothing-here.example.internal.");
+    check_page(&browser, &axe, "query-log-phone");
+    browser.resize(1280, 900);
+
     // Sign out: the sign-in form again, and the old session is gone.
     browser.click("#sign-out");
     browser.wait_for("#token");
@@ -366,8 +386,10 @@ fn revoking_a_lite_token_in_the_console_closes_its_session() {
 
     let lite = Lite::start_for(&appliance, &token);
     lite.wait_for_a("www.example.internal.", &["10.0.0.10"]);
-    // The page refreshes itself: the session appears under the token.
+    // The page refreshes its sessions: the new one appears, and the token shown once
+    // is still there to copy.
     browser.wait_for_text(&lite_client_id(&appliance));
+    assert_eq!(browser.text("#created-token .secret"), token);
 
     browser.click("button[aria-label='Revoke token laptop']");
     browser.accept_alert();

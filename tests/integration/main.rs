@@ -29,6 +29,7 @@
 //! - [`console`]: the web console in a real headless Chromium: sign-in, records,
 //!   the live query log, a blocked query, a revoked Lite token, axe-core on every page;
 //!   the session's refusals over HTTP.
+//! - [`dashboards`]: the Grafana dashboard reads only metrics the daemons export.
 //! - [`admin_cli`]: the CLI (`zone`, `record`, `status`, `check-config`).
 //! - [`admin_api`]: the HTTP API's errors, its token, `/metrics`.
 //! - [`admin_limits`]: slow, silent and idle admin clients closed past the header-read
@@ -37,6 +38,8 @@
 //!   answers, tokens, scope.
 //! - [`lite_flood`]: a Lite client syncs through an unauthenticated flood of the sync
 //!   port; the pre-auth pool's per-source cap and deadline hold.
+//! - [`lite_page`]: the Lite client's page on loopback: HTML, status, queries, metrics,
+//!   refusals.
 //! - [`lite_resync`]: a Lite client that was away: resume, snapshot, another cluster.
 //! - [`lite_protocol`]: the Lite client against a scripted fake appliance (unknown,
 //!   malformed and oversized frames).
@@ -59,6 +62,7 @@ mod authoritative;
 mod cluster;
 mod console;
 mod cookies;
+mod dashboards;
 mod durability;
 mod edns_tcp;
 mod encrypted;
@@ -69,6 +73,7 @@ mod forwarding_zones;
 mod listen;
 mod lite;
 mod lite_flood;
+mod lite_page;
 mod lite_protocol;
 mod lite_resync;
 mod malformed;

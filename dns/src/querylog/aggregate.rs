@@ -5,20 +5,20 @@
 //! and the [`TOP_KEPT`] busiest clients, names and blocked names of that minute.
 //!
 //! **Approximation, stated:** a minute counts at most [`TOP_TRACKED`] distinct keys per
-//! table with the Space-Saving algorithm (a new key when the table is full takes the
-//! place of the least counted, and inherits its count), so a top entry's count may be
-//! high by at most the smallest count in its table; a window's top list merges the
-//! minutes' top [`TOP_KEPT`], so a key that was never in a minute's top is missing
-//! from the window's. Counts of queries, cache hits, blocks and failures are exact.
+//! table (Space-Saving, evicting the less counted half when full; [`TopTable`]), so a
+//! top entry's count may be high by at most the highest count evicted that minute; a
+//! window's top list merges the minutes' top [`TOP_KEPT`], so a key that was never in a
+//! minute's top is missing from the window's. Two keys whose 64-bit hashes collide are
+//! counted as one. Counts of queries, cache hits, blocks and failures are exact.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
+use std::hash::BuildHasher as _;
 use std::net::IpAddr;
 
 use rustc_hash::FxBuildHasher;
 use serde::Serialize;
 
-use super::{Answered, Source, is_error, read_name, write_name};
+use super::{Answered, Source, is_error, read_name};
 
 /// Minutes of aggregates kept: a day.
 pub const HISTORY_MINUTES: u64 = 24 * 60;
@@ -34,11 +34,9 @@ pub(super) struct Minute {
     pub minute: u64,
     pub queries: u64,
     counts: Counts,
-    clients: TopTable<IpAddr>,
-    names: TopTable<Box<[u8]>>,
-    blocked_names: TopTable<Box<[u8]>>,
-    /// Reused for the name of the query being counted.
-    scratch: Vec<u8>,
+    clients: TopTable,
+    names: TopTable,
+    blocked_names: TopTable,
 }
 
 /// What a minute counts exactly.
@@ -74,7 +72,8 @@ impl Minute {
         }
     }
 
-    pub fn count(&mut self, answered: &Answered<'_>, client: IpAddr) {
+    /// Counts an answer; `name` is its name as `text::write_name` wrote it.
+    pub fn count(&mut self, answered: &Answered<'_>, client: IpAddr, name: &[u8]) {
         self.queries += 1;
         match &answered.source {
             Source::Cache => self.counts.cached += 1,
@@ -87,12 +86,14 @@ impl Minute {
         if is_error(answered.rcode) {
             self.counts.failed += 1;
         }
-        self.clients.count_owned(client);
-        write_name(&mut self.scratch, answered.name);
-        self.names.count(&self.scratch);
+        match client {
+            IpAddr::V4(v4) => self.clients.count(&v4.octets()),
+            IpAddr::V6(v6) => self.clients.count(&v6.octets()),
+        }
+        self.names.count(name);
         if answered.source.is_block() {
             self.counts.blocked += 1;
-            self.blocked_names.count(&self.scratch);
+            self.blocked_names.count(name);
         }
     }
 
@@ -108,66 +109,72 @@ impl Minute {
     }
 }
 
-/// A counting table of at most [`TOP_TRACKED`] keys (Space-Saving).
-struct TopTable<K> {
-    counts: HashMap<K, u64, FxBuildHasher>,
+/// A counting table of at most [`TOP_TRACKED`] keys (byte strings: a name's wire form,
+/// an address's octets), found by a 64-bit hash of the key.
+///
+/// Space-Saving with evictions in halves: when the table is full, the less counted half
+/// is dropped at once (a sort of [`TOP_TRACKED`] entries every [`TOP_TRACKED`] / 2 new
+/// keys), and a key that comes in later starts at the highest count dropped (`floor`),
+/// so no count is ever under its true value and none is over it by more than `floor`.
+/// The dropped entries' buffers are kept for the keys that come next: no allocation
+/// once the table is warm.
+#[derive(Default)]
+struct TopTable {
+    index: HashMap<u64, usize, FxBuildHasher>,
+    entries: Vec<TopEntry>,
+    spare: Vec<Vec<u8>>,
+    floor: u64,
 }
 
-impl<K> Default for TopTable<K> {
-    fn default() -> Self {
-        Self {
-            counts: HashMap::default(),
-        }
-    }
+struct TopEntry {
+    hash: u64,
+    count: u64,
+    key: Vec<u8>,
 }
 
-impl<K: Hash + Eq + Clone> TopTable<K> {
-    fn count_owned(&mut self, key: K) {
-        if let Some(count) = self.counts.get_mut(&key) {
-            *count += 1;
-        } else {
-            self.insert(key);
+impl TopTable {
+    fn count(&mut self, key: &[u8]) {
+        let hash = FxBuildHasher.hash_one(key);
+        if let Some(&at) = self.index.get(&hash) {
+            self.entries[at].count += 1;
+            return;
+        }
+        if self.entries.len() >= TOP_TRACKED {
+            self.evict_half();
+        }
+        let mut buffer = self.spare.pop().unwrap_or_default();
+        buffer.clear();
+        buffer.extend_from_slice(key);
+        self.index.insert(hash, self.entries.len());
+        self.entries.push(TopEntry {
+            hash,
+            count: self.floor + 1,
+            key: buffer,
+        });
+    }
+
+    /// Drops the less counted half; the highest count dropped becomes the floor.
+    fn evict_half(&mut self) {
+        self.entries
+            .sort_unstable_by_key(|entry| std::cmp::Reverse(entry.count));
+        let kept = self.entries.len() / 2;
+        for dropped in self.entries.drain(kept..) {
+            self.floor = self.floor.max(dropped.count);
+            self.spare.push(dropped.key);
+        }
+        self.index.clear();
+        for (at, entry) in self.entries.iter().enumerate() {
+            self.index.insert(entry.hash, at);
         }
     }
 
-    /// Adds a key not in the table: at once while there is room, else in place of the
-    /// least counted, with its count plus one.
-    fn insert(&mut self, key: K) {
-        let mut count = 1;
-        if self.counts.len() >= TOP_TRACKED {
-            let least = self
-                .counts
-                .iter()
-                .min_by_key(|(_, count)| **count)
-                .map(|(key, count)| (key.clone(), *count));
-            if let Some((least, least_count)) = least {
-                self.counts.remove(&least);
-                count += least_count;
-            }
-        }
-        self.counts.insert(key, count);
-    }
-
-    fn top(&self) -> Vec<(K, u64)> {
-        let mut top: Vec<(K, u64)> = self
-            .counts
-            .iter()
-            .map(|(key, count)| (key.clone(), *count))
-            .collect();
-        top.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.1));
-        top.truncate(TOP_KEPT);
-        top
-    }
-}
-
-impl TopTable<Box<[u8]>> {
-    /// Counts a name, allocating only when it is new to the table.
-    fn count(&mut self, name: &[u8]) {
-        if let Some(count) = self.counts.get_mut(name) {
-            *count += 1;
-        } else {
-            self.insert(name.into());
-        }
+    fn top(&self) -> Vec<(Box<[u8]>, u64)> {
+        let mut top: Vec<&TopEntry> = self.entries.iter().collect();
+        top.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.count));
+        top.iter()
+            .take(TOP_KEPT)
+            .map(|entry| (entry.key.as_slice().into(), entry.count))
+            .collect()
     }
 }
 
@@ -177,7 +184,8 @@ pub(super) struct Summary {
     minute: u64,
     queries: u64,
     counts: Counts,
-    clients: Vec<(IpAddr, u64)>,
+    /// An address's octets (4 or 16).
+    clients: Vec<(Box<[u8]>, u64)>,
     names: Vec<(Box<[u8]>, u64)>,
     blocked_names: Vec<(Box<[u8]>, u64)>,
 }
@@ -319,11 +327,24 @@ impl Stats {
             merge_top(&mut names, summary.names);
             merge_top(&mut blocked, summary.blocked_names);
         }
-        stats.top_clients = shown(clients, |client| client.to_string());
+        stats.top_clients = shown(clients, |octets| address(octets));
         stats.top_names = shown(names, |name| read_name(name));
         stats.top_blocked = shown(blocked, |name| read_name(name));
         stats
     }
+}
+
+/// The address whose octets `octets` are.
+fn address(octets: &[u8]) -> String {
+    match octets.len() {
+        4 => <[u8; 4]>::try_from(octets)
+            .map(IpAddr::from)
+            .map(|ip| ip.to_string()),
+        _ => <[u8; 16]>::try_from(octets)
+            .map(IpAddr::from)
+            .map(|ip| ip.to_string()),
+    }
+    .unwrap_or_else(|_| "?".to_owned())
 }
 
 fn shown<K>(mut counted: Vec<(K, u64)>, key: impl Fn(&K) -> String) -> Vec<Top> {

@@ -4,6 +4,7 @@ use super::*;
 
 fn answered<'a>(name: &'a Name, client: &str, source: Source, rcode: ResponseCode) -> Answered<'a> {
     Answered {
+        at: Instant::now(),
         client: client.parse().unwrap(),
         name,
         qtype: RecordType::A,
@@ -44,8 +45,8 @@ fn a_search_returns_the_newest_first_and_keeps_the_capacity() {
         ));
     }
     let records = all(&log);
-    // One thread writes one shard: its share of the capacity.
-    assert_eq!(records.len(), 16usize.div_ceil(SHARDS));
+    // One thread writes one shard, which has the whole capacity to itself.
+    assert_eq!(records.len(), 16);
     assert!(records.windows(2).all(|pair| pair[0].seq > pair[1].seq));
     assert_eq!(records[0].name, "www.example.com.");
     assert_eq!(records[0].qtype, "A");
@@ -286,4 +287,60 @@ fn rcodes_read_back_by_name_or_number() {
     assert_eq!(rcode_name(ResponseCode::from(0, 12)), "RCODE12");
     assert_eq!(parse_rcode("nonsense"), None);
     assert_eq!(parse_rcode("4096"), None);
+}
+
+#[test]
+fn the_capacity_is_shared_by_the_threads_that_log_and_a_smaller_one_applies() {
+    let log = Arc::new(QueryLog::new(Settings {
+        capacity: 100,
+        ..Settings::default()
+    }));
+    let name = Name::from_str("a.test.").unwrap();
+    std::thread::scope(|scope| {
+        for client in ["192.0.2.1", "192.0.2.2"] {
+            let (log, name) = (&log, &name);
+            scope.spawn(move || {
+                for _ in 0..500 {
+                    log.record(answered(name, client, Source::Zone, ResponseCode::NoError));
+                }
+            });
+        }
+    });
+    let kept = all(&log);
+    // Two shards in use (or one, if both threads drew the same): never over the capacity.
+    assert!(kept.len() <= 100, "{}", kept.len());
+    assert!(kept.len() >= 50, "{}", kept.len());
+    log.reconfigure(Settings {
+        capacity: 10,
+        ..Settings::default()
+    });
+    let shrunk = all(&log);
+    assert!(shrunk.len() <= 10, "{}", shrunk.len());
+    assert_eq!(shrunk[0].seq, kept[0].seq, "the newest are kept");
+}
+
+#[test]
+fn a_query_is_timed_from_its_arrival() {
+    let log = QueryLog::new(Settings::default());
+    let name = Name::from_str("a.test.").unwrap();
+    let before = unix_ms();
+    let mut early = answered(&name, "192.0.2.1", Source::Zone, ResponseCode::NoError);
+    early.at = Instant::now() - Duration::from_secs(5);
+    log.record(early);
+    log.record(answered(
+        &name,
+        "192.0.2.1",
+        Source::Zone,
+        ResponseCode::NoError,
+    ));
+    let records = all(&log);
+    let (late, early) = (records[0].time_ms, records[1].time_ms);
+    assert!(
+        late >= before && late <= unix_ms(),
+        "{late} against {before}"
+    );
+    assert!(
+        (4_900..=5_100).contains(&(late - early)),
+        "{early} then {late}"
+    );
 }

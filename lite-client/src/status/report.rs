@@ -189,12 +189,22 @@ pub fn render(status: &StatusFile, running: bool, now_unix: u64) -> String {
         None => "never (this run)".to_string(),
     };
     let _ = writeln!(out, "  last contact:  {contact}");
+    if let Some(at) = status.last_change_unix {
+        let _ = writeln!(
+            out,
+            "  last change:   {} s ago",
+            now_unix.saturating_sub(at)
+        );
+    }
     let _ = writeln!(
         out,
         "  replica:       {} zones, {} records",
         status.zones, status.records
     );
     let _ = writeln!(out, "  dns:           {}", status.dns);
+    if let Some(page) = &status.page {
+        let _ = writeln!(out, "  page:          http://{page}/");
+    }
     let _ = writeln!(
         out,
         "  digest:        {}",

@@ -47,10 +47,14 @@ function every(ms, fn) {
   state.timers.push(setInterval(fn, ms));
 }
 
-function table(headers, rows, caption) {
-  return h('div', { class: 'table-wrap' },
+// A box that scrolls a wide table sideways; focusable, so the keyboard scrolls it too.
+function scroller(label, table) {
+  return h('div', { class: 'table-wrap', tabindex: 0, role: 'region', 'aria-label': label }, table);
+}
+
+function table(headers, rows, label) {
+  return scroller(label, 
     h('table', {},
-      caption ? h('caption', { class: 'muted' }, caption) : null,
       h('thead', {}, h('tr', {}, headers.map((name) =>
         h('th', { scope: 'col', class: name.num ? 'num' : null }, name.text || name)))),
       h('tbody', {}, rows.length ? rows
@@ -190,7 +194,7 @@ function chart(points, minutes, since, value, label, cls) {
 function topTable(title, entries) {
   return h('section', { class: 'panel' }, h('h2', {}, title),
     table(['Key', { text: 'Queries', num: true }],
-      entries.map((entry) => h('tr', {}, h('td', { class: 'mono' }, entry.key), num(entry.count)))));
+      entries.map((entry) => h('tr', {}, h('td', { class: 'mono' }, entry.key), num(entry.count))), title));
 }
 
 async function dashboardPage() {
@@ -277,7 +281,7 @@ async function logPage() {
     field('Rcode', inputs.rcode), field('Answered by', inputs.source),
     h('button', { type: 'submit' }, 'Search'),
     h('label', { class: 'check', for: 'live' }, live, 'Live'));
-  show('Query log', form, summary, h('div', { class: 'table-wrap' }, h('table', { id: 'log' },
+  show('Query log', form, summary, scroller('Queries', h('table', { id: 'log' },
     h('thead', {}, h('tr', {}, ['Time', 'Client', 'Name', 'Type', 'Transport', 'Rcode', 'Answered by', 'Latency']
       .map((name, i) => h('th', { scope: 'col', class: i === 4 ? 'hide-narrow' : (i === 7 ? 'num' : null) }, name)))),
     rows)));
@@ -322,7 +326,7 @@ async function zonesPage() {
   } }, field('Zone', importOrigin), field('Master file (replaces the zone)', text), field('Or read a file', file),
   h('div', {}, h('button', { type: 'submit' }, 'Import')));
   show('Zones', create, h('form', { class: 'inline', role: 'search', onsubmit: (e) => e.preventDefault() }, field('Search zones', filter)),
-    h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {},
+    scroller('Zones', h('table', {}, h('thead', {}, h('tr', {},
       h('th', { scope: 'col' }, 'Zone'), h('th', { scope: 'col', class: 'num' }, 'Records'),
       h('th', { scope: 'col', class: 'num' }, 'Serial'), h('th', { scope: 'col' }, 'Actions'))), body)),
     h('h2', {}, 'Import a zone file'), importForm);
@@ -386,7 +390,7 @@ async function zonePage(origin) {
   show(`Zone ${origin}`, h('p', {}, h('a', { href: '#/zones' }, '\u2190 All zones'), ' · ',
     h('a', { href: `/v1/zones/${enc(origin)}/export`, download: `${origin}zone` }, 'Export as a master file')),
   add, h('form', { class: 'inline', role: 'search', onsubmit: (e) => e.preventDefault() }, field('Search records', filter)),
-  h('div', { class: 'table-wrap' }, h('table', { id: 'records' }, h('thead', {}, h('tr', {},
+  scroller('Records', h('table', { id: 'records' }, h('thead', {}, h('tr', {},
     ['Name', 'TTL', 'Type', 'Data', 'Actions'].map((name, i) => h('th', { scope: 'col', class: i === 1 ? 'num' : null }, name)))), body)));
 }
 
@@ -410,7 +414,7 @@ async function clusterPage() {
         ['Leader', cluster.leader ?? 'none'], ['Term', cluster.term], ['Applied index', cluster.applied_index ?? '–']]
         .map(([label, value]) => h('div', { class: 'tile' }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, value)))),
     h('h2', {}, 'Nodes'),
-    table(['Id', 'Address', 'Role', { text: 'Lag', num: true }, { text: 'Last contact', num: true }, 'Health', 'Actions'], rows),
+    table(['Id', 'Address', 'Role', { text: 'Lag', num: true }, { text: 'Last contact', num: true }, 'Health', 'Actions'], rows, 'Nodes'),
     h('h2', {}, 'Invite a node'),
     h('p', {}, h('button', { type: 'button', onclick: async () => {
       try {
@@ -424,40 +428,49 @@ async function clusterPage() {
 // ---- Lite clients ---------------------------------------------------------------------
 
 async function litePage() {
-  const [tokens, sessions, status] = await Promise.all([
-    api('GET', '/v1/lite-tokens'), api('GET', '/v1/sync/sessions'), api('GET', '/v1/status')]);
-  const created = h('div', {});
+  const sessionsBox = h('div', {});
+  const tokensBox = h('div', {});
+  const drawSessions = async () => {
+    const [sessions, status] = await Promise.all([api('GET', '/v1/sync/sessions'), api('GET', '/v1/status')]);
+    const applied = status.applied_index || 0;
+    sessionsBox.replaceChildren(table(['Client', 'Token', 'Address', { text: 'Cursor', num: true }, { text: 'Lag', num: true },
+      { text: 'Queue', num: true }, { text: 'Connected', num: true }],
+    sessions.map((s) => h('tr', {}, h('td', { class: 'mono' }, s.client_id), h('td', {}, s.token),
+      h('td', { class: 'mono' }, s.remote), num(s.cursor_acked),
+      num(s.cursor_acked === null ? null : Math.max(0, applied - s.cursor_acked)),
+      num(s.queue_depth), num(`${s.connected_secs} s`))), 'Sessions'));
+  };
+  const drawTokens = async () => {
+    const tokens = await api('GET', '/v1/lite-tokens');
+    tokensBox.replaceChildren(table(['Name', 'Zones', { text: 'Sessions', num: true }, 'Actions'], tokens.map((token) => h('tr', {},
+      h('td', {}, token.name), h('td', { class: 'mono' }, token.zones.join(' ')), num(token.sessions),
+      h('td', {}, h('button', { type: 'button', class: 'danger', 'aria-label': `Revoke token ${token.name}`, onclick: async () => {
+        if (!confirm(`Revoke ${token.name}? Its sessions close at once.`)) return;
+        try {
+          await api('DELETE', `/v1/lite-tokens/${enc(token.name)}`);
+          created.replaceChildren();
+          notice(`Revoked ${token.name}.`);
+          await Promise.all([drawTokens(), drawSessions()]);
+        } catch (e) { fail(e); }
+      } }, 'Revoke')))), 'Tokens'));
+  };
+  const created = h('div', { id: 'created-token' });
   const name = h('input', { name: 'token-name', required: true, placeholder: 'laptop-anna' });
   const zones = h('input', { name: 'token-zones', required: true, placeholder: 'site.internal. corp.internal.' });
   const form = h('form', { class: 'inline', onsubmit: async (e) => {
     e.preventDefault();
     try {
       const token = await api('POST', '/v1/lite-tokens', { name: name.value, zones: zones.value.split(/[\s,]+/).filter(Boolean) });
-      await litePage();
       notice(`Created the token ${token.name}.`);
-      document.getElementById('created-token').replaceChildren(
+      created.replaceChildren(
         h('p', {}, 'The token, shown this once; give it to the laptop\u2019s outpost-lite:'),
         h('p', { class: 'secret' }, token.token));
+      await drawTokens();
     } catch (error) { fail(error); }
   } }, field('Name', name), field('Zones', zones), h('button', { type: 'submit' }, 'Create token'));
-  created.id = 'created-token';
-  const applied = status.applied_index || 0;
-  show('Lite clients',
-    h('h2', {}, 'Sessions on this node'),
-    table(['Client', 'Token', 'Address', { text: 'Cursor', num: true }, { text: 'Lag', num: true },
-      { text: 'Queue', num: true }, { text: 'Connected', num: true }],
-    sessions.map((s) => h('tr', {}, h('td', { class: 'mono' }, s.client_id), h('td', {}, s.token),
-      h('td', { class: 'mono' }, s.remote), num(s.cursor_acked),
-      num(s.cursor_acked === null ? null : Math.max(0, applied - s.cursor_acked)),
-      num(s.queue_depth), num(`${s.connected_secs} s`)))),
-    h('h2', {}, 'Tokens'), form, created,
-    table(['Name', 'Zones', { text: 'Sessions', num: true }, 'Actions'], tokens.map((token) => h('tr', {},
-      h('td', {}, token.name), h('td', { class: 'mono' }, token.zones.join(' ')), num(token.sessions),
-      h('td', {}, h('button', { type: 'button', class: 'danger', 'aria-label': `Revoke token ${token.name}`, onclick: async () => {
-        if (!confirm(`Revoke ${token.name}? Its sessions close at once.`)) return;
-        try { await api('DELETE', `/v1/lite-tokens/${enc(token.name)}`); await litePage(); notice(`Revoked ${token.name}.`); } catch (e) { fail(e); }
-      } }, 'Revoke'))))));
-  every(5000, () => route());
+  show('Lite clients', h('h2', {}, 'Sessions on this node'), sessionsBox, h('h2', {}, 'Tokens'), form, created, tokensBox);
+  await Promise.all([drawSessions(), drawTokens()]);
+  every(5000, () => drawSessions().catch(fail));
 }
 
 // ---- plugins --------------------------------------------------------------------------
