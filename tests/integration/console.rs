@@ -2,7 +2,8 @@
 //! ChromeDriver, against a real appliance: sign in, change records and see `dig` answer
 //! them, import a broken zone file and read its line number, watch `dig`'s queries in
 //! the live log, see a blocked query marked with its plugin, revoke a Lite token and
-//! see the session close, sign out. Each page is checked with axe-core and
+//! see the session close, see a cluster of three and a removal refused for its quorum,
+//! sign out. Each page is checked with axe-core and
 //! photographed (`OUTPOST_SCREENSHOTS=docs/console` refreshes the docs' pictures).
 //! The session's refusals (no cookie, a wrong CSRF token) and the query log's API are
 //! checked over plain HTTP.
@@ -152,11 +153,8 @@ fn the_console_signs_in_edits_records_shows_queries_and_signs_out() {
     browser.wait_for_text("console.example.internal.");
     check_page(&browser, &axe, "dashboard");
 
-    for (page, heading) in [
-        ("cluster", "Nodes"),
-        ("lite", "Tokens"),
-        ("plugins", "Install or update"),
-    ] {
+    // The cluster page is checked on a cluster of three, below.
+    for (page, heading) in [("lite", "Tokens"), ("plugins", "Install or update")] {
         browser.goto(&format!("{}#/{page}", console_url(&appliance)));
         browser.wait_for_text(heading);
         check_page(&browser, &axe, page);
@@ -494,4 +492,55 @@ fn the_query_log_api_searches_names_its_bad_parameters_and_follows_a_reload() {
     let before = logged(&appliance, "limit=1000").len();
     dig(dns, "after-off.example.internal.", "A");
     assert_eq!(logged(&appliance, "limit=1000").len(), before);
+}
+
+#[test]
+fn the_cluster_page_lists_the_nodes_makes_a_ticket_and_shows_a_quorum_refusal() {
+    use outpost_tests::cluster::{CLUSTER_WAIT, leader, start_cluster};
+    let mut nodes = start_cluster(3, "");
+    let leader = leader(&nodes, &[0, 1, 2]);
+    let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let (down, kept) = (followers[0], followers[1]);
+    let browser = signed_in(&nodes[leader]);
+    browser.goto(&format!("{}#/cluster", console_url(&nodes[leader])));
+    let three = wait_until(CLUSTER_WAIT, || {
+        browser.goto(&format!("{}#/cluster", console_url(&nodes[leader])));
+        browser.wait_for_text("Nodes");
+        browser.page_text().matches("healthy").count() == 3
+    });
+    assert!(three, "{}", browser.page_text());
+    assert_eq!(
+        browser.page_text().matches("leader").count(),
+        2,
+        "the tag and the tile"
+    );
+    check_page(&browser, &browser::axe_script(), "cluster");
+
+    browser.click("#main button:not(.danger)");
+    browser.wait_for(".secret");
+    assert!(
+        browser.text(".secret").starts_with("outpost-join-v1:"),
+        "{}",
+        browser.text(".secret")
+    );
+
+    // With one follower down, removing the other would lose the quorum: the page says
+    // so, and the node stays.
+    let kept_id = nodes[kept].api_json("GET", "/v1/status", None).1["node_id"]
+        .as_u64()
+        .unwrap();
+    nodes[down].kill9();
+    let refused = wait_until(CLUSTER_WAIT, || {
+        browser.goto(&format!("{}#/cluster", console_url(&nodes[leader])));
+        browser.click(&format!("button[aria-label='Remove node {kept_id}']"));
+        browser.accept_alert();
+        browser.wait_for("#notice p");
+        let notice = browser.text("#notice p");
+        assert!(
+            !notice.starts_with("Removed"),
+            "a removal that loses the quorum went through"
+        );
+        notice.contains("quorum")
+    });
+    assert!(refused, "{}", browser.page_text());
 }

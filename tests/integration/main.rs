@@ -27,8 +27,8 @@
 //!   gap; an isolated leader; a Lite client moved to a node behind it), each ending with
 //!   the convergence checker, under three seeds.
 //! - [`console`]: the web console in a real headless Chromium: sign-in, records,
-//!   the live query log, a blocked query, a revoked Lite token, axe-core on every page;
-//!   the session's refusals over HTTP.
+//!   the live query log, a blocked query, a revoked Lite token, a cluster of three and a
+//!   quorum refusal, axe-core on every page; the session's refusals over HTTP.
 //! - [`dashboards`]: the Grafana dashboard reads only metrics the daemons export.
 //! - [`admin_cli`]: the CLI (`zone`, `record`, `status`, `check-config`).
 //! - [`admin_api`]: the HTTP API's errors, its token, `/metrics`.
