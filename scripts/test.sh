@@ -20,6 +20,18 @@ for needed in iptables:iptables kdig:knot-dnsutils curl:curl named-checkzone:bin
   $sudo apt-get install -y --no-install-recommends "$package" >/dev/null ||
     { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends "$package" >/dev/null; }
 done
+# A real systemd-resolved for the split-DNS test (tests/integration/lite_resolver.rs),
+# taken out of Debian's package without installing it: installing would take over this
+# machine's /etc/resolv.conf. The test runs it in a network and mount namespace of its own.
+resolved_dir=${XDG_CACHE_HOME:-$HOME/.cache}/outpost/systemd-resolved
+if [ ! -x "$resolved_dir/lib/systemd/systemd-resolved" ]; then
+  echo "test: extracting systemd-resolved from its Debian package"
+  rm -rf "$resolved_dir" && mkdir -p "$resolved_dir"
+  (cd "$resolved_dir" && apt-get download systemd-resolved >/dev/null 2>&1 ||
+    { $sudo apt-get update >/dev/null && apt-get download systemd-resolved >/dev/null; }) &&
+    dpkg -x "$resolved_dir"/systemd-resolved_*.deb "$resolved_dir"
+fi
+export OUTPOST_SYSTEMD_RESOLVED=$resolved_dir/lib/systemd/systemd-resolved
 # axe-core, the accessibility checker the browser tests run in each console page, pinned
 # by tests/console-tools/package-lock.json.
 npm ci --prefix tests/console-tools --no-audit --no-fund --silent

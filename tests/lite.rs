@@ -315,7 +315,12 @@ impl Lite {
         let child = command
             .arg("--token")
             .arg(&self.token)
-            .args(["--dns", "127.0.0.1:0", "--page", "127.0.0.1:0"])
+            // The test's own DNS address, or any free one on loopback.
+            .args(if self.extra_args.iter().any(|arg| arg == "--dns") {
+                vec!["--page", "127.0.0.1:0"]
+            } else {
+                vec!["--dns", "127.0.0.1:0", "--page", "127.0.0.1:0"]
+            })
             // The test's own upstream, or one that goes nowhere (never /etc/resolv.conf).
             .args(if self.extra_args.iter().any(|arg| arg == "--upstream") {
                 Vec::new()

@@ -16,6 +16,8 @@
 //! - [`replica`]: the redb replica and cursor, snapshot staging, the published views.
 //! - [`page`]: the status page on loopback (state, zones, recent queries, `/metrics`).
 //! - [`status`]: the honest sync state and `status.json` (`status/report.rs`).
+//! - [`resolver`]: `outpost-lite resolver install|uninstall`: split DNS for the
+//!   replica's zones (systemd-resolved, /etc/resolver, NRPT).
 //! - [`tls`]: trust for `wss://` appliances (a pinned fingerprint or a CA file).
 //!
 //! The wire protocol itself is `outpost_core::sync` (`docs/sync-protocol.md`).
@@ -26,6 +28,7 @@ pub(crate) mod connector;
 pub mod lite;
 pub(crate) mod page;
 pub(crate) mod replica;
+pub mod resolver;
 pub(crate) mod session;
 pub mod status;
 pub(crate) mod tls;

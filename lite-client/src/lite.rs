@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use outpost_dns::forward::Forwarder;
 use outpost_dns::handler::QueryHandler;
@@ -31,6 +32,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::LiteConfig;
 use crate::page::Page;
 use crate::replica::{LiveState, ReplicaError, ReplicaStore};
+use crate::resolver;
 use crate::status::{self, Digester, PluginStatus, StatusBoard, StatusError};
 
 /// UDP worker threads: one answers a laptop's own queries with room to spare.
@@ -106,7 +108,13 @@ impl LiteClient {
         }
         let mut digester = Digester::default();
         let digest = digester.digest(&published.state.view, true).await;
-        status::write_status_file(&config.data_dir, &board.to_file(digest)).await?;
+        let first = status::with_zone_names(board.to_file(digest), &published.state.view);
+        status::write_status_file(&config.data_dir, &first).await?;
+        tracker.spawn(keep_resolver(
+            config.data_dir.clone(),
+            published.clone(),
+            shutdown.clone(),
+        ));
         status::spawn_writer(
             board.clone(),
             config.data_dir.clone(),
@@ -161,7 +169,8 @@ impl LiteClient {
         let digest = Digester::default()
             .digest(&self.published.state.view, true)
             .await;
-        status::write_status_file(&self.data_dir, &self.board.to_file(digest)).await?;
+        let last = status::with_zone_names(self.board.to_file(digest), &self.published.state.view);
+        status::write_status_file(&self.data_dir, &last).await?;
         tracing::info!("stopped");
         Ok(())
     }
@@ -179,6 +188,52 @@ async fn reload_plugins(
         let definitions = published.state.load().zones.plugins().cloned().collect();
         plugins.reload(definitions, fresh).await;
         board.plugins(plugin_statuses(&plugins, &published));
+    }
+}
+
+/// How often the client looks whether its zones changed under an installed resolver.
+const RESOLVER_CHECK: Duration = Duration::from_secs(2);
+
+/// Keeps what `outpost-lite resolver install` wrote in step with the replica's zones
+/// (the token's scope grew or shrank), until `shutdown`. Nothing when it was never
+/// installed; a failure (no permission) is logged once per set of zones.
+async fn keep_resolver(data_dir: PathBuf, published: LiveState, shutdown: CancellationToken) {
+    let mut failed_for: Option<Vec<String>> = None;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(RESOLVER_CHECK) => {}
+            () = shutdown.cancelled() => return,
+        }
+        let Some(installed) = resolver::read_installed(&data_dir) else {
+            continue;
+        };
+        let zones: Vec<String> = published
+            .state
+            .view
+            .load()
+            .zones
+            .iter()
+            .map(|zone| zone.origin().to_ascii())
+            .collect();
+        if zones == installed.zones || zones.is_empty() || failed_for.as_ref() == Some(&zones) {
+            continue;
+        }
+        let (os, root, dns) = (installed.os, installed.root.clone(), installed.dns);
+        let run_commands = root == std::path::Path::new("/");
+        match resolver::reinstall(Some(&installed), os, &root, dns, &zones, run_commands)
+            .map_err(|error| error.to_string())
+            .and_then(|now| {
+                resolver::write_installed(&data_dir, Some(&now)).map_err(|error| error.to_string())
+            }) {
+            Ok(()) => {
+                tracing::info!(?zones, "resolver configuration follows the new zones");
+                failed_for = None;
+            }
+            Err(error) => {
+                tracing::warn!(%error, ?zones, "resolver configuration not updated for the new zones");
+                failed_for = Some(zones);
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use outpost_core::report::Report;
 use outpost_lite::config::{DEFAULT_DATA_DIR, RunOptions, is_plaintext_off_loopback};
 use outpost_lite::lite::LiteClient;
+use outpost_lite::resolver::{self, Os};
 use outpost_lite::status::{self, StatusError};
 
 #[derive(Parser, Debug)]
@@ -36,6 +37,36 @@ enum Command {
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
     },
+    /// Make this machine's resolver send the replica's zones, and only those, to the
+    /// client (systemd-resolved, /etc/resolver, NRPT).
+    Resolver {
+        #[command(subcommand)]
+        action: ResolverAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ResolverAction {
+    /// Write the configuration; the running client keeps it in step with its zones.
+    Install(ResolverArgs),
+    /// Remove what install wrote.
+    Uninstall(ResolverArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ResolverArgs {
+    /// Data directory of the client (its status.json names the zones and the address).
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// Print what would be written and run; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// The system to configure (default: this one; another only with --dry-run).
+    #[arg(long, value_enum)]
+    os: Option<Os>,
+    /// Prefix of every path written (default /), for images and tests.
+    #[arg(long, default_value = "/")]
+    root: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -96,6 +127,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(*args).map(|()| ExitCode::SUCCESS),
         Command::Status { json, data_dir } => show_status(json, &data_dir),
+        Command::Resolver { action } => resolver(action).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -200,6 +232,79 @@ fn read_token(
 }
 
 /// Prints the status; exits 0 when the client runs, 1 when it does not.
+fn resolver(action: ResolverAction) -> anyhow::Result<()> {
+    let (install, args) = match action {
+        ResolverAction::Install(args) => (true, args),
+        ResolverAction::Uninstall(args) => (false, args),
+    };
+    let os = args.os.unwrap_or_else(Os::current);
+    if os != Os::current() && !args.dry_run {
+        anyhow::bail!(
+            "--os {os:?} is another system than this one: add --dry-run to see what would be done there"
+        );
+    }
+    let previous = resolver::read_installed(&args.data_dir);
+    let (plan, root) = if install {
+        let status = status::read_status_file(&args.data_dir)?;
+        let dns = status
+            .dns
+            .parse()
+            .context("status.json names no DNS address")?;
+        let mut plan = resolver::plan_install(os, &args.root, dns, &status.zone_names)?;
+        if let Some(previous) = &previous {
+            plan.remove = resolver::plan_uninstall(previous).remove;
+            plan.remove
+                .retain(|file| !plan.write.iter().any(|(path, _)| path == file));
+        }
+        if !args.dry_run {
+            resolver::apply(&plan, runs_commands(&args.root))?;
+            let kept = resolver::installed(os, &args.root, dns, &status.zone_names, &plan);
+            resolver::write_installed(&args.data_dir, Some(&kept)).with_context(|| {
+                format!(
+                    "cannot keep {} in the data directory",
+                    resolver::INSTALLED_FILE
+                )
+            })?;
+        }
+        (plan, args.root)
+    } else {
+        let Some(previous) = previous else {
+            println!(
+                "nothing installed (no {} in {})",
+                resolver::INSTALLED_FILE,
+                args.data_dir.display()
+            );
+            return Ok(());
+        };
+        let plan = resolver::plan_uninstall(&previous);
+        if !args.dry_run {
+            resolver::apply(&plan, runs_commands(&previous.root))?;
+            resolver::write_installed(&args.data_dir, None)?;
+        }
+        (plan, previous.root)
+    };
+    print!("{}", resolver::describe(&plan));
+    if !runs_commands(&root) && !plan.commands.is_empty() {
+        println!(
+            "(the commands were not run: --root is not /, so this machine's resolver is not the one configured)"
+        );
+    }
+    if install && os == Os::Linux {
+        println!(
+            "note: systemd-resolved also asks a DNS= server of resolved.conf for names outside its ~domains when no other server matches; run outpost-lite with --upstream set to the network's resolver, not 127.0.0.53, or such names loop"
+        );
+    }
+    if !args.dry_run {
+        println!("{}", if install { "installed" } else { "uninstalled" });
+    }
+    Ok(())
+}
+
+/// Commands reload this machine's resolver: only when its own files were written.
+fn runs_commands(root: &Path) -> bool {
+    root == Path::new("/")
+}
+
 fn show_status(json: bool, data_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     let file = match status::read_status_file(data_dir) {
         Ok(file) => file,

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 pub use report::{
     Digester, STATUS_FILE, STATUS_WRITE_INTERVAL, StatusError, is_running, read_status_file,
-    render, spawn_writer, write_status_file,
+    render, spawn_writer, with_zone_names, write_status_file,
 };
 
 /// A connected session that has received no frame for this long is Stale. The server
@@ -126,6 +126,9 @@ pub struct StatusFile {
     /// The bound address of the status page (`http://ADDR/`), when it is on.
     #[serde(default)]
     pub page: Option<String>,
+    /// The origins of the replica's zones.
+    #[serde(default)]
+    pub zone_names: Vec<String>,
 }
 
 /// One plugin in `status.json`.
@@ -294,6 +297,7 @@ impl StatusBoard {
             plugins: inner.plugins,
             last_change_unix: inner.last_change_unix,
             page: inner.page.map(|page| page.to_string()),
+            zone_names: Vec::new(),
         }
     }
 

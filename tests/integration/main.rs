@@ -40,6 +40,8 @@
 //!   port; the pre-auth pool's per-source cap and deadline hold.
 //! - [`lite_page`]: the Lite client's page on loopback: HTML, status, queries, metrics,
 //!   refusals.
+//! - [`lite_resolver`]: split DNS for the replica's zones (`outpost-lite resolver`),
+//!   kept in step with the token's scope.
 //! - [`lite_resync`]: a Lite client that was away: resume, snapshot, another cluster.
 //! - [`lite_protocol`]: the Lite client against a scripted fake appliance (unknown,
 //!   malformed and oversized frames).
@@ -75,6 +77,7 @@ mod lite;
 mod lite_flood;
 mod lite_page;
 mod lite_protocol;
+mod lite_resolver;
 mod lite_resync;
 mod malformed;
 mod partition;

@@ -75,12 +75,24 @@ pub fn spawn_writer(
                 () = shutdown.cancelled() => return,
             }
             let digest = digester.digest(&view, false).await;
-            if let Err(error) = write_status_file(&data_dir, &board.to_file(digest)).await {
+            let status = with_zone_names(board.to_file(digest), &view);
+            if let Err(error) = write_status_file(&data_dir, &status).await {
                 tracing::warn!(%error, "status file not written");
             }
             tokio::time::sleep(MIN_WRITE_GAP).await;
         }
     });
+}
+
+/// `status` with the origins of the replica's zones in `view`.
+pub fn with_zone_names(mut status: StatusFile, view: &ArcSwap<View>) -> StatusFile {
+    status.zone_names = view
+        .load()
+        .zones
+        .iter()
+        .map(|zone| zone.origin().to_ascii())
+        .collect();
+    status
 }
 
 /// Remembers the last digest and the replica it was computed for.
