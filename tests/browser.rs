@@ -39,13 +39,23 @@ impl Browser {
             .expect("start chromedriver (scripts/test.sh installs chromium-driver)");
         let stdout = driver.stdout.take().expect("chromedriver's stdout");
         let mut port = None;
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("started successfully on port ").nth(1) {
+        let mut lines = BufReader::new(stdout);
+        let mut line = String::new();
+        while port.is_none() && lines.read_line(&mut line).is_ok_and(|read| read > 0) {
+            if let Some(rest) = line
+                .trim_end()
+                .split("started successfully on port ")
+                .nth(1)
+            {
                 port = rest.trim_end_matches('.').parse::<u16>().ok();
-                break;
             }
+            line.clear();
         }
         let port = port.expect("chromedriver names its port");
+        // Keep reading what it prints: a closed pipe would end it at its next line.
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut lines.into_inner(), &mut std::io::sink());
+        });
         let base = format!("http://127.0.0.1:{port}");
         let profile = tempfile::tempdir().expect("a profile directory");
         let args = [

@@ -460,8 +460,10 @@ impl QueryHandler {
         source: Source,
         reply: &mut Vec<u8>,
     ) -> Handled {
+        // The outcome's rcode, not the header's: an extended one (BADCOOKIE) is logged whole.
+        let rcode = outcome.rcode;
         message::encode_into(question, outcome, hop.limit, reply);
-        let (rcode, latency) = self.count(hop.transport, reply, hop.started);
+        let latency = self.count(hop.transport, reply, hop.started);
         let timing = (hop.started, latency);
         self.log(question, (hop.client, hop.transport), rcode, source, timing);
         Handled::Reply
@@ -543,8 +545,9 @@ impl QueryHandler {
         }
         let source = redirected(request.redirect.as_deref()).unwrap_or(Source::Upstream);
         let outcome = forwarded(resolved, request.redirect);
+        let rcode = outcome.rcode;
         let bytes = message::encode(&request.question, outcome, limit);
-        let (rcode, latency) = self.count(transport, &bytes, started);
+        let latency = self.count(transport, &bytes, started);
         let at = (request.client, transport);
         self.log(&request.question, at, rcode, source, (started, latency));
         bytes
@@ -561,13 +564,8 @@ impl QueryHandler {
             .any(|network| network.contains(&client))
     }
 
-    /// Counts an answer in the metrics; its rcode and how long it took.
-    fn count(
-        &self,
-        transport: Transport,
-        bytes: &[u8],
-        started: Instant,
-    ) -> (ResponseCode, Duration) {
+    /// Counts an answer in the metrics; how long it took.
+    fn count(&self, transport: Transport, bytes: &[u8], started: Instant) -> Duration {
         let rcode = bytes
             .get(3)
             .map_or(ResponseCode::ServFail, |b| ResponseCode::from(0, b & 0x0f));
@@ -576,6 +574,6 @@ impl QueryHandler {
         }
         let latency = started.elapsed();
         self.metrics.record_answer(transport, rcode, latency);
-        (rcode, latency)
+        latency
     }
 }

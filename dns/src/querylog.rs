@@ -18,14 +18,19 @@
 //! **Bound:** the recent queries are shared among the shards in use: each keeps at most
 //! `capacity` / (shards in use), oldest dropped first.
 //! **Invariant:** a record's sequence number is unique and grows with the time it was
-//! taken, so a reader that remembers the last number it saw (the live tail) misses
+//! taken, and it is taken and the record pushed under the same shard lock; a search
+//! reads the next number with every shard locked (`search`), so it sees every record
+//! below that cut, and a live tail that asks after the cursor it was given misses
 //! nothing that is still in the log.
 
 pub mod aggregate;
+mod search;
 mod text;
 
+pub use search::{Filter, Found};
+
+use text::{dotted, read_name, write_name};
 pub use text::{parse_rcode, rcode_name};
-use text::{read_name, write_name};
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -43,8 +48,8 @@ use aggregate::{History, Minute};
 
 /// Recent queries kept by default.
 pub const DEFAULT_CAPACITY: usize = 10_000;
-/// The most recent queries a log may be configured to keep (about 100 bytes each, so
-/// 100 MiB at most).
+/// The most recent queries a log may be configured to keep (about 150 bytes each with
+/// typical names, up to about 400 with the longest: 150 to 400 MiB).
 pub const MAX_CAPACITY: usize = 1_000_000;
 /// Shards of the log: the query path's threads take one each (round robin), so two
 /// workers never wait on the same lock.
@@ -124,7 +129,9 @@ pub enum Source {
     Refused,
     /// Response rate limiting answered it (a slip or BADCOOKIE).
     RateLimited,
-    /// Answered before the answer engine: FORMERR, NOTIMP, a TSIG error.
+    /// Answered before the answer engine: a zone transfer or NOTIFY this node does not
+    /// take (REFUSED, NOTIMP). Malformed queries, answered FORMERR from the packet alone,
+    /// have no question to log: they are counted in the metrics only.
     Early,
 }
 
@@ -197,21 +204,6 @@ pub struct Record {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Verdict>,
     pub latency_us: u64,
-}
-
-/// What a search asks for; every field set must match.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    /// Only records after this sequence number (the live tail).
-    pub after: Option<u64>,
-    pub client: Option<IpAddr>,
-    /// A part of the name, lowercase.
-    pub name: Option<String>,
-    pub qtype: Option<RecordType>,
-    pub rcode: Option<ResponseCode>,
-    /// `zone`, `cache`, ..., or a verdict (`block`, `answer`, `redirect`, `fail`).
-    pub source: Option<String>,
-    pub limit: usize,
 }
 
 /// The log of one node. Shared by every socket loop through the query handler.
@@ -343,7 +335,7 @@ impl QueryLog {
         let minute = time_ms / 60_000;
         if shard.minute.minute != minute {
             let done = std::mem::replace(&mut shard.minute, Minute::starting(minute));
-            lock(&self.history).add(done.summary());
+            lock(&self.history).add(done.summary(), minute);
         }
         let mut slot = shard.take_slot(self.per_shard());
         write_name(&mut slot.name, answered.name);
@@ -359,33 +351,11 @@ impl QueryLog {
         shard.ring.push_back(slot);
     }
 
-    /// The most recent records that match `filter`, newest first.
-    pub fn search(&self, filter: &Filter) -> Vec<Record> {
-        let limit = filter.limit.clamp(1, MAX_SEARCH_RESULTS);
-        let mut found = Vec::new();
-        for shard in self.shards.iter() {
-            let shard = lock(shard);
-            // Newest first within the shard, at most `limit` of them.
-            let mut taken = 0;
-            for slot in shard.newest_first() {
-                if taken == limit || filter.after.is_some_and(|after| slot.seq <= after) {
-                    break;
-                }
-                if slot.matches(filter) {
-                    found.push(slot.record());
-                    taken += 1;
-                }
-            }
-        }
-        found.sort_unstable_by_key(|record| std::cmp::Reverse(record.seq));
-        found.truncate(limit);
-        found
-    }
-
     /// The aggregates of the last `minutes` minutes (at most a day), the minutes still
     /// being counted included.
     pub fn stats(&self, minutes: u64) -> aggregate::Stats {
         let now = unix_ms() / 60_000;
+        let since = now.saturating_sub(minutes.clamp(1, aggregate::HISTORY_MINUTES) - 1);
         let mut current = Vec::with_capacity(SHARDS);
         for shard in self.shards.iter() {
             let shard = lock(shard);
@@ -393,7 +363,10 @@ impl QueryLog {
                 current.push(shard.minute.summary());
             }
         }
-        lock(&self.history).stats(now, minutes, current)
+        // Copied under the lock, merged outside it: a worker that finishes a minute waits
+        // for the copy only.
+        let window = lock(&self.history).window(since);
+        aggregate::stats(since, window, current)
     }
 }
 
@@ -435,10 +408,6 @@ impl Shard {
             }
         }
     }
-
-    fn newest_first(&self) -> impl Iterator<Item = &Slot> {
-        self.ring.iter().rev()
-    }
 }
 
 impl Slot {
@@ -456,7 +425,8 @@ impl Slot {
         }
     }
 
-    fn matches(&self, filter: &Filter) -> bool {
+    /// Whether the slot matches `filter`; `scratch` holds the dotted name when asked.
+    fn matches(&self, filter: &Filter, scratch: &mut Vec<u8>) -> bool {
         filter.client.is_none_or(|client| client == self.client)
             && filter.qtype.is_none_or(|qtype| qtype == self.qtype)
             && filter.rcode.is_none_or(|rcode| rcode == self.rcode)
@@ -465,10 +435,13 @@ impl Slot {
                     || matches!(&self.source, Source::Plugin { verdict, .. }
                         if verdict_name(*verdict) == source)
             })
-            && filter
-                .name
-                .as_deref()
-                .is_none_or(|part| read_name(&self.name).contains(part))
+            && filter.name.as_deref().is_none_or(|part| {
+                dotted(&self.name, scratch);
+                part.is_empty()
+                    || scratch
+                        .windows(part.len())
+                        .any(|window| window == part.as_bytes())
+            })
     }
 
     fn record(&self) -> Record {

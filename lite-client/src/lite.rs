@@ -84,7 +84,6 @@ impl LiteClient {
             cursor = ?replica.cursor().map(|c| c.index),
             "replica loaded"
         );
-
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let served = serve_dns(&config, &published, &shutdown, &tracker).await?;
@@ -99,6 +98,7 @@ impl LiteClient {
         board.plugins(plugin_statuses(&plugins, &published));
         if let Some(addr) = config.page {
             let page = Page {
+                addr,
                 board: board.clone(),
                 published: published.clone(),
                 log: served.log,
@@ -220,12 +220,9 @@ async fn keep_resolver(data_dir: PathBuf, published: LiveState, shutdown: Cancel
         }
         let (os, root, dns) = (installed.os, installed.root.clone(), installed.dns);
         let run_commands = root == std::path::Path::new("/");
-        match resolver::reinstall(Some(&installed), os, &root, dns, &zones, run_commands)
-            .map_err(|error| error.to_string())
-            .and_then(|now| {
-                resolver::write_installed(&data_dir, Some(&now)).map_err(|error| error.to_string())
-            }) {
-            Ok(()) => {
+        let target = (os, root.as_path(), dns);
+        match resolver::reinstall(&data_dir, Some(&installed), target, &zones, run_commands) {
+            Ok(_) => {
                 tracing::info!(?zones, "resolver configuration follows the new zones");
                 failed_for = None;
             }
@@ -258,6 +255,10 @@ async fn serve_page(
             let bound = listener.local_addr().unwrap_or(addr);
             board.page(bound);
             tracing::info!(page = %format!("http://{bound}/"), "status page");
+            let page = Page {
+                addr: bound,
+                ..page
+            };
             crate::page::spawn(listener, Arc::new(page), shutdown.clone(), tracker);
         }
         Err(error) => {

@@ -257,14 +257,16 @@ fn resolver(action: ResolverAction) -> anyhow::Result<()> {
                 .retain(|file| !plan.write.iter().any(|(path, _)| path == file));
         }
         if !args.dry_run {
-            resolver::apply(&plan, runs_commands(&args.root))?;
-            let kept = resolver::installed(os, &args.root, dns, &status.zone_names, &plan);
-            resolver::write_installed(&args.data_dir, Some(&kept)).with_context(|| {
-                format!(
-                    "cannot keep {} in the data directory",
-                    resolver::INSTALLED_FILE
-                )
-            })?;
+            let target = (os, args.root.as_path(), dns);
+            let run_commands = runs_commands(&args.root);
+            let zones = &status.zone_names;
+            resolver::reinstall(
+                &args.data_dir,
+                previous.as_ref(),
+                target,
+                zones,
+                run_commands,
+            )?;
         }
         (plan, args.root)
     } else {

@@ -15,6 +15,7 @@
 //! the query log never leaves the laptop.
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::status::{StatusBoard, StatusFile, SyncState, unix_now};
+use crate::status::{StatusBoard, StatusFile, SyncState, unix_now, with_zone_names};
 
 /// Default address of the page: loopback, beside the client's DNS.
 pub const DEFAULT_PAGE: &str = "127.0.0.1:5380";
@@ -43,6 +44,8 @@ pub const PAGE_QUERIES: usize = 50;
 
 /// What the page shows.
 pub struct Page {
+    /// The address the page is bound to (its port checks the Host header).
+    pub addr: SocketAddr,
     pub board: Arc<StatusBoard>,
     pub published: LiveState,
     pub log: Arc<QueryLog>,
@@ -87,22 +90,42 @@ pub fn spawn(
 async fn serve(mut stream: TcpStream, page: &Page) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let mut buffer = [0u8; 1024];
-    while !head.windows(4).any(|end| end == b"\r\n\r\n") {
-        if head.len() >= MAX_REQUEST_HEAD {
-            return respond(&mut stream, 431, "text/plain", "request head too large\n").await;
-        }
+    loop {
+        // Only the new bytes (and the three before them) can complete the blank line.
+        let from = head.len().saturating_sub(3);
         let read = stream.read(&mut buffer).await?;
         if read == 0 {
             return Ok(());
         }
         head.extend_from_slice(&buffer[..read]);
+        if head[from..].windows(4).any(|end| end == b"\r\n\r\n") {
+            break;
+        }
+        if head.len() >= MAX_REQUEST_HEAD {
+            return respond(&mut stream, 431, "text/plain", "request head too large\n").await;
+        }
     }
-    let line = head.split(|byte| *byte == b'\r').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.split(' ');
+    let text = String::from_utf8_lossy(&head);
+    let mut lines = text.split("\r\n");
+    let mut parts = lines.next().unwrap_or_default().split(' ');
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     if method != "GET" {
         return respond(&mut stream, 405, "text/plain", "only GET\n").await;
+    }
+    // DNS rebinding: a web page whose name now points at 127.0.0.1 would reach the page
+    // from its own origin; its Host header still names it, so only ours is answered.
+    let host = lines.find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("host").then(|| value.trim())
+    });
+    if !host.is_some_and(|host| page.is_our_host(host)) {
+        return respond(
+            &mut stream,
+            421,
+            "text/plain",
+            "ask for this page as 127.0.0.1, [::1] or localhost\n",
+        )
+        .await;
     }
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     match path {
@@ -139,6 +162,7 @@ async fn respond(
         200 => "OK",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        421 => "Misdirected Request",
         _ => "Request Header Fields Too Large",
     };
     let head = format!(
@@ -150,20 +174,44 @@ async fn respond(
     );
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
+    stream.shutdown().await?;
+    // What the client still sends is read and dropped, briefly: closing with unread
+    // input would reset the connection and could lose the answer.
+    let mut sink = [0u8; 1024];
+    let drain = async {
+        let mut left = MAX_REQUEST_HEAD * 8;
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => left = left.saturating_sub(read),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
+    Ok(())
 }
 
 impl Page {
     fn status(&self) -> StatusFile {
         // The digest is the status file's business (it is costly); the page leaves it out.
-        self.board.to_file(None)
+        with_zone_names(self.board.to_file(None), &self.published.state.view)
+    }
+
+    /// Whether a Host header names this page: a loopback name, and its port.
+    fn is_our_host(&self, host: &str) -> bool {
+        let Some((name, port)) = host.rsplit_once(':') else {
+            return false;
+        };
+        port.parse() == Ok(self.addr.port()) && matches!(name, "127.0.0.1" | "[::1]" | "localhost")
     }
 
     fn queries(&self, limit: usize) -> Vec<Record> {
-        self.log.search(&Filter {
-            limit,
-            ..Filter::default()
-        })
+        self.log
+            .search(&Filter {
+                limit,
+                ..Filter::default()
+            })
+            .records
     }
 
     /// The replica's zones: origin, records, serial.

@@ -12,8 +12,12 @@
 //! zones change (the token's scope grew or shrank).
 //!
 //! **Invariant:** only files this module wrote are ever removed (each starts with
-//! [`MARKER`]); a file of the same name written by someone else is refused, not
-//! overwritten.
+//! [`MARKER`]); a file of the same name written by someone else, or one it cannot read,
+//! is refused, not overwritten. Paths and commands are built only from zone names of
+//! letters, digits, `-` and `_` ([`check_zone`]): a name from `status.json`, written by
+//! a user who may not be the one running `sudo`, can neither leave the resolver's
+//! folder, add a line to a config, nor end a PowerShell string. Uninstall recomputes
+//! the paths from the zones kept, never trusting a list of paths.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -78,10 +82,21 @@ pub enum ResolverError {
     )]
     NoZones,
     #[error(
+        "zone {zone:?} is not a name a resolver's files can hold safely (only letters, digits, '-' and '_' in its labels)"
+    )]
+    Zone { zone: String },
+    #[error("cannot keep what is installed in {path}: {source}")]
+    Record {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
         "Windows sends DNS to port 53 only, and this client listens on {dns}: run it with --dns 127.0.0.1:53"
     )]
     WindowsPort { dns: SocketAddr },
-    #[error("{path} exists and was not written by outpost-lite; move it away first")]
+    #[error(
+        "{path} exists and was not written by outpost-lite (or cannot be read); move it away first"
+    )]
     Foreign { path: PathBuf },
     #[error(
         "cannot write {path}: {source} (run as root, or use --dry-run to see what would be written)"
@@ -94,7 +109,24 @@ pub enum ResolverError {
     Command { command: String, detail: String },
 }
 
-/// Presentation of a zone without its final dot, as resolvers' files want it.
+/// `zone` without its final dot, checked: labels of 1 to 63 letters, digits, `-` and
+/// `_`, at most 253 characters.
+pub fn check_zone(zone: &str) -> Result<&str, ResolverError> {
+    let bare = zone.strip_suffix('.').unwrap_or(zone);
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+    };
+    if bare.is_empty() || bare.len() > 253 || !bare.split('.').all(label_ok) {
+        return Err(ResolverError::Zone {
+            zone: zone.to_owned(),
+        });
+    }
+    Ok(bare)
+}
+
 fn bare(zone: &str) -> &str {
     zone.strip_suffix('.').unwrap_or(zone)
 }
@@ -108,6 +140,9 @@ pub fn plan_install(
 ) -> Result<Plan, ResolverError> {
     if zones.is_empty() {
         return Err(ResolverError::NoZones);
+    }
+    for zone in zones {
+        check_zone(zone)?;
     }
     let mut plan = Plan::default();
     match os {
@@ -147,10 +182,25 @@ pub fn plan_install(
     Ok(plan)
 }
 
-/// What removing `installed` means: its files, then the system told.
+/// The files an install for `zones` writes on `os` under `root` (zones that do not
+/// pass [`check_zone`] have none).
+fn files_of(os: Os, root: &Path, zones: &[String]) -> Vec<PathBuf> {
+    match os {
+        Os::Linux => vec![linux_file(root)],
+        Os::Macos => zones
+            .iter()
+            .filter_map(|zone| check_zone(zone).ok())
+            .map(|zone| macos_dir(root).join(zone))
+            .collect(),
+        Os::Windows => Vec::new(),
+    }
+}
+
+/// What removing `installed` means: its files (recomputed from its zones), then the
+/// system told.
 pub fn plan_uninstall(installed: &Installed) -> Plan {
     let mut plan = Plan {
-        remove: installed.files.clone(),
+        remove: files_of(installed.os, &installed.root, &installed.zones),
         ..Plan::default()
     };
     match installed.os {
@@ -248,13 +298,15 @@ pub fn apply(plan: &Plan, run_commands: bool) -> Result<(), ResolverError> {
     Ok(())
 }
 
-/// A path may be written or removed only when it does not exist or starts with [`MARKER`].
+/// A path may be written or removed only when it does not exist or starts with
+/// [`MARKER`]; one that cannot be read is not ours.
 fn check_ours(path: &Path) -> Result<(), ResolverError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) if !text.starts_with(MARKER) => Err(ResolverError::Foreign {
+    match std::fs::read(path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Ok(bytes) if bytes.starts_with(MARKER.as_bytes()) => Ok(()),
+        _ => Err(ResolverError::Foreign {
             path: path.to_owned(),
         }),
-        _ => Ok(()),
     }
 }
 
@@ -312,26 +364,50 @@ pub fn write_installed(data_dir: &Path, installed: Option<&Installed>) -> std::i
 }
 
 /// Installs for `zones`, replacing what `previous` installed (files no longer needed are
-/// removed); returns what is now installed.
+/// removed), and keeps the result in `data_dir`. Before anything is touched, the union
+/// of both is kept there, so a failure part-way leaves nothing that uninstall does not
+/// know about.
 pub fn reinstall(
+    data_dir: &Path,
     previous: Option<&Installed>,
-    os: Os,
-    root: &Path,
-    dns: SocketAddr,
+    (os, root, dns): (Os, &Path, SocketAddr),
     zones: &[String],
     run_commands: bool,
 ) -> Result<Installed, ResolverError> {
     let mut plan = plan_install(os, root, dns, zones)?;
+    let mut known = zones.to_vec();
     if let Some(previous) = previous {
-        plan.remove = previous
-            .files
-            .iter()
-            .filter(|file| !plan.write.iter().any(|(path, _)| path == *file))
-            .cloned()
+        plan.remove = plan_uninstall(previous)
+            .remove
+            .into_iter()
+            .filter(|file| !plan.write.iter().any(|(path, _)| path == file))
             .collect();
+        known.extend(
+            previous
+                .zones
+                .iter()
+                .filter(|zone| !zones.contains(zone))
+                .cloned(),
+        );
     }
+    let keep = |installed: &Installed| {
+        write_installed(data_dir, Some(installed)).map_err(|source| ResolverError::Record {
+            path: data_dir.join(INSTALLED_FILE),
+            source,
+        })
+    };
+    let pending = Installed {
+        os,
+        root: root.to_owned(),
+        dns,
+        zones: known,
+        files: Vec::new(),
+    };
+    keep(&pending)?;
     apply(&plan, run_commands)?;
-    Ok(installed(os, root, dns, zones, &plan))
+    let now = installed(os, root, dns, zones, &plan);
+    keep(&now)?;
+    Ok(now)
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ fn http(addr: SocketAddr, request: &str) -> (u16, String) {
 fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     http(
         addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n"),
     )
 }
 
@@ -54,6 +54,11 @@ fn the_page_shows_the_state_the_zones_and_the_queries_asked_of_the_replica() {
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(json["state"], "Synced", "{json}");
     assert_eq!(json["zones"], 1, "{json}");
+    assert_eq!(
+        json["zone_names"],
+        serde_json::json!(["example.internal."]),
+        "{json}"
+    );
     assert!(json["last_change_unix"].is_u64(), "{json}");
 
     let (status, log) = get(page, "/querylog?limit=5");
@@ -89,6 +94,29 @@ fn the_page_shows_the_state_the_zones_and_the_queries_asked_of_the_replica() {
         )
         .is_some_and(|answers| answers >= 2.0),
         "{metrics}"
+    );
+
+    // A page of another site whose name now points here (DNS rebinding) is refused: its
+    // Host names that site.
+    let port = page.port();
+    let rebound = http(
+        page,
+        &format!("GET /querylog HTTP/1.1\r\nHost: rebind.example:{port}\r\n\r\n"),
+    );
+    assert_eq!(rebound.0, 421, "{}", rebound.1);
+    assert!(!rebound.1.contains("printer"), "{}", rebound.1);
+    assert_eq!(
+        http(
+            page,
+            &format!("GET / HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n")
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        http(page, "GET / HTTP/1.1\r\n\r\n").0,
+        421,
+        "no Host at all"
     );
 
     // Anything else is refused, and a head that never ends is cut off.

@@ -60,7 +60,6 @@ fn the_resolver_sends_only_the_replicas_zones_and_follows_the_scope() {
         !refused.status.success(),
         "another system without --dry-run"
     );
-    assert!(!Path::new("/etc/resolver/lab.test").exists());
 
     // Installed under a root of the test's: the drop-in names the client and the zones.
     let root = tempfile::tempdir().unwrap();
@@ -128,7 +127,11 @@ impl Namespace {
                 .expect("ip runs");
             assert!(status.success(), "ip {args}");
         };
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        // A namespace left by a test killed before its drop (usually there is none).
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(std::process::Stdio::null())
+            .status();
         ip(&format!("netns add {name}"));
         ip(&format!("link add {host} type veth peer name {inside}"));
         ip(&format!("link set {inside} netns {name}"));

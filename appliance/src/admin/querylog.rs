@@ -45,6 +45,8 @@ pub struct Found {
     anonymize_clients: bool,
     /// Newest first.
     records: Vec<Record>,
+    /// Ask `after` this next to see only what came since (the live tail).
+    cursor: u64,
 }
 
 const SOURCES: [&str; 11] = [
@@ -68,11 +70,13 @@ pub async fn search(
     let log = log(&state)?;
     let filter = filter(search)?;
     let settings = log.settings();
+    let found = log.search(&filter);
     Ok(Json(Found {
         mode: settings.mode,
         capacity: settings.capacity,
         anonymize_clients: settings.anonymize_clients,
-        records: log.search(&filter),
+        records: found.records,
+        cursor: found.cursor,
     }))
 }
 

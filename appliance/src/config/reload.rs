@@ -35,7 +35,8 @@ impl Config {
             // Applied live (`Node::reload`): the watcher reads the new list at its next
             // poll.
             sources: _,
-            // Applied live (`Node::reload`); a new capacity empties the recent queries.
+            // Applied live (`Node::reload`); a smaller capacity drops the oldest
+            // queries at once.
             query_log: _,
         } = self;
         let tls = |config: &Config| config.sync.tls.clone();

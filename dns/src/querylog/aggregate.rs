@@ -220,8 +220,10 @@ pub(super) struct History {
 }
 
 impl History {
-    pub fn add(&mut self, summary: Summary) {
-        if summary.queries == 0 {
+    /// Keeps a finished minute; `now` is the current minute. A minute from ahead of the
+    /// clock (a clock stepped back since) is dropped, so it cannot push the real ones out.
+    pub fn add(&mut self, summary: Summary, now: u64) {
+        if summary.queries == 0 || summary.minute > now + 1 {
             return;
         }
         match self
@@ -240,37 +242,47 @@ impl History {
                 self.minutes.insert(at, summary);
             }
         }
-        let newest = self.minutes.back().map_or(0, |last| last.minute);
         while self
             .minutes
             .front()
-            .is_some_and(|first| first.minute + HISTORY_MINUTES <= newest)
+            .is_some_and(|first| first.minute + HISTORY_MINUTES <= now)
         {
             self.minutes.pop_front();
         }
+        // What the clock stepped back from: nothing kept may be ahead of it.
+        while self
+            .minutes
+            .back()
+            .is_some_and(|last| last.minute > now + 1)
+        {
+            self.minutes.pop_back();
+        }
     }
 
-    /// The window of `minutes` minutes that ends with minute `now`, the shards' current
-    /// minutes (`current`) included.
-    pub fn stats(&self, now: u64, minutes: u64, current: Vec<Summary>) -> Stats {
-        let minutes = minutes.clamp(1, HISTORY_MINUTES);
-        let since = now.saturating_sub(minutes - 1);
-        let mut window: Vec<Summary> = self
-            .minutes
+    /// Copies of the minutes from `since` on: taken under the lock, merged outside it.
+    pub fn window(&self, since: u64) -> Vec<Summary> {
+        self.minutes
             .iter()
             .filter(|summary| summary.minute >= since)
             .cloned()
-            .collect();
-        for summary in current.into_iter().filter(|s| s.minute >= since) {
-            match window.iter_mut().find(|kept| kept.minute == summary.minute) {
-                Some(kept) => kept.merge(summary),
-                None => window.push(summary),
-            }
-        }
-        window.sort_unstable_by_key(|summary| summary.minute);
-        Stats::of(since, window)
+            .collect()
     }
 }
+
+/// The window from minute `since` of `kept` minutes and the shards' `current` ones.
+pub(super) fn stats(since: u64, mut window: Vec<Summary>, current: Vec<Summary>) -> Stats {
+    for summary in current.into_iter().filter(|s| s.minute >= since) {
+        match window.iter_mut().find(|kept| kept.minute == summary.minute) {
+            Some(kept) => kept.merge(summary),
+            None => window.push(summary),
+        }
+    }
+    window.sort_unstable_by_key(|summary| summary.minute);
+    Stats::of(since, window)
+}
+
+/// A top list's counts by key, summed over a window.
+type Totals = HashMap<Box<[u8]>, u64, FxBuildHasher>;
 
 /// A window of aggregates, as `/v1/querylog/stats` returns it.
 #[derive(Debug, Clone, Serialize)]
@@ -314,7 +326,10 @@ impl Stats {
             top_names: Vec::new(),
             top_blocked: Vec::new(),
         };
-        let (mut clients, mut names, mut blocked) = (Vec::new(), Vec::new(), Vec::new());
+        // Keyed tables: a day of minutes may hold ~14,000 keys per list.
+        let mut clients: Totals = HashMap::default();
+        let mut names: Totals = HashMap::default();
+        let mut blocked: Totals = HashMap::default();
         for summary in window {
             stats.queries += summary.queries;
             stats.counts.add(&summary.counts);
@@ -323,13 +338,19 @@ impl Stats {
                 queries: summary.queries,
                 counts: summary.counts,
             });
-            merge_top(&mut clients, summary.clients);
-            merge_top(&mut names, summary.names);
-            merge_top(&mut blocked, summary.blocked_names);
+            for (totals, top) in [
+                (&mut clients, summary.clients),
+                (&mut names, summary.names),
+                (&mut blocked, summary.blocked_names),
+            ] {
+                for (key, count) in top {
+                    *totals.entry(key).or_default() += count;
+                }
+            }
         }
-        stats.top_clients = shown(clients, |octets| address(octets));
-        stats.top_names = shown(names, |name| read_name(name));
-        stats.top_blocked = shown(blocked, |name| read_name(name));
+        stats.top_clients = shown(clients.into_iter().collect(), |octets| address(octets));
+        stats.top_names = shown(names.into_iter().collect(), |name| read_name(name));
+        stats.top_blocked = shown(blocked.into_iter().collect(), |name| read_name(name));
         stats
     }
 }

@@ -27,6 +27,7 @@ fn all(log: &QueryLog) -> Vec<Record> {
         limit: MAX_SEARCH_RESULTS,
         ..Filter::default()
     })
+    .records
 }
 
 #[test]
@@ -83,6 +84,7 @@ fn filters_narrow_a_search_and_after_tails_it() {
             limit: 100,
             ..filter
         })
+        .records
     };
     let by_client = search(Filter {
         client: Some("192.0.2.2".parse().unwrap()),
@@ -343,4 +345,48 @@ fn a_query_is_timed_from_its_arrival() {
         (4_900..=5_100).contains(&(late - early)),
         "{early} then {late}"
     );
+}
+
+#[test]
+fn a_tail_that_follows_its_cursor_sees_every_record_once_while_threads_write() {
+    let log = QueryLog::new(Settings {
+        capacity: 100_000,
+        ..Settings::default()
+    });
+    let name = Name::from_str("a.test.").unwrap();
+    let mut seen = Vec::new();
+    std::thread::scope(|scope| {
+        for client in ["192.0.2.1", "192.0.2.2", "192.0.2.3"] {
+            let (log, name) = (&log, &name);
+            scope.spawn(move || {
+                for _ in 0..5_000 {
+                    log.record(answered(name, client, Source::Zone, ResponseCode::NoError));
+                }
+            });
+        }
+        let mut cursor = 0;
+        let mut quiet = 0;
+        // Until three tails in a row find nothing more once all is seen (or a missed
+        // record makes that never happen: then the deadline, and the count below fails).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while quiet < 3 && Instant::now() < deadline {
+            let found = log.search(&Filter {
+                after: Some(cursor),
+                limit: 700,
+                ..Filter::default()
+            });
+            assert!(found.cursor >= cursor, "the cursor went back");
+            cursor = found.cursor;
+            quiet = if found.records.is_empty() && seen.len() == 15_000 {
+                quiet + 1
+            } else {
+                0
+            };
+            seen.extend(found.records.iter().map(|record| record.seq));
+        }
+    });
+    seen.sort_unstable();
+    let expected: Vec<u64> = (1..=15_000).collect();
+    assert_eq!(seen.len(), expected.len(), "missed or repeated records");
+    assert_eq!(seen, expected);
 }

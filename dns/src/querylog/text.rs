@@ -51,6 +51,18 @@ pub(super) fn write_name(buffer: &mut Vec<u8>, name: &Name) {
     }
 }
 
+/// The labels [`write_name`] wrote, each followed by a dot, into `out` (reused): what
+/// a search for a part of a name compares against, without allocating.
+pub(super) fn dotted(mut wire: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    while let Some((&len, rest)) = wire.split_first() {
+        let len = usize::from(len).min(rest.len());
+        out.extend_from_slice(&rest[..len]);
+        out.push(b'.');
+        wire = &rest[len..];
+    }
+}
+
 /// The presentation form (`www.example.com.`) of labels [`write_name`] wrote.
 pub(super) fn read_name(mut wire: &[u8]) -> String {
     let mut labels = Vec::new();

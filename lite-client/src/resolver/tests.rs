@@ -100,22 +100,17 @@ fn no_zones_is_an_error_not_an_empty_config() {
 fn a_changed_scope_rewrites_and_uninstall_removes_only_ours() {
     let root = tempfile::tempdir().unwrap();
     let root = root.path();
-    let first = reinstall(
-        None,
-        Os::Macos,
-        root,
-        dns("127.0.0.1:5354"),
-        &zones(&["a.test.", "b.test."]),
-        false,
-    )
-    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let data = data.path();
+    let target = (Os::Macos, root, dns("127.0.0.1:5354"));
+    let first = reinstall(data, None, target, &zones(&["a.test.", "b.test."]), false).unwrap();
+    assert_eq!(read_installed(data).as_ref(), Some(&first));
     assert!(root.join("etc/resolver/a.test").exists() && root.join("etc/resolver/b.test").exists());
     // The scope lost b.test. and gained c.test.
     let second = reinstall(
+        data,
         Some(&first),
-        Os::Macos,
-        root,
-        dns("127.0.0.1:5354"),
+        target,
         &zones(&["a.test.", "c.test."]),
         false,
     )
@@ -166,4 +161,61 @@ fn what_is_installed_is_kept_in_the_data_dir() {
     assert_eq!(read_installed(dir.path()), Some(kept));
     write_installed(dir.path(), None).unwrap();
     assert_eq!(read_installed(dir.path()), None);
+}
+
+#[test]
+fn zone_names_that_could_escape_a_file_or_a_string_are_refused() {
+    for zone in [
+        "x'; Start-Process calc; '.",
+        "x\nDNS=203.0.113.9.",
+        "/etc/sudoers.d/x",
+        "../../x.",
+        "a..b.",
+        ".",
+        "sp ace.test.",
+    ] {
+        let error = plan_install(
+            Os::Macos,
+            Path::new("/"),
+            dns("127.0.0.1:5354"),
+            &zones(&[zone]),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, ResolverError::Zone { .. }),
+            "{zone:?}: {error}"
+        );
+    }
+    assert_eq!(
+        check_zone("_dmarc.site-1.internal.").unwrap(),
+        "_dmarc.site-1.internal"
+    );
+    // Uninstall recomputes its paths from the zones: a tampered list of files is ignored.
+    let tampered = Installed {
+        os: Os::Macos,
+        root: PathBuf::from("/"),
+        dns: dns("127.0.0.1:5354"),
+        zones: zones(&["../../usr/bin/sudo", "a.test."]),
+        files: vec![PathBuf::from("/usr/bin/sudo")],
+    };
+    assert_eq!(
+        plan_uninstall(&tampered).remove,
+        [PathBuf::from("/etc/resolver/a.test")]
+    );
+}
+
+#[test]
+fn a_file_that_cannot_be_read_as_ours_is_not_ours() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("tool");
+    std::fs::write(&binary, [0x7f, b'E', b'L', b'F', 0xff, 0xfe]).unwrap();
+    let plan = Plan {
+        remove: vec![binary.clone()],
+        ..Plan::default()
+    };
+    assert!(matches!(
+        apply(&plan, false),
+        Err(ResolverError::Foreign { .. })
+    ));
+    assert!(binary.exists());
 }

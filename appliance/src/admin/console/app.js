@@ -3,7 +3,9 @@
 // session's CSRF token in X-CSRF-Token. Nothing here is fetched from anywhere else.
 'use strict';
 
-const state = { csrf: null, timers: [] };
+// `page` counts the pages drawn: a timer asked for by a page that is no longer shown
+// is not started (its data arrived after the user moved on).
+const state = { csrf: null, timers: [], page: 0 };
 const SVG = 'http://www.w3.org/2000/svg';
 
 // ---- small helpers ------------------------------------------------------------------
@@ -43,7 +45,8 @@ function fail(error) {
   notice(error.message || String(error), 'error');
 }
 
-function every(ms, fn) {
+function every(ms, fn, page) {
+  if (page !== undefined && page !== state.page) return;
   state.timers.push(setInterval(fn, ms));
 }
 
@@ -101,6 +104,7 @@ const enc = encodeURIComponent;
 // ---- sign-in --------------------------------------------------------------------------
 
 function signInPage() {
+  stopTimers();
   document.getElementById('nav').hidden = true;
   const token = h('input', { type: 'password', name: 'token', id: 'token', autocomplete: 'current-password', required: true });
   const form = h('form', { class: 'stack', onsubmit: async (event) => {
@@ -145,9 +149,14 @@ function show(title, ...content) {
   main.replaceChildren(h('h1', {}, title), ...content);
 }
 
-function route() {
+function stopTimers() {
   state.timers.forEach(clearInterval);
   state.timers = [];
+  state.page += 1;
+}
+
+function route() {
+  stopTimers();
   if (!state.csrf) return signInPage();
   const hash = location.hash || '#/';
   for (const link of document.querySelectorAll('#nav a')) {
@@ -157,7 +166,10 @@ function route() {
   }
   for (const [pattern, page] of pages) {
     const match = hash.match(pattern);
-    if (match) return page(...match.slice(1).map(decodeURIComponent)).catch(fail);
+    if (!match) continue;
+    let args;
+    try { args = match.slice(1).map(decodeURIComponent); } catch (_) { break; }
+    return page(...args).catch(fail);
   }
   show('Not found', h('p', {}, 'No such page.'));
 }
@@ -198,6 +210,7 @@ function topTable(title, entries) {
 }
 
 async function dashboardPage() {
+  const drawn = state.page;
   const select = h('select', { id: 'window' },
     h('option', { value: '1h' }, 'Last hour'), h('option', { value: '24h' }, 'Last 24 hours'));
   const body = h('div', {});
@@ -205,7 +218,8 @@ async function dashboardPage() {
     const stats = await api('GET', `/v1/querylog/stats?window=${select.value}`);
     const minutes = select.value === '24h' ? 1440 : 60;
     const answered = stats.cached + stats.forwarded;
-    const lastMinute = stats.series.length ? stats.series[stats.series.length - 1] : null;
+    // The last whole minute: the current one is still being counted.
+    const lastMinute = stats.series.find((p) => p.minute === Math.floor(Date.now() / 60000) - 1);
     const tiles = [
       ['Queries', stats.queries],
       ['Queries per second (last minute)', lastMinute ? (lastMinute.queries / 60).toFixed(1) : '0'],
@@ -231,7 +245,7 @@ async function dashboardPage() {
   select.addEventListener('change', () => draw().catch(fail));
   show('Dashboard', h('form', { class: 'inline', onsubmit: (e) => e.preventDefault() }, field('Window', select)), body);
   await draw();
-  every(10000, () => draw().catch(fail));
+  every(10000, () => draw().catch(fail), drawn);
 }
 
 // ---- query log ------------------------------------------------------------------------
@@ -259,22 +273,29 @@ async function logPage() {
   const live = h('input', { type: 'checkbox', id: 'live', checked: true });
   const rows = h('tbody', {});
   const summary = h('p', { class: 'muted' });
-  let newest = 0;
+  // The server's cursor: everything up to it has been seen (matching or not).
+  let cursor = 0;
+  let tailing = false;
   const query = () => Object.entries(inputs).filter(([, el]) => el.value.trim())
     .map(([key, el]) => `${key}=${enc(el.value.trim())}`).join('&');
   const load = async () => {
     const found = await api('GET', `/v1/querylog?limit=200&${query()}`);
     summary.textContent = `Keeping ${found.mode === 'all' ? 'every query' : found.mode} (${found.capacity} at most)${found.anonymize_clients ? ', clients anonymised' : ''}.`;
-    newest = found.records.length ? found.records[0].seq : newest;
+    cursor = found.cursor;
     rows.replaceChildren(...found.records.map(logRow));
   };
+  // One poll at a time; a full page means more came than a page holds, and the next
+  // poll goes on from there (the view is behind, never missing rows).
   const tail = async () => {
-    if (!live.checked) return;
-    const found = await api('GET', `/v1/querylog?limit=200&after=${newest}&${query()}`);
-    if (!found.records.length) return;
-    newest = found.records[0].seq;
-    rows.prepend(...found.records.map(logRow));
-    while (rows.children.length > 500) rows.lastChild.remove();
+    if (!live.checked || tailing) return;
+    tailing = true;
+    try {
+      const found = await api('GET', `/v1/querylog?limit=200&after=${cursor}&${query()}`);
+      cursor = found.cursor;
+      if (!found.records.length) return;
+      rows.prepend(...found.records.map(logRow));
+      while (rows.children.length > 500) rows.lastChild.remove();
+    } finally { tailing = false; }
   };
   const form = h('form', { class: 'inline', role: 'search', onsubmit: (e) => { e.preventDefault(); load().catch(fail); } },
     field('Client', inputs.client), field('Name contains', inputs.name), field('Type', inputs.type),
@@ -285,8 +306,9 @@ async function logPage() {
     h('thead', {}, h('tr', {}, ['Time', 'Client', 'Name', 'Type', 'Transport', 'Rcode', 'Answered by', 'Latency']
       .map((name, i) => h('th', { scope: 'col', class: i === 4 ? 'hide-narrow' : (i === 7 ? 'num' : null) }, name)))),
     rows)));
+  const drawn = state.page;
   await load();
-  every(1000, () => tail().catch(fail));
+  every(1000, () => tail().catch(fail), drawn);
 }
 
 // ---- zones and records ---------------------------------------------------------------
@@ -428,6 +450,7 @@ async function clusterPage() {
 // ---- Lite clients ---------------------------------------------------------------------
 
 async function litePage() {
+  const drawn = state.page;
   const sessionsBox = h('div', {});
   const tokensBox = h('div', {});
   const drawSessions = async () => {
@@ -470,7 +493,7 @@ async function litePage() {
   } }, field('Name', name), field('Zones', zones), h('button', { type: 'submit' }, 'Create token'));
   show('Lite clients', h('h2', {}, 'Sessions on this node'), sessionsBox, h('h2', {}, 'Tokens'), form, created, tokensBox);
   await Promise.all([drawSessions(), drawTokens()]);
-  every(5000, () => drawSessions().catch(fail));
+  every(5000, () => drawSessions().catch(fail), drawn);
 }
 
 // ---- plugins --------------------------------------------------------------------------
