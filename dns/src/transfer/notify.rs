@@ -4,7 +4,10 @@
 //! Sent by the node that leads the cluster (one NOTIFY per change, not one per node),
 //! over UDP, signed with the secondary's key, retried until the secondary answers.
 //! Changes that come while a NOTIFY for the same zone and target is out coalesce into
-//! one more, which carries the SOA of its time.
+//! one more, which carries the SOA of its time. Each NOTIFY is echoed once,
+//! [`NOTIFY_ECHO`] later: a secondary whose primary is a follower asks that follower
+//! for the SOA, and a follower a moment behind the leader says "nothing new", which the
+//! secondary would otherwise believe until its next refresh.
 
 use std::collections::HashMap;
 use std::io;
@@ -26,6 +29,9 @@ use crate::metrics::Metrics;
 pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How many times a NOTIFY is sent before the secondary is left to its SOA refresh.
 pub const NOTIFY_ATTEMPTS: u32 = 5;
+/// How long after a NOTIFY its echo is sent (followers apply a commit within a heartbeat
+/// or two of the leader).
+pub const NOTIFY_ECHO: Duration = Duration::from_secs(2);
 /// NOTIFYs (zone and target) out at once; a change past it notifies nobody new
 /// (counted in `outpost_notify_failed_total`; the secondary refreshes on its timer).
 pub const MAX_NOTIFY_IN_FLIGHT: usize = 256;
@@ -103,8 +109,9 @@ impl Notifier {
     }
 
     /// Sends NOTIFY for `zone` to `target` until it is answered or the attempts run out,
-    /// then once more for each batch of changes that came meanwhile.
+    /// then once more for each batch of changes that came meanwhile, and its echo.
     async fn run(self: Arc<Self>, zone: Name, target: SocketAddr) {
+        let mut echoed = false;
         loop {
             let sent = tokio::select! {
                 sent = self.send(&zone, target) => sent,
@@ -117,14 +124,26 @@ impl Notifier {
                     tracing::warn!(%zone, %target, %error, "NOTIFY not answered");
                 }
             }
-            let mut in_flight = self.lock();
             let key = (zone.clone(), target);
-            match in_flight.get_mut(&key) {
-                Some(again) if *again => *again = false,
-                _ => {
-                    in_flight.remove(&key);
-                    return;
+            {
+                let mut in_flight = self.lock();
+                match in_flight.get_mut(&key) {
+                    Some(again) if *again => {
+                        *again = false;
+                        echoed = false;
+                        continue;
+                    }
+                    _ if echoed => {
+                        in_flight.remove(&key);
+                        return;
+                    }
+                    _ => {}
                 }
+            }
+            // Changes during the wait coalesce into the echo (`start` sees the key).
+            tokio::select! {
+                () = tokio::time::sleep(NOTIFY_ECHO) => echoed = true,
+                () = self.shutdown.cancelled() => return,
             }
         }
     }
