@@ -324,7 +324,10 @@ impl QueryLog {
             answered.client
         };
         let index = shard_index();
-        if !self.shard_active[index].swap(true, Ordering::Relaxed) {
+        // A load first: the swap, a write to a line every worker reads, happens once.
+        if !self.shard_active[index].load(Ordering::Relaxed)
+            && !self.shard_active[index].swap(true, Ordering::Relaxed)
+        {
             // One more shard shares the capacity: the others give up their excess now,
             // so the log never holds more than the capacity (at most SHARDS times).
             self.active_shards.fetch_add(1, Ordering::Relaxed);

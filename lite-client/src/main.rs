@@ -250,14 +250,9 @@ fn resolver(action: ResolverAction) -> anyhow::Result<()> {
             .dns
             .parse()
             .context("status.json names no DNS address")?;
-        let mut plan = resolver::plan_install(os, &args.root, dns, &status.zone_names)?;
-        if let Some(previous) = &previous {
-            plan.remove = resolver::plan_uninstall(previous).remove;
-            plan.remove
-                .retain(|file| !plan.write.iter().any(|(path, _)| path == file));
-        }
+        let target = (os, args.root.as_path(), dns);
+        let plan = resolver::plan_reinstall(previous.as_ref(), target, &status.zone_names)?;
         if !args.dry_run {
-            let target = (os, args.root.as_path(), dns);
             let run_commands = runs_commands(&args.root);
             let zones = &status.zone_names;
             resolver::reinstall(

@@ -363,6 +363,24 @@ pub fn write_installed(data_dir: &Path, installed: Option<&Installed>) -> std::i
     }
 }
 
+/// What installing for `zones` does over what `previous` installed: the install, and
+/// the removal of the files it no longer writes.
+pub fn plan_reinstall(
+    previous: Option<&Installed>,
+    (os, root, dns): (Os, &Path, SocketAddr),
+    zones: &[String],
+) -> Result<Plan, ResolverError> {
+    let mut plan = plan_install(os, root, dns, zones)?;
+    if let Some(previous) = previous {
+        plan.remove = plan_uninstall(previous)
+            .remove
+            .into_iter()
+            .filter(|file| !plan.write.iter().any(|(path, _)| path == file))
+            .collect();
+    }
+    Ok(plan)
+}
+
 /// Installs for `zones`, replacing what `previous` installed (files no longer needed are
 /// removed), and keeps the result in `data_dir`. Before anything is touched, the union
 /// of both is kept there, so a failure part-way leaves nothing that uninstall does not
@@ -374,14 +392,9 @@ pub fn reinstall(
     zones: &[String],
     run_commands: bool,
 ) -> Result<Installed, ResolverError> {
-    let mut plan = plan_install(os, root, dns, zones)?;
+    let plan = plan_reinstall(previous, (os, root, dns), zones)?;
     let mut known = zones.to_vec();
     if let Some(previous) = previous {
-        plan.remove = plan_uninstall(previous)
-            .remove
-            .into_iter()
-            .filter(|file| !plan.write.iter().any(|(path, _)| path == file))
-            .collect();
         known.extend(
             previous
                 .zones

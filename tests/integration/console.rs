@@ -16,7 +16,8 @@ use outpost_tests::browser::{self, Browser, PATIENCE};
 use outpost_tests::lite::Lite;
 use outpost_tests::{Appliance, default_config, plugin_path, wait_until};
 
-fn dig(dns: SocketAddr, name: &str, rtype: &str) -> String {
+/// What `dig` prints for `name` and `rtype`, with `extra` options (`+short`).
+fn dig_with(dns: SocketAddr, name: &str, rtype: &str, extra: &[&str]) -> String {
     let out = Command::new("dig")
         .args([
             &format!("@{}", dns.ip()),
@@ -27,27 +28,19 @@ fn dig(dns: SocketAddr, name: &str, rtype: &str) -> String {
             name,
             rtype,
         ])
+        .args(extra)
         .output()
         .expect("dig runs");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+fn dig(dns: SocketAddr, name: &str, rtype: &str) -> String {
+    dig_with(dns, name, rtype, &[])
+}
+
 /// The answer section's data of `dig +short`.
 fn dig_short(dns: SocketAddr, name: &str) -> String {
-    let out = Command::new("dig")
-        .args([
-            &format!("@{}", dns.ip()),
-            "-p",
-            &dns.port().to_string(),
-            "+short",
-            "+tries=1",
-            "+time=5",
-            name,
-            "A",
-        ])
-        .output()
-        .expect("dig runs");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    dig_with(dns, name, "A", &["+short"]).trim().to_string()
 }
 
 fn console_url(appliance: &Appliance) -> String {

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use super::AdminState;
 use super::console::{self, Access};
 use super::error::ApiError;
-use crate::secret_file::{Created, constant_time_eq, create_once, hex, warn_if_shared};
+use crate::secret_file::{Created, constant_time_eq, create_once, random_hex, warn_if_shared};
 
 /// Name of the token file inside the data directory.
 pub const TOKEN_FILE_NAME: &str = "admin.token";
@@ -57,10 +57,8 @@ fn read_token(path: &Path) -> io::Result<String> {
 }
 
 fn new_token() -> io::Result<String> {
-    let mut bytes = [0u8; TOKEN_BYTES];
-    getrandom::fill(&mut bytes)
-        .map_err(|error| io::Error::other(format!("no randomness for the admin token: {error}")))?;
-    Ok(hex(&bytes))
+    random_hex::<TOKEN_BYTES>()
+        .map_err(|error| io::Error::other(format!("no randomness for the admin token: {error}")))
 }
 
 /// Middleware for `/v1`: passes requests that carry `Authorization: Bearer <token>`,

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AdminState;
 use super::error::{ApiError, JsonBody};
-use crate::secret_file::{constant_time_eq, hex};
+use crate::secret_file::{self, constant_time_eq};
 
 /// Sessions open at once on one node.
 pub const MAX_SESSIONS: usize = 64;
@@ -133,11 +133,10 @@ fn session_id(headers: &HeaderMap) -> Option<&str> {
         .find_map(|pair| pair.trim().strip_prefix(COOKIE_NAME)?.strip_prefix('='))
 }
 
+/// 32 random bytes in hex, for a session id or a CSRF token.
 fn random_hex() -> Result<String, ApiError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|error| ApiError::Unavailable(format!("no randomness for a session: {error}")))?;
-    Ok(hex(&bytes))
+    secret_file::random_hex::<32>()
+        .map_err(|error| ApiError::Unavailable(format!("no randomness for a session: {error}")))
 }
 
 #[derive(Deserialize)]

@@ -240,10 +240,8 @@ const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
 /// 16 random bytes in hex: a key no other write uses.
 fn new_idempotency_key() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| anyhow!("no randomness for an idempotency key: {e}"))?;
-    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+    crate::secret_file::random_hex::<16>()
+        .map_err(|e| anyhow!("no randomness for an idempotency key: {e}"))
 }
 
 /// The `error` of a JSON error body, else the status and the text.

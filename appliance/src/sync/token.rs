@@ -8,7 +8,7 @@
 use outpost_core::state::{LiteToken, ReplicatedState};
 use sha2::{Digest, Sha256};
 
-use crate::secret_file::constant_time_eq;
+use crate::secret_file::{constant_time_eq, random_hex};
 
 /// Random bytes in a secret (256 bits), written as twice as many hex digits.
 const SECRET_BYTES: usize = 32;
@@ -24,9 +24,7 @@ pub struct NewSecret {
 
 /// Makes the secret of a new token named `name`.
 pub fn generate(name: &str) -> Result<NewSecret, getrandom::Error> {
-    let mut bytes = [0u8; SECRET_BYTES];
-    getrandom::fill(&mut bytes)?;
-    let secret: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    let secret = random_hex::<SECRET_BYTES>()?;
     Ok(NewSecret {
         secret_sha256: hash(&secret),
         token: format!("{name}:{secret}"),
