@@ -26,7 +26,8 @@
 //!   idempotency keys, each with the commands that change it; `nesting`: the bound on
 //!   commands inside commands; `cookies`: the DNS cookie secrets and their rotation;
 //!   `follow`: zones followed from external primaries, and the transfers that feed them;
-//!   `sources`: records read from hosts and lease files, and which RRsets each owns.
+//!   `sources`: records read from hosts and lease files, and which RRsets each owns;
+//!   `exports`: the iroh-docs documents the cluster signs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,6 +39,7 @@ mod command;
 mod cookies;
 mod definitions;
 mod error;
+mod exports;
 mod follow;
 mod idempotency;
 mod invites;
@@ -52,6 +54,7 @@ pub use definitions::{
     FailureMode, Hook, MAX_PLUGIN_BYTES, MAX_PLUGIN_NAME, PluginDefinition, check_plugin_name,
 };
 pub use error::CommandError;
+pub use exports::{Export, MAX_EXPORTS};
 pub use follow::{FollowedZone, MAX_PRIMARIES, TSIG_ALGORITHMS, TransferredRRset, TsigKey};
 pub use idempotency::{
     IDEMPOTENCY_WINDOW_SECS, IdempotencyRecord, MAX_IDEMPOTENCY_KEY, MAX_IDEMPOTENCY_KEYS,
@@ -85,6 +88,8 @@ pub struct ReplicatedState {
     followed: BTreeMap<String, FollowedZone>,
     /// The RRsets each record source owns, by source name.
     sources: BTreeMap<String, std::collections::BTreeSet<OwnedRRset>>,
+    /// iroh-docs exports, by name.
+    exports: BTreeMap<String, Export>,
 }
 
 impl ReplicatedState {

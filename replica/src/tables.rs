@@ -12,16 +12,17 @@
 //! | `cookie_secrets`   | `"secrets"`            | postcard `CookieSecrets` (appliances only)     |
 //! | `followed_zones`   | origin                 | postcard `FollowedZone` (appliances only)      |
 //! | `record_sources`   | source name            | postcard `Vec<OwnedRRset>` (appliances only)   |
+//! | `exports`          | name                   | postcard `Export` (appliances only)            |
 //!
 //! Each file adds its own tables beside these: an appliance's Raft log, `history` and
 //! `sm_meta` (`appliance/src/store/tables.rs`), a Lite client's `meta`
 //! (`lite-client/src/replica/tables.rs`).
 //!
 //! Names in keys are absolute and lowercase, as [`parse_name`] writes them. A Lite client
-//! never receives tokens, invites, idempotency keys, cookie secrets or follow settings
-//! (`outpost_core::sync::from_wire` makes none), so its last five tables stay empty. A file
-//! written before `cookie_secrets` or `followed_zones` existed gets the table, empty, when
-//! it is opened.
+//! never receives tokens, invites, idempotency keys, cookie secrets, follow settings, record
+//! sources or exports (`outpost_core::sync::from_wire` makes none), so its tables marked
+//! "appliances only" stay empty. A file written before `cookie_secrets`, `followed_zones` or
+//! `exports` existed gets the table, empty, when it is opened.
 //!
 //! **Invariant:** [`StateTables::apply`] writes a change exactly as
 //! [`ReplicatedState::apply_change`] applies it to the model, so the tables loaded back
@@ -50,6 +51,8 @@ pub const COOKIE_SECRETS_KEY: &str = "secrets";
 pub const FOLLOWED_ZONES: TableDefinition<&str, &[u8]> = TableDefinition::new("followed_zones");
 /// The RRsets each record source owns, by source name (postcard `Vec<OwnedRRset>`).
 pub const RECORD_SOURCES: TableDefinition<&str, &[u8]> = TableDefinition::new("record_sources");
+/// iroh-docs exports, by name (postcard `Export`, its secrets included).
+pub const EXPORTS: TableDefinition<&str, &[u8]> = TableDefinition::new("exports");
 
 /// Why the state tables could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +76,7 @@ pub fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(COOKIE_SECRETS)?;
     txn.open_table(FOLLOWED_ZONES)?;
     txn.open_table(RECORD_SOURCES)?;
+    txn.open_table(EXPORTS)?;
     Ok(())
 }
 
@@ -94,6 +98,7 @@ pub struct StateTables<'txn> {
     cookies: Table<'txn, &'static str, &'static [u8]>,
     followed: Table<'txn, &'static str, &'static [u8]>,
     sources: Table<'txn, &'static str, &'static [u8]>,
+    exports: Table<'txn, &'static str, &'static [u8]>,
 }
 
 impl<'txn> StateTables<'txn> {
@@ -108,6 +113,7 @@ impl<'txn> StateTables<'txn> {
             cookies: txn.open_table(COOKIE_SECRETS)?,
             followed: txn.open_table(FOLLOWED_ZONES)?,
             sources: txn.open_table(RECORD_SOURCES)?,
+            exports: txn.open_table(EXPORTS)?,
         })
     }
 
@@ -161,6 +167,8 @@ impl<'txn> StateTables<'txn> {
             }
             Change::FollowedZoneRemoved { origin } => remove(&mut self.followed, origin.as_str())?,
             Change::SourcePut { name, owned } => put(&mut self.sources, name.as_str(), owned)?,
+            Change::ExportPut { export } => put(&mut self.exports, export.name.as_str(), export)?,
+            Change::ExportRemoved { name } => remove(&mut self.exports, name.as_str())?,
         }
         Ok(())
     }
@@ -201,6 +209,7 @@ impl<'txn> StateTables<'txn> {
         self.cookies.retain(|_, _| false)?;
         self.followed.retain(|_, _| false)?;
         self.sources.retain(|_, _| false)?;
+        self.exports.retain(|_, _| false)?;
         Ok(())
     }
 
@@ -254,14 +263,17 @@ impl<'txn> StateTables<'txn> {
             let owned: Vec<_> = owned.iter().collect();
             put(&mut self.sources, name.as_str(), &owned)?;
         }
+        for export in zones.exports() {
+            put(&mut self.exports, export.name.as_str(), export)?;
+        }
         Ok(())
     }
 }
 
 /// The state tables as the changes that rebuild them from nothing, each handed to `each`
 /// as it is read: a `ZonePut` per zone, the Lite tokens, the plugins, the join invites,
-/// the idempotency keys, the cookie secrets, the followed zones, the record sources, then
-/// an `RRsetPut` per
+/// the idempotency keys, the cookie secrets, the followed zones, the record sources, the exports,
+/// then an `RRsetPut` per
 /// RRset in key order.
 pub fn read_state(
     txn: &ReadTransaction,
@@ -321,6 +333,12 @@ pub fn read_state(
             name: name.value().to_owned(),
             owned,
         })?;
+    }
+    let exports = txn.open_table(EXPORTS).map_err(redb::Error::from)?;
+    for item in exports.iter().map_err(redb::Error::from)? {
+        let (name, export) = item.map_err(redb::Error::from)?;
+        let export = decode(export.value(), || format!("export {}", name.value()))?;
+        each(Change::ExportPut { export })?;
     }
     let rrsets = txn.open_table(RRSETS).map_err(redb::Error::from)?;
     for item in rrsets.iter().map_err(redb::Error::from)? {

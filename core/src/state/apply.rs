@@ -87,6 +87,8 @@ impl ReplicatedState {
                 expired,
             } => self.follow_status(origin, *now_unix, error.as_deref(), *expired),
             Command::SyncSource { name, records } => self.sync_source(name, records),
+            Command::PutExport { export } => self.put_export(export),
+            Command::RemoveExport { name } => self.remove_export(name),
         }
     }
 

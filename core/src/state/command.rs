@@ -10,7 +10,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CookieSecrets, FollowedZone, IdempotencyRecord, JoinInvite, PluginDefinition, TransferredRRset,
+    CookieSecrets, Export, FollowedZone, IdempotencyRecord, JoinInvite, PluginDefinition,
+    TransferredRRset,
 };
 
 /// A write, as proposed through Raft. Names are absolute, in presentation form.
@@ -144,6 +145,14 @@ pub enum Command {
         name: String,
         records: Vec<u8>,
     },
+    /// Creates an iroh-docs export; its secrets were drawn by the proposer.
+    PutExport {
+        export: Export,
+    },
+    /// Removes an export: no node writes or serves its document any more.
+    RemoveExport {
+        name: String,
+    },
 }
 
 /// A Lite client's credential: which zones it may see. The secret itself is shown to
@@ -226,6 +235,14 @@ pub enum Change {
         name: String,
         owned: Vec<super::OwnedRRset>,
     },
+    /// An export as it now is. Never sent to Lite clients: it holds the document's
+    /// secrets.
+    ExportPut {
+        export: Export,
+    },
+    ExportRemoved {
+        name: String,
+    },
 }
 
 impl Change {
@@ -245,7 +262,9 @@ impl Change {
             | Change::CookieSecretsPut { .. }
             | Change::FollowedZonePut { .. }
             | Change::FollowedZoneRemoved { .. }
-            | Change::SourcePut { .. } => None,
+            | Change::SourcePut { .. }
+            | Change::ExportPut { .. }
+            | Change::ExportRemoved { .. } => None,
         }
     }
 }

@@ -66,6 +66,12 @@ impl ReplicatedState {
                 self.replay_follow(change);
             }
             Change::SourcePut { name, owned } => self.replay_source(name, owned),
+            Change::ExportPut { export } => {
+                self.exports.insert(export.name.clone(), export.clone());
+            }
+            Change::ExportRemoved { name } => {
+                self.exports.remove(name);
+            }
         }
         Ok(())
     }
@@ -73,7 +79,7 @@ impl ReplicatedState {
     /// Everything, as the changes that rebuild it from nothing: each zone's
     /// `ZonePut`, then its RRsets; then the Lite tokens; then the plugins; then the
     /// join invites; then the idempotency keys; then the cookie secrets; then the
-    /// followed zones; then the record sources.
+    /// followed zones; then the record sources; then the exports.
     pub fn to_changes(&self) -> Vec<Change> {
         let mut changes = Vec::new();
         for zone in self.zones.values() {
@@ -96,6 +102,8 @@ impl ReplicatedState {
         let followed = self.followed.values().cloned();
         changes.extend(followed.map(|zone| Change::FollowedZonePut { zone }));
         changes.extend(self.source_changes());
+        let exports = self.exports.values().cloned();
+        changes.extend(exports.map(|export| Change::ExportPut { export }));
         changes
     }
 }

@@ -7,18 +7,22 @@ use super::{CommandError, MAX_TOKEN_NAME, MAX_TTL, Zone};
 use crate::wire::decode_records;
 
 pub(super) fn check_token_name(name: &str) -> Result<(), CommandError> {
-    let valid = !name.is_empty()
-        && name.len() <= MAX_TOKEN_NAME
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-    if valid {
+    if is_token_name(name) {
         Ok(())
     } else {
         Err(CommandError::InvalidTokenName {
             name: name.to_string(),
         })
     }
+}
+
+/// 1 to [`MAX_TOKEN_NAME`] of a-z, 0-9, '-' and '.': the names of Lite tokens and exports.
+pub(super) fn is_token_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_TOKEN_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
 }
 
 pub(super) fn refuse_soa_delete(

@@ -1,0 +1,259 @@
+//! The document an export is: which keys, what their values hold, and how a reader puts
+//! them back together (`docs/iroh-docs.md`, format 1).
+//!
+//! | key                                   | value (postcard)                          |
+//! |---------------------------------------|-------------------------------------------|
+//! | `h`                                   | [`Head`]: the index, the zones, every key |
+//! | `d` + len + kind + len + name         | one `WireChange::DefinitionPut`           |
+//! | `z` + u16 len + origin + bucket (u8)  | `Vec<WireChange>`: the `RRsetPut`s of the owners of that bucket |
+//!
+//! A zone's owners fall in [`BUCKETS`] buckets by the SHA-256 of the owner's name, so a
+//! change rewrites one bucket (a few hundred RRsets in a 100,000-record zone), not the
+//! zone, and a reader fetches one blob per bucket, not one per RRset. Only buckets that
+//! hold something are written.
+//!
+//! **Invariant:** no key is a prefix of another (iroh-docs would let the shorter one
+//! delete the longer): every key starts with its kind byte and its variable parts are
+//! length-prefixed.
+//! **Invariant:** the document of an export at index `i` is a function of the state at
+//! `i` alone, so every node that writes it at `i` writes the same bytes, and entries
+//! written with timestamp `i` agree whichever node signed them.
+//! **Boundary:** the keys, [`Head`] and the values are read by other versions of
+//! Outpost: [`FORMAT`] changes when they do.
+
+use std::collections::BTreeMap;
+
+use outpost_core::state::{Change, Export, ReplicatedState, parse_name};
+use outpost_core::sync::{WireChange, to_wire};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The layout's version, in every [`Head`].
+pub const FORMAT: u16 = 1;
+/// Buckets per zone.
+pub const BUCKETS: usize = 256;
+/// The key of the [`Head`].
+pub const HEAD_KEY: &[u8] = b"h";
+/// The largest head a reader takes (a few hundred keys per zone fit in far less).
+pub const MAX_HEAD_BYTES: usize = 4 << 20;
+/// The largest value a reader takes: a plugin definition (component and config) is at
+/// most `MAX_PLUGIN_BYTES`, under the sync stream's largest change.
+pub const MAX_VALUE_BYTES: usize = outpost_core::sync::MAX_CHANGE_LEN;
+
+/// The entry that says which set of entries makes the document at `index`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub format: u16,
+    /// The cluster whose Raft log `index` is an index of.
+    pub cluster_id: String,
+    pub index: u64,
+    /// The export's zones that exist at `index` (absolute, lowercase).
+    pub zones: Vec<String>,
+    /// Every other key of the document and the BLAKE3 hash and length of its value.
+    pub entries: Vec<HeadEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadEntry {
+    pub key: Vec<u8>,
+    pub hash: [u8; 32],
+    pub len: u64,
+}
+
+/// An export's whole document at one index: its head and every other key's value.
+#[derive(Debug)]
+pub struct Document {
+    pub head: Head,
+    pub values: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LayoutError {
+    #[error("the head is format {0}; this version reads format {FORMAT}")]
+    Format(u16),
+    #[error("{what} does not decode: {reason}")]
+    Decode { what: String, reason: String },
+    #[error("bucket {key} holds {change}, which is not an RRset of its zone")]
+    Misplaced { key: String, change: String },
+}
+
+/// The document of `export` in `state`, the state after `index` of cluster `cluster_id`.
+pub fn document(state: &ReplicatedState, export: &Export, cluster_id: &str, index: u64) -> Document {
+    let mut values = BTreeMap::new();
+    for definition in state.plugins() {
+        let change = Change::PluginPut {
+            definition: definition.clone(),
+        };
+        if let Some(wire @ WireChange::DefinitionPut { .. }) = to_wire(&change) {
+            let WireChange::DefinitionPut { kind, name, .. } = &wire else {
+                unreachable!("matched above");
+            };
+            values.insert(definition_key(kind, name), encode(&wire));
+        }
+    }
+    let mut zones = Vec::new();
+    for origin in &export.zones {
+        let zone = parse_name(origin).ok().and_then(|name| state.get(&name));
+        let Some(zone) = zone else {
+            continue;
+        };
+        zones.push(origin.clone());
+        let mut buckets: BTreeMap<u8, Vec<WireChange>> = BTreeMap::new();
+        for rrset in zone.rrsets() {
+            let owner = rrset.owner().to_ascii();
+            buckets
+                .entry(bucket_of(&owner))
+                .or_default()
+                .push(WireChange::RRsetPut {
+                    zone: origin.clone(),
+                    owner,
+                    rtype: u16::from(rrset.record_type()),
+                    records: rrset.to_wire(),
+                });
+        }
+        for (bucket, changes) in buckets {
+            values.insert(zone_key(origin, bucket), encode(&changes));
+        }
+    }
+    let entries = values
+        .iter()
+        .map(|(key, value)| HeadEntry {
+            key: key.clone(),
+            hash: *iroh_blobs::Hash::new(value).as_bytes(),
+            len: value.len() as u64,
+        })
+        .collect();
+    Document {
+        head: Head {
+            format: FORMAT,
+            cluster_id: cluster_id.to_string(),
+            index,
+            zones,
+            entries,
+        },
+        values,
+    }
+}
+
+/// The changes that rebuild the document's state from nothing, in the order a snapshot
+/// sends them: the definitions, then each zone's `ZonePut` and its RRsets. `value` gives
+/// the bytes of each key the head lists (already checked against its hash).
+pub fn assemble<'a>(
+    head: &Head,
+    mut value: impl FnMut(&[u8]) -> &'a [u8],
+) -> Result<Vec<WireChange>, LayoutError> {
+    if head.format != FORMAT {
+        return Err(LayoutError::Format(head.format));
+    }
+    let mut definitions = Vec::new();
+    let mut zones: BTreeMap<&str, Vec<WireChange>> = head
+        .zones
+        .iter()
+        .map(|zone| (zone.as_str(), Vec::new()))
+        .collect();
+    for entry in &head.entries {
+        let bytes = value(&entry.key);
+        let shown = describe_key(&entry.key);
+        match entry.key.first() {
+            Some(b'd') => definitions.push(decode::<WireChange>(bytes, &shown)?),
+            Some(b'z') => {
+                let changes = decode::<Vec<WireChange>>(bytes, &shown)?;
+                let origin = key_zone(&entry.key);
+                for change in changes {
+                    let home = match (&change, origin) {
+                        (WireChange::RRsetPut { zone, .. }, Some(origin)) if zone == origin => {
+                            zones.get_mut(origin)
+                        }
+                        _ => None,
+                    };
+                    let Some(home) = home else {
+                        return Err(LayoutError::Misplaced {
+                            key: shown,
+                            change: change.describe(),
+                        });
+                    };
+                    home.push(change);
+                }
+            }
+            // A kind of key a later format adds: not ours to read.
+            _ => {}
+        }
+    }
+    let mut changes = definitions;
+    for (origin, rrsets) in zones {
+        changes.push(WireChange::ZonePut {
+            origin: origin.to_string(),
+        });
+        changes.extend(rrsets);
+    }
+    Ok(changes)
+}
+
+/// Decodes a head's bytes.
+pub fn decode_head(bytes: &[u8]) -> Result<Head, LayoutError> {
+    let head: Head = decode(bytes, "the head")?;
+    if head.format != FORMAT {
+        return Err(LayoutError::Format(head.format));
+    }
+    Ok(head)
+}
+
+pub fn encode_head(head: &Head) -> Vec<u8> {
+    encode(head)
+}
+
+/// The bucket of an owner name (absolute, lowercase).
+pub fn bucket_of(owner: &str) -> u8 {
+    Sha256::digest(owner.as_bytes())[0]
+}
+
+pub fn zone_key(origin: &str, bucket: u8) -> Vec<u8> {
+    let mut key = Vec::with_capacity(origin.len() + 4);
+    key.push(b'z');
+    key.extend_from_slice(&(origin.len() as u16).to_be_bytes());
+    key.extend_from_slice(origin.as_bytes());
+    key.push(bucket);
+    key
+}
+
+pub fn definition_key(kind: &str, name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(kind.len() + name.len() + 3);
+    key.push(b'd');
+    key.push(kind.len() as u8);
+    key.extend_from_slice(kind.as_bytes());
+    key.push(name.len() as u8);
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// The zone a `z` key names, if it is well formed.
+fn key_zone(key: &[u8]) -> Option<&str> {
+    let len = usize::from(u16::from_be_bytes([*key.get(1)?, *key.get(2)?]));
+    let origin = key.get(3..3 + len)?;
+    (key.len() == 3 + len + 1).then_some(())?;
+    std::str::from_utf8(origin).ok()
+}
+
+/// A key as logs and errors show it.
+pub fn describe_key(key: &[u8]) -> String {
+    match key.first() {
+        Some(b'z') => match key_zone(key) {
+            Some(origin) => format!("zone {origin} bucket {}", key[key.len() - 1]),
+            None => format!("a malformed zone key ({} bytes)", key.len()),
+        },
+        Some(b'd') => format!("definition key ({} bytes)", key.len()),
+        Some(b'h') if key == HEAD_KEY => "the head".to_string(),
+        _ => format!("an unknown key ({} bytes)", key.len()),
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).expect("postcard encodes owned data to a Vec")
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, LayoutError> {
+    postcard::from_bytes(bytes).map_err(|error| LayoutError::Decode {
+        what: what.to_string(),
+        reason: error.to_string(),
+    })
+}

@@ -1,0 +1,218 @@
+//! The cluster's side: every node writes every export's document from its own replica.
+//!
+//! [`Writer::write`] takes the state after one applied index and brings each export's
+//! document to it: the values whose bytes changed since the last write, tombstones for
+//! keys that left, then the head. Every entry is signed by the export's author with the
+//! index as its timestamp, so two nodes that write the same index write the same entry,
+//! and a later index wins everywhere (iroh-docs keeps, per key, the entry with the
+//! greatest timestamp).
+//!
+//! **Invariant:** an entry with timestamp `i` holds the value of its key in the state
+//! after `i` (`layout`'s invariant), so it never matters which node's entry a peer keeps.
+//! Entries are inserted through iroh-docs' remote-insert path, the one that takes a
+//! timestamp; an entry already there at the same or a later index is left as it is.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use iroh_blobs::Hash;
+use iroh_docs::sync::{InsertError, Record, SignedEntry};
+use iroh_docs::{Author, Capability, ContentStatus, NamespaceId, NamespaceSecret};
+use outpost_core::state::{Export, ReplicatedState};
+
+use crate::layout::{self, HEAD_KEY};
+use crate::node::DocsNode;
+use crate::ticket::{ExportTicket, TicketPeer};
+
+/// What one [`Writer::write`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Entries written (values and heads).
+    pub entries: usize,
+    /// Keys that left a document.
+    pub tombstones: usize,
+    /// Documents dropped (their export was removed).
+    pub dropped: usize,
+}
+
+/// The documents this node writes, with what it last wrote in each.
+pub struct Writer {
+    node: DocsNode,
+    documents: BTreeMap<String, Written>,
+}
+
+struct Written {
+    id: NamespaceId,
+    namespace: NamespaceSecret,
+    author: Author,
+    /// Each key's hash as last written.
+    values: BTreeMap<Vec<u8>, Hash>,
+    /// The index of the last head written.
+    index: u64,
+}
+
+impl Writer {
+    pub fn new(node: DocsNode) -> Writer {
+        Writer {
+            node,
+            documents: BTreeMap::new(),
+        }
+    }
+
+    /// Brings every export's document to `state`, the state after `index` of cluster
+    /// `cluster_id`, and drops the documents of exports that are gone.
+    pub async fn write(
+        &mut self,
+        state: &ReplicatedState,
+        cluster_id: &str,
+        index: u64,
+    ) -> anyhow::Result<WriteReport> {
+        let mut report = WriteReport::default();
+        let names: BTreeSet<&str> = state.exports().map(|export| export.name.as_str()).collect();
+        let gone: Vec<String> = self
+            .documents
+            .keys()
+            .filter(|name| !names.contains(name.as_str()))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(written) = self.documents.remove(&name) {
+                self.node.api().drop_doc(written.id).await?;
+                tracing::info!(export = %name, "export removed: its document is no longer served");
+                report.dropped += 1;
+            }
+        }
+        for export in state.exports() {
+            let step = self.write_export(state, export, cluster_id, index).await?;
+            report.entries += step.entries;
+            report.tombstones += step.tombstones;
+        }
+        Ok(report)
+    }
+
+    async fn write_export(
+        &mut self,
+        state: &ReplicatedState,
+        export: &Export,
+        cluster_id: &str,
+        index: u64,
+    ) -> anyhow::Result<WriteReport> {
+        if !self.documents.contains_key(&export.name) {
+            let written = self.open(export).await?;
+            self.documents.insert(export.name.clone(), written);
+        }
+        let written = self
+            .documents
+            .get_mut(&export.name)
+            .expect("inserted above");
+        if written.index >= index {
+            return Ok(WriteReport::default());
+        }
+        let document = layout::document(state, export, cluster_id, index);
+        let mut report = WriteReport::default();
+        for (key, value) in &document.values {
+            let hash = Hash::new(value);
+            if written.values.get(key) == Some(&hash) {
+                continue;
+            }
+            insert(&self.node, written, key, value.clone(), index).await?;
+            written.values.insert(key.clone(), hash);
+            report.entries += 1;
+        }
+        let left: Vec<Vec<u8>> = written
+            .values
+            .keys()
+            .filter(|key| !document.values.contains_key(*key))
+            .cloned()
+            .collect();
+        for key in left {
+            let entry = SignedEntry::from_parts(
+                &written.namespace,
+                &written.author,
+                key.clone(),
+                Record::empty(index),
+            );
+            put(&self.node, written.id, entry).await?;
+            written.values.remove(&key);
+            report.tombstones += 1;
+        }
+        let head = layout::encode_head(&document.head);
+        insert(&self.node, written, HEAD_KEY, head, index).await?;
+        written.index = index;
+        report.entries += 1;
+        Ok(report)
+    }
+
+    /// Opens an export's document for writing, with sync on so peers can fetch it.
+    async fn open(&self, export: &Export) -> anyhow::Result<Written> {
+        let namespace = NamespaceSecret::from_bytes(&export.namespace_secret);
+        let doc = self
+            .node
+            .api()
+            .import_namespace(Capability::Write(namespace.clone()))
+            .await?;
+        doc.start_sync(Vec::new()).await?;
+        Ok(Written {
+            id: namespace.id(),
+            namespace,
+            author: Author::from_bytes(&export.author_secret),
+            values: BTreeMap::new(),
+            index: 0,
+        })
+    }
+
+    /// The read-only ticket of `export`, naming this node as its peer.
+    pub fn ticket(&self, export: &Export, cluster_id: &str) -> ExportTicket {
+        ticket(export, cluster_id, vec![TicketPeer::from_addr(&self.node.addr())])
+    }
+}
+
+/// The read-only ticket of `export` with `peers` to fetch it from.
+pub fn ticket(export: &Export, cluster_id: &str, peers: Vec<TicketPeer>) -> ExportTicket {
+    ExportTicket {
+        cluster_id: cluster_id.to_string(),
+        export: export.name.clone(),
+        namespace: *NamespaceSecret::from_bytes(&export.namespace_secret)
+            .id()
+            .as_bytes(),
+        author: *Author::from_bytes(&export.author_secret).id().as_bytes(),
+        peers,
+    }
+}
+
+/// Stores `value` as a blob and signs the entry of `key` pointing at it.
+async fn insert(
+    node: &DocsNode,
+    written: &Written,
+    key: &[u8],
+    value: Vec<u8>,
+    index: u64,
+) -> anyhow::Result<()> {
+    let len = value.len() as u64;
+    // The temporary tag keeps the blob until the entry refers to it.
+    let tag = node.blobs.add_bytes(value).temp_tag().await?;
+    let record = Record::new(tag.hash(), len, index);
+    let entry = SignedEntry::from_parts(&written.namespace, &written.author, key.to_vec(), record);
+    put(node, written.id, entry).await?;
+    drop(tag);
+    Ok(())
+}
+
+/// Inserts a signed entry; one already there at the same or a later index stays.
+async fn put(node: &DocsNode, id: NamespaceId, entry: SignedEntry) -> anyhow::Result<()> {
+    let from = *node.addr().id.as_bytes();
+    match node
+        .sync
+        .insert_remote(id, entry, from, ContentStatus::Complete)
+        .await
+    {
+        Err(error)
+            if matches!(
+                error.downcast_ref::<InsertError>(),
+                Some(InsertError::NewerEntryExists)
+            ) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
