@@ -40,7 +40,7 @@ TABLE = os.path.join("docs", "bounds.md")
 
 # Crates whose constants the reverse check (3) covers: the ones shipped in `outpost` and
 # `outpost-lite`. The bench and the test harness are searched (1) but not held to it.
-PRODUCT_CRATES = ["core", "dns", "plugin-host", "replica", "appliance", "lite-client"]
+PRODUCT_CRATES = ["core", "dns", "plugin-host", "replica", "export", "appliance", "lite-client"]
 SEARCHED_CRATES = PRODUCT_CRATES + ["bench/sync", "tests"]
 
 BOUND_NAME = re.compile(

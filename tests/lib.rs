@@ -37,7 +37,7 @@ pub use dns::{
     Ask, answers_of, ask_tcp, ask_udp, ask_udp_from, describe, query_tcp, query_udp, rdata_strings,
     send_udp,
 };
-pub use lite::{Lite, appliance_digest, create_lite_token, sync_url};
+pub use lite::{Lite, appliance_digest, create_export, create_lite_token, sync_url};
 pub use plugin::{
     PATIENT_LITE_PLUGINS, PATIENT_PLUGINS, install_plugin, patient_plugins_config, plugin,
     plugin_list_row, plugin_path, plugins, put_plugin, wait_plugin_loaded,

@@ -56,6 +56,15 @@ pub fn create_lite_token(appliance: &Appliance, name: &str, zones: &str) -> Stri
         .to_string()
 }
 
+/// `outpost export create --name NAME --zones ZONES`; returns the read-only ticket (the
+/// last line of its output).
+pub fn create_export(appliance: &Appliance, name: &str, zones: &str) -> String {
+    let output = appliance.cli_ok(["export", "create", "--name", name, "--zones", zones]);
+    let ticket = output.lines().last().unwrap_or_default().trim().to_string();
+    assert!(ticket.starts_with("outpost-export-v1:"), "{output}");
+    ticket
+}
+
 /// The appliance's applied Raft index, from `/v1/status`.
 pub fn applied_index(appliance: &Appliance) -> u64 {
     let (status, body) = appliance.api_json("GET", "/v1/status", None);
@@ -312,9 +321,11 @@ impl Lite {
         for appliance in &self.appliances {
             command.arg("--appliance").arg(appliance);
         }
+        // A client that follows an export only (`--docs`) runs without a token.
+        if !self.token.is_empty() {
+            command.arg("--token").arg(&self.token);
+        }
         let child = command
-            .arg("--token")
-            .arg(&self.token)
             // The test's own DNS address, or any free one on loopback.
             .args(if self.extra_args.iter().any(|arg| arg == "--dns") {
                 vec!["--page", "127.0.0.1:0"]

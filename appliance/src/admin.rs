@@ -19,6 +19,7 @@
 //! - [`zones`]: `/v1/zones…`: list, create, delete, import a master file, export.
 //! - [`records`]: `/v1/records` and `/v1/zones/{origin}/records`.
 //! - [`tokens`]: `/v1/lite-tokens…` (Lite tokens) and `/v1/sync/sessions`.
+//! - [`exports`]: `/v1/exports…`: iroh-docs exports and their read-only tickets.
 //! - [`plugins`]: `/v1/plugins…`: WebAssembly plugins checked, installed, listed,
 //!   removed.
 //! - [`cluster`]: `/v1/cluster…`: join invites, cluster status, retiring a node; and the
@@ -36,6 +37,7 @@ mod cluster;
 mod connection;
 pub mod console;
 mod error;
+mod exports;
 pub(crate) mod follow;
 mod idempotency;
 mod listener;
@@ -100,6 +102,8 @@ pub struct AdminState {
     pub query_log: Option<Arc<QueryLog>>,
     /// The console's signed-in sessions.
     pub sessions: console::Sessions,
+    /// This node's export endpoint and writer; `None` without `[export] listen`.
+    pub exports: Option<Arc<crate::exports::ExportService>>,
 }
 
 /// Serves until `shutdown` is cancelled, then finishes in-flight requests for at most
@@ -141,6 +145,11 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/v1/lite-tokens", get(tokens::list).post(tokens::create))
         .route("/v1/lite-tokens/{name}", delete(tokens::revoke))
+        .route("/v1/exports", get(exports::list).post(exports::create))
+        .route(
+            "/v1/exports/{name}",
+            get(exports::show).delete(exports::remove),
+        )
         .route("/v1/sync/sessions", get(tokens::sessions))
         .route("/v1/plugins", get(plugins::list))
         .route("/v1/querylog", get(querylog::search))

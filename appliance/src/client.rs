@@ -15,6 +15,7 @@
 
 mod api;
 mod cluster;
+mod exports;
 mod follow;
 mod plugins;
 mod progress;
@@ -37,6 +38,7 @@ use crate::admin::body::{
 };
 
 pub use self::cluster::ClusterCommand;
+pub use self::exports::ExportCommand;
 pub use self::plugins::PluginCommand;
 pub use self::tokens::LiteTokenCommand;
 
@@ -129,6 +131,14 @@ fn run_lite_token(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     tokens::run(&Api::connect(connection)?, command, out)
+}
+
+pub fn export(connection: &Connection, command: ExportCommand) -> anyhow::Result<()> {
+    exports::run(
+        &Api::connect(connection)?,
+        command,
+        &mut io::stdout().lock(),
+    )
 }
 
 pub fn plugin(connection: &Connection, command: PluginCommand) -> anyhow::Result<()> {
@@ -323,7 +333,16 @@ fn run_status(connection: &Connection, json: bool, out: &mut dyn Write) -> anyho
     let pin = status
         .dns_tls_fingerprint
         .map(|pin| ["dns tls pin".to_string(), pin]);
-    for [key, value] in rows.into_iter().chain(pin) {
+    let export = status.export.map(|export| {
+        [
+            "export".to_string(),
+            format!(
+                "{} ({} exports, written at index {})",
+                export.endpoint, export.exports, export.written_index
+            ),
+        ]
+    });
+    for [key, value] in rows.into_iter().chain(pin).chain(export) {
         writeln!(out, "{:<15} {value}", format!("{key}:")).context("writing to stdout")?;
     }
     Ok(())

@@ -96,6 +96,18 @@ pub struct RawConfig {
     /// `[query_log]`: what the in-memory query log keeps.
     #[serde(default)]
     pub query_log: query_log::RawQueryLog,
+    /// `[export]`: the iroh-docs export endpoint.
+    #[serde(default)]
+    pub export: RawExport,
+}
+
+/// `[export]`: the endpoint that serves the cluster's iroh-docs exports.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExport {
+    /// `IP:PORT` (QUIC over UDP) that satellites and Lite clients with an export ticket
+    /// dial; unset, this node writes and serves no export.
+    pub listen: Option<String>,
 }
 
 /// `[plugins]`: how long a WebAssembly plugin's call may run before it is cut off.
@@ -197,6 +209,8 @@ pub struct Overrides {
     pub join: Option<String>,
     /// `--join-file`: a file holding the ticket (wins over `cluster.join_file`).
     pub join_file: Option<PathBuf>,
+    /// `--export-listen`.
+    pub export: Option<String>,
 }
 
 /// The validated configuration.
@@ -238,6 +252,8 @@ pub struct Config {
     pub sources: Vec<crate::sources::SourceConfig>,
     /// What the in-memory query log keeps.
     pub query_log: outpost_dns::querylog::Settings,
+    /// Where the export endpoint listens, and what export tickets name; `None`: off.
+    pub export_listen: Option<SocketAddr>,
 }
 
 /// The validated `[sync]` section.
@@ -309,7 +325,9 @@ impl RawConfig {
         )?;
         check_admin_plaintext(admin, self.admin.insecure_plaintext.unwrap_or(false))?;
         let sync = resolve_sync(self.sync, overrides.sync)?;
-        let raft = resolve_raft(overrides.raft.or(self.cluster.raft))?;
+        let raft = resolve_dialable("cluster.raft", overrides.raft.or(self.cluster.raft))?;
+        let export_listen =
+            resolve_dialable("export.listen", overrides.export.or(self.export.listen))?;
         let join = resolve_join(
             overrides.join,
             overrides.join_file.or(self.cluster.join_file),
@@ -369,6 +387,7 @@ impl RawConfig {
             transfer: transfer::resolve(self.transfer)?,
             sources: sources::resolve(self.sources)?,
             query_log: query_log::resolve(self.query_log)?,
+            export_listen,
         })
     }
 }
@@ -512,13 +531,16 @@ fn abbreviate(text: &str) -> String {
     }
 }
 
-/// The Raft address: an `IP:PORT` peers can dial, so never an unspecified IP.
-fn resolve_raft(value: Option<String>) -> Result<Option<SocketAddr>, ConfigError> {
+/// The Raft or export address: an `IP:PORT` peers can dial, so never an unspecified IP.
+fn resolve_dialable(
+    key: &'static str,
+    value: Option<String>,
+) -> Result<Option<SocketAddr>, ConfigError> {
     let Some(text) = value else {
         return Ok(None);
     };
     let invalid = |problem: &str| ConfigError::Invalid {
-        key: "cluster.raft",
+        key,
         value: text.clone(),
         problem: problem.to_string(),
     };

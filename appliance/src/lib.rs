@@ -24,6 +24,8 @@
 //!   transfer brings proposed through Raft.
 //! - [`transfers`]: zone transfers out: the IXFR journal fed from the store's commits,
 //!   NOTIFY sent while this node leads.
+//! - `exports`: the iroh-docs exports: the export endpoint, and the writer that puts
+//!   every export's document in step with the replica after each change.
 //! - [`systemd`]: readiness and watchdog notifications, and the refusal to run as root.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -31,6 +33,7 @@ pub(crate) mod admin;
 pub mod allocator;
 pub mod client;
 pub mod config;
+pub(crate) mod exports;
 pub(crate) mod follow;
 pub mod node;
 pub(crate) mod plugin_reload;

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use outpost_appliance::client::{
-    self, ClusterCommand, Connection, LiteTokenCommand, PluginCommand, RecordCommand, ZoneCommand,
+    self, ClusterCommand, Connection, ExportCommand, LiteTokenCommand, PluginCommand,
+    RecordCommand, ZoneCommand,
 };
 use outpost_appliance::config::{Config, Overrides, RawConfig};
 use outpost_appliance::node::Node;
@@ -56,6 +57,14 @@ enum Command {
         connection: Connection,
         #[command(subcommand)]
         command: LiteTokenCommand,
+    },
+    /// Manage iroh-docs exports: signed read-only copies of zones for satellites and
+    /// Lite clients that cannot reach the sync port.
+    Export {
+        #[command(flatten)]
+        connection: Connection,
+        #[command(subcommand)]
+        command: ExportCommand,
     },
     /// Manage WebAssembly plugins.
     Plugin {
@@ -110,6 +119,10 @@ struct ServeArgs {
     /// Read the join ticket from this file (as --join).
     #[arg(long)]
     join_file: Option<PathBuf>,
+    /// Export endpoint address, IP:PORT (iroh: QUIC over UDP), the one export tickets name,
+    /// so not 0.0.0.0; port 0 picks a free port. Default: none, no export is served here.
+    #[arg(long)]
+    export_listen: Option<String>,
     /// Log filter, e.g. info or outpost_appliance=debug (default: the config file's
     /// `log`, else info). RUST_LOG wins over both; either one pins the filter, so a
     /// reload no longer changes it.
@@ -142,6 +155,10 @@ fn main() -> ExitCode {
             connection,
             command,
         } => client::plugin(&connection, command),
+        Command::Export {
+            connection,
+            command,
+        } => client::export(&connection, command),
         Command::Status { connection, json } => client::status(&connection, json),
         Command::Cluster {
             connection,
@@ -188,6 +205,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             raft: args.raft,
             join: args.join,
             join_file: args.join_file,
+            export: args.export_listen,
         },
     };
     let config = source.load()?;

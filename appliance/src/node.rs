@@ -90,6 +90,8 @@ pub enum NodeError {
     },
     #[error(transparent)]
     Raft(#[from] IrohError),
+    #[error("{0} (pick another with --export-listen)")]
+    Export(#[from] outpost_export::NodeError),
     #[error("cannot join the cluster: {0}")]
     Join(#[from] JoinError),
     #[error("cannot create the example zone: {0}")]

@@ -78,7 +78,12 @@ pub enum LayoutError {
 }
 
 /// The document of `export` in `state`, the state after `index` of cluster `cluster_id`.
-pub fn document(state: &ReplicatedState, export: &Export, cluster_id: &str, index: u64) -> Document {
+pub fn document(
+    state: &ReplicatedState,
+    export: &Export,
+    cluster_id: &str,
+    index: u64,
+) -> Document {
     let mut values = BTreeMap::new();
     for definition in state.plugins() {
         let change = Change::PluginPut {

@@ -15,7 +15,7 @@ mod reader;
 mod ticket;
 mod writer;
 
-pub use iroh::SecretKey;
+pub use iroh::{EndpointAddr, PublicKey, SecretKey};
 pub use layout::{
     BUCKETS, Document, FORMAT, HEAD_KEY, Head, HeadEntry, LayoutError, assemble, bucket_of,
     decode_head, document,

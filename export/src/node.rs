@@ -109,9 +109,10 @@ impl DocsNode {
     }
 }
 
-/// The docs API, for the writer and the reader.
 impl DocsNode {
-    pub(crate) fn api(&self) -> &iroh_docs::api::DocsApi {
+    /// This endpoint's iroh-docs API: what the writer and the reader use, and what a
+    /// tool (or a test playing a hostile peer) writes with directly.
+    pub fn api(&self) -> &iroh_docs::api::DocsApi {
         self.docs.api()
     }
 }

@@ -175,7 +175,10 @@ async fn whole_document(
         return Ok(None);
     };
     if entry.content_len() > MAX_HEAD_BYTES as u64 {
-        anyhow::bail!("the head is {} bytes; at most {MAX_HEAD_BYTES}", entry.content_len());
+        anyhow::bail!(
+            "the head is {} bytes; at most {MAX_HEAD_BYTES}",
+            entry.content_len()
+        );
     }
     // The entry's timestamp is the head's index (the writer's invariant).
     if entry.timestamp() <= after {

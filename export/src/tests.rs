@@ -33,9 +33,7 @@ async fn node(byte: u8) -> DocsNode {
 
 fn zone_command(origin: &str, body: &str) -> Command {
     let name = Name::from_ascii(origin).unwrap();
-    let text = format!(
-        "@ 3600 SOA ns1 hostmaster 1 7200 3600 1209600 300\n{body}"
-    );
+    let text = format!("@ 3600 SOA ns1 hostmaster 1 7200 3600 1209600 300\n{body}");
     let records = parse_zone(&text, &name, 300).unwrap();
     Command::ReplaceZone {
         origin: origin.into(),
@@ -123,7 +121,7 @@ async fn readers_take_whole_snapshots_from_the_cluster_and_from_each_other() {
     let cluster = node(1).await;
     let mut writer = Writer::new(cluster.clone());
     let state = state_with("www A 10.0.0.1\nmail A 10.0.0.2\n");
-    writer.write(&state, "cluster-a", 5).await.unwrap();
+    writer.write(Arc::new(state), "cluster-a", 5).await.unwrap();
     let ticket: ExportTicket = writer
         .ticket(&export(), "cluster-a")
         .to_string()
@@ -138,7 +136,11 @@ async fn readers_take_whole_snapshots_from_the_cluster_and_from_each_other() {
     assert_eq!(first.zones, vec!["site.internal.".to_string()]);
     assert_eq!(
         owners(&first),
-        ["mail.site.internal.", "site.internal.", "www.site.internal."]
+        [
+            "mail.site.internal.",
+            "site.internal.",
+            "www.site.internal."
+        ]
     );
     assert!(
         !owners(&first).iter().any(|owner| owner.contains("other")),
@@ -147,7 +149,7 @@ async fn readers_take_whole_snapshots_from_the_cluster_and_from_each_other() {
 
     // A change reaches A; then the cluster goes away.
     let state = state_with("www A 10.0.0.1\nvpn A 10.0.0.3\n");
-    writer.write(&state, "cluster-a", 9).await.unwrap();
+    writer.write(Arc::new(state), "cluster-a", 9).await.unwrap();
     let second = snapshot_at(&mut rx_a, 9).await;
     assert_eq!(
         owners(&second),
@@ -177,7 +179,7 @@ async fn readers_take_whole_snapshots_from_the_cluster_and_from_each_other() {
     let entry = SignedEntry::from_parts(
         &namespace,
         &forger,
-        HEAD_KEY.to_vec(),
+        HEAD_KEY,
         Record::new(tag.hash(), forged_value.len() as u64, 1_000),
     );
     laptop_a
@@ -252,7 +254,10 @@ fn a_misplaced_or_damaged_value_is_refused_with_its_key() {
         }
     })
     .unwrap_err();
-    assert!(error.to_string().contains("zone site.internal. bucket"), "{error}");
+    assert!(
+        error.to_string().contains("zone site.internal. bucket"),
+        "{error}"
+    );
     let mut other = document(&state_with("www A 10.0.0.1\n"), &export(), "c", 3);
     other.head.format = 2;
     assert_eq!(

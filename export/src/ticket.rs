@@ -90,20 +90,28 @@ impl std::str::FromStr for ExportTicket {
         if text.len() > MAX_TICKET_LEN {
             return Err(TicketError::TooLong);
         }
-        let body = text.strip_prefix(TICKET_PREFIX).ok_or(TicketError::Prefix)?;
+        let body = text
+            .strip_prefix(TICKET_PREFIX)
+            .ok_or(TicketError::Prefix)?;
         let bytes = URL_SAFE_NO_PAD
             .decode(body)
             .map_err(|error| TicketError::Damaged(error.to_string()))?;
-        let ticket: ExportTicket =
-            postcard::from_bytes(&bytes).map_err(|error| TicketError::Damaged(error.to_string()))?;
+        let ticket: ExportTicket = postcard::from_bytes(&bytes)
+            .map_err(|error| TicketError::Damaged(error.to_string()))?;
         if ticket.peers.is_empty() {
             return Err(TicketError::NoPeers);
         }
         if ticket.peers.len() > MAX_TICKET_PEERS {
             return Err(TicketError::TooManyPeers(ticket.peers.len()));
         }
-        if ticket.peers.iter().any(|peer| peer.endpoint_addr().is_none()) {
-            return Err(TicketError::Damaged("a peer id is not a valid key".to_string()));
+        if ticket
+            .peers
+            .iter()
+            .any(|peer| peer.endpoint_addr().is_none())
+        {
+            return Err(TicketError::Damaged(
+                "a peer id is not a valid key".to_string(),
+            ));
         }
         Ok(ticket)
     }

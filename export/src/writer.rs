@@ -13,6 +13,7 @@
 //! timestamp; an entry already there at the same or a later index is left as it is.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use iroh_blobs::Hash;
 use iroh_docs::sync::{InsertError, Record, SignedEntry};
@@ -62,7 +63,7 @@ impl Writer {
     /// `cluster_id`, and drops the documents of exports that are gone.
     pub async fn write(
         &mut self,
-        state: &ReplicatedState,
+        state: Arc<ReplicatedState>,
         cluster_id: &str,
         index: u64,
     ) -> anyhow::Result<WriteReport> {
@@ -81,8 +82,11 @@ impl Writer {
                 report.dropped += 1;
             }
         }
-        for export in state.exports() {
-            let step = self.write_export(state, export, cluster_id, index).await?;
+        let exports: Vec<Export> = state.exports().cloned().collect();
+        for export in &exports {
+            let step = self
+                .write_export(state.clone(), export, cluster_id, index)
+                .await?;
             report.entries += step.entries;
             report.tombstones += step.tombstones;
         }
@@ -91,7 +95,7 @@ impl Writer {
 
     async fn write_export(
         &mut self,
-        state: &ReplicatedState,
+        state: Arc<ReplicatedState>,
         export: &Export,
         cluster_id: &str,
         index: u64,
@@ -107,7 +111,12 @@ impl Writer {
         if written.index >= index {
             return Ok(WriteReport::default());
         }
-        let document = layout::document(state, export, cluster_id, index);
+        // Encoding and hashing a large export is CPU work: off the runtime's threads.
+        let (export_copy, cluster) = (export.clone(), cluster_id.to_string());
+        let document = tokio::task::spawn_blocking(move || {
+            layout::document(&state, &export_copy, &cluster, index)
+        })
+        .await?;
         let mut report = WriteReport::default();
         for (key, value) in &document.values {
             let hash = Hash::new(value);
@@ -162,7 +171,11 @@ impl Writer {
 
     /// The read-only ticket of `export`, naming this node as its peer.
     pub fn ticket(&self, export: &Export, cluster_id: &str) -> ExportTicket {
-        ticket(export, cluster_id, vec![TicketPeer::from_addr(&self.node.addr())])
+        ticket(
+            export,
+            cluster_id,
+            vec![TicketPeer::from_addr(&self.node.addr())],
+        )
     }
 }
 
@@ -191,7 +204,7 @@ async fn insert(
     // The temporary tag keeps the blob until the entry refers to it.
     let tag = node.blobs.add_bytes(value).temp_tag().await?;
     let record = Record::new(tag.hash(), len, index);
-    let entry = SignedEntry::from_parts(&written.namespace, &written.author, key.to_vec(), record);
+    let entry = SignedEntry::from_parts(&written.namespace, &written.author, key, record);
     put(node, written.id, entry).await?;
     drop(tag);
     Ok(())

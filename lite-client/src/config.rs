@@ -14,6 +14,7 @@ use outpost_dns::plugin_runtime::PluginDeadlines;
 use tokio_rustls::rustls::ClientConfig;
 use tokio_tungstenite::tungstenite::http::Uri;
 
+use crate::docs::{DocsConfig, DocsConfigError};
 use crate::page::DEFAULT_PAGE;
 use crate::tls::{self, Trust, TrustError};
 
@@ -52,6 +53,12 @@ pub struct RunOptions {
     pub insecure_plaintext: bool,
     /// The status page's address (loopback), or `off`; `None`: [`DEFAULT_PAGE`].
     pub page: Option<String>,
+    /// `--docs`: export tickets (of one export).
+    pub docs: Vec<String>,
+    /// `--docs-peer`: more peers of the export, `ID@IP:PORT`.
+    pub docs_peers: Vec<String>,
+    /// `--docs-listen`: the docs endpoint's address.
+    pub docs_listen: Option<String>,
 }
 
 /// The validated configuration.
@@ -72,12 +79,18 @@ pub struct LiteConfig {
     pub plugins: PluginDeadlines,
     /// Where the status page is served (loopback only); `None`: off.
     pub page: Option<SocketAddr>,
+    /// The export followed over iroh-docs; `None`: the WebSocket path only.
+    pub docs: Option<DocsConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("no appliance given (use --appliance ws://HOST:PORT, repeatable)")]
+    #[error(
+        "no appliance and no export given (use --appliance ws://HOST:PORT, repeatable, or --docs TICKET from `outpost export create`)"
+    )]
     NoAppliance,
+    #[error(transparent)]
+    Docs(#[from] DocsConfigError),
     #[error("--appliance {url:?} {problem}")]
     Appliance { url: String, problem: String },
     #[error("the token is empty (pass the one `outpost lite-token create` printed with --token)")]
@@ -113,7 +126,8 @@ pub enum ConfigError {
 
 impl RunOptions {
     pub fn resolve(self) -> Result<LiteConfig, ConfigError> {
-        if self.appliances.is_empty() {
+        let docs = crate::docs::resolve(&self.docs, &self.docs_peers, self.docs_listen.as_deref())?;
+        if self.appliances.is_empty() && docs.is_none() {
             return Err(ConfigError::NoAppliance);
         }
         let appliances = self
@@ -144,7 +158,7 @@ impl RunOptions {
             (Some(_), Some(trust)) => Some(tls::client_config(&trust)?),
         };
         let token = self.token.trim().to_string();
-        if token.is_empty() {
+        if token.is_empty() && !appliances.is_empty() {
             return Err(ConfigError::NoToken);
         }
         let dns_text = self.dns.unwrap_or_else(|| DEFAULT_DNS.to_string());
@@ -188,6 +202,7 @@ impl RunOptions {
             recursion_networks: loopback_networks(),
             plugins,
             page: resolve_page(self.page)?,
+            docs,
         })
     }
 }

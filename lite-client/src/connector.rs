@@ -13,6 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Mutex;
 use tokio_rustls::rustls::ClientConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -77,7 +78,7 @@ pub async fn run(
     appliances: Vec<String>,
     tls: Option<Arc<ClientConfig>>,
     token: String,
-    mut replica: ReplicaStore,
+    replica: Arc<Mutex<ReplicaStore>>,
     board: &StatusBoard,
     shutdown: CancellationToken,
 ) {
@@ -93,7 +94,11 @@ pub async fn run(
         let Some(url) = appliances.get(index) else {
             return;
         };
-        let outcome = run_session(url, tls.as_ref(), &token, &mut replica, board, &shutdown).await;
+        // The session holds the replica until it ends; the docs path (if any) applies
+        // between sessions.
+        let mut held = replica.lock().await;
+        let outcome = run_session(url, tls.as_ref(), &token, &mut held, board, &shutdown).await;
+        drop(held);
         if outcome.welcomed {
             rotation.welcomed();
         }

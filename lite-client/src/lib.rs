@@ -11,6 +11,8 @@
 //! - [`config`]: `outpost-lite run` flags → validated [`config::LiteConfig`].
 //! - [`lite`]: [`lite::LiteClient`], the start and shutdown order.
 //! - [`connector`]: appliance rotation, backoff with jitter, the close-code reactions.
+//! - [`docs`]: `--docs TICKET`, the second path: an iroh-docs export followed from any
+//!   peer, each whole snapshot installed into the replica.
 //! - [`session`]: one session: the socket (`session/transport.rs`), each frame where
 //!   the session stands (`session/inbound.rs`), close codes (`session/ending.rs`).
 //! - [`replica`]: the redb replica and cursor, snapshot staging, the published views.
@@ -25,6 +27,7 @@
 
 pub mod config;
 pub(crate) mod connector;
+pub mod docs;
 pub mod lite;
 pub(crate) mod page;
 pub(crate) mod replica;

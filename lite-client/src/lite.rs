@@ -26,6 +26,7 @@ use outpost_dns::server::{DnsSockets, drain_in_flight};
 use outpost_plugin_host::PluginEngine;
 use outpost_plugin_host::PluginError;
 use tokio::net::TcpListener;
+use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -60,6 +61,8 @@ pub enum StartError {
     Status(#[from] StatusError),
     #[error("the plugin host cannot start: {0}")]
     Plugins(#[source] PluginError),
+    #[error("cannot follow the export: {0}")]
+    Docs(String),
 }
 
 /// A running client.
@@ -129,20 +132,11 @@ impl LiteClient {
             board.clone(),
             shutdown.clone(),
         ));
-        let connector_board = board.clone();
-        let connector_shutdown = shutdown.clone();
-        let (appliances, tls, token) = (config.appliances, config.tls, config.token);
-        tracker.spawn(async move {
-            crate::connector::run(
-                appliances,
-                tls,
-                token,
-                replica,
-                &connector_board,
-                connector_shutdown,
-            )
-            .await;
-        });
+        if let Err(error) = start_sync_paths(&config, replica, &board, (&shutdown, &tracker)).await
+        {
+            drain_in_flight(&shutdown, &tracker).await;
+            return Err(error);
+        }
         tracing::info!(dns = %dns_addr, data_dir = %config.data_dir.display(), "serving");
         Ok(LiteClient {
             data_dir: config.data_dir,
@@ -174,6 +168,41 @@ impl LiteClient {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The two sync paths over the one replica: the export followed over iroh-docs (with
+/// `--docs`) and the connector's WebSocket sessions (with `--appliance`).
+async fn start_sync_paths(
+    config: &LiteConfig,
+    replica: ReplicaStore,
+    board: &Arc<StatusBoard>,
+    (shutdown, tracker): (&CancellationToken, &TaskTracker),
+) -> Result<(), StartError> {
+    let replica = Arc::new(Mutex::new(replica));
+    if let Some(docs) = &config.docs {
+        crate::docs::start(
+            docs,
+            &config.data_dir,
+            replica.clone(),
+            board.clone(),
+            (shutdown, tracker),
+        )
+        .await
+        .map_err(|error| StartError::Docs(format!("{error:#}")))?;
+    }
+    if !config.appliances.is_empty() {
+        let board = board.clone();
+        let shutdown = shutdown.clone();
+        let (appliances, tls, token) = (
+            config.appliances.clone(),
+            config.tls.clone(),
+            config.token.clone(),
+        );
+        tracker.spawn(async move {
+            crate::connector::run(appliances, tls, token, replica, &board, shutdown).await;
+        });
+    }
+    Ok(())
 }
 
 /// Reloads the plugins after every commit that changed their definitions, so the

@@ -72,8 +72,21 @@ struct ResolverArgs {
 #[derive(clap::Args, Debug)]
 struct RunArgs {
     /// Appliance sync URL, e.g. ws://10.0.0.2:8054 or wss://… (repeatable; tried in turn).
-    #[arg(long = "appliance", required = true)]
+    #[arg(long = "appliance", required_unless_present = "docs")]
     appliances: Vec<String>,
+    /// Also (or only) follow an iroh-docs export: its read-only ticket from `outpost
+    /// export create` (repeatable, tickets of one export from several nodes). Any peer
+    /// that holds it can serve it, other Lite clients included.
+    #[arg(long = "docs", value_name = "TICKET")]
+    docs: Vec<String>,
+    /// A peer that holds the export, ENDPOINT_ID@IP:PORT (another Lite client's
+    /// `docs.endpoint` in its status; repeatable).
+    #[arg(long = "docs-peer", value_name = "PEER", requires = "docs")]
+    docs_peers: Vec<String>,
+    /// The docs endpoint's address, IP:PORT (QUIC over UDP; default 0.0.0.0:0, a free
+    /// port): other clients fetch the export from it.
+    #[arg(long, value_name = "ADDR", requires = "docs")]
+    docs_listen: Option<String>,
     /// Lite token from `outpost lite-token create`. Give it exactly one way: this
     /// flag, --token-file, or the OUTPOST_LITE_TOKEN environment variable.
     #[arg(long)]
@@ -147,11 +160,19 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let token = read_token(
-        args.token,
-        args.token_file.as_deref(),
-        std::env::var(TOKEN_ENV).ok(),
-    )?;
+    // Only the WebSocket path needs a token; an export's ticket is its own credential.
+    let token_given = args.token.is_some()
+        || args.token_file.is_some()
+        || std::env::var(TOKEN_ENV).is_ok_and(|value| !value.is_empty());
+    let token = if args.appliances.is_empty() && !token_given {
+        String::new()
+    } else {
+        read_token(
+            args.token,
+            args.token_file.as_deref(),
+            std::env::var(TOKEN_ENV).ok(),
+        )?
+    };
     let config = RunOptions {
         appliances: args.appliances,
         token,
@@ -164,6 +185,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         policy_deadline_ms: args.policy_deadline_ms,
         insecure_plaintext: args.insecure_plaintext,
         page: args.page,
+        docs: args.docs,
+        docs_peers: args.docs_peers,
+        docs_listen: args.docs_listen,
     }
     .resolve()?;
     for url in config

@@ -134,7 +134,7 @@ enum Content {
     /// Changes applied to the current replica.
     Changes(Vec<Change>),
     /// A whole new replica, in place of the current one (a snapshot).
-    Replace(ReplicatedState),
+    Replace(Box<ReplicatedState>),
 }
 
 impl ReplicaStore {
@@ -287,7 +287,7 @@ impl ReplicaStore {
             return Err(ReplicaError::Inconsistent { change, reason });
         }
         self.commit(WritePlan {
-            content: Content::Replace(staged.zones),
+            content: Content::Replace(Box::new(staged.zones)),
             cursor: Some(StoredCursor {
                 cluster_id: cluster_id.to_string(),
                 index: snapshot.as_of,
@@ -320,7 +320,7 @@ impl ReplicaStore {
             let mut plan = plan;
             let applied = plan.cursor.as_ref().map_or(0, |cursor| cursor.index);
             if let Content::Replace(zones) = &mut plan.content {
-                let zones = std::mem::take(zones);
+                let zones = std::mem::take(&mut **zones);
                 write_plan(&db, &plan, Some(&zones))?;
                 state.publish(applied, zones, Rebuild::Whole);
             } else if let Content::Changes(changes) = &plan.content {

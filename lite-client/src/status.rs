@@ -14,10 +14,12 @@ mod report;
 mod tests;
 
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use outpost_dns::plugin_runtime::PluginState;
+use outpost_export::ReaderStats;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -129,6 +131,32 @@ pub struct StatusFile {
     /// The origins of the replica's zones.
     #[serde(default)]
     pub zone_names: Vec<String>,
+    /// The path that brought the last change stored: `sync` (the WebSocket) or `docs`
+    /// (the export followed with `--docs`).
+    #[serde(default)]
+    pub last_change_path: Option<String>,
+    /// The export followed with `--docs`, when it is.
+    #[serde(default)]
+    pub docs: Option<DocsStatus>,
+}
+
+/// The `--docs` part of `status.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocsStatus {
+    pub export: String,
+    /// This client's docs endpoint, `ENDPOINT_ID@IP:PORT`: what other clients pass as
+    /// `--docs-peer` to fetch the export from this one.
+    pub endpoint: String,
+    /// `Synced` (a peer synced within the last 15 s and a snapshot was taken), `Stale`
+    /// (a snapshot was taken, no peer since), or `Waiting` (none yet).
+    pub state: String,
+    /// The index of the last whole snapshot the document gave (0: none yet).
+    pub head: u64,
+    /// Peers in the document's swarm now.
+    pub neighbors: usize,
+    pub last_sync_unix: Option<u64>,
+    /// Entries not signed by the cluster's author, ignored.
+    pub foreign_entries: u64,
 }
 
 /// One plugin in `status.json`.
@@ -161,6 +189,42 @@ struct Inner {
     plugins: Vec<PluginStatus>,
     last_change_unix: Option<u64>,
     page: Option<SocketAddr>,
+    last_change_path: Option<&'static str>,
+    docs: Option<DocsFacts>,
+}
+
+/// What the docs reader reports, read when the file is written.
+#[derive(Clone, Debug)]
+struct DocsFacts {
+    export: String,
+    endpoint: String,
+    stats: Arc<ReaderStats>,
+}
+
+/// A peer must have synced within this for the docs path to be `Synced`.
+const DOCS_FRESH_SECS: u64 = 15;
+
+impl DocsFacts {
+    fn status(&self, now_unix: u64) -> DocsStatus {
+        let head = self.stats.head.load(Ordering::Relaxed);
+        let last_sync = self.stats.last_sync_unix.load(Ordering::Relaxed);
+        let state = if head == 0 {
+            "Waiting"
+        } else if last_sync > 0 && now_unix.saturating_sub(last_sync) <= DOCS_FRESH_SECS {
+            "Synced"
+        } else {
+            "Stale"
+        };
+        DocsStatus {
+            export: self.export.clone(),
+            endpoint: self.endpoint.clone(),
+            state: state.to_string(),
+            head,
+            neighbors: self.stats.neighbors.load(Ordering::Relaxed),
+            last_sync_unix: (last_sync > 0).then_some(last_sync),
+            foreign_entries: self.stats.foreign_entries.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl StatusBoard {
@@ -189,6 +253,8 @@ impl StatusBoard {
                 plugins: Vec::new(),
                 last_change_unix: None,
                 page: None,
+                last_change_path: None,
+                docs: None,
             }),
             changed: Notify::new(),
         }
@@ -247,6 +313,29 @@ impl StatusBoard {
             inner.zones = counts.0;
             inner.records = counts.1;
             inner.last_change_unix = Some(unix_now());
+            inner.last_change_path = Some("sync");
+        });
+    }
+
+    /// The client follows `export` over iroh-docs, from `endpoint`.
+    pub fn docs(&self, export: String, endpoint: String, stats: Arc<ReaderStats>) {
+        self.update(|inner| {
+            inner.docs = Some(DocsFacts {
+                export,
+                endpoint,
+                stats,
+            });
+        });
+    }
+
+    /// A snapshot from the export was stored: the cursor and the replica's size.
+    pub fn docs_installed(&self, cursor: Option<u64>, counts: (usize, usize)) {
+        self.update(|inner| {
+            inner.facts.cursor = cursor;
+            inner.zones = counts.0;
+            inner.records = counts.1;
+            inner.last_change_unix = Some(unix_now());
+            inner.last_change_path = Some("docs");
         });
     }
 
@@ -298,6 +387,8 @@ impl StatusBoard {
             last_change_unix: inner.last_change_unix,
             page: inner.page.map(|page| page.to_string()),
             zone_names: Vec::new(),
+            last_change_path: inner.last_change_path.map(str::to_string),
+            docs: inner.docs.map(|docs| docs.status(unix_now())),
         }
     }
 

@@ -65,6 +65,7 @@ mod cluster;
 mod console;
 mod cookies;
 mod dashboards;
+mod docs;
 mod durability;
 mod edns_tcp;
 mod encrypted;

@@ -122,4 +122,41 @@ pub struct StatusBody {
     /// The SHA-256 pin of the DoT/DoH/DoQ certificate (absent when they are off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_tls_fingerprint: Option<String>,
+    /// The export endpoint and its writer (absent without `[export] listen`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportStatus>,
+}
+
+/// The export part of `GET /v1/status`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ExportStatus {
+    /// `<endpoint id>@<ip:port>`, what tickets from this node name.
+    pub endpoint: String,
+    pub exports: usize,
+    /// The index of the state last written into the documents.
+    pub written_index: u64,
+    pub entries_written: u64,
+    pub write_failures: u64,
+}
+
+/// One export in `GET /v1/exports`, `GET /v1/exports/{name}` and `POST /v1/exports`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ExportBody {
+    pub name: String,
+    pub zones: Vec<String>,
+    /// The read-only ticket naming this node's export endpoint (`outpost-export-v1:…`);
+    /// `null` when this node has none (then `ticket_unavailable` says why).
+    pub ticket: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_unavailable: Option<String>,
+    /// The index of the write that created it (`POST` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+}
+
+/// Body of `DELETE /v1/exports/{name}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RemovedExport {
+    pub name: String,
+    pub index: u64,
 }

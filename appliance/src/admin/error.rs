@@ -74,9 +74,12 @@ fn refusal_status(refused: &CommandError) -> StatusCode {
         | CommandError::NotInAnyZone { .. }
         | CommandError::NoSuchToken { .. }
         | CommandError::NoSuchPlugin { .. }
+        | CommandError::NoSuchExport { .. }
         | CommandError::NotFollowed { .. } => StatusCode::NOT_FOUND,
         CommandError::ZoneExists { .. }
         | CommandError::TokenExists { .. }
+        | CommandError::ExportExists { .. }
+        | CommandError::TooManyExports { .. }
         | CommandError::TooManyInvites
         | CommandError::ZoneFollowed { .. }
         | CommandError::ZoneIsLocal { .. }

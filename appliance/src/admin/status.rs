@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use outpost_dns::metrics::{write_header, write_labelled, write_sample};
 
 use super::AdminState;
-use super::body::StatusBody;
+use super::body::{ExportStatus, StatusBody};
 use crate::store::{NodeState, Store};
 
 /// The Prometheus text exposition format.
@@ -96,11 +96,40 @@ pub async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse 
     ] {
         write_sample(&mut out, name, "gauge", help, value);
     }
+    render_exports(&mut out, state.exports.as_deref());
     render_replication(&mut out, &state.store);
     state.hub.render_metrics(&mut out);
     state.connections.render(&mut out);
     outpost_dns::metrics::render_plugins(&mut out, &state.plugins.loaded().plugins());
     ([(CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], out)
+}
+
+/// The export writer's counters, when this node has an export endpoint.
+fn render_exports(out: &mut String, exports: Option<&crate::exports::ExportService>) {
+    if let Some(service) = exports {
+        for (name, kind, help, value) in [
+            (
+                "outpost_export_written_index",
+                "gauge",
+                "Index of the state last written into the export documents.",
+                service.index.load(Ordering::Relaxed),
+            ),
+            (
+                "outpost_export_entries_written_total",
+                "counter",
+                "Export document entries (values and heads) written by this node.",
+                service.entries.load(Ordering::Relaxed),
+            ),
+            (
+                "outpost_export_write_failures_total",
+                "counter",
+                "Writes of the export documents that failed and were tried again.",
+                service.failures.load(Ordering::Relaxed),
+            ),
+        ] {
+            write_sample(out, name, kind, help, value);
+        }
+    }
 }
 
 /// On the leader, each node's replication lag and time since it last answered.
@@ -161,5 +190,12 @@ pub async fn status(State(state): State<Arc<AdminState>>) -> Json<StatusBody> {
         records: zones.iter().map(|zone| zone.record_count()).sum(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         dns_tls_fingerprint: state.dns_tls.as_ref().map(|tls| tls.fingerprint()),
+        export: state.exports.as_ref().map(|service| ExportStatus {
+            endpoint: service.endpoint(),
+            exports: zones.exports().count(),
+            written_index: service.index.load(Ordering::Relaxed),
+            entries_written: service.entries.load(Ordering::Relaxed),
+            write_failures: service.failures.load(Ordering::Relaxed),
+        }),
     })
 }

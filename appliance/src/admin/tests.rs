@@ -86,6 +86,7 @@ impl TestServer {
             dns_tls: None,
             query_log: None,
             sessions: Default::default(),
+            exports: None,
         };
         let served = runtime.spawn(serve(listener, state, shutdown.clone()));
         TestServer {

@@ -38,6 +38,7 @@ impl Config {
             // Applied live (`Node::reload`); a smaller capacity drops the oldest
             // queries at once.
             query_log: _,
+            export_listen,
         } = self;
         let tls = |config: &Config| config.sync.tls.clone();
         let changed = [
@@ -60,6 +61,7 @@ impl Config {
             ),
             ("allow_root", *allow_root != next.allow_root),
             ("cluster.raft", *raft != next.raft),
+            ("export.listen", *export_listen != next.export_listen),
             ("cluster.join", *join != next.join),
             (
                 "cluster.commit_timeout_ms",

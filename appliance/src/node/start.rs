@@ -59,6 +59,7 @@ impl Node {
             watchers.plugins.clone(),
             watchers.transfers.clone(),
             watchers.follow.clone(),
+            watchers.exports.clone(),
         ];
         let cluster = open_cluster(&config, Arc::new(observers)).await?;
         let listeners = match prepare(&config, &cluster.store).await {
@@ -216,6 +217,8 @@ struct Listeners {
     admin: TcpListener,
     sync: TcpListener,
     token: String,
+    /// The export endpoint, with `[export] listen`.
+    export: Option<outpost_export::DocsNode>,
 }
 
 /// The example zone on a first node's first start, the admin token, every socket bound.
@@ -241,6 +244,7 @@ async fn prepare(config: &Config, store: &Store) -> Result<Listeners, NodeError>
     let sync = TcpListener::bind(config.sync.listen)
         .await
         .map_err(bind("sync", config.sync.listen))?;
+    let export = crate::exports::bind(config).await?;
     // The config check let these through only under `insecure_plaintext = true`.
     if !config.admin.ip().is_loopback() {
         tracing::warn!(address = %config.admin, "the admin API listens off loopback without TLS (admin.insecure_plaintext): its bearer token crosses the network in the clear");
@@ -254,6 +258,7 @@ async fn prepare(config: &Config, store: &Store) -> Result<Listeners, NodeError>
         admin,
         sync,
         token,
+        export,
     })
 }
 
@@ -371,6 +376,9 @@ async fn spawn_services(
     )
     .await?;
     let ready = Arc::new(AtomicBool::new(false));
+    let exports = listeners
+        .export
+        .map(|node| crate::exports::spawn(node, store, watchers.exports, (&tracker, &shutdown)));
     let state = AdminState {
         store: store.clone(),
         metrics,
@@ -382,6 +390,7 @@ async fn spawn_services(
         dns_tls: dns_cert.clone(),
         query_log: handler.query_log().cloned(),
         sessions: Default::default(),
+        exports,
     };
     spawn_admin(listeners.admin, state, &shutdown, &tracker);
     let (sync_addr, sync_shutdown, sync_tracker) = match spawn_sync(store, listeners.sync, hub, tls)
@@ -466,6 +475,7 @@ struct Watchers {
     plugins: Arc<PluginWatch>,
     transfers: Arc<TransferFeed>,
     follow: Arc<FollowTrigger>,
+    exports: Arc<crate::exports::ExportTrigger>,
 }
 
 /// Zone transfers out over the store's state, under the config's rules; the feed starts

@@ -476,3 +476,68 @@ mod cookies;
 mod definitions;
 mod invites;
 mod keyed;
+
+#[test]
+fn exports_are_checked_kept_and_removed_and_their_secrets_never_logged() {
+    let mut zones = site();
+    let export = |name: &str, zones: Vec<String>| Command::PutExport {
+        export: Export {
+            name: name.into(),
+            zones,
+            namespace_secret: [0xab; 32],
+            author_secret: [0xcd; 32],
+        },
+    };
+    let changes = zones
+        .apply(&export(
+            "kit",
+            vec!["Site.Internal.".into(), "site.internal.".into()],
+        ))
+        .unwrap();
+    assert!(
+        matches!(&changes[..], [Change::ExportPut { export }] if export.zones == ["site.internal."])
+    );
+    assert!(
+        !format!("{changes:?}").contains("171"),
+        "no secret byte in Debug: {changes:?}"
+    );
+    assert_eq!(
+        zones.apply(&export("kit", vec!["site.internal.".into()])),
+        Err(CommandError::ExportExists { name: "kit".into() })
+    );
+    assert_eq!(
+        zones.apply(&export("Bad Name", vec!["site.internal.".into()])),
+        Err(CommandError::InvalidExportName {
+            name: "Bad Name".into()
+        })
+    );
+    assert_eq!(
+        zones.apply(&export("empty", Vec::new())),
+        Err(CommandError::ExportWithoutZones)
+    );
+    for n in 1..MAX_EXPORTS {
+        zones
+            .apply(&export(&format!("kit{n}"), vec!["site.internal.".into()]))
+            .unwrap();
+    }
+    assert_eq!(
+        zones.apply(&export("one-more", vec!["site.internal.".into()])),
+        Err(CommandError::TooManyExports { max: MAX_EXPORTS })
+    );
+    zones
+        .apply(&Command::RemoveExport { name: "kit".into() })
+        .unwrap();
+    assert!(zones.export("kit").is_none());
+    assert_eq!(
+        zones.apply(&Command::RemoveExport { name: "kit".into() }),
+        Err(CommandError::NoSuchExport { name: "kit".into() })
+    );
+    assert!(
+        zones
+            .to_changes()
+            .iter()
+            .filter(|change| matches!(change, Change::ExportPut { .. }))
+            .all(|change| crate::sync::to_wire(change).is_none()),
+        "exports never travel to Lite clients"
+    );
+}

@@ -202,11 +202,20 @@ pub fn render(status: &StatusFile, running: bool, now_unix: u64) -> String {
     };
     let _ = writeln!(out, "  last contact:  {contact}");
     if let Some(at) = status.last_change_unix {
+        let path = status.last_change_path.as_deref().unwrap_or("sync");
         let _ = writeln!(
             out,
-            "  last change:   {} s ago",
+            "  last change:   {} s ago (over {path})",
             now_unix.saturating_sub(at)
         );
+    }
+    if let Some(docs) = &status.docs {
+        let _ = writeln!(
+            out,
+            "  export:        {} over iroh-docs: {} (head {}, {} peers, {} foreign entries ignored)",
+            docs.export, docs.state, docs.head, docs.neighbors, docs.foreign_entries
+        );
+        let _ = writeln!(out, "  docs endpoint: {}", docs.endpoint);
     }
     let _ = writeln!(
         out,

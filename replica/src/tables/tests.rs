@@ -1,4 +1,4 @@
-use outpost_core::state::{Command, LiteToken};
+use outpost_core::state::{Command, Export, LiteToken};
 use outpost_core::wire::encode_records;
 use outpost_core::zonefile::parse_zone;
 use redb::ReadableDatabase as _;
@@ -80,12 +80,32 @@ fn changes_written_one_by_one_load_back_as_the_model() {
                 secret_sha256: [7; 32],
             },
         },
+        Command::PutExport {
+            export: export("field-kit"),
+        },
+        Command::PutExport {
+            export: export("gone"),
+        },
+        Command::RemoveExport {
+            name: "gone".into(),
+        },
     ];
     let (zones, _file, db) = write_through(&commands);
     let back = loaded(&db);
     assert_eq!(back.to_changes(), zones.to_changes());
     assert_eq!(back.len(), 2);
     assert!(back.lite_token("alice-laptop").is_some());
+    assert_eq!(back.export("field-kit"), Some(&export("field-kit")));
+    assert_eq!(back.exports().count(), 1);
+}
+
+fn export(name: &str) -> Export {
+    Export {
+        name: name.into(),
+        zones: vec!["site.internal.".into()],
+        namespace_secret: [1; 32],
+        author_secret: [2; 32],
+    }
 }
 
 #[test]

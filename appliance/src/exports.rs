@@ -1,0 +1,160 @@
+//! The iroh-docs exports on an appliance (`docs/iroh-docs.md`): with `[export] listen`,
+//! the node runs an export endpoint and writes every export's document from its own
+//! replica, after every applied batch, so any node serves every export.
+//!
+//! [`ExportTrigger`] is the commit observer: it only wakes the writer task, one permit
+//! deep, so a burst of batches costs one write of the state after the last of them (the
+//! full re-export a writer that fell behind needs, and never a queue). The task reads the
+//! published view, which is the state after one index, and hands it to
+//! [`outpost_export::Writer`].
+//!
+//! **Invariant:** the writer only ever reads a published view (state and index together),
+//! so the document it writes at an index is the state after that index.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use outpost_core::state::Export;
+use outpost_export::{DocsNode, ExportTicket, Writer};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::node::NodeError;
+use crate::store::{
+    CommitObserver, NODE_KEY_FILE_NAME, StateEvent, Store, load_or_create_node_key,
+};
+
+/// How long the writer waits after a failed write before it tries again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Wakes the export writer after every change of the state.
+#[derive(Default)]
+pub struct ExportTrigger {
+    wake: Notify,
+}
+
+impl CommitObserver for ExportTrigger {
+    fn observe(&self, _event: &StateEvent) {
+        self.wake.notify_one();
+    }
+}
+
+/// This node's export endpoint and what its writer did.
+pub struct ExportService {
+    node: DocsNode,
+    cluster_id: String,
+    /// Entries written (values and heads) since start.
+    pub entries: AtomicU64,
+    /// Keys that left a document since start.
+    pub tombstones: AtomicU64,
+    /// The index of the state last written into the documents.
+    pub index: AtomicU64,
+    /// Writes that failed (and were tried again).
+    pub failures: AtomicU64,
+}
+
+impl ExportService {
+    pub fn new(node: DocsNode, cluster_id: String) -> ExportService {
+        ExportService {
+            node,
+            cluster_id,
+            entries: AtomicU64::new(0),
+            tombstones: AtomicU64::new(0),
+            index: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    /// The read-only ticket of `export`, naming this node's export endpoint.
+    pub fn ticket(&self, export: &Export) -> ExportTicket {
+        outpost_export::ticket(
+            export,
+            &self.cluster_id,
+            vec![outpost_export::TicketPeer::from_addr(&self.node.addr())],
+        )
+    }
+
+    /// The export endpoint's id and address, as `ID@IP:PORT`.
+    pub fn endpoint(&self) -> String {
+        let addr = self.node.addr();
+        let ip = addr.ip_addrs().next().map(ToString::to_string);
+        format!("{}@{}", addr.id, ip.unwrap_or_default())
+    }
+}
+
+/// The export endpoint on `[export] listen`, under the node key; `None` when it is unset.
+pub async fn bind(config: &Config) -> Result<Option<DocsNode>, NodeError> {
+    let Some(addr) = config.export_listen else {
+        return Ok(None);
+    };
+    let key = load_or_create_node_key(&config.data_dir).map_err(|source| NodeError::NodeKey {
+        path: config.data_dir.join(NODE_KEY_FILE_NAME),
+        source,
+    })?;
+    Ok(Some(DocsNode::bind(key, addr).await?))
+}
+
+/// Starts writing the documents on `node`, until `shutdown`.
+pub fn spawn(
+    node: DocsNode,
+    store: &Store,
+    trigger: Arc<ExportTrigger>,
+    (tracker, shutdown): (&TaskTracker, &CancellationToken),
+) -> Arc<ExportService> {
+    let service = Arc::new(ExportService::new(node, store.cluster_id().to_string()));
+    tracker.spawn(run(
+        service.clone(),
+        store.clone(),
+        trigger,
+        shutdown.clone(),
+    ));
+    service
+}
+
+/// Writes the documents after every change until `shutdown`, then closes the endpoint.
+async fn run(
+    service: Arc<ExportService>,
+    store: Store,
+    trigger: Arc<ExportTrigger>,
+    shutdown: CancellationToken,
+) {
+    let mut writer = Writer::new(service.node.clone());
+    // The state loaded at start is written before the first change comes.
+    trigger.wake.notify_one();
+    loop {
+        tokio::select! {
+            () = trigger.wake.notified() => {}
+            () = shutdown.cancelled() => break,
+        }
+        let view = store.view();
+        match writer
+            .write(view.zones.clone(), store.cluster_id(), view.applied)
+            .await
+        {
+            Ok(report) => {
+                service
+                    .entries
+                    .fetch_add(report.entries as u64, Ordering::Relaxed);
+                service
+                    .tombstones
+                    .fetch_add(report.tombstones as u64, Ordering::Relaxed);
+                service.index.store(view.applied, Ordering::Relaxed);
+                if report.entries > 0 || report.dropped > 0 {
+                    tracing::debug!(index = view.applied, ?report, "exports written");
+                }
+            }
+            Err(error) => {
+                service.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %format!("{error:#}"), index = view.applied, "cannot write the exports; trying again");
+                tokio::select! {
+                    () = tokio::time::sleep(RETRY_AFTER) => trigger.wake.notify_one(),
+                    () = shutdown.cancelled() => break,
+                }
+            }
+        }
+    }
+    service.node.shutdown().await;
+}

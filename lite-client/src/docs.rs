@@ -1,0 +1,275 @@
+//! `--docs TICKET`: the second sync path (`docs/iroh-docs.md`). The client joins the
+//! export's iroh-docs document with a read capability, fetches it from the ticket's
+//! peers and the `--docs-peer`s (other Lite clients on the LAN serve it too: every
+//! reader relays), and installs each whole snapshot the reader hands on into the
+//! replica, as a WebSocket snapshot is installed.
+//!
+//! **Invariant:** a snapshot is installed only when it is newer than the replica's
+//! cursor for the same cluster, under the replica's lock, so the two paths never move
+//! the cursor back and never interleave inside one install.
+//! **Invariant:** only entries of the ticket's author are read (the reader's
+//! invariant); others are counted in `status.json`'s `docs.foreign_entries`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use outpost_core::sync::SnapshotChunk;
+use outpost_export::{
+    DocSnapshot, DocsNode, EndpointAddr, ExportTicket, PublicKey, ReaderStats, SecretKey,
+};
+use tokio::sync::{Mutex, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::replica::{ReplicaStore, SnapshotStaging};
+use crate::status::StatusBoard;
+
+/// The name of the docs endpoint's key in the data directory (hex, 0600): the client
+/// keeps its endpoint id across restarts, so the `--docs-peer`s others give stay valid.
+pub const KEY_FILE: &str = "docs.key";
+/// Default address of the docs endpoint: every interface, a port the system picks.
+pub const DEFAULT_DOCS_LISTEN: &str = "0.0.0.0:0";
+
+/// The validated `--docs`, `--docs-peer` and `--docs-listen`.
+#[derive(Debug, Clone)]
+pub struct DocsConfig {
+    /// The export's ticket, with the peers of every `--docs` given.
+    pub ticket: ExportTicket,
+    /// More peers to fetch from (`--docs-peer ID@IP:PORT`).
+    pub peers: Vec<EndpointAddr>,
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DocsConfigError {
+    #[error("--docs: {0}")]
+    Ticket(#[from] outpost_export::TicketError),
+    #[error("--docs tickets name different exports ({0} and {1}): give tickets of one export only")]
+    Mixed(String, String),
+    #[error(
+        "--docs-peer {value:?} is not a peer (use ENDPOINT_ID@IP:PORT, as `outpost-lite status` shows it)"
+    )]
+    Peer { value: String },
+    #[error("--docs-peer or --docs-listen is given without --docs")]
+    NoTicket,
+    #[error("--docs-listen {value:?} is not an address (use IP:PORT, e.g. 0.0.0.0:7470)")]
+    Listen { value: String },
+}
+
+/// Checks the docs flags; `None` when `--docs` is not given.
+pub fn resolve(
+    tickets: &[String],
+    peers: &[String],
+    listen: Option<&str>,
+) -> Result<Option<DocsConfig>, DocsConfigError> {
+    if tickets.is_empty() {
+        if !peers.is_empty() || listen.is_some() {
+            return Err(DocsConfigError::NoTicket);
+        }
+        return Ok(None);
+    }
+    let mut merged: Option<ExportTicket> = None;
+    for text in tickets {
+        let ticket: ExportTicket = text.parse()?;
+        match &mut merged {
+            None => merged = Some(ticket),
+            Some(first) => {
+                let same = first.namespace == ticket.namespace
+                    && first.author == ticket.author
+                    && first.cluster_id == ticket.cluster_id;
+                if !same {
+                    return Err(DocsConfigError::Mixed(first.export.clone(), ticket.export));
+                }
+                first.peers.extend(ticket.peers);
+            }
+        }
+    }
+    let ticket = merged.ok_or(DocsConfigError::NoTicket)?;
+    let peers = peers
+        .iter()
+        .map(|text| {
+            parse_peer(text).ok_or_else(|| DocsConfigError::Peer {
+                value: text.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let listen_text = listen.unwrap_or(DEFAULT_DOCS_LISTEN);
+    let listen = listen_text.parse().map_err(|_| DocsConfigError::Listen {
+        value: listen_text.to_string(),
+    })?;
+    Ok(Some(DocsConfig {
+        ticket,
+        peers,
+        listen,
+    }))
+}
+
+/// `ID@IP:PORT`.
+fn parse_peer(text: &str) -> Option<EndpointAddr> {
+    let (id, addr) = text.trim().split_once('@')?;
+    let id: PublicKey = id.parse().ok()?;
+    let addr: SocketAddr = addr.parse().ok()?;
+    Some(EndpointAddr::new(id).with_ip_addr(addr))
+}
+
+/// Binds the docs endpoint and starts following the export: the reader, and the task
+/// that installs what it hands on. Returns the endpoint's `ID@IP:PORT`.
+pub async fn start(
+    config: &DocsConfig,
+    data_dir: &Path,
+    replica: Arc<Mutex<ReplicaStore>>,
+    board: Arc<StatusBoard>,
+    (shutdown, tracker): (&CancellationToken, &TaskTracker),
+) -> anyhow::Result<()> {
+    let key = load_or_create_key(data_dir)?;
+    let node = DocsNode::bind(key, config.listen).await?;
+    let addr = node.addr();
+    let endpoint = format!(
+        "{}@{}",
+        addr.id,
+        addr.ip_addrs()
+            .next()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    );
+    tracing::info!(export = %config.ticket.export, %endpoint, "following the export over iroh-docs");
+    let stats = Arc::new(ReaderStats::default());
+    board.docs(config.ticket.export.clone(), endpoint, stats.clone());
+    let after = {
+        let replica = replica.lock().await;
+        replica
+            .cursor()
+            .filter(|cursor| cursor.cluster_id == config.ticket.cluster_id)
+            .map_or(0, |cursor| cursor.index)
+    };
+    let (tx, rx) = watch::channel(None);
+    let follow = outpost_export::follow(
+        node.clone(),
+        config.ticket.clone(),
+        config.peers.clone(),
+        after,
+        tx,
+        stats,
+        shutdown.clone(),
+    );
+    let follow_shutdown = shutdown.clone();
+    tracker.spawn(async move {
+        if let Err(error) = follow.await {
+            tracing::error!(error = %format!("{error:#}"), "the export is no longer followed");
+        }
+        follow_shutdown.cancelled().await;
+        node.shutdown().await;
+    });
+    tracker.spawn(install(replica, rx, board, shutdown.clone()));
+    Ok(())
+}
+
+/// Installs each snapshot the reader hands on, until `shutdown`.
+async fn install(
+    replica: Arc<Mutex<ReplicaStore>>,
+    mut snapshots: watch::Receiver<Option<Arc<DocSnapshot>>>,
+    board: Arc<StatusBoard>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            changed = snapshots.changed() => if changed.is_err() { return },
+            () = shutdown.cancelled() => return,
+        }
+        let Some(snapshot) = snapshots.borrow_and_update().clone() else {
+            continue;
+        };
+        let mut replica = replica.lock().await;
+        let current = replica
+            .cursor()
+            .filter(|cursor| cursor.cluster_id == snapshot.cluster_id)
+            .map(|cursor| cursor.index);
+        if current.is_some_and(|index| index >= snapshot.index) {
+            continue;
+        }
+        let staged = {
+            let snapshot = snapshot.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut staging = SnapshotStaging::new(snapshot.index);
+                staging.push_chunk(SnapshotChunk {
+                    changes: snapshot.changes.clone(),
+                })?;
+                staging.finish(snapshot.index)
+            })
+            .await
+        };
+        let result = match staged {
+            Ok(Ok(staged)) => replica
+                .install_snapshot(
+                    &snapshot.cluster_id,
+                    staged,
+                    &snapshot.zones,
+                    snapshot.index,
+                )
+                .await
+                .map_err(|error| error.to_string()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        match result {
+            Ok(()) => {
+                tracing::info!(index = snapshot.index, "export snapshot installed");
+                board.docs_installed(replica.cursor().map(|c| c.index), replica.counts());
+            }
+            Err(error) => {
+                tracing::warn!(%error, index = snapshot.index, "export snapshot refused; the replica is kept");
+            }
+        }
+    }
+}
+
+/// The docs endpoint's key, created on first use.
+fn load_or_create_key(data_dir: &Path) -> anyhow::Result<SecretKey> {
+    let path = data_dir.join(KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let bytes = decode_hex(text.trim()).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} is not a key (64 hex digits); remove it to make a new one",
+                    path.display()
+                )
+            })?;
+            Ok(SecretKey::from_bytes(&bytes))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes)
+                .map_err(|error| anyhow::anyhow!("no randomness for the docs key: {error}"))?;
+            let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+            write_private(&path, &hex)?;
+            Ok(SecretKey::from_bytes(&bytes))
+        }
+        Err(error) => Err(anyhow::anyhow!("cannot read {}: {error}", path.display())),
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", path.display()))
+}
+
+fn decode_hex(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(bytes)
+}
