@@ -171,7 +171,22 @@ impl Content {
 
     /// The first difference between this content and `lite`'s replica, if any.
     pub fn difference_with_lite(&self, lite: &Lite) -> Option<String> {
-        let status = lite.status_file();
+        self.difference_with_replica(&lite.status_file(), lite.dns_addr())
+    }
+
+    /// The first difference between this content and a satellite's replica (its
+    /// `/v1/status` holds the same fields as a Lite client's `status.json`), if any.
+    pub fn difference_with_satellite(&self, satellite: &Appliance) -> Option<String> {
+        let (_, status) = satellite.api_json("GET", "/v1/status", None);
+        self.difference_with_replica(&status["satellite"], satellite.dns_addr())
+    }
+
+    /// The first difference with a replica whose status is `status`, answering on `dns`.
+    fn difference_with_replica(
+        &self,
+        status: &serde_json::Value,
+        dns: std::net::SocketAddr,
+    ) -> Option<String> {
         if status["digest"].as_str() != Some(self.digest.as_str()) {
             return Some(format!(
                 "zone digest {}, expected {} (state {}, cursor {}, head {})",
@@ -197,7 +212,7 @@ impl Content {
         if installed != expected {
             return Some(format!("plugins {installed:?}, expected {expected:?}"));
         }
-        self.dns_difference(lite.dns_addr())
+        self.dns_difference(dns)
     }
 }
 
@@ -210,6 +225,18 @@ pub fn assert_converged(
     absent: &[&str],
     appliances: &[&Appliance],
     lites: &[&Lite],
+) -> Content {
+    assert_converged_with_satellites(reference, zones, absent, appliances, lites, &[])
+}
+
+/// [`assert_converged`] with satellites (`outpost serve --satellite`) among the replicas.
+pub fn assert_converged_with_satellites(
+    reference: &Appliance,
+    zones: &[&str],
+    absent: &[&str],
+    appliances: &[&Appliance],
+    lites: &[&Lite],
+    satellites: &[&Appliance],
 ) -> Content {
     let mut content = Content::of(reference, zones, absent);
     let mut first_difference = None;
@@ -229,6 +256,13 @@ pub fn assert_converged(
                     content
                         .difference_with_lite(lite)
                         .map(|d| format!("Lite client {i}: {d}"))
+                })
+            })
+            .or_else(|| {
+                satellites.iter().enumerate().find_map(|(i, satellite)| {
+                    content
+                        .difference_with_satellite(satellite)
+                        .map(|d| format!("satellite {i}: {d}"))
                 })
             });
         first_difference.is_none()

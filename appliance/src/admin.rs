@@ -24,6 +24,7 @@
 //!   removed.
 //! - [`cluster`]: `/v1/cluster…`: join invites, cluster status, retiring a node; and the
 //!   read view of listings (`?consistency=local|linearizable`).
+//! - [`satellite`]: a satellite's admin API: `/v1/status`, every other `/v1` refused.
 //! - [`querylog`]: `/v1/querylog…`: this node's recent queries and per-minute aggregates.
 //! - [`transform`]: record-transform plugins over the records of a write.
 //! - [`presentation`]: records as master-file text, for export and listings.
@@ -45,6 +46,7 @@ pub mod plugins;
 mod presentation;
 mod querylog;
 mod records;
+pub mod satellite;
 mod status;
 mod tokens;
 mod transform;

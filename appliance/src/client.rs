@@ -307,11 +307,15 @@ fn run_record(
 /// [`status`], writing what it prints to `out`.
 fn run_status(connection: &Connection, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     let api = Api::connect(connection)?;
+    let status: serde_json::Value = api.get_json("/v1/status")?;
     if json {
-        let status: serde_json::Value = api.get_json("/v1/status")?;
         return writeln!(out, "{status:#}").context("writing to stdout");
     }
-    let status: StatusBody = api.get_json("/v1/status")?;
+    if status["role"] == "satellite" {
+        return write_satellite_status(&status, out);
+    }
+    let status: StatusBody =
+        serde_json::from_value(status).context("the node's status does not parse")?;
     let index =
         |index: Option<u64>| index.map_or_else(|| "-".to_string(), |index| index.to_string());
     let rows = [
@@ -343,6 +347,38 @@ fn run_status(connection: &Connection, json: bool, out: &mut dyn Write) -> anyho
         ]
     });
     for [key, value] in rows.into_iter().chain(pin).chain(export) {
+        writeln!(out, "{:<15} {value}", format!("{key}:")).context("writing to stdout")?;
+    }
+    Ok(())
+}
+
+/// A satellite's status: the export it follows, over which peers, and its replica.
+fn write_satellite_status(status: &serde_json::Value, out: &mut dyn Write) -> anyhow::Result<()> {
+    let replica = &status["satellite"];
+    let docs = &replica["docs"];
+    let text = |value: &serde_json::Value| match value {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Null => "-".to_string(),
+        other => other.to_string(),
+    };
+    let rows = [
+        ("role", "satellite (read-only; takes no writes)".to_string()),
+        ("export", text(&status["export"])),
+        ("state", text(&docs["state"])),
+        ("head index", text(&docs["head"])),
+        ("applied index", text(&replica["cursor"])),
+        ("peers", text(&docs["neighbors"])),
+        ("last sync", text(&docs["last_sync_unix"])),
+        ("last change", text(&replica["last_change_unix"])),
+        (
+            "foreign",
+            format!("{} entries ignored", text(&docs["foreign_entries"])),
+        ),
+        ("endpoint", text(&docs["endpoint"])),
+        ("zones", text(&replica["zones"])),
+        ("records", text(&replica["records"])),
+    ];
+    for (key, value) in rows {
         writeln!(out, "{:<15} {value}", format!("{key}:")).context("writing to stdout")?;
     }
     Ok(())

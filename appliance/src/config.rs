@@ -29,6 +29,7 @@ mod listen;
 pub mod query_log;
 mod rate_limit;
 mod reload;
+mod satellite;
 pub mod sources;
 pub mod transfer;
 
@@ -37,6 +38,8 @@ use encrypted::resolve_encrypted;
 use listen::{check_admin_plaintext, resolve_sync};
 pub use rate_limit::RawRateLimit;
 use rate_limit::resolve_rate_limit;
+pub use satellite::{RawExport, RawSatellite, SatelliteConfig};
+use satellite::{check_membership, resolve_satellite};
 #[cfg(test)]
 mod tests;
 
@@ -99,15 +102,9 @@ pub struct RawConfig {
     /// `[export]`: the iroh-docs export endpoint.
     #[serde(default)]
     pub export: RawExport,
-}
-
-/// `[export]`: the endpoint that serves the cluster's iroh-docs exports.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawExport {
-    /// `IP:PORT` (QUIC over UDP) that satellites and Lite clients with an export ticket
-    /// dial; unset, this node writes and serves no export.
-    pub listen: Option<String>,
+    /// `[satellite]`: run as a satellite of an export instead of a cluster member.
+    #[serde(default)]
+    pub satellite: RawSatellite,
 }
 
 /// `[plugins]`: how long a WebAssembly plugin's call may run before it is cut off.
@@ -211,6 +208,8 @@ pub struct Overrides {
     pub join_file: Option<PathBuf>,
     /// `--export-listen`.
     pub export: Option<String>,
+    /// `--satellite`: the ticket itself (wins over `satellite.ticket_file`).
+    pub satellite: Option<String>,
 }
 
 /// The validated configuration.
@@ -252,8 +251,11 @@ pub struct Config {
     pub sources: Vec<crate::sources::SourceConfig>,
     /// What the in-memory query log keeps.
     pub query_log: outpost_dns::querylog::Settings,
-    /// Where the export endpoint listens, and what export tickets name; `None`: off.
+    /// Where the export endpoint listens, and what export tickets name; `None`: off (on
+    /// a satellite: every interface, a free port).
     pub export_listen: Option<SocketAddr>,
+    /// Run as a satellite of this export instead of a cluster member.
+    pub satellite: Option<SatelliteConfig>,
 }
 
 /// The validated `[sync]` section.
@@ -337,12 +339,8 @@ impl RawConfig {
             self.cluster.snapshot_every_entries,
             self.cluster.log_entries_kept,
         )?;
-        if join.is_some() && raft.is_none() {
-            return Err(ConfigError::Missing {
-                key: "cluster.raft",
-                problem: "a join ticket is given: a joining node needs a raft address its peers dial (--raft IP:PORT)".to_string(),
-            });
-        }
+        let satellite = resolve_satellite(overrides.satellite, self.satellite)?;
+        check_membership(raft, join.as_ref(), satellite.as_ref())?;
         let recursion_networks = resolve_recursion(self.dns.allow_recursion)?;
         let rate_limit = self.dns.rate_limit.map(resolve_rate_limit).transpose()?;
         let encrypted = resolve_encrypted(
@@ -388,6 +386,7 @@ impl RawConfig {
             sources: sources::resolve(self.sources)?,
             query_log: query_log::resolve(self.query_log)?,
             export_listen,
+            satellite,
         })
     }
 }

@@ -26,6 +26,8 @@
 //!   NOTIFY sent while this node leads.
 //! - `exports`: the iroh-docs exports: the export endpoint, and the writer that puts
 //!   every export's document in step with the replica after each change.
+//! - [`satellite`]: `serve --satellite`: a node outside the cluster serving an export's
+//!   read-only copy, fetched from any peer.
 //! - [`systemd`]: readiness and watchdog notifications, and the refusal to run as root.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -37,6 +39,7 @@ pub(crate) mod exports;
 pub(crate) mod follow;
 pub mod node;
 pub(crate) mod plugin_reload;
+pub mod satellite;
 mod secret_file;
 pub mod sources;
 pub mod store;

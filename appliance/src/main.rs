@@ -15,6 +15,7 @@ use outpost_appliance::client::{
 };
 use outpost_appliance::config::{Config, Overrides, RawConfig};
 use outpost_appliance::node::Node;
+use outpost_appliance::satellite::Satellite;
 use outpost_appliance::sync::TlsConfig;
 use outpost_appliance::systemd::{self, Notifier};
 use outpost_core::report::Report;
@@ -123,6 +124,11 @@ struct ServeArgs {
     /// so not 0.0.0.0; port 0 picks a free port. Default: none, no export is served here.
     #[arg(long)]
     export_listen: Option<String>,
+    /// Run as a satellite of an export: not a cluster member, it fetches the export's
+    /// document (its ticket from `outpost export create`) from any peer and serves DNS
+    /// from it, refusing writes. `[satellite] ticket_file` does the same.
+    #[arg(long, value_name = "TICKET")]
+    satellite: Option<String>,
     /// Log filter, e.g. info or outpost_appliance=debug (default: the config file's
     /// `log`, else info). RUST_LOG wins over both; either one pins the filter, so a
     /// reload no longer changes it.
@@ -206,6 +212,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             join: args.join,
             join_file: args.join_file,
             export: args.export_listen,
+            satellite: args.satellite,
         },
     };
     let config = source.load()?;
@@ -225,6 +232,9 @@ async fn run(config: Config, source: ConfigSource, mut log: LogFilter) -> anyhow
     // Before anything slow: SIGHUP's default action would kill us.
     let mut signals = Signals::listen()?;
     let notifier = Notifier::from_env();
+    if config.satellite.is_some() {
+        return run_satellite(&config, signals, notifier).await;
+    }
     let node = Node::start(config).await?;
     let serving = format!("serving dns on {}", node.dns_addr());
     notifier.send_or_log(&format!("READY=1\nSTATUS={serving}"));
@@ -266,6 +276,22 @@ async fn run(config: Config, source: ConfigSource, mut log: LogFilter) -> anyhow
     }
     node.shutdown().await?;
     Ok(())
+}
+
+/// A satellite: serves until SIGTERM or SIGINT; SIGHUP changes nothing (restart it).
+async fn run_satellite(
+    config: &Config,
+    mut signals: Signals,
+    notifier: Notifier,
+) -> anyhow::Result<()> {
+    let satellite = Satellite::start(config).await?;
+    let serving = format!("serving dns on {} as a satellite", satellite.dns_addr());
+    notifier.send_or_log(&format!("READY=1\nSTATUS={serving}"));
+    while let Signal::Reload = signals.next().await {
+        tracing::warn!("SIGHUP: a satellite reloads nothing; restart it to apply a change");
+    }
+    notifier.send_or_log("STOPPING=1\nSTATUS=shutting down");
+    satellite.shutdown().await
 }
 
 /// SIGHUP: re-reads the config file (flags still override it), and applies what can

@@ -2,6 +2,7 @@
 //! command line, resolved into a validated [`LiteConfig`].
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +71,10 @@ pub struct LiteConfig {
     pub tls: Option<Arc<ClientConfig>>,
     pub token: String,
     pub dns: SocketAddr,
+    /// More DNS addresses (a satellite's `dns.listen` list); none on a laptop.
+    pub dns_extra: Vec<SocketAddr>,
+    /// UDP worker threads per DNS address: one on a laptop.
+    pub udp_workers: NonZeroUsize,
     pub data_dir: PathBuf,
     pub forward: ForwardConfig,
     /// Who may have names outside the replica forwarded: loopback only.
@@ -143,20 +148,7 @@ impl RunOptions {
                 problem: "is ws:// to a host other than this machine: the token would cross the network in the clear (use wss:// with --pin or --ca, or pass --insecure-plaintext)".to_string(),
             });
         }
-        let trust = match (&self.pin, &self.ca) {
-            (Some(_), Some(_)) => return Err(ConfigError::PinAndCa),
-            (Some(pin), None) => Some(Trust::Pinned(tls::parse_pin(pin)?)),
-            (None, Some(ca)) => Some(Trust::CaFile(ca.clone())),
-            (None, None) => None,
-        };
-        let tls = match (
-            appliances.iter().find(|url| url.starts_with("wss://")),
-            trust,
-        ) {
-            (None, _) => None,
-            (Some(url), None) => return Err(ConfigError::NoTrust { url: url.clone() }),
-            (Some(_), Some(trust)) => Some(tls::client_config(&trust)?),
-        };
+        let tls = resolve_tls(&appliances, self.pin.as_deref(), self.ca.as_ref())?;
         let token = self.token.trim().to_string();
         if token.is_empty() && !appliances.is_empty() {
             return Err(ConfigError::NoToken);
@@ -188,6 +180,8 @@ impl RunOptions {
             tls,
             token,
             dns,
+            dns_extra: Vec::new(),
+            udp_workers: NonZeroUsize::MIN,
             data_dir: self
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
@@ -204,6 +198,29 @@ impl RunOptions {
             page: resolve_page(self.page)?,
             docs,
         })
+    }
+}
+
+/// TLS for the `wss://` URLs among `appliances`, from `--pin` or `--ca`; `None` when
+/// every URL is `ws://`.
+fn resolve_tls(
+    appliances: &[String],
+    pin: Option<&str>,
+    ca: Option<&PathBuf>,
+) -> Result<Option<Arc<ClientConfig>>, ConfigError> {
+    let trust = match (pin, ca) {
+        (Some(_), Some(_)) => return Err(ConfigError::PinAndCa),
+        (Some(pin), None) => Some(Trust::Pinned(tls::parse_pin(pin)?)),
+        (None, Some(ca)) => Some(Trust::CaFile(ca.clone())),
+        (None, None) => None,
+    };
+    match (
+        appliances.iter().find(|url| url.starts_with("wss://")),
+        trust,
+    ) {
+        (None, _) => Ok(None),
+        (Some(url), None) => Err(ConfigError::NoTrust { url: url.clone() }),
+        (Some(_), Some(trust)) => Ok(Some(tls::client_config(&trust)?)),
     }
 }
 

@@ -12,7 +12,6 @@
 //! task → a last `status.json` (Disconnected).
 
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,9 +34,6 @@ use crate::page::Page;
 use crate::replica::{LiveState, ReplicaError, ReplicaStore};
 use crate::resolver;
 use crate::status::{self, Digester, PluginStatus, StatusBoard, StatusError};
-
-/// UDP worker threads: one answers a laptop's own queries with room to spare.
-const LITE_UDP_WORKERS: NonZeroUsize = NonZeroUsize::MIN;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -304,7 +300,10 @@ async fn serve_dns(
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<ServedDns, StartError> {
-    let dns = DnsSockets::bind(&[config.dns], LITE_UDP_WORKERS)
+    let addrs: Vec<SocketAddr> = std::iter::once(config.dns)
+        .chain(config.dns_extra.iter().copied())
+        .collect();
+    let dns = DnsSockets::bind(&addrs, config.udp_workers)
         .await
         .map_err(|(addr, source)| StartError::Bind { addr, source })?;
     let dns_addr = dns.local_addr().map_err(|source| StartError::Bind {

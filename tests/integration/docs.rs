@@ -5,7 +5,7 @@
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-use outpost_tests::convergence::assert_converged;
+use outpost_tests::convergence::assert_converged_with_satellites;
 use outpost_tests::lite::SYNC_DEADLINE;
 use outpost_tests::{
     Appliance, Lite, PATIENT_LITE_PLUGINS, create_export, describe, install_plugin,
@@ -47,9 +47,15 @@ fn laptops_keep_each_other_current_through_an_export_when_the_appliance_is_gone(
     assert!(shown.contains(&ticket), "{shown}");
 
     let a = docs_client(&ticket, &[]);
+    let c = docs_client(&ticket, &[]);
+    let satellite = Appliance::start_with_args(
+        &patient_plugins_config(),
+        &["--satellite", &ticket, "--export-listen", "127.0.0.1:0"],
+    );
     a.wait_for_a("www.example.internal.", &["10.0.0.10"]);
 
-    // Writes, a delete, a zone replaced whole and a plugin: all reach A over the export.
+    // Writes, a delete, a zone replaced whole and a plugin: all reach the clients and the
+    // satellite over the export.
     appliance.cli_ok(["record", "add", "vpn.example.internal.", "A", "10.0.0.50"]);
     appliance.cli_ok(["record", "rm", "printer.example.internal."]);
     let zone_file = appliance.scratch().join("lab.zone");
@@ -74,12 +80,13 @@ fn laptops_keep_each_other_current_through_an_export_when_the_appliance_is_gone(
         &[],
     );
     wait_plugin_loaded(&appliance, "ads");
-    assert_converged(
+    assert_converged_with_satellites(
         &appliance,
         &[EXAMPLE, "lab.internal."],
         &["printer.example.internal."],
         &[],
-        &[&a],
+        &[&a, &c],
+        &[&satellite],
     );
     let status = a.status_file();
     assert_eq!(status["last_change_path"], "docs", "{status}");
@@ -247,7 +254,8 @@ fn entries_of_another_author_are_counted_and_never_applied() {
         format!("{}@{}", addr.id, addr.ip_addrs().next().unwrap())
     };
 
-    let b = docs_client(&ticket, &[forger_peer, docs_endpoint(&a)]);
+    let a_peer = docs_endpoint(&a);
+    let b = docs_client(&ticket, &[forger_peer.clone(), a_peer.clone()]);
     b.wait_for_status("the forged entries counted", SYNC_DEADLINE, |status| {
         status["docs"]["foreign_entries"].as_u64() >= Some(2)
     });
@@ -261,6 +269,26 @@ fn entries_of_another_author_are_counted_and_never_applied() {
         "{}",
         b.log_tail()
     );
+
+    // A satellite given the same two peers refuses the same entries.
+    let config = format!(
+        "{}\n[satellite]\npeers = [\"{forger_peer}\", \"{a_peer}\"]\n",
+        outpost_tests::default_config()
+    );
+    let satellite = Appliance::start_with_args(
+        &config,
+        &["--satellite", &ticket, "--export-listen", "127.0.0.1:0"],
+    );
+    let mut last = serde_json::Value::Null;
+    let counted = wait_until(SYNC_DEADLINE, || {
+        last = satellite.api_json("GET", "/v1/status", None).1;
+        last["satellite"]["docs"]["foreign_entries"].as_u64() >= Some(2)
+            && last["satellite"]["cursor"] == a.status_file()["cursor"]
+            && last["satellite"]["digest"].is_string()
+            && last["satellite"]["digest"] == a.status_file()["digest"]
+    });
+    assert!(counted, "{last}\n{}", satellite.log_tail());
+    assert_eq!(satellite.a_records("vpn.example.internal."), ["10.0.0.50"]);
     runtime.block_on(forger.shutdown());
     for lite in [&a, &b] {
         assert!(!lite.log().contains("panicked"), "{}", lite.log());

@@ -87,6 +87,7 @@ mod plugins_limits;
 mod plugins_lite;
 mod rate_limit;
 mod rfc8906;
+mod satellite;
 mod sources;
 mod systemd;
 mod transfers_in;

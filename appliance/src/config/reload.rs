@@ -29,16 +29,15 @@ impl Config {
             snapshots,
             // Every plugin is loaded with them when the node starts.
             plugins,
-            // Applied live (`Node::reload`): transfers and NOTIFYs under way finish
-            // with the rules they started with.
+            // Applied live (`Node::reload`): transfers and NOTIFYs under way finish with
+            // the rules they started with; the sources' watcher reads the new list at its
+            // next poll; a smaller query log capacity drops the oldest queries at once.
             transfer: _,
-            // Applied live (`Node::reload`): the watcher reads the new list at its next
-            // poll.
             sources: _,
-            // Applied live (`Node::reload`); a smaller capacity drops the oldest
-            // queries at once.
             query_log: _,
-            export_listen,
+            // Compared in `export_restart_required` (config/satellite.rs).
+            export_listen: _,
+            satellite: _,
         } = self;
         let tls = |config: &Config| config.sync.tls.clone();
         let changed = [
@@ -61,7 +60,6 @@ impl Config {
             ),
             ("allow_root", *allow_root != next.allow_root),
             ("cluster.raft", *raft != next.raft),
-            ("export.listen", *export_listen != next.export_listen),
             ("cluster.join", *join != next.join),
             (
                 "cluster.commit_timeout_ms",
@@ -83,6 +81,7 @@ impl Config {
         changed
             .into_iter()
             .chain(encrypted.restart_required(&next.encrypted))
+            .chain(self.export_restart_required(next))
             .filter_map(|(key, changed)| changed.then_some(key))
             .collect()
     }

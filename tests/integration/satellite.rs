@@ -1,0 +1,153 @@
+//! Satellites (`outpost serve --satellite TICKET`): nodes outside the cluster that serve
+//! an export's read-only copy, fetched over iroh-docs from any peer, with the cluster
+//! up, stopped, and across their own kill -9 and restart.
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use outpost_tests::lite::SYNC_DEADLINE;
+use outpost_tests::{Appliance, create_export, default_config, describe, query_udp, wait_until};
+
+/// A satellite of the export `ticket`, with its own data directory.
+fn satellite(ticket: &str, config: &str) -> Appliance {
+    Appliance::start_with_args(
+        config,
+        &["--satellite", ticket, "--export-listen", "127.0.0.1:0"],
+    )
+}
+
+/// Waits until `node` answers `name` A with `expected`.
+fn wait_for_a(node: &Appliance, name: &str, expected: &[&str]) {
+    let mut last = Vec::new();
+    let ok = wait_until(SYNC_DEADLINE, || {
+        last = node.a_records(name);
+        last == expected
+    });
+    assert!(
+        ok,
+        "{name} on the satellite: {last:?}, expected {expected:?}\n{}",
+        node.log_tail()
+    );
+}
+
+#[test]
+fn a_satellite_serves_the_export_takes_changes_and_keeps_answering_offline() {
+    let mut cluster =
+        Appliance::start_with_args(&default_config(), &["--export-listen", "127.0.0.1:0"]);
+    cluster.cli_ok(["zone", "create", "private.internal."]);
+    cluster.cli_ok(["record", "add", "secret.private.internal.", "A", "10.9.9.9"]);
+    let ticket = create_export(&cluster, "field-kit", "example.internal.");
+
+    let mut satellite = satellite(&ticket, &default_config());
+    wait_for_a(&satellite, "www.example.internal.", &["10.0.0.10"]);
+    let secret = query_udp(
+        satellite.dns_addr(),
+        "secret.private.internal.",
+        RecordType::A,
+        None,
+    );
+    assert_ne!(
+        secret.metadata.response_code,
+        ResponseCode::NoError,
+        "{}",
+        describe(&secret)
+    );
+
+    // A write on the cluster reaches the satellite.
+    cluster.cli_ok(["record", "add", "vpn.example.internal.", "A", "10.0.0.50"]);
+    wait_for_a(&satellite, "vpn.example.internal.", &["10.0.0.50"]);
+    let status = satellite.cli_ok(["status"]);
+    for line in [
+        "role:",
+        "satellite",
+        "export:         field-kit",
+        "state:          Synced",
+    ] {
+        assert!(status.contains(line), "{line:?} in\n{status}");
+    }
+
+    // Writes go to the cluster, never to a satellite.
+    let refused = satellite.cli(["record", "add", "x.example.internal.", "A", "10.0.0.1"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("this node is a satellite of export field-kit")
+            && stderr.contains("takes no writes"),
+        "{stderr}"
+    );
+    let (code, body) = satellite.api("DELETE", "/v1/zones/example.internal.", None);
+    assert_eq!(code, 403, "{body}");
+
+    // The cluster stops: the satellite answers on; killed and restarted offline, too.
+    assert!(cluster.terminate().is_some());
+    assert_eq!(satellite.a_records("vpn.example.internal."), ["10.0.0.50"]);
+    satellite.restart();
+    assert_eq!(satellite.a_records("vpn.example.internal."), ["10.0.0.50"]);
+    assert_eq!(satellite.a_records("www.example.internal."), ["10.0.0.10"]);
+    let status = satellite.cli_ok(["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["role"], "satellite", "{status}");
+    assert!(status["satellite"]["cursor"].is_u64(), "{status}");
+}
+
+#[test]
+fn a_satellite_refuses_a_bad_ticket_and_a_members_data_directory() {
+    let cluster =
+        Appliance::start_with_args(&default_config(), &["--export-listen", "127.0.0.1:0"]);
+    let output = std::process::Command::new(outpost_tests::outpost_bin())
+        .args(["check-config"])
+        .arg({
+            let path = cluster.scratch().join("satellite.toml");
+            std::fs::write(
+                &path,
+                format!(
+                    "{}\n[satellite]\nticket_file = \"/nonexistent/ticket\"\n",
+                    default_config()
+                ),
+            )
+            .unwrap();
+            path
+        })
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("satellite.ticket_file") && stderr.contains("cannot be read"),
+        "{stderr}"
+    );
+
+    let output = std::process::Command::new(outpost_tests::outpost_bin())
+        .args([
+            "serve",
+            "--allow-root",
+            "--satellite",
+            "outpost-export-v1:AAAA",
+            "--data-dir",
+        ])
+        .arg(cluster.scratch().join("bad"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("the ticket is damaged"), "{stderr}");
+
+    let ticket = create_export(&cluster, "kit", "example.internal.");
+    let output = std::process::Command::new(outpost_tests::outpost_bin())
+        .args([
+            "serve",
+            "--allow-root",
+            "--satellite",
+            &ticket,
+            "--data-dir",
+        ])
+        .arg(cluster.data_dir())
+        .args(["--dns", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("holds a cluster member's state"),
+        "{stderr}"
+    );
+}
