@@ -341,8 +341,10 @@ struct LogFilter {
 /// Info, but openraft's heartbeat worker only on errors: it warns at every heartbeat (20 a
 /// second) for each peer that is down, which the replication warnings, `cluster status` and
 /// `outpost_raft_last_contact_seconds` already report.
-// hickory-server (the DoT/DoH/DoQ listeners) logs every request at info.
-const DEFAULT_LOG: &str = "info,openraft::core::heartbeat=error,hickory_server::server=warn";
+// hickory-server (the DoT/DoH/DoQ listeners) logs every request at info; iroh-docs every
+// sync of an export at info, and at warn a reader that closes first (every poll), which
+// the readers' own status reports better.
+const DEFAULT_LOG: &str = "info,openraft::core::heartbeat=error,hickory_server::server=warn,iroh_docs=error,iroh_gossip=warn";
 
 impl LogFilter {
     fn install(flag: Option<String>, file: Option<&str>) -> anyhow::Result<LogFilter> {

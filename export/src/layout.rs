@@ -140,58 +140,52 @@ pub fn document(
     }
 }
 
-/// The changes that rebuild the document's state from nothing, in the order a snapshot
-/// sends them: the definitions, then each zone's `ZonePut` and its RRsets. `value` gives
-/// the bytes of each key the head lists (already checked against its hash).
-pub fn assemble<'a>(
+/// The changes that rebuild the document's state from nothing, handed to `each` a value
+/// at a time, in the order a snapshot sends them: the definitions, then each zone's
+/// `ZonePut` and its buckets' RRsets. `value` gives the bytes of each key the head lists
+/// (already checked against its hash). One bucket is decoded at a time, so a large
+/// export is never held twice.
+pub fn assemble<'a, E: From<LayoutError>>(
     head: &Head,
     mut value: impl FnMut(&[u8]) -> &'a [u8],
-) -> Result<Vec<WireChange>, LayoutError> {
+    mut each: impl FnMut(Vec<WireChange>) -> Result<(), E>,
+) -> Result<(), E> {
     if head.format != FORMAT {
-        return Err(LayoutError::Format(head.format));
+        return Err(LayoutError::Format(head.format).into());
     }
-    let mut definitions = Vec::new();
-    let mut zones: BTreeMap<&str, Vec<WireChange>> = head
-        .zones
+    for entry in head
+        .entries
         .iter()
-        .map(|zone| (zone.as_str(), Vec::new()))
-        .collect();
-    for entry in &head.entries {
-        let bytes = value(&entry.key);
-        let shown = describe_key(&entry.key);
-        match entry.key.first() {
-            Some(b'd') => definitions.push(decode::<WireChange>(bytes, &shown)?),
-            Some(b'z') => {
-                let changes = decode::<Vec<WireChange>>(bytes, &shown)?;
-                let origin = key_zone(&entry.key);
-                for change in changes {
-                    let home = match (&change, origin) {
-                        (WireChange::RRsetPut { zone, .. }, Some(origin)) if zone == origin => {
-                            zones.get_mut(origin)
-                        }
-                        _ => None,
-                    };
-                    let Some(home) = home else {
-                        return Err(LayoutError::Misplaced {
-                            key: shown,
-                            change: change.describe(),
-                        });
-                    };
-                    home.push(change);
+        .filter(|entry| entry.key.first() == Some(&b'd'))
+    {
+        let change = decode::<WireChange>(value(&entry.key), &describe_key(&entry.key))?;
+        each(vec![change])?;
+    }
+    for origin in &head.zones {
+        each(vec![WireChange::ZonePut {
+            origin: origin.clone(),
+        }])?;
+        let buckets = head.entries.iter().filter(|entry| {
+            entry.key.first() == Some(&b'z') && key_zone(&entry.key) == Some(origin.as_str())
+        });
+        for entry in buckets {
+            let shown = describe_key(&entry.key);
+            let changes = decode::<Vec<WireChange>>(value(&entry.key), &shown)?;
+            if let Some(stray) = changes.iter().find(
+                |change| !matches!(change, WireChange::RRsetPut { zone, .. } if zone == origin),
+            ) {
+                return Err(LayoutError::Misplaced {
+                    key: shown,
+                    change: stray.describe(),
                 }
+                .into());
             }
-            // A kind of key a later format adds: not ours to read.
-            _ => {}
+            each(changes)?;
         }
     }
-    let mut changes = definitions;
-    for (origin, rrsets) in zones {
-        changes.push(WireChange::ZonePut {
-            origin: origin.to_string(),
-        });
-        changes.extend(rrsets);
-    }
-    Ok(changes)
+    // Keys of a kind a later format adds, and buckets of zones the head does not list,
+    // are not read.
+    Ok(())
 }
 
 /// Decodes a head's bytes.

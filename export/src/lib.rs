@@ -21,7 +21,7 @@ pub use layout::{
     decode_head, document,
 };
 pub use node::{BLOB_GC_INTERVAL, DocsNode, NodeError};
-pub use reader::{DocSnapshot, RESYNC_INTERVAL, ReaderStats, follow};
+pub use reader::{DocSnapshot, Mailbox, RESYNC_INTERVAL, ReaderStats, follow};
 pub use ticket::{ExportTicket, MAX_TICKET_PEERS, TICKET_PREFIX, TicketError, TicketPeer};
 pub use writer::{WriteReport, Writer, ticket};
 

@@ -26,10 +26,9 @@ use iroh_blobs::Hash;
 use iroh_docs::engine::LiveEvent;
 use iroh_docs::{AuthorId, Capability, NamespaceId};
 use outpost_core::sync::WireChange;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::layout::{self, HEAD_KEY, MAX_HEAD_BYTES, MAX_VALUE_BYTES};
+use crate::layout::{self, HEAD_KEY, Head, LayoutError, MAX_HEAD_BYTES, MAX_VALUE_BYTES};
 use crate::node::DocsNode;
 use crate::ticket::ExportTicket;
 
@@ -38,14 +37,56 @@ pub const RESYNC_INTERVAL: Duration = Duration::from_secs(2);
 /// How long the reader waits after news for more before it looks for a whole document.
 const SETTLE: Duration = Duration::from_millis(50);
 
-/// A whole export as of one index of the cluster.
+/// A whole export as of one index of the cluster: its head and the bytes of every value
+/// the head lists, each checked against its hash.
 #[derive(Debug, Clone)]
 pub struct DocSnapshot {
     pub cluster_id: String,
     pub index: u64,
     pub zones: Vec<String>,
-    /// The changes that rebuild it from nothing (definitions, then zones).
-    pub changes: Vec<WireChange>,
+    head: Head,
+    values: BTreeMap<Vec<u8>, Bytes>,
+}
+
+impl DocSnapshot {
+    /// The changes that rebuild it from nothing, a value at a time (definitions, then
+    /// each zone and its buckets; see [`layout::assemble`]).
+    pub fn chunks<E: From<LayoutError>>(
+        &self,
+        each: impl FnMut(Vec<WireChange>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        layout::assemble(
+            &self.head,
+            |key| self.values.get(key).map_or(&[][..], |value| &value[..]),
+            each,
+        )
+    }
+}
+
+/// Where the reader leaves the newest whole snapshot for its consumer: one slot, so a
+/// consumer that is still busy finds only the newest one next, and the reader keeps
+/// nothing once it is taken.
+#[derive(Debug, Default)]
+pub struct Mailbox {
+    slot: std::sync::Mutex<Option<DocSnapshot>>,
+    filled: tokio::sync::Notify,
+}
+
+impl Mailbox {
+    fn put(&self, snapshot: DocSnapshot) {
+        *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(snapshot);
+        self.filled.notify_one();
+    }
+
+    /// The newest snapshot, once there is one.
+    pub async fn take(&self) -> DocSnapshot {
+        loop {
+            if let Some(snapshot) = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                return snapshot;
+            }
+            self.filled.notified().await;
+        }
+    }
 }
 
 /// What a reader reports (for status and metrics).
@@ -63,15 +104,15 @@ pub struct ReaderStats {
     pub bad_heads: AtomicU64,
 }
 
-/// Follows the document of `ticket` until `shutdown`, sending each newer whole snapshot
-/// into `out` (which keeps only the latest: a slow consumer skips to it). Snapshots at or
-/// below `after` are not sent.
+/// Follows the document of `ticket` until `shutdown`, leaving each newer whole snapshot
+/// in `out` (which keeps only the newest: a slow consumer skips to it). Snapshots at or
+/// below `after` are not handed on.
 pub async fn follow(
     node: DocsNode,
     ticket: ExportTicket,
     extra_peers: Vec<EndpointAddr>,
     after: u64,
-    out: watch::Sender<Option<Arc<DocSnapshot>>>,
+    out: Arc<Mailbox>,
     stats: Arc<ReaderStats>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -121,7 +162,7 @@ pub async fn follow(
                     Ok(Some(snapshot)) => {
                         handed_on = snapshot.index;
                         stats.head.store(snapshot.index, Ordering::Relaxed);
-                        out.send_replace(Some(Arc::new(snapshot)));
+                        out.put(snapshot);
                     }
                     Ok(None) => {}
                     Err(error) => {
@@ -205,12 +246,12 @@ async fn whole_document(
         };
         values.insert(listed.key.clone(), value);
     }
-    let changes = layout::assemble(&head, |key| values.get(key).map_or(&[][..], |v| &v[..]))?;
     Ok(Some(DocSnapshot {
-        cluster_id: head.cluster_id,
+        cluster_id: head.cluster_id.clone(),
         index: head.index,
-        zones: head.zones,
-        changes,
+        zones: head.zones.clone(),
+        head,
+        values,
     }))
 }
 

@@ -13,7 +13,6 @@ use outpost_core::state::{Command, Export, ReplicatedState};
 use outpost_core::sync::WireChange;
 use outpost_core::wire::encode_records;
 use outpost_core::zonefile::parse_zone;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
@@ -63,27 +62,33 @@ fn state_with(body: &str) -> ReplicatedState {
 }
 
 /// Waits until the reader hands on a snapshot at `index` or later.
-async fn snapshot_at(
-    rx: &mut watch::Receiver<Option<Arc<DocSnapshot>>>,
-    index: u64,
-) -> Arc<DocSnapshot> {
+async fn snapshot_at(mailbox: &Mailbox, index: u64) -> DocSnapshot {
     tokio::time::timeout(WAIT, async {
         loop {
-            if let Some(snapshot) = rx.borrow_and_update().clone()
-                && snapshot.index >= index
-            {
+            let snapshot = mailbox.take().await;
+            if snapshot.index >= index {
                 return snapshot;
             }
-            rx.changed().await.unwrap();
         }
     })
     .await
     .expect("the reader handed on the snapshot in time")
 }
 
+/// Every change of a snapshot, in the order they are handed on.
+fn changes(snapshot: &DocSnapshot) -> Vec<WireChange> {
+    let mut all = Vec::new();
+    snapshot
+        .chunks(|chunk| {
+            all.extend(chunk);
+            Ok::<(), LayoutError>(())
+        })
+        .unwrap();
+    all
+}
+
 fn owners(snapshot: &DocSnapshot) -> Vec<String> {
-    let mut owners: Vec<String> = snapshot
-        .changes
+    let mut owners: Vec<String> = changes(snapshot)
         .iter()
         .filter_map(|change| match change {
             WireChange::RRsetPut { owner, .. } => Some(owner.clone()),
@@ -100,19 +105,19 @@ fn start_reader(
     ticket: &ExportTicket,
     extra: Vec<iroh::EndpointAddr>,
     shutdown: &CancellationToken,
-) -> (watch::Receiver<Option<Arc<DocSnapshot>>>, Arc<ReaderStats>) {
-    let (tx, rx) = watch::channel(None);
+) -> (Arc<Mailbox>, Arc<ReaderStats>) {
+    let mailbox = Arc::new(Mailbox::default());
     let stats = Arc::new(ReaderStats::default());
     tokio::spawn(follow(
         node.clone(),
         ticket.clone(),
         extra,
         0,
-        tx,
+        mailbox.clone(),
         stats.clone(),
         shutdown.clone(),
     ));
-    (rx, stats)
+    (mailbox, stats)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,8 +134,8 @@ async fn readers_take_whole_snapshots_from_the_cluster_and_from_each_other() {
         .unwrap();
 
     let laptop_a = node(2).await;
-    let (mut rx_a, _) = start_reader(&laptop_a, &ticket, Vec::new(), &shutdown);
-    let first = snapshot_at(&mut rx_a, 5).await;
+    let (rx_a, _) = start_reader(&laptop_a, &ticket, Vec::new(), &shutdown);
+    let first = snapshot_at(&rx_a, 5).await;
     assert_eq!(first.index, 5);
     assert_eq!(first.cluster_id, "cluster-a");
     assert_eq!(first.zones, vec!["site.internal.".to_string()]);
@@ -150,7 +155,7 @@ async fn readers_take_whole_snapshots_from_the_cluster_and_from_each_other() {
     // A change reaches A; then the cluster goes away.
     let state = state_with("www A 10.0.0.1\nvpn A 10.0.0.3\n");
     writer.write(Arc::new(state), "cluster-a", 9).await.unwrap();
-    let second = snapshot_at(&mut rx_a, 9).await;
+    let second = snapshot_at(&rx_a, 9).await;
     assert_eq!(
         owners(&second),
         ["site.internal.", "vpn.site.internal.", "www.site.internal."],
@@ -160,10 +165,10 @@ async fn readers_take_whole_snapshots_from_the_cluster_and_from_each_other() {
 
     // B knows the cluster's ticket (unreachable now) and A's address only.
     let laptop_b = node(3).await;
-    let (mut rx_b, stats_b) = start_reader(&laptop_b, &ticket, vec![laptop_a.addr()], &shutdown);
-    let from_a = snapshot_at(&mut rx_b, 9).await;
+    let (rx_b, stats_b) = start_reader(&laptop_b, &ticket, vec![laptop_a.addr()], &shutdown);
+    let from_a = snapshot_at(&rx_b, 9).await;
     assert_eq!(owners(&from_a), owners(&second));
-    assert_eq!(from_a.changes, second.changes);
+    assert_eq!(changes(&from_a), changes(&second));
 
     // Someone with the namespace secret but another author writes a head and a bucket
     // into A's copy: B syncs it, counts it, and hands on nothing new.
@@ -200,7 +205,12 @@ async fn readers_take_whole_snapshots_from_the_cluster_and_from_each_other() {
     .await
     .expect("B saw the forged entry and counted it");
     tokio::time::sleep(RESYNC_INTERVAL).await;
-    assert_eq!(rx_b.borrow().as_ref().map(|s| s.index), Some(9));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), rx_b.take())
+            .await
+            .is_err(),
+        "nothing new is handed on"
+    );
     assert_eq!(stats_b.head.load(Ordering::Relaxed), 9);
     shutdown.cancel();
 }
@@ -246,13 +256,17 @@ fn every_node_writes_the_same_document_for_the_same_state() {
 fn a_misplaced_or_damaged_value_is_refused_with_its_key() {
     let doc = document(&state_with("www A 10.0.0.1\n"), &export(), "c", 3);
     let listed = doc.head.entries.iter().find(|e| e.key[0] == b'z').unwrap();
-    let error = assemble(&doc.head, |key| {
-        if key == listed.key.as_slice() {
-            &b"\xff\xff"[..]
-        } else {
-            &doc.values[key][..]
-        }
-    })
+    let error = assemble(
+        &doc.head,
+        |key| {
+            if key == listed.key.as_slice() {
+                &b"\xff\xff"[..]
+            } else {
+                &doc.values[key][..]
+            }
+        },
+        |_| Ok::<(), LayoutError>(()),
+    )
     .unwrap_err();
     assert!(
         error.to_string().contains("zone site.internal. bucket"),
@@ -261,7 +275,7 @@ fn a_misplaced_or_damaged_value_is_refused_with_its_key() {
     let mut other = document(&state_with("www A 10.0.0.1\n"), &export(), "c", 3);
     other.head.format = 2;
     assert_eq!(
-        assemble(&other.head, |_| &[][..]).unwrap_err(),
+        assemble(&other.head, |_| &[][..], |_| Ok::<(), LayoutError>(())).unwrap_err(),
         LayoutError::Format(2)
     );
 }

@@ -13,7 +13,12 @@
 //! timestamp; an entry already there at the same or a later index is left as it is.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt as _;
+use iroh::{EndpointAddr, PublicKey};
+use iroh_docs::engine::LiveEvent;
+use tokio_util::task::AbortOnDropHandle;
 
 use iroh_blobs::Hash;
 use iroh_docs::sync::{InsertError, Record, SignedEntry};
@@ -23,6 +28,11 @@ use outpost_core::state::{Export, ReplicatedState};
 use crate::layout::{self, HEAD_KEY};
 use crate::node::DocsNode;
 use crate::ticket::{ExportTicket, TicketPeer};
+
+/// Neighbors a write is pushed to at once (the others poll, or hear of it from those).
+pub const MAX_PUSH_PEERS: usize = 16;
+/// Neighbors remembered per document (gossip keeps only a few active ones anyway).
+const MAX_NEIGHBORS: usize = 64;
 
 /// What one [`Writer::write`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +52,11 @@ pub struct Writer {
 }
 
 struct Written {
+    doc: iroh_docs::api::Doc,
+    /// The document's gossip neighbors (readers that joined it through this node),
+    /// kept by a task that drains the document's events while the document is open.
+    neighbors: Arc<Mutex<BTreeSet<PublicKey>>>,
+    _events: AbortOnDropHandle<()>,
     id: NamespaceId,
     namespace: NamespaceSecret,
     author: Author,
@@ -148,6 +163,7 @@ impl Writer {
         insert(&self.node, written, HEAD_KEY, head, index).await?;
         written.index = index;
         report.entries += 1;
+        written.push().await;
         Ok(report)
     }
 
@@ -160,7 +176,14 @@ impl Writer {
             .import_namespace(Capability::Write(namespace.clone()))
             .await?;
         doc.start_sync(Vec::new()).await?;
+        let neighbors = Arc::new(Mutex::new(BTreeSet::new()));
+        let events = doc.subscribe().await?;
+        let events =
+            AbortOnDropHandle::new(tokio::spawn(keep_neighbors(events, neighbors.clone())));
         Ok(Written {
+            doc,
+            neighbors,
+            _events: events,
             id: namespace.id(),
             namespace,
             author: Author::from_bytes(&export.author_secret),
@@ -190,6 +213,50 @@ pub fn ticket(export: &Export, cluster_id: &str, peers: Vec<TicketPeer>) -> Expo
         author: *Author::from_bytes(&export.author_secret).id().as_bytes(),
         peers,
     }
+}
+
+impl Written {
+    /// Syncs with the document's neighbors (at most [`MAX_PUSH_PEERS`]) now, so they
+    /// take what was just written at once instead of at their next poll; they tell their
+    /// own neighbors in turn (iroh-docs' sync reports).
+    async fn push(&self) {
+        let peers: Vec<EndpointAddr> = lock(&self.neighbors)
+            .iter()
+            .take(MAX_PUSH_PEERS)
+            .map(|id| EndpointAddr::new(*id))
+            .collect();
+        if peers.is_empty() {
+            return;
+        }
+        if let Err(error) = self.doc.start_sync(peers).await {
+            tracing::debug!(%error, "cannot push the export to its neighbors; they poll");
+        }
+    }
+}
+
+/// Keeps `neighbors` in step with the document's gossip neighbors until the events end.
+async fn keep_neighbors(
+    mut events: impl futures_util::Stream<Item = anyhow::Result<LiveEvent>> + Unpin,
+    neighbors: Arc<Mutex<BTreeSet<PublicKey>>>,
+) {
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(LiveEvent::NeighborUp(peer)) => {
+                let mut neighbors = lock(&neighbors);
+                if neighbors.len() < MAX_NEIGHBORS {
+                    neighbors.insert(peer);
+                }
+            }
+            Ok(LiveEvent::NeighborDown(peer)) => {
+                lock(&neighbors).remove(&peer);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Stores `value` as a blob and signs the entry of `key` pointing at it.

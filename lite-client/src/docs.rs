@@ -16,13 +16,13 @@ use std::sync::Arc;
 
 use outpost_core::sync::SnapshotChunk;
 use outpost_export::{
-    DocSnapshot, DocsNode, EndpointAddr, ExportTicket, PublicKey, ReaderStats, SecretKey,
+    DocSnapshot, DocsNode, EndpointAddr, ExportTicket, Mailbox, PublicKey, ReaderStats, SecretKey,
 };
-use tokio::sync::{Mutex, watch};
+use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::replica::{ReplicaStore, SnapshotStaging};
+use crate::replica::{ReplicaStore, SnapshotStaging, StagedSnapshot};
 use crate::status::StatusBoard;
 
 /// The name of the docs endpoint's key in the data directory (hex, 0600): the client
@@ -143,13 +143,13 @@ pub async fn start(
             .filter(|cursor| cursor.cluster_id == config.ticket.cluster_id)
             .map_or(0, |cursor| cursor.index)
     };
-    let (tx, rx) = watch::channel(None);
+    let mailbox = Arc::new(Mailbox::default());
     let follow = outpost_export::follow(
         node.clone(),
         config.ticket.clone(),
         config.peers.clone(),
         after,
-        tx,
+        mailbox.clone(),
         stats,
         shutdown.clone(),
     );
@@ -161,24 +161,21 @@ pub async fn start(
         follow_shutdown.cancelled().await;
         node.shutdown().await;
     });
-    tracker.spawn(install(replica, rx, board, shutdown.clone()));
+    tracker.spawn(install(replica, mailbox, board, shutdown.clone()));
     Ok(())
 }
 
 /// Installs each snapshot the reader hands on, until `shutdown`.
 async fn install(
     replica: Arc<Mutex<ReplicaStore>>,
-    mut snapshots: watch::Receiver<Option<Arc<DocSnapshot>>>,
+    mailbox: Arc<Mailbox>,
     board: Arc<StatusBoard>,
     shutdown: CancellationToken,
 ) {
     loop {
-        tokio::select! {
-            changed = snapshots.changed() => if changed.is_err() { return },
+        let snapshot = tokio::select! {
+            snapshot = mailbox.take() => snapshot,
             () = shutdown.cancelled() => return,
-        }
-        let Some(snapshot) = snapshots.borrow_and_update().clone() else {
-            continue;
         };
         let mut replica = replica.lock().await;
         let current = replica
@@ -188,39 +185,54 @@ async fn install(
         if current.is_some_and(|index| index >= snapshot.index) {
             continue;
         }
-        let staged = {
-            let snapshot = snapshot.clone();
-            tokio::task::spawn_blocking(move || {
-                let mut staging = SnapshotStaging::new(snapshot.index);
-                staging.push_chunk(SnapshotChunk {
-                    changes: snapshot.changes.clone(),
-                })?;
-                staging.finish(snapshot.index)
-            })
-            .await
-        };
+        let (cluster_id, index, zones) = (
+            snapshot.cluster_id.clone(),
+            snapshot.index,
+            snapshot.zones.clone(),
+        );
+        let staged = tokio::task::spawn_blocking(move || stage(&snapshot)).await;
         let result = match staged {
             Ok(Ok(staged)) => replica
-                .install_snapshot(
-                    &snapshot.cluster_id,
-                    staged,
-                    &snapshot.zones,
-                    snapshot.index,
-                )
+                .install_snapshot(&cluster_id, staged, &zones, index)
                 .await
                 .map_err(|error| error.to_string()),
-            Ok(Err(error)) => Err(error.to_string()),
+            Ok(Err(error)) => Err(error),
             Err(error) => Err(error.to_string()),
         };
         match result {
             Ok(()) => {
-                tracing::info!(index = snapshot.index, "export snapshot installed");
+                tracing::info!(index, "export snapshot installed");
                 board.docs_installed(replica.cursor().map(|c| c.index), replica.counts());
             }
             Err(error) => {
-                tracing::warn!(%error, index = snapshot.index, "export snapshot refused; the replica is kept");
+                tracing::warn!(%error, index, "export snapshot refused; the replica is kept");
             }
         }
+    }
+}
+
+/// Stages the snapshot's changes a value at a time, as a WebSocket snapshot's chunks are.
+fn stage(snapshot: &DocSnapshot) -> Result<StagedSnapshot, String> {
+    let mut staging = SnapshotStaging::new(snapshot.index);
+    snapshot
+        .chunks(|changes| {
+            staging
+                .push_chunk(SnapshotChunk { changes })
+                .map_err(|error| Staging(error.to_string()))
+        })
+        .map_err(|Staging(error)| error)?;
+    staging
+        .finish(snapshot.index)
+        .map_err(|error| error.to_string())
+}
+
+/// Why staging a snapshot failed, as text (a value that does not decode, or a change
+/// that does not fit).
+struct Staging(String);
+
+impl From<outpost_export::LayoutError> for Staging {
+    fn from(error: outpost_export::LayoutError) -> Staging {
+        Staging(error.to_string())
     }
 }
 

@@ -130,8 +130,9 @@ struct RunArgs {
     /// then crosses the network in the clear.
     #[arg(long)]
     insecure_plaintext: bool,
-    /// Log filter, e.g. info or outpost_lite=debug (RUST_LOG also works).
-    #[arg(long, default_value = "info")]
+    /// Log filter, e.g. info or outpost_lite=debug (RUST_LOG also works). By default
+    /// iroh-docs, which logs every sync of an export, is kept to errors.
+    #[arg(long, default_value = "info,iroh_docs=error,iroh_gossip=warn")]
     log: String,
 }
 

@@ -133,6 +133,20 @@ impl Admin {
         Ok((write, imported.records))
     }
 
+    /// `POST {path}` with a JSON body: the JSON answer.
+    pub fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<T> {
+        let response = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", &self.bearer)
+            .send_json(body);
+        read_answer(response, &format!("POST {path}"))
+    }
+
     /// `GET {path}` (like `/v1/status`): the JSON answer.
     pub fn get_json<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let response = self

@@ -17,6 +17,8 @@
 //! - [`cluster`]: `sync-bench cluster`: commit latency and writes per second of a
 //!   running cluster: single writes (to the leader, through a follower, concurrent),
 //!   a zone import, then single writes into that large zone.
+//! - [`docs`]: `sync-bench docs`: a new satellite taking an export, and the time from
+//!   each commit to the satellite's DNS answer.
 //! - [`appliance`]: `addresses.json`, the admin API, `/proc/<pid>/status`.
 //! - [`zonefile`]: generated master files.
 //! - [`stats`]: percentiles and the summary lines.
@@ -24,6 +26,7 @@
 mod appliance;
 mod changes_view;
 mod cluster;
+mod docs;
 mod fanout;
 mod lite;
 mod session;
@@ -50,6 +53,8 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// A real outpost-lite taking a snapshot: time to Synced, peak and resident memory.
     Lite(lite::LiteArgs),
+    /// An export (issue 16): a new satellite taking it, and commit-to-answer latency.
+    Docs(docs::DocsArgs),
     /// Print a master file of N records (SOA, NS and N-2 A records) on stdout.
     ZoneFile {
         /// Origin of the zone, like bench.test.
@@ -66,6 +71,7 @@ fn main() -> ExitCode {
         Command::Fanout(args) => fanout::main(args),
         Command::Lite(args) => lite::main(args),
         Command::Cluster(args) => cluster::main(args),
+        Command::Docs(args) => docs::main(args),
         Command::ZoneFile { origin, records } => {
             let text = zonefile::master_file(&origin, records, "h");
             std::io::stdout()
