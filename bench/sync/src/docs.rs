@@ -62,6 +62,16 @@ pub fn main(args: DocsArgs) -> anyhow::Result<()> {
         "imported {records} records into {} at index {}",
         args.origin, import.index
     );
+    // Settle, so the import's transient memory is returned before the export's is added.
+    std::thread::sleep(Duration::from_secs(3));
+    let before = Memory::of(node.pid)?;
+    summary_line(
+        args.summary.as_deref(),
+        "node VmRSS, zone imported, no export",
+        &mib(before.rss_kib),
+        "-",
+        None,
+    )?;
     let created: Created = admin.post_json(
         "/v1/exports",
         &serde_json::json!({ "name": "bench", "zones": [args.origin] }),
