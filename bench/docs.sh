@@ -47,7 +47,7 @@ outpost_pid=""
 trap 'stop_pid "$outpost_pid" node' EXIT
 setsid "$OUTPOST" serve --allow-root --config "$CONFIG" --data-dir "$RUN/node" \
   --dns 127.0.0.1:0 --admin 127.0.0.1:0 --sync 127.0.0.1:0 --export-listen 127.0.0.1:0 \
-  --log warn > "$RUN/node.log" 2>&1 < /dev/null &
+  --log warn,iroh_docs=error > "$RUN/node.log" 2>&1 < /dev/null &
 outpost_pid=$!
 admin=""
 started=$SECONDS

@@ -278,6 +278,45 @@ def join_ticket():
     write("join_ticket", "pasted-with-blanks", f"  {one}\n")
 
 
+# --- export_document: an export's ticket, and a document's head -----------------
+
+def export_ticket(cluster_id, export, peers):
+    body = text(cluster_id) + text(export) + bytes([7] * 32) + bytes([9] * 32)
+    body += varint(len(peers))
+    for addresses in peers:
+        body += bytes.fromhex(ENDPOINT_ID) + varint(len(addresses))
+        for ip, port in addresses:
+            # SocketAddr::V4: the variant, the four octets, the port.
+            body += varint(0) + bytes(ip) + varint(port)
+    return "outpost-export-v1:" + base64.urlsafe_b64encode(body).decode().rstrip("=")
+
+
+def export_head(cluster_id, index, zones, keys):
+    body = varint(1) + text(cluster_id) + varint(index) + varint(len(zones))
+    for zone in zones:
+        body += text(zone)
+    body += varint(len(keys))
+    for key, length in keys:
+        body += varint(len(key)) + key + bytes([0x5A] * 32) + varint(length)
+    return body
+
+
+def zone_key(origin, bucket):
+    return b"z" + struct.pack(">H", len(origin)) + origin.encode() + bytes([bucket])
+
+
+def export_document():
+    write("export_document", "ticket-one-peer", export_ticket("c0ffee", "field-kit", [[((192, 0, 2, 1), 7470)]]))
+    write("export_document", "ticket-two-peers",
+          export_ticket("3f2a9c1e", "kit", [[((127, 0, 0, 1), 7470)], [((192, 0, 2, 9), 1), ((10, 1, 2, 3), 65535)]]))
+    plugin = b"d" + bytes([6]) + b"policy" + bytes([3]) + b"ads"
+    write("export_document", "head-two-zones",
+          export_head("c0ffee", 42, ["site.internal.", "lab.internal."],
+                      [(plugin, 900), (zone_key("site.internal.", 0), 120), (zone_key("site.internal.", 255), 64),
+                       (zone_key("lab.internal.", 7), 300)]))
+    write("export_document", "head-empty", export_head("c0ffee", 1, [], []))
+
+
 def main():
     if CORPUS.exists():
         shutil.rmtree(CORPUS)
@@ -286,6 +325,7 @@ def main():
     sync_frame()
     raft_rpc()
     join_ticket()
+    export_document()
     for directory in sorted(CORPUS.iterdir()):
         files = list(directory.iterdir())
         size = sum(f.stat().st_size for f in files)

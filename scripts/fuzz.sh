@@ -2,7 +2,7 @@
 # Builds the fuzz targets of fuzz/ on the stable toolchain and runs each for
 # SECONDS_PER_TARGET (default 30), one after the other (docs/fuzzing.md).
 #
-#   scripts/fuzz.sh          # the bounded run: 5 targets x 30 s, plus the build
+#   scripts/fuzz.sh          # the bounded run: 6 targets x 30 s, plus the build
 #   scripts/fuzz.sh 3600     # a long run: an hour per target
 #
 # Before fuzzing, each target replays its committed seeds (they must still be valid

@@ -54,6 +54,9 @@ let
   # Null when the node has no Raft endpoint (it runs alone).
   raftAddress = cfg.settings.cluster.raft;
   raftPort = if raftAddress == null then null else portOf raftAddress;
+  # Null when the node serves no export (docs/iroh-docs.md); a freeform section.
+  exportAddress = (cfg.settings.export or { }).listen or null;
+  exportPort = if exportAddress == null then null else portOf exportAddress;
   isWildcard = address: lib.hasPrefix "0.0.0.0:" address || lib.hasPrefix "[::]:" address;
   # Where a raft address can come from besides the Nix settings: a flag, or the site
   # file that replaces the settings under `bootstrap`.
@@ -605,6 +608,15 @@ in
       '';
     };
 
+    openExportFirewall = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Open the export endpoint's port of `settings.export.listen` (UDP), which
+        satellites and Lite clients holding an export ticket dial (docs/iroh-docs.md).
+      '';
+    };
+
     adminTokenFile = mkOption {
       type = types.nullOr types.str;
       default = null;
@@ -841,6 +853,7 @@ in
       (mkIf cfg.openSyncFirewall { allowedTCPPorts = [ syncPort ]; })
       # Without an address the assertions above fail; the guard keeps a null port out.
       (mkIf (cfg.openRaftFirewall && raftPort != null) { allowedUDPPorts = [ raftPort ]; })
+      (mkIf (cfg.openExportFirewall && exportPort != null) { allowedUDPPorts = [ exportPort ]; })
     ];
 
     systemd.services.outpost = {
