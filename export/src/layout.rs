@@ -188,6 +188,105 @@ pub fn assemble<'a, E: From<LayoutError>>(
     Ok(())
 }
 
+/// The changes that take the state of `old` to that of `new`, from the values whose hash
+/// differs: definitions put or deleted, then RRsets put or deleted, bucket by changed
+/// bucket. `None` when the two do not hold the same zones (or clusters): then only the
+/// whole of `new` will do.
+pub fn diff<'a, 'b>(
+    old: &Head,
+    old_value: impl Fn(&[u8]) -> &'a [u8],
+    new: &Head,
+    new_value: impl Fn(&[u8]) -> &'b [u8],
+) -> Result<Option<Vec<WireChange>>, LayoutError> {
+    if new.format != FORMAT {
+        return Err(LayoutError::Format(new.format));
+    }
+    if old.zones != new.zones || old.cluster_id != new.cluster_id || old.format != FORMAT {
+        return Ok(None);
+    }
+    let hashes = |head: &Head| -> BTreeMap<Vec<u8>, [u8; 32]> {
+        head.entries
+            .iter()
+            .map(|entry| (entry.key.clone(), entry.hash))
+            .collect()
+    };
+    let (before, after) = (hashes(old), hashes(new));
+    let changed: Vec<&Vec<u8>> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|key| before.get(*key) != after.get(*key))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut changes = Vec::new();
+    for key in changed.iter().filter(|key| key.first() == Some(&b'd')) {
+        let shown = describe_key(key);
+        match after.contains_key(*key) {
+            true => changes.push(decode::<WireChange>(new_value(key), &shown)?),
+            false => {
+                if let WireChange::DefinitionPut { kind, name, .. } =
+                    decode::<WireChange>(old_value(key), &shown)?
+                {
+                    changes.push(WireChange::DefinitionDeleted { kind, name });
+                }
+            }
+        }
+    }
+    for key in changed.iter().filter(|key| key.first() == Some(&b'z')) {
+        let Some(origin) = key_zone(key).filter(|origin| new.zones.iter().any(|z| z == origin))
+        else {
+            continue;
+        };
+        let rrsets =
+            |bytes: Option<&[u8]>| -> Result<BTreeMap<(String, u16), Vec<u8>>, LayoutError> {
+                let Some(bytes) = bytes else {
+                    return Ok(BTreeMap::new());
+                };
+                let shown = describe_key(key);
+                let mut rrsets = BTreeMap::new();
+                for change in decode::<Vec<WireChange>>(bytes, &shown)? {
+                    match change {
+                        WireChange::RRsetPut {
+                            zone,
+                            owner,
+                            rtype,
+                            records,
+                        } if zone == origin => {
+                            rrsets.insert((owner, rtype), records);
+                        }
+                        other => {
+                            return Err(LayoutError::Misplaced {
+                                key: shown,
+                                change: other.describe(),
+                            });
+                        }
+                    }
+                }
+                Ok(rrsets)
+            };
+        let gone = rrsets(before.contains_key(*key).then(|| old_value(key)))?;
+        let came = rrsets(after.contains_key(*key).then(|| new_value(key)))?;
+        for ((owner, rtype), records) in &came {
+            if gone.get(&(owner.clone(), *rtype)) != Some(records) {
+                changes.push(WireChange::RRsetPut {
+                    zone: origin.to_string(),
+                    owner: owner.clone(),
+                    rtype: *rtype,
+                    records: records.clone(),
+                });
+            }
+        }
+        for (owner, rtype) in gone.keys().filter(|key| !came.contains_key(*key)) {
+            changes.push(WireChange::RRsetDeleted {
+                zone: origin.to_string(),
+                owner: owner.clone(),
+                rtype: *rtype,
+            });
+        }
+    }
+    Ok(Some(changes))
+}
+
 /// Decodes a head's bytes.
 pub fn decode_head(bytes: &[u8]) -> Result<Head, LayoutError> {
     let head: Head = decode(bytes, "the head")?;

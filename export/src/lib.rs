@@ -18,7 +18,7 @@ mod writer;
 pub use iroh::{EndpointAddr, PublicKey, SecretKey};
 pub use layout::{
     BUCKETS, Document, FORMAT, HEAD_KEY, Head, HeadEntry, LayoutError, assemble, bucket_of,
-    decode_head, document,
+    decode_head, diff, document,
 };
 pub use node::{BLOB_GC_INTERVAL, DocsNode, NodeError};
 pub use reader::{DocSnapshot, Mailbox, RESYNC_INTERVAL, ReaderStats, follow};

@@ -63,6 +63,22 @@ impl DocSnapshot {
     }
 }
 
+impl DocSnapshot {
+    /// The changes from `older` (a snapshot of the same document, already applied) to
+    /// this one; `None` when they hold different zones (see [`layout::diff`]).
+    pub fn changes_since(
+        &self,
+        older: &DocSnapshot,
+    ) -> Result<Option<Vec<WireChange>>, LayoutError> {
+        layout::diff(
+            &older.head,
+            |key| older.values.get(key).map_or(&[][..], |value| &value[..]),
+            &self.head,
+            |key| self.values.get(key).map_or(&[][..], |value| &value[..]),
+        )
+    }
+}
+
 /// Where the reader leaves the newest whole snapshot for its consumer: one slot, so a
 /// consumer that is still busy finds only the newest one next, and the reader keeps
 /// nothing once it is taken.

@@ -303,3 +303,68 @@ fn tickets_round_trip_and_bad_ones_say_why() {
     let text = ticket.to_string();
     assert!(!text.contains(&format!("{:?}", export().namespace_secret)));
 }
+
+/// The state a document describes, rebuilt from its changes.
+fn rebuild(doc: &Document) -> ReplicatedState {
+    let mut state = ReplicatedState::default();
+    assemble(
+        &doc.head,
+        |key| &doc.values[key][..],
+        |changes| {
+            for change in changes {
+                if let Some(change) = outpost_core::sync::from_wire(&change).unwrap() {
+                    state.apply_change(&change).unwrap();
+                }
+            }
+            Ok::<(), LayoutError>(())
+        },
+    )
+    .unwrap();
+    state
+}
+
+#[test]
+fn the_changes_between_two_heads_take_one_state_to_the_other() {
+    let before = document(
+        &state_with("www A 10.0.0.1\nmail A 10.0.0.2\nold A 10.0.0.9\n"),
+        &export(),
+        "c",
+        3,
+    );
+    let after = document(
+        &state_with("www A 10.0.0.7\nmail A 10.0.0.2\nnew A 10.0.0.3\nnew AAAA ::1\n"),
+        &export(),
+        "c",
+        8,
+    );
+    let changes = diff(
+        &before.head,
+        |key| &before.values[key][..],
+        &after.head,
+        |key| &after.values[key][..],
+    )
+    .unwrap()
+    .expect("the same zones");
+    let mut state = rebuild(&before);
+    for change in &changes {
+        let change = outpost_core::sync::from_wire(change).unwrap().unwrap();
+        state.apply_change(&change).unwrap();
+    }
+    assert_eq!(state.to_changes(), rebuild(&after).to_changes());
+    // Only what changed: www's A, old deleted, new's two RRsets, and the SOA's serial.
+    assert!(changes.len() <= 6, "{changes:?}");
+
+    let mut other_zones = document(&state_with("www A 10.0.0.1\n"), &export(), "c", 9);
+    other_zones.head.zones.push("lab.internal.".into());
+    let whole = diff(
+        &before.head,
+        |k| &before.values[k][..],
+        &other_zones.head,
+        |k| other_zones.values.get(k).map_or(&[][..], |v| &v[..]),
+    );
+    assert_eq!(
+        whole,
+        Ok(None),
+        "other zones: only the whole document will do"
+    );
+}

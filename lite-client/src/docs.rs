@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use outpost_core::sync::SnapshotChunk;
+use outpost_core::sync::{ChangeEntry, Changes, SnapshotChunk};
 use outpost_export::{
     DocSnapshot, DocsNode, EndpointAddr, ExportTicket, Mailbox, PublicKey, ReaderStats, SecretKey,
 };
@@ -165,13 +165,17 @@ pub async fn start(
     Ok(())
 }
 
-/// Installs each snapshot the reader hands on, until `shutdown`.
+/// Installs each snapshot the reader hands on, until `shutdown`: as the changes from
+/// the one installed last when the replica still stands there (only the buckets that
+/// changed are read), whole otherwise.
 async fn install(
     replica: Arc<Mutex<ReplicaStore>>,
     mailbox: Arc<Mailbox>,
     board: Arc<StatusBoard>,
     shutdown: CancellationToken,
 ) {
+    // The snapshot the replica holds now, kept while nothing else moved its cursor.
+    let mut installed: Option<DocSnapshot> = None;
     loop {
         let snapshot = tokio::select! {
             snapshot = mailbox.take() => snapshot,
@@ -185,30 +189,74 @@ async fn install(
         if current.is_some_and(|index| index >= snapshot.index) {
             continue;
         }
-        let (cluster_id, index, zones) = (
-            snapshot.cluster_id.clone(),
-            snapshot.index,
-            snapshot.zones.clone(),
-        );
-        let staged = tokio::task::spawn_blocking(move || stage(&snapshot)).await;
-        let result = match staged {
-            Ok(Ok(staged)) => replica
-                .install_snapshot(&cluster_id, staged, &zones, index)
-                .await
-                .map_err(|error| error.to_string()),
-            Ok(Err(error)) => Err(error),
-            Err(error) => Err(error.to_string()),
-        };
+        let base = installed
+            .take()
+            .filter(|older| current == Some(older.index));
+        let index = snapshot.index;
+        let (result, snapshot) = apply(&mut replica, snapshot, base).await;
         match result {
-            Ok(()) => {
-                tracing::info!(index, "export snapshot installed");
+            Ok(how) => {
+                tracing::info!(index, how, "export snapshot installed");
                 board.docs_installed(replica.cursor().map(|c| c.index), replica.counts());
+                installed = snapshot;
             }
             Err(error) => {
                 tracing::warn!(%error, index, "export snapshot refused; the replica is kept");
             }
         }
     }
+}
+
+/// Applies `snapshot` to the replica: as its changes from `base` when there is one and
+/// they hold the same zones, else whole. Says which, and gives the snapshot back (not
+/// when its staging panicked).
+async fn apply(
+    replica: &mut ReplicaStore,
+    snapshot: DocSnapshot,
+    base: Option<DocSnapshot>,
+) -> (Result<&'static str, String>, Option<DocSnapshot>) {
+    let (cluster_id, index, zones) = (
+        snapshot.cluster_id.clone(),
+        snapshot.index,
+        snapshot.zones.clone(),
+    );
+    let worked = tokio::task::spawn_blocking(move || {
+        let changes = base.map(|base| snapshot.changes_since(&base));
+        let work = match changes {
+            Some(Ok(Some(changes))) => Ok(Work::Changes(changes)),
+            Some(Err(error)) => Err(error.to_string()),
+            None | Some(Ok(None)) => stage(&snapshot).map(|staged| Work::Whole(Box::new(staged))),
+        };
+        (work, snapshot)
+    })
+    .await;
+    let Ok((work, snapshot)) = worked else {
+        return (Err("staging the snapshot failed".to_string()), None);
+    };
+    let result = match work {
+        Ok(Work::Changes(changes)) => {
+            let frame = Changes {
+                up_to: index,
+                entries: vec![ChangeEntry { index, changes }],
+            };
+            replica
+                .apply_changes(&cluster_id, frame)
+                .await
+                .map(|_| "as changes")
+        }
+        Ok(Work::Whole(staged)) => replica
+            .install_snapshot(&cluster_id, *staged, &zones, index)
+            .await
+            .map(|()| "whole"),
+        Err(error) => return (Err(error), None),
+    };
+    (result.map_err(|error| error.to_string()), Some(snapshot))
+}
+
+/// What a snapshot comes to: its changes from the one installed, or all of it, staged.
+enum Work {
+    Changes(Vec<outpost_core::sync::WireChange>),
+    Whole(Box<StagedSnapshot>),
 }
 
 /// Stages the snapshot's changes a value at a time, as a WebSocket snapshot's chunks are.
