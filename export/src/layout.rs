@@ -237,54 +237,66 @@ pub fn diff<'a, 'b>(
         else {
             continue;
         };
-        let rrsets =
-            |bytes: Option<&[u8]>| -> Result<BTreeMap<(String, u16), Vec<u8>>, LayoutError> {
-                let Some(bytes) = bytes else {
-                    return Ok(BTreeMap::new());
-                };
-                let shown = describe_key(key);
-                let mut rrsets = BTreeMap::new();
-                for change in decode::<Vec<WireChange>>(bytes, &shown)? {
-                    match change {
-                        WireChange::RRsetPut {
-                            zone,
-                            owner,
-                            rtype,
-                            records,
-                        } if zone == origin => {
-                            rrsets.insert((owner, rtype), records);
-                        }
-                        other => {
-                            return Err(LayoutError::Misplaced {
-                                key: shown,
-                                change: other.describe(),
-                            });
-                        }
-                    }
+        let gone = before.contains_key(*key).then(|| old_value(key));
+        let came = after.contains_key(*key).then(|| new_value(key));
+        changes.extend(bucket_changes(key, origin, gone, came)?);
+    }
+    Ok(Some(changes))
+}
+
+/// The RRsets put and deleted between two versions of one bucket (`None`: absent).
+fn bucket_changes(
+    key: &[u8],
+    origin: &str,
+    gone: Option<&[u8]>,
+    came: Option<&[u8]>,
+) -> Result<Vec<WireChange>, LayoutError> {
+    let rrsets = |bytes: Option<&[u8]>| -> Result<BTreeMap<(String, u16), Vec<u8>>, LayoutError> {
+        let mut rrsets = BTreeMap::new();
+        let Some(bytes) = bytes else {
+            return Ok(rrsets);
+        };
+        let shown = describe_key(key);
+        for change in decode::<Vec<WireChange>>(bytes, &shown)? {
+            match change {
+                WireChange::RRsetPut {
+                    zone,
+                    owner,
+                    rtype,
+                    records,
+                } if zone == origin => {
+                    rrsets.insert((owner, rtype), records);
                 }
-                Ok(rrsets)
-            };
-        let gone = rrsets(before.contains_key(*key).then(|| old_value(key)))?;
-        let came = rrsets(after.contains_key(*key).then(|| new_value(key)))?;
-        for ((owner, rtype), records) in &came {
-            if gone.get(&(owner.clone(), *rtype)) != Some(records) {
-                changes.push(WireChange::RRsetPut {
-                    zone: origin.to_string(),
-                    owner: owner.clone(),
-                    rtype: *rtype,
-                    records: records.clone(),
-                });
+                other => {
+                    return Err(LayoutError::Misplaced {
+                        key: shown,
+                        change: other.describe(),
+                    });
+                }
             }
         }
-        for (owner, rtype) in gone.keys().filter(|key| !came.contains_key(*key)) {
-            changes.push(WireChange::RRsetDeleted {
+        Ok(rrsets)
+    };
+    let (gone, came) = (rrsets(gone)?, rrsets(came)?);
+    let mut changes = Vec::new();
+    for ((owner, rtype), records) in &came {
+        if gone.get(&(owner.clone(), *rtype)) != Some(records) {
+            changes.push(WireChange::RRsetPut {
                 zone: origin.to_string(),
                 owner: owner.clone(),
                 rtype: *rtype,
+                records: records.clone(),
             });
         }
     }
-    Ok(Some(changes))
+    for (owner, rtype) in gone.keys().filter(|key| !came.contains_key(*key)) {
+        changes.push(WireChange::RRsetDeleted {
+            zone: origin.to_string(),
+            owner: owner.clone(),
+            rtype: *rtype,
+        });
+    }
+    Ok(changes)
 }
 
 /// Decodes a head's bytes.

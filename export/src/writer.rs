@@ -29,6 +29,9 @@ use crate::layout::{self, HEAD_KEY};
 use crate::node::DocsNode;
 use crate::ticket::{ExportTicket, TicketPeer};
 
+/// Documents waiting for the encoder thread: one, since the writer awaits each before
+/// it sends the next.
+const ENCODER_QUEUE: usize = 1;
 /// Neighbors a write is pushed to at once (the others poll, or hear of it from those).
 pub const MAX_PUSH_PEERS: usize = 16;
 /// Neighbors remembered per document (gossip keeps only a few active ones anyway).
@@ -49,6 +52,53 @@ pub struct WriteReport {
 pub struct Writer {
     node: DocsNode,
     documents: BTreeMap<String, Written>,
+    encoder: Encoder,
+}
+
+/// One thread of its own that encodes documents: CPU work off the runtime's threads, and
+/// always on the same thread, so the allocator reuses the memory one large export's
+/// encoding took instead of leaving it in the arena of each pool thread it ran on.
+struct Encoder {
+    jobs: std::sync::mpsc::SyncSender<Job>,
+}
+
+type Job = (
+    Arc<ReplicatedState>,
+    Export,
+    String,
+    u64,
+    tokio::sync::oneshot::Sender<layout::Document>,
+);
+
+impl Encoder {
+    fn start() -> Encoder {
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(ENCODER_QUEUE);
+        let spawned = std::thread::Builder::new()
+            .name("export-encoder".to_string())
+            .spawn(move || {
+                while let Ok((state, export, cluster_id, index, reply)) = queue.recv() {
+                    let _ = reply.send(layout::document(&state, &export, &cluster_id, index));
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start the export encoder thread; exports are not written");
+        }
+        Encoder { jobs }
+    }
+
+    async fn document(
+        &self,
+        state: Arc<ReplicatedState>,
+        export: Export,
+        cluster_id: String,
+        index: u64,
+    ) -> anyhow::Result<layout::Document> {
+        let (reply, document) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send((state, export, cluster_id, index, reply))
+            .map_err(|_| anyhow::anyhow!("the export encoder thread is gone"))?;
+        Ok(document.await?)
+    }
 }
 
 struct Written {
@@ -71,6 +121,7 @@ impl Writer {
         Writer {
             node,
             documents: BTreeMap::new(),
+            encoder: Encoder::start(),
         }
     }
 
@@ -126,12 +177,10 @@ impl Writer {
         if written.index >= index {
             return Ok(WriteReport::default());
         }
-        // Encoding and hashing a large export is CPU work: off the runtime's threads.
-        let (export_copy, cluster) = (export.clone(), cluster_id.to_string());
-        let document = tokio::task::spawn_blocking(move || {
-            layout::document(&state, &export_copy, &cluster, index)
-        })
-        .await?;
+        let document = self
+            .encoder
+            .document(state, export.clone(), cluster_id.to_string(), index)
+            .await?;
         let mut report = WriteReport::default();
         for (key, value) in &document.values {
             let hash = Hash::new(value);
