@@ -26,8 +26,9 @@ use crate::admin::satellite::SatelliteAdmin;
 use crate::config::Config;
 use crate::store::DB_FILE_NAME;
 
-/// Where a satellite's docs endpoint listens without `--export-listen`.
-const DEFAULT_LISTEN: &str = "0.0.0.0:0";
+/// Where a satellite's docs endpoint listens without `--export-listen` (the Lite
+/// client's default: every interface, port 7470).
+const DEFAULT_LISTEN: &str = outpost_lite::docs::DEFAULT_DOCS_LISTEN;
 
 /// A running satellite.
 pub struct Satellite {

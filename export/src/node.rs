@@ -96,9 +96,28 @@ impl DocsNode {
         })
     }
 
-    /// This endpoint's id and the address it is bound to.
+    /// This endpoint's id and the address peers dial: the bound one, or when bound on
+    /// every interface (`0.0.0.0`, `[::]`), the interfaces' addresses iroh found, at the
+    /// bound port (the bound one until it found any).
     pub fn addr(&self) -> EndpointAddr {
-        EndpointAddr::new(self.router.endpoint().id()).with_ip_addr(self.bound)
+        let id = self.router.endpoint().id();
+        if !self.bound.ip().is_unspecified() {
+            return EndpointAddr::new(id).with_ip_addr(self.bound);
+        }
+        let found: Vec<SocketAddr> = self
+            .router
+            .endpoint()
+            .addr()
+            .ip_addrs()
+            .filter(|addr| addr.is_ipv4() == self.bound.is_ipv4() && !addr.ip().is_unspecified())
+            .map(|addr| SocketAddr::new(addr.ip(), self.bound.port()))
+            .collect();
+        if found.is_empty() {
+            return EndpointAddr::new(id).with_ip_addr(self.bound);
+        }
+        found
+            .into_iter()
+            .fold(EndpointAddr::new(id), |addr, ip| addr.with_ip_addr(ip))
     }
 
     /// Stops the protocols and closes the endpoint.

@@ -149,6 +149,7 @@ pub async fn follow(
     doc.start_sync(peers.clone()).await?;
     let mut resync = tokio::time::interval(RESYNC_INTERVAL);
     let mut handed_on = after;
+    let mut bad_head: Option<Hash> = None;
     let mut settle: Option<tokio::time::Instant> = Some(tokio::time::Instant::now());
     loop {
         let settled = async {
@@ -182,8 +183,15 @@ pub async fn follow(
                     }
                     Ok(None) => {}
                     Err(error) => {
-                        stats.bad_heads.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(%error, "the export's head cannot be read; waiting for another");
+                        // Counted and logged once per head: it stays the newest until
+                        // another comes.
+                        let head = doc.get_exact(author, HEAD_KEY, false).await.ok().flatten();
+                        let head = head.map(|entry| entry.content_hash());
+                        if head != bad_head {
+                            bad_head = head;
+                            stats.bad_heads.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(%error, "the export's head cannot be read; waiting for another");
+                        }
                     }
                 }
             }

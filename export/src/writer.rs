@@ -34,6 +34,8 @@ use crate::ticket::{ExportTicket, TicketPeer};
 const ENCODER_QUEUE: usize = 1;
 /// Neighbors a write is pushed to at once (the others poll, or hear of it from those).
 pub const MAX_PUSH_PEERS: usize = 16;
+/// When a write is pushed to the neighbors a second time.
+pub const PUSH_AGAIN_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
 /// Neighbors remembered per document (gossip keeps only a few active ones anyway).
 const MAX_NEIGHBORS: usize = 64;
 
@@ -134,16 +136,22 @@ impl Writer {
         index: u64,
     ) -> anyhow::Result<WriteReport> {
         let mut report = WriteReport::default();
-        let names: BTreeSet<&str> = state.exports().map(|export| export.name.as_str()).collect();
+        // Gone: removed, or removed and made again under the same name (new secrets).
         let gone: Vec<String> = self
             .documents
-            .keys()
-            .filter(|name| !names.contains(name.as_str()))
-            .cloned()
+            .iter()
+            .filter(|(name, written)| {
+                state.export(name).is_none_or(|export| {
+                    NamespaceSecret::from_bytes(&export.namespace_secret).id() != written.id
+                })
+            })
+            .map(|(name, _)| name.clone())
             .collect();
         for name in gone {
-            if let Some(written) = self.documents.remove(&name) {
+            if let Some(written) = self.documents.get(&name) {
+                // Forgotten only once dropped, so a failure is tried again.
                 self.node.api().drop_doc(written.id).await?;
+                self.documents.remove(&name);
                 tracing::info!(export = %name, "export removed: its document is no longer served");
                 report.dropped += 1;
             }
@@ -184,7 +192,11 @@ impl Writer {
         let mut report = WriteReport::default();
         for (key, value) in &document.values {
             let hash = Hash::new(value);
-            if written.values.get(key) == Some(&hash) {
+            // Skipped only when the document's entry (ours, or another node's at a later
+            // index) still holds this value: a value that came back after another node
+            // wrote a different one must be written again, or the head would list a hash
+            // no entry refers to, which no reader could fetch.
+            if written.values.get(key) == Some(&hash) && written.holds(key, hash).await {
                 continue;
             }
             insert(&self.node, written, key, value.clone(), index).await?;
@@ -265,9 +277,19 @@ pub fn ticket(export: &Export, cluster_id: &str, peers: Vec<TicketPeer>) -> Expo
 }
 
 impl Written {
-    /// Syncs with the document's neighbors (at most [`MAX_PUSH_PEERS`]) now, so they
-    /// take what was just written at once instead of at their next poll; they tell their
-    /// own neighbors in turn (iroh-docs' sync reports).
+    /// Whether the document's entry of our author for `key` holds `hash` now.
+    async fn holds(&self, key: &[u8], hash: Hash) -> bool {
+        match self.doc.get_exact(self.author.id(), key, false).await {
+            Ok(Some(entry)) => entry.content_hash() == hash,
+            _ => false,
+        }
+    }
+
+    /// Syncs with the document's neighbors (at most [`MAX_PUSH_PEERS`]) now, and once
+    /// more [`PUSH_AGAIN_AFTER`] later, so they take what was just written at once instead
+    /// of at their next poll (a push that meets a sync already running with that peer is
+    /// skipped by iroh-docs: the second one covers it); they tell their own neighbors in
+    /// turn (iroh-docs' sync reports).
     async fn push(&self) {
         let peers: Vec<EndpointAddr> = lock(&self.neighbors)
             .iter()
@@ -277,9 +299,14 @@ impl Written {
         if peers.is_empty() {
             return;
         }
-        if let Err(error) = self.doc.start_sync(peers).await {
+        if let Err(error) = self.doc.start_sync(peers.clone()).await {
             tracing::debug!(%error, "cannot push the export to its neighbors; they poll");
         }
+        let doc = self.doc.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(PUSH_AGAIN_AFTER).await;
+            let _ = doc.start_sync(peers).await;
+        });
     }
 }
 

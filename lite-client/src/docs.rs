@@ -5,8 +5,9 @@
 //! replica, as a WebSocket snapshot is installed.
 //!
 //! **Invariant:** a snapshot is installed only when it is newer than the replica's
-//! cursor for the same cluster, under the replica's lock, so the two paths never move
-//! the cursor back and never interleave inside one install.
+//! cursor for the same cluster, under the replica's lock (which a WebSocket session holds
+//! while it lasts: the export waits for it), so the two paths never move the cursor back
+//! and never interleave.
 //! **Invariant:** only entries of the ticket's author are read (the reader's
 //! invariant); others are counted in `status.json`'s `docs.foreign_entries`.
 
@@ -28,8 +29,12 @@ use crate::status::StatusBoard;
 /// The name of the docs endpoint's key in the data directory (hex, 0600): the client
 /// keeps its endpoint id across restarts, so the `--docs-peer`s others give stay valid.
 pub const KEY_FILE: &str = "docs.key";
-/// Default address of the docs endpoint: every interface, a port the system picks.
-pub const DEFAULT_DOCS_LISTEN: &str = "0.0.0.0:0";
+/// Default address of the docs endpoint: every interface, a fixed port, so the peer
+/// address other clients were given stays valid across restarts.
+pub const DEFAULT_DOCS_LISTEN: &str = "0.0.0.0:7470";
+
+/// How long the reader waits before it joins the document again after an error.
+pub const FOLLOW_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The validated `--docs`, `--docs-peer` and `--docs-listen`.
 #[derive(Debug, Clone)]
@@ -144,21 +149,30 @@ pub async fn start(
             .map_or(0, |cursor| cursor.index)
     };
     let mailbox = Arc::new(Mailbox::default());
-    let follow = outpost_export::follow(
-        node.clone(),
-        config.ticket.clone(),
-        config.peers.clone(),
-        after,
-        mailbox.clone(),
-        stats,
-        shutdown.clone(),
-    );
+    let (ticket, peers, out) = (config.ticket.clone(), config.peers.clone(), mailbox.clone());
     let follow_shutdown = shutdown.clone();
     tracker.spawn(async move {
-        if let Err(error) = follow.await {
-            tracing::error!(error = %format!("{error:#}"), "the export is no longer followed");
+        // The reader stops only with the client: an error (a failed first sync, the
+        // document's events ending) is logged and the document joined again.
+        loop {
+            let followed = outpost_export::follow(
+                node.clone(),
+                ticket.clone(),
+                peers.clone(),
+                after,
+                out.clone(),
+                stats.clone(),
+                follow_shutdown.clone(),
+            )
+            .await;
+            if let Err(error) = followed {
+                tracing::warn!(error = %format!("{error:#}"), "following the export failed; trying again in {FOLLOW_RETRY:?}");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(FOLLOW_RETRY) => {}
+                () = follow_shutdown.cancelled() => break,
+            }
         }
-        follow_shutdown.cancelled().await;
         node.shutdown().await;
     });
     tracker.spawn(install(replica, mailbox, board, shutdown.clone()));
@@ -189,11 +203,18 @@ async fn install(
         if current.is_some_and(|index| index >= snapshot.index) {
             continue;
         }
+        // The replica still is the snapshot installed last: nothing else moved its cursor
+        // or narrowed its zones since.
         let base = installed
             .take()
-            .filter(|older| current == Some(older.index));
+            .filter(|older| current == Some(older.index) && replica.scope() == older.zones);
         let index = snapshot.index;
-        let (result, snapshot) = apply(&mut replica, snapshot, base).await;
+        let incremental = base.is_some();
+        let (mut result, mut snapshot) = apply(&mut replica, snapshot, base).await;
+        if let (Err(error), true, Some(whole)) = (&result, incremental, snapshot.take()) {
+            tracing::warn!(%error, index, "the export's changes do not apply; installing it whole");
+            (result, snapshot) = apply(&mut replica, whole, None).await;
+        }
         match result {
             Ok(how) => {
                 tracing::info!(index, how, "export snapshot installed");

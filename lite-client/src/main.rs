@@ -83,8 +83,8 @@ struct RunArgs {
     /// `docs.endpoint` in its status; repeatable).
     #[arg(long = "docs-peer", value_name = "PEER", requires = "docs")]
     docs_peers: Vec<String>,
-    /// The docs endpoint's address, IP:PORT (QUIC over UDP; default 0.0.0.0:0, a free
-    /// port): other clients fetch the export from it.
+    /// The docs endpoint's address, IP:PORT (QUIC over UDP; default 0.0.0.0:7470):
+    /// other clients fetch the export from it.
     #[arg(long, value_name = "ADDR", requires = "docs")]
     docs_listen: Option<String>,
     /// Lite token from `outpost lite-token create`. Give it exactly one way: this

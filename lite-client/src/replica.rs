@@ -193,7 +193,7 @@ impl ReplicaStore {
         self.head
     }
 
-    #[cfg(test)]
+    /// The zones of the last scope (a `Welcome`'s, or an export's), sorted.
     pub fn scope(&self) -> &[String] {
         &self.scope
     }

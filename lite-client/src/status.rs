@@ -157,6 +157,10 @@ pub struct DocsStatus {
     pub last_sync_unix: Option<u64>,
     /// Entries not signed by the cluster's author, ignored.
     pub foreign_entries: u64,
+    /// Heads of the cluster's author that could not be read (another format, damaged),
+    /// each counted once; the replica stays as it was.
+    #[serde(default)]
+    pub bad_heads: u64,
 }
 
 /// One plugin in `status.json`.
@@ -223,6 +227,7 @@ impl DocsFacts {
             neighbors: self.stats.neighbors.load(Ordering::Relaxed),
             last_sync_unix: (last_sync > 0).then_some(last_sync),
             foreign_entries: self.stats.foreign_entries.load(Ordering::Relaxed),
+            bad_heads: self.stats.bad_heads.load(Ordering::Relaxed),
         }
     }
 }

@@ -68,7 +68,7 @@ pub fn run(api: &Api, command: ExportCommand, out: &mut dyn Write) -> anyhow::Re
                 api.delete(&format!("/v1/exports/{}", path_segment(&name)), &[])?;
             writeln!(
                 out,
-                "removed export {name} (index {}); no node serves it any more",
+                "removed export {name} (index {}); no node of the cluster writes or serves it any more (satellites and Lite clients keep the copy they hold)",
                 removed.index
             )
             .context("writing to stdout")
