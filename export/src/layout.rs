@@ -73,7 +73,7 @@ pub enum LayoutError {
     Format(u16),
     #[error("{what} does not decode: {reason}")]
     Decode { what: String, reason: String },
-    #[error("bucket {key} holds {change}, which is not an RRset of its zone")]
+    #[error("{key} holds {change}, which does not belong there")]
     Misplaced { key: String, change: String },
 }
 
@@ -158,8 +158,7 @@ pub fn assemble<'a, E: From<LayoutError>>(
         .iter()
         .filter(|entry| entry.key.first() == Some(&b'd'))
     {
-        let change = decode::<WireChange>(value(&entry.key), &describe_key(&entry.key))?;
-        each(vec![change])?;
+        each(vec![definition(&entry.key, value(&entry.key))?])?;
     }
     for origin in &head.zones {
         each(vec![WireChange::ZonePut {
@@ -220,12 +219,11 @@ pub fn diff<'a, 'b>(
         .collect();
     let mut changes = Vec::new();
     for key in changed.iter().filter(|key| key.first() == Some(&b'd')) {
-        let shown = describe_key(key);
         match after.contains_key(*key) {
-            true => changes.push(decode::<WireChange>(new_value(key), &shown)?),
+            true => changes.push(definition(key, new_value(key))?),
             false => {
                 if let WireChange::DefinitionPut { kind, name, .. } =
-                    decode::<WireChange>(old_value(key), &shown)?
+                    definition(key, old_value(key))?
                 {
                     changes.push(WireChange::DefinitionDeleted { kind, name });
                 }
@@ -242,6 +240,18 @@ pub fn diff<'a, 'b>(
         changes.extend(bucket_changes(key, origin, gone, came)?);
     }
     Ok(Some(changes))
+}
+
+/// The value of a `d` key: one definition, nothing else.
+fn definition(key: &[u8], bytes: &[u8]) -> Result<WireChange, LayoutError> {
+    let shown = describe_key(key);
+    match decode::<WireChange>(bytes, &shown)? {
+        change @ WireChange::DefinitionPut { .. } => Ok(change),
+        other => Err(LayoutError::Misplaced {
+            key: shown,
+            change: other.describe(),
+        }),
+    }
 }
 
 /// The RRsets put and deleted between two versions of one bucket (`None`: absent).

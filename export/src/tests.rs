@@ -272,6 +272,19 @@ fn a_misplaced_or_damaged_value_is_refused_with_its_key() {
         error.to_string().contains("zone site.internal. bucket"),
         "{error}"
     );
+    // A definition key that holds anything but a definition.
+    let mut head = doc.head.clone();
+    head.entries = vec![HeadEntry {
+        key: layout::definition_key("policy", "ads"),
+        hash: [0; 32],
+        len: 0,
+    }];
+    let stray = postcard::to_stdvec(&WireChange::ZoneDeleted {
+        origin: "site.internal.".into(),
+    })
+    .unwrap();
+    let error = assemble(&head, |_| &stray[..], |_| Ok::<(), LayoutError>(())).unwrap_err();
+    assert!(matches!(error, LayoutError::Misplaced { .. }), "{error}");
     let mut other = document(&state_with("www A 10.0.0.1\n"), &export(), "c", 3);
     other.head.format = 2;
     assert_eq!(

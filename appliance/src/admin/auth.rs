@@ -61,6 +61,17 @@ fn new_token() -> io::Result<String> {
         .map_err(|error| io::Error::other(format!("no randomness for the admin token: {error}")))
 }
 
+/// Whether the request's `Authorization: Bearer` token is `token` (compared in constant
+/// time); `None` when it carries none.
+pub(super) fn bearer_matches(headers: &axum::http::HeaderMap, token: &str) -> Option<bool> {
+    let presented = headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)?;
+    Some(constant_time_eq(presented.as_bytes(), token.as_bytes()))
+}
+
 /// Middleware for `/v1`: passes requests that carry `Authorization: Bearer <token>`,
 /// or the console's session cookie (with its CSRF token on a change).
 pub async fn require_token(
@@ -68,17 +79,9 @@ pub async fn require_token(
     request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        Some(token) if constant_time_eq(token.as_bytes(), state.token.as_bytes()) => {
-            next.run(request).await
-        }
-        Some(_) => ApiError::Unauthorized.into_response(),
+    match bearer_matches(request.headers(), &state.token) {
+        Some(true) => next.run(request).await,
+        Some(false) => ApiError::Unauthorized.into_response(),
         None => match state.sessions.access(request.method(), request.headers()) {
             Access::Granted => next.run(request).await,
             Access::MissingCsrf => console::csrf_refused().into_response(),

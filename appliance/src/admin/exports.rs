@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use outpost_core::state::{Command, CommandError, Export};
+use outpost_core::state::{Command, Export};
 use serde::Deserialize;
 
 use super::AdminState;
@@ -19,7 +19,7 @@ use super::body::{ExportBody, RemovedExport};
 use super::cluster::Consistent;
 use super::error::{ApiError, JsonBody};
 use super::idempotency::Idempotency;
-use super::zones::absolute_name;
+use super::zones::existing_zones;
 
 /// Why a node gives no ticket.
 const NO_ENDPOINT: &str = "this node has no export endpoint (start it with --export-listen IP:PORT, or ask a node that has one)";
@@ -38,17 +38,7 @@ pub async fn create(
     key: Idempotency,
     JsonBody(request): JsonBody<CreateExport>,
 ) -> Result<(StatusCode, Json<ExportBody>), ApiError> {
-    let existing = state.store.zones();
-    let mut zones = Vec::with_capacity(request.zones.len());
-    for zone in &request.zones {
-        let origin = absolute_name(zone)?;
-        if existing.get(&origin).is_none() {
-            return Err(ApiError::Refused(CommandError::NoSuchZone {
-                origin: origin.to_ascii(),
-            }));
-        }
-        zones.push(origin.to_ascii());
-    }
+    let zones = existing_zones(&state.store.zones(), &request.zones)?;
     let mut secrets = [0u8; 64];
     getrandom::fill(&mut secrets).map_err(|error| {
         ApiError::Unavailable(format!(

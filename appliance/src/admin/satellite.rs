@@ -8,7 +8,6 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -17,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::ApiError;
 use super::listener::{ConnectionCounters, accept_loop};
-use crate::secret_file::constant_time_eq;
 
 /// What a satellite's admin handlers read.
 pub struct SatelliteAdmin {
@@ -63,16 +61,8 @@ async fn require_token(
     request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        Some(token) if constant_time_eq(token.as_bytes(), state.token.as_bytes()) => {
-            next.run(request).await
-        }
+    match super::auth::bearer_matches(request.headers(), &state.token) {
+        Some(true) => next.run(request).await,
         _ => ApiError::Unauthorized.into_response(),
     }
 }

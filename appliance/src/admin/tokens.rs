@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use outpost_core::state::{Change, Command, CommandError, LiteToken};
+use outpost_core::state::{Change, Command, LiteToken};
 use serde::{Deserialize, Serialize};
 
 use super::AdminState;
@@ -18,7 +18,7 @@ use super::body::{CreatedToken, RevokedToken, TokenSummary};
 use super::cluster::Consistent;
 use super::error::{ApiError, JsonBody};
 use super::idempotency::Idempotency;
-use super::zones::absolute_name;
+use super::zones::existing_zones;
 use crate::sync::hub::SessionSummary;
 use crate::sync::token;
 
@@ -36,19 +36,7 @@ pub async fn create(
     key: Idempotency,
     JsonBody(request): JsonBody<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    let existing = state.store.zones();
-    let mut zones = Vec::with_capacity(request.zones.len());
-    for zone in &request.zones {
-        let origin = absolute_name(zone)?;
-        if existing.get(&origin).is_none() {
-            return Err(ApiError::Refused(CommandError::NoSuchZone {
-                origin: origin.to_ascii(),
-            }));
-        }
-        zones.push(origin.to_ascii());
-    }
-    zones.sort();
-    zones.dedup();
+    let zones = existing_zones(&state.store.zones(), &request.zones)?;
     let secret = token::generate(&request.name).map_err(|error| {
         ApiError::Unavailable(format!("cannot draw random bytes for the secret: {error}"))
     })?;

@@ -165,6 +165,29 @@ pub fn zone_of<'z>(
 }
 
 /// Parses a name given by a client; a missing final dot is added (names in the API are
+/// `zones` as absolute, lowercase origins, sorted, each once; 404 naming the first that
+/// is not a zone here.
+pub fn existing_zones(
+    state: &outpost_core::state::ReplicatedState,
+    zones: &[String],
+) -> Result<Vec<String>, ApiError> {
+    let mut origins = Vec::with_capacity(zones.len());
+    for zone in zones {
+        let origin = absolute_name(zone)?;
+        if state.get(&origin).is_none() {
+            return Err(ApiError::Refused(
+                outpost_core::state::CommandError::NoSuchZone {
+                    origin: origin.to_ascii(),
+                },
+            ));
+        }
+        origins.push(origin.to_ascii());
+    }
+    origins.sort();
+    origins.dedup();
+    Ok(origins)
+}
+
 /// absolute).
 pub fn absolute_name(text: &str) -> Result<Name, ApiError> {
     let text = text.trim();
