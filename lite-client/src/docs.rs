@@ -211,7 +211,10 @@ async fn install(
         let index = snapshot.index;
         let incremental = base.is_some();
         let (mut result, mut snapshot) = apply(&mut replica, snapshot, base).await;
-        if let (Err(error), true, Some(whole)) = (&result, incremental, snapshot.take()) {
+        if incremental
+            && let Err(error) = &result
+            && let Some(whole) = snapshot.take()
+        {
             tracing::warn!(%error, index, "the export's changes do not apply; installing it whole");
             (result, snapshot) = apply(&mut replica, whole, None).await;
         }

@@ -90,6 +90,12 @@ fn laptops_keep_each_other_current_through_an_export_when_the_appliance_is_gone(
     );
     let status = a.status_file();
     assert_eq!(status["last_change_path"], "docs", "{status}");
+    // After the first whole snapshot, changes arrive as differences.
+    assert!(
+        a.log().contains("how=\"as changes\""),
+        "A installed every snapshot whole:\n{}",
+        a.log_tail()
+    );
     assert_eq!(status["docs"]["export"], "field-kit", "{status}");
     assert_eq!(status["docs"]["foreign_entries"], 0, "{status}");
     assert_eq!(
