@@ -8,6 +8,10 @@
 //! published view, which is the state after one index, and hands it to
 //! [`outpost_export::Writer`].
 //!
+//! Each node also records its export endpoint in the replicated state ([`keep_recorded`]),
+//! so the ticket any node gives names every node that serves the exports: a satellite
+//! started from it still finds the document when the node that gave it is gone.
+//!
 //! **Invariant:** the writer only ever reads a published view (state and index together),
 //! so the document it writes at an index is the state after that index.
 
@@ -15,8 +19,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use outpost_core::state::Export;
-use outpost_export::{DocsNode, ExportTicket, Writer};
+use outpost_core::state::{Command, Export, ExportPeer};
+use outpost_export::{DocsNode, ExportTicket, MAX_TICKET_PEERS, TicketPeer, Writer};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -29,6 +33,14 @@ use crate::store::{
 
 /// How long the writer waits after a failed write before it tries again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// How often a node checks that the state records its export endpoint as it is (a
+/// snapshot or an operator may have changed it).
+const RECORD_CHECK: Duration = Duration::from_secs(10);
+
+/// How long a node waits to record its export endpoint again after the write failed (no
+/// leader yet, or not yet a member).
+const RECORD_RETRY: Duration = Duration::from_secs(2);
 
 /// Wakes the export writer after every change of the state.
 #[derive(Default)]
@@ -68,13 +80,26 @@ impl ExportService {
         }
     }
 
-    /// The read-only ticket of `export`, naming this node's export endpoint.
-    pub fn ticket(&self, export: &Export) -> ExportTicket {
-        outpost_export::ticket(
-            export,
-            &self.cluster_id,
-            vec![outpost_export::TicketPeer::from_addr(&self.node.addr())],
-        )
+    /// The read-only ticket of `export`: this node's export endpoint first, then those the
+    /// other members recorded (at most [`MAX_TICKET_PEERS`] in all).
+    pub fn ticket(&self, export: &Export, store: &Store) -> ExportTicket {
+        let this = store.node_id();
+        let members: Vec<u64> = store.members().iter().map(|member| member.id).collect();
+        let zones = store.zones();
+        let others = zones
+            .export_peers()
+            .filter(|(node, _)| *node != this && members.contains(node))
+            .map(|(_, peer)| TicketPeer::from(peer));
+        let peers = std::iter::once(TicketPeer::from_addr(&self.node.addr()))
+            .chain(others)
+            .take(MAX_TICKET_PEERS)
+            .collect();
+        outpost_export::ticket(export, &self.cluster_id, peers)
+    }
+
+    /// This node's export endpoint as the state records it.
+    fn recorded(&self) -> Option<ExportPeer> {
+        TicketPeer::from_addr(&self.node.addr()).to_recorded()
     }
 
     /// The export endpoint's id and address, as `ID@IP:PORT`.
@@ -97,21 +122,31 @@ pub async fn bind(config: &Config) -> Result<Option<DocsNode>, NodeError> {
     Ok(Some(DocsNode::bind(key, addr).await?))
 }
 
-/// Starts writing the documents on `node`, until `shutdown`.
+/// Starts writing the documents on `node`, until `shutdown`. Without a node, only takes
+/// this node's endpoint out of the tickets, if an earlier start recorded one.
 pub fn spawn(
-    node: DocsNode,
+    node: Option<DocsNode>,
     store: &Store,
     trigger: Arc<ExportTrigger>,
     (tracker, shutdown): (&TaskTracker, &CancellationToken),
-) -> Arc<ExportService> {
+) -> Option<Arc<ExportService>> {
+    let Some(node) = node else {
+        tracker.spawn(keep_recorded(store.clone(), None, shutdown.clone()));
+        return None;
+    };
     let service = Arc::new(ExportService::new(node, store.cluster_id().to_string()));
+    tracker.spawn(keep_recorded(
+        store.clone(),
+        service.recorded(),
+        shutdown.clone(),
+    ));
     tracker.spawn(run(
         service.clone(),
         store.clone(),
         trigger,
         shutdown.clone(),
     ));
-    service
+    Some(service)
 }
 
 /// Writes the documents after every change until `shutdown`, then closes the endpoint.
@@ -157,4 +192,40 @@ async fn run(
         }
     }
     service.node.shutdown().await;
+}
+
+/// Keeps this node's export endpoint in the replicated state equal to `peer` (`None`: a
+/// node without `[export] listen` removes the one it recorded before), checking every
+/// [`RECORD_CHECK`] until `shutdown`.
+async fn keep_recorded(store: Store, peer: Option<ExportPeer>, shutdown: CancellationToken) {
+    let node_id = store.node_id();
+    loop {
+        let zones = store.zones();
+        let held = zones.export_peers().find(|(node, _)| *node == node_id);
+        let wait = match (held.map(|(_, held)| held), &peer) {
+            (None, None) => return,
+            (held, wanted) if held == wanted.as_ref() => RECORD_CHECK,
+            _ => {
+                let command = Command::SetExportPeer {
+                    node_id,
+                    peer: peer.clone(),
+                };
+                match store.write(command).await {
+                    Ok(written) => {
+                        tracing::info!(index = written.index, endpoint = ?peer.as_ref().map(|peer| &peer.addrs), "export endpoint recorded");
+                        RECORD_CHECK
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "export endpoint not recorded yet; trying again");
+                        RECORD_RETRY
+                    }
+                }
+            }
+        };
+        drop(zones);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
 }

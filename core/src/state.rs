@@ -54,7 +54,7 @@ pub use definitions::{
     FailureMode, Hook, MAX_PLUGIN_BYTES, MAX_PLUGIN_NAME, PluginDefinition, check_plugin_name,
 };
 pub use error::CommandError;
-pub use exports::{Export, MAX_EXPORTS};
+pub use exports::{Export, ExportPeer, MAX_EXPORT_PEER_ADDRS, MAX_EXPORTS};
 pub use follow::{FollowedZone, MAX_PRIMARIES, TSIG_ALGORITHMS, TransferredRRset, TsigKey};
 pub use idempotency::{
     IDEMPOTENCY_WINDOW_SECS, IdempotencyRecord, MAX_IDEMPOTENCY_KEY, MAX_IDEMPOTENCY_KEYS,
@@ -90,6 +90,8 @@ pub struct ReplicatedState {
     sources: BTreeMap<String, std::collections::BTreeSet<OwnedRRset>>,
     /// iroh-docs exports, by name.
     exports: BTreeMap<String, Export>,
+    /// Each node's export endpoint, by Raft node id.
+    export_peers: BTreeMap<u64, ExportPeer>,
 }
 
 impl ReplicatedState {

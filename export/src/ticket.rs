@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use iroh::{EndpointAddr, PublicKey};
+use outpost_core::state::{ExportPeer, MAX_EXPORT_PEER_ADDRS};
 use serde::{Deserialize, Serialize};
 
 /// What every ticket starts with.
@@ -64,6 +65,18 @@ impl TicketPeer {
         }
     }
 
+    /// The peer as a node records its endpoint in the replicated state: at most
+    /// [`MAX_EXPORT_PEER_ADDRS`] of its addresses, `None` when it has none.
+    pub fn to_recorded(&self) -> Option<ExportPeer> {
+        let addrs: Vec<SocketAddr> = self
+            .addrs
+            .iter()
+            .take(MAX_EXPORT_PEER_ADDRS)
+            .copied()
+            .collect();
+        (!addrs.is_empty()).then_some(ExportPeer { id: self.id, addrs })
+    }
+
     /// The peer as iroh dials it; `None` if its id is not a valid key.
     pub fn endpoint_addr(&self) -> Option<EndpointAddr> {
         let id = PublicKey::from_bytes(&self.id).ok()?;
@@ -72,6 +85,15 @@ impl TicketPeer {
                 .iter()
                 .fold(EndpointAddr::new(id), |addr, ip| addr.with_ip_addr(*ip)),
         )
+    }
+}
+
+impl From<&ExportPeer> for TicketPeer {
+    fn from(peer: &ExportPeer) -> TicketPeer {
+        TicketPeer {
+            id: peer.id,
+            addrs: peer.addrs.clone(),
+        }
     }
 }
 

@@ -13,6 +13,7 @@
 //! | `followed_zones`   | origin                 | postcard `FollowedZone` (appliances only)      |
 //! | `record_sources`   | source name            | postcard `Vec<OwnedRRset>` (appliances only)   |
 //! | `exports`          | name                   | postcard `Export` (appliances only)            |
+//! | `export_peers`     | Raft node id (u64)     | postcard `ExportPeer` (appliances only)        |
 //!
 //! Each file adds its own tables beside these: an appliance's Raft log, `history` and
 //! `sm_meta` (`appliance/src/store/tables.rs`), a Lite client's `meta`
@@ -21,8 +22,8 @@
 //! Names in keys are absolute and lowercase, as [`parse_name`] writes them. A Lite client
 //! never receives tokens, invites, idempotency keys, cookie secrets, follow settings, record
 //! sources or exports (`outpost_core::sync::from_wire` makes none), so its tables marked
-//! "appliances only" stay empty. A file written before `cookie_secrets`, `followed_zones` or
-//! `exports` existed gets the table, empty, when it is opened.
+//! "appliances only" stay empty. A file written before `cookie_secrets`, `followed_zones`,
+//! `exports` or `export_peers` existed gets the table, empty, when it is opened.
 //!
 //! **Invariant:** [`StateTables::apply`] writes a change exactly as
 //! [`ReplicatedState::apply_change`] applies it to the model, so the tables loaded back
@@ -53,6 +54,8 @@ pub const FOLLOWED_ZONES: TableDefinition<&str, &[u8]> = TableDefinition::new("f
 pub const RECORD_SOURCES: TableDefinition<&str, &[u8]> = TableDefinition::new("record_sources");
 /// iroh-docs exports, by name (postcard `Export`, its secrets included).
 pub const EXPORTS: TableDefinition<&str, &[u8]> = TableDefinition::new("exports");
+/// Each node's export endpoint, by Raft node id (postcard `ExportPeer`).
+pub const EXPORT_PEERS: TableDefinition<u64, &[u8]> = TableDefinition::new("export_peers");
 
 /// Why the state tables could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +80,7 @@ pub fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(FOLLOWED_ZONES)?;
     txn.open_table(RECORD_SOURCES)?;
     txn.open_table(EXPORTS)?;
+    txn.open_table(EXPORT_PEERS)?;
     Ok(())
 }
 
@@ -99,6 +103,7 @@ pub struct StateTables<'txn> {
     followed: Table<'txn, &'static str, &'static [u8]>,
     sources: Table<'txn, &'static str, &'static [u8]>,
     exports: Table<'txn, &'static str, &'static [u8]>,
+    export_peers: Table<'txn, u64, &'static [u8]>,
 }
 
 impl<'txn> StateTables<'txn> {
@@ -114,6 +119,7 @@ impl<'txn> StateTables<'txn> {
             followed: txn.open_table(FOLLOWED_ZONES)?,
             sources: txn.open_table(RECORD_SOURCES)?,
             exports: txn.open_table(EXPORTS)?,
+            export_peers: txn.open_table(EXPORT_PEERS)?,
         })
     }
 
@@ -169,6 +175,8 @@ impl<'txn> StateTables<'txn> {
             Change::SourcePut { name, owned } => put(&mut self.sources, name.as_str(), owned)?,
             Change::ExportPut { export } => put(&mut self.exports, export.name.as_str(), export)?,
             Change::ExportRemoved { name } => remove(&mut self.exports, name.as_str())?,
+            Change::ExportPeerPut { node_id, peer } => put(&mut self.export_peers, *node_id, peer)?,
+            Change::ExportPeerRemoved { node_id } => remove(&mut self.export_peers, *node_id)?,
         }
         Ok(())
     }
@@ -210,6 +218,7 @@ impl<'txn> StateTables<'txn> {
         self.followed.retain(|_, _| false)?;
         self.sources.retain(|_, _| false)?;
         self.exports.retain(|_, _| false)?;
+        self.export_peers.retain(|_, _| false)?;
         Ok(())
     }
 
@@ -266,15 +275,17 @@ impl<'txn> StateTables<'txn> {
         for export in zones.exports() {
             put(&mut self.exports, export.name.as_str(), export)?;
         }
+        for (node_id, peer) in zones.export_peers() {
+            put(&mut self.export_peers, node_id, peer)?;
+        }
         Ok(())
     }
 }
 
 /// The state tables as the changes that rebuild them from nothing, each handed to `each`
 /// as it is read: a `ZonePut` per zone, the Lite tokens, the plugins, the join invites,
-/// the idempotency keys, the cookie secrets, the followed zones, the record sources, the exports,
-/// then an `RRsetPut` per
-/// RRset in key order.
+/// the idempotency keys, the cookie secrets, the followed zones, the record sources, the
+/// exports, the export endpoints, then an `RRsetPut` per RRset in key order.
 pub fn read_state(
     txn: &ReadTransaction,
     mut each: impl FnMut(Change) -> Result<(), StateError>,
@@ -334,12 +345,7 @@ pub fn read_state(
             owned,
         })?;
     }
-    let exports = txn.open_table(EXPORTS).map_err(redb::Error::from)?;
-    for item in exports.iter().map_err(redb::Error::from)? {
-        let (name, export) = item.map_err(redb::Error::from)?;
-        let export = decode(export.value(), || format!("export {}", name.value()))?;
-        each(Change::ExportPut { export })?;
-    }
+    read_exports(txn, &mut each)?;
     let rrsets = txn.open_table(RRSETS).map_err(redb::Error::from)?;
     for item in rrsets.iter().map_err(redb::Error::from)? {
         let (key, records) = item.map_err(redb::Error::from)?;
@@ -350,6 +356,29 @@ pub fn read_state(
             rtype,
             records: records.value().to_vec(),
         })?;
+    }
+    Ok(())
+}
+
+/// The exports, then the nodes' export endpoints, as changes handed to `each`.
+fn read_exports(
+    txn: &ReadTransaction,
+    each: &mut impl FnMut(Change) -> Result<(), StateError>,
+) -> Result<(), StateError> {
+    let exports = txn.open_table(EXPORTS).map_err(redb::Error::from)?;
+    for item in exports.iter().map_err(redb::Error::from)? {
+        let (name, export) = item.map_err(redb::Error::from)?;
+        let export = decode(export.value(), || format!("export {}", name.value()))?;
+        each(Change::ExportPut { export })?;
+    }
+    let peers = txn.open_table(EXPORT_PEERS).map_err(redb::Error::from)?;
+    for item in peers.iter().map_err(redb::Error::from)? {
+        let (node_id, peer) = item.map_err(redb::Error::from)?;
+        let node_id = node_id.value();
+        let peer = decode(peer.value(), || {
+            format!("export endpoint of node {node_id}")
+        })?;
+        each(Change::ExportPeerPut { node_id, peer })?;
     }
     Ok(())
 }

@@ -1,9 +1,11 @@
 //! Satellites (`outpost serve --satellite TICKET`): nodes outside the cluster that serve
 //! an export's read-only copy, fetched over iroh-docs from any peer, with the cluster
-//! up, stopped, and across their own kill -9 and restart.
+//! up, stopped, and across their own kill -9 and restart; from a ticket whose giver is gone.
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
+use outpost_export::ExportTicket;
+use outpost_tests::cluster::{CLUSTER_WAIT, leader, start_cluster};
 use outpost_tests::lite::SYNC_DEADLINE;
 use outpost_tests::{Appliance, create_export, default_config, describe, query_udp, wait_until};
 
@@ -150,4 +152,51 @@ fn a_satellite_refuses_a_bad_ticket_and_a_members_data_directory() {
         stderr.contains("holds a cluster member's state"),
         "{stderr}"
     );
+}
+
+/// The export's ticket as `node` gives it, decoded.
+fn ticket_of(node: &Appliance, name: &str) -> (String, ExportTicket) {
+    let shown = node.cli_ok(["export", "ticket", name]);
+    let text = shown.lines().last().unwrap_or_default().trim().to_string();
+    let ticket = text
+        .parse()
+        .unwrap_or_else(|error| panic!("{error}: {shown}"));
+    (text, ticket)
+}
+
+#[test]
+fn a_ticket_names_every_node_so_a_satellite_starts_with_its_giver_gone() {
+    let mut nodes = start_cluster(3, "\n[export]\nlisten = \"127.0.0.1:0\"\n");
+    let leader = leader(&nodes, &[0, 1, 2]);
+    let giver = (leader + 1) % 3;
+    create_export(&nodes[leader], "field-kit", "example.internal.");
+
+    // Every node records its export endpoint through Raft; any node's ticket names all
+    // three, its own first.
+    let mut shown = None;
+    let all_named = wait_until(CLUSTER_WAIT, || {
+        let (text, ticket) = ticket_of(&nodes[giver], "field-kit");
+        let named = ticket.peers.len();
+        shown = Some((text, ticket));
+        named == 3
+    });
+    let (text, ticket) = shown.expect("a ticket");
+    assert!(all_named, "{ticket:?}\n{}", nodes[giver].log_tail());
+    let ids: std::collections::BTreeSet<_> = ticket.peers.iter().map(|peer| peer.id).collect();
+    assert_eq!(ids.len(), 3, "three distinct endpoints: {ticket:?}");
+
+    // The node that gave the ticket is killed; the others take a write and feed a new
+    // satellite, which has only the ticket to find them.
+    nodes[giver].kill9();
+    let writer = (giver + 1) % 3;
+    let written = wait_until(CLUSTER_WAIT, || {
+        nodes[writer]
+            .cli(["record", "add", "late.example.internal.", "A", "10.0.0.77"])
+            .status
+            .success()
+    });
+    assert!(written, "{}", nodes[writer].log_tail());
+    let satellite = satellite(&text, &default_config());
+    wait_for_a(&satellite, "late.example.internal.", &["10.0.0.77"]);
+    wait_for_a(&satellite, "www.example.internal.", &["10.0.0.10"]);
 }

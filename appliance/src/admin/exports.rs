@@ -4,7 +4,8 @@
 //! The secrets of a new export are drawn here, by the node that takes the request, and
 //! go through Raft in the command: every node then writes the same document. No answer
 //! ever holds them; the ticket holds only the namespace id and the author id, and names
-//! the endpoint of the node asked, so any node with `[export] listen` gives a working one.
+//! the endpoint of the node asked, then those the other members recorded, so any node with
+//! `[export] listen` gives a working one.
 
 use std::sync::Arc;
 
@@ -70,7 +71,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-/// `GET /v1/exports`: every export, with this node's ticket.
+/// `GET /v1/exports`: every export, with the ticket this node gives.
 pub async fn list(
     State(state): State<Arc<AdminState>>,
     Consistent(zones): Consistent,
@@ -78,7 +79,7 @@ pub async fn list(
     Json(zones.exports().map(|export| body(&state, export)).collect())
 }
 
-/// `GET /v1/exports/{name}`: one export, with this node's ticket.
+/// `GET /v1/exports/{name}`: one export, with the ticket this node gives.
 pub async fn show(
     State(state): State<Arc<AdminState>>,
     Consistent(zones): Consistent,
@@ -111,7 +112,7 @@ fn body(state: &AdminState, export: &Export) -> ExportBody {
     let ticket = state
         .exports
         .as_ref()
-        .map(|service| service.ticket(export).to_string());
+        .map(|service| service.ticket(export, &state.store).to_string());
     ExportBody {
         name: export.name.clone(),
         zones: export.zones.clone(),

@@ -359,13 +359,14 @@ async fn spawn_services(
     let metrics = Arc::new(Metrics::default());
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let transfers = start_transfers(config, store, &metrics, &watchers, (&tracker, &shutdown));
+    let tasks = (&tracker, &shutdown);
+    let transfers = start_transfers(config, store, &metrics, &watchers, tasks);
     let handler = query_handler(config, store, &metrics, transfers.clone());
     let engine = PluginEngine::with_disk_cache(&config.data_dir.join(PLUGIN_CACHE_DIR))
         .map_err(NodeError::Plugins)?;
     let plugins = Arc::new(PluginRuntime::new(engine, handler.clone(), config.plugins));
     crate::plugin_reload::load_current(&plugins, store, true).await;
-    let sources = spawn_zone_feeds(config, store, watchers.follow, (&tracker, &shutdown));
+    let sources = spawn_zone_feeds(config, store, watchers.follow, tasks);
     spawn_background_tasks(&tracker, &plugins, watchers.plugins, store, &shutdown);
     let (encrypted_addrs, dns_cert) = spawn_dns(
         listeners.dns,
@@ -376,9 +377,7 @@ async fn spawn_services(
     )
     .await?;
     let ready = Arc::new(AtomicBool::new(false));
-    let exports = listeners
-        .export
-        .map(|node| crate::exports::spawn(node, store, watchers.exports, (&tracker, &shutdown)));
+    let exports = crate::exports::spawn(listeners.export, store, watchers.exports, tasks);
     let state = AdminState {
         store: store.clone(),
         metrics,

@@ -89,6 +89,9 @@ impl ReplicatedState {
             Command::SyncSource { name, records } => self.sync_source(name, records),
             Command::PutExport { export } => self.put_export(export),
             Command::RemoveExport { name } => self.remove_export(name),
+            Command::SetExportPeer { node_id, peer } => {
+                self.set_export_peer(*node_id, peer.as_ref())
+            }
         }
     }
 

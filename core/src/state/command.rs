@@ -10,8 +10,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CookieSecrets, Export, FollowedZone, IdempotencyRecord, JoinInvite, PluginDefinition,
-    TransferredRRset,
+    CookieSecrets, Export, ExportPeer, FollowedZone, IdempotencyRecord, JoinInvite,
+    PluginDefinition, TransferredRRset,
 };
 
 /// A write, as proposed through Raft. Names are absolute, in presentation form.
@@ -153,6 +153,11 @@ pub enum Command {
     RemoveExport {
         name: String,
     },
+    /// Records where node `node_id` serves the exports (`None`: it no longer does).
+    SetExportPeer {
+        node_id: u64,
+        peer: Option<ExportPeer>,
+    },
 }
 
 /// A Lite client's credential: which zones it may see. The secret itself is shown to
@@ -243,6 +248,14 @@ pub enum Change {
     ExportRemoved {
         name: String,
     },
+    /// A node's export endpoint as it now is. Never sent to Lite clients.
+    ExportPeerPut {
+        node_id: u64,
+        peer: ExportPeer,
+    },
+    ExportPeerRemoved {
+        node_id: u64,
+    },
 }
 
 impl Change {
@@ -264,7 +277,9 @@ impl Change {
             | Change::FollowedZoneRemoved { .. }
             | Change::SourcePut { .. }
             | Change::ExportPut { .. }
-            | Change::ExportRemoved { .. } => None,
+            | Change::ExportRemoved { .. }
+            | Change::ExportPeerPut { .. }
+            | Change::ExportPeerRemoved { .. } => None,
         }
     }
 }

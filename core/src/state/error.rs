@@ -70,6 +70,8 @@ pub enum CommandError {
     ExportWithoutZones,
     #[error("the cluster has {max} exports, the most it keeps (remove one first)")]
     TooManyExports { max: usize },
+    #[error("an export endpoint is recorded with 1 to {max} addresses, not {count}")]
+    ExportPeerAddrs { count: usize, max: usize },
     #[error(
         "plugin name {name:?} is not valid (use 1 to {MAX_PLUGIN_NAME} of a-z, 0-9, '-' and '_')"
     )]

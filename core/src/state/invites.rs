@@ -105,7 +105,8 @@ impl ReplicatedState {
         }
     }
 
-    /// Removes the invites `node_id` used: the ticket it joined with no longer admits it.
+    /// Removes the invites `node_id` used (the ticket it joined with no longer admits it)
+    /// and its export endpoint.
     pub(super) fn retire_node(&mut self, node_id: u64) -> Vec<Change> {
         let used: Vec<[u8; 32]> = self
             .invites
@@ -113,11 +114,15 @@ impl ReplicatedState {
             .filter(|invite| invite.used_by == Some(node_id))
             .map(|invite| invite.secret_sha256)
             .collect();
-        used.into_iter()
+        let mut changes: Vec<Change> = used
+            .into_iter()
             .map(|secret_sha256| {
                 self.invites.remove(&secret_sha256);
                 Change::JoinInviteRemoved { secret_sha256 }
             })
-            .collect()
+            .collect();
+        // A node that left serves no export: tickets stop naming it.
+        changes.extend(self.forget_export_peer(node_id));
+        changes
     }
 }

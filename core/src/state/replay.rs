@@ -72,6 +72,12 @@ impl ReplicatedState {
             Change::ExportRemoved { name } => {
                 self.exports.remove(name);
             }
+            Change::ExportPeerPut { node_id, peer } => {
+                self.export_peers.insert(*node_id, peer.clone());
+            }
+            Change::ExportPeerRemoved { node_id } => {
+                self.export_peers.remove(node_id);
+            }
         }
         Ok(())
     }
@@ -79,7 +85,8 @@ impl ReplicatedState {
     /// Everything, as the changes that rebuild it from nothing: each zone's
     /// `ZonePut`, then its RRsets; then the Lite tokens; then the plugins; then the
     /// join invites; then the idempotency keys; then the cookie secrets; then the
-    /// followed zones; then the record sources; then the exports.
+    /// followed zones; then the record sources; then the exports and the nodes' export
+    /// endpoints.
     pub fn to_changes(&self) -> Vec<Change> {
         let mut changes = Vec::new();
         for zone in self.zones.values() {
@@ -104,6 +111,11 @@ impl ReplicatedState {
         changes.extend(self.source_changes());
         let exports = self.exports.values().cloned();
         changes.extend(exports.map(|export| Change::ExportPut { export }));
+        let peers = self.export_peers.iter();
+        changes.extend(peers.map(|(node_id, peer)| Change::ExportPeerPut {
+            node_id: *node_id,
+            peer: peer.clone(),
+        }));
         changes
     }
 }

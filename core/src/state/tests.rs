@@ -541,3 +541,46 @@ fn exports_are_checked_kept_and_removed_and_their_secrets_never_logged() {
         "exports never travel to Lite clients"
     );
 }
+
+#[test]
+fn a_nodes_export_endpoint_is_recorded_once_bounded_and_forgotten_when_it_leaves() {
+    let mut zones = site();
+    let peer = ExportPeer {
+        id: [7; 32],
+        addrs: vec!["192.0.2.1:7470".parse().unwrap()],
+    };
+    let set = |peer: Option<ExportPeer>| Command::SetExportPeer { node_id: 3, peer };
+    let changes = zones.apply(&set(Some(peer.clone()))).unwrap();
+    assert_eq!(
+        changes,
+        [Change::ExportPeerPut {
+            node_id: 3,
+            peer: peer.clone()
+        }]
+    );
+    assert!(
+        zones.apply(&set(Some(peer.clone()))).unwrap().is_empty(),
+        "the same endpoint again changes nothing"
+    );
+    let many = ExportPeer {
+        addrs: vec!["192.0.2.1:7470".parse().unwrap(); MAX_EXPORT_PEER_ADDRS + 1],
+        ..peer.clone()
+    };
+    assert_eq!(
+        zones.apply(&set(Some(many))),
+        Err(CommandError::ExportPeerAddrs {
+            count: MAX_EXPORT_PEER_ADDRS + 1,
+            max: MAX_EXPORT_PEER_ADDRS
+        })
+    );
+    let mut rebuilt = ReplicatedState::default();
+    for change in zones.to_changes() {
+        rebuilt.apply_change(&change).unwrap();
+    }
+    assert_eq!(rebuilt.export_peers().collect::<Vec<_>>(), [(3, &peer)]);
+    assert!(crate::sync::to_wire(&changes[0]).is_none());
+    let retired = zones.apply(&Command::RetireNode { node_id: 3 }).unwrap();
+    assert_eq!(retired, [Change::ExportPeerRemoved { node_id: 3 }]);
+    assert_eq!(zones.export_peers().count(), 0);
+    assert!(zones.apply(&set(None)).unwrap().is_empty());
+}

@@ -1,4 +1,4 @@
-use outpost_core::state::{Command, Export, LiteToken};
+use outpost_core::state::{Command, Export, ExportPeer, LiteToken};
 use outpost_core::wire::encode_records;
 use outpost_core::zonefile::parse_zone;
 use redb::ReadableDatabase as _;
@@ -89,6 +89,21 @@ fn changes_written_one_by_one_load_back_as_the_model() {
         Command::RemoveExport {
             name: "gone".into(),
         },
+        Command::SetExportPeer {
+            node_id: 2,
+            peer: Some(ExportPeer {
+                id: [3; 32],
+                addrs: vec!["192.0.2.2:7470".parse().unwrap()],
+            }),
+        },
+        Command::SetExportPeer {
+            node_id: 5,
+            peer: Some(ExportPeer {
+                id: [5; 32],
+                addrs: vec!["192.0.2.5:7470".parse().unwrap()],
+            }),
+        },
+        Command::RetireNode { node_id: 5 },
     ];
     let (zones, _file, db) = write_through(&commands);
     let back = loaded(&db);
@@ -97,6 +112,8 @@ fn changes_written_one_by_one_load_back_as_the_model() {
     assert!(back.lite_token("alice-laptop").is_some());
     assert_eq!(back.export("field-kit"), Some(&export("field-kit")));
     assert_eq!(back.exports().count(), 1);
+    let peers: Vec<u64> = back.export_peers().map(|(node, _)| node).collect();
+    assert_eq!(peers, [2]);
 }
 
 fn export(name: &str) -> Export {
