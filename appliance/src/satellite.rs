@@ -5,12 +5,11 @@
 //!
 //! It is the Lite client's machinery (`outpost_lite::lite::LiteClient` with `--docs` and no
 //! appliance URL) under the appliance's configuration: every `dns.listen` address and its
-//! UDP workers, `allow_recursion`, `[forward]`, `[plugins]`; and a small admin API
+//! UDP workers, `allow_recursion`, `[forward]`, `[plugins]`, `[query_log]`; and a small admin API
 //! (`admin::satellite`). Start: data directory (refused if it is a member's) → admin token →
 //! replica, DNS and the export followed → admin API → `addresses.json`.
 //!
-//! Not on a satellite (yet): DoT, DoH and DoQ, response rate limiting, zone transfers,
-//! the query log's HTTP API and `/metrics`.
+//! Not on a satellite (yet): DoT, DoH and DoQ, response rate limiting, zone transfers.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -84,6 +83,7 @@ impl Satellite {
             recursion_networks: config.recursion_networks.clone(),
             plugins: config.plugins,
             page: None,
+            query_log: config.query_log,
             docs: Some(docs),
         })
         .await?;
@@ -93,6 +93,8 @@ impl Satellite {
             token,
             data_dir: config.data_dir.clone(),
             export: export.clone(),
+            query_log: lite.query_log().clone(),
+            metrics: Box::new(lite.metrics()),
         };
         tracker.spawn(crate::admin::satellite::serve(
             admin,

@@ -84,6 +84,8 @@ pub struct LiteConfig {
     pub plugins: PluginDeadlines,
     /// Where the status page is served (loopback only); `None`: off.
     pub page: Option<SocketAddr>,
+    /// What the query log keeps (a laptop: the defaults; a satellite: its `[query_log]`).
+    pub query_log: outpost_dns::querylog::Settings,
     /// The export followed over iroh-docs; `None`: the WebSocket path only.
     pub docs: Option<DocsConfig>,
 }
@@ -196,6 +198,7 @@ impl RunOptions {
             recursion_networks: loopback_networks(),
             plugins,
             page: resolve_page(self.page)?,
+            query_log: outpost_dns::querylog::Settings::default(),
             docs,
         })
     }

@@ -20,7 +20,7 @@ use outpost_dns::forward::Forwarder;
 use outpost_dns::handler::QueryHandler;
 use outpost_dns::metrics::Metrics;
 use outpost_dns::plugin_runtime::PluginRuntime;
-use outpost_dns::querylog::{QueryLog, Settings};
+use outpost_dns::querylog::QueryLog;
 use outpost_dns::server::{DnsSockets, drain_in_flight};
 use outpost_plugin_host::PluginEngine;
 use outpost_plugin_host::PluginError;
@@ -67,6 +67,8 @@ pub struct LiteClient {
     dns_addr: SocketAddr,
     board: Arc<StatusBoard>,
     published: LiveState,
+    /// What the page shows, served or not: the query log and the metrics.
+    page: Arc<Page>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -95,15 +97,14 @@ impl LiteClient {
             (zones, records),
         ));
         board.plugins(plugin_statuses(&plugins, &published));
+        let page = Arc::new(Page {
+            board: board.clone(),
+            published: published.clone(),
+            log: served.log,
+            metrics: served.metrics,
+        });
         if let Some(addr) = config.page {
-            let page = Page {
-                addr,
-                board: board.clone(),
-                published: published.clone(),
-                log: served.log,
-                metrics: served.metrics,
-            };
-            serve_page(addr, page, &board, (&shutdown, &tracker)).await;
+            serve_page(addr, page.clone(), &board, (&shutdown, &tracker)).await;
         }
         let mut digester = Digester::default();
         let digest = digester.digest(&published.state.view, true).await;
@@ -139,6 +140,7 @@ impl LiteClient {
             dns_addr,
             board,
             published,
+            page,
             shutdown,
             tracker,
         })
@@ -150,6 +152,18 @@ impl LiteClient {
 
     pub fn board(&self) -> &StatusBoard {
         &self.board
+    }
+
+    /// The queries this client answered, as its page's `/querylog` lists them.
+    pub fn query_log(&self) -> &Arc<QueryLog> {
+        &self.page.log
+    }
+
+    /// What renders Prometheus text as the page's `/metrics` does (the DNS counters and
+    /// the sync state), for another server to serve.
+    pub fn metrics(&self) -> impl Fn() -> String + Send + Sync + 'static {
+        let page = Arc::clone(&self.page);
+        move || page.metrics_text()
     }
 
     /// Stops in the order the module documentation gives.
@@ -271,7 +285,7 @@ struct ServedDns {
 /// client's job, the page only shows it.
 async fn serve_page(
     addr: SocketAddr,
-    page: Page,
+    page: Arc<Page>,
     board: &StatusBoard,
     (shutdown, tracker): (&CancellationToken, &TaskTracker),
 ) {
@@ -280,11 +294,7 @@ async fn serve_page(
             let bound = listener.local_addr().unwrap_or(addr);
             board.page(bound);
             tracing::info!(page = %format!("http://{bound}/"), "status page");
-            let page = Page {
-                addr: bound,
-                ..page
-            };
-            crate::page::spawn(listener, Arc::new(page), shutdown.clone(), tracker);
+            crate::page::spawn(listener, page, shutdown.clone(), tracker);
         }
         Err(error) => {
             tracing::warn!(%addr, %error, "the status page is off: its address is taken (choose another with --page ADDR, or --page off)");
@@ -312,7 +322,7 @@ async fn serve_dns(
     })?;
     let metrics = Arc::new(Metrics::default());
     let forwarder = Arc::new(Forwarder::new(&config.forward, metrics.clone()));
-    let log = Arc::new(QueryLog::new(Settings::default()));
+    let log = Arc::new(QueryLog::new(config.query_log));
     let handler = Arc::new(
         QueryHandler::new(
             published.state.zone_set.clone(),

@@ -15,7 +15,6 @@
 //! the query log never leaves the laptop.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +28,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::status::{StatusBoard, StatusFile, SyncState, unix_now, with_zone_names};
+use crate::status::{DocsStatus, StatusBoard, StatusFile, SyncState, unix_now, with_zone_names};
 
 /// Default address of the page: loopback, beside the client's DNS.
 pub const DEFAULT_PAGE: &str = "127.0.0.1:5380";
@@ -44,8 +43,6 @@ pub const PAGE_QUERIES: usize = 50;
 
 /// What the page shows.
 pub struct Page {
-    /// The address the page is bound to (its port checks the Host header).
-    pub addr: SocketAddr,
     pub board: Arc<StatusBoard>,
     pub published: LiveState,
     pub log: Arc<QueryLog>,
@@ -61,6 +58,8 @@ pub fn spawn(
 ) {
     let slots = Arc::new(Semaphore::new(MAX_PAGE_CONNECTIONS));
     let connections = tracker.clone();
+    // The bound port, which a Host header must name.
+    let port = listener.local_addr().map_or(0, |addr| addr.port());
     tracker.spawn(async move {
         loop {
             let (stream, _) = tokio::select! {
@@ -79,7 +78,8 @@ pub fn spawn(
             };
             let page = Arc::clone(&page);
             connections.spawn(async move {
-                let _ = tokio::time::timeout(PAGE_REQUEST_TIMEOUT, serve(stream, &page)).await;
+                let _ =
+                    tokio::time::timeout(PAGE_REQUEST_TIMEOUT, serve(stream, &page, port)).await;
                 drop(slot);
             });
         }
@@ -87,7 +87,7 @@ pub fn spawn(
 }
 
 /// Reads one request head and answers it.
-async fn serve(mut stream: TcpStream, page: &Page) -> std::io::Result<()> {
+async fn serve(mut stream: TcpStream, page: &Page, port: u16) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let mut buffer = [0u8; 1024];
     loop {
@@ -118,7 +118,7 @@ async fn serve(mut stream: TcpStream, page: &Page) -> std::io::Result<()> {
         let (name, value) = line.split_once(':')?;
         name.eq_ignore_ascii_case("host").then(|| value.trim())
     });
-    if !host.is_some_and(|host| page.is_our_host(host)) {
+    if !host.is_some_and(|host| is_our_host(host, port)) {
         return respond(
             &mut stream,
             421,
@@ -191,18 +191,18 @@ async fn respond(
     Ok(())
 }
 
+/// Whether a Host header names this page: a loopback name, and its `port`.
+fn is_our_host(host: &str, port: u16) -> bool {
+    let Some((name, given)) = host.rsplit_once(':') else {
+        return false;
+    };
+    given.parse() == Ok(port) && matches!(name, "127.0.0.1" | "[::1]" | "localhost")
+}
+
 impl Page {
     fn status(&self) -> StatusFile {
         // The digest is the status file's business (it is costly); the page leaves it out.
         with_zone_names(self.board.to_file(None), &self.published.state.view)
-    }
-
-    /// Whether a Host header names this page: a loopback name, and its port.
-    fn is_our_host(&self, host: &str) -> bool {
-        let Some((name, port)) = host.rsplit_once(':') else {
-            return false;
-        };
-        port.parse() == Ok(self.addr.port()) && matches!(name, "127.0.0.1" | "[::1]" | "localhost")
     }
 
     fn queries(&self, limit: usize) -> Vec<Record> {
@@ -309,7 +309,8 @@ impl Page {
         out
     }
 
-    fn metrics_text(&self) -> String {
+    /// Prometheus text: the DNS counters and the sync state.
+    pub(crate) fn metrics_text(&self) -> String {
         let mut out = String::new();
         self.metrics.render(&mut out);
         let status = self.status();
@@ -371,7 +372,59 @@ impl Page {
                 .last_contact_unix
                 .map(|at| unix_now().saturating_sub(at)),
         );
+        if let Some(docs) = &status.docs {
+            write_docs_samples(&mut out, docs);
+        }
         out
+    }
+}
+
+/// The `--docs` path's samples: its state, head, peers and what it refused.
+fn write_docs_samples(out: &mut String, docs: &DocsStatus) {
+    for (name, kind, help, value) in [
+        (
+            "outpost_lite_docs_synced",
+            "gauge",
+            "1 when a peer of the export synced within 15 s and a snapshot was taken.",
+            u64::from(docs.state == "Synced"),
+        ),
+        (
+            "outpost_lite_docs_head",
+            "gauge",
+            "The index of the last whole snapshot the export gave (0: none yet).",
+            docs.head,
+        ),
+        (
+            "outpost_lite_docs_neighbors",
+            "gauge",
+            "Peers in the export document's swarm now.",
+            docs.neighbors as u64,
+        ),
+        (
+            "outpost_lite_docs_foreign_entries_total",
+            "counter",
+            "Entries of the export not signed by the cluster's author, ignored.",
+            docs.foreign_entries,
+        ),
+        (
+            "outpost_lite_docs_bad_heads_total",
+            "counter",
+            "Heads of the cluster's author that could not be read.",
+            docs.bad_heads,
+        ),
+    ] {
+        write_sample(out, name, kind, help, value);
+    }
+    if let Some(at) = docs.last_sync_unix {
+        let help = "Seconds since a peer of the export last synced with this one.";
+        let age = unix_now().saturating_sub(at);
+        write_sample(
+            out,
+            "outpost_lite_docs_last_sync_age_seconds",
+            "gauge",
+            help,
+            age,
+        );
     }
 }
 

@@ -294,6 +294,8 @@ fn entries_of_another_author_are_counted_and_never_applied() {
             && last["satellite"]["digest"] == a.status_file()["digest"]
     });
     assert!(counted, "{last}\n{}", satellite.log_tail());
+    // An operator's alert sees them too.
+    assert!(satellite.metric("outpost_lite_docs_foreign_entries_total") >= 2.0);
     assert_eq!(satellite.a_records("vpn.example.internal."), ["10.0.0.50"]);
     runtime.block_on(forger.shutdown());
     for lite in [&a, &b] {

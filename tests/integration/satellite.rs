@@ -79,6 +79,35 @@ fn a_satellite_serves_the_export_takes_changes_and_keeps_answering_offline() {
     let (code, body) = satellite.api("DELETE", "/v1/zones/example.internal.", None);
     assert_eq!(code, 403, "{body}");
 
+    // What a member's operator watches, a satellite shows too: the queries it answered
+    // (with a member's search parameters and refusals) and its counters.
+    let (code, found) = satellite.api_json("GET", "/v1/querylog?name=vpn.example&type=A", None);
+    assert_eq!(code, 200, "{found}");
+    let names: Vec<&str> = found["records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|record| record["name"].as_str())
+        .collect();
+    assert!(
+        !names.is_empty()
+            && names
+                .iter()
+                .all(|name| name.starts_with("vpn.example.internal")),
+        "{found}"
+    );
+    let (code, body) = satellite.api("GET", "/v1/querylog?type=NOPE", None);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("type"), "{body}");
+    let answered = satellite.metric(r#"outpost_dns_queries_total{protocol="udp",rcode="NOERROR"}"#);
+    assert!(answered >= 2.0, "{answered} NOERROR answers over UDP");
+    assert_eq!(satellite.metric("outpost_lite_docs_synced"), 1.0);
+    assert!(satellite.metric("outpost_lite_docs_head") > 0.0);
+    assert_eq!(
+        satellite.metric("outpost_lite_docs_foreign_entries_total"),
+        0.0
+    );
+
     // The cluster stops: the satellite answers on; killed and restarted offline, too.
     assert!(cluster.terminate().is_some());
     assert_eq!(satellite.a_records("vpn.example.internal."), ["10.0.0.50"]);

@@ -67,17 +67,21 @@ pub async fn search(
     State(state): State<Arc<AdminState>>,
     QueryParams(search): QueryParams<Search>,
 ) -> Result<Json<Found>, ApiError> {
-    let log = log(&state)?;
+    search_in(log(&state)?, search).map(Json)
+}
+
+/// A search of `log` (a member's or a satellite's).
+pub fn search_in(log: &QueryLog, search: Search) -> Result<Found, ApiError> {
     let filter = filter(search)?;
     let settings = log.settings();
     let found = log.search(&filter);
-    Ok(Json(Found {
+    Ok(Found {
         mode: settings.mode,
         capacity: settings.capacity,
         anonymize_clients: settings.anonymize_clients,
         records: found.records,
         cursor: found.cursor,
-    }))
+    })
 }
 
 /// `GET /v1/querylog/stats`'s parameter: the window, `1h` (default), `24h`, or minutes.
@@ -91,7 +95,11 @@ pub async fn stats(
     State(state): State<Arc<AdminState>>,
     QueryParams(window): QueryParams<Window>,
 ) -> Result<Json<Stats>, ApiError> {
-    let log = log(&state)?;
+    stats_of(log(&state)?, window).map(Json)
+}
+
+/// The aggregates of `log` over the window asked (a member's or a satellite's).
+pub fn stats_of(log: &QueryLog, window: Window) -> Result<Stats, ApiError> {
     let minutes = match window.window.as_deref() {
         None | Some("1h") => 60,
         Some("24h") => HISTORY_MINUTES,
@@ -105,7 +113,7 @@ pub async fn stats(
                 ))
             })?,
     };
-    Ok(Json(log.stats(minutes)))
+    Ok(log.stats(minutes))
 }
 
 fn log(state: &AdminState) -> Result<&Arc<QueryLog>, ApiError> {

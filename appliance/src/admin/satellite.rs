@@ -1,10 +1,13 @@
-//! A satellite's admin API (`outpost serve --satellite`): `/health`, `/ready` and
-//! `/v1/status` (the export followed, its state, the replica); every other `/v1` request
-//! is refused with 403 and the reason, since a satellite holds a read-only copy.
+//! A satellite's admin API (`outpost serve --satellite`): `/health`, `/ready`, `/metrics`
+//! (the Lite client's: DNS counters and the sync state), `/v1/status` (the export
+//! followed, its state, the replica) and `/v1/querylog` (`/stats` too) with a member's
+//! parameters and answers; every other `/v1` request is refused with 403 and the reason,
+//! since a satellite holds a read-only copy.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -14,8 +17,11 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::error::ApiError;
+use outpost_dns::querylog::QueryLog;
+
+use super::error::{ApiError, QueryParams};
 use super::listener::{ConnectionCounters, accept_loop};
+use super::querylog::{Found, Search, Window, search_in, stats_of};
 
 /// What a satellite's admin handlers read.
 pub struct SatelliteAdmin {
@@ -24,6 +30,10 @@ pub struct SatelliteAdmin {
     pub data_dir: PathBuf,
     /// The export's name, for messages.
     pub export: String,
+    /// The DNS path's query log.
+    pub query_log: Arc<QueryLog>,
+    /// Prometheus text of the DNS path and the sync state, as the Lite client renders it.
+    pub metrics: Box<dyn Fn() -> String + Send + Sync>,
 }
 
 /// Serves until `shutdown` (the same accept loop and limits as a member's admin API).
@@ -34,6 +44,8 @@ pub async fn serve(listener: TcpListener, state: SatelliteAdmin, shutdown: Cance
     let state = Arc::new(state);
     let v1 = Router::new()
         .route("/v1/status", get(status))
+        .route("/v1/querylog", get(querylog))
+        .route("/v1/querylog/stats", get(querylog_stats))
         .route("/v1/{*rest}", axum::routing::any(refuse))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
@@ -42,9 +54,12 @@ pub async fn serve(listener: TcpListener, state: SatelliteAdmin, shutdown: Cance
     let router = Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
         .merge(v1)
         .fallback(|| async {
-            ApiError::NotFound("no such route on a satellite (it serves /v1/status)".to_string())
+            ApiError::NotFound(
+                "no such route on a satellite (it serves /v1/status and /v1/querylog)".to_string(),
+            )
         })
         .with_state(state);
     accept_loop(
@@ -84,6 +99,28 @@ async fn status(State(state): State<Arc<SatelliteAdmin>>) -> Result<Response, Ap
     Ok(axum::Json(body).into_response())
 }
 
+async fn querylog(
+    State(state): State<Arc<SatelliteAdmin>>,
+    QueryParams(search): QueryParams<Search>,
+) -> Result<Json<Found>, ApiError> {
+    search_in(&state.query_log, search).map(Json)
+}
+
+async fn querylog_stats(
+    State(state): State<Arc<SatelliteAdmin>>,
+    QueryParams(window): QueryParams<Window>,
+) -> Result<Response, ApiError> {
+    stats_of(&state.query_log, window).map(|stats| Json(stats).into_response())
+}
+
+async fn metrics(State(state): State<Arc<SatelliteAdmin>>) -> Response {
+    let headers = [(
+        axum::http::header::CONTENT_TYPE,
+        "text/plain; version=0.0.4",
+    )];
+    (headers, (state.metrics)()).into_response()
+}
+
 /// 200 once a snapshot of the export is held (from this run or the last), 503 before.
 async fn ready(State(state): State<Arc<SatelliteAdmin>>) -> (StatusCode, &'static str) {
     let path = state.data_dir.join("status.json");
@@ -104,7 +141,7 @@ async fn ready(State(state): State<Arc<SatelliteAdmin>>) -> (StatusCode, &'stati
 
 async fn refuse(State(state): State<Arc<SatelliteAdmin>>) -> ApiError {
     ApiError::Forbidden(format!(
-        "this node is a satellite of export {}: it serves a read-only copy and takes no writes (write to the cluster that made the ticket; a satellite answers /v1/status only)",
+        "this node is a satellite of export {}: it serves a read-only copy and takes no writes (write to the cluster that made the ticket; a satellite answers /v1/status and /v1/querylog only)",
         state.export
     ))
 }
