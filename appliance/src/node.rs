@@ -24,6 +24,8 @@ pub mod dns_tls;
 mod health;
 mod start;
 
+pub(crate) use start::prepare_encrypted;
+
 pub use health::Health;
 
 use std::net::SocketAddr;
@@ -292,6 +294,19 @@ async fn create_example_zone(store: &Store, data_dir: &Path) -> Result<(), NodeE
     })
 }
 
+/// The encrypted listeners' keys of `addresses.json`, each only when it is on, each with
+/// its trailing comma.
+pub(crate) fn encrypted_addresses(encrypted: EncryptedAddrs) -> String {
+    [
+        ("dns_tls", encrypted.tls),
+        ("dns_https", encrypted.https),
+        ("dns_quic", encrypted.quic),
+    ]
+    .into_iter()
+    .filter_map(|(key, addr)| addr.map(|addr| format!("\"{key}\":\"{addr}\",")))
+    .collect()
+}
+
 fn write_addresses(
     data_dir: &Path,
     dns: &[SocketAddr],
@@ -312,15 +327,7 @@ fn write_addresses(
             )
         })
         .unwrap_or_default();
-    // Each encrypted listener only when it is on.
-    let encrypted: String = [
-        ("dns_tls", encrypted.tls),
-        ("dns_https", encrypted.https),
-        ("dns_quic", encrypted.quic),
-    ]
-    .into_iter()
-    .filter_map(|(key, addr)| addr.map(|addr| format!("\"{key}\":\"{addr}\",")))
-    .collect();
+    let encrypted = encrypted_addresses(encrypted);
     let dns_listen: Vec<String> = dns.iter().map(|addr| format!("\"{addr}\"")).collect();
     let body = format!(
         "{{\"dns\":\"{}\",\"dns_listen\":[{}],\"admin\":\"{admin}\",\"sync\":\"{sync}\",{encrypted}{raft}\"pid\":{}}}\n",

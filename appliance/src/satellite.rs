@@ -5,16 +5,22 @@
 //!
 //! It is the Lite client's machinery (`outpost_lite::lite::LiteClient` with `--docs` and no
 //! appliance URL) under the appliance's configuration: every `dns.listen` address and its
-//! UDP workers, `allow_recursion`, `[forward]`, `[plugins]`, `[query_log]`; and a small admin API
+//! UDP workers, `allow_recursion`, `[forward]`, `[plugins]`, `[query_log]`,
+//! `[dns.rate_limit]`, `full_any_over_tcp`; DoT, DoH and DoQ (a member's listeners and
+//! certificate, in front of the replica's DNS path); and a small admin API
 //! (`admin::satellite`). Start: data directory (refused if it is a member's) → admin token →
-//! replica, DNS and the export followed → admin API → `addresses.json`.
+//! admin and encrypted listeners bound → replica, DNS and the export followed → DoT, DoH,
+//! DoQ → admin API → `addresses.json`.
 //!
-//! Not on a satellite (yet): DoT, DoH and DoQ, response rate limiting, zone transfers.
+//! Not on a satellite: zone transfers (its copy is not a primary's), and reloading the
+//! certificate or settings on SIGHUP (restart it).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use outpost_dns::server::encrypted::cert::{CertResolver, DnsCertificate};
+use outpost_dns::server::encrypted::{EncryptedAddrs, EncryptedSockets};
 use outpost_lite::config::LiteConfig;
 use outpost_lite::lite::LiteClient;
 use tokio::net::TcpListener;
@@ -33,6 +39,7 @@ const DEFAULT_LISTEN: &str = outpost_lite::docs::DEFAULT_DOCS_LISTEN;
 pub struct Satellite {
     lite: LiteClient,
     admin_addr: SocketAddr,
+    encrypted_addrs: EncryptedAddrs,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -61,6 +68,7 @@ impl Satellite {
             )
         })?;
         let admin_addr = admin.local_addr().context("the admin listener's address")?;
+        let encrypted = crate::node::prepare_encrypted(config).await?;
         let listen = config
             .export_listen
             .map_or_else(|| DEFAULT_LISTEN.to_string(), |addr| addr.to_string());
@@ -71,24 +79,17 @@ impl Satellite {
         )?
         .context("the satellite's ticket")?;
         let export = docs.ticket.export.clone();
-        let lite = LiteClient::start(LiteConfig {
-            appliances: Vec::new(),
-            tls: None,
-            token: String::new(),
-            dns: config.dns[0],
-            dns_extra: config.dns[1..].to_vec(),
-            udp_workers: config.udp_workers,
-            data_dir: config.data_dir.clone(),
-            forward: config.forward.clone(),
-            recursion_networks: config.recursion_networks.clone(),
-            plugins: config.plugins,
-            page: None,
-            query_log: config.query_log,
-            docs: Some(docs),
-        })
-        .await?;
+        let lite = LiteClient::start(lite_config(config, docs)).await?;
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let encrypted_addrs = match spawn_encrypted(encrypted, &lite, (&shutdown, &tracker)) {
+            Ok(addrs) => addrs,
+            Err(error) => {
+                shutdown.cancel();
+                lite.shutdown().await?;
+                return Err(error);
+            }
+        };
         let state = SatelliteAdmin {
             token,
             data_dir: config.data_dir.clone(),
@@ -105,6 +106,7 @@ impl Satellite {
         let satellite = Satellite {
             lite,
             admin_addr,
+            encrypted_addrs,
             shutdown,
             tracker,
         };
@@ -117,14 +119,16 @@ impl Satellite {
         self.lite.dns_addr()
     }
 
-    /// `addresses.json`, as a member writes it: the DNS and admin addresses and the pid.
+    /// `addresses.json`, as a member writes it: the DNS, admin and encrypted DNS addresses
+    /// and the pid.
     fn write_addresses(&self, data_dir: &std::path::Path) -> anyhow::Result<()> {
         let path: PathBuf = data_dir.join("addresses.json");
         let temporary = data_dir.join("addresses.json.tmp");
         let body = format!(
-            "{{\"dns\":\"{}\",\"admin\":\"{}\",\"satellite\":true,\"pid\":{}}}\n",
+            "{{\"dns\":\"{}\",\"admin\":\"{}\",{}\"satellite\":true,\"pid\":{}}}\n",
             self.dns_addr(),
             self.admin_addr,
+            crate::node::encrypted_addresses(self.encrypted_addrs),
             std::process::id()
         );
         std::fs::write(&temporary, body)
@@ -138,5 +142,44 @@ impl Satellite {
         self.tracker.wait().await;
         self.lite.shutdown().await?;
         Ok(())
+    }
+}
+
+/// DoT, DoH and DoQ in front of the replica's DNS path, when any is on; what they bound.
+fn spawn_encrypted(
+    (sockets, certificate): (EncryptedSockets, Option<DnsCertificate>),
+    lite: &LiteClient,
+    (shutdown, tracker): (&CancellationToken, &TaskTracker),
+) -> anyhow::Result<EncryptedAddrs> {
+    let addrs = sockets
+        .local_addrs()
+        .context("the encrypted DNS listeners' addresses")?;
+    if let Some(certificate) = certificate {
+        let resolver = CertResolver::new(&certificate);
+        sockets
+            .spawn(lite.handler().clone(), resolver, shutdown.clone(), tracker)
+            .context("cannot start the encrypted DNS listeners")?;
+    }
+    Ok(addrs)
+}
+
+/// The Lite client a satellite runs: the export only, under the node's settings.
+fn lite_config(config: &Config, docs: outpost_lite::docs::DocsConfig) -> LiteConfig {
+    LiteConfig {
+        appliances: Vec::new(),
+        tls: None,
+        token: String::new(),
+        dns: config.dns[0],
+        dns_extra: config.dns[1..].to_vec(),
+        udp_workers: config.udp_workers,
+        data_dir: config.data_dir.clone(),
+        forward: config.forward.clone(),
+        recursion_networks: config.recursion_networks.clone(),
+        plugins: config.plugins,
+        page: None,
+        query_log: config.query_log,
+        rate_limit: config.rate_limit,
+        full_any_over_tcp: config.full_any_over_tcp,
+        docs: Some(docs),
     }
 }

@@ -86,6 +86,11 @@ pub struct LiteConfig {
     pub page: Option<SocketAddr>,
     /// What the query log keeps (a laptop: the defaults; a satellite: its `[query_log]`).
     pub query_log: outpost_dns::querylog::Settings,
+    /// Response rate limiting (a laptop: none, its clients are its own; a satellite: its
+    /// `[dns.rate_limit]`).
+    pub rate_limit: Option<outpost_dns::rate_limit::RateLimit>,
+    /// Every RRset for ANY over TCP (a satellite's `dns.full_any_over_tcp`).
+    pub full_any_over_tcp: bool,
     /// The export followed over iroh-docs; `None`: the WebSocket path only.
     pub docs: Option<DocsConfig>,
 }
@@ -199,6 +204,8 @@ impl RunOptions {
             plugins,
             page: resolve_page(self.page)?,
             query_log: outpost_dns::querylog::Settings::default(),
+            rate_limit: None,
+            full_any_over_tcp: false,
             docs,
         })
     }

@@ -69,6 +69,8 @@ pub struct LiteClient {
     published: LiveState,
     /// What the page shows, served or not: the query log and the metrics.
     page: Arc<Page>,
+    /// The DNS path (plugins included), for more listeners in front of it.
+    handler: Arc<QueryHandler>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -88,7 +90,8 @@ impl LiteClient {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let served = serve_dns(&config, &published, &shutdown, &tracker).await?;
-        let (dns_addr, plugins) = (served.dns_addr, served.plugins.clone());
+        let (dns_addr, plugins, handler) =
+            (served.dns_addr, served.plugins.clone(), served.handler);
         let stored_head = (replica.head() > 0).then_some(replica.head());
         let board = Arc::new(StatusBoard::new(
             dns_addr,
@@ -141,6 +144,7 @@ impl LiteClient {
             board,
             published,
             page,
+            handler,
             shutdown,
             tracker,
         })
@@ -152,6 +156,11 @@ impl LiteClient {
 
     pub fn board(&self) -> &StatusBoard {
         &self.board
+    }
+
+    /// The DNS path, plugins included: a satellite puts DoT, DoH and DoQ in front of it.
+    pub fn handler(&self) -> &Arc<QueryHandler> {
+        &self.handler
     }
 
     /// The queries this client answered, as its page's `/querylog` lists them.
@@ -276,6 +285,7 @@ async fn keep_resolver(data_dir: PathBuf, published: LiveState, shutdown: Cancel
 /// What [`serve_dns`] started.
 struct ServedDns {
     dns_addr: SocketAddr,
+    handler: Arc<QueryHandler>,
     plugins: Arc<PluginRuntime>,
     log: Arc<QueryLog>,
     metrics: Arc<Metrics>,
@@ -323,22 +333,23 @@ async fn serve_dns(
     let metrics = Arc::new(Metrics::default());
     let forwarder = Arc::new(Forwarder::new(&config.forward, metrics.clone()));
     let log = Arc::new(QueryLog::new(config.query_log));
-    let handler = Arc::new(
-        QueryHandler::new(
-            published.state.zone_set.clone(),
-            forwarder,
-            config.recursion_networks.clone(),
-            metrics.clone(),
-        )
-        .with_query_log(log.clone()),
-    );
+    let handler = QueryHandler::new(
+        published.state.zone_set.clone(),
+        forwarder,
+        config.recursion_networks.clone(),
+        metrics.clone(),
+    )
+    .with_query_log(log.clone());
+    handler.set_rate_limit(config.rate_limit);
+    handler.set_full_any_over_tcp(config.full_any_over_tcp);
+    let handler = Arc::new(handler);
     let engine = PluginEngine::with_disk_cache(&config.data_dir.join("plugin-cache"))
         .map_err(StartError::Plugins)?;
     let plugins = Arc::new(PluginRuntime::new(engine, handler.clone(), config.plugins));
     let definitions = published.state.load().zones.plugins().cloned().collect();
     plugins.reload(definitions, true).await;
     let dns_tracker = TaskTracker::new();
-    dns.spawn(handler, shutdown.clone(), &dns_tracker)
+    dns.spawn(handler.clone(), shutdown.clone(), &dns_tracker)
         .map_err(StartError::DnsWorkers)?;
     tracker.spawn(async move {
         dns_tracker.close();
@@ -346,6 +357,7 @@ async fn serve_dns(
     });
     Ok(ServedDns {
         dns_addr,
+        handler,
         plugins,
         log,
         metrics,

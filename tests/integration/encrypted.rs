@@ -41,7 +41,12 @@ fn config() -> String {
 }
 
 /// What `kdig` printed for one question: the status and the answer section, sorted.
-fn kdig(addr: SocketAddr, transport: &[&str], name: &str, rtype: &str) -> (String, Vec<String>) {
+pub(crate) fn kdig(
+    addr: SocketAddr,
+    transport: &[&str],
+    name: &str,
+    rtype: &str,
+) -> (String, Vec<String>) {
     let output = Command::new("kdig")
         .arg(format!("@{}", addr.ip()))
         .args(["-p", &addr.port().to_string()])
@@ -197,7 +202,12 @@ fn an_unreadable_or_half_given_certificate_is_a_clear_error() {
 
 /// Asks `name` over DoQ (RFC 9250) with hickory-net's QUIC client, trusting only the
 /// appliance's self-signed certificate (read from its data directory) for `localhost`.
-fn ask_quic(addr: SocketAddr, certificate: &Path, name: &str, rtype: RecordType) -> Message {
+pub(crate) fn ask_quic(
+    addr: SocketAddr,
+    certificate: &Path,
+    name: &str,
+    rtype: RecordType,
+) -> Message {
     use futures_util::StreamExt;
     use hickory_net::quic::QuicClientStream;
     use hickory_net::xfer::DnsRequestSender;

@@ -54,6 +54,11 @@
 //!   offline too.
 //! - [`transfers_out`]: a real Knot as the secondary of outpost and of a cluster:
 //!   AXFR, IXFR woken by NOTIFY, TSIG; transfers refused unsigned or with a wrong key.
+//! - [`docs`]: Lite clients with `--docs` keeping each other current through an export,
+//!   the cluster gone; a forged author's entries counted and refused.
+//! - [`satellite`]: `serve --satellite`: answers, writes refused, offline restarts, a
+//!   ticket whose giver was killed, DoT/DoH/DoQ and rate limiting, `/metrics` and
+//!   `/v1/querylog`.
 //! - [`systemd`]: readiness, watchdog and stop notifications, SIGHUP reload without a
 //!   failed query, the root refusal, `outpost-lite run --token-file`.
 

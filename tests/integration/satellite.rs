@@ -229,3 +229,68 @@ fn a_ticket_names_every_node_so_a_satellite_starts_with_its_giver_gone() {
     wait_for_a(&satellite, "late.example.internal.", &["10.0.0.77"]);
     wait_for_a(&satellite, "www.example.internal.", &["10.0.0.10"]);
 }
+
+#[test]
+fn a_satellite_answers_over_tls_https_and_quic_and_limits_a_udp_burst() {
+    let cluster =
+        Appliance::start_with_args(&default_config(), &["--export-listen", "127.0.0.1:0"]);
+    let ticket = create_export(&cluster, "kiosk", "example.internal.");
+    let config = format!(
+        "[dns]\nallow_recursion = []\ntls_listen = \"127.0.0.1:0\"\nhttps_listen = \"127.0.0.1:0\"\n\
+         quic_listen = \"127.0.0.1:0\"\n\n[dns.rate_limit]\nresponses_per_second = 10\nslip = 2\n\n\
+         [forward]\nupstreams = [\"{}\"]\n",
+        outpost_tests::unused_upstream()
+    );
+    let satellite = satellite(&ticket, &config);
+    wait_for_a(&satellite, "www.example.internal.", &["10.0.0.10"]);
+
+    // The export's names over DoT, DoH and DoQ, as over UDP.
+    for (key, transport) in [("dns_tls", "+tls"), ("dns_https", "+https")] {
+        let (status, answers) = crate::encrypted::kdig(
+            satellite.listener(key),
+            &[transport],
+            "www.example.internal.",
+            "A",
+        );
+        assert_eq!(status, "NOERROR", "{transport}");
+        assert!(
+            answers.len() == 1 && answers[0].ends_with("IN A 10.0.0.10"),
+            "{transport}: {answers:?}"
+        );
+    }
+    let over_quic = crate::encrypted::ask_quic(
+        satellite.listener("dns_quic"),
+        &satellite.data_dir().join("dns-tls.pem"),
+        "www.example.internal.",
+        RecordType::A,
+    );
+    assert_eq!(
+        outpost_tests::answers_of(&over_quic, RecordType::A),
+        ["10.0.0.10"],
+        "{}",
+        describe(&over_quic)
+    );
+
+    // A burst from one source over UDP: the allowance answered, the rest slipped or
+    // dropped, as on a member.
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(1)))
+        .unwrap();
+    let ask = outpost_tests::Ask::new("www.example.internal.", RecordType::A);
+    for id in 0..200 {
+        socket
+            .send_to(&ask.to_bytes(id), satellite.dns_addr())
+            .unwrap();
+    }
+    let mut answers = 0;
+    let mut buffer = [0u8; 1232];
+    while socket.recv(&mut buffer).is_ok() {
+        answers += 1;
+    }
+    let dropped = satellite.metric("outpost_dns_rate_limit_dropped_total");
+    assert!(
+        answers < 200 && dropped > 0.0,
+        "{answers} answers, {dropped} dropped"
+    );
+}

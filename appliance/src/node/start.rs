@@ -264,7 +264,7 @@ async fn prepare(config: &Config, store: &Store) -> Result<Listeners, NodeError>
 
 /// The encrypted listeners bound and, when any is on, their certificate (its pin
 /// logged, as the sync endpoint's is).
-async fn prepare_encrypted(
+pub(crate) async fn prepare_encrypted(
     config: &Config,
 ) -> Result<(EncryptedSockets, Option<DnsCertificate>), NodeError> {
     let addrs = config.encrypted.addrs;
