@@ -5,15 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rustup show active-toolchain >/dev/null   # installs the toolchain of rust-toolchain.toml if missing
-# The partition tests cut Raft traffic on loopback with iptables (as root); the
-# encrypted DNS tests ask with kdig (knot-dnsutils) over TLS and HTTPS, and curl; the
-# zone interop test checks our exports with BIND's named-checkzone (bind9-utils) and
-# Knot's kzonecheck (knot-dnssecutils); the zone transfer tests run Knot itself (knot) as
-# a secondary; the console's browser tests drive Chromium (chromium) through ChromeDriver
-# (chromium-driver).
+# The partition tests cut Raft traffic on loopback with iptables (as root); the cookie,
+# console and split-DNS tests ask with dig (bind9-dnsutils); the encrypted DNS tests ask
+# with kdig (knot-dnsutils) over TLS and HTTPS, and curl; the zone interop test checks
+# our exports with BIND's named-checkzone (bind9-utils) and Knot's kzonecheck
+# (knot-dnssecutils); the zone transfer tests run Knot itself (knot) as a secondary; the
+# console's browser tests drive Chromium (chromium) through ChromeDriver (chromium-driver).
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo=sudo
-for needed in iptables:iptables kdig:knot-dnsutils curl:curl named-checkzone:bind9-utils kzonecheck:knot-dnssecutils knotd:knot chromium:chromium chromedriver:chromium-driver; do
+for needed in iptables:iptables dig:bind9-dnsutils kdig:knot-dnsutils curl:curl named-checkzone:bind9-utils kzonecheck:knot-dnssecutils knotd:knot chromium:chromium chromedriver:chromium-driver; do
   command -v "${needed%%:*}" >/dev/null && continue
   package="${needed#*:}"
   echo "test: installing $package with apt-get"
