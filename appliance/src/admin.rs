@@ -24,7 +24,8 @@
 //!   removed.
 //! - [`cluster`]: `/v1/cluster…`: join invites, cluster status, retiring a node; and the
 //!   read view of listings (`?consistency=local|linearizable`).
-//! - [`satellite`]: a satellite's admin API: `/v1/status`, every other `/v1` refused.
+//! - [`satellite`]: a satellite's admin API: `/metrics`, `/v1/status`, `/v1/querylog…`;
+//!   every other `/v1` refused.
 //! - [`querylog`]: `/v1/querylog…`: this node's recent queries and per-minute aggregates.
 //! - [`transform`]: record-transform plugins over the records of a write.
 //! - [`presentation`]: records as master-file text, for export and listings.

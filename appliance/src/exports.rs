@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::node::NodeError;
 use crate::store::{
-    CommitObserver, NODE_KEY_FILE_NAME, StateEvent, Store, load_or_create_node_key,
+    CommitObserver, NODE_KEY_FILE_NAME, StateEvent, Store, WriteError, load_or_create_node_key,
 };
 
 /// How long the writer waits after a failed write before it tries again.
@@ -200,32 +200,48 @@ async fn run(
 async fn keep_recorded(store: Store, peer: Option<ExportPeer>, shutdown: CancellationToken) {
     let node_id = store.node_id();
     loop {
-        let zones = store.zones();
-        let held = zones.export_peers().find(|(node, _)| *node == node_id);
-        let wait = match (held.map(|(_, held)| held), &peer) {
-            (None, None) => return,
-            (held, wanted) if held == wanted.as_ref() => RECORD_CHECK,
-            _ => {
-                let command = Command::SetExportPeer {
-                    node_id,
-                    peer: peer.clone(),
-                };
-                match store.write(command).await {
+        let wait = if needs_record(&store, node_id, peer.as_ref()) {
+            let command = Command::SetExportPeer {
+                node_id,
+                peer: peer.clone(),
+            };
+            tokio::select! {
+                result = store.write(command) => match result {
                     Ok(written) => {
-                        tracing::info!(index = written.index, endpoint = ?peer.as_ref().map(|peer| &peer.addrs), "export endpoint recorded");
+                        let endpoint = peer.as_ref().map(|peer| &peer.addrs);
+                        tracing::info!(index = written.index, ?endpoint, "export endpoint recorded");
+                        RECORD_CHECK
+                    }
+                    // Committed, or perhaps committed, but not applied here yet: look
+                    // again once this node has caught up, rather than write it twice.
+                    Err(error @ (WriteError::NotAppliedHere { .. } | WriteError::Timeout { .. })) => {
+                        tracing::debug!(%error, "export endpoint perhaps recorded; checking later");
                         RECORD_CHECK
                     }
                     Err(error) => {
                         tracing::debug!(%error, "export endpoint not recorded yet; trying again");
                         RECORD_RETRY
                     }
-                }
+                },
+                () = shutdown.cancelled() => return,
             }
+        } else {
+            RECORD_CHECK
         };
-        drop(zones);
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = shutdown.cancelled() => return,
         }
     }
+}
+
+/// Whether the state's record of this node's export endpoint differs from `peer`, while
+/// this node is a member (one being removed must not record itself again).
+fn needs_record(store: &Store, node_id: u64, peer: Option<&ExportPeer>) -> bool {
+    let zones = store.zones();
+    let held = zones
+        .export_peers()
+        .find(|(node, _)| *node == node_id)
+        .map(|(_, held)| held);
+    held != peer && store.members().iter().any(|member| member.id == node_id)
 }

@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use outpost_dns::server::encrypted::cert::{CertResolver, DnsCertificate};
 use outpost_dns::server::encrypted::{EncryptedAddrs, EncryptedSockets};
+use outpost_dns::server::{DRAIN_DEADLINE, stop_and_drain};
 use outpost_lite::config::LiteConfig;
 use outpost_lite::lite::LiteClient;
 use tokio::net::TcpListener;
@@ -85,8 +86,10 @@ impl Satellite {
         let encrypted_addrs = match spawn_encrypted(encrypted, &lite, (&shutdown, &tracker)) {
             Ok(addrs) => addrs,
             Err(error) => {
-                shutdown.cancel();
-                lite.shutdown().await?;
+                stop_and_drain(&shutdown, &tracker, DRAIN_DEADLINE, "encrypted DNS").await;
+                if let Err(stop) = lite.shutdown().await {
+                    tracing::warn!(error = %stop, "the replica did not stop cleanly");
+                }
                 return Err(error);
             }
         };
@@ -136,10 +139,11 @@ impl Satellite {
             .with_context(|| format!("cannot write {}", path.display()))
     }
 
-    /// Stops the admin API, then the replica, DNS and the export's sync.
+    /// Stops the admin API and DoT, DoH and DoQ (their in-flight work given
+    /// [`DRAIN_DEADLINE`]), then the replica, DNS and the export's sync.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        self.tracker.wait().await;
+        let what = "admin and encrypted DNS";
+        stop_and_drain(&self.shutdown, &self.tracker, DRAIN_DEADLINE, what).await;
         self.lite.shutdown().await?;
         Ok(())
     }

@@ -7,7 +7,9 @@ use hickory_proto::rr::RecordType;
 use outpost_export::ExportTicket;
 use outpost_tests::cluster::{CLUSTER_WAIT, leader, start_cluster};
 use outpost_tests::lite::SYNC_DEADLINE;
-use outpost_tests::{Appliance, create_export, default_config, describe, query_udp, wait_until};
+use outpost_tests::{
+    Appliance, create_export, default_config, describe, parse_metric, query_udp, wait_until,
+};
 
 /// A satellite of the export `ticket`, with its own data directory.
 fn satellite(ticket: &str, config: &str) -> Appliance {
@@ -39,7 +41,13 @@ fn a_satellite_serves_the_export_takes_changes_and_keeps_answering_offline() {
     cluster.cli_ok(["record", "add", "secret.private.internal.", "A", "10.9.9.9"]);
     let ticket = create_export(&cluster, "field-kit", "example.internal.");
 
-    let mut satellite = satellite(&ticket, &default_config());
+    let mut satellite = satellite(
+        &ticket,
+        &format!(
+            "{}\n[query_log]\ncapacity = 500\nanonymize_clients = true\n",
+            default_config()
+        ),
+    );
     wait_for_a(&satellite, "www.example.internal.", &["10.0.0.10"]);
     let secret = query_udp(
         satellite.dns_addr(),
@@ -80,33 +88,34 @@ fn a_satellite_serves_the_export_takes_changes_and_keeps_answering_offline() {
     assert_eq!(code, 403, "{body}");
 
     // What a member's operator watches, a satellite shows too: the queries it answered
-    // (with a member's search parameters and refusals) and its counters.
+    // (with a member's search parameters, refusals and token, under its [query_log]) and
+    // its counters.
     let (code, found) = satellite.api_json("GET", "/v1/querylog?name=vpn.example&type=A", None);
     assert_eq!(code, 200, "{found}");
-    let names: Vec<&str> = found["records"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|record| record["name"].as_str())
-        .collect();
-    assert!(
-        !names.is_empty()
-            && names
-                .iter()
-                .all(|name| name.starts_with("vpn.example.internal")),
-        "{found}"
-    );
+    assert_eq!(found["capacity"], 500, "{found}");
+    let records = found["records"].as_array().cloned().unwrap_or_default();
+    assert!(!records.is_empty(), "{found}");
+    for record in &records {
+        assert_eq!(record["name"], "vpn.example.internal.", "{found}");
+        assert_eq!(record["client"], "127.0.0.0", "anonymized: {found}");
+    }
     let (code, body) = satellite.api("GET", "/v1/querylog?type=NOPE", None);
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("type"), "{body}");
-    let answered = satellite.metric(r#"outpost_dns_queries_total{protocol="udp",rcode="NOERROR"}"#);
+    for path in ["/v1/querylog", "/v1/querylog/stats"] {
+        let (code, body) = satellite.api_with("GET", path, None, None, None);
+        assert_eq!(code, 401, "{path} without the token: {body}");
+    }
+    let (code, text) = satellite.api("GET", "/metrics", None);
+    assert_eq!(code, 200, "{text}");
+    let sample = |name: &str| {
+        parse_metric(&text, name).unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+    };
+    let answered = sample(r#"outpost_dns_queries_total{protocol="udp",rcode="NOERROR"}"#);
     assert!(answered >= 2.0, "{answered} NOERROR answers over UDP");
-    assert_eq!(satellite.metric("outpost_lite_docs_synced"), 1.0);
-    assert!(satellite.metric("outpost_lite_docs_head") > 0.0);
-    assert_eq!(
-        satellite.metric("outpost_lite_docs_foreign_entries_total"),
-        0.0
-    );
+    assert_eq!(sample("outpost_lite_docs_synced"), 1.0);
+    assert!(sample("outpost_lite_docs_head") > 0.0);
+    assert_eq!(sample("outpost_lite_docs_foreign_entries_total"), 0.0);
 
     // The cluster stops: the satellite answers on; killed and restarted offline, too.
     assert!(cluster.terminate().is_some());

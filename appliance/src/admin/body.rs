@@ -144,7 +144,8 @@ pub struct ExportStatus {
 pub struct ExportBody {
     pub name: String,
     pub zones: Vec<String>,
-    /// The read-only ticket naming this node's export endpoint (`outpost-export-v1:…`);
+    /// The read-only ticket (`outpost-export-v1:…`), naming this node's export endpoint,
+    /// then the other members' that serve exports;
     /// `null` when this node has none (then `ticket_unavailable` says why).
     pub ticket: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -23,7 +23,8 @@ pub enum ExportCommand {
     },
     /// List the exports and their zones
     List,
-    /// Print an export's read-only ticket, naming the node asked
+    /// Print an export's read-only ticket, naming the node asked first, then every other
+    /// node that serves exports
     Ticket { name: String },
     /// Remove an export: no node writes or serves its document any more
     Rm { name: String },

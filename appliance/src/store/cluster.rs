@@ -203,9 +203,10 @@ impl Store {
             .ok_or(MembershipError::NoSuchNode(id))?;
         if !member.voter {
             self.retire(id).await?;
-            return self
-                .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])))
-                .await;
+            self.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])))
+                .await?;
+            self.forget_export_endpoint(id).await;
+            return Ok(());
         }
         let left: Vec<u64> = members
             .iter()
@@ -235,7 +236,25 @@ impl Store {
         }
         self.retire(id).await?;
         tracing::info!(node_id = id, voters_left = ?left, "removing a voter");
-        self.remove_voters(BTreeSet::from([id])).await
+        self.remove_voters(BTreeSet::from([id])).await?;
+        self.forget_export_endpoint(id).await;
+        Ok(())
+    }
+
+    /// Drops the export endpoint node `id` recorded, once it has left: `RetireNode` drops
+    /// it too, but the node, a member until the change, may have recorded it again since.
+    /// Best effort: tickets name members only either way.
+    async fn forget_export_endpoint(&self, id: u64) {
+        if !self.zones().export_peers().any(|(node, _)| node == id) {
+            return;
+        }
+        let command = Command::SetExportPeer {
+            node_id: id,
+            peer: None,
+        };
+        if let Err(error) = self.write(command).await {
+            tracing::debug!(node_id = id, %error, "the removed node's export endpoint stays recorded");
+        }
     }
 
     /// Forgets the join invites node `id` used, before it leaves: retired means retired,

@@ -59,20 +59,6 @@ pub enum CommandError {
     #[error("a Lite token must name at least one zone")]
     TokenWithoutZones,
     #[error(
-        "export name {name:?} is not valid (use 1 to {MAX_TOKEN_NAME} of a-z, 0-9, '-' and '.')"
-    )]
-    InvalidExportName { name: String },
-    #[error("an export named {name} already exists (remove it first)")]
-    ExportExists { name: String },
-    #[error("no export is named {name}")]
-    NoSuchExport { name: String },
-    #[error("an export must name at least one zone")]
-    ExportWithoutZones,
-    #[error("the cluster has {max} exports, the most it keeps (remove one first)")]
-    TooManyExports { max: usize },
-    #[error("an export endpoint is recorded with 1 to {max} addresses, not {count}")]
-    ExportPeerAddrs { count: usize, max: usize },
-    #[error(
         "plugin name {name:?} is not valid (use 1 to {MAX_PLUGIN_NAME} of a-z, 0-9, '-' and '_')"
     )]
     InvalidPluginName { name: String },
@@ -129,4 +115,18 @@ pub enum CommandError {
     },
     #[error("{0}")]
     BadSource(String),
+    #[error(
+        "export name {name:?} is not valid (use 1 to {MAX_TOKEN_NAME} of a-z, 0-9, '-' and '.')"
+    )]
+    InvalidExportName { name: String },
+    #[error("an export named {name} already exists (remove it first)")]
+    ExportExists { name: String },
+    #[error("no export is named {name}")]
+    NoSuchExport { name: String },
+    #[error("an export must name at least one zone")]
+    ExportWithoutZones,
+    #[error("the cluster has {max} exports, the most it keeps (remove one first)")]
+    TooManyExports { max: usize },
+    #[error("an export endpoint is recorded with 1 to {max} addresses, not {count}")]
+    ExportPeerAddrs { count: usize, max: usize },
 }

@@ -130,9 +130,12 @@ fn a_whole_model_written_into_cleared_tables_loads_back_as_itself() {
     let (zones, _file, db) = write_through(&[
         zone_command("site.internal.", 50),
         zone_command("lab.internal.", 5),
+        export_peer(1),
+        export_peer(2),
     ]);
     // Another state in place of this one, as a snapshot install writes it.
-    let (other, _other_file, _other_db) = write_through(&[zone_command("branch.internal.", 7)]);
+    let (other, _other_file, _other_db) =
+        write_through(&[zone_command("branch.internal.", 7), export_peer(3)]);
     let txn = begin_durable_write(&db).unwrap();
     {
         let mut tables = StateTables::open(&txn).unwrap();
@@ -143,6 +146,18 @@ fn a_whole_model_written_into_cleared_tables_loads_back_as_itself() {
     let back = loaded(&db);
     assert_eq!(back.to_changes(), other.to_changes());
     assert_ne!(back.to_changes(), zones.to_changes());
+    let peers: Vec<u64> = back.export_peers().map(|(node, _)| node).collect();
+    assert_eq!(peers, [3], "cleared, then written whole");
+}
+
+fn export_peer(node_id: u8) -> Command {
+    Command::SetExportPeer {
+        node_id: node_id.into(),
+        peer: Some(ExportPeer {
+            id: [node_id; 32],
+            addrs: vec![([192, 0, 2, node_id], 7470).into()],
+        }),
+    }
 }
 
 #[test]
