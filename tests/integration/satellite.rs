@@ -240,12 +240,12 @@ fn a_ticket_names_every_node_so_a_satellite_starts_with_its_giver_gone() {
 }
 
 #[test]
-fn a_satellite_answers_over_tls_https_and_quic_and_limits_a_udp_burst() {
+fn a_satellite_answers_over_tls_https_and_quic_takes_the_dns_settings_and_limits_a_burst() {
     let cluster =
         Appliance::start_with_args(&default_config(), &["--export-listen", "127.0.0.1:0"]);
     let ticket = create_export(&cluster, "kiosk", "example.internal.");
     let config = format!(
-        "[dns]\nallow_recursion = []\ntls_listen = \"127.0.0.1:0\"\nhttps_listen = \"127.0.0.1:0\"\n\
+        "[dns]\nallow_recursion = []\nfull_any_over_tcp = true\ntls_listen = \"127.0.0.1:0\"\nhttps_listen = \"127.0.0.1:0\"\n\
          quic_listen = \"127.0.0.1:0\"\n\n[dns.rate_limit]\nresponses_per_second = 10\nslip = 2\n\n\
          [forward]\nupstreams = [\"{}\"]\n",
         outpost_tests::unused_upstream()
@@ -278,6 +278,20 @@ fn a_satellite_answers_over_tls_https_and_quic_and_limits_a_udp_burst() {
         ["10.0.0.10"],
         "{}",
         describe(&over_quic)
+    );
+
+    // `full_any_over_tcp`, as on a member: every RRset of the name over TCP.
+    let any = outpost_tests::ask_tcp(
+        satellite.dns_addr(),
+        &outpost_tests::Ask::new("www.example.internal.", RecordType::ANY),
+    );
+    let mut types: Vec<RecordType> = any.answers.iter().map(|r| r.record_type()).collect();
+    types.sort_unstable();
+    assert_eq!(
+        types,
+        [RecordType::A, RecordType::AAAA],
+        "{}",
+        describe(&any)
     );
 
     // A burst from one source over UDP: the allowance answered, the rest slipped or
