@@ -26,7 +26,7 @@ fn config(allow_recursion: &str) -> String {
 }
 
 /// Sends the burst over UDP and sorts the answers that came: (full, truncated).
-fn burst(appliance: &Appliance) -> (u16, u16) {
+pub(crate) fn burst(appliance: &Appliance) -> (u16, u16) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.set_read_timeout(Some(SILENCE)).unwrap();
     let ask = Ask::new("www.example.internal.", RecordType::A);
